@@ -1,0 +1,47 @@
+"""fsck and gc: checking and tidying the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from . import output
+from .repo import JsonOpt
+from .session import client
+
+app = typer.Typer()
+
+
+@app.command("fsck")
+def fsck(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Rehash every object and check every reference; exit 1 if anything is wrong."""
+    report = client(ctx).fsck()
+    if json:
+        output.as_json(report)
+    else:
+        for problem in report.problems:
+            typer.echo(problem)
+        typer.echo(
+            f"checked {report.objects_checked} objects and {report.commits_checked} commits: "
+            + ("no problems" if report.ok else f"{len(report.problems)} problem(s)")
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("gc")
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only report what would be removed.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Remove objects that no commit references (and leftovers of interrupted writes)."""
+    report = client(ctx).gc(dry_run=dry_run)
+    if json:
+        return output.as_json(report)
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(
+        f"{verb} {report.removed_objects} objects ({output.size(report.removed_bytes)}) and "
+        f"{report.removed_temp_files} temporary files; {report.kept_objects} objects in use"
+    )

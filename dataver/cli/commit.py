@@ -1,0 +1,82 @@
+"""start-commit, finish-commit, list-commit, inspect-commit, delete-commit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..models import CommitInfo
+from . import output
+from .repo import JsonOpt
+from .session import client, required_ref, target
+
+app = typer.Typer()
+COMMIT = "REPO REF or REPO@REF (a branch, commit id or prefix, branch^N)"
+Address = Annotated[list[str], typer.Argument(help=COMMIT, show_default=False)]
+Message = Annotated[str | None, typer.Option("--message", "-m", help="Description of the commit.")]
+
+
+@app.command("start-commit")
+def start_commit(
+    ctx: typer.Context,
+    address: Address,
+    parent: Annotated[str | None, typer.Option("--parent", "-p", help="Commit to start from.")] = None,
+    message: Message = None,
+) -> None:
+    """Open a commit on a branch; put-file to the branch writes into it until finish-commit."""
+    t = target(address, what=COMMIT)
+    info = client(ctx).start_commit(t.repo, required_ref(t).base, parent, message or "")
+    typer.echo(info.id)
+
+
+@app.command("finish-commit")
+def finish_commit(ctx: typer.Context, address: Address, message: Message = None) -> None:
+    """Finish an open commit, making its files visible to readers of the branch."""
+    t = target(address, what=COMMIT)
+    client(ctx).finish_commit(t.repo, required_ref(t), message)
+
+
+@app.command("delete-commit")
+def delete_commit(ctx: typer.Context, address: Address) -> None:
+    """Delete an open commit; its branch goes back to the parent."""
+    t = target(address, what=COMMIT)
+    client(ctx).delete_commit(t.repo, required_ref(t))
+
+
+@app.command("list-commit")
+def list_commit(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help="REPO, REPO BRANCH or REPO@BRANCH", show_default=False)],
+    number: Annotated[int | None, typer.Option("-n", "--number", help="Show at most N commits.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List commits, newest first (a branch's history, or the whole repo)."""
+    t = target(address, what="REPO[@BRANCH]", ref=False)
+    commits = client(ctx).list_commits(t.repo, t.ref.base if t.ref else None, number)
+    if json:
+        return output.as_json(commits)
+    output.table(
+        ["REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "DESCRIPTION"],
+        [(c.repo, c.branch or "-", c.id, output.ago(c.finished) if c.finished else "open",
+          output.size(c.size), c.description) for c in commits],
+    )
+
+
+def show_commit(info: CommitInfo) -> None:
+    output.fields([
+        ("Commit", f"{info.repo}@{info.id}"), ("Branch", info.branch), ("Parent", info.parent),
+        ("State", info.state), ("Origin", info.origin), ("Description", info.description),
+        ("Started", output.ago(info.started)), ("Finished", output.ago(info.finished)),
+        ("Size", output.size(info.size)), ("Provenance", info.provenance),
+    ])
+
+
+@app.command("inspect-commit")
+def inspect_commit(ctx: typer.Context, address: Address, json: JsonOpt = False) -> None:
+    """Show a commit: id, parent, branch, times, size and provenance."""
+    t = target(address, what=COMMIT)
+    info = client(ctx).inspect_commit(t.repo, required_ref(t))
+    if json:
+        return output.as_json(info)
+    show_commit(info)

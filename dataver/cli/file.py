@@ -1,0 +1,154 @@
+"""put-file, get-file, list-file, glob-file, inspect-file, diff-file, delete-file, copy-file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import InvalidArgument
+from ..models import FileInfo
+from ..names import parse_address
+from . import output
+from .repo import JsonOpt
+from .session import client, required_ref, target
+
+app = typer.Typer()
+FILE = "REPO REF PATH or REPO@REF:PATH"
+Address = Annotated[list[str], typer.Argument(help=FILE, show_default=False)]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Work on a whole directory.")]
+
+
+def _file_rows(files: list[FileInfo]) -> None:
+    output.table(["NAME", "TYPE", "SIZE"], [(f.path, f.type, output.size(f.size)) for f in files])
+
+
+@app.command("put-file")
+def put_file(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help="REPO BRANCH [PATH] or REPO@BRANCH[:PATH]", show_default=False)],
+    source: Annotated[str, typer.Option("--file", "-f", help="Host file, directory (with -r) or - for stdin.")],
+    recursive: Recursive = False,
+    append: Annotated[bool, typer.Option("--append", "-a", help="Append to the file instead of overwriting it.")] = False,
+    message: Annotated[str, typer.Option("--message", "-m", help="Description of the commit.")] = "",
+) -> None:
+    """Put a file or directory into a branch (its own commit) or into the branch's open commit."""
+    t = target(address, what="REPO BRANCH [PATH]")
+    data = sys.stdin.buffer if source == "-" else source
+    client(ctx).put_file(t.repo, required_ref(t), t.path, source=data, recursive=recursive, append=append,
+                         message=message)
+
+
+@app.command("get-file")
+def get_file(
+    ctx: typer.Context,
+    address: Address,
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (a folder with -r).")] = None,
+    recursive: Recursive = False,
+) -> None:
+    """Print a file's bytes (verified against its hash), or save it or a directory with -o."""
+    t = target(address, what=FILE, path=not recursive)
+    c = client(ctx)
+    if out is not None:
+        c.get_file_to_path(t.repo, required_ref(t), t.path or "", out, recursive=recursive)
+    elif recursive:
+        raise InvalidArgument("get-file -r needs -o DIR to say where the directory goes")
+    else:
+        c.get_file_to(t.repo, required_ref(t), t.path or "", sys.stdout.buffer)
+
+
+@app.command("list-file")
+def list_file(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help="REPO REF [PATH] or REPO@REF[:PATH]", show_default=False)],
+    json: JsonOpt = False,
+) -> None:
+    """List a directory of a commit (the root by default)."""
+    t = target(address, what="REPO REF [PATH]")
+    files = client(ctx).list_files(t.repo, required_ref(t), t.path or "")
+    if json:
+        return output.as_json(files)
+    _file_rows(files)
+
+
+@app.command("glob-file")
+def glob_file(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help="REPO REF PATTERN or REPO@REF:PATTERN", show_default=False)],
+    json: JsonOpt = False,
+) -> None:
+    """List the files and directories a glob pattern matches (as a pipeline input would)."""
+    t = target(address, what="REPO REF PATTERN", path=True)
+    files = client(ctx).glob_files(t.repo, required_ref(t), "/" + (t.path or ""))
+    if json:
+        return output.as_json(files)
+    _file_rows(files)
+
+
+@app.command("inspect-file")
+def inspect_file(ctx: typer.Context, address: Address, json: JsonOpt = False) -> None:
+    """Show a file's type, size, content hash and the commit that last changed it."""
+    t = target(address, what=FILE, path=True)
+    info = client(ctx).inspect_file(t.repo, required_ref(t), t.path or "")
+    if json:
+        return output.as_json(info)
+    output.fields([
+        ("Path", info.path), ("Type", info.type), ("Size", output.size(info.size)), ("Hash", f"sha256:{info.hash}"),
+        ("Commit", f"{info.repo}@{info.commit}"), ("Last changed in", f"{info.repo}@{info.committed}"),
+    ])
+
+
+@app.command("diff-file")
+def diff_file(
+    ctx: typer.Context,
+    address: Annotated[
+        list[str],
+        typer.Argument(help="NEW [OLD] as REPO@REF[:PATH], or REPO NEW_REF [OLD_REF]", show_default=False),
+    ],
+    json: JsonOpt = False,
+) -> None:
+    """Files added, modified and deleted between two commits (default: a commit and its parent)."""
+    if "@" in address[0]:
+        if len(address) > 2:
+            raise InvalidArgument("diff-file takes NEW [OLD], each as REPO@REF[:PATH]")
+        new = parse_address(address[0])
+        old = parse_address(address[1]) if len(address) > 1 else None
+        if new.ref is None or (old is not None and old.ref is None):
+            raise InvalidArgument("diff-file needs REPO@REF for each commit")
+        repo, new_ref, path = new.repo, new.ref, new.path or ""
+        old_repo, old_ref = (old.repo, old.ref) if old is not None else (None, None)
+    else:
+        t = target(address[:2], what="REPO NEW_REF [OLD_REF]")
+        if len(address) > 3:
+            raise InvalidArgument("diff-file takes REPO NEW_REF [OLD_REF]")
+        repo, new_ref, path, old_repo = t.repo, required_ref(t), "", None
+        old_ref = target([address[0], address[2]], what="REPO OLD_REF").ref if len(address) > 2 else None
+    changes = client(ctx).diff_files(repo, new_ref, old_ref, path, old_repo=old_repo)
+    if json:
+        return output.as_json(changes)
+    output.table(
+        ["CHANGE", "NAME", "OLD SIZE", "NEW SIZE"],
+        [(d.change, d.path, output.size(d.old_size), output.size(d.new_size)) for d in changes],
+    )
+
+
+@app.command("delete-file")
+def delete_file(ctx: typer.Context, address: Address, recursive: Recursive = False) -> None:
+    """Delete a file (or a directory with -r) in a new commit or the branch's open commit."""
+    t = target(address, what=FILE, path=not recursive)
+    client(ctx).delete_file(t.repo, required_ref(t), t.path or "", recursive=recursive)
+
+
+@app.command("copy-file")
+def copy_file(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="REPO@REF:PATH to copy from", show_default=False)],
+    dest: Annotated[str, typer.Argument(help="REPO@BRANCH:PATH to copy to", show_default=False)],
+) -> None:
+    """Copy a file or directory between repos or branches without copying bytes."""
+    src, dst = parse_address(source), parse_address(dest)
+    if src.ref is None or src.path is None or dst.ref is None:
+        raise InvalidArgument("copy-file takes SOURCE and DEST as REPO@REF:PATH")
+    client(ctx).copy_file(src.repo, src.ref, src.path, dst.repo, dst.ref, dst.path or "")

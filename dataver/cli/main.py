@@ -1,0 +1,80 @@
+"""The `dataver` command: a thin skin over `dataver.Client`.
+
+Errors never show a traceback: a `DataverError` or a usage mistake becomes one line on
+stderr and a non-zero exit code (1 for a refused operation, 2 for malformed input).
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+try:  # typer 0.29+ ships its own copy of click; older versions use click itself.
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException
+
+from ..errors import DataverError
+from . import admin, branch, commit, file, repo
+from .session import Session
+
+app = typer.Typer(
+    name="dataver",
+    help="Git for data, with pipelines that run by themselves.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", envvar="DATAVER_ROOT", help="The store's folder (default ~/.dataver).", show_default=False),
+    ] = None,
+) -> None:
+    ctx.obj = Session(root)
+
+
+for module in (repo, branch, commit, file, admin):
+    app.add_typer(module.app)
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"dataver: error: {message}\n")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code (and exits with it)."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="dataver", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        code = _fail("aborted", 130)
+    except ClickException as exc:
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) else "dataver"
+        code = _fail(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code)
+    except DataverError as exc:
+        code = _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        code = _fail("interrupted", 130)
+    except BrokenPipeError:
+        code = 0
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            code = _fail(f"no space left on device ({exc.filename or 'the store'}): free some space and retry", 1)
+        else:
+            code = _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", 1)
+    sys.exit(code)

@@ -1,0 +1,82 @@
+"""How the CLI prints: pachctl-style tables, `--json`, human sizes and times."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import humanize
+
+
+def size(n: int | None) -> str:
+    """4505 -> '4.4 KiB' (binary units, as pachctl shows sizes)."""
+    if n is None:
+        return "-"
+    return f"{n} B" if n < 1024 else humanize.naturalsize(n, binary=True)
+
+
+def ago(ts: float | None) -> str:
+    """A timestamp as '39 seconds ago'."""
+    if ts is None:
+        return "-"
+    return humanize.naturaltime(datetime.fromtimestamp(ts), when=datetime.fromtimestamp(time.time()))
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as '1 second', '3 minutes' (pachctl's DURATION column)."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return "less than a second"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} second{'s' if whole != 1 else ''}"
+    return humanize.naturaldelta(seconds)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Left-aligned columns separated by two spaces, header first; never wrapped."""
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for header in headers:
+        grid.add_column(header, no_wrap=True)
+    for row in rows:
+        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    console = Console(width=100_000, markup=False, highlight=False, emoji=False)
+    with console.capture() as captured:
+        console.print(grid)
+    sys.stdout.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")
+
+
+def fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    """`Key: value` lines, as pachctl's inspect commands print."""
+    for key, value in pairs:
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value) if value else "-"
+        sys.stdout.write(f"{key}: {'-' if value is None or value == '' else value}\n")
+
+
+def as_json(data: Any) -> None:
+    """Print `data` (a dataclass with to_dict, a list of them, or plain values) as indented JSON."""
+
+    def convert(item: Any) -> Any:
+        if hasattr(item, "to_dict"):
+            return item.to_dict()
+        if isinstance(item, list):
+            return [convert(i) for i in item]
+        if isinstance(item, dict):
+            return {k: convert(v) for k, v in item.items()}
+        return item
+
+    sys.stdout.write(json.dumps(convert(data), indent=2) + "\n")
+
+
+def note(message: str) -> None:
+    """A line for the user that is not the command's data: it goes to stderr."""
+    sys.stderr.write(message + "\n")

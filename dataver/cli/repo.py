@@ -1,0 +1,57 @@
+"""create-repo, list-repo, inspect-repo, delete-repo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from . import output
+from .session import client
+
+app = typer.Typer()
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (shape documented in docs/json.md).")]
+
+
+@app.command("create-repo")
+def create_repo(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str, typer.Option("--description", "-d", help="What the repo holds.")] = "",
+) -> None:
+    """Create a repo to hold versioned data."""
+    client(ctx).create_repo(name, description)
+
+
+@app.command("list-repo")
+def list_repo(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """List repos, newest first."""
+    repos = client(ctx).list_repos()
+    if json:
+        return output.as_json(repos)
+    output.table(
+        ["NAME", "CREATED", "SIZE", "DESCRIPTION"],
+        [(r.name, output.ago(r.created), output.size(r.size), r.description) for r in repos],
+    )
+
+
+@app.command("inspect-repo")
+def inspect_repo(ctx: typer.Context, name: str, json: JsonOpt = False) -> None:
+    """Show one repo: description, creation time, size of master, branches."""
+    info = client(ctx).inspect_repo(name)
+    if json:
+        return output.as_json(info)
+    output.fields([
+        ("Name", info.name), ("Description", info.description), ("Created", output.ago(info.created)),
+        ("Size of master", output.size(info.size)), ("Branches", info.branches),
+    ])
+
+
+@app.command("delete-repo")
+def delete_repo(
+    ctx: typer.Context,
+    name: str,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Delete even if pipelines read from it.")] = False,
+) -> None:
+    """Delete a repo with its branches and commits (objects are freed by `dataver gc`)."""
+    client(ctx).delete_repo(name, force=force)

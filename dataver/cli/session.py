@@ -1,0 +1,43 @@
+"""The CLI's per-invocation state: which store to open, opened only when a command needs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from ..client import Client
+from ..errors import InvalidArgument
+from ..names import CommitRef, Target, parse_target
+
+
+@dataclass
+class Session:
+    root: Path | None
+    _client: Client | None = field(default=None, repr=False)
+
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.root)
+        return self._client
+
+
+def client(ctx: typer.Context) -> Client:
+    """The Client for this invocation's store (`--root`, `$DATAVER_ROOT` or the default)."""
+    return ctx.find_object(Session).client()
+
+
+def target(args: list[str], *, what: str, ref: bool = True, path: bool = False) -> Target:
+    """Parse `REPO REF PATH` or `REPO@REF:PATH`, insisting on the parts the command needs."""
+    parsed = parse_target(args, what=what)
+    if ref and parsed.ref is None:
+        raise InvalidArgument(f"missing branch or commit: expected {what}")
+    if path and parsed.path is None:
+        raise InvalidArgument(f"missing path: expected {what}")
+    return parsed
+
+
+def required_ref(t: Target) -> CommitRef:
+    assert t.ref is not None
+    return t.ref

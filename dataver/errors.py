@@ -1,0 +1,49 @@
+"""One exception hierarchy for everything a user can cause.
+
+The CLI turns any `DataverError` into a single line on stderr and its `exit_code`;
+the messages therefore say what was wrong, where, and what to do next.
+"""
+
+
+class DataverError(Exception):
+    """Base of every error dataver raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidArgument(DataverError):
+    """A name, path, reference or option that is malformed."""
+
+    exit_code = 2
+
+
+class NotFound(DataverError):
+    """A repo, branch, commit, file, pipeline or job that does not exist."""
+
+
+class AlreadyExists(DataverError):
+    """Creating something whose name is taken."""
+
+
+class Conflict(DataverError):
+    """The request is well formed but the store's state does not allow it now."""
+
+
+class Ambiguous(DataverError):
+    """A commit prefix that matches more than one commit."""
+
+    exit_code = 2
+
+
+class Corruption(DataverError):
+    """An object whose bytes no longer match its hash, or that is missing."""
+
+
+class NoSpace(DataverError):
+    """The filesystem holding the store is full."""
+
+
+class SpecError(DataverError):
+    """A pipeline spec that cannot be parsed or validated."""
+
+    exit_code = 2

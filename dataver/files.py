@@ -1,0 +1,244 @@
+"""File operations on commits: put, get, list, glob, inspect, diff, delete and copy.
+
+Writes store their blobs first, outside any lock, then apply a small tree edit under the
+write lock (see `RepoStore.modify`). Reads verify every byte they hand out against its
+hash, so a damaged object fails loudly instead of returning wrong data.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import Conflict, InvalidArgument, NotFound
+from .globs import compile_glob
+from .models import CommitInfo, DiffEntry, FileInfo
+from .names import CommitRef, normalize_path
+from .objects import ObjectWriter, no_space
+from .repos import RepoStore
+from .store import Store
+from .trees import FILE, Entry, TreeEditor, join_path, split_path
+
+
+def _slash(path: str) -> str:
+    return "/" + path
+
+
+class FileStore:
+    """File-level operations over the commits a `RepoStore` resolves."""
+
+    def __init__(self, store: Store, repos: RepoStore) -> None:
+        self.store = store
+        self.repos = repos
+        self.trees = store.trees
+
+    # ---- writing -----------------------------------------------------------------------
+
+    def put_files(
+        self, repo: str, ref: CommitRef, sources: list[tuple[str, Path]], *, append: bool = False,
+        description: str = "",
+    ) -> CommitInfo:
+        """Put host files at repo paths (overwriting, or appending with `append`) in one commit."""
+        self.repos.require_repo(repo)
+        staged: list[tuple[str, Entry]] = []
+        with self.store.writing():
+            with self.store.objects.writer() as writer:
+                for dest, path in sources:
+                    try:
+                        oid, size = writer.add_file(path)
+                    except PermissionError:
+                        raise InvalidArgument(f"cannot read {path}: permission denied") from None
+                    staged.append((dest, Entry(FILE, oid, size)))
+            return self.repos.modify(repo, ref, self._placer(staged, append), description=description)
+
+    def put_stream(
+        self, repo: str, ref: CommitRef, dest: str, stream: BinaryIO, *, append: bool = False,
+        description: str = "",
+    ) -> CommitInfo:
+        """Put everything read from `stream` (e.g. stdin) at one repo path."""
+        dest = normalize_path(dest, allow_root=False)
+        self.repos.require_repo(repo)
+        with self.store.writing():
+            with self.store.objects.writer() as writer:
+                oid, size = writer.add_stream(stream)
+            placer = self._placer([(dest, Entry(FILE, oid, size))], append)
+            return self.repos.modify(repo, ref, placer, description=description)
+
+    def _placer(self, staged: list[tuple[str, Entry]], append: bool):
+        objects = self.store.objects
+
+        def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
+            for dest, entry in staged:
+                existing = editor.get(dest) if append else None
+                if existing is not None and not existing.is_dir:
+                    with objects.open(existing.oid) as old, objects.open(entry.oid) as new:
+                        oid, size = writer.add_stream(new, prefix=old)
+                    entry = Entry(FILE, oid, size)
+                editor.set(dest, entry)
+
+        return edit
+
+    def delete_file(self, repo: str, ref: CommitRef, path: str, *, recursive: bool = False) -> CommitInfo:
+        path = normalize_path(path, allow_root=recursive)
+
+        def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
+            if not path:
+                editor.clear()
+                return
+            found = editor.get(path)
+            if found is None:
+                raise NotFound(f"path /{path} does not exist in {repo}@{ref}: see `dataver list-file {repo} {ref}`")
+            if found.is_dir and not recursive:
+                raise InvalidArgument(f"/{path} is a directory: add -r to delete it and everything below it")
+            editor.delete(path)
+
+        return self.repos.modify(repo, ref, edit)
+
+    def copy_file(
+        self, src_repo: str, src_ref: CommitRef, src_path: str, dst_repo: str, dst_ref: CommitRef, dst_path: str
+    ) -> CommitInfo:
+        """Copy a file or directory by reference: the destination points at the same objects."""
+        with self.store.db.read():
+            source = self.repos.resolve(src_repo, src_ref)
+            entry = self.trees.lookup(source["tree"], normalize_path(src_path))
+        if entry is None:
+            raise NotFound(f"path /{src_path} does not exist in {src_repo}@{src_ref}")
+        dst_path = normalize_path(dst_path, allow_root=entry.is_dir)
+
+        def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
+            if dst_path:
+                editor.set(dst_path, entry)
+                return
+            for name, child in self.trees.load(entry.oid).items():
+                editor.set(name, child)
+
+        return self.repos.modify(dst_repo, dst_ref, edit)
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def _commit_and_entry(self, repo: str, ref: CommitRef, path: str) -> tuple[str, Entry]:
+        with self.store.db.read():
+            commit = self.repos.resolve(repo, ref)
+        entry = self.trees.lookup(commit["tree"], path)
+        if entry is None:
+            raise NotFound(
+                f"path /{path} does not exist in {repo}@{ref} (commit {commit['id']}): "
+                f"see `dataver list-file {repo} {ref}`"
+            )
+        return commit["id"], entry
+
+    def _info(self, repo: str, commit: str, path: str, entry: Entry) -> FileInfo:
+        return FileInfo(repo, commit, _slash(path), entry.kind, entry.size, entry.oid)
+
+    def list_files(self, repo: str, ref: CommitRef, path: str = "") -> list[FileInfo]:
+        path = normalize_path(path)
+        commit, entry = self._commit_and_entry(repo, ref, path)
+        if not entry.is_dir:
+            return [self._info(repo, commit, path, entry)]
+        return [
+            self._info(repo, commit, join_path(path, name), child)
+            for name, child in sorted(self.trees.load(entry.oid).items())
+        ]
+
+    def glob_files(self, repo: str, ref: CommitRef, pattern: str) -> list[FileInfo]:
+        glob = compile_glob(pattern)
+        with self.store.db.read():
+            commit = self.repos.resolve(repo, ref)
+        if glob.is_root:
+            return [self._info(repo, commit["id"], "", self.trees.lookup(commit["tree"], ""))]
+        return [
+            self._info(repo, commit["id"], path, entry)
+            for path, entry in self.trees.walk(commit["tree"], max_depth=glob.max_depth)
+            if glob.match(path)
+        ]
+
+    def inspect_file(self, repo: str, ref: CommitRef, path: str) -> FileInfo:
+        """A file's size and hash, and the commit that last changed it (walking back through parents)."""
+        path = normalize_path(path)
+        commit, entry = self._commit_and_entry(repo, ref, path)
+        changed = commit
+        with self.store.db.read():
+            row = self.repos.commit_row(commit)
+            while row["parent"] is not None:
+                parent = self.repos.commit_row(row["parent"])
+                if self.trees.lookup(parent["tree"], path) != entry:
+                    break
+                changed, row = parent["id"], parent
+        return FileInfo(repo, commit, _slash(path), entry.kind, entry.size, entry.oid, committed=changed)
+
+    def diff(
+        self, repo: str, new_ref: CommitRef, old_ref: CommitRef | None = None, path: str = "",
+        old_repo: str | None = None,
+    ) -> list[DiffEntry]:
+        """Files added, modified or deleted from `old_ref` (default: the parent of new) to `new_ref`."""
+        path = normalize_path(path)
+        with self.store.db.read():
+            new = self.repos.resolve(repo, new_ref)
+            if old_ref is not None:
+                old_tree: str | None = self.repos.resolve(old_repo or repo, old_ref)["tree"]
+            elif new["parent"] is not None:
+                old_tree = self.repos.commit_row(new["parent"])["tree"]
+            else:
+                old_tree = None
+        old_entry = self.trees.lookup(old_tree, path) if old_tree else None
+        new_entry = self.trees.lookup(new["tree"], path)
+        if old_entry is None and new_entry is None:
+            raise NotFound(f"path /{path} exists in neither commit")
+        if (old_entry is None or old_entry.is_dir) and (new_entry is None or new_entry.is_dir):
+            changes = self.trees.diff(old_entry.oid if old_entry else None, new_entry.oid if new_entry else None, path)
+        else:
+            changes = iter([(path, old_entry, new_entry)] if old_entry != new_entry else [])
+        result = []
+        for p, a, b in changes:
+            change = "added" if a is None else "deleted" if b is None else "modified"
+            result.append(DiffEntry(
+                _slash(p), change, a.size if a else None, b.size if b else None, a.oid if a else None, b.oid if b else None
+            ))
+        return result
+
+    def get_file(self, repo: str, ref: CommitRef, path: str, out: BinaryIO) -> FileInfo:
+        """Write one file's bytes to `out`, verified against its hash before any byte is written."""
+        path = normalize_path(path, allow_root=False)
+        commit, entry = self._commit_and_entry(repo, ref, path)
+        if entry.is_dir:
+            raise InvalidArgument(f"/{path} is a directory: add -r and -o DIR to fetch everything below it")
+        self.store.objects.verify(entry.oid)
+        with self.store.objects.open(entry.oid) as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+        return self._info(repo, commit, path, entry)
+
+    def get_to_path(self, repo: str, ref: CommitRef, path: str, dest: Path, *, recursive: bool = False) -> list[FileInfo]:
+        """Fetch a file to `dest`, or with `recursive` a directory into `dest/`; each file is
+        verified, written to a temporary name and renamed, so no half-written file is left."""
+        path = normalize_path(path)
+        commit, entry = self._commit_and_entry(repo, ref, path)
+        if entry.is_dir and not recursive:
+            raise InvalidArgument(f"/{path or ''} is a directory: add -r to fetch everything below it")
+        if not entry.is_dir:
+            items = [(dest, path, entry)]
+        else:
+            depth = len(split_path(path))
+            items = [
+                (dest.joinpath(*split_path(p)[depth:]), p, e) for p, e in self.trees.files(entry.oid, path)
+            ]
+        infos = []
+        for target, repo_path, file_entry in items:
+            self.store.objects.verify(file_entry.oid)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                raise Conflict(f"{target} is a directory on this machine: choose another -o")
+            tmp = target.with_name(f".{target.name}.dataver-part")
+            try:
+                with self.store.objects.open(file_entry.oid) as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                os.replace(tmp, target)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if exc.errno == errno.ENOSPC:
+                    raise no_space(target.parent) from None
+                raise
+            infos.append(self._info(repo, commit, repo_path, file_entry))
+        return infos

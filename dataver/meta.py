@@ -1,0 +1,127 @@
+"""The metadata database: SQLite in WAL mode, with schema migrations and write transactions.
+
+Every change to repos, branches, commits (and, above them, pipelines and jobs) is one
+transaction. Writers take SQLite's write lock up front (`BEGIN IMMEDIATE`), so a branch
+head is always compared and swapped under the lock: two processes can never both read
+the same head and both move it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 120_000
+"""How long a writer waits for another process's transaction before giving up."""
+
+MIGRATIONS: list[str] = [
+    # 1: repos, branches, commits and commit-level provenance.
+    """
+    CREATE TABLE repos (
+        name        TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created     REAL NOT NULL
+    );
+    CREATE TABLE commits (
+        id          TEXT PRIMARY KEY,
+        repo        TEXT NOT NULL REFERENCES repos(name) ON DELETE CASCADE,
+        branch      TEXT,
+        parent      TEXT,
+        tree        TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('open', 'finished')),
+        origin      TEXT NOT NULL DEFAULT 'user',
+        description TEXT NOT NULL DEFAULT '',
+        started     REAL NOT NULL,
+        finished    REAL,
+        size        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX commits_repo ON commits(repo);
+    CREATE INDEX commits_parent ON commits(parent);
+    CREATE TABLE branches (
+        repo  TEXT NOT NULL REFERENCES repos(name) ON DELETE CASCADE,
+        name  TEXT NOT NULL,
+        head  TEXT REFERENCES commits(id),
+        PRIMARY KEY (repo, name)
+    );
+    CREATE TABLE commit_provenance (
+        commit_id   TEXT NOT NULL REFERENCES commits(id) ON DELETE CASCADE,
+        upstream_id TEXT NOT NULL,
+        PRIMARY KEY (commit_id, upstream_id)
+    );
+    """,
+]
+
+
+class Database:
+    """One SQLite database, one connection per thread (sqlite3 connections are not shareable)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._migrate()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a transaction that returned is on disk, not just consistent.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's write lock from its first statement."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several reads (WAL readers never block writers)."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: tuple | list = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def _migrate(self) -> None:
+        with self.write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")

@@ -1,0 +1,116 @@
+"""Validation of names and paths, and parsing of Pachyderm-style references.
+
+`repo@branch:/path`, `repo@<commit id or prefix>`, `repo@master^2` (or `~2`): every
+command accepts these. Paths inside a repo are stored normalised, without a leading
+slash; a leading slash in user input means the repo root, as in Pachyderm.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidArgument
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_NAME = 128
+COMMIT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+COMMIT_PREFIX_RE = re.compile(r"^[0-9a-f]{6,32}$")
+ANCESTRY_RE = re.compile(r"^(?P<base>[^\^~]+)(?P<marks>(?:[\^~][0-9]*)*)$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """A repo, branch or pipeline name: letters, digits, '_' and '-' only."""
+    if not name:
+        raise InvalidArgument(f"{kind} name is empty: use letters, digits, '_' or '-'")
+    if len(name) > MAX_NAME or not NAME_RE.match(name):
+        raise InvalidArgument(
+            f"invalid {kind} name {name!r}: use only letters, digits, '_' or '-' "
+            f"(at most {MAX_NAME} characters)"
+        )
+    return name
+
+
+def normalize_path(path: str, *, allow_root: bool = True) -> str:
+    """'/a//b/' -> 'a/b'. Refuses NUL, '.', '..' and (unless allowed) the root itself."""
+    if "\x00" in path:
+        raise InvalidArgument(f"path {path!r} contains a NUL byte")
+    parts = [p for p in path.split("/") if p]
+    for part in parts:
+        if part in (".", ".."):
+            raise InvalidArgument(
+                f"path {path!r} uses '{part}': paths are relative to the repo root and cannot leave it"
+            )
+    if not parts and not allow_root:
+        raise InvalidArgument(f"path {path!r} is empty: name a file inside the repo, e.g. /data.csv")
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class CommitRef:
+    """A reference to a commit: a branch or commit id (or prefix), then `ancestors` steps back."""
+
+    base: str
+    ancestors: int = 0
+
+    def __str__(self) -> str:
+        return self.base + (f"^{self.ancestors}" if self.ancestors else "")
+
+
+def parse_commit_ref(text: str) -> CommitRef:
+    """'master' / 'master^' / 'master^^' / 'master^3' / 'master~2' / '<commit id>'."""
+    m = ANCESTRY_RE.match(text)
+    if not text or m is None:
+        raise InvalidArgument(f"invalid commit reference {text!r}: use a branch, a commit id, or branch^N")
+    ancestors = 0
+    for mark in re.findall(r"[\^~][0-9]*", m.group("marks")):
+        ancestors += int(mark[1:]) if len(mark) > 1 else 1
+    base = m.group("base")
+    if not NAME_RE.match(base):
+        raise InvalidArgument(
+            f"invalid commit reference {text!r}: {base!r} is neither a branch name nor a commit id"
+        )
+    return CommitRef(base, ancestors)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a command addresses: a repo, maybe a commit reference, maybe a path."""
+
+    repo: str
+    ref: CommitRef | None
+    path: str | None
+
+
+def parse_target(args: list[str], *, what: str = "REPO[@REF[:PATH]]") -> Target:
+    """Accept both `repo@ref:/path` and the positional `repo ref path` forms."""
+    if not args:
+        raise InvalidArgument(f"missing {what}")
+    if "@" in args[0] or ":" in args[0]:
+        if len(args) > 1:
+            raise InvalidArgument(
+                f"give either {args[0]!r} alone or REPO REF PATH as separate words, not both"
+            )
+        return parse_address(args[0])
+    if len(args) > 3:
+        raise InvalidArgument(f"too many arguments {args!r}: expected {what}")
+    repo = check_name("repo", args[0])
+    ref = parse_commit_ref(args[1]) if len(args) > 1 else None
+    path = normalize_path(args[2]) if len(args) > 2 else None
+    return Target(repo, ref, path)
+
+
+def parse_address(text: str) -> Target:
+    """`repo`, `repo@ref`, `repo@ref:/path`."""
+    repo_part, _, rest = text.partition("@")
+    if ":" in repo_part:
+        raise InvalidArgument(f"invalid address {text!r}: write repo@branch:/path")
+    repo = check_name("repo", repo_part)
+    if not rest:
+        if "@" in text:
+            raise InvalidArgument(f"invalid address {text!r}: name a branch or commit after '@'")
+        return Target(repo, None, None)
+    ref_part, colon, path_part = rest.partition(":")
+    ref = parse_commit_ref(ref_part)
+    path = normalize_path(path_part) if colon else None
+    return Target(repo, ref, path)

@@ -1,0 +1,263 @@
+"""Content-addressed object store: every blob and tree lives once, under the sha256 of its bytes.
+
+Layout: `<root>/objects/ab/cdef...` (two-character fan-out, as git and DVC do) and
+`<root>/tmp/` for objects being written. An object appears under its name only after its
+bytes are durable, so a name that exists always holds the right bytes unless the disk
+itself corrupted them (which `verify` and `dataver fsck` detect).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import Corruption, NoSpace
+
+CHUNK = 1 << 20
+"""Streaming buffer: a file of any size is hashed and copied through this much memory."""
+
+SMALL_FILE = 1 << 20
+"""Files up to this size are read in one call: fewer syscalls for the many-small-files case."""
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def hash_bytes(data: bytes) -> str:
+    """The object id of `data`: plain sha256, so `sha256sum` of a file equals its id."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush every dirty page of the filesystem holding `path` (Linux syncfs, else sync).
+
+    One filesystem-wide flush per batch replaces one fsync per object: publishing 10,000
+    small objects costs two flushes instead of 20,000 fsyncs, with the same guarantee.
+    """
+    syncfs = getattr(_libc, "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+
+
+def no_space(root: Path) -> NoSpace:
+    """The one message for a full disk, wherever it is hit."""
+    return NoSpace(
+        f"no space left on the device holding the store {root}: free some space and retry "
+        "(nothing was committed)"
+    )
+
+
+class ObjectStore:
+    """Blobs and trees on disk, addressed by sha256 (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects_dir = root / "objects"
+        self.tmp_dir = root / "tmp"
+        self.objects_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, oid: str) -> Path:
+        """Where object `oid` lives (whether or not it exists)."""
+        return self.objects_dir / oid[:2] / oid[2:]
+
+    def exists(self, oid: str) -> bool:
+        return self.path(oid).is_file()
+
+    def open(self, oid: str) -> BinaryIO:
+        """Open an object for reading; a missing object is corruption, not a user error."""
+        try:
+            return open(self.path(oid), "rb")
+        except FileNotFoundError:
+            raise Corruption(
+                f"object {oid} is missing from the store: run `dataver fsck` to see what it affects"
+            ) from None
+
+    def read_bytes(self, oid: str) -> bytes:
+        with self.open(oid) as f:
+            return f.read()
+
+    def hash_of_stored(self, oid: str) -> str:
+        """Rehash the stored bytes of `oid` (what fsck and verified reads compare against)."""
+        digest = hashlib.sha256()
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        with self.open(oid) as f:
+            while n := f.readinto(buf):
+                digest.update(view[:n])
+        return digest.hexdigest()
+
+    def verify(self, oid: str) -> None:
+        """Raise Corruption unless the stored bytes of `oid` hash to `oid`."""
+        actual = self.hash_of_stored(oid)
+        if actual != oid:
+            raise Corruption(
+                f"object {oid} is corrupt (its bytes now hash to {actual[:12]}...): "
+                "restore it from a backup or re-put the file; `dataver fsck` lists what it affects"
+            )
+
+    def all(self) -> Iterator[str]:
+        """Every object id present, in no particular order."""
+        for fan in os.scandir(self.objects_dir):
+            if fan.is_dir() and len(fan.name) == 2:
+                for entry in os.scandir(fan.path):
+                    yield fan.name + entry.name
+
+    def delete(self, oid: str) -> None:
+        self.path(oid).unlink(missing_ok=True)
+
+    def writer(self) -> ObjectWriter:
+        return ObjectWriter(self)
+
+
+class ObjectWriter:
+    """Stages new objects in tmp/ and publishes them together when the `with` block ends.
+
+    Why a batch: an fsync per object made putting many small files ten times slower than
+    git. Instead the writer flushes the filesystem once before renaming the staged files
+    into place (no name ever points at bytes that are not durable) and once after (the
+    names themselves are durable before any metadata refers to them). A crash at any
+    instant leaves at worst unreferenced temporary files, which `dataver gc` removes.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._staged: dict[str, Path] = {}
+        self._made_dirs: set[str] = set()
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.publish()
+        else:
+            self.discard()
+
+    def _tmp_path(self) -> Path:
+        return self.store.tmp_dir / f"{uuid.uuid4().hex}.part"
+
+    def _known(self, oid: str) -> bool:
+        """True when `oid` is already stored or staged.
+
+        A stored object has its mtime refreshed: `gc` only removes unreferenced objects
+        older than its grace period, so an object about to be referenced again by this
+        batch must not look old (the lesson dulwich's object store documents).
+        """
+        if oid in self._staged:
+            return True
+        path = self.store.path(oid)
+        try:
+            os.utime(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _write_new(self, data: bytes) -> Path:
+        tmp = self._tmp_path()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise self._translate(exc) from None
+        return tmp
+
+    def add_bytes(self, data: bytes) -> str:
+        """Store `data` (if new) and return its id."""
+        oid = hash_bytes(data)
+        if not self._known(oid):
+            self._staged[oid] = self._write_new(data)
+        return oid
+
+    def add_file(self, path: Path) -> tuple[str, int]:
+        """Store the contents of a host file; returns (id, size). Bounded memory for any size."""
+        size = os.stat(path).st_size
+        if size <= SMALL_FILE:
+            with open(path, "rb") as f:
+                data = f.read()
+            return self.add_bytes(data), len(data)
+        with open(path, "rb") as f:
+            return self.add_stream(f)
+
+    def add_stream(self, stream: BinaryIO, prefix: BinaryIO | None = None) -> tuple[str, int]:
+        """Store everything `prefix` then `stream` yield, hashing as it copies; returns (id, size)."""
+        digest = hashlib.sha256()
+        size = 0
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        tmp = self._tmp_path()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                for source in (prefix, stream):
+                    if source is None:
+                        continue
+                    while n := source.readinto(buf):
+                        chunk = view[:n]
+                        digest.update(chunk)
+                        while chunk:
+                            chunk = chunk[os.write(fd, chunk) :]
+                        size += n
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise self._translate(exc) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        oid = digest.hexdigest()
+        if self._known(oid):
+            tmp.unlink()
+        else:
+            self._staged[oid] = tmp
+        return oid, size
+
+    def publish(self) -> None:
+        """Make every staged object durable under its name (see the class docstring)."""
+        if not self._staged:
+            return
+        try:
+            sync_filesystem(self.store.tmp_dir)
+            for oid, tmp in self._staged.items():
+                fan = oid[:2]
+                if fan not in self._made_dirs:
+                    (self.store.objects_dir / fan).mkdir(exist_ok=True)
+                    self._made_dirs.add(fan)
+                os.rename(tmp, self.store.path(oid))
+            sync_filesystem(self.store.objects_dir)
+        except OSError as exc:
+            self.discard()
+            raise self._translate(exc) from None
+        self._staged.clear()
+
+    def discard(self) -> None:
+        """Forget staged objects that were not published (their temporary files go)."""
+        for tmp in self._staged.values():
+            tmp.unlink(missing_ok=True)
+        self._staged.clear()
+
+    def _translate(self, exc: OSError) -> Exception:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return no_space(self.store.root)
+        return exc

@@ -1,0 +1,354 @@
+"""Repos, branches and commits: the history half of the versioning layer.
+
+A branch points at its head commit; a commit records its parent and its root tree. At
+most one commit per branch is open at a time (it is the branch head while open); readers
+of a branch see its newest *finished* commit, so an open commit's changes stay invisible
+until `finish_commit`. Heads move only inside write transactions, by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from .errors import AlreadyExists, Ambiguous, Conflict, InvalidArgument, NotFound
+from .models import BranchInfo, CommitInfo, RepoInfo
+from .names import COMMIT_ID_RE, COMMIT_PREFIX_RE, CommitRef, check_name
+from .objects import ObjectWriter
+from .store import Store
+from .trees import EMPTY_TREE, EMPTY_TREE_BYTES, TreeEditor
+
+Edit = Callable[[TreeEditor, ObjectWriter], None]
+"""A change to a commit's files: it edits the tree and may store new objects (e.g. appends)."""
+
+
+def new_commit_id() -> str:
+    """32 lowercase hex characters, like Pachyderm's commit ids."""
+    return uuid.uuid4().hex
+
+
+class RepoStore:
+    """Repos, branches and commits of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+
+    # ---- repos -------------------------------------------------------------------------
+
+    def create_repo(self, name: str, description: str = "") -> RepoInfo:
+        check_name("repo", name)
+        with self.db.write() as conn:
+            if conn.execute("SELECT 1 FROM repos WHERE name = ?", (name,)).fetchone():
+                raise AlreadyExists(f"repo {name} already exists: pick another name or use it as it is")
+            conn.execute(
+                "INSERT INTO repos (name, description, created) VALUES (?, ?, ?)",
+                (name, description, time.time()),
+            )
+        return self.inspect_repo(name)
+
+    def require_repo(self, name: str) -> sqlite3.Row:
+        check_name("repo", name)
+        row = self.db.query_one("SELECT * FROM repos WHERE name = ?", (name,))
+        if row is None:
+            raise NotFound(f"repo {name} not found: create it with `dataver create-repo {name}`")
+        return row
+
+    def inspect_repo(self, name: str) -> RepoInfo:
+        with self.db.read():
+            return self._repo_info(self.require_repo(name))
+
+    def list_repos(self) -> list[RepoInfo]:
+        with self.db.read():
+            rows = self.db.query("SELECT * FROM repos ORDER BY created DESC, name")
+            return [self._repo_info(row) for row in rows]
+
+    def _repo_info(self, row: sqlite3.Row) -> RepoInfo:
+        branches = [r["name"] for r in self.db.query("SELECT name FROM branches WHERE repo = ? ORDER BY name", (row["name"],))]
+        size = 0
+        if "master" in branches:
+            head = self._readable_head(row["name"], "master")
+            size = head["size"] if head is not None else 0
+        return RepoInfo(row["name"], row["description"], row["created"], size, branches)
+
+    def delete_repo(self, name: str) -> None:
+        """Delete a repo's branches and commits; its objects go at the next `gc`."""
+        with self.db.write() as conn:
+            self.require_repo(name)
+            conn.execute("DELETE FROM branches WHERE repo = ?", (name,))
+            conn.execute("DELETE FROM commits WHERE repo = ?", (name,))
+            conn.execute("DELETE FROM repos WHERE name = ?", (name,))
+
+    # ---- branches ----------------------------------------------------------------------
+
+    def _branch(self, repo: str, name: str) -> sqlite3.Row | None:
+        return self.db.query_one("SELECT * FROM branches WHERE repo = ? AND name = ?", (repo, name))
+
+    def create_branch(self, repo: str, name: str, head: CommitRef | None = None) -> BranchInfo:
+        """Create a branch, or move an existing one to `head` (as pachctl's create branch does)."""
+        check_name("branch", name)
+        with self.db.write() as conn:
+            self.require_repo(repo)
+            head_id = self.resolve(repo, head)["id"] if head is not None else None
+            conn.execute(
+                "INSERT INTO branches (repo, name, head) VALUES (?, ?, ?) "
+                "ON CONFLICT (repo, name) DO UPDATE SET head = excluded.head",
+                (repo, name, head_id),
+            )
+        return BranchInfo(repo, name, head_id)
+
+    def list_branches(self, repo: str) -> list[BranchInfo]:
+        with self.db.read():
+            self.require_repo(repo)
+            rows = self.db.query("SELECT * FROM branches WHERE repo = ? ORDER BY name", (repo,))
+            return [BranchInfo(r["repo"], r["name"], r["head"]) for r in rows]
+
+    def delete_branch(self, repo: str, name: str) -> None:
+        """Delete the pointer only; its commits stay reachable by id until the repo goes."""
+        with self.db.write() as conn:
+            self.require_repo(repo)
+            if self._branch(repo, name) is None:
+                raise NotFound(f"branch {name} not found in repo {repo}: see `dataver list-branch {repo}`")
+            conn.execute("DELETE FROM branches WHERE repo = ? AND name = ?", (repo, name))
+
+    def _move_head(self, repo: str, branch: str, old: str | None, new: str | None) -> None:
+        """Compare-and-swap a branch head; callers hold the write lock, so a miss is a bug."""
+        cur = self.db.conn.execute(
+            "UPDATE branches SET head = ? WHERE repo = ? AND name = ? AND head IS ?", (new, repo, branch, old)
+        )
+        if cur.rowcount != 1:
+            raise Conflict(f"branch {repo}@{branch} moved while it was being updated: retry the command")
+
+    # ---- commits: resolution -----------------------------------------------------------
+
+    def commit_row(self, commit_id: str) -> sqlite3.Row:
+        row = self.db.query_one("SELECT * FROM commits WHERE id = ?", (commit_id,))
+        if row is None:
+            raise NotFound(f"commit {commit_id} not found")
+        return row
+
+    def _readable_head(self, repo: str, branch: str) -> sqlite3.Row | None:
+        """The newest finished commit of a branch (its head, or the head's parent while open)."""
+        row = self._branch(repo, branch)
+        if row is None or row["head"] is None:
+            return None
+        head = self.commit_row(row["head"])
+        if head["state"] == "open":
+            return self.commit_row(head["parent"]) if head["parent"] else None
+        return head
+
+    def _by_prefix(self, repo: str, prefix: str) -> sqlite3.Row | None:
+        if COMMIT_ID_RE.match(prefix):
+            return self.db.query_one("SELECT * FROM commits WHERE repo = ? AND id = ?", (repo, prefix))
+        if not COMMIT_PREFIX_RE.match(prefix):
+            return None
+        rows = self.db.query(
+            "SELECT * FROM commits WHERE repo = ? AND id >= ? AND id < ? ORDER BY id LIMIT 2",
+            (repo, prefix, prefix + "g"),
+        )
+        if len(rows) > 1:
+            raise Ambiguous(
+                f"commit prefix {prefix} in repo {repo} matches several commits "
+                f"({rows[0]['id']}, {rows[1]['id']}, ...): give more characters"
+            )
+        return rows[0] if rows else None
+
+    def resolve(self, repo: str, ref: CommitRef, *, include_open: bool = False) -> sqlite3.Row:
+        """The commit `ref` names in `repo`.
+
+        A branch names its newest finished commit (or its open head with `include_open`);
+        otherwise the base is a commit id or a unique prefix of 6 or more characters.
+        """
+        self.require_repo(repo)
+        branch = self._branch(repo, ref.base)
+        if branch is not None:
+            if branch["head"] is None:
+                raise NotFound(f"branch {ref.base} of repo {repo} has no commits yet: put a file first")
+            row = self.commit_row(branch["head"]) if include_open else self._readable_head(repo, ref.base)
+            if row is None:
+                raise NotFound(
+                    f"branch {ref.base} of repo {repo} has no finished commit yet: "
+                    f"finish its open commit with `dataver finish-commit {repo} {ref.base}`"
+                )
+        else:
+            found = self._by_prefix(repo, ref.base)
+            if found is None:
+                hint = " (a commit prefix needs at least 6 characters)" if len(ref.base) < 6 else ""
+                raise NotFound(
+                    f"no branch or commit {ref.base} in repo {repo}{hint}: see `dataver list-branch {repo}` "
+                    f"or `dataver list-commit {repo}`"
+                )
+            row = found
+        for step in range(ref.ancestors):
+            if row["parent"] is None:
+                raise NotFound(
+                    f"{repo}@{ref} goes back past the first commit: {ref.base} has only {step} ancestor(s)"
+                )
+            row = self.commit_row(row["parent"])
+        return row
+
+    def info(self, row: sqlite3.Row) -> CommitInfo:
+        provenance = [
+            r["upstream_id"]
+            for r in self.db.query("SELECT upstream_id FROM commit_provenance WHERE commit_id = ? ORDER BY rowid", (row["id"],))
+        ]
+        return CommitInfo(
+            id=row["id"], repo=row["repo"], branch=row["branch"], parent=row["parent"], state=row["state"],
+            origin=row["origin"], description=row["description"], started=row["started"],
+            finished=row["finished"], size=row["size"], tree=row["tree"], provenance=provenance,
+        )
+
+    def inspect_commit(self, repo: str, ref: CommitRef) -> CommitInfo:
+        with self.db.read():
+            return self.info(self.resolve(repo, ref, include_open=True))
+
+    def list_commits(self, repo: str, branch: str | None = None, limit: int | None = None) -> list[CommitInfo]:
+        """Newest first: a branch's history from its head, or every commit of the repo."""
+        if limit is not None and limit < 1:
+            raise InvalidArgument(f"-n must be at least 1, not {limit}")
+        with self.db.read():
+            self.require_repo(repo)
+            if branch is None:
+                rows = self.db.query(
+                    "SELECT * FROM commits WHERE repo = ? ORDER BY started DESC, rowid DESC LIMIT ?",
+                    (repo, limit or -1),
+                )
+                return [self.info(r) for r in rows]
+            if self._branch(repo, branch) is None:
+                raise NotFound(f"branch {branch} not found in repo {repo}: see `dataver list-branch {repo}`")
+            result: list[CommitInfo] = []
+            head = self._branch(repo, branch)["head"]
+            while head is not None and (limit is None or len(result) < limit):
+                row = self.commit_row(head)
+                result.append(self.info(row))
+                head = row["parent"]
+            return result
+
+    # ---- commits: writing --------------------------------------------------------------
+
+    def _insert_commit(
+        self, repo: str, branch: str | None, parent: sqlite3.Row | None, tree: str, size: int, *,
+        state: str, origin: str, description: str, provenance: Iterable[str] = (),
+    ) -> str:
+        commit_id = new_commit_id()
+        now = time.time()
+        self.db.conn.execute(
+            "INSERT INTO commits (id, repo, branch, parent, tree, state, origin, description, started, finished, size)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (commit_id, repo, branch, parent["id"] if parent is not None else None, tree, state, origin,
+             description, now, now if state == "finished" else None, size),
+        )
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO commit_provenance (commit_id, upstream_id) VALUES (?, ?)",
+            [(commit_id, up) for up in provenance],
+        )
+        return commit_id
+
+    def _ensure_empty_tree(self) -> None:
+        """The empty tree is an object like any other; a commit of nothing points at it."""
+        if not self.store.objects.exists(EMPTY_TREE):
+            with self.store.objects.writer() as writer:
+                writer.add_bytes(EMPTY_TREE_BYTES)
+
+    def start_commit(
+        self, repo: str, branch: str, parent: CommitRef | None = None, description: str = ""
+    ) -> CommitInfo:
+        """Open a new commit on `branch` (made if missing); files put to the branch go into it."""
+        check_name("branch", branch)
+        with self.store.writing(), self.db.write() as conn:
+            self._ensure_empty_tree()
+            self.require_repo(repo)
+            row = self._branch(repo, branch)
+            head = self.commit_row(row["head"]) if row is not None and row["head"] else None
+            if head is not None and head["state"] == "open":
+                raise Conflict(
+                    f"branch {repo}@{branch} already has an open commit {head['id']}: "
+                    f"finish it with `dataver finish-commit {repo} {branch}` or delete it"
+                )
+            base = self.resolve(repo, parent) if parent is not None else head
+            tree = base["tree"] if base is not None else EMPTY_TREE
+            size = base["size"] if base is not None else 0
+            commit_id = self._insert_commit(
+                repo, branch, base, tree, size, state="open", origin="user", description=description
+            )
+            if row is None:
+                conn.execute("INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, branch, commit_id))
+            else:
+                self._move_head(repo, branch, row["head"], commit_id)
+            return self.info(self.commit_row(commit_id))
+
+    def finish_commit(self, repo: str, ref: CommitRef, description: str | None = None) -> CommitInfo:
+        with self.db.write() as conn:
+            row = self.resolve(repo, ref, include_open=True)
+            if row["state"] != "open":
+                raise Conflict(
+                    f"commit {row['id']} of repo {repo} is already finished: only an open commit "
+                    f"(from `dataver start-commit`) can be finished"
+                )
+            conn.execute(
+                "UPDATE commits SET state = 'finished', finished = ?, description = ? WHERE id = ?",
+                (time.time(), row["description"] if description is None else description, row["id"]),
+            )
+            return self.info(self.commit_row(row["id"]))
+
+    def delete_commit(self, repo: str, ref: CommitRef) -> None:
+        """Drop an open commit and move its branch back to the parent (finished history is immutable)."""
+        with self.db.write() as conn:
+            row = self.resolve(repo, ref, include_open=True)
+            if row["state"] != "open":
+                raise Conflict(
+                    f"commit {row['id']} is finished and history is immutable: only an open commit can be deleted"
+                )
+            for branch in self.db.query("SELECT name FROM branches WHERE repo = ? AND head = ?", (repo, row["id"])):
+                self._move_head(repo, branch["name"], row["id"], row["parent"])
+            conn.execute("DELETE FROM commits WHERE id = ?", (row["id"],))
+
+    def modify(
+        self, repo: str, ref: CommitRef, edit: Edit, *, description: str = "", origin: str = "auto",
+        provenance: Iterable[str] = (),
+    ) -> CommitInfo:
+        """Apply `edit` to the files of the commit `ref` names, under the write lock.
+
+        A branch with an open commit: the edit goes into that commit. A branch without one
+        (made if missing): a new commit with the edit is made and finished at once, on top
+        of whatever the head is when the lock is taken, so concurrent writers each land
+        their own commit and none is lost. A commit id: it must be open.
+        """
+        if ref.ancestors:
+            raise InvalidArgument(f"cannot write to {repo}@{ref}: write to a branch or an open commit")
+        with self.store.writing(), self.db.write() as conn:
+            self.require_repo(repo)
+            branch = self._branch(repo, ref.base)
+            if branch is None and self._by_prefix(repo, ref.base) is not None:
+                target = self._by_prefix(repo, ref.base)
+                if target["state"] != "open":
+                    raise Conflict(
+                        f"commit {target['id']} is finished: write to a branch or to an open commit"
+                    )
+            else:
+                check_name("branch", ref.base)
+                head = self.commit_row(branch["head"]) if branch is not None and branch["head"] else None
+                target = head if head is not None and head["state"] == "open" else None
+            if target is not None:
+                tree, size = self._apply(target["tree"], edit)
+                conn.execute("UPDATE commits SET tree = ?, size = ? WHERE id = ?", (tree, size, target["id"]))
+                return self.info(self.commit_row(target["id"]))
+            tree, size = self._apply(head["tree"] if head is not None else None, edit)
+            commit_id = self._insert_commit(
+                repo, ref.base, head, tree, size, state="finished", origin=origin,
+                description=description, provenance=provenance,
+            )
+            if branch is None:
+                conn.execute("INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, ref.base, commit_id))
+            else:
+                self._move_head(repo, ref.base, branch["head"], commit_id)
+            return self.info(self.commit_row(commit_id))
+
+    def _apply(self, tree: str | None, edit: Edit) -> tuple[str, int]:
+        editor = TreeEditor(self.store.trees, tree)
+        with self.store.objects.writer() as writer:
+            edit(editor, writer)
+            root = editor.write(writer)
+        return root.oid, root.size

@@ -1,0 +1,71 @@
+"""Opening a store: the root folder with its object store, tree reader and metadata database."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DataverError
+from .meta import Database
+from .objects import ObjectStore
+from .trees import TreeStore
+
+ROOT_ENV = "DATAVER_ROOT"
+DEFAULT_ROOT = Path("~/.dataver")
+
+
+def default_root() -> Path:
+    """`$DATAVER_ROOT`, else `~/.dataver`."""
+    return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT).expanduser()
+
+
+@dataclass
+class Store:
+    """Everything below the versioning layer, opened together (created on first use)."""
+
+    root: Path
+    objects: ObjectStore
+    trees: TreeStore
+    db: Database
+
+    @classmethod
+    def open(cls, root: Path | str | None = None) -> Store:
+        path = Path(root).expanduser() if root is not None else default_root()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            objects = ObjectStore(path)
+            db = Database(path / "meta.db")
+        except OSError as exc:
+            raise DataverError(
+                f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
+            ) from None
+        return cls(path.resolve(), objects, TreeStore(objects), db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _flock(self, mode: int) -> Iterator[None]:
+        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Held (shared) by every write from its first staged object to its metadata commit.
+
+        `gc` takes the same lock exclusively, so it never sees an object that a write in
+        flight has stored but not yet referenced. The kernel drops the lock of a killed
+        process, so a crash never wedges the store.
+        """
+        return self._flock(fcntl.LOCK_SH)
+
+    def collecting(self) -> AbstractContextManager[None]:
+        """Held (exclusive) by `gc` while it marks and sweeps."""
+        return self._flock(fcntl.LOCK_EX)
