@@ -94,8 +94,15 @@ class Client:
     # ---- files -------------------------------------------------------------------------
 
     def put_file(
-        self, repo: str, ref: Ref, path: str | None = None, *, source: str | Path | BinaryIO | bytes,
-        recursive: bool = False, append: bool = False, message: str = "",
+        self,
+        repo: str,
+        ref: Ref,
+        path: str | None = None,
+        *,
+        source: str | Path | BinaryIO | bytes,
+        recursive: bool = False,
+        append: bool = False,
+        message: str = "",
     ) -> CommitInfo:
         """Put a host file, a host directory (`recursive`), a stream or bytes into a branch or open commit.
 
@@ -157,4 +164,3 @@ class Client:
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         return gc(self.store, dry_run=dry_run)
-

@@ -38,7 +38,12 @@ class FileStore:
     # ---- writing -----------------------------------------------------------------------
 
     def put_files(
-        self, repo: str, ref: CommitRef, sources: list[tuple[str, Path]], *, append: bool = False,
+        self,
+        repo: str,
+        ref: CommitRef,
+        sources: list[tuple[str, Path]],
+        *,
+        append: bool = False,
         description: str = "",
     ) -> CommitInfo:
         """Put host files at repo paths (overwriting, or appending with `append`) in one commit."""
@@ -55,7 +60,13 @@ class FileStore:
             return self.repos.modify(repo, ref, self._placer(staged, append), description=description)
 
     def put_stream(
-        self, repo: str, ref: CommitRef, dest: str, stream: BinaryIO, *, append: bool = False,
+        self,
+        repo: str,
+        ref: CommitRef,
+        dest: str,
+        stream: BinaryIO,
+        *,
+        append: bool = False,
         description: str = "",
     ) -> CommitInfo:
         """Put everything read from `stream` (e.g. stdin) at one repo path."""
@@ -170,7 +181,11 @@ class FileStore:
         return FileInfo(repo, commit, _slash(path), entry.kind, entry.size, entry.oid, committed=changed)
 
     def diff(
-        self, repo: str, new_ref: CommitRef, old_ref: CommitRef | None = None, path: str = "",
+        self,
+        repo: str,
+        new_ref: CommitRef,
+        old_ref: CommitRef | None = None,
+        path: str = "",
         old_repo: str | None = None,
     ) -> list[DiffEntry]:
         """Files added, modified or deleted from `old_ref` (default: the parent of new) to `new_ref`."""
@@ -194,9 +209,16 @@ class FileStore:
         result = []
         for p, a, b in changes:
             change = "added" if a is None else "deleted" if b is None else "modified"
-            result.append(DiffEntry(
-                _slash(p), change, a.size if a else None, b.size if b else None, a.oid if a else None, b.oid if b else None
-            ))
+            result.append(
+                DiffEntry(
+                    _slash(p),
+                    change,
+                    a.size if a else None,
+                    b.size if b else None,
+                    a.oid if a else None,
+                    b.oid if b else None,
+                )
+            )
         return result
 
     def get_file(self, repo: str, ref: CommitRef, path: str, out: BinaryIO) -> FileInfo:
@@ -210,7 +232,9 @@ class FileStore:
             shutil.copyfileobj(f, out, 1 << 20)
         return self._info(repo, commit, path, entry)
 
-    def get_to_path(self, repo: str, ref: CommitRef, path: str, dest: Path, *, recursive: bool = False) -> list[FileInfo]:
+    def get_to_path(
+        self, repo: str, ref: CommitRef, path: str, dest: Path, *, recursive: bool = False
+    ) -> list[FileInfo]:
         """Fetch a file to `dest`, or with `recursive` a directory into `dest/`; each file is
         verified, written to a temporary name and renamed, so no half-written file is left."""
         path = normalize_path(path)
@@ -221,9 +245,7 @@ class FileStore:
             items = [(dest, path, entry)]
         else:
             depth = len(split_path(path))
-            items = [
-                (dest.joinpath(*split_path(p)[depth:]), p, e) for p, e in self.trees.files(entry.oid, path)
-            ]
+            items = [(dest.joinpath(*split_path(p)[depth:]), p, e) for p, e in self.trees.files(entry.oid, path)]
         infos = []
         for target, repo_path, file_entry in items:
             self.store.objects.verify(file_entry.oid)

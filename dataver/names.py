@@ -25,8 +25,7 @@ def check_name(kind: str, name: str) -> str:
         raise InvalidArgument(f"{kind} name is empty: use letters, digits, '_' or '-'")
     if len(name) > MAX_NAME or not NAME_RE.match(name):
         raise InvalidArgument(
-            f"invalid {kind} name {name!r}: use only letters, digits, '_' or '-' "
-            f"(at most {MAX_NAME} characters)"
+            f"invalid {kind} name {name!r}: use only letters, digits, '_' or '-' (at most {MAX_NAME} characters)"
         )
     return name
 
@@ -67,9 +66,7 @@ def parse_commit_ref(text: str) -> CommitRef:
         ancestors += int(mark[1:]) if len(mark) > 1 else 1
     base = m.group("base")
     if not NAME_RE.match(base):
-        raise InvalidArgument(
-            f"invalid commit reference {text!r}: {base!r} is neither a branch name nor a commit id"
-        )
+        raise InvalidArgument(f"invalid commit reference {text!r}: {base!r} is neither a branch name nor a commit id")
     return CommitRef(base, ancestors)
 
 
@@ -88,9 +85,7 @@ def parse_target(args: list[str], *, what: str = "REPO[@REF[:PATH]]") -> Target:
         raise InvalidArgument(f"missing {what}")
     if "@" in args[0] or ":" in args[0]:
         if len(args) > 1:
-            raise InvalidArgument(
-                f"give either {args[0]!r} alone or REPO REF PATH as separate words, not both"
-            )
+            raise InvalidArgument(f"give either {args[0]!r} alone or REPO REF PATH as separate words, not both")
         return parse_address(args[0])
     if len(args) > 3:
         raise InvalidArgument(f"too many arguments {args!r}: expected {what}")

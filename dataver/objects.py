@@ -56,8 +56,7 @@ def sync_filesystem(path: Path) -> None:
 def no_space(root: Path) -> NoSpace:
     """The one message for a full disk, wherever it is hit."""
     return NoSpace(
-        f"no space left on the device holding the store {root}: free some space and retry "
-        "(nothing was committed)"
+        f"no space left on the device holding the store {root}: free some space and retry (nothing was committed)"
     )
 
 

@@ -66,7 +66,9 @@ class RepoStore:
             return [self._repo_info(row) for row in rows]
 
     def _repo_info(self, row: sqlite3.Row) -> RepoInfo:
-        branches = [r["name"] for r in self.db.query("SELECT name FROM branches WHERE repo = ? ORDER BY name", (row["name"],))]
+        branches = [
+            r["name"] for r in self.db.query("SELECT name FROM branches WHERE repo = ? ORDER BY name", (row["name"],))
+        ]
         size = 0
         if "master" in branches:
             head = self._readable_head(row["name"], "master")
@@ -183,21 +185,30 @@ class RepoStore:
             row = found
         for step in range(ref.ancestors):
             if row["parent"] is None:
-                raise NotFound(
-                    f"{repo}@{ref} goes back past the first commit: {ref.base} has only {step} ancestor(s)"
-                )
+                raise NotFound(f"{repo}@{ref} goes back past the first commit: {ref.base} has only {step} ancestor(s)")
             row = self.commit_row(row["parent"])
         return row
 
     def info(self, row: sqlite3.Row) -> CommitInfo:
         provenance = [
             r["upstream_id"]
-            for r in self.db.query("SELECT upstream_id FROM commit_provenance WHERE commit_id = ? ORDER BY rowid", (row["id"],))
+            for r in self.db.query(
+                "SELECT upstream_id FROM commit_provenance WHERE commit_id = ? ORDER BY rowid", (row["id"],)
+            )
         ]
         return CommitInfo(
-            id=row["id"], repo=row["repo"], branch=row["branch"], parent=row["parent"], state=row["state"],
-            origin=row["origin"], description=row["description"], started=row["started"],
-            finished=row["finished"], size=row["size"], tree=row["tree"], provenance=provenance,
+            id=row["id"],
+            repo=row["repo"],
+            branch=row["branch"],
+            parent=row["parent"],
+            state=row["state"],
+            origin=row["origin"],
+            description=row["description"],
+            started=row["started"],
+            finished=row["finished"],
+            size=row["size"],
+            tree=row["tree"],
+            provenance=provenance,
         )
 
     def inspect_commit(self, repo: str, ref: CommitRef) -> CommitInfo:
@@ -229,16 +240,36 @@ class RepoStore:
     # ---- commits: writing --------------------------------------------------------------
 
     def _insert_commit(
-        self, repo: str, branch: str | None, parent: sqlite3.Row | None, tree: str, size: int, *,
-        state: str, origin: str, description: str, provenance: Iterable[str] = (),
+        self,
+        repo: str,
+        branch: str | None,
+        parent: sqlite3.Row | None,
+        tree: str,
+        size: int,
+        *,
+        state: str,
+        origin: str,
+        description: str,
+        provenance: Iterable[str] = (),
     ) -> str:
         commit_id = new_commit_id()
         now = time.time()
         self.db.conn.execute(
             "INSERT INTO commits (id, repo, branch, parent, tree, state, origin, description, started, finished, size)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (commit_id, repo, branch, parent["id"] if parent is not None else None, tree, state, origin,
-             description, now, now if state == "finished" else None, size),
+            (
+                commit_id,
+                repo,
+                branch,
+                parent["id"] if parent is not None else None,
+                tree,
+                state,
+                origin,
+                description,
+                now,
+                now if state == "finished" else None,
+                size,
+            ),
         )
         self.db.conn.executemany(
             "INSERT OR IGNORE INTO commit_provenance (commit_id, upstream_id) VALUES (?, ?)",
@@ -306,7 +337,13 @@ class RepoStore:
             conn.execute("DELETE FROM commits WHERE id = ?", (row["id"],))
 
     def modify(
-        self, repo: str, ref: CommitRef, edit: Edit, *, description: str = "", origin: str = "auto",
+        self,
+        repo: str,
+        ref: CommitRef,
+        edit: Edit,
+        *,
+        description: str = "",
+        origin: str = "auto",
         provenance: Iterable[str] = (),
     ) -> CommitInfo:
         """Apply `edit` to the files of the commit `ref` names, under the write lock.
@@ -324,9 +361,7 @@ class RepoStore:
             if branch is None and self._by_prefix(repo, ref.base) is not None:
                 target = self._by_prefix(repo, ref.base)
                 if target["state"] != "open":
-                    raise Conflict(
-                        f"commit {target['id']} is finished: write to a branch or to an open commit"
-                    )
+                    raise Conflict(f"commit {target['id']} is finished: write to a branch or to an open commit")
             else:
                 check_name("branch", ref.base)
                 head = self.commit_row(branch["head"]) if branch is not None and branch["head"] else None
@@ -337,8 +372,15 @@ class RepoStore:
                 return self.info(self.commit_row(target["id"]))
             tree, size = self._apply(head["tree"] if head is not None else None, edit)
             commit_id = self._insert_commit(
-                repo, ref.base, head, tree, size, state="finished", origin=origin,
-                description=description, provenance=provenance,
+                repo,
+                ref.base,
+                head,
+                tree,
+                size,
+                state="finished",
+                origin=origin,
+                description=description,
+                provenance=provenance,
             )
             if branch is None:
                 conn.execute("INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, ref.base, commit_id))

@@ -99,7 +99,9 @@ class TreeStore:
             if not entry.is_dir:
                 yield path, entry
 
-    def diff(self, old: str | None, new: str | None, prefix: str = "") -> Iterator[tuple[str, Entry | None, Entry | None]]:
+    def diff(
+        self, old: str | None, new: str | None, prefix: str = ""
+    ) -> Iterator[tuple[str, Entry | None, Entry | None]]:
         """Files that differ between two trees: (path, old entry, new entry); equal subtrees are skipped."""
         if old == new:
             return

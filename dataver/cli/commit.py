@@ -58,18 +58,35 @@ def list_commit(
         return output.as_json(commits)
     output.table(
         ["REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "DESCRIPTION"],
-        [(c.repo, c.branch or "-", c.id, output.ago(c.finished) if c.finished else "open",
-          output.size(c.size), c.description) for c in commits],
+        [
+            (
+                c.repo,
+                c.branch or "-",
+                c.id,
+                output.ago(c.finished) if c.finished else "open",
+                output.size(c.size),
+                c.description,
+            )
+            for c in commits
+        ],
     )
 
 
 def show_commit(info: CommitInfo) -> None:
-    output.fields([
-        ("Commit", f"{info.repo}@{info.id}"), ("Branch", info.branch), ("Parent", info.parent),
-        ("State", info.state), ("Origin", info.origin), ("Description", info.description),
-        ("Started", output.ago(info.started)), ("Finished", output.ago(info.finished)),
-        ("Size", output.size(info.size)), ("Provenance", info.provenance),
-    ])
+    output.fields(
+        [
+            ("Commit", f"{info.repo}@{info.id}"),
+            ("Branch", info.branch),
+            ("Parent", info.parent),
+            ("State", info.state),
+            ("Origin", info.origin),
+            ("Description", info.description),
+            ("Started", output.ago(info.started)),
+            ("Finished", output.ago(info.finished)),
+            ("Size", output.size(info.size)),
+            ("Provenance", info.provenance),
+        ]
+    )
 
 
 @app.command("inspect-commit")

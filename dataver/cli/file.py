@@ -31,14 +31,17 @@ def put_file(
     address: Annotated[list[str], typer.Argument(help="REPO BRANCH [PATH] or REPO@BRANCH[:PATH]", show_default=False)],
     source: Annotated[str, typer.Option("--file", "-f", help="Host file, directory (with -r) or - for stdin.")],
     recursive: Recursive = False,
-    append: Annotated[bool, typer.Option("--append", "-a", help="Append to the file instead of overwriting it.")] = False,
+    append: Annotated[
+        bool, typer.Option("--append", "-a", help="Append to the file instead of overwriting it.")
+    ] = False,
     message: Annotated[str, typer.Option("--message", "-m", help="Description of the commit.")] = "",
 ) -> None:
     """Put a file or directory into a branch (its own commit) or into the branch's open commit."""
     t = target(address, what="REPO BRANCH [PATH]")
     data = sys.stdin.buffer if source == "-" else source
-    client(ctx).put_file(t.repo, required_ref(t), t.path, source=data, recursive=recursive, append=append,
-                         message=message)
+    client(ctx).put_file(
+        t.repo, required_ref(t), t.path, source=data, recursive=recursive, append=append, message=message
+    )
 
 
 @app.command("get-file")
@@ -94,10 +97,16 @@ def inspect_file(ctx: typer.Context, address: Address, json: JsonOpt = False) ->
     info = client(ctx).inspect_file(t.repo, required_ref(t), t.path or "")
     if json:
         return output.as_json(info)
-    output.fields([
-        ("Path", info.path), ("Type", info.type), ("Size", output.size(info.size)), ("Hash", f"sha256:{info.hash}"),
-        ("Commit", f"{info.repo}@{info.commit}"), ("Last changed in", f"{info.repo}@{info.committed}"),
-    ])
+    output.fields(
+        [
+            ("Path", info.path),
+            ("Type", info.type),
+            ("Size", output.size(info.size)),
+            ("Hash", f"sha256:{info.hash}"),
+            ("Commit", f"{info.repo}@{info.commit}"),
+            ("Last changed in", f"{info.repo}@{info.committed}"),
+        ]
+    )
 
 
 @app.command("diff-file")

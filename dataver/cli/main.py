@@ -38,7 +38,9 @@ def _root(
     ctx: typer.Context,
     root: Annotated[
         Path | None,
-        typer.Option("--root", envvar="DATAVER_ROOT", help="The store's folder (default ~/.dataver).", show_default=False),
+        typer.Option(
+            "--root", envvar="DATAVER_ROOT", help="The store's folder (default ~/.dataver).", show_default=False
+        ),
     ] = None,
 ) -> None:
     ctx.obj = Session(root)

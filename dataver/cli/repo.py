@@ -41,10 +41,15 @@ def inspect_repo(ctx: typer.Context, name: str, json: JsonOpt = False) -> None:
     info = client(ctx).inspect_repo(name)
     if json:
         return output.as_json(info)
-    output.fields([
-        ("Name", info.name), ("Description", info.description), ("Created", output.ago(info.created)),
-        ("Size of master", output.size(info.size)), ("Branches", info.branches),
-    ])
+    output.fields(
+        [
+            ("Name", info.name),
+            ("Description", info.description),
+            ("Created", output.ago(info.created)),
+            ("Size of master", output.size(info.size)),
+            ("Branches", info.branches),
+        ]
+    )
 
 
 @app.command("delete-repo")
