@@ -117,7 +117,7 @@ class Client:
                     "reading from stdin or a stream needs a destination path, e.g. repo@master:/data.csv"
                 )
             return self.files.put_stream(repo, commit_ref, path, source, append=append, description=message)
-        dest = normalize_path(path) if path is not None else None
+        dest = normalize_path(path, allow_root=recursive) if path is not None else None
         sources = expand_source(str(source), dest, recursive)
         return self.files.put_files(repo, commit_ref, sources, append=append, description=message)
 

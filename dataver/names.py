@@ -41,7 +41,7 @@ def normalize_path(path: str, *, allow_root: bool = True) -> str:
                 f"path {path!r} uses '{part}': paths are relative to the repo root and cannot leave it"
             )
     if not parts and not allow_root:
-        raise InvalidArgument(f"path {path!r} is empty: name a file inside the repo, e.g. /data.csv")
+        raise InvalidArgument("the path is empty (the repo root): name a file inside the repo, e.g. /data.csv")
     return "/".join(parts)
 
 

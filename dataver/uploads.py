@@ -41,8 +41,7 @@ def expand_source(source: str, dest: str | None, recursive: bool) -> list[tuple[
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgument(f"{source} is not a regular file: put-file takes files, directories (-r) or '-'")
     _check_readable(path)
-    target = dest if dest else normalize_path(path.name, allow_root=False)
-    return [(normalize_path(target, allow_root=False), path)]
+    return [(dest if dest is not None else normalize_path(path.name, allow_root=False), path)]
 
 
 def _expand_dir(top: Path, dest: str) -> list[tuple[str, Path]]:

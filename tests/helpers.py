@@ -1,0 +1,37 @@
+"""Helpers shared by tests: real processes and deterministic data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def dataver_process(root: Path, *args: str, **kwargs) -> subprocess.Popen:
+    """Start the real console script in its own process (for kill and concurrency tests)."""
+    env = {**os.environ, "DATAVER_ROOT": str(root)}
+    return subprocess.Popen([sys.executable, "-m", "dataver", *args], env=env, **kwargs)
+
+
+def make_tree(base: Path, files: dict[str, bytes | str]) -> Path:
+    """Write a deterministic folder of files for uploads."""
+    for rel, content in files.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return base
+
+
+def store_state(root: Path) -> tuple:
+    """Everything a user could observe in a store: objects, and every metadata row."""
+    import sqlite3
+
+    objects = sorted(str(p.relative_to(root)) for p in (root / "objects").rglob("*") if p.is_file())
+    conn = sqlite3.connect(root / "meta.db")
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        rows = {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))) for t in tables}
+    finally:
+        conn.close()
+    return objects, rows

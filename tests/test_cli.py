@@ -1,0 +1,134 @@
+"""The CLI as a user sees it: tables, --json, addressing, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from helpers import dataver_process, make_tree, store_state
+
+
+@pytest.fixture
+def loaded(cli, tmp_path):
+    """The issue's opening example: two repos, iris data and a test directory."""
+    iris = tmp_path / "iris.csv"
+    iris.write_text("5.1,3.5,1.4,0.2,Iris-setosa\n" * 30)
+    make_tree(tmp_path / "data" / "test", {"1.csv": "5.9,3.0,5.1,1.8\n", "2.csv": "5.7,2.8,4.1,1.3\n"})
+    assert cli("create-repo", "training", "--description", "iris data").code == 0
+    assert cli("create-repo", "attributes").code == 0
+    assert cli("put-file", "training", "master", "-f", str(iris)).code == 0
+    assert cli("put-file", "attributes", "master", "-r", "-f", str(tmp_path / "data" / "test") + "/").code == 0
+    return tmp_path
+
+
+def test_list_repo_table(cli, loaded):
+    result = cli("list-repo")
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["NAME", "CREATED", "SIZE", "DESCRIPTION"]
+    assert lines[1].startswith("attributes")  # newest first
+    assert "training" in lines[2] and "840 B" in lines[2] and "iris data" in lines[2]
+
+
+def test_list_file_and_get_file(cli, loaded):
+    lines = cli("list-file", "attributes", "master").out.splitlines()
+    assert [line.split() for line in lines] == [["NAME", "TYPE", "SIZE"], ["/1.csv", "file", "16", "B"],
+                                                ["/2.csv", "file", "16", "B"]]
+    assert cli("get-file", "training", "master", "iris.csv").out_bytes == (loaded / "iris.csv").read_bytes()
+    assert cli("get-file", "training@master:/iris.csv").out_bytes == (loaded / "iris.csv").read_bytes()
+
+
+def test_list_commit_and_inspect_commit(cli, loaded):
+    lines = cli("list-commit", "training").out.splitlines()
+    assert lines[0].split() == ["REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "DESCRIPTION"]
+    commit_id = lines[1].split()[2]
+    assert len(commit_id) == 32
+    shown = cli("inspect-commit", "training", "master").out
+    assert f"Commit: training@{commit_id}" in shown and "Parent: -" in shown and "Provenance: -" in shown
+    assert cli("inspect-commit", f"training@{commit_id[:6]}").code == 0
+
+
+def test_json_shapes_are_stable(cli, loaded):
+    repos = json.loads(cli("list-repo", "--json").out)
+    assert set(repos[0]) == {"name", "description", "created", "size", "branches"}
+    commit = json.loads(cli("inspect-commit", "training@master", "--json").out)
+    assert set(commit) == {"id", "repo", "branch", "parent", "state", "origin", "description", "started",
+                           "finished", "size", "tree", "provenance"}
+    files = json.loads(cli("list-file", "training@master", "--json").out)
+    assert files[0] == {"repo": "training", "commit": commit["id"], "path": "/iris.csv", "type": "file",
+                        "size": 840, "hash": files[0]["hash"], "committed": None}
+    info = json.loads(cli("inspect-file", "training@master:/iris.csv", "--json").out)
+    assert info["committed"] == commit["id"]
+    branches = json.loads(cli("list-branch", "training", "--json").out)
+    assert branches == [{"repo": "training", "name": "master", "head": commit["id"]}]
+    assert json.loads(cli("fsck", "--json").out)["ok"] is True
+
+
+def test_commit_workflow_through_the_cli(cli, loaded):
+    commit_id = cli("start-commit", "training", "master", "-m", "two files").out.strip()
+    assert cli("put-file", "training@master:/a.txt", "-f", "-", input=b"from stdin").code == 0
+    assert "/a.txt" not in cli("list-file", "training", "master").out
+    assert cli("finish-commit", "training", "master").code == 0
+    assert cli("get-file", "training", "master", "a.txt").out == "from stdin"
+    diff = cli("diff-file", "training", "master").out.splitlines()
+    assert diff[1].split()[:2] == ["added", "/a.txt"]
+    assert commit_id in cli("list-commit", "training@master", "-n", "1").out
+    assert cli("create-branch", "training", "old", "--head", "master^").code == 0
+    assert "/a.txt" not in cli("list-file", "training", "old").out
+    assert cli("glob-file", "attributes", "master", "/*.csv").out.count(".csv") == 2
+    assert cli("copy-file", "training@master:/a.txt", "attributes@master:/copied.txt").code == 0
+    assert cli("get-file", "attributes@master:/copied.txt").out == "from stdin"
+    assert cli("delete-file", "attributes", "master", "copied.txt").code == 0
+    assert cli("get-file", "attributes@master:/copied.txt").code == 1
+
+
+BAD_INPUT = [
+    (["list-file", "nope", "master"], "repo nope not found"),
+    (["list-file", "training", "nobranch"], "no branch or commit nobranch"),
+    (["inspect-commit", "training", "0123456789abcdef0123456789abcdef"], "no branch or commit"),
+    (["get-file", "training", "master", "missing.csv"], "/missing.csv does not exist"),
+    (["create-repo", "bad name"], "invalid repo name"),
+    (["create-repo", ""], "repo name is empty"),
+    (["create-branch", "training", "bad/branch"], "invalid commit reference"),
+    (["put-file", "training", "master", "../x", "-f", "{iris}"], "cannot leave it"),
+    (["put-file", "training@master:/a/../../x", "-f", "{iris}"], "cannot leave it"),
+    (["put-file", "training", "master", "a\x00b", "-f", "{iris}"], "NUL"),
+    (["put-file", "training", "master", "/", "-f", "{iris}"], "the path is empty"),
+    (["put-file", "training", "master", "-f", "{missing}"], "does not exist"),
+    (["put-file", "training", "master", "-f", "{dir}"], "is a directory: add -r"),
+    (["put-file", "training", "master", "-f", "-"], "needs a destination path"),
+    (["put-file", "training", "master", "-r", "-f", "{leaky}"], "symlink"),
+    (["finish-commit", "training", "master"], "already finished"),
+    (["delete-commit", "training", "master"], "immutable"),
+    (["list-file", "training", "master^9"], "past the first commit"),
+    (["list-commit", "training", "-n", "0"], "-n must be at least 1"),
+    (["put-file", "training"], "Missing option"),
+    (["no-such-command"], "No such command"),
+    (["get-file", "training", "master"], "missing path"),
+    (["list-file", "training@master", "extra"], "either"),
+    (["delete-file", "training", "master", "nope.csv"], "does not exist"),
+    (["put-file", "training", "master", "iris.csv/below", "-f", "{iris}"], "is a file"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])
+def test_bad_input_gets_one_clear_line_and_changes_nothing(cli, loaded, root, args, message):
+    leaky = make_tree(loaded / "leaky", {"ok": "ok"})
+    if not (leaky / "link").exists():
+        (leaky / "link").symlink_to("/etc/passwd")
+    subst = {"{iris}": str(loaded / "iris.csv"), "{missing}": str(loaded / "missing"),
+             "{dir}": str(loaded / "data"), "{leaky}": str(leaky)}
+    before = store_state(root)
+    result = cli(*[subst.get(a, a) for a in args])
+    assert result.code in (1, 2)
+    assert message in result.err
+    assert result.err.count("\n") == 1 and result.err.startswith("dataver: error: ")
+    assert "Traceback" not in result.err + result.out
+    assert store_state(root) == before
+
+
+def test_root_is_created_on_first_use(tmp_path):
+    root = tmp_path / "deep" / "store"
+    done = dataver_process(root, "list-repo", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert done.wait(timeout=60) == 0
+    assert (root / "meta.db").exists()
