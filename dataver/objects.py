@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import errno
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -60,6 +61,13 @@ def no_space(root: Path) -> NoSpace:
     )
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 class ObjectStore:
     """Blobs and trees on disk, addressed by sha256 (see the module docstring)."""
 
@@ -67,6 +75,8 @@ class ObjectStore:
         self.root = root
         self.objects_dir = root / "objects"
         self.tmp_dir = root / "tmp"
+        self.objects_dir_str = f"{self.objects_dir}/"
+        self.tmp_dir_str = f"{self.tmp_dir}/"
         self.objects_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
@@ -135,7 +145,7 @@ class ObjectWriter:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self._staged: dict[str, Path] = {}
+        self._staged: dict[str, str] = {}
         self._made_dirs: set[str] = set()
 
     def __enter__(self) -> ObjectWriter:
@@ -147,26 +157,19 @@ class ObjectWriter:
         else:
             self.discard()
 
-    def _tmp_path(self) -> Path:
-        return self.store.tmp_dir / f"{uuid.uuid4().hex}.part"
+    def _tmp_path(self) -> str:
+        return f"{self.store.tmp_dir_str}{uuid.uuid4().hex}.part"
 
     def _known(self, oid: str) -> bool:
         """True when `oid` is already stored or staged.
 
-        A stored object has its mtime refreshed: `gc` only removes unreferenced objects
-        older than its grace period, so an object about to be referenced again by this
-        batch must not look old (the lesson dulwich's object store documents).
+        No mtime refresh or grace period is needed to keep `gc` from deleting an object
+        this batch is about to reference: writers hold the store's shared write lock and
+        gc its exclusive side (see `Store.writing`).
         """
-        if oid in self._staged:
-            return True
-        path = self.store.path(oid)
-        try:
-            os.utime(path)
-            return True
-        except FileNotFoundError:
-            return False
+        return oid in self._staged or os.path.exists(self.store.objects_dir_str + oid[:2] + "/" + oid[2:])
 
-    def _write_new(self, data: bytes) -> Path:
+    def _write_new(self, data: bytes) -> str:
         tmp = self._tmp_path()
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -177,7 +180,7 @@ class ObjectWriter:
             finally:
                 os.close(fd)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             raise self._translate(exc) from None
         return tmp
 
@@ -188,15 +191,13 @@ class ObjectWriter:
             self._staged[oid] = self._write_new(data)
         return oid
 
-    def add_file(self, path: Path) -> tuple[str, int]:
+    def add_file(self, path: Path | str) -> tuple[str, int]:
         """Store the contents of a host file; returns (id, size). Bounded memory for any size."""
-        size = os.stat(path).st_size
-        if size <= SMALL_FILE:
-            with open(path, "rb") as f:
-                data = f.read()
-            return self.add_bytes(data), len(data)
         with open(path, "rb") as f:
-            return self.add_stream(f)
+            head = f.read(SMALL_FILE + 1)
+            if len(head) <= SMALL_FILE:
+                return self.add_bytes(head), len(head)
+            return self.add_stream(f, prefix=io.BytesIO(head))
 
     def add_stream(self, stream: BinaryIO, prefix: BinaryIO | None = None) -> tuple[str, int]:
         """Store everything `prefix` then `stream` yield, hashing as it copies; returns (id, size)."""
@@ -220,14 +221,14 @@ class ObjectWriter:
             finally:
                 os.close(fd)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             raise self._translate(exc) from None
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             raise
         oid = digest.hexdigest()
         if self._known(oid):
-            tmp.unlink()
+            _unlink(tmp)
         else:
             self._staged[oid] = tmp
         return oid, size
@@ -238,12 +239,13 @@ class ObjectWriter:
             return
         try:
             sync_filesystem(self.store.tmp_dir)
+            objects_dir = self.store.objects_dir_str
             for oid, tmp in self._staged.items():
                 fan = oid[:2]
                 if fan not in self._made_dirs:
-                    (self.store.objects_dir / fan).mkdir(exist_ok=True)
+                    os.makedirs(objects_dir + fan, exist_ok=True)
                     self._made_dirs.add(fan)
-                os.rename(tmp, self.store.path(oid))
+                os.rename(tmp, f"{objects_dir}{fan}/{oid[2:]}")
             sync_filesystem(self.store.objects_dir)
         except OSError as exc:
             self.discard()
@@ -253,7 +255,7 @@ class ObjectWriter:
     def discard(self) -> None:
         """Forget staged objects that were not published (their temporary files go)."""
         for tmp in self._staged.values():
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
         self._staged.clear()
 
     def _translate(self, exc: OSError) -> Exception:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from .errors import InvalidArgument, NotFound
 from .names import normalize_path
-from .trees import join_path
 
 
 def _check_readable(path: Path) -> None:
@@ -45,32 +44,35 @@ def expand_source(source: str, dest: str | None, recursive: bool) -> list[tuple[
 
 
 def _expand_dir(top: Path, dest: str) -> list[tuple[str, Path]]:
-    top_real = top.resolve()
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        here = Path(dirpath)
-        for name in list(dirnames):
-            if (here / name).is_symlink():
-                raise InvalidArgument(
-                    f"{here / name} is a symlink to a directory: dataver does not follow directory links; "
-                    "copy the directory in or remove the link"
-                )
-        for name in filenames:
-            file = here / name
-            rel = file.relative_to(top).as_posix()
-            if file.is_symlink():
-                real = file.resolve()
-                if not real.is_relative_to(top_real) or not real.is_file():
+    top_real = os.path.realpath(top)
+    found: list[tuple[str, str]] = []
+    prefix = f"{dest}/" if dest else ""
+    stack = [(str(top), "")]
+    while stack:
+        folder, rel = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel_path = f"{rel}{entry.name}"
+                if entry.is_symlink():
+                    _check_link(entry.path, top, top_real)
+                elif entry.is_dir():
+                    stack.append((entry.path, rel_path + "/"))
+                    continue
+                elif not entry.is_file():
                     raise InvalidArgument(
-                        f"{file} is a symlink to {os.readlink(file)}, which is not a file inside {top}: "
-                        "dataver only stores links whose target lies in the uploaded directory; "
-                        "copy the file in or remove the link"
+                        f"{entry.path} is not a regular file (a FIFO, socket or device): remove it and retry"
                     )
-            elif not stat.S_ISREG(file.lstat().st_mode):
-                raise InvalidArgument(f"{file} is not a regular file (a FIFO, socket or device): remove it and retry")
-            _check_readable(file)
-            found.append((normalize_path(join_path(dest, rel), allow_root=False), file))
+                found.append((prefix + rel_path, entry.path))
     if not found:
         raise InvalidArgument(f"directory {top} holds no files: nothing to put")
     found.sort()
-    return found
+    return [(normalize_path(d, allow_root=False), Path(p)) for d, p in found]
+
+
+def _check_link(link: str, top: Path, top_real: str) -> None:
+    real = os.path.realpath(link)
+    if not real.startswith(top_real + os.sep) or not os.path.isfile(real):
+        raise InvalidArgument(
+            f"{link} is a symlink to {os.readlink(link)}, which is not a file inside {top}: "
+            "dataver only stores links whose target lies in the uploaded directory; copy the file in or remove the link"
+        )

@@ -32,8 +32,11 @@ def test_list_repo_table(cli, loaded):
 
 def test_list_file_and_get_file(cli, loaded):
     lines = cli("list-file", "attributes", "master").out.splitlines()
-    assert [line.split() for line in lines] == [["NAME", "TYPE", "SIZE"], ["/1.csv", "file", "16", "B"],
-                                                ["/2.csv", "file", "16", "B"]]
+    assert [line.split() for line in lines] == [
+        ["NAME", "TYPE", "SIZE"],
+        ["/1.csv", "file", "16", "B"],
+        ["/2.csv", "file", "16", "B"],
+    ]
     assert cli("get-file", "training", "master", "iris.csv").out_bytes == (loaded / "iris.csv").read_bytes()
     assert cli("get-file", "training@master:/iris.csv").out_bytes == (loaded / "iris.csv").read_bytes()
 
@@ -52,11 +55,30 @@ def test_json_shapes_are_stable(cli, loaded):
     repos = json.loads(cli("list-repo", "--json").out)
     assert set(repos[0]) == {"name", "description", "created", "size", "branches"}
     commit = json.loads(cli("inspect-commit", "training@master", "--json").out)
-    assert set(commit) == {"id", "repo", "branch", "parent", "state", "origin", "description", "started",
-                           "finished", "size", "tree", "provenance"}
+    assert set(commit) == {
+        "id",
+        "repo",
+        "branch",
+        "parent",
+        "state",
+        "origin",
+        "description",
+        "started",
+        "finished",
+        "size",
+        "tree",
+        "provenance",
+    }
     files = json.loads(cli("list-file", "training@master", "--json").out)
-    assert files[0] == {"repo": "training", "commit": commit["id"], "path": "/iris.csv", "type": "file",
-                        "size": 840, "hash": files[0]["hash"], "committed": None}
+    assert files[0] == {
+        "repo": "training",
+        "commit": commit["id"],
+        "path": "/iris.csv",
+        "type": "file",
+        "size": 840,
+        "hash": files[0]["hash"],
+        "committed": None,
+    }
     info = json.loads(cli("inspect-file", "training@master:/iris.csv", "--json").out)
     assert info["committed"] == commit["id"]
     branches = json.loads(cli("list-branch", "training", "--json").out)
@@ -116,8 +138,12 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(cli, loaded, root, ar
     leaky = make_tree(loaded / "leaky", {"ok": "ok"})
     if not (leaky / "link").exists():
         (leaky / "link").symlink_to("/etc/passwd")
-    subst = {"{iris}": str(loaded / "iris.csv"), "{missing}": str(loaded / "missing"),
-             "{dir}": str(loaded / "data"), "{leaky}": str(leaky)}
+    subst = {
+        "{iris}": str(loaded / "iris.csv"),
+        "{missing}": str(loaded / "missing"),
+        "{dir}": str(loaded / "data"),
+        "{leaky}": str(leaky),
+    }
     before = store_state(root)
     result = cli(*[subst.get(a, a) for a in args])
     assert result.code in (1, 2)

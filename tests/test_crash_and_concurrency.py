@@ -24,8 +24,17 @@ def test_sigkill_during_put_leaves_old_or_new_head(root, many_files, delay):
     with Client(root) as client:
         client.create_repo("r")
         before = client.put_file("r", "master", "seed", source=b"seed")
-    proc = dataver_process(root, "put-file", "r", "master", "-r", "-f", str(many_files),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = dataver_process(
+        root,
+        "put-file",
+        "r",
+        "master",
+        "-r",
+        "-f",
+        str(many_files),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -22,8 +22,7 @@ def test_put_directory_recursively_keeps_the_layout(repo, tmp_path):
     src = make_tree(tmp_path / "data", {"test/1.csv": "a", "test/2.csv": "bb", "x/y/z.txt": "ccc"})
     commit = repo.put_file("r", "master", source=src, recursive=True)
     assert commit.size == 6
-    assert [(f.path, f.type, f.size) for f in repo.list_files("r", "master")] == [
-        ("/test", "dir", 3), ("/x", "dir", 3)]
+    assert [(f.path, f.type, f.size) for f in repo.list_files("r", "master")] == [("/test", "dir", 3), ("/x", "dir", 3)]
     assert [f.path for f in repo.list_files("r", "master", "test")] == ["/test/1.csv", "/test/2.csv"]
     assert repo.get_file("r", "master", "x/y/z.txt") == b"ccc"
 

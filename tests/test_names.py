@@ -30,8 +30,13 @@ def test_paths_are_normalised_to_the_repo_root():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("master", CommitRef("master", 0)), ("master^", CommitRef("master", 1)), ("master^^", CommitRef("master", 2)),
-     ("master^3", CommitRef("master", 3)), ("master~2", CommitRef("master", 2))],
+    [
+        ("master", CommitRef("master", 0)),
+        ("master^", CommitRef("master", 1)),
+        ("master^^", CommitRef("master", 2)),
+        ("master^3", CommitRef("master", 3)),
+        ("master~2", CommitRef("master", 2)),
+    ],
 )
 def test_ancestry_references(text, expected):
     assert parse_commit_ref(text) == expected
@@ -46,9 +51,18 @@ def test_both_addressing_forms_mean_the_same():
 
 @pytest.mark.parametrize(
     "pattern, path, matches",
-    [("/", "", True), ("/*", "a.csv", True), ("/*", "dir/a.csv", False), ("/**", "dir/a.csv", True),
-     ("/dir/*.csv", "dir/a.csv", True), ("/dir/*.csv", "dir/a.txt", False), ("/[ab]*", "b1", True),
-     ("/[!ab]*", "b1", False), ("/{x,y}.txt", "y.txt", True), ("/?.txt", "ab.txt", False)],
+    [
+        ("/", "", True),
+        ("/*", "a.csv", True),
+        ("/*", "dir/a.csv", False),
+        ("/**", "dir/a.csv", True),
+        ("/dir/*.csv", "dir/a.csv", True),
+        ("/dir/*.csv", "dir/a.txt", False),
+        ("/[ab]*", "b1", True),
+        ("/[!ab]*", "b1", False),
+        ("/{x,y}.txt", "y.txt", True),
+        ("/?.txt", "ab.txt", False),
+    ],
 )
 def test_glob_semantics(pattern, path, matches):
     assert bool(compile_glob(pattern).match(path)) is matches

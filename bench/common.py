@@ -1,0 +1,77 @@
+"""Timing helpers shared by the benchmark suites: real processes, side by side, a printed table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DATAVER = [sys.executable, "-m", "dataver"]
+
+
+@dataclass
+class Run:
+    seconds: float
+    max_rss_mb: float
+
+
+def run(
+    cmd: Sequence[str] | str, *, env: dict[str, str] | None = None, cwd: Path | None = None, shell: bool = False
+) -> Run:
+    """Run one command to completion; its wall time and its own peak memory (wait4's rusage).
+
+    Dirty pages are flushed first, so no command pays for writing back the data an earlier
+    step generated (dataver's syncfs would otherwise flush the benchmark's own input).
+    """
+    os.sync()
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **(env or {})}, cwd=cwd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark command failed: {cmd}\n{proc.stderr.read().decode() if proc.stderr else ''}")
+    return Run(elapsed, usage.ru_maxrss / 1024)
+
+
+def best(times: int, fn: Callable[[], Run]) -> Run:
+    """The fastest of several runs: the least disturbed by a noisy machine."""
+    return min((fn() for _ in range(times)), key=lambda r: r.seconds)
+
+
+def workdir(name: str) -> Path:
+    base = Path(os.environ.get("DATAVER_BENCH_DIR") or tempfile.gettempdir()) / f"dataver-bench-{name}"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    return base
+
+
+@dataclass
+class Row:
+    case: str
+    ours: str
+    theirs: str
+    ratio: float | None
+    target: str
+    ok: bool
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("case", "dataver", "baseline", "ratio", "target", "met"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.case, r.ours, r.theirs, "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, "yes" if r.ok else "NO"
+        )
+    Console(width=160).print(table)
