@@ -7,8 +7,11 @@ work, returning the dataclasses of `dataver.models`.
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import InvalidArgument
 from .files import FileStore
@@ -19,7 +22,12 @@ from .repos import RepoStore
 from .store import Store
 from .uploads import expand_source
 
+if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
+    from .pipelines.models import DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
+    from .pipelines.spec import PipelineSpec
+
 Ref = str | CommitRef
+Progress = Callable[["JobInfo"], None]
 
 
 def _ref(ref: Ref) -> CommitRef:
@@ -29,10 +37,30 @@ def _ref(ref: Ref) -> CommitRef:
 class Client:
     """A handle on one dataver store (`root`, else `$DATAVER_ROOT`, else `~/.dataver`)."""
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, *, run_jobs: bool = True, progress: Progress | None = None):
+        """`run_jobs`: run the jobs a new commit triggers before returning (the default, like the
+        CLI without a daemon). `progress` is called with each job's state as it advances."""
         self.store = Store.open(root)
         self.repos = RepoStore(self.store)
         self.files = FileStore(self.store, self.repos)
+        self.run_jobs = run_jobs
+        self.progress = progress
+
+    @cached_property
+    def _pipes(self) -> Any:
+        """The pipeline layer, imported on first use (it pulls in pydantic)."""
+        from .pipelines.layer import PipelineLayer
+
+        return PipelineLayer(self.store, self.repos)
+
+    def _has_pipelines(self) -> bool:
+        return self.store.db.query_one("SELECT 1 FROM pipelines LIMIT 1") is not None
+
+    def _landed(self, result: Any) -> Any:
+        """After a commit lands: run what it triggers (when asked to), then hand back `result`."""
+        if self.run_jobs and self._has_pipelines():
+            self.run_pending()
+        return result
 
     @property
     def root(self) -> Path:
@@ -59,12 +87,15 @@ class Client:
         return self.repos.inspect_repo(name)
 
     def delete_repo(self, name: str, *, force: bool = False) -> None:
+        """Refused while a pipeline reads the repo (or writes it), unless `force`."""
+        if not force and self._has_pipelines():
+            self._pipes.check_deletable(name)
         self.repos.delete_repo(name)
 
     # ---- branches ----------------------------------------------------------------------
 
     def create_branch(self, repo: str, name: str, head: Ref | None = None) -> BranchInfo:
-        return self.repos.create_branch(repo, name, _ref(head) if head is not None else None)
+        return self._landed(self.repos.create_branch(repo, name, _ref(head) if head is not None else None))
 
     def list_branches(self, repo: str) -> list[BranchInfo]:
         return self.repos.list_branches(repo)
@@ -78,7 +109,7 @@ class Client:
         return self.repos.start_commit(repo, branch, _ref(parent) if parent is not None else None, message)
 
     def finish_commit(self, repo: str, ref: Ref, message: str | None = None) -> CommitInfo:
-        return self.repos.finish_commit(repo, _ref(ref), message)
+        return self._landed(self.repos.finish_commit(repo, _ref(ref), message))
 
     def delete_commit(self, repo: str, ref: Ref) -> None:
         self.repos.delete_commit(repo, _ref(ref))
@@ -116,10 +147,12 @@ class Client:
                 raise InvalidArgument(
                     "reading from stdin or a stream needs a destination path, e.g. repo@master:/data.csv"
                 )
-            return self.files.put_stream(repo, commit_ref, path, source, append=append, description=message)
+            return self._landed(
+                self.files.put_stream(repo, commit_ref, path, source, append=append, description=message)
+            )
         dest = normalize_path(path, allow_root=recursive) if path is not None else None
         sources = expand_source(str(source), dest, recursive)
-        return self.files.put_files(repo, commit_ref, sources, append=append, description=message)
+        return self._landed(self.files.put_files(repo, commit_ref, sources, append=append, description=message))
 
     def get_file(self, repo: str, ref: Ref, path: str) -> bytes:
         out = io.BytesIO()
@@ -150,12 +183,12 @@ class Client:
         return self.files.diff(repo, _ref(new_ref), old, path, old_repo=old_repo)
 
     def delete_file(self, repo: str, ref: Ref, path: str, *, recursive: bool = False) -> CommitInfo:
-        return self.files.delete_file(repo, _ref(ref), path, recursive=recursive)
+        return self._landed(self.files.delete_file(repo, _ref(ref), path, recursive=recursive))
 
     def copy_file(
         self, src_repo: str, src_ref: Ref, src_path: str, dst_repo: str, dst_ref: Ref, dst_path: str
     ) -> CommitInfo:
-        return self.files.copy_file(src_repo, _ref(src_ref), src_path, dst_repo, _ref(dst_ref), dst_path)
+        return self._landed(self.files.copy_file(src_repo, _ref(src_ref), src_path, dst_repo, _ref(dst_ref), dst_path))
 
     # ---- maintenance -------------------------------------------------------------------
 
@@ -164,3 +197,93 @@ class Client:
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         return gc(self.store, dry_run=dry_run)
+
+    # ---- pipelines ---------------------------------------------------------------------
+
+    def parse_spec(self, spec: str | Path | dict) -> PipelineSpec:
+        """A spec from a file path, JSON text or a dict (Pachyderm's format, snake or camel case)."""
+        from .pipelines.spec import parse_spec
+
+        if isinstance(spec, dict):
+            return parse_spec(json.dumps(spec))
+        if isinstance(spec, Path) or (isinstance(spec, str) and not spec.lstrip().startswith("{")):
+            path = Path(spec)
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise InvalidArgument(f"cannot read spec file {path}: {exc.strerror}") from None
+            return parse_spec(text, str(path))
+        return parse_spec(spec)
+
+    def create_pipeline(self, spec: str | Path | dict, *, runtime: str = "auto") -> PipelineInfo:
+        """Create a pipeline and its output repo; runs its first job now if its inputs have data."""
+        parsed = self.parse_spec(spec)
+        self._pipes.service.create(parsed, runtime, _spec_path(spec))
+        return self._landed(self.inspect_pipeline(parsed.name))
+
+    def update_pipeline(
+        self, spec: str | Path | dict, *, runtime: str | None = None, reprocess: bool = False
+    ) -> PipelineInfo:
+        """Record a new spec version; seen datums are skipped unless `reprocess`."""
+        parsed = self.parse_spec(spec)
+        self._pipes.service.update(parsed, runtime=runtime, spec_path=_spec_path(spec), reprocess=reprocess)
+        return self._landed(self.inspect_pipeline(parsed.name))
+
+    def list_pipelines(self) -> list[PipelineInfo]:
+        return self._pipes.list_pipelines()
+
+    def inspect_pipeline(self, name: str) -> PipelineInfo:
+        return self._pipes.inspect_pipeline(name)
+
+    def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
+        self._pipes.service.delete(name, keep_repo=keep_repo)
+
+    def stop_pipeline(self, name: str) -> PipelineInfo:
+        self._pipes.service.set_state(name, "paused")
+        return self.inspect_pipeline(name)
+
+    def start_pipeline(self, name: str) -> PipelineInfo:
+        self._pipes.service.set_state(name, "running")
+        return self._landed(self.inspect_pipeline(name))
+
+    def dag(self, fmt: str = "text") -> str:
+        """The graph of repos and pipelines: `text`, `mermaid` or `dot` (Graphviz)."""
+        return self._pipes.dag(fmt, [r.name for r in self.list_repos()])
+
+    def run_pending(self) -> list[JobInfo]:
+        """Run every job that new commits call for, upstream first; returns the jobs run."""
+        return self._pipes.scheduler.run_pending(self.progress)
+
+    def list_jobs(self, pipeline: str | None = None) -> list[JobInfo]:
+        return self._pipes.list_jobs(pipeline)
+
+    def inspect_job(self, job_id: str) -> JobInfo:
+        return self._pipes.inspect_job(job_id)
+
+    def list_datums(self, job_id: str) -> list[DatumInfo]:
+        return self._pipes.list_datums(job_id)
+
+    def logs(
+        self, *, pipeline: str | None = None, job: str | None = None, datum: str | None = None
+    ) -> list[tuple[str, str, str]]:
+        """(job id, datum id, log text) of a job's datums (the newest job of `pipeline` by default)."""
+        return self._pipes.logs(pipeline=pipeline, job=job, datum=datum)
+
+    def wait_commit(self, repo: str, ref: Ref) -> list[CommitInfo]:
+        """Wait until every commit downstream of this one is finished; returns those commits."""
+        return self._pipes.wait_commit(self, repo, _ref(ref))
+
+    def file_provenance(self, repo: str, ref: Ref, path: str) -> ProvenanceNode:
+        """Where a file came from: its job and datum, and theirs, back to the data users put in."""
+        return self._pipes.provenance(repo, _ref(ref), path)
+
+    def job_for_commit(self, commit_id: str) -> JobInfo | None:
+        return self._pipes.job_for_commit(commit_id) if self._has_pipelines() else None
+
+
+def _spec_path(spec: str | Path | dict) -> Path | None:
+    if isinstance(spec, Path):
+        return spec
+    if isinstance(spec, str) and not spec.lstrip().startswith("{"):
+        return Path(spec)
+    return None

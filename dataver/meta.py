@@ -52,6 +52,100 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (commit_id, upstream_id)
     );
     """,
+    # 2: pipelines, their versions and inputs; jobs, datums, and file-level provenance.
+    """
+    CREATE TABLE pipelines (
+        name          TEXT PRIMARY KEY,
+        version       INTEGER NOT NULL,
+        spec          TEXT NOT NULL,
+        salt          TEXT NOT NULL,
+        state         TEXT NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'paused')),
+        runtime       TEXT NOT NULL,
+        context       TEXT,
+        created       REAL NOT NULL,
+        updated       REAL NOT NULL
+    );
+    CREATE TABLE pipeline_versions (
+        pipeline  TEXT NOT NULL,
+        version   INTEGER NOT NULL,
+        spec      TEXT NOT NULL,
+        created   REAL NOT NULL,
+        PRIMARY KEY (pipeline, version)
+    );
+    CREATE TABLE pipeline_inputs (
+        pipeline  TEXT NOT NULL REFERENCES pipelines(name) ON DELETE CASCADE,
+        name      TEXT NOT NULL,
+        repo      TEXT NOT NULL,
+        branch    TEXT NOT NULL,
+        PRIMARY KEY (pipeline, name)
+    );
+    CREATE INDEX pipeline_inputs_repo ON pipeline_inputs(repo, branch);
+    CREATE TABLE jobs (
+        id             TEXT PRIMARY KEY,
+        pipeline       TEXT NOT NULL,
+        version        INTEGER NOT NULL,
+        state          TEXT NOT NULL CHECK (state IN ('created', 'running', 'success', 'failure', 'killed')),
+        runtime        TEXT NOT NULL,
+        created        REAL NOT NULL,
+        started        REAL,
+        finished       REAL,
+        output_commit  TEXT NOT NULL,
+        reason         TEXT NOT NULL DEFAULT '',
+        restarts       INTEGER NOT NULL DEFAULT 0,
+        total          INTEGER NOT NULL DEFAULT 0,
+        processed      INTEGER NOT NULL DEFAULT 0,
+        skipped        INTEGER NOT NULL DEFAULT 0,
+        failed         INTEGER NOT NULL DEFAULT 0,
+        recovered      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_pipeline ON jobs(pipeline, created);
+    CREATE INDEX jobs_output ON jobs(output_commit);
+    CREATE TABLE job_inputs (
+        job_id     TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        repo       TEXT NOT NULL,
+        branch     TEXT NOT NULL,
+        commit_id  TEXT NOT NULL,
+        PRIMARY KEY (job_id, name)
+    );
+    CREATE TABLE datums (
+        pipeline  TEXT NOT NULL,
+        id        TEXT NOT NULL,
+        created   REAL NOT NULL,
+        PRIMARY KEY (pipeline, id)
+    );
+    CREATE TABLE datum_inputs (
+        pipeline  TEXT NOT NULL,
+        datum_id  TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        repo      TEXT NOT NULL,
+        path      TEXT NOT NULL,
+        oid       TEXT NOT NULL,
+        size      INTEGER NOT NULL
+    );
+    CREATE INDEX datum_inputs_datum ON datum_inputs(pipeline, datum_id);
+    CREATE TABLE datum_outputs (
+        pipeline  TEXT NOT NULL,
+        datum_id  TEXT NOT NULL,
+        path      TEXT NOT NULL,
+        oid       TEXT NOT NULL,
+        size      INTEGER NOT NULL
+    );
+    CREATE INDEX datum_outputs_datum ON datum_outputs(pipeline, datum_id);
+    CREATE INDEX datum_outputs_path ON datum_outputs(pipeline, path);
+    CREATE TABLE job_datums (
+        job_id    TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        datum_id  TEXT NOT NULL,
+        state     TEXT NOT NULL CHECK (state IN ('success', 'skipped', 'failed', 'recovered')),
+        started   REAL,
+        finished  REAL,
+        attempts  INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER,
+        reason    TEXT NOT NULL DEFAULT '',
+        log_oid   TEXT,
+        PRIMARY KEY (job_id, datum_id)
+    );
+    """,
 ]
 
 

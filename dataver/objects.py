@@ -14,6 +14,7 @@ import errno
 import hashlib
 import io
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,6 +148,8 @@ class ObjectWriter:
         self.store = store
         self._staged: dict[str, str] = {}
         self._made_dirs: set[str] = set()
+        self._lock = threading.Lock()
+        """Guards `_staged`: a job's worker threads share one writer."""
 
     def __enter__(self) -> ObjectWriter:
         return self
@@ -188,7 +191,10 @@ class ObjectWriter:
         """Store `data` (if new) and return its id."""
         oid = hash_bytes(data)
         if not self._known(oid):
-            self._staged[oid] = self._write_new(data)
+            tmp = self._write_new(data)
+            with self._lock:
+                if self._staged.setdefault(oid, tmp) != tmp:
+                    _unlink(tmp)
         return oid
 
     def add_file(self, path: Path | str) -> tuple[str, int]:
@@ -227,20 +233,21 @@ class ObjectWriter:
             _unlink(tmp)
             raise
         oid = digest.hexdigest()
-        if self._known(oid):
-            _unlink(tmp)
-        else:
-            self._staged[oid] = tmp
+        with self._lock:
+            if self._known(oid) or self._staged.setdefault(oid, tmp) != tmp:
+                _unlink(tmp)
         return oid, size
 
     def publish(self) -> None:
         """Make every staged object durable under its name (see the class docstring)."""
-        if not self._staged:
+        with self._lock:
+            staged, self._staged = self._staged, {}
+        if not staged:
             return
         try:
             sync_filesystem(self.store.tmp_dir)
             objects_dir = self.store.objects_dir_str
-            for oid, tmp in self._staged.items():
+            for oid, tmp in staged.items():
                 fan = oid[:2]
                 if fan not in self._made_dirs:
                     os.makedirs(objects_dir + fan, exist_ok=True)
@@ -248,15 +255,16 @@ class ObjectWriter:
                 os.rename(tmp, f"{objects_dir}{fan}/{oid[2:]}")
             sync_filesystem(self.store.objects_dir)
         except OSError as exc:
-            self.discard()
+            for tmp in staged.values():
+                _unlink(tmp)
             raise self._translate(exc) from None
-        self._staged.clear()
 
     def discard(self) -> None:
         """Forget staged objects that were not published (their temporary files go)."""
-        for tmp in self._staged.values():
+        with self._lock:
+            staged, self._staged = self._staged, {}
+        for tmp in staged.values():
             _unlink(tmp)
-        self._staged.clear()
 
     def _translate(self, exc: OSError) -> Exception:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):

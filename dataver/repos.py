@@ -71,7 +71,7 @@ class RepoStore:
         ]
         size = 0
         if "master" in branches:
-            head = self._readable_head(row["name"], "master")
+            head = self.readable_head(row["name"], "master")
             size = head["size"] if head is not None else 0
         return RepoInfo(row["name"], row["description"], row["created"], size, branches)
 
@@ -131,7 +131,7 @@ class RepoStore:
             raise NotFound(f"commit {commit_id} not found")
         return row
 
-    def _readable_head(self, repo: str, branch: str) -> sqlite3.Row | None:
+    def readable_head(self, repo: str, branch: str) -> sqlite3.Row | None:
         """The newest finished commit of a branch (its head, or the head's parent while open)."""
         row = self._branch(repo, branch)
         if row is None or row["head"] is None:
@@ -168,7 +168,7 @@ class RepoStore:
         if branch is not None:
             if branch["head"] is None:
                 raise NotFound(f"branch {ref.base} of repo {repo} has no commits yet: put a file first")
-            row = self.commit_row(branch["head"]) if include_open else self._readable_head(repo, ref.base)
+            row = self.commit_row(branch["head"]) if include_open else self.readable_head(repo, ref.base)
             if row is None:
                 raise NotFound(
                     f"branch {ref.base} of repo {repo} has no finished commit yet: "
@@ -251,8 +251,9 @@ class RepoStore:
         origin: str,
         description: str,
         provenance: Iterable[str] = (),
+        commit_id: str | None = None,
     ) -> str:
-        commit_id = new_commit_id()
+        commit_id = commit_id or new_commit_id()
         now = time.time()
         self.db.conn.execute(
             "INSERT INTO commits (id, repo, branch, parent, tree, state, origin, description, started, finished, size)"
@@ -371,22 +372,66 @@ class RepoStore:
                 conn.execute("UPDATE commits SET tree = ?, size = ? WHERE id = ?", (tree, size, target["id"]))
                 return self.info(self.commit_row(target["id"]))
             tree, size = self._apply(head["tree"] if head is not None else None, edit)
-            commit_id = self._insert_commit(
-                repo,
-                ref.base,
-                head,
-                tree,
-                size,
-                state="finished",
-                origin=origin,
-                description=description,
-                provenance=provenance,
-            )
-            if branch is None:
-                conn.execute("INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, ref.base, commit_id))
-            else:
-                self._move_head(repo, ref.base, branch["head"], commit_id)
-            return self.info(self.commit_row(commit_id))
+            return self._land(repo, ref.base, branch, head, tree, size, origin, description, provenance, None)
+
+    def commit_tree(
+        self,
+        repo: str,
+        branch: str,
+        tree: str,
+        size: int,
+        *,
+        commit_id: str,
+        origin: str,
+        description: str,
+        provenance: Iterable[str],
+    ) -> CommitInfo:
+        """Land a finished commit whose (already stored) root tree is `tree` on top of `branch`.
+
+        This is how a job publishes its output: the commit appears whole, or not at all.
+        """
+        with self.db.write():
+            self.require_repo(repo)
+            row = self._branch(repo, branch)
+            head = self.commit_row(row["head"]) if row is not None and row["head"] else None
+            if head is not None and head["state"] == "open":
+                raise Conflict(
+                    f"branch {repo}@{branch} has an open commit {head['id']}: finish or delete it so the job "
+                    "can write its output"
+                )
+            return self._land(repo, branch, row, head, tree, size, origin, description, provenance, commit_id)
+
+    def _land(
+        self,
+        repo: str,
+        branch: str,
+        branch_row: sqlite3.Row | None,
+        head: sqlite3.Row | None,
+        tree: str,
+        size: int,
+        origin: str,
+        description: str,
+        provenance: Iterable[str],
+        commit_id: str | None,
+    ) -> CommitInfo:
+        """Insert a finished commit on top of `head` and move the branch to it (write lock held)."""
+        new_id = self._insert_commit(
+            repo,
+            branch,
+            head,
+            tree,
+            size,
+            state="finished",
+            origin=origin,
+            description=description,
+            provenance=provenance,
+            commit_id=commit_id,
+        )
+        if branch_row is None:
+            self.db.conn.execute("INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, branch, new_id))
+        else:
+            self._move_head(repo, branch, branch_row["head"], new_id)
+        return self.info(self.commit_row(new_id))
 
     def _apply(self, tree: str | None, edit: Edit) -> tuple[str, int]:
         editor = TreeEditor(self.store.trees, tree)

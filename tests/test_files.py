@@ -6,10 +6,9 @@ import io
 import os
 
 import pytest
+from helpers import make_tree
 
 from dataver.errors import Conflict, Corruption, InvalidArgument, NotFound
-
-from helpers import make_tree
 
 
 @pytest.fixture

@@ -1,0 +1,328 @@
+"""Running one job: datums out of input commits, through a runtime, into one output commit.
+
+Datums processed successfully before (same id: same salt, input names, paths and content)
+are skipped and their outputs reused. New datums run on `parallelism_spec.constant`
+workers, each fed one datum after another. Results are recorded in batches (objects are
+published before the rows that refer to them). The output commit is the merge of every
+current datum's outputs and appears only if the job succeeds; a failed job leaves the
+output branch where it was, so nothing downstream runs on it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import Conflict, DataverError
+from ..names import normalize_path
+from ..objects import ObjectWriter
+from ..repos import RepoStore
+from ..runtimes.base import JobContext, Outcome, Request, Runtime, Worker, Workspace
+from ..store import Store
+from ..trees import FILE, Entry, TreeEditor
+from .datums import Datum, InputCommit, compute_datums
+from .models import JobInfo, JobInput
+from .records import DatumRecord, Records
+from .spec import PipelineSpec
+
+Progress = Callable[[JobInfo], None]
+FLUSH_EVERY = 200
+FLUSH_SECONDS = 1.0
+
+
+class OutputError(DataverError):
+    """A datum's /pfs/out holds something that cannot be committed (a link, a FIFO...)."""
+
+
+@dataclass
+class _JobPlan:
+    job_id: str
+    output_commit: str
+    spec: PipelineSpec
+    pipeline: str
+    inputs: list[InputCommit]
+    ctx: JobContext
+    runtime: Runtime
+
+
+def collect_outputs(out: Path, writer: ObjectWriter) -> list[tuple[str, str, int]]:
+    """Store every regular file below `out`; links and special files are refused, never followed."""
+    found: list[tuple[str, str, int]] = []
+    stack = [(str(out), "")]
+    while stack:
+        folder, rel = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                path = f"{rel}{entry.name}"
+                if entry.is_symlink():
+                    raise OutputError(f"/pfs/out/{path} is a symbolic link: outputs must be regular files")
+                if entry.is_dir():
+                    stack.append((entry.path, path + "/"))
+                elif entry.is_file():
+                    if os.stat(entry.path).st_nlink > 1:
+                        raise OutputError(f"/pfs/out/{path} is a hard link: outputs must be files the job wrote")
+                    oid, size = writer.add_file(entry.path)
+                    found.append((normalize_path(path, allow_root=False), oid, size))
+                else:
+                    raise OutputError(f"/pfs/out/{path} is not a regular file (a FIFO, socket or device)")
+    return sorted(found)
+
+
+class JobRunner:
+    def __init__(self, store: Store, repos: RepoStore, records: Records) -> None:
+        self.store = store
+        self.repos = repos
+        self.records = records
+
+    def run(
+        self,
+        pipeline: str,
+        inputs: list[InputCommit],
+        runtime: Runtime,
+        ctx_for: Callable[[str], JobContext],
+        progress: Progress | None = None,
+    ) -> JobInfo:
+        row = self.records.pipeline(pipeline)
+        spec = PipelineSpec.model_validate_json(row["spec"])
+        job_id, output_commit = uuid.uuid4().hex, uuid.uuid4().hex
+        plan = _JobPlan(job_id, output_commit, spec, pipeline, inputs, ctx_for(job_id), runtime)
+        self.records.create_job(
+            job_id,
+            row,
+            runtime.describe(),
+            output_commit,
+            [JobInput(i.name, i.repo, i.branch, i.commit) for i in inputs],
+        )
+        try:
+            with self.store.writing():
+                state, reason = self._execute(plan, row["salt"], progress)
+        except KeyboardInterrupt:
+            self.records.finish_job(job_id, "killed", "interrupted")
+            raise
+        except DataverError as exc:
+            state, reason = "failure", str(exc)
+        self.records.finish_job(job_id, state, reason)
+        info = self.records.job_info(self.records.job(job_id))
+        if progress:
+            progress(info)
+        return info
+
+    def _execute(self, plan: _JobPlan, salt: str, progress: Progress | None) -> tuple[str, str]:
+        commits = {i.name: i for i in plan.inputs}
+        datums = compute_datums(plan.spec.input, commits, self.store.trees, salt)
+        self.records.set_total(plan.job_id, len(datums))
+        seen = self.records.successful_datums(plan.pipeline)
+        todo = [d for d in datums if d.id not in seen]
+        skipped = [DatumRecord(d.id, "skipped", None, None, 0, None, "", None, [], []) for d in datums if d.id in seen]
+        with self.store.objects.writer() as writer:
+            self.records.record_datums(plan.job_id, plan.pipeline, skipped)
+            failures, succeeded = self._run_datums(plan, todo, writer, progress)
+            if failures:
+                first = failures[0]
+                return "failure", (
+                    f"{len(failures)} of {len(datums)} datum(s) failed; datum {first.datum_id[:12]} "
+                    f"({_describe(todo, first.datum_id)}): {first.reason} "
+                    f"(see `dataver logs -j {plan.job_id} --datum {first.datum_id[:12]}`)"
+                )
+            live = [d for d in datums if d.id in seen or d.id in succeeded]
+            tree = self._merge(plan, live, writer)
+        self.repos.commit_tree(
+            plan.pipeline,
+            plan.spec.output_branch,
+            tree.oid,
+            tree.size,
+            commit_id=plan.output_commit,
+            origin="job",
+            description=f"output of job {plan.job_id}",
+            provenance=[i.commit for i in plan.inputs],
+        )
+        return "success", ""
+
+    def _merge(self, plan: _JobPlan, live: list[Datum], writer: ObjectWriter) -> Entry:
+        outputs = self.records.datum_outputs(plan.pipeline, [d.id for d in live])
+        owners: dict[str, Datum] = {}
+        editor = TreeEditor(self.store.trees, None)
+        for datum in live:
+            for path, oid, size in outputs[datum.id]:
+                other = owners.setdefault(path, datum)
+                if other is not datum:
+                    raise DataverError(
+                        f"output /{path} was written by two datums, {other.id[:12]} ({other.describe()}) and "
+                        f"{datum.id[:12]} ({datum.describe()}): make each datum write its own paths"
+                    )
+                try:
+                    editor.set(path, Entry(FILE, oid, size))
+                except Conflict as exc:
+                    raise DataverError(
+                        f"outputs of datum {datum.id[:12]} ({datum.describe()}) collide: {exc}"
+                    ) from None
+        root = editor.write(writer)
+        writer.publish()
+        return root
+
+    def _run_datums(
+        self, plan: _JobPlan, todo: list[Datum], writer: ObjectWriter, progress: Progress | None
+    ) -> tuple[list[DatumRecord], set[str]]:
+        """Run `todo` on the workers; returns the failed datums and the ids that succeeded."""
+        succeeded: set[str] = set()
+        if not todo:
+            return [], succeeded
+        pending: queue.Queue[Datum] = queue.Queue()
+        for datum in todo:
+            pending.put(datum)
+        results: queue.Queue[DatumRecord | BaseException] = queue.Queue()
+        count = min(plan.spec.parallelism_spec.constant, len(todo))
+        threads = [
+            threading.Thread(target=self._worker_loop, args=(plan, i, pending, results, writer), daemon=True)
+            for i in range(count)
+        ]
+        for t in threads:
+            t.start()
+        failures: list[DatumRecord] = []
+        batch: list[DatumRecord] = []
+        last_flush = time.monotonic()
+        done = 0
+        error: BaseException | None = None
+        while done < len(todo) and error is None:
+            item = results.get()
+            if isinstance(item, BaseException):
+                error = item
+                break
+            done += 1
+            batch.append(item)
+            if item.state == "success":
+                succeeded.add(item.datum_id)
+            elif item.state == "failed":
+                failures.append(item)
+            if len(batch) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS or done == len(todo):
+                writer.publish()
+                self.records.record_datums(plan.job_id, plan.pipeline, batch)
+                batch, last_flush = [], time.monotonic()
+                if progress:
+                    progress(self.records.job_info(self.records.job(plan.job_id)))
+        if error is not None:
+            while not pending.empty():
+                pending.get_nowait()
+            for t in threads:
+                t.join()
+            raise error
+        for t in threads:
+            t.join()
+        return failures, succeeded
+
+    def _worker_loop(
+        self,
+        plan: _JobPlan,
+        index: int,
+        pending: queue.Queue[Datum],
+        results: queue.Queue[DatumRecord | BaseException],
+        writer: ObjectWriter,
+    ) -> None:
+        workspace = Workspace(self.store.root / "work" / plan.job_id / f"w{index}")
+        try:
+            worker = plan.runtime.start(plan.ctx, workspace)
+            try:
+                while True:
+                    try:
+                        datum = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    results.put(self._run_datum(plan, worker, workspace, datum, writer))
+            finally:
+                worker.close()
+        except BaseException as exc:  # the main thread re-raises it
+            results.put(exc)
+        finally:
+            workspace.remove()
+
+    def _request(self, plan: _JobPlan, datum: Datum, cmd: list[str], stdin: list[str]) -> Request:
+        env = {**plan.runtime.base_env(), **plan.ctx.image_env, **plan.spec.transform.env}
+        for part in datum.parts:
+            env.setdefault(part.name, f"/pfs/{part.name}/{part.path}".rstrip("/"))
+            env.setdefault(f"{part.name}_COMMIT", part.commit)
+        env.update(
+            PACH_JOB_ID=plan.job_id,
+            PACH_OUTPUT_COMMIT_ID=plan.output_commit,
+            PACH_DATUM_ID=datum.id,
+            PPS_PIPELINE_NAME=plan.pipeline,
+            DATAVER_JOB_ID=plan.job_id,
+        )
+        cwd = plan.spec.transform.working_dir or plan.ctx.working_dir or "/"
+        return Request(cmd, stdin, env, cwd, plan.spec.timeout_seconds())
+
+    def _run_datum(
+        self, plan: _JobPlan, worker: Worker, workspace: Workspace, datum: Datum, writer: ObjectWriter
+    ) -> DatumRecord:
+        transform = plan.spec.transform
+        files = [(p.name, f.path, f.oid) for p in datum.parts for f in p.files]
+        inputs = [(p.name, p.repo, f.path, f.oid, f.size) for p in datum.parts for f in p.files]
+        started = time.time()
+        reason, exit_code, outcome = "", None, None
+        for attempt in range(1, plan.spec.datum_tries + 1):
+            workspace.stage(files, self.store.objects, plan.runtime.link_inputs)
+            outcome = worker.run(self._request(plan, datum, transform.cmd, transform.stdin), f"{datum.id}.log")
+            exit_code = outcome.exit_code
+            if _accepted(outcome, transform.accept_return_code):
+                try:
+                    outputs = collect_outputs(workspace.out, writer)
+                except OutputError as exc:
+                    reason = str(exc)
+                    continue
+                return DatumRecord(
+                    datum.id,
+                    "success",
+                    started,
+                    time.time(),
+                    attempt,
+                    exit_code,
+                    "",
+                    writer.add_file(outcome.log)[0],
+                    inputs,
+                    outputs,
+                )
+            reason = outcome.error or f"the command exited with code {exit_code}"
+            if transform.err_cmd:
+                log_oid = writer.add_file(outcome.log)[0]
+                recovery = worker.run(
+                    self._request(plan, datum, transform.err_cmd, transform.err_stdin), f"{datum.id}.err.log"
+                )
+                if _accepted(recovery, []):
+                    return DatumRecord(
+                        datum.id,
+                        "recovered",
+                        started,
+                        time.time(),
+                        attempt,
+                        exit_code,
+                        f"{reason}; err_cmd succeeded",
+                        log_oid,
+                        inputs,
+                        [],
+                    )
+        log_oid = writer.add_file(outcome.log)[0] if outcome is not None else None
+        return DatumRecord(
+            datum.id,
+            "failed",
+            started,
+            time.time(),
+            plan.spec.datum_tries,
+            exit_code,
+            f"{reason} (after {plan.spec.datum_tries} attempt(s))",
+            log_oid,
+            inputs,
+            [],
+        )
+
+
+def _accepted(outcome: Outcome, accept: list[int]) -> bool:
+    return not outcome.error and (outcome.exit_code == 0 or outcome.exit_code in accept)
+
+
+def _describe(datums: list[Datum], datum_id: str) -> str:
+    return next((d.describe() for d in datums if d.id == datum_id), "?")

@@ -1,0 +1,140 @@
+"""The pipeline layer assembled: records, service, runner and scheduler over one store.
+
+`dataver.Client` creates it on first use (it imports pydantic), and delegates to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import Conflict, InvalidArgument, NotFound
+from ..models import CommitInfo
+from ..names import CommitRef
+from ..repos import RepoStore
+from ..runtimes import images
+from ..runtimes.base import JobContext, Runtime
+from ..runtimes.select import make_runtime
+from ..store import Store
+from .jobs import JobRunner
+from .models import DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
+from .provenance import file_provenance
+from .records import Records
+from .scheduler import Scheduler
+from .service import PipelineService, render_dag
+from .spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+
+class PipelineLayer:
+    def __init__(self, store: Store, repos: RepoStore) -> None:
+        self.store = store
+        self.repos = repos
+        self.records = Records(store.db)
+        self.service = PipelineService(store, repos, self.records)
+        self.runner = JobRunner(store, repos, self.records)
+        self.scheduler = Scheduler(store, repos, self.records, self.runner, self._runtime_for, self._ctx_for)
+
+    def _runtime_for(self, pipeline: str) -> Runtime:
+        return make_runtime(self.records.pipeline(pipeline)["runtime"], self.store.root)
+
+    def _ctx_for(self, pipeline: str, job_id: str) -> JobContext:
+        row = self.records.pipeline(pipeline)
+        spec = PipelineSpec.model_validate_json(row["spec"])
+        image = None
+        if row["context"] and Path(row["context"], "Dockerfile").is_file():
+            image = images.available([Path(row["context"]).parent]).get(images.canonical_tag(spec.transform.image))
+        if image is None and spec.transform.image:
+            image = images.resolve(spec.transform.image, images.search_path())
+        limits = spec.resource_limits
+        return JobContext(
+            job_id=job_id,
+            pipeline=pipeline,
+            image=spec.transform.image,
+            code_dir=image.path if image else None,
+            image_env=image.env if image else {},
+            working_dir=image.workdir if image else "",
+            network=spec.network,
+            memory=limits.memory if limits else "",
+            cpu=limits.cpu if limits else None,
+        )
+
+    def check_deletable(self, repo: str) -> None:
+        readers = self.records.readers_of(repo)
+        if readers:
+            raise Conflict(
+                f"repo {repo} is read by pipeline(s) {', '.join(readers)}: delete them first, or use --force"
+            )
+        if self.records.exists(repo):
+            raise Conflict(f"repo {repo} is the output of pipeline {repo}: use `dataver delete-pipeline {repo}`")
+
+    def list_pipelines(self) -> list[PipelineInfo]:
+        return [self.records.pipeline_info(r) for r in self.records.pipelines()]
+
+    def inspect_pipeline(self, name: str) -> PipelineInfo:
+        return self.records.pipeline_info(self.records.pipeline(name))
+
+    def dag(self, fmt: str, repos: list[str]) -> str:
+        if fmt not in ("text", "mermaid", "dot"):
+            raise InvalidArgument(f"unknown graph format {fmt!r}: choose text, mermaid or dot")
+        return render_dag(self.service.edges(), sorted(repos), fmt)
+
+    def list_jobs(self, pipeline: str | None) -> list[JobInfo]:
+        if pipeline is not None:
+            self.records.pipeline(pipeline)
+        return [self.records.job_info(r) for r in self.records.jobs(pipeline)]
+
+    def inspect_job(self, job_id: str) -> JobInfo:
+        return self.records.job_info(self.records.job(job_id))
+
+    def job_for_commit(self, commit_id: str) -> JobInfo | None:
+        row = self.records.job_for_commit(commit_id)
+        return self.records.job_info(row) if row else None
+
+    def list_datums(self, job_id: str) -> list[DatumInfo]:
+        job = self.records.job(job_id)
+        return self.records.datum_infos(job["id"], job["pipeline"])
+
+    def logs(self, *, pipeline: str | None, job: str | None, datum: str | None) -> list[tuple[str, str, str]]:
+        if (pipeline is None) == (job is None):
+            raise InvalidArgument("name either a pipeline (-p) or a job (-j)")
+        if job is not None:
+            row = self.records.job(job)
+        else:
+            assert pipeline is not None
+            self.records.pipeline(pipeline)
+            row = self.records.last_job(pipeline)
+            if row is None:
+                raise NotFound(f"pipeline {pipeline} has not run a job yet")
+        rows = self.records.datum_logs(row["id"], datum)
+        if datum and not rows:
+            raise NotFound(f"no datum {datum} in job {row['id']}: see `dataver list-datum {row['id']}`")
+        return [
+            (row["id"], r["datum_id"], self.store.objects.read_bytes(r["log_oid"]).decode(errors="replace"))
+            for r in rows
+            if r["log_oid"]
+        ]
+
+    def wait_commit(self, client: Client, repo: str, ref: CommitRef) -> list[CommitInfo]:
+        """Run whatever is pending, then list the commits computed from this one, transitively."""
+        start = self.repos.inspect_commit(repo, ref)
+        self.scheduler.run_pending(client.progress)
+        found: list[CommitInfo] = []
+        frontier = [start.id]
+        seen = {start.id}
+        while frontier:
+            current = frontier.pop(0)
+            rows = self.store.db.query(
+                "SELECT commit_id FROM commit_provenance WHERE upstream_id = ? ORDER BY rowid", (current,)
+            )
+            for row in rows:
+                if row["commit_id"] not in seen:
+                    seen.add(row["commit_id"])
+                    found.append(self.repos.info(self.repos.commit_row(row["commit_id"])))
+                    frontier.append(row["commit_id"])
+        return found
+
+    def provenance(self, repo: str, ref: CommitRef, path: str) -> ProvenanceNode:
+        return file_provenance(self.store, self.repos, self.records, repo, ref, path)

@@ -1,0 +1,131 @@
+"""The one place that decides which jobs to run: every trigger (a CLI command, the Python API,
+the watcher) calls `Scheduler.run_pending`.
+
+A pipeline is behind when the newest finished commits of its input branches, or its spec
+version, differ from those of its last job. Comparing states rather than counting events
+means a burst of commits gives one job over the newest heads, and no trigger can be lost.
+Pipelines run upstream first, so a chain (training -> model -> inference) runs through.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..repos import RepoStore
+from ..runtimes.base import JobContext, Runtime
+from ..store import Store
+from .datums import InputCommit
+from .jobs import JobRunner, Progress
+from .models import JobInfo
+from .records import Records
+
+MAX_ROUNDS = 1000
+
+
+@contextmanager
+def pipeline_lock(root: Path, pipeline: str) -> Iterator[bool]:
+    """Try to own a pipeline (non-blocking); yields whether we do. Held while its job runs,
+    released by the kernel if the process dies, which is how orphaned jobs are recognised."""
+    folder = root / "locks"
+    folder.mkdir(exist_ok=True)
+    fd = os.open(folder / f"pipeline-{pipeline}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        repos: RepoStore,
+        records: Records,
+        runner: JobRunner,
+        runtime_for: Callable[[str], Runtime],
+        ctx_for: Callable[[str, str], JobContext],
+    ) -> None:
+        self.store = store
+        self.repos = repos
+        self.records = records
+        self.runner = runner
+        self.runtime_for = runtime_for
+        self.ctx_for = ctx_for
+
+    def topological(self) -> list[str]:
+        """Running pipelines, each after every pipeline whose output it reads."""
+        rows = [r for r in self.records.pipelines() if r["state"] == "running"]
+        names = {r["name"] for r in rows}
+        deps = {r["name"]: {i["repo"] for i in self.records.inputs(r["name"])} & names for r in rows}
+        order: list[str] = []
+        while deps:
+            ready = sorted(n for n, d in deps.items() if not d - set(order))
+            if not ready:  # a cycle cannot be created, but never loop forever
+                ready = sorted(deps)
+            for name in ready:
+                order.append(name)
+                del deps[name]
+        return order
+
+    def current_inputs(self, pipeline: str) -> list[InputCommit] | None:
+        """The newest finished commit of each input branch, or None while one has no data."""
+        inputs = []
+        with self.store.db.read():
+            for row in self.records.inputs(pipeline):
+                head = self.repos.readable_head(row["repo"], row["branch"])
+                if head is None:
+                    return None
+                inputs.append(InputCommit(row["name"], row["repo"], row["branch"], head["id"], head["tree"]))
+        return inputs
+
+    def is_behind(self, pipeline: str, inputs: list[InputCommit]) -> bool:
+        last = self.records.last_job(pipeline)
+        if last is None:
+            return True
+        if last["version"] != self.records.pipeline(pipeline)["version"]:
+            return True
+        seen = {i.name: i.commit for i in self.records.job_inputs(last["id"])}
+        return seen != {i.name: i.commit for i in inputs}
+
+    def pending(self) -> list[str]:
+        """Pipelines that are behind their inputs now, upstream first."""
+        return [p for p in self.topological() if (inputs := self.current_inputs(p)) and self.is_behind(p, inputs)]
+
+    def _reap(self, pipeline: str) -> None:
+        """A job still 'running' while nobody holds its pipeline's lock was orphaned by a crash."""
+        last = self.records.last_job(pipeline)
+        if last is not None and last["state"] in ("running", "created"):
+            self.records.finish_job(last["id"], "killed", "the process running this job died")
+
+    def run_pending(self, progress: Progress | None = None) -> list[JobInfo]:
+        """Run jobs until every running pipeline is up to date with its inputs."""
+        ran: list[JobInfo] = []
+        for _ in range(MAX_ROUNDS):
+            job = self._run_one(progress)
+            if job is None:
+                return ran
+            ran.append(job)
+        return ran
+
+    def _run_one(self, progress: Progress | None) -> JobInfo | None:
+        for pipeline in self.topological():
+            with pipeline_lock(self.store.root, pipeline) as owned:
+                if not owned:
+                    continue
+                self._reap(pipeline)
+                inputs = self.current_inputs(pipeline)
+                if not inputs or not self.is_behind(pipeline, inputs):
+                    continue
+                runtime = self.runtime_for(pipeline)
+                return self.runner.run(pipeline, inputs, runtime, functools.partial(self.ctx_for, pipeline), progress)
+        return None

@@ -1,0 +1,135 @@
+"""Creating, updating, pausing and deleting pipelines, with the checks that keep the DAG sound.
+
+A pipeline's output repo is named after it and made with it, in the same transaction.
+Its inputs must exist, its name must be free (as a pipeline and as a repo), and it may not
+read, directly or through other pipelines, its own output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import AlreadyExists, Conflict, NotFound, SpecError
+from ..repos import RepoStore
+from ..runtimes import images
+from ..runtimes.select import check_runtime, resolve_runtime
+from ..store import Store
+from .records import Records
+from .spec import PipelineSpec
+
+
+class PipelineService:
+    def __init__(self, store: Store, repos: RepoStore, records: Records) -> None:
+        self.store = store
+        self.repos = repos
+        self.records = records
+
+    def _downstream(self, repo: str) -> set[str]:
+        """Every repo computed, directly or not, from `repo`."""
+        seen: set[str] = set()
+        frontier = [repo]
+        while frontier:
+            current = frontier.pop()
+            for pipeline in self.records.readers_of(current):
+                if pipeline not in seen:
+                    seen.add(pipeline)
+                    frontier.append(pipeline)
+        return seen
+
+    def _check_inputs(self, spec: PipelineSpec) -> None:
+        for i, pfs in enumerate(spec.input.pfs_inputs()):
+            if pfs.repo == spec.name or pfs.repo in self._downstream(spec.name):
+                raise SpecError(
+                    f"pipeline {spec.name} would read its own output through repo {pfs.repo}: "
+                    "a pipeline graph cannot have cycles"
+                )
+            try:
+                self.repos.require_repo(pfs.repo)
+            except NotFound:
+                raise NotFound(
+                    f"pipeline {spec.name}: input repo {pfs.repo} (input #{i + 1}) does not exist: "
+                    f"create it with `dataver create-repo {pfs.repo}` first"
+                ) from None
+
+    def _context(self, spec: PipelineSpec, runtime: str, spec_path: Path | None) -> str | None:
+        """The image's build context, resolved now so a missing image is refused at once."""
+        if resolve_runtime(runtime) != "local" or not spec.transform.image:
+            return None
+        return str(images.resolve(spec.transform.image, images.search_path(spec_path)).path)
+
+    def create(self, spec: PipelineSpec, runtime: str = "auto", spec_path: Path | None = None) -> None:
+        check_runtime(runtime)
+        with self.store.db.write():
+            if self.records.exists(spec.name):
+                raise AlreadyExists(f"pipeline {spec.name} already exists: use `dataver update-pipeline -f SPEC`")
+            try:
+                self.repos.require_repo(spec.name)
+                raise AlreadyExists(
+                    f"a repo named {spec.name} already exists, and a pipeline's output repo takes its name: "
+                    "rename the pipeline or delete the repo"
+                )
+            except NotFound:
+                pass
+            self._check_inputs(spec)
+            context = self._context(spec, runtime, spec_path)
+            self.repos.create_repo(spec.name, f"output of pipeline {spec.name}")
+            self.records.insert_pipeline(spec, runtime, context)
+
+    def update(
+        self, spec: PipelineSpec, *, runtime: str | None = None, spec_path: Path | None = None, reprocess: bool = False
+    ) -> int:
+        with self.store.db.write():
+            row = self.records.pipeline(spec.name)
+            runtime = check_runtime(runtime or row["runtime"])
+            self._check_inputs(spec)
+            return self.records.update_pipeline(spec, runtime, self._context(spec, runtime, spec_path), reprocess)
+
+    def delete(self, name: str, *, keep_repo: bool = False) -> None:
+        with self.store.db.write():
+            self.records.pipeline(name)
+            readers = self.records.readers_of(name)
+            if readers and not keep_repo:
+                raise Conflict(
+                    f"pipeline(s) {', '.join(readers)} read the output of {name}: delete them first, "
+                    "or use --keep-repo to keep the repo they read"
+                )
+            self.records.delete_pipeline(name)
+            if not keep_repo:
+                self.repos.delete_repo(name)
+
+    def set_state(self, name: str, state: str) -> None:
+        with self.store.db.write():
+            self.records.set_state(name, state)
+
+    def edges(self) -> list[tuple[str, str, str]]:
+        """(input repo, pipeline, output repo) for every pipeline input."""
+        return [
+            (i["repo"], row["name"], row["name"])
+            for row in self.records.pipelines()
+            for i in self.records.inputs(row["name"])
+        ]
+
+
+def render_dag(edges: list[tuple[str, str, str]], repos: list[str], fmt: str) -> str:
+    """The graph of repos and pipelines as text, Mermaid or Graphviz dot."""
+    pipelines = sorted({p for _, p, _ in edges})
+    if fmt == "mermaid":
+        lines = ["graph LR"]
+        lines += [f"  repo_{r}[({r})]" for r in repos]
+        lines += [f"  pipe_{p}{{{{{p}}}}}" for p in pipelines]
+        lines += [f"  repo_{src} --> pipe_{p}" for src, p, _ in edges]
+        lines += [f"  pipe_{p} --> repo_{p}" for p in pipelines]
+        return "\n".join(lines)
+    if fmt == "dot":
+        lines = ["digraph dataver {", "  rankdir=LR;"]
+        lines += [f'  "repo:{r}" [label="{r}", shape=cylinder];' for r in repos]
+        lines += [f'  "pipeline:{p}" [label="{p}", shape=box];' for p in pipelines]
+        lines += [f'  "repo:{src}" -> "pipeline:{p}";' for src, p, _ in edges]
+        lines += [f'  "pipeline:{p}" -> "repo:{p}";' for p in pipelines]
+        return "\n".join([*lines, "}"])
+    inputs: dict[str, list[str]] = {}
+    for src, p, _ in edges:
+        inputs.setdefault(p, []).append(src)
+    lines = [f"{' + '.join(inputs[p])} -> [{p}] -> {p}" for p in pipelines]
+    lonely = [r for r in repos if r not in pipelines and not any(r in srcs for srcs in inputs.values())]
+    return "\n".join(lines + [f"{r} (no pipeline reads it)" for r in lonely])

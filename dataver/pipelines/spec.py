@@ -1,0 +1,220 @@
+"""Pipeline specs in Pachyderm's own JSON format, parsed and validated with pydantic.
+
+Both snake_case and camelCase field names are accepted. A field dataver does not support
+is an error that names it (never silently ignored), and every validation error names the
+field path, e.g. `input.cross[1].pfs.glob: ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from ..errors import InvalidArgument, SpecError
+from ..globs import compile_glob
+from ..names import check_name
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class PipelineName(_Model):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        _check(lambda: check_name("pipeline", value))
+        return value
+
+
+class Transform(_Model):
+    image: str = ""
+    cmd: list[str] = Field(min_length=1)
+    stdin: list[str] = []
+    env: dict[str, str] = {}
+    err_cmd: list[str] = []
+    err_stdin: list[str] = []
+    accept_return_code: list[int] = []
+    working_dir: str = ""
+
+
+class PfsInput(_Model):
+    repo: str
+    branch: str = "master"
+    glob: str
+    name: str = ""
+    join_on: str = ""
+    group_by: str = ""
+    outer_join: bool = False
+
+    @field_validator("repo", "branch", "name")
+    @classmethod
+    def _valid_name(cls, value: str, info: ValidationInfo) -> str:
+        if value or info.field_name != "name":
+            _check(lambda: check_name(info.field_name, value))
+        return value
+
+    @field_validator("glob")
+    @classmethod
+    def _valid_glob(cls, value: str) -> str:
+        _check(lambda: compile_glob(value))
+        return value
+
+    @model_validator(mode="after")
+    def _valid(self) -> PfsInput:
+        glob = compile_glob(self.glob)
+        for field, value in (("join_on", self.join_on), ("group_by", self.group_by)):
+            for ref in re.findall(r"\$(\d+)", value):
+                if int(ref) < 1 or int(ref) > glob.groups:
+                    raise ValueError(
+                        f"{field} {value!r} refers to capture group ${ref}, but glob {self.glob!r} has {glob.groups}"
+                    )
+        return self
+
+    @property
+    def input_name(self) -> str:
+        return self.name or self.repo
+
+
+class Input(_Model):
+    pfs: PfsInput | None = None
+    cross: list[Input] | None = None
+    union: list[Input] | None = None
+    join: list[Input] | None = None
+    group: list[Input] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Input:
+        kinds = [k for k in ("pfs", "cross", "union", "join", "group") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"an input needs exactly one of pfs, cross, union, join or group (got {kinds or 'none'})")
+        children = getattr(self, kinds[0])
+        if kinds[0] != "pfs" and not children:
+            raise ValueError(f"{kinds[0]} needs at least one input")
+        if kinds[0] == "join":
+            for child in children:
+                if child.pfs is None or not child.pfs.join_on:
+                    raise ValueError("every input of a join must be a pfs input with join_on")
+        if kinds[0] == "group":
+            for child in children:
+                if child.pfs is None or not child.pfs.group_by:
+                    raise ValueError("every input of a group must be a pfs input with group_by")
+        return self
+
+    def pfs_inputs(self) -> list[PfsInput]:
+        """Every pfs input below this one, left to right."""
+        if self.pfs is not None:
+            return [self.pfs]
+        children = self.cross or self.union or self.join or self.group or []
+        return [p for child in children for p in child.pfs_inputs()]
+
+
+class ParallelismSpec(_Model):
+    constant: int = Field(default=1, ge=1, le=64)
+
+
+class ResourceLimits(_Model):
+    memory: str = ""
+    cpu: float | None = None
+
+
+class PipelineSpec(_Model):
+    pipeline: PipelineName
+    description: str = ""
+    transform: Transform
+    input: Input
+    parallelism_spec: ParallelismSpec = ParallelismSpec()
+    datum_tries: int = Field(default=3, ge=1, le=100)
+    datum_timeout: str = ""
+    output_branch: str = "master"
+    resource_limits: ResourceLimits | None = None
+    network: bool = False
+    """Not in Pachyderm's spec: the Docker runtime gives containers no network unless this is true."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> PipelineSpec:
+        _check(lambda: check_name("branch", self.output_branch))
+        names = [p.input_name for p in self.input.pfs_inputs()]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"input names must be unique, but {', '.join(duplicates)} appears more than once: "
+                'give each pfs input a distinct "name"'
+            )
+        if "out" in names:
+            raise ValueError("an input cannot be named 'out': /pfs/out is where the pipeline writes")
+        if self.datum_timeout:
+            parse_duration(self.datum_timeout)
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.pipeline.name
+
+    def timeout_seconds(self) -> float | None:
+        return parse_duration(self.datum_timeout) if self.datum_timeout else None
+
+    def to_json(self) -> str:
+        """The normalised spec (snake_case, defaults filled in) as stored with each version."""
+        return self.model_dump_json(exclude_none=True)
+
+
+def _check(fn: Any) -> Any:
+    """Run a dataver validator inside a pydantic one: its message becomes the field's error."""
+    try:
+        return fn()
+    except InvalidArgument as exc:
+        raise ValueError(str(exc)) from None
+
+
+def parse_duration(text: str) -> float:
+    """Pachyderm-style durations: '90s', '5m', '1h30m', '250ms'."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r}: use forms like 30s, 5m or 1h30m")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "model") or str(part).startswith("function-"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "spec"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = _location(error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown field (dataver does not support it; remove it or see the README's spec section)"
+    if error["type"] == "missing":
+        return f"{where}: required field is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def parse_spec(text: str, source: str = "spec") -> PipelineSpec:
+    """Parse and validate a spec; any problem is one SpecError naming the place."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{source}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: a pipeline spec is a JSON object, not {type(raw).__name__}")
+    try:
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise SpecError(f"{source}: {_describe(errors[0])}{more}") from None

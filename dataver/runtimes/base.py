@@ -1,0 +1,180 @@
+"""The runtime interface, and what every runtime shares: the workspace and the agent protocol.
+
+A job starts one worker per unit of parallelism and feeds it datums one after another.
+The worker's `/pfs` is a host folder (the workspace) that dataver refills between datums,
+so a datum costs one fork/exec of the user's command, not a sandbox or container start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataverError
+from ..objects import ObjectStore
+
+AGENT = Path(__file__).with_name("worker.py")
+LOG_LIMIT = 16 << 20
+"""Bytes of a datum's stdout+stderr kept in its log; the rest is dropped (and says so)."""
+
+
+@dataclass
+class JobContext:
+    """What a runtime needs to know to start workers for one job."""
+
+    job_id: str
+    pipeline: str
+    image: str
+    code_dir: Path | None
+    """The image's build context (the local runtime shows it at /code)."""
+    image_env: dict[str, str] = field(default_factory=dict)
+    working_dir: str = ""
+    network: bool = False
+    memory: str = ""
+    cpu: float | None = None
+
+
+@dataclass
+class Request:
+    """One datum's command, with paths as the command sees them (/pfs/..., /code/...)."""
+
+    cmd: list[str]
+    stdin: list[str]
+    env: dict[str, str]
+    cwd: str
+    timeout: float | None
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    error: str
+    timed_out: bool
+    log: Path
+    """The host file holding the command's stdout and stderr."""
+
+
+class Workspace:
+    """A worker's host folder: `pfs/<input>/...` (refilled per datum), `pfs/out`, `logs/`.
+
+    `pfs/out` and `logs` are never removed, only emptied: runtimes mount them into the
+    worker, and a mount keeps pointing at the folder it was made from.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.pfs = base / "pfs"
+        self.out = self.pfs / "out"
+        self.logs = base / "logs"
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def stage(self, parts: list[tuple[str, str, str]], objects: ObjectStore, link: bool) -> None:
+        """Lay out one datum: `parts` are (input name, repo path, object id).
+
+        With `link`, files are hard links to the stored objects (only safe where the runtime
+        mounts /pfs read-only); otherwise they are copies.
+        """
+        for entry in os.scandir(self.pfs):
+            if entry.name != "out":
+                shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+        _empty(self.out)
+        made: set[str] = set()
+        for name, path, oid in parts:
+            dest = f"{self.pfs}/{name}/{path}"
+            parent = os.path.dirname(dest)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            if link:
+                os.link(objects.path(oid), dest)
+            else:
+                shutil.copyfile(objects.path(oid), dest)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _empty(folder: Path) -> None:
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+class Worker:
+    """The host side of one agent process: send a request, wait for its reply."""
+
+    def __init__(self, argv: list[str], workspace: Workspace, *, log_dir_inside: str) -> None:
+        self.workspace = workspace
+        self.log_dir_inside = log_dir_inside
+        self._stderr = open(workspace.base / "agent.log", "wb")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
+        )
+
+    def translate(self, text: str) -> str:
+        """Map a path as the command sees it to what the agent's process sees (identity here)."""
+        return text
+
+    def run(self, request: Request, log_name: str) -> Outcome:
+        message = {
+            "cmd": [self.translate(a) for a in request.cmd],
+            "stdin": [self.translate(line) for line in request.stdin],
+            "env": {k: self.translate(v) for k, v in request.env.items()},
+            "cwd": self.translate(request.cwd),
+            "log": f"{self.log_dir_inside}/{log_name}",
+            "timeout": request.timeout,
+            "log_limit": LOG_LIMIT,
+        }
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline()
+        except BrokenPipeError:
+            reply = ""
+        if not reply:
+            raise DataverError(f"the worker stopped unexpectedly: {self.agent_log()}")
+        data = json.loads(reply)
+        return Outcome(data["exit_code"], data["error"], data["timed_out"], self.workspace.logs / log_name)
+
+    def agent_log(self) -> str:
+        self._stderr.flush()
+        text = (self.workspace.base / "agent.log").read_text(errors="replace").strip()
+        return text.splitlines()[-1] if text else "no output"
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+
+class Runtime(ABC):
+    """Where datums run. Implementations: `local` (host, own /pfs view) and `docker`."""
+
+    name: str
+    link_inputs: bool
+    """Whether workspaces may hard-link stored objects (true when /pfs is mounted read-only)."""
+
+    @abstractmethod
+    def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
+        """Start one worker for the job; it runs datums until closed."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def base_env(self) -> dict[str, str]:
+        """Environment every command starts from (the spec's and Pachyderm's variables go on top)."""
+        return {"LANG": "C.UTF-8", "HOME": "/tmp"}

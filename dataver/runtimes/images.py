@@ -1,0 +1,89 @@
+"""Images by name: every `images/<folder>/Dockerfile` is the image `dataver/<folder>:latest`.
+
+The local runtime runs a spec without building anything: the image name resolves to its
+build context, which it shows at `/code` (the Dockerfiles copy their code there), and it
+applies the Dockerfile's ENV and WORKDIR lines. The Docker runtime builds the same folders
+with the same tags, so a spec runs unchanged on either.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import NotFound
+
+TAG_PREFIX = "dataver/"
+IMAGES_ENV = "DATAVER_IMAGES"
+
+
+@dataclass(frozen=True)
+class ImageContext:
+    tag: str
+    path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str = ""
+
+
+def canonical_tag(name: str) -> str:
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def search_path(near: Path | None = None) -> list[Path]:
+    """Where images are looked for: $DATAVER_IMAGES, then `images/` beside the spec file or any
+    folder above it, then beside the current folder or above it, then the package's checkout."""
+    found: list[Path] = [Path(p) for p in os.environ.get(IMAGES_ENV, "").split(os.pathsep) if p]
+    starts = [near.resolve().parent] if near is not None else []
+    starts += [Path.cwd(), Path(__file__).resolve().parents[2]]
+    for start in starts:
+        for folder in (start, *start.parents):
+            if (folder / "images").is_dir():
+                found.append(folder / "images")
+                break
+    return list(dict.fromkeys(found))
+
+
+def _parse_dockerfile(path: Path) -> tuple[dict[str, str], str]:
+    env: dict[str, str] = {}
+    workdir = ""
+    for line in path.read_text().splitlines():
+        m = re.match(r"^\s*(ENV|WORKDIR)\s+(.*)$", line, re.IGNORECASE)
+        if not m:
+            continue
+        if m.group(1).upper() == "WORKDIR":
+            workdir = m.group(2).strip()
+            continue
+        words = shlex.split(m.group(2))
+        if len(words) == 2 and "=" not in words[0]:
+            env[words[0]] = words[1]
+        else:
+            env.update(w.split("=", 1) for w in words if "=" in w)
+    return env, workdir
+
+
+def available(paths: list[Path]) -> dict[str, ImageContext]:
+    images: dict[str, ImageContext] = {}
+    for base in paths:
+        for dockerfile in sorted(base.glob("*/Dockerfile")):
+            tag = canonical_tag(TAG_PREFIX + dockerfile.parent.name)
+            if tag not in images:
+                env, workdir = _parse_dockerfile(dockerfile)
+                images[tag] = ImageContext(tag, dockerfile.parent.resolve(), env, workdir)
+    return images
+
+
+def resolve(name: str, paths: list[Path]) -> ImageContext:
+    """The build context of image `name`, or a NotFound that lists what is known."""
+    images = available(paths)
+    found = images.get(canonical_tag(name))
+    if found is None:
+        known = ", ".join(sorted(images)) or "none"
+        where = ", ".join(str(p) for p in paths) or "no images/ folder found"
+        raise NotFound(
+            f"image {name} is not one of the images the local runtime knows ({known}; looked in {where}): "
+            f"use an images/<folder>/Dockerfile image, or set ${IMAGES_ENV} to the folder holding yours"
+        )
+    return found
