@@ -1,17 +1,29 @@
-"""dataver: git for data, with pipelines that run by themselves."""
+"""dataver: git for data, with pipelines that run by themselves.
 
-from .client import Client
-from .errors import DataverError
-from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
+`from dataver import Client` is the Python API. Attributes load on first use (PEP 562), so
+the CLI can start without importing the store.
+"""
 
-__all__ = [
-    "BranchInfo",
-    "Client",
-    "CommitInfo",
-    "DataverError",
-    "DiffEntry",
-    "FileInfo",
-    "FsckReport",
-    "GcReport",
-    "RepoInfo",
-]
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .errors import DataverError
+    from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
+
+_HOMES = {
+    "Client": "client",
+    "DataverError": "errors",
+    **{name: "models" for name in
+       ("BranchInfo", "CommitInfo", "DiffEntry", "FileInfo", "FsckReport", "GcReport", "RepoInfo")},
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'dataver' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)

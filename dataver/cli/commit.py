@@ -72,7 +72,7 @@ def list_commit(
     )
 
 
-def show_commit(info: CommitInfo) -> None:
+def show_commit(info: CommitInfo, job: str | None) -> None:
     output.fields(
         [
             ("Commit", f"{info.repo}@{info.id}"),
@@ -85,6 +85,7 @@ def show_commit(info: CommitInfo) -> None:
             ("Finished", output.ago(info.finished)),
             ("Size", output.size(info.size)),
             ("Provenance", info.provenance),
+            ("Job", job),
         ]
     )
 
@@ -93,7 +94,9 @@ def show_commit(info: CommitInfo) -> None:
 def inspect_commit(ctx: typer.Context, address: Address, json: JsonOpt = False) -> None:
     """Show a commit: id, parent, branch, times, size and provenance."""
     t = target(address, what=COMMIT)
-    info = client(ctx).inspect_commit(t.repo, required_ref(t))
+    c = client(ctx)
+    info = c.inspect_commit(t.repo, required_ref(t))
     if json:
         return output.as_json(info)
-    show_commit(info)
+    job = c.job_for_commit(info.id)
+    show_commit(info, f"{job.id} (pipeline {job.pipeline} v{job.version})" if job else None)

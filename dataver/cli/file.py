@@ -91,9 +91,18 @@ def glob_file(
 
 
 @app.command("inspect-file")
-def inspect_file(ctx: typer.Context, address: Address, json: JsonOpt = False) -> None:
+def inspect_file(
+    ctx: typer.Context,
+    address: Address,
+    provenance: Annotated[bool, typer.Option("--provenance", help="Show where the file came from.")] = False,
+    json: JsonOpt = False,
+) -> None:
     """Show a file's type, size, content hash and the commit that last changed it."""
     t = target(address, what=FILE, path=True)
+    if provenance:
+        from .job import provenance as show_provenance
+
+        return show_provenance(ctx, address, json)
     info = client(ctx).inspect_file(t.repo, required_ref(t), t.path or "")
     if json:
         return output.as_json(info)

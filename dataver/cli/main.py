@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException
 
 from ..errors import DataverError
-from . import admin, branch, commit, file, repo
+from . import admin, branch, commit, file, job, pipeline, repo
 from .session import Session
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ def _root(
     ctx.obj = Session(root)
 
 
-for module in (repo, branch, commit, file, admin):
+for module in (repo, branch, commit, file, pipeline, job, admin):
     app.add_typer(module.app)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..client import Client
 from ..errors import InvalidArgument
 from ..names import CommitRef, Target, parse_target
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 
 @dataclass
@@ -19,7 +22,10 @@ class Session:
 
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.root)
+            from ..client import Client  # imported per command, so `dataver --help` stays quick
+            from .progress import JobProgress
+
+            self._client = Client(self.root, progress=JobProgress())
         return self._client
 
 

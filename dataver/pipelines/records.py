@@ -68,7 +68,8 @@ class Records:
         salt = secrets.token_hex(16) if reprocess else row["salt"]
         now = time.time()
         self.db.conn.execute(
-            "UPDATE pipelines SET version = ?, spec = ?, salt = ?, runtime = ?, context = ?, updated = ? WHERE name = ?",
+            "UPDATE pipelines SET version = ?, spec = ?, salt = ?, runtime = ?, context = ?, updated = ?"
+            " WHERE name = ?",
             (version, spec.to_json(), salt, runtime, context, now, spec.name),
         )
         self.db.conn.execute("DELETE FROM pipeline_inputs WHERE pipeline = ?", (spec.name,))

@@ -1,0 +1,156 @@
+"""list-job, inspect-job, list-datum, logs, wait-commit, provenance."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ..errors import InvalidArgument
+from . import output
+from .repo import JsonOpt
+from .session import client, required_ref, target
+
+app = typer.Typer()
+
+
+def _progress(job) -> str:
+    return f"{job.processed} + {job.skipped} / {job.total}"
+
+
+@app.command("list-job")
+def list_job(
+    ctx: typer.Context,
+    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline's jobs.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first (PROGRESS is processed + skipped / total datums)."""
+    jobs = client(ctx).list_jobs(pipeline)
+    if json:
+        return output.as_json(jobs)
+    output.table(
+        ["ID", "PIPELINE", "OUTPUT COMMIT", "STARTED", "DURATION", "RESTART", "PROGRESS", "STATE"],
+        [
+            (
+                j.id,
+                j.pipeline,
+                f"{j.pipeline}@{j.output_commit}" if j.output_commit else "-",
+                output.ago(j.started),
+                output.duration(j.duration),
+                j.restarts,
+                _progress(j),
+                j.state,
+            )
+            for j in jobs
+        ],
+    )
+
+
+@app.command("inspect-job")
+def inspect_job(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
+    """Show a job: inputs, output commit, datums, timing, runtime and why it failed."""
+    c = client(ctx)
+    info = c.inspect_job(job)
+    datums = c.list_datums(info.id)
+    if json:
+        return output.as_json({**info.to_dict(), "datums": [d.to_dict() for d in datums]})
+    output.fields(
+        [
+            ("ID", info.id),
+            ("Pipeline", f"{info.pipeline} (version {info.version})"),
+            ("State", info.state),
+            ("Reason", info.reason),
+            ("Runtime", info.runtime),
+            ("Started", output.ago(info.started)),
+            ("Duration", output.duration(info.duration)),
+            ("Inputs", [f"{i.name} = {i.repo}@{i.commit}" for i in info.inputs]),
+            ("Output commit", f"{info.pipeline}@{info.output_commit}" if info.output_commit else None),
+            (
+                "Datums",
+                f"{info.total} total: {info.processed} processed, {info.skipped} skipped, "
+                f"{info.failed} failed, {info.recovered} recovered",
+            ),
+        ]
+    )
+    for d in datums:
+        if d.state in ("failed", "recovered"):
+            typer.echo(f"  datum {d.id[:12]} {d.state}: exit code {d.exit_code}, {d.reason}")
+
+
+@app.command("list-datum")
+def list_datum(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
+    """List a job's datums: id, input files, state and time."""
+    datums = client(ctx).list_datums(job)
+    if json:
+        return output.as_json(datums)
+    output.table(
+        ["ID", "FILES", "STATE", "TIME"],
+        [
+            (
+                d.id,
+                ", ".join(f"{f.repo}:{f.path}" for f in d.files) or "-",
+                d.state,
+                output.duration(d.finished - d.started) if d.finished and d.started else "-",
+            )
+            for d in datums
+        ],
+    )
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="The newest job of this pipeline.")] = None,
+    job: Annotated[str | None, typer.Option("--job", "-j", help="This job.")] = None,
+    datum: Annotated[str | None, typer.Option("--datum", help="Only this datum (id or prefix).")] = None,
+) -> None:
+    """Print what the command wrote to stdout and stderr, datum by datum."""
+    for _job_id, datum_id, text in client(ctx).logs(pipeline=pipeline, job=job, datum=datum):
+        if datum is None:
+            typer.echo(f"--- datum {datum_id[:12]}")
+        sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+
+
+@app.command("wait-commit")
+def wait_commit(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help="REPO REF or REPO@REF", show_default=False)],
+    json: JsonOpt = False,
+) -> None:
+    """Wait until every commit downstream of this one is finished, and list them."""
+    t = target(address, what="REPO REF or REPO@REF")
+    commits = client(ctx).wait_commit(t.repo, required_ref(t))
+    if json:
+        return output.as_json(commits)
+    output.table(
+        ["REPO", "BRANCH", "COMMIT", "FINISHED"],
+        [(c.repo, c.branch or "-", c.id, output.ago(c.finished)) for c in commits],
+    )
+
+
+def print_provenance(node, indent: str = "") -> None:
+    typer.echo(f"{indent}{node.repo}@{node.commit}:{node.path}  ({output.size(node.size)}, sha256:{node.hash[:12]})")
+    if node.job is None:
+        return
+    typer.echo(
+        f"{indent}  <- job {node.job} (pipeline {node.pipeline} v{node.version}), datum {(node.datum or '-')[:12]}"
+    )
+    for child in node.inputs:
+        print_provenance(child, indent + "     ")
+
+
+@app.command("provenance")
+def provenance(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help="REPO REF PATH or REPO@REF:PATH", show_default=False)],
+    json: JsonOpt = False,
+) -> None:
+    """Where a file came from: the job and datum that wrote it, and their inputs, back to the source."""
+    t = target(address, what="REPO REF PATH", path=True)
+    if not t.path:
+        raise InvalidArgument("provenance needs a file path")
+    node = client(ctx).file_provenance(t.repo, required_ref(t), t.path)
+    if json:
+        return output.as_json(node)
+    print_provenance(node)

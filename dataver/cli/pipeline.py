@@ -1,0 +1,115 @@
+"""create-pipeline, update-pipeline, list-pipeline, inspect-pipeline, delete-pipeline,
+stop-pipeline, start-pipeline, dag."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import InvalidArgument
+from . import output
+from .repo import JsonOpt
+from .session import client
+
+app = typer.Typer()
+SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The pipeline spec (Pachyderm's JSON format).")]
+Runtime = Annotated[str | None, typer.Option("--runtime", help="auto (the default) or local.")]
+
+
+@app.command("create-pipeline")
+def create_pipeline(ctx: typer.Context, spec: SpecFile, runtime: Runtime = None) -> None:
+    """Create a pipeline and its output repo; runs a job at once if its inputs have data."""
+    client(ctx).create_pipeline(spec, runtime=runtime or "auto")
+
+
+@app.command("update-pipeline")
+def update_pipeline(
+    ctx: typer.Context,
+    spec: SpecFile,
+    reprocess: Annotated[bool, typer.Option("--reprocess", help="Rerun every datum, not only new ones.")] = False,
+    runtime: Runtime = None,
+) -> None:
+    """Record a new version of a pipeline's spec and run it over the current inputs."""
+    client(ctx).update_pipeline(spec, runtime=runtime, reprocess=reprocess)
+
+
+@app.command("list-pipeline")
+def list_pipeline(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """List pipelines with their version, inputs, state and last job's state."""
+    pipelines = client(ctx).list_pipelines()
+    if json:
+        return output.as_json(pipelines)
+    output.table(
+        ["NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB", "DESCRIPTION"],
+        [
+            (
+                p.name,
+                p.version,
+                ", ".join(f"{i.repo}@{i.branch}" for i in p.inputs),
+                output.ago(p.created),
+                f"{p.state} / {p.last_job_state or '-'}",
+                p.spec.get("description", ""),
+            )
+            for p in pipelines
+        ],
+    )
+
+
+@app.command("inspect-pipeline")
+def inspect_pipeline(ctx: typer.Context, name: str, json: JsonOpt = False) -> None:
+    """Show a pipeline: version, state, runtime, inputs and its spec."""
+    info = client(ctx).inspect_pipeline(name)
+    if json:
+        return output.as_json(info)
+    output.fields(
+        [
+            ("Name", info.name),
+            ("Version", info.version),
+            ("State", info.state),
+            ("Runtime", info.runtime),
+            ("Created", output.ago(info.created)),
+            ("Updated", output.ago(info.updated)),
+            ("Inputs", [f"{i.name} = {i.repo}@{i.branch}" for i in info.inputs]),
+            ("Output", f"{info.name}@{info.output_branch}"),
+            ("Last job", info.last_job_state),
+        ]
+    )
+    typer.echo("Spec:")
+    typer.echo(jsonlib.dumps(info.spec, indent=2))
+
+
+@app.command("delete-pipeline")
+def delete_pipeline(
+    ctx: typer.Context,
+    name: str,
+    keep_repo: Annotated[bool, typer.Option("--keep-repo", help="Keep the output repo and its commits.")] = False,
+) -> None:
+    """Delete a pipeline, its jobs and (unless --keep-repo) its output repo."""
+    client(ctx).delete_pipeline(name, keep_repo=keep_repo)
+
+
+@app.command("stop-pipeline")
+def stop_pipeline(ctx: typer.Context, name: str) -> None:
+    """Pause a pipeline: new commits do not start its jobs until start-pipeline."""
+    client(ctx).stop_pipeline(name)
+
+
+@app.command("start-pipeline")
+def start_pipeline(ctx: typer.Context, name: str) -> None:
+    """Resume a paused pipeline (and catch up with its inputs)."""
+    client(ctx).start_pipeline(name)
+
+
+@app.command("dag")
+def dag(
+    ctx: typer.Context,
+    mermaid: Annotated[bool, typer.Option("--mermaid", help="Print a Mermaid flowchart.")] = False,
+    dot: Annotated[bool, typer.Option("--dot", help="Print Graphviz dot.")] = False,
+) -> None:
+    """The graph of repos and pipelines."""
+    if mermaid and dot:
+        raise InvalidArgument("choose one of --mermaid and --dot")
+    typer.echo(client(ctx).dag("mermaid" if mermaid else "dot" if dot else "text"))
