@@ -47,10 +47,19 @@ def best(times: int, fn: Callable[[], Run]) -> Run:
 
 
 def workdir(name: str) -> Path:
+    """A fresh folder for one suite. Leftovers of an earlier run are removed first and the disk
+    is given time to settle: on this VM, deleting many files slows file creation for a while."""
     base = Path(os.environ.get("DATAVER_BENCH_DIR") or tempfile.gettempdir()) / f"dataver-bench-{name}"
-    shutil.rmtree(base, ignore_errors=True)
+    if base.exists():
+        shutil.rmtree(base, ignore_errors=True)
+        os.sync()
+        time.sleep(10)
     base.mkdir(parents=True)
     return base
+
+
+def cleanup(base: Path) -> None:
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass

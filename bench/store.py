@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .common import DATAVER, Row, best, print_table, run, workdir
+from .common import DATAVER, Row, best, cleanup, print_table, run, workdir
 
 SMALL_FILES = 10_000
 BIG_FILE_MB = 1024
@@ -130,6 +130,7 @@ def main() -> None:
         (work / name).mkdir()
         rows += case(work / name)
     print_table("dataver store benchmark (issue 2)", rows)
+    cleanup(work)
 
 
 if __name__ == "__main__":
