@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 _HOMES = {
     "Client": "client",
     "DataverError": "errors",
-    **{name: "models" for name in
-       ("BranchInfo", "CommitInfo", "DiffEntry", "FileInfo", "FsckReport", "GcReport", "RepoInfo")},
+    **{
+        name: "models"
+        for name in ("BranchInfo", "CommitInfo", "DiffEntry", "FileInfo", "FsckReport", "GcReport", "RepoInfo")
+    },
 }
 
 __all__ = sorted(_HOMES)

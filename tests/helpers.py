@@ -35,3 +35,18 @@ def store_state(root: Path) -> tuple:
     finally:
         conn.close()
     return objects, rows
+
+
+def spec(name: str, cmd: list[str] | str, input: dict, **extra) -> dict:
+    """A deterministic pipeline spec; a string cmd runs through `sh -c`."""
+    command = ["sh", "-c", cmd] if isinstance(cmd, str) else cmd
+    return {
+        "pipeline": {"name": name},
+        "transform": {"cmd": command, **extra.pop("transform", {})},
+        "input": input,
+        **extra,
+    }
+
+
+def pfs(repo: str, glob: str = "/*", **extra) -> dict:
+    return {"pfs": {"repo": repo, "glob": glob, **extra}}

@@ -14,7 +14,7 @@ from ..names import CommitRef
 from ..repos import RepoStore
 from ..runtimes import images
 from ..runtimes.base import JobContext, Runtime
-from ..runtimes.select import make_runtime
+from ..runtimes.choice import make_runtime
 from ..store import Store
 from .jobs import JobRunner
 from .models import DatumInfo, JobInfo, PipelineInfo, ProvenanceNode

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import AlreadyExists, Conflict, NotFound, SpecError
 from ..repos import RepoStore
 from ..runtimes import images
-from ..runtimes.select import check_runtime, resolve_runtime
+from ..runtimes.choice import check_runtime, resolve_runtime
 from ..store import Store
 from .records import Records
 from .spec import PipelineSpec

@@ -86,7 +86,7 @@ class LocalRuntime(Runtime):
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         python = sys.executable
         if not self.sandboxed:
-            return _RewritingWorker([python, str(AGENT)], workspace, ctx.code_dir)
+            return _RewritingWorker([python, "-I", str(AGENT)], workspace, ctx.code_dir)
         argv = [
             "bwrap",
             *_root_binds(self.store_root),
@@ -116,5 +116,5 @@ class LocalRuntime(Runtime):
         argv += ["--unshare-all", "--die-with-parent"]
         if ctx.network:
             argv += ["--share-net"]
-        argv += [python, AGENT_INSIDE]
+        argv += [python, "-I", AGENT_INSIDE]
         return Worker(argv, workspace, log_dir_inside=LOGS_INSIDE)

@@ -31,6 +31,13 @@ def _copy_bounded(src, dst_path, limit):
                     dst.write(b"\n[dataver: log cut at %d bytes]\n" % limit)
 
 
+def _refuse(request, code, error):
+    """The command could not start: say why in its log too, where users look first."""
+    with open(request["log"], "w") as log:
+        log.write(error + "\n")
+    return {"exit_code": code, "error": error, "timed_out": False}
+
+
 def run(request):
     stdin_data = "".join(line + "\n" for line in request.get("stdin") or []).encode()
     try:
@@ -44,11 +51,11 @@ def run(request):
             start_new_session=True,
         )
     except FileNotFoundError:
-        return {"exit_code": 127, "error": f"command not found: {request['cmd'][0]}", "timed_out": False}
+        return _refuse(request, 127, f"command not found: {request['cmd'][0]}")
     except PermissionError:
-        return {"exit_code": 126, "error": f"command not executable: {request['cmd'][0]}", "timed_out": False}
+        return _refuse(request, 126, f"command not executable: {request['cmd'][0]}")
     except OSError as exc:
-        return {"exit_code": 126, "error": f"cannot start {request['cmd'][0]}: {exc.strerror}", "timed_out": False}
+        return _refuse(request, 126, f"cannot start {request['cmd'][0]}: {exc.strerror}")
     pump = threading.Thread(target=_copy_bounded, args=(proc.stdout, request["log"], request["log_limit"]))
     pump.start()
     if stdin_data:

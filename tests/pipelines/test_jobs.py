@@ -1,0 +1,148 @@
+"""Jobs: incremental processing, failures and retries, err_cmd, collisions, the sandbox, lifecycle."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import pfs, spec
+
+from dataver.errors import Conflict
+
+COPY = "cp -r /pfs/in/* /pfs/out/"
+
+
+@pytest.fixture
+def repo(client):
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"A")
+    client.put_file("in", "master", "b", source=b"B")
+    return client
+
+
+def test_only_new_datums_run_and_deleted_inputs_leave_the_output(repo):
+    repo.create_pipeline(spec("copy", COPY, pfs("in")))
+    repo.put_file("in", "master", "c", source=b"C")
+    job = repo.list_jobs("copy")[0]
+    assert (job.processed, job.skipped, job.total) == (1, 2, 3)
+    repo.delete_file("in", "master", "a")
+    job = repo.list_jobs("copy")[0]
+    assert (job.processed, job.skipped, job.total) == (0, 2, 2)
+    assert [f.path for f in repo.list_files("copy", "master")] == ["/b", "/c"]
+    states = {d.state for d in repo.list_datums(job.id)}
+    assert states == {"skipped"}
+
+
+def test_output_commit_records_its_provenance_and_job(repo):
+    repo.create_pipeline(spec("copy", COPY, pfs("in")))
+    job = repo.list_jobs("copy")[0]
+    commit = repo.inspect_commit("copy", "master")
+    assert commit.id == job.output_commit and commit.origin == "job"
+    assert commit.provenance == [repo.inspect_commit("in", "master").id]
+    assert repo.job_for_commit(commit.id).id == job.id
+
+
+def test_failed_datum_is_retried_then_fails_the_job_and_keeps_the_branch(repo):
+    repo.create_pipeline(spec("copy", COPY, pfs("in")))
+    before = repo.inspect_commit("copy", "master").id
+    repo.create_pipeline(spec("down", "cp /pfs/copy/* /pfs/out/", pfs("copy")))
+    down_jobs = len(repo.list_jobs("down"))
+    repo.update_pipeline(spec("copy", 'echo "bad $in" >&2; exit 3', pfs("in"), datum_tries=2), reprocess=True)
+    job = repo.list_jobs("copy")[0]
+    assert job.state == "failure" and job.output_commit is None
+    assert "exited with code 3" in job.reason and "after 2 attempt(s)" in job.reason
+    assert repo.inspect_commit("copy", "master").id == before
+    assert len(repo.list_jobs("down")) == down_jobs  # nothing downstream ran on the failure
+    failed = [d for d in repo.list_datums(job.id) if d.state == "failed"]
+    assert len(failed) == 2 and failed[0].attempts == 2 and failed[0].exit_code == 3
+    logs = repo.logs(job=job.id, datum=failed[0].id[:12])
+    assert logs[0][2].startswith("bad /pfs/in/")
+
+
+def test_err_cmd_recovers_a_datum(repo):
+    repo.create_pipeline(
+        spec("p", 'test "$in" != /pfs/in/a || exit 1; cp "$in" /pfs/out/', pfs("in"), transform={"err_cmd": ["true"]})
+    )
+    job = repo.list_jobs("p")[0]
+    assert (job.state, job.recovered, job.processed) == ("success", 1, 1)
+    assert [f.path for f in repo.list_files("p", "master")] == ["/b"]
+
+
+def test_accept_return_code(repo):
+    repo.create_pipeline(
+        spec("p", "cp -r /pfs/in/* /pfs/out/; exit 4", pfs("in"), transform={"accept_return_code": [4]})
+    )
+    assert repo.list_jobs("p")[0].state == "success"
+
+
+def test_command_not_found(repo):
+    repo.create_pipeline(spec("p", ["no-such-program", "x"], pfs("in"), datum_tries=1))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure" and "command not found: no-such-program" in job.reason
+
+
+def test_colliding_outputs_fail_naming_the_path_and_both_datums(repo):
+    repo.create_pipeline(spec("p", "echo x > /pfs/out/same", pfs("in")))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure"
+    assert "output /same was written by two datums" in job.reason and "in:/a" in job.reason and "in:/b" in job.reason
+
+
+def test_inputs_are_read_only_and_writes_outside_out_fail(repo):
+    repo.create_pipeline(spec("p", "echo evil > /pfs/in/a", pfs("in"), datum_tries=1))
+    assert repo.list_jobs("p")[0].state == "failure"
+    assert repo.get_file("in", "master", "a") == b"A"
+    repo.create_pipeline(spec("q", "echo evil > /etc/dataver-was-here", pfs("in"), datum_tries=1))
+    assert repo.list_jobs("q")[0].state == "failure"
+
+
+def test_symlinks_in_out_are_refused(repo):
+    repo.create_pipeline(spec("p", "ln -s /etc/passwd /pfs/out/leak", pfs("in", "/"), datum_tries=1))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure" and "symbolic link" in job.reason
+
+
+def test_update_skips_seen_datums_unless_reprocess(repo):
+    repo.create_pipeline(spec("p", COPY, pfs("in")))
+    repo.update_pipeline(spec("p", COPY + " #v2", pfs("in")))
+    job = repo.list_jobs("p")[0]
+    assert (job.version, job.processed, job.skipped) == (2, 0, 2)
+    repo.update_pipeline(spec("p", COPY + " #v3", pfs("in")), reprocess=True)
+    job = repo.list_jobs("p")[0]
+    assert (job.version, job.processed, job.skipped) == (3, 2, 0)
+
+
+def test_stop_and_start(repo):
+    repo.create_pipeline(spec("p", COPY, pfs("in")))
+    repo.stop_pipeline("p")
+    repo.put_file("in", "master", "c", source=b"C")
+    assert len(repo.list_jobs("p")) == 1
+    repo.start_pipeline("p")
+    assert len(repo.list_jobs("p")) == 2
+    assert repo.get_file("p", "master", "c") == b"C"
+
+
+def test_delete_pipeline_and_repo_protection(repo):
+    repo.create_pipeline(spec("p", COPY, pfs("in")))
+    with pytest.raises(Conflict, match="read by pipeline"):
+        repo.delete_repo("in")
+    repo.delete_pipeline("p", keep_repo=True)
+    assert [f.path for f in repo.list_files("p", "master")] == ["/a", "/b"]
+    repo.delete_repo("p")
+    repo.delete_repo("in")
+
+
+def test_chain_runs_through_and_wait_commit_lists_downstream(repo):
+    repo.create_pipeline(spec("one", COPY, pfs("in")))
+    repo.create_pipeline(spec("two", "cp /pfs/one/* /pfs/out/", pfs("one")))
+    commit = repo.put_file("in", "master", "c", source=b"C")
+    assert repo.get_file("two", "master", "c") == b"C"
+    downstream = repo.wait_commit("in", commit.id)
+    assert [c.repo for c in downstream] == ["one", "two"]
+
+
+def test_unsandboxed_fallback_gives_the_same_outputs(repo, monkeypatch):
+    monkeypatch.setenv("DATAVER_SANDBOX", "none")
+    repo.create_pipeline(spec("p", 'cat "$in" > /pfs/out/$(basename "$in").copy', pfs("in")))
+    job = repo.list_jobs("p")[0]
+    assert "path rewriting" in job.runtime
+    assert repo.get_file("p", "master", "a.copy") == b"A"
+    assert repo.get_file("in", "master", "a") == b"A"
