@@ -20,7 +20,17 @@ _HOMES = {
     },
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "BranchInfo",
+    "Client",
+    "CommitInfo",
+    "DataverError",
+    "DiffEntry",
+    "FileInfo",
+    "FsckReport",
+    "GcReport",
+    "RepoInfo",
+]
 
 
 def __getattr__(name: str) -> Any:

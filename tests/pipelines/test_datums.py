@@ -6,7 +6,10 @@ import pytest
 from helpers import pfs, spec
 
 # Each datum writes one file named after what it saw, listing the files under /pfs.
-SHOW = 'cd /pfs && find . -path ./out -prune -o -type f -print | sort | tr "\\n" " " > "/pfs/out/$(echo $PACH_DATUM_ID | cut -c1-12)"'
+SHOW = (
+    'cd /pfs && find . -path ./out -prune -o -type f -print | sort | tr "\\n" " "'
+    ' > "/pfs/out/$(echo $PACH_DATUM_ID | cut -c1-12)"'
+)
 
 
 def seen(client, pipeline: str) -> list[str]:
