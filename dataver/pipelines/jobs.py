@@ -288,7 +288,7 @@ class JobRunner:
                 )
             reason = outcome.error or f"the command exited with code {exit_code}"
             if transform.err_cmd:
-                log_oid = writer.add_file(outcome.log)[0]
+                log_oid = _store_log(outcome.log, writer)
                 recovery = worker.run(
                     self._request(plan, datum, transform.err_cmd, transform.err_stdin), f"{datum.id}.err.log"
                 )
@@ -305,7 +305,7 @@ class JobRunner:
                         inputs,
                         [],
                     )
-        log_oid = writer.add_file(outcome.log)[0] if outcome is not None else None
+        log_oid = _store_log(outcome.log, writer) if outcome is not None else None
         return DatumRecord(
             datum.id,
             "failed",
@@ -318,6 +318,13 @@ class JobRunner:
             inputs,
             [],
         )
+
+
+def _store_log(path: Path, writer: ObjectWriter) -> str:
+    """Store a datum's log; most are empty, and those need no reading or hashing."""
+    if os.path.getsize(path) == 0:
+        return writer.add_bytes(b"")
+    return writer.add_file(path)[0]
 
 
 def _accepted(outcome: Outcome, accept: list[int]) -> bool:

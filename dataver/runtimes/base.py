@@ -73,28 +73,41 @@ class Workspace:
         self.logs = base / "logs"
         self.out.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+        self._staged: dict[str, str] = {}
+        """Files laid out for the previous datum: host path -> object id."""
 
     def stage(self, parts: list[tuple[str, str, str]], objects: ObjectStore, link: bool) -> None:
         """Lay out one datum: `parts` are (input name, repo path, object id).
 
-        With `link`, files are hard links to the stored objects (only safe where the runtime
-        mounts /pfs read-only); otherwise they are copies.
+        Only the difference from the previous datum is applied, so inputs that consecutive
+        datums share (a model in a cross, say) stay in place. With `link`, files are hard
+        links to the stored objects (only safe where the runtime mounts /pfs read-only);
+        otherwise they are copies.
         """
-        for entry in os.scandir(self.pfs):
-            if entry.name != "out":
-                shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+        wanted = {f"{self.pfs}/{name}/{path}": oid for name, path, oid in parts}
+        for dest in [d for d, oid in self._staged.items() if wanted.get(d) != oid]:
+            os.unlink(dest)
+            del self._staged[dest]
+        self._prune(set(map(os.path.dirname, wanted)))
         _empty(self.out)
-        made: set[str] = set()
-        for name, path, oid in parts:
-            dest = f"{self.pfs}/{name}/{path}"
-            parent = os.path.dirname(dest)
-            if parent not in made:
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
+        for dest, oid in wanted.items():
+            if dest in self._staged:
+                continue
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
             if link:
                 os.link(objects.path(oid), dest)
             else:
                 shutil.copyfile(objects.path(oid), dest)
+            self._staged[dest] = oid
+
+    def _prune(self, keep: set[str]) -> None:
+        """Remove input folders the next datum does not use (and anything a job left in them)."""
+        for entry in os.scandir(self.pfs):
+            if entry.name == "out":
+                continue
+            if not any(k == entry.path or k.startswith(entry.path + "/") for k in keep):
+                shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+                self._staged = {d: o for d, o in self._staged.items() if not d.startswith(entry.path + "/")}
 
     def remove(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)

@@ -9,26 +9,75 @@ file, cut at `log_limit` bytes so a flood cannot fill the disk.
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 
-def _copy_bounded(src, dst_path, limit):
-    """Copy the command's output to its log, keeping at most `limit` bytes (the rest is drained)."""
-    written = 0
-    with open(dst_path, "wb") as dst:
-        while True:
-            chunk = src.read(65536)
-            if not chunk:
-                break
-            if written < limit:
-                keep = chunk[: limit - written]
-                dst.write(keep)
-                written += len(keep)
-                if written >= limit:
-                    dst.write(b"\n[dataver: log cut at %d bytes]\n" % limit)
+POLL_SECONDS = 0.05
+"""How often a quiet command is checked for having exited."""
+
+
+class _BoundedLog:
+    """The command's output goes here, cut at `limit` bytes (the rest is read and dropped)."""
+
+    def __init__(self, path, limit):
+        self.file = open(path, "wb")
+        self.limit = limit
+        self.written = 0
+
+    def write(self, chunk):
+        if self.written < self.limit:
+            keep = chunk[: self.limit - self.written]
+            self.file.write(keep)
+            self.written += len(keep)
+            if self.written >= self.limit:
+                self.file.write(b"\n[dataver: log cut at %d bytes]\n" % self.limit)
+
+    def close(self):
+        self.file.close()
+
+
+def _feed(stream, data):
+    try:
+        stream.write(data)
+        stream.close()
+    except BrokenPipeError:
+        pass
+
+
+def _pump(proc, log, timeout):
+    """Copy output to the log until the command has exited; False if the deadline passed first.
+
+    Runs in the agent's own thread (no thread is started per datum). The command is done
+    when its process exits, not when its output closes: programs close stdout just before
+    exiting, and a background child may keep the pipe open after its parent is gone.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    open_pipe = True
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        if not open_pipe:
+            try:
+                proc.wait(timeout=remaining)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        wait = POLL_SECONDS if remaining is None else min(POLL_SECONDS, remaining)
+        if select.select([fd], [], [], wait)[0]:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                log.write(chunk)
+            else:
+                open_pipe = False
+        elif proc.poll() is not None:
+            return True
 
 
 def _refuse(request, code, error):
@@ -56,26 +105,19 @@ def run(request):
         return _refuse(request, 126, f"command not executable: {request['cmd'][0]}")
     except OSError as exc:
         return _refuse(request, 126, f"cannot start {request['cmd'][0]}: {exc.strerror}")
-    pump = threading.Thread(target=_copy_bounded, args=(proc.stdout, request["log"], request["log_limit"]))
-    pump.start()
     if stdin_data:
-        try:
-            proc.stdin.write(stdin_data)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-    timed_out = False
+        threading.Thread(target=_feed, args=(proc.stdin, stdin_data), daemon=True).start()
+    log = _BoundedLog(request["log"], request["log_limit"])
     try:
-        proc.wait(timeout=request.get("timeout"))
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        timed_out = not _pump(proc, log, request.get("timeout"))
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         proc.wait()
-    pump.join()
+        proc.stdout.close()
+        log.close()
     error = f"timed out after {request['timeout']} s" if timed_out else ""
     return {"exit_code": proc.returncode, "error": error, "timed_out": timed_out}
 

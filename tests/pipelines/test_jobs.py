@@ -146,3 +146,17 @@ def test_unsandboxed_fallback_gives_the_same_outputs(repo, monkeypatch):
     assert "path rewriting" in job.runtime
     assert repo.get_file("p", "master", "a.copy") == b"A"
     assert repo.get_file("in", "master", "a") == b"A"
+
+
+def test_a_command_that_closes_its_output_before_exiting_succeeds(repo):
+    repo.create_pipeline(spec("p", 'exec >&- 2>&-; sleep 0.2; cp "$in" /pfs/out/', pfs("in"), datum_tries=1))
+    assert repo.list_jobs("p")[0].state == "success"
+
+
+def test_a_background_child_holding_the_output_does_not_stall_the_datum(repo):
+    import time
+
+    started = time.monotonic()
+    repo.create_pipeline(spec("p", '(sleep 30 &); cp "$in" /pfs/out/', pfs("in"), datum_tries=1))
+    assert repo.list_jobs("p")[0].state == "success"
+    assert time.monotonic() - started < 20
