@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -51,9 +52,10 @@ class _JobPlan:
     runtime: Runtime
 
 
-def collect_outputs(out: Path, writer: ObjectWriter) -> list[tuple[str, str, int]]:
-    """Store every regular file below `out`; links and special files are refused, never followed."""
-    found: list[tuple[str, str, int]] = []
+def list_outputs(out: Path) -> list[tuple[str, str]]:
+    """Every regular file below `out` as (repo path, host path); links and special files are
+    refused, never followed."""
+    found: list[tuple[str, str]] = []
     stack = [(str(out), "")]
     while stack:
         folder, rel = stack.pop()
@@ -65,13 +67,37 @@ def collect_outputs(out: Path, writer: ObjectWriter) -> list[tuple[str, str, int
                 if entry.is_dir():
                     stack.append((entry.path, path + "/"))
                 elif entry.is_file():
-                    if os.stat(entry.path).st_nlink > 1:
+                    if entry.stat().st_nlink > 1:
                         raise OutputError(f"/pfs/out/{path} is a hard link: outputs must be files the job wrote")
-                    oid, size = writer.add_file(entry.path)
-                    found.append((normalize_path(path, allow_root=False), oid, size))
+                    found.append((normalize_path(path, allow_root=False), entry.path))
                 else:
                     raise OutputError(f"/pfs/out/{path} is not a regular file (a FIFO, socket or device)")
     return sorted(found)
+
+
+@dataclass
+class _Finishing:
+    """A datum that succeeded, whose outputs (moved aside) are stored while the next one runs."""
+
+    record: DatumRecord
+    files: list[tuple[str, str]]
+    log: Path
+    aside: Path
+
+    def finish(self, writer: ObjectWriter) -> DatumRecord:
+        self.record.outputs = [(path, *writer.add_file(host)) for path, host in self.files]
+        self.record.log_oid = _store_log(self.log, writer)
+        shutil.rmtree(self.aside, ignore_errors=True)
+        return self.record
+
+
+def _move_aside(out: Path, files: list[tuple[str, str]], aside: Path) -> list[tuple[str, str]]:
+    """Rename /pfs/out's entries into `aside` (cheap), so the next datum gets an empty out."""
+    aside.mkdir(parents=True, exist_ok=True)
+    for entry in os.listdir(out):
+        os.rename(out / entry, aside / entry)
+    prefix = str(out)
+    return [(path, str(aside) + host[len(prefix) :]) for path, host in files]
 
 
 class JobRunner:
@@ -225,6 +251,12 @@ class JobRunner:
         writer: ObjectWriter,
     ) -> None:
         workspace = Workspace(self.store.root / "work" / plan.job_id / f"w{index}")
+        previous: list[_Finishing] = []
+
+        def finish_previous() -> None:
+            while previous:
+                results.put(previous.pop().finish(writer))
+
         try:
             worker = plan.runtime.start(plan.ctx, workspace)
             try:
@@ -232,8 +264,14 @@ class JobRunner:
                     try:
                         datum = pending.get_nowait()
                     except queue.Empty:
-                        return
-                    results.put(self._run_datum(plan, worker, workspace, datum, writer))
+                        break
+                    result = self._run_datum(plan, worker, workspace, datum, writer, finish_previous)
+                    finish_previous()
+                    if isinstance(result, _Finishing):
+                        previous.append(result)
+                    else:
+                        results.put(result)
+                finish_previous()
             finally:
                 worker.close()
         except BaseException as exc:  # the main thread re-raises it
@@ -257,8 +295,16 @@ class JobRunner:
         return Request(cmd, stdin, env, cwd, plan.spec.timeout_seconds())
 
     def _run_datum(
-        self, plan: _JobPlan, worker: Worker, workspace: Workspace, datum: Datum, writer: ObjectWriter
-    ) -> DatumRecord:
+        self,
+        plan: _JobPlan,
+        worker: Worker,
+        workspace: Workspace,
+        datum: Datum,
+        writer: ObjectWriter,
+        while_running: Callable[[], None],
+    ) -> DatumRecord | _Finishing:
+        """Run one datum, with retries and err_cmd. `while_running` is called once the first
+        attempt has started: the previous datum's outputs are stored meanwhile."""
         transform = plan.spec.transform
         files = [(p.name, f.path, f.oid) for p in datum.parts for f in p.files]
         inputs = [(p.name, p.repo, f.path, f.oid, f.size) for p in datum.parts for f in p.files]
@@ -266,26 +312,21 @@ class JobRunner:
         reason, exit_code, outcome = "", None, None
         for attempt in range(1, plan.spec.datum_tries + 1):
             workspace.stage(files, self.store.objects, plan.runtime.link_inputs)
-            outcome = worker.run(self._request(plan, datum, transform.cmd, transform.stdin), f"{datum.id}.log")
+            worker.send(self._request(plan, datum, transform.cmd, transform.stdin), f"{datum.id}.log")
+            while_running()
+            outcome = worker.receive()
             exit_code = outcome.exit_code
             if _accepted(outcome, transform.accept_return_code):
                 try:
-                    outputs = collect_outputs(workspace.out, writer)
+                    listing = list_outputs(workspace.out)
                 except OutputError as exc:
                     reason = str(exc)
                     continue
-                return DatumRecord(
-                    datum.id,
-                    "success",
-                    started,
-                    time.time(),
-                    attempt,
-                    exit_code,
-                    "",
-                    writer.add_file(outcome.log)[0],
-                    inputs,
-                    outputs,
+                aside = workspace.base / "done" / datum.id
+                record = DatumRecord(
+                    datum.id, "success", started, time.time(), attempt, exit_code, "", None, inputs, []
                 )
+                return _Finishing(record, _move_aside(workspace.out, listing, aside), outcome.log, aside)
             reason = outcome.error or f"the command exited with code {exit_code}"
             if transform.err_cmd:
                 log_oid = _store_log(outcome.log, writer)

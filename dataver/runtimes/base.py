@@ -137,6 +137,12 @@ class Worker:
         return text
 
     def run(self, request: Request, log_name: str) -> Outcome:
+        self.send(request, log_name)
+        return self.receive()
+
+    def send(self, request: Request, log_name: str) -> None:
+        """Start a command; `receive` waits for it (the host can work in between)."""
+        self._log_name = log_name
         message = {
             "cmd": [self.translate(a) for a in request.cmd],
             "stdin": [self.translate(line) for line in request.stdin],
@@ -146,17 +152,20 @@ class Worker:
             "timeout": request.timeout,
             "log_limit": LOG_LIMIT,
         }
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps(message) + "\n")
             self.proc.stdin.flush()
-            reply = self.proc.stdout.readline()
         except BrokenPipeError:
-            reply = ""
+            pass
+
+    def receive(self) -> Outcome:
+        assert self.proc.stdout is not None
+        reply = self.proc.stdout.readline()
         if not reply:
             raise DataverError(f"the worker stopped unexpectedly: {self.agent_log()}")
         data = json.loads(reply)
-        return Outcome(data["exit_code"], data["error"], data["timed_out"], self.workspace.logs / log_name)
+        return Outcome(data["exit_code"], data["error"], data["timed_out"], self.workspace.logs / self._log_name)
 
     def agent_log(self) -> str:
         self._stderr.flush()

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 
-
 POLL_SECONDS = 0.05
 """How often a quiet command is checked for having exited."""
 
