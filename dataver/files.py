@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from .errors import Conflict, InvalidArgument, NotFound
 from .globs import compile_glob
+from .hashcache import HashCache
 from .models import CommitInfo, DiffEntry, FileInfo
 from .names import CommitRef, normalize_path
 from .objects import ObjectWriter, no_space
@@ -48,16 +49,28 @@ class FileStore:
     ) -> CommitInfo:
         """Put host files at repo paths (overwriting, or appending with `append`) in one commit."""
         self.repos.require_repo(repo)
-        staged: list[tuple[str, Entry]] = []
+        cache = HashCache(self.store.db)
         with self.store.writing():
             with self.store.objects.writer() as writer:
-                for dest, path in sources:
-                    try:
-                        oid, size = writer.add_file(path)
-                    except PermissionError:
-                        raise InvalidArgument(f"cannot read {path}: permission denied") from None
-                    staged.append((dest, Entry(FILE, oid, size)))
-            return self.repos.modify(repo, ref, self._placer(staged, append), description=description)
+                staged = [(dest, self._stage(path, writer, cache)) for dest, path in sources]
+            commit = self.repos.modify(repo, ref, self._placer(staged, append), description=description)
+        cache.save()
+        return commit
+
+    def _stage(self, path: Path, writer: ObjectWriter, cache: HashCache) -> Entry:
+        """A host file's entry: from the hash cache when the file is unchanged and its object is
+        still stored (the write lock keeps gc away until the commit lands), else read and stored."""
+        try:
+            st = os.stat(path)
+            oid = cache.lookup(st)
+            if oid is not None and self.store.objects.exists(oid):
+                return Entry(FILE, oid, st.st_size)
+            oid, size = writer.add_file(path)
+        except PermissionError:
+            raise InvalidArgument(f"cannot read {path}: permission denied") from None
+        if size == st.st_size:
+            cache.remember(st, oid)
+        return Entry(FILE, oid, size)
 
     def put_stream(
         self,

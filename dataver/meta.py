@@ -146,6 +146,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, datum_id)
     );
     """,
+    # 3: what a host file hashed to, so putting an unchanged file again does not read it.
+    """
+    CREATE TABLE hash_cache (
+        dev       INTEGER NOT NULL,
+        inode     INTEGER NOT NULL,
+        size      INTEGER NOT NULL,
+        mtime_ns  INTEGER NOT NULL,
+        ctime_ns  INTEGER NOT NULL,
+        oid       TEXT NOT NULL,
+        hashed_ns INTEGER NOT NULL,
+        PRIMARY KEY (dev, inode)
+    );
+    """,
 ]
 
 

@@ -86,7 +86,7 @@ class ObjectStore:
         return self.objects_dir / oid[:2] / oid[2:]
 
     def exists(self, oid: str) -> bool:
-        return self.path(oid).is_file()
+        return os.path.exists(f"{self.objects_dir_str}{oid[:2]}/{oid[2:]}")
 
     def open(self, oid: str) -> BinaryIO:
         """Open an object for reading; a missing object is corruption, not a user error."""
