@@ -51,20 +51,25 @@ class FileStore:
         self.repos.require_repo(repo)
         cache = HashCache(self.store.db)
         with self.store.writing():
+            stats = [os.stat(path) for _, path in sources]
+            cached = cache.lookup_many(stats)
+            stored = self.store.objects.present({oid for oid in cached if oid is not None})
             with self.store.objects.writer() as writer:
-                staged = [(dest, self._stage(path, writer, cache)) for dest, path in sources]
+                staged = [
+                    (dest, Entry(FILE, oid, st.st_size) if oid in stored else self._read(path, st, writer, cache))
+                    for (dest, path), st, oid in zip(sources, stats, cached, strict=True)
+                ]
             commit = self.repos.modify(repo, ref, self._placer(staged, append), description=description)
         cache.save()
         return commit
 
-    def _stage(self, path: Path, writer: ObjectWriter, cache: HashCache) -> Entry:
-        """A host file's entry: from the hash cache when the file is unchanged and its object is
-        still stored (the write lock keeps gc away until the commit lands), else read and stored."""
+    def _read(self, path: Path, st: os.stat_result, writer: ObjectWriter, cache: HashCache) -> Entry:
+        """Store a file the hash cache could not vouch for, and remember what it hashed to.
+
+        (A cached id is used only while its object is still stored; the write lock held
+        around this keeps gc away until the commit lands.)
+        """
         try:
-            st = os.stat(path)
-            oid = cache.lookup(st)
-            if oid is not None and self.store.objects.exists(oid):
-                return Entry(FILE, oid, st.st_size)
             oid, size = writer.add_file(path)
         except PermissionError:
             raise InvalidArgument(f"cannot read {path}: permission denied") from None

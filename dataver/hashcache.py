@@ -9,11 +9,14 @@ could leave mtime unchanged.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 
 from .meta import Database
 
 RACY_NS = 2_000_000_000
+CHUNK = 500
+"""Inodes per SQL query."""
 
 
 class HashCache:
@@ -21,20 +24,16 @@ class HashCache:
         self.db = db
         self._new: list[tuple[int, int, int, int, int, str, int]] = []
 
-    def lookup(self, st: os.stat_result) -> str | None:
-        row = self.db.query_one(
-            "SELECT oid, size, mtime_ns, ctime_ns, hashed_ns FROM hash_cache WHERE dev = ? AND inode = ?",
-            (st.st_dev, st.st_ino),
-        )
-        if row is None or (row["size"], row["mtime_ns"], row["ctime_ns"]) != (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-        ):
-            return None
-        if row["hashed_ns"] - st.st_mtime_ns < RACY_NS:
-            return None
-        return row["oid"]
+    def lookup_many(self, stats: list[os.stat_result]) -> list[str | None]:
+        """The cached id of each file, or None where the file is unknown, changed, or racy."""
+        rows: dict[tuple[int, int], sqlite3.Row] = {}
+        inodes = sorted({st.st_ino for st in stats})
+        for start in range(0, len(inodes), CHUNK):
+            chunk = inodes[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT * FROM hash_cache WHERE inode IN ({marks})", chunk):
+                rows[(row["dev"], row["inode"])] = row
+        return [_valid(rows.get((st.st_dev, st.st_ino)), st) for st in stats]
 
     def remember(self, st: os.stat_result, oid: str) -> None:
         self._new.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, oid, time.time_ns()))
@@ -44,3 +43,11 @@ class HashCache:
             with self.db.write() as conn:
                 conn.executemany("INSERT OR REPLACE INTO hash_cache VALUES (?, ?, ?, ?, ?, ?, ?)", self._new)
             self._new = []
+
+
+def _valid(row: sqlite3.Row | None, st: os.stat_result) -> str | None:
+    if row is None or (row["size"], row["mtime_ns"], row["ctime_ns"]) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+        return None
+    if row["hashed_ns"] - st.st_mtime_ns < RACY_NS:
+        return None
+    return row["oid"]

@@ -159,6 +159,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (dev, inode)
     );
     """,
+    # 4: small objects live in pack files; this is where each one is.
+    """
+    CREATE TABLE packed (
+        oid     TEXT PRIMARY KEY,
+        pack    TEXT NOT NULL,
+        offset  INTEGER NOT NULL,
+        size    INTEGER NOT NULL
+    );
+    CREATE INDEX packed_pack ON packed(pack);
+    """,
 ]
 
 

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import io
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import Corruption, NoSpace
+from .packs import PACK_LIMIT, PackIndex
 
 CHUNK = 1 << 20
 """Streaming buffer: a file of any size is hashed and copied through this much memory."""
@@ -70,36 +72,81 @@ def _unlink(path: str) -> None:
 
 
 class ObjectStore:
-    """Blobs and trees on disk, addressed by sha256 (see the module docstring)."""
+    """Blobs and trees on disk, addressed by sha256 (see the module docstring).
 
-    def __init__(self, root: Path) -> None:
+    With a `PackIndex`, small objects are written into pack files (see `dataver.packs`);
+    without one, every object is loose (one file each).
+    """
+
+    def __init__(self, root: Path, index: PackIndex | None = None) -> None:
         self.root = root
+        self.index = index
         self.objects_dir = root / "objects"
+        self.pack_dir = self.objects_dir / "pack"
         self.tmp_dir = root / "tmp"
         self.objects_dir_str = f"{self.objects_dir}/"
         self.tmp_dir_str = f"{self.tmp_dir}/"
-        self.objects_dir.mkdir(parents=True, exist_ok=True)
+        self.pack_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def path(self, oid: str) -> Path:
-        """Where object `oid` lives (whether or not it exists)."""
+        """Where loose object `oid` lives (whether or not it exists)."""
         return self.objects_dir / oid[:2] / oid[2:]
 
-    def exists(self, oid: str) -> bool:
+    def pack_path(self, pack: str) -> Path:
+        return self.pack_dir / f"{pack}.pack"
+
+    def is_loose(self, oid: str) -> bool:
         return os.path.exists(f"{self.objects_dir_str}{oid[:2]}/{oid[2:]}")
+
+    def exists(self, oid: str) -> bool:
+        return self.is_loose(oid) or (self.index is not None and self.index.locate(oid) is not None)
+
+    def present(self, oids: set[str]) -> set[str]:
+        """Which of `oids` are stored, loose or packed, checked in bulk."""
+        packed = self.index.present(sorted(oids)) if self.index is not None else set()
+        return packed | {oid for oid in oids - packed if self.is_loose(oid)}
+
+    def _missing(self, oid: str) -> Corruption:
+        return Corruption(f"object {oid} is missing from the store: run `dataver fsck` to see what it affects")
+
+    def read_packed(self, pack: str, offset: int, size: int, oid: str = "?") -> bytes:
+        try:
+            with open(self.pack_path(pack), "rb") as f:
+                f.seek(offset)
+                data = f.read(size)
+        except FileNotFoundError:
+            raise Corruption(f"pack {pack} holding object {oid} is missing: run `dataver fsck`") from None
+        if len(data) != size:
+            raise Corruption(f"pack {pack} is truncated (object {oid}): run `dataver fsck`")
+        return data
 
     def open(self, oid: str) -> BinaryIO:
         """Open an object for reading; a missing object is corruption, not a user error."""
         try:
             return open(self.path(oid), "rb")
         except FileNotFoundError:
-            raise Corruption(
-                f"object {oid} is missing from the store: run `dataver fsck` to see what it affects"
-            ) from None
+            pass
+        where = self.index.locate(oid) if self.index is not None else None
+        if where is None:
+            raise self._missing(oid)
+        return io.BytesIO(self.read_packed(where["pack"], where["offset"], where["size"], oid))
 
     def read_bytes(self, oid: str) -> bytes:
         with self.open(oid) as f:
             return f.read()
+
+    def materialize(self, oid: str, dest: str, *, link: bool) -> None:
+        """Put object `oid`'s bytes at host path `dest`: a hard link to a loose object with
+        `link` (callers guarantee the link is read-only to whoever sees it), else a copy."""
+        if self.is_loose(oid):
+            if link:
+                os.link(self.path(oid), dest)
+            else:
+                shutil.copyfile(self.path(oid), dest)
+            return
+        with open(dest, "wb") as f:
+            f.write(self.read_bytes(oid))
 
     def hash_of_stored(self, oid: str) -> str:
         """Rehash the stored bytes of `oid` (what fsck and verified reads compare against)."""
@@ -120,36 +167,77 @@ class ObjectStore:
                 "restore it from a backup or re-put the file; `dataver fsck` lists what it affects"
             )
 
-    def all(self) -> Iterator[str]:
-        """Every object id present, in no particular order."""
+    def loose(self) -> Iterator[str]:
+        """Every loose object id present, in no particular order."""
         for fan in os.scandir(self.objects_dir):
             if fan.is_dir() and len(fan.name) == 2:
                 for entry in os.scandir(fan.path):
                     yield fan.name + entry.name
 
+    def all(self) -> Iterator[str]:
+        """Every object id present, loose or packed."""
+        seen = set(self.loose())
+        yield from seen
+        if self.index is not None:
+            yield from (row["oid"] for row in self.index.all() if row["oid"] not in seen)
+
+    def packs(self) -> list[str]:
+        """Ids of the pack files on disk."""
+        return [p.stem for p in self.pack_dir.glob("*.pack")]
+
     def delete(self, oid: str) -> None:
+        """Delete a loose object (packed ones go when gc rewrites their pack)."""
         self.path(oid).unlink(missing_ok=True)
+
+    def delete_pack(self, pack: str) -> None:
+        self.pack_path(pack).unlink(missing_ok=True)
+
+    def repack(self, pack: str, keep: list[str]) -> None:
+        """Rewrite `pack` with only the objects in `keep`, crash-safely: the new pack is durable
+        and indexed (in one transaction with unindexing the old) before the old file goes."""
+        assert self.index is not None
+        rows = {r["oid"]: r for r in self.index.all() if r["pack"] == pack}
+        new_pack = uuid.uuid4().hex
+        tmp = self.tmp_dir / f"{new_pack}.pack.part"
+        placed: list[tuple[str, str, int, int]] = []
+        with open(tmp, "wb") as f:
+            for oid in keep:
+                row = rows[oid]
+                data = self.read_packed(pack, row["offset"], row["size"], oid)
+                placed.append((oid, new_pack, f.tell(), len(data)))
+                f.write(data)
+        sync_filesystem(self.tmp_dir)
+        os.rename(tmp, self.pack_path(new_pack))
+        sync_filesystem(self.pack_dir)
+        self.index.replace_pack(pack, placed)
+        self.delete_pack(pack)
 
     def writer(self) -> ObjectWriter:
         return ObjectWriter(self)
 
 
 class ObjectWriter:
-    """Stages new objects in tmp/ and publishes them together when the `with` block ends.
+    """Stages new objects and publishes them together when the `with` block ends.
 
-    Why a batch: an fsync per object made putting many small files ten times slower than
-    git. Instead the writer flushes the filesystem once before renaming the staged files
-    into place (no name ever points at bytes that are not durable) and once after (the
-    names themselves are durable before any metadata refers to them). A crash at any
-    instant leaves at worst unreferenced temporary files, which `dataver gc` removes.
+    Small objects are appended to one pack file per batch, larger ones get a temporary
+    file each. Why a batch: an fsync per object made putting many small files ten times
+    slower than git. Instead the writer flushes the filesystem once before renaming the
+    staged files into place (no name ever points at bytes that are not durable), once after
+    (the names are durable), and only then indexes the pack, all before any commit refers
+    to the objects. A crash at any instant leaves at worst unreferenced temporary files,
+    packs or objects, which `dataver gc` removes.
     """
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self._staged: dict[str, str] = {}
+        self._packed: dict[str, tuple[int, int]] = {}
+        self._pack_fd: int | None = None
+        self._pack_id = ""
+        self._pack_size = 0
         self._made_dirs: set[str] = set()
         self._lock = threading.Lock()
-        """Guards `_staged`: a job's worker threads share one writer."""
+        """Guards the staging state: a job's worker threads share one writer."""
 
     def __enter__(self) -> ObjectWriter:
         return self
@@ -163,6 +251,9 @@ class ObjectWriter:
     def _tmp_path(self) -> str:
         return f"{self.store.tmp_dir_str}{uuid.uuid4().hex}.part"
 
+    def _pack_tmp(self) -> str:
+        return f"{self.store.tmp_dir_str}{self._pack_id}.pack.part"
+
     def _known(self, oid: str) -> bool:
         """True when `oid` is already stored or staged.
 
@@ -170,16 +261,14 @@ class ObjectWriter:
         this batch is about to reference: writers hold the store's shared write lock and
         gc its exclusive side (see `Store.writing`).
         """
-        return oid in self._staged or os.path.exists(self.store.objects_dir_str + oid[:2] + "/" + oid[2:])
+        return oid in self._staged or oid in self._packed or self.store.exists(oid)
 
     def _write_new(self, data: bytes) -> str:
         tmp = self._tmp_path()
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, data)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -187,9 +276,27 @@ class ObjectWriter:
             raise self._translate(exc) from None
         return tmp
 
+    def _append_to_pack(self, oid: str, data: bytes) -> None:
+        """Add a small object to this batch's pack (lock held)."""
+        try:
+            if self._pack_fd is None:
+                self._pack_id = uuid.uuid4().hex
+                self._pack_fd = os.open(self._pack_tmp(), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+                self._pack_size = 0
+            _write_all(self._pack_fd, data)
+        except OSError as exc:
+            raise self._translate(exc) from None
+        self._packed[oid] = (self._pack_size, len(data))
+        self._pack_size += len(data)
+
     def add_bytes(self, data: bytes) -> str:
         """Store `data` (if new) and return its id."""
         oid = hash_bytes(data)
+        if self.store.index is not None and len(data) <= PACK_LIMIT:
+            with self._lock:
+                if not self._known(oid):
+                    self._append_to_pack(oid, data)
+            return oid
         if not self._known(oid):
             tmp = self._write_new(data)
             with self._lock:
@@ -219,10 +326,8 @@ class ObjectWriter:
                     if source is None:
                         continue
                     while n := source.readinto(buf):
-                        chunk = view[:n]
-                        digest.update(chunk)
-                        while chunk:
-                            chunk = chunk[os.write(fd, chunk) :]
+                        digest.update(view[:n])
+                        _write_all(fd, view[:n])
                         size += n
             finally:
                 os.close(fd)
@@ -234,16 +339,31 @@ class ObjectWriter:
             raise
         oid = digest.hexdigest()
         with self._lock:
-            if self._known(oid) or self._staged.setdefault(oid, tmp) != tmp:
+            if self._known(oid):
+                _unlink(tmp)
+            elif self.store.index is not None and size <= PACK_LIMIT:
+                with open(tmp, "rb") as small:
+                    self._append_to_pack(oid, small.read())
+                _unlink(tmp)
+            elif self._staged.setdefault(oid, tmp) != tmp:
                 _unlink(tmp)
         return oid, size
 
+    def _take(self) -> tuple[dict[str, str], dict[str, tuple[int, int]], str, int | None]:
+        """Hand over everything staged so far and start afresh (lock taken here)."""
+        with self._lock:
+            taken = (self._staged, self._packed, self._pack_id, self._pack_fd)
+            self._staged, self._packed, self._pack_fd = {}, {}, None
+        return taken
+
     def publish(self) -> None:
         """Make every staged object durable under its name (see the class docstring)."""
-        with self._lock:
-            staged, self._staged = self._staged, {}
-        if not staged:
+        staged, packed, pack_id, pack_fd = self._take()
+        if pack_fd is not None:
+            os.close(pack_fd)
+        if not staged and not packed:
             return
+        pack_tmp = f"{self.store.tmp_dir_str}{pack_id}.pack.part"
         try:
             sync_filesystem(self.store.tmp_dir)
             objects_dir = self.store.objects_dir_str
@@ -253,16 +373,23 @@ class ObjectWriter:
                     os.makedirs(objects_dir + fan, exist_ok=True)
                     self._made_dirs.add(fan)
                 os.rename(tmp, f"{objects_dir}{fan}/{oid[2:]}")
+            if packed:
+                os.rename(pack_tmp, self.store.pack_path(pack_id))
             sync_filesystem(self.store.objects_dir)
         except OSError as exc:
-            for tmp in staged.values():
+            for tmp in [*staged.values(), pack_tmp]:
                 _unlink(tmp)
             raise self._translate(exc) from None
+        if packed:
+            assert self.store.index is not None
+            self.store.index.add((oid, pack_id, offset, size) for oid, (offset, size) in packed.items())
 
     def discard(self) -> None:
         """Forget staged objects that were not published (their temporary files go)."""
-        with self._lock:
-            staged, self._staged = self._staged, {}
+        staged, _, pack_id, pack_fd = self._take()
+        if pack_fd is not None:
+            os.close(pack_fd)
+            _unlink(f"{self.store.tmp_dir_str}{pack_id}.pack.part")
         for tmp in staged.values():
             _unlink(tmp)
 
@@ -270,3 +397,9 @@ class ObjectWriter:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return no_space(self.store.root)
         return exc
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import DataverError
 from .meta import Database
 from .objects import ObjectStore
+from .packs import PackIndex
 from .trees import TreeStore
 
 ROOT_ENV = "DATAVER_ROOT"
@@ -37,8 +38,8 @@ class Store:
         path = Path(root).expanduser() if root is not None else default_root()
         try:
             path.mkdir(parents=True, exist_ok=True)
-            objects = ObjectStore(path)
             db = Database(path / "meta.db")
+            objects = ObjectStore(path, PackIndex(db))
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"

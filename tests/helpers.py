@@ -50,3 +50,28 @@ def spec(name: str, cmd: list[str] | str, input: dict, **extra) -> dict:
 
 def pfs(repo: str, glob: str = "/*", **extra) -> dict:
     return {"pfs": {"repo": repo, "glob": glob, **extra}}
+
+
+def corrupt_object(store, oid: str, data: bytes | None = None) -> None:
+    """Damage a stored object in place, loose or packed: flip its first byte, or write `data`."""
+    objects = store.objects
+    if objects.is_loose(oid):
+        path, offset, size = objects.path(oid), 0, objects.path(oid).stat().st_size
+    else:
+        row = objects.index.locate(oid)
+        path, offset, size = objects.pack_path(row["pack"]), row["offset"], row["size"]
+    path.chmod(0o644)
+    raw = bytearray(path.read_bytes())
+    new = data if data is not None else bytes([raw[offset] ^ 1]) + bytes(raw[offset + 1 : offset + size])
+    assert len(new) == size, "replacement must keep the object's size"
+    raw[offset : offset + size] = new
+    path.write_bytes(bytes(raw))
+
+
+def remove_object(store, oid: str) -> None:
+    """Lose a stored object: a loose file is deleted, a packed one loses its pack file."""
+    objects = store.objects
+    if objects.is_loose(oid):
+        objects.path(oid).unlink()
+    else:
+        objects.pack_path(objects.index.locate(oid)["pack"]).unlink()

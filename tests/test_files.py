@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
 
 import pytest
-from helpers import make_tree
+from helpers import corrupt_object, make_tree
 
 from dataver.errors import Conflict, Corruption, InvalidArgument, NotFound
 
@@ -55,6 +54,7 @@ def test_same_content_in_two_repos_is_one_object(repo):
     b = repo.put_file("other", "master", "y/z", source=b"shared bytes")
     assert repo.inspect_file("r", a.id, "x").hash == repo.inspect_file("other", b.id, "y/z").hash
     assert sum(1 for _ in repo.store.objects.all()) == 4  # one blob, r's root, other's root and y/
+    assert list(repo.store.objects.loose()) == []  # small objects are packed
 
 
 def test_glob(repo, tmp_path):
@@ -117,10 +117,7 @@ def test_get_file_to_path_and_directory(repo, tmp_path):
 
 def test_get_file_refuses_corrupt_bytes(repo):
     commit = repo.put_file("r", "master", "f", source=b"the truth")
-    oid = repo.inspect_file("r", commit.id, "f").hash
-    path = repo.store.objects.path(oid)
-    os.chmod(path, 0o644)
-    path.write_bytes(b"the lies!")
+    corrupt_object(repo.store, repo.inspect_file("r", commit.id, "f").hash, b"the lies!")
     out = io.BytesIO()
     with pytest.raises(Corruption):
         repo.get_file_to("r", "master", "f", out)

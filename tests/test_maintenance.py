@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
-from helpers import make_tree
-
-
-def _damage(client, oid: str, data: bytes | None) -> None:
-    path = client.store.objects.path(oid)
-    if data is None:
-        path.unlink()
-    else:
-        os.chmod(path, 0o644)
-        path.write_bytes(data)
+from helpers import corrupt_object, make_tree, remove_object
 
 
 def test_fsck_names_a_flipped_byte_and_a_missing_object(client, cli):
     client.create_repo("r")
     client.put_file("r", "master", "flipped", source=b"aaaa")
-    client.put_file("r", "master", "missing", source=b"bbbb")
+    client.put_file("r", "master", "missing", source=b"b" * 200_000)
     flipped = client.inspect_file("r", "master", "flipped").hash
     missing = client.inspect_file("r", "master", "missing").hash
-    _damage(client, flipped, b"aaab")
-    _damage(client, missing, None)
+    corrupt_object(client.store, flipped)
+    remove_object(client.store, missing)
     report = client.fsck()
     assert not report.ok
     text = "\n".join(report.problems)
@@ -49,3 +38,23 @@ def test_gc_removes_only_unreferenced_objects(client, cli, tmp_path):
     assert client.fsck().ok
     assert sum(1 for _ in client.store.objects.all()) == 3  # a, b and keep's root tree
     assert list(client.store.objects.tmp_dir.iterdir()) == []
+
+
+def test_gc_rewrites_a_mostly_dead_pack_and_keeps_what_lives(client, tmp_path):
+    client.create_repo("r")
+    files = {f"f{i}": f"content {i}" for i in range(20)}
+    client.put_file("r", "master", source=make_tree(tmp_path / "d", files), recursive=True)
+    pack_before = client.store.objects.packs()
+    client.delete_file("r", "master", "f0")
+    for i in range(1, 15):
+        client.delete_file("r", "master", f"f{i}")
+    client.create_branch("r", "master", client.inspect_commit("r", "master").id)
+    for commit in client.list_commits("r", "master")[1:]:
+        client.store.db.conn.execute("DELETE FROM commits WHERE id = ?", (commit.id,))
+    client.store.db.conn.execute("UPDATE commits SET parent = NULL")
+    report = client.gc()
+    assert report.removed_objects >= 15
+    assert not set(pack_before) & set(client.store.objects.packs())  # the old pack was rewritten
+    assert sorted(f.path for f in client.list_files("r", "master")) == [f"/f{i}" for i in range(15, 20)]
+    assert client.get_file("r", "master", "f17") == b"content 17"
+    assert client.fsck().ok

@@ -94,10 +94,7 @@ class Workspace:
             if dest in self._staged:
                 continue
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            if link:
-                os.link(objects.path(oid), dest)
-            else:
-                shutil.copyfile(objects.path(oid), dest)
+            objects.materialize(oid, dest, link=link)
             self._staged[dest] = oid
 
     def _prune(self, keep: set[str]) -> None:

@@ -1,0 +1,52 @@
+"""Where packed objects are: small objects are appended to one pack file per write batch
+(`objects/pack/<id>.pack`) instead of a file each, and indexed here by id.
+
+Why: creating and renaming a file per object made putting 10,000 small files cost as much
+as git's loose objects; a pack turns that into one file. Objects over `PACK_LIMIT` stay
+loose, one file each, so big files can be hard-linked into a datum's /pfs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from .meta import Database
+
+PACK_LIMIT = 64 << 10
+
+
+class PackIndex:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def locate(self, oid: str) -> sqlite3.Row | None:
+        """(pack, offset, size) of a packed object, or None."""
+        return self.db.query_one("SELECT pack, offset, size FROM packed WHERE oid = ?", (oid,))
+
+    def present(self, oids: list[str]) -> set[str]:
+        """Which of `oids` are packed (one query per 500 ids)."""
+        found: set[str] = set()
+        for start in range(0, len(oids), 500):
+            chunk = oids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.query(f"SELECT oid FROM packed WHERE oid IN ({marks})", chunk))
+        return found
+
+    def add(self, rows: Iterable[tuple[str, str, int, int]]) -> None:
+        """Index (oid, pack, offset, size) rows; an object already packed elsewhere keeps its place."""
+        with self.db.write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO packed (oid, pack, offset, size) VALUES (?, ?, ?, ?)", rows)
+
+    def all(self) -> list[sqlite3.Row]:
+        return self.db.query("SELECT oid, pack, offset, size FROM packed")
+
+    def remove_pack(self, pack: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM packed WHERE pack = ?", (pack,))
+
+    def replace_pack(self, old: str, rows: list[tuple[str, str, int, int]]) -> None:
+        """Point objects at their new pack and forget the old one, in one transaction."""
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM packed WHERE pack = ?", (old,))
+            conn.executemany("INSERT OR REPLACE INTO packed (oid, pack, offset, size) VALUES (?, ?, ?, ?)", rows)
