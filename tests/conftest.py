@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,3 +52,14 @@ def cli(root: Path):
         return Result(code, out_bytes.decode(errors="replace"), err_bytes.decode(errors="replace"), out_bytes)
 
     return run
+
+
+@pytest.fixture
+def sandbox() -> None:
+    """For tests that need the bubblewrap sandbox: skip without it, or fail where it is required."""
+    from dataver.runtimes.local import bwrap_works
+
+    if not bwrap_works():
+        if os.environ.get("DATAVER_REQUIRE_SANDBOX") == "1":
+            pytest.fail("bubblewrap is required here (DATAVER_REQUIRE_SANDBOX=1) but does not work")
+        pytest.skip("bubblewrap is not available: the local runtime runs unsandboxed")

@@ -86,7 +86,7 @@ def test_colliding_outputs_fail_naming_the_path_and_both_datums(repo):
     assert "output /same was written by two datums" in job.reason and "in:/a" in job.reason and "in:/b" in job.reason
 
 
-def test_inputs_are_read_only_and_writes_outside_out_fail(repo):
+def test_inputs_are_read_only_and_writes_outside_out_fail(repo, sandbox):
     repo.create_pipeline(spec("p", "echo evil > /pfs/in/a", pfs("in"), datum_tries=1))
     assert repo.list_jobs("p")[0].state == "failure"
     assert repo.get_file("in", "master", "a") == b"A"
@@ -141,11 +141,12 @@ def test_chain_runs_through_and_wait_commit_lists_downstream(repo):
 
 def test_unsandboxed_fallback_gives_the_same_outputs(repo, monkeypatch):
     monkeypatch.setenv("DATAVER_SANDBOX", "none")
-    repo.create_pipeline(spec("p", 'cat "$in" > /pfs/out/$(basename "$in").copy', pfs("in")))
+    repo.create_pipeline(spec("p", 'cat "$in" > /pfs/out/$(basename "$in").copy; echo x > /pfs/in/a', pfs("in")))
     job = repo.list_jobs("p")[0]
     assert "path rewriting" in job.runtime
     assert repo.get_file("p", "master", "a.copy") == b"A"
-    assert repo.get_file("in", "master", "a") == b"A"
+    assert repo.get_file("in", "master", "a") == b"A"  # inputs are copies: the store is untouched
+    assert repo.fsck().ok
 
 
 def test_a_command_that_closes_its_output_before_exiting_succeeds(repo):

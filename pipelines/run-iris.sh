@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Quick start, command 1: install dataver (with what the example images need on the host),
+# then run the iris example end to end on the local runtime and show what it made.
+# The example gets a store of its own (.dataver-example/, made afresh each run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install --quiet --disable-pip-version-check -e ".[example]"
+
+export DATAVER_ROOT="$PWD/.dataver-example"
+rm -rf "$DATAVER_ROOT"
+
+step() { printf '\n$ %s\n' "$*"; "$@"; }
+step dataver create-repo training
+step dataver create-repo attributes
+step dataver put-file training master -f pipelines/data/iris.csv
+step dataver create-pipeline -f pipelines/train.json
+step dataver list-job
+step dataver list-file model master
+step dataver get-file model master model.txt
+step dataver create-pipeline -f pipelines/infer.json
+step dataver put-file attributes master -r -f pipelines/data/test/
+step dataver list-file inference master
+step dataver get-file inference master 2
+step dataver list-job
+step dataver inspect-file inference master 2 --provenance
+step dataver dag
+printf '\nThe example store is %s: export DATAVER_ROOT=%s to explore it.\n' "$DATAVER_ROOT" "$DATAVER_ROOT"
