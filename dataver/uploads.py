@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InvalidArgument, NotFound
@@ -43,26 +44,30 @@ def expand_source(source: str, dest: str | None, recursive: bool) -> list[tuple[
     return [(dest if dest is not None else normalize_path(path.name, allow_root=False), path)]
 
 
-def _expand_dir(top: Path, dest: str) -> list[tuple[str, Path]]:
-    top_real = os.path.realpath(top)
-    found: list[tuple[str, str]] = []
-    prefix = f"{dest}/" if dest else ""
+def walk_entries(top: Path | str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every entry below `top` except directories (which are descended, never through a link),
+    as (path relative to top, entry). Callers decide what links and special files mean."""
     stack = [(str(top), "")]
     while stack:
         folder, rel = stack.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
-                rel_path = f"{rel}{entry.name}"
-                if entry.is_symlink():
-                    _check_link(entry.path, top, top_real)
-                elif entry.is_dir():
-                    stack.append((entry.path, rel_path + "/"))
-                    continue
-                elif not entry.is_file():
-                    raise InvalidArgument(
-                        f"{entry.path} is not a regular file (a FIFO, socket or device): remove it and retry"
-                    )
-                found.append((prefix + rel_path, entry.path))
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{rel}{entry.name}/"))
+                else:
+                    yield f"{rel}{entry.name}", entry
+
+
+def _expand_dir(top: Path, dest: str) -> list[tuple[str, Path]]:
+    top_real = os.path.realpath(top)
+    prefix = f"{dest}/" if dest else ""
+    found: list[tuple[str, str]] = []
+    for rel_path, entry in walk_entries(top):
+        if entry.is_symlink():
+            _check_link(entry.path, top, top_real)
+        elif not entry.is_file(follow_symlinks=False):
+            raise InvalidArgument(f"{entry.path} is not a regular file (a FIFO, socket or device): remove it and retry")
+        found.append((prefix + rel_path, entry.path))
     if not found:
         raise InvalidArgument(f"directory {top} holds no files: nothing to put")
     found.sort()

@@ -27,6 +27,7 @@ from ..repos import RepoStore
 from ..runtimes.base import JobContext, Outcome, Request, Runtime, Worker, Workspace
 from ..store import Store
 from ..trees import FILE, Entry, TreeEditor
+from ..uploads import walk_entries
 from .datums import Datum, InputCommit, compute_datums
 from .models import JobInfo, JobInput
 from .records import DatumRecord, Records
@@ -56,22 +57,14 @@ def list_outputs(out: Path) -> list[tuple[str, str]]:
     """Every regular file below `out` as (repo path, host path); links and special files are
     refused, never followed."""
     found: list[tuple[str, str]] = []
-    stack = [(str(out), "")]
-    while stack:
-        folder, rel = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                path = f"{rel}{entry.name}"
-                if entry.is_symlink():
-                    raise OutputError(f"/pfs/out/{path} is a symbolic link: outputs must be regular files")
-                if entry.is_dir():
-                    stack.append((entry.path, path + "/"))
-                elif entry.is_file():
-                    if entry.stat().st_nlink > 1:
-                        raise OutputError(f"/pfs/out/{path} is a hard link: outputs must be files the job wrote")
-                    found.append((normalize_path(path, allow_root=False), entry.path))
-                else:
-                    raise OutputError(f"/pfs/out/{path} is not a regular file (a FIFO, socket or device)")
+    for path, entry in walk_entries(out):
+        if entry.is_symlink():
+            raise OutputError(f"/pfs/out/{path} is a symbolic link: outputs must be regular files")
+        if not entry.is_file(follow_symlinks=False):
+            raise OutputError(f"/pfs/out/{path} is not a regular file (a FIFO, socket or device)")
+        if entry.stat(follow_symlinks=False).st_nlink > 1:
+            raise OutputError(f"/pfs/out/{path} is a hard link: outputs must be files the job wrote")
+        found.append((normalize_path(path, allow_root=False), entry.path))
     return sorted(found)
 
 
