@@ -42,7 +42,7 @@ class FileStore:
         self,
         repo: str,
         ref: CommitRef,
-        sources: list[tuple[str, Path]],
+        sources: list[tuple[str, str]],
         *,
         append: bool = False,
         description: str = "",
@@ -63,7 +63,7 @@ class FileStore:
         cache.save()
         return commit
 
-    def _read(self, path: Path, st: os.stat_result, writer: ObjectWriter, cache: HashCache) -> Entry:
+    def _read(self, path: str, st: os.stat_result, writer: ObjectWriter, cache: HashCache) -> Entry:
         """Store a file the hash cache could not vouch for, and remember what it hashed to.
 
         (A cached id is used only while its object is still stored; the write lock held

@@ -25,8 +25,9 @@ def _check_readable(path: Path) -> None:
         raise InvalidArgument(f"cannot read {path}: permission denied; fix its permissions and retry")
 
 
-def expand_source(source: str, dest: str | None, recursive: bool) -> list[tuple[str, Path]]:
-    """The files `source` stands for, each with the repo path it goes to (sorted)."""
+def expand_source(source: str, dest: str | None, recursive: bool) -> list[tuple[str, str]]:
+    """The files `source` stands for: (repo path, host path) pairs, sorted. Host paths are plain
+    strings: for 10,000 files, building Path objects cost a fifth of an unchanged re-put."""
     path = Path(source)
     try:
         st = path.stat()
@@ -41,7 +42,7 @@ def expand_source(source: str, dest: str | None, recursive: bool) -> list[tuple[
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgument(f"{source} is not a regular file: put-file takes files, directories (-r) or '-'")
     _check_readable(path)
-    return [(dest if dest is not None else normalize_path(path.name, allow_root=False), path)]
+    return [(dest if dest is not None else normalize_path(path.name, allow_root=False), str(path))]
 
 
 def walk_entries(top: Path | str) -> Iterator[tuple[str, os.DirEntry[str]]]:
@@ -58,7 +59,7 @@ def walk_entries(top: Path | str) -> Iterator[tuple[str, os.DirEntry[str]]]:
                     yield f"{rel}{entry.name}", entry
 
 
-def _expand_dir(top: Path, dest: str) -> list[tuple[str, Path]]:
+def _expand_dir(top: Path, dest: str) -> list[tuple[str, str]]:
     top_real = os.path.realpath(top)
     prefix = f"{dest}/" if dest else ""
     found: list[tuple[str, str]] = []
@@ -71,7 +72,7 @@ def _expand_dir(top: Path, dest: str) -> list[tuple[str, Path]]:
     if not found:
         raise InvalidArgument(f"directory {top} holds no files: nothing to put")
     found.sort()
-    return [(normalize_path(d, allow_root=False), Path(p)) for d, p in found]
+    return [(normalize_path(d, allow_root=False), p) for d, p in found]
 
 
 def _check_link(link: str, top: Path, top_real: str) -> None:
