@@ -9,7 +9,6 @@ could leave mtime unchanged.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 
 from .meta import Database
@@ -26,13 +25,18 @@ class HashCache:
 
     def lookup_many(self, stats: list[os.stat_result]) -> list[str | None]:
         """The cached id of each file, or None where the file is unknown, changed, or racy."""
-        rows: dict[tuple[int, int], sqlite3.Row] = {}
+        rows: dict[tuple[int, int], tuple] = {}
         inodes = sorted({st.st_ino for st in stats})
+        cursor = self.db.conn.cursor()
+        cursor.row_factory = None  # plain tuples: Row objects cost a third of a 10,000-file lookup
         for start in range(0, len(inodes), CHUNK):
             chunk = inodes[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.query(f"SELECT * FROM hash_cache WHERE inode IN ({marks})", chunk):
-                rows[(row["dev"], row["inode"])] = row
+            query = (
+                f"SELECT dev, inode, size, mtime_ns, ctime_ns, oid, hashed_ns FROM hash_cache WHERE inode IN ({marks})"
+            )
+            for row in cursor.execute(query, chunk):
+                rows[(row[0], row[1])] = row
         return [_valid(rows.get((st.st_dev, st.st_ino)), st) for st in stats]
 
     def remember(self, st: os.stat_result, oid: str) -> None:
@@ -45,9 +49,10 @@ class HashCache:
             self._new = []
 
 
-def _valid(row: sqlite3.Row | None, st: os.stat_result) -> str | None:
-    if row is None or (row["size"], row["mtime_ns"], row["ctime_ns"]) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+def _valid(row: tuple | None, st: os.stat_result) -> str | None:
+    """The cached id if `row` (dev, inode, size, mtime, ctime, oid, hashed) still describes the file."""
+    if row is None or row[2:5] != (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
         return None
-    if row["hashed_ns"] - st.st_mtime_ns < RACY_NS:
+    if row[6] - st.st_mtime_ns < RACY_NS:
         return None
-    return row["oid"]
+    return row[5]
