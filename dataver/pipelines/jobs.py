@@ -34,8 +34,10 @@ from .records import DatumRecord, Records
 from .spec import PipelineSpec
 
 Progress = Callable[[JobInfo], None]
-FLUSH_EVERY = 200
-FLUSH_SECONDS = 1.0
+FLUSH_EVERY = 500
+FLUSH_SECONDS = 2.0
+"""Finished datums are recorded (after their objects are made durable: two filesystem syncs)
+in batches this large or this old: a crash redoes at most that much work."""
 
 
 class OutputError(DataverError):
@@ -265,17 +267,22 @@ class JobRunner:
         try:
             worker = plan.runtime.start(plan.ctx, workspace)
             try:
-                while True:
-                    try:
-                        datum = pending.get_nowait()
-                    except queue.Empty:
-                        break
-                    result = self._run_datum(plan, worker, workspace, datum, writer, finish_previous)
+                datum = _take(pending)
+                while datum is not None:
+                    upcoming = _take(pending)
+
+                    def while_running(upcoming: Datum | None = upcoming) -> None:
+                        finish_previous()
+                        if upcoming is not None:
+                            workspace.prefetch(_layout(upcoming), self.store.objects)
+
+                    result = self._run_datum(plan, worker, workspace, datum, writer, while_running)
                     finish_previous()
                     if isinstance(result, _Finishing):
                         previous.append(result)
                     else:
                         results.put(result)
+                    datum = upcoming
                 finish_previous()
             finally:
                 worker.close()
@@ -311,7 +318,7 @@ class JobRunner:
         """Run one datum, with retries and err_cmd. `while_running` is called once the first
         attempt has started: the previous datum's outputs are stored meanwhile."""
         transform = plan.spec.transform
-        files = [(p.name, f.path, f.oid) for p in datum.parts for f in p.files]
+        files = _layout(datum)
         inputs = [(p.name, p.repo, f.path, f.oid, f.size) for p in datum.parts for f in p.files]
         started = time.time()
         reason, exit_code, outcome = "", None, None
@@ -371,6 +378,18 @@ def _store_log(path: Path, writer: ObjectWriter) -> str:
     if os.path.getsize(path) == 0:
         return writer.add_bytes(b"")
     return writer.add_file(path)[0]
+
+
+def _take(pending: queue.Queue[Datum]) -> Datum | None:
+    try:
+        return pending.get_nowait()
+    except queue.Empty:
+        return None
+
+
+def _layout(datum: Datum) -> list[tuple[str, str, str]]:
+    """(input name, repo path, object id) of every file a datum shows under /pfs."""
+    return [(p.name, f.path, f.oid) for p in datum.parts for f in p.files]
 
 
 def _accepted(outcome: Outcome, accept: list[int]) -> bool:

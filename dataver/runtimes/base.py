@@ -73,8 +73,12 @@ class Workspace:
         self.logs = base / "logs"
         self.out.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.next = base / "next"
+        self.next.mkdir(exist_ok=True)
         self._staged: dict[str, str] = {}
         """Files laid out for the previous datum: host path -> object id."""
+        self._prefetched: dict[str, str] = {}
+        """Inputs written ahead for the next datum: object id -> file in `next/`."""
 
     def stage(self, parts: list[tuple[str, str, str]], objects: ObjectStore, link: bool) -> None:
         """Lay out one datum: `parts` are (input name, repo path, object id).
@@ -94,8 +98,23 @@ class Workspace:
             if dest in self._staged:
                 continue
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            objects.materialize(oid, dest, link=link)
+            ready = self._prefetched.pop(oid, None)
+            if ready is not None:
+                os.rename(ready, dest)
+            else:
+                objects.materialize(oid, dest, link=link)
             self._staged[dest] = oid
+
+    def prefetch(self, parts: list[tuple[str, str, str]], objects: ObjectStore) -> None:
+        """Write the next datum's packed inputs out ahead of time (they cannot be hard-linked),
+        while the current datum runs: `stage` then only renames them into place."""
+        staged = set(self._staged.values())
+        for _, _, oid in parts:
+            if oid in self._prefetched or oid in staged or objects.is_loose(oid):
+                continue
+            target = f"{self.next}/{oid}"
+            objects.materialize(oid, target, link=False)
+            self._prefetched[oid] = target
 
     def _prune(self, keep: set[str]) -> None:
         """Remove input folders the next datum does not use (and anything a job left in them)."""
