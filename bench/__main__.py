@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["store", "pipelines"]
+SUITES = ["store", "pipelines", "daemon"]
 
 for name in sys.argv[1:] or SUITES:
     if name not in SUITES:

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from .daemon import DaemonInfo, running_daemon
 from .errors import InvalidArgument
 from .files import FileStore
 from .maintenance import fsck, gc
@@ -37,14 +38,23 @@ def _ref(ref: Ref) -> CommitRef:
 class Client:
     """A handle on one dataver store (`root`, else `$DATAVER_ROOT`, else `~/.dataver`)."""
 
-    def __init__(self, root: str | Path | None = None, *, run_jobs: bool = True, progress: Progress | None = None):
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        *,
+        run_jobs: bool = True,
+        progress: Progress | None = None,
+        notice: Callable[[str], None] | None = None,
+    ):
         """`run_jobs`: run the jobs a new commit triggers before returning (the default, like the
-        CLI without a daemon). `progress` is called with each job's state as it advances."""
+        CLI), unless a daemon serves the store, which then runs them. `progress` is called with
+        each job's state as it advances; `notice` with one-line remarks for the user."""
         self.store = Store.open(root)
         self.repos = RepoStore(self.store)
         self.files = FileStore(self.store, self.repos)
         self.run_jobs = run_jobs
         self.progress = progress
+        self.notice = notice
 
     @cached_property
     def _pipes(self) -> Any:
@@ -57,10 +67,19 @@ class Client:
         return self.store.db.query_one("SELECT 1 FROM pipelines LIMIT 1") is not None
 
     def _landed(self, result: Any) -> Any:
-        """After a commit lands: run what it triggers (when asked to), then hand back `result`."""
+        """After a commit lands: run what it triggers (when asked to, and no daemon does), then
+        hand back `result`. The daemon was already woken by the commit itself."""
         if self.run_jobs and self._has_pipelines():
-            self.run_pending()
+            daemon = self.daemon()
+            if daemon is None:
+                self.run_pending()
+            elif self.notice is not None:
+                self.notice(f"the daemon (pid {daemon.pid}) runs the jobs this triggers: see `dataver list-job`")
         return result
+
+    def daemon(self) -> DaemonInfo | None:
+        """The daemon serving this store, if one is running."""
+        return running_daemon(self.store.root)
 
     @property
     def root(self) -> Path:
@@ -269,9 +288,10 @@ class Client:
         """(job id, datum id, log text) of a job's datums (the newest job of `pipeline` by default)."""
         return self._pipes.logs(pipeline=pipeline, job=job, datum=datum)
 
-    def wait_commit(self, repo: str, ref: Ref) -> list[CommitInfo]:
-        """Wait until every commit downstream of this one is finished; returns those commits."""
-        return self._pipes.wait_commit(self, repo, _ref(ref))
+    def wait_commit(self, repo: str, ref: Ref, *, timeout: float | None = None) -> list[CommitInfo]:
+        """Wait until every job downstream of this commit is done (run here, or by the daemon),
+        then return the commits computed from it."""
+        return self._pipes.wait_commit(self, repo, _ref(ref), timeout)
 
     def file_provenance(self, repo: str, ref: Ref, path: str) -> ProvenanceNode:
         """Where a file came from: its job and datum, and theirs, back to the data users put in."""

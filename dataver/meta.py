@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -207,13 +207,25 @@ class Database:
         if conn.in_transaction:
             yield conn
             return
+        self._local.after = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
+            self._local.after = []
             raise
         conn.execute("COMMIT")
+        callbacks, self._local.after = self._local.after, []
+        for callback in dict.fromkeys(callbacks):
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current write transaction has committed (never if it rolls back).
+
+        How watchers are told about a change only when they can see it.
+        """
+        self._local.after.append(callback)
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

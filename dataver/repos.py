@@ -99,6 +99,7 @@ class RepoStore:
                 "ON CONFLICT (repo, name) DO UPDATE SET head = excluded.head",
                 (repo, name, head_id),
             )
+            self.db.after_commit(self._notify)
         return BranchInfo(repo, name, head_id)
 
     def list_branches(self, repo: str) -> list[BranchInfo]:
@@ -323,6 +324,7 @@ class RepoStore:
                 "UPDATE commits SET state = 'finished', finished = ?, description = ? WHERE id = ?",
                 (time.time(), row["description"] if description is None else description, row["id"]),
             )
+            self.db.after_commit(self._notify)
             return self.info(self.commit_row(row["id"]))
 
     def delete_commit(self, repo: str, ref: CommitRef) -> None:
@@ -431,7 +433,12 @@ class RepoStore:
             self.db.conn.execute("INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, branch, new_id))
         else:
             self._move_head(repo, branch, branch_row["head"], new_id)
+        self.db.after_commit(self._notify)
         return self.info(self.commit_row(new_id))
+
+    def _notify(self) -> None:
+        """A branch's readable head moved: wake whoever watches the store (the daemon)."""
+        self.store.notify("commits")
 
     def _apply(self, tree: str | None, edit: Edit) -> tuple[str, int]:
         editor = TreeEditor(self.store.trees, tree)

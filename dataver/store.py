@@ -49,6 +49,21 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @property
+    def events_dir(self) -> Path:
+        return self.root / "events"
+
+    def notify(self, topic: str) -> None:
+        """Tell watchers something changed (a commit landed, a pipeline changed): rewrite a small
+        file under events/, which the daemon watches with inotify. Called after the change's
+        transaction has committed, so a woken watcher always sees it."""
+        self.events_dir.mkdir(exist_ok=True)
+        fd = os.open(self.events_dir / topic, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
+
     @contextmanager
     def _flock(self, mode: int) -> Iterator[None]:
         fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)

@@ -116,11 +116,12 @@ def logs(
 def wait_commit(
     ctx: typer.Context,
     address: Annotated[list[str], typer.Argument(help="REPO REF or REPO@REF", show_default=False)],
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Wait until every commit downstream of this one is finished, and list them."""
     t = target(address, what="REPO REF or REPO@REF")
-    commits = client(ctx).wait_commit(t.repo, required_ref(t))
+    commits = client(ctx).wait_commit(t.repo, required_ref(t), timeout=timeout)
     if json:
         return output.as_json(commits)
     output.table(

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException
 
 from ..errors import DataverError
-from . import admin, branch, commit, file, job, pipeline, repo
+from . import admin, branch, commit, daemon, file, job, pipeline, repo
 from .session import Session
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ def _root(
 
 for module in (repo, branch, commit, file, pipeline, job, admin):
     app.add_typer(module.app)
+app.add_typer(daemon.app, name="daemon")
 
 
 def _fail(message: str, code: int) -> int:

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import InvalidArgument
 from ..names import CommitRef, Target, parse_target
+from . import output
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -25,7 +26,7 @@ class Session:
             from ..client import Client  # imported per command, so `dataver --help` stays quick
             from .progress import JobProgress
 
-            self._client = Client(self.root, progress=JobProgress())
+            self._client = Client(self.root, progress=JobProgress(), notice=output.note)
         return self._client
 
 

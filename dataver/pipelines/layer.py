@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,9 @@ from .spec import PipelineSpec
 
 if TYPE_CHECKING:
     from ..client import Client
+
+WAIT_POLL = 0.1
+"""How often wait-commit looks again while the daemon works (the client side, not the daemon)."""
 
 
 class PipelineLayer:
@@ -117,10 +121,16 @@ class PipelineLayer:
             if r["log_oid"]
         ]
 
-    def wait_commit(self, client: Client, repo: str, ref: CommitRef) -> list[CommitInfo]:
-        """Run whatever is pending, then list the commits computed from this one, transitively."""
+    def wait_commit(self, client: Client, repo: str, ref: CommitRef, timeout: float | None) -> list[CommitInfo]:
+        """Run whatever is pending (or, with a daemon, wait until the pipelines downstream of this
+        commit are neither behind nor running), then list the commits computed from it."""
         start = self.repos.inspect_commit(repo, ref)
-        self.scheduler.run_pending(client.progress)
+        if client.daemon() is None:
+            self.scheduler.run_pending(client.progress)
+        else:
+            downstream = self.service.downstream(repo)
+            upstream = self.scheduler.upstream()
+            self._wait_idle(downstream.union(*(upstream.get(p, set()) for p in downstream)), timeout)
         found: list[CommitInfo] = []
         frontier = [start.id]
         seen = {start.id}
@@ -135,6 +145,17 @@ class PipelineLayer:
                     found.append(self.repos.info(self.repos.commit_row(row["commit_id"])))
                     frontier.append(row["commit_id"])
         return found
+
+    def _wait_idle(self, pipelines: set[str], timeout: float | None) -> None:
+        """Block until none of `pipelines` is behind its inputs or running a job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            running = {j["pipeline"] for j in self.records.jobs() if j["state"] in ("created", "running")}
+            if not (set(self.scheduler.pending()) | running) & pipelines:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise Conflict(f"still waiting for pipeline(s) {', '.join(sorted(pipelines))} after {timeout} s")
+            time.sleep(WAIT_POLL)
 
     def provenance(self, repo: str, ref: CommitRef, path: str) -> ProvenanceNode:
         return file_provenance(self.store, self.repos, self.records, repo, ref, path)

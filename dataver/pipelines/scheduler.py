@@ -62,20 +62,27 @@ class Scheduler:
         self.runtime_for = runtime_for
         self.ctx_for = ctx_for
 
-    def topological(self) -> list[str]:
-        """Running pipelines, each after every pipeline whose output it reads."""
+    def upstream(self) -> dict[str, set[str]]:
+        """For every running pipeline, the running pipelines whose output it reads, directly or not."""
         rows = [r for r in self.records.pipelines() if r["state"] == "running"]
         names = {r["name"] for r in rows}
-        deps = {r["name"]: {i["repo"] for i in self.records.inputs(r["name"])} & names for r in rows}
-        order: list[str] = []
-        while deps:
-            ready = sorted(n for n, d in deps.items() if not d - set(order))
-            if not ready:  # a cycle cannot be created, but never loop forever
-                ready = sorted(deps)
-            for name in ready:
-                order.append(name)
-                del deps[name]
-        return order
+        direct = {r["name"]: {i["repo"] for i in self.records.inputs(r["name"])} & names for r in rows}
+        closure: dict[str, set[str]] = {}
+        for name in direct:
+            seen: set[str] = set()
+            frontier = list(direct[name])
+            while frontier:
+                up = frontier.pop()
+                if up not in seen:
+                    seen.add(up)
+                    frontier.extend(direct.get(up, ()))
+            closure[name] = seen
+        return closure
+
+    def topological(self) -> list[str]:
+        """Running pipelines, each after every pipeline whose output it reads."""
+        upstream = self.upstream()
+        return sorted(upstream, key=lambda name: (len(upstream[name]), name))
 
     def current_inputs(self, pipeline: str) -> list[InputCommit] | None:
         """The newest finished commit of each input branch, or None while one has no data."""
@@ -89,8 +96,10 @@ class Scheduler:
         return inputs
 
     def is_behind(self, pipeline: str, inputs: list[InputCommit]) -> bool:
+        """No job yet, a killed last job (rerun it: its finished datums are skipped), a newer spec
+        version, or input heads other than those of the last job."""
         last = self.records.last_job(pipeline)
-        if last is None:
+        if last is None or last["state"] == "killed":
             return True
         if last["version"] != self.records.pipeline(pipeline)["version"]:
             return True
@@ -101,6 +110,28 @@ class Scheduler:
         """Pipelines that are behind their inputs now, upstream first."""
         return [p for p in self.topological() if (inputs := self.current_inputs(p)) and self.is_behind(p, inputs)]
 
+    def reap_orphans(self) -> list[tuple[str, str]]:
+        """Mark killed every job left 'running' by a process that died (its pipeline's lock is
+        free); such a pipeline is then behind and reruns. Returns (job id, pipeline) reaped."""
+        reaped = []
+        for pipeline in self.topological():
+            last = self.records.last_job(pipeline)
+            if last is None or last["state"] not in ("running", "created"):
+                continue
+            with pipeline_lock(self.store.root, pipeline) as owned:
+                if owned:
+                    self._reap(pipeline)
+                    reaped.append((last["id"], pipeline))
+        return reaped
+
+    def ready(self, running: set[str]) -> list[str]:
+        """Pipelines to start now: behind, not running, and nothing upstream of them pending or
+        running (it would give them new input the moment it finished)."""
+        upstream = self.upstream()
+        pending = set(self.pending())
+        busy = pending | running
+        return [p for p in self.topological() if p in pending and p not in running and not upstream[p] & busy]
+
     def _reap(self, pipeline: str) -> None:
         """A job still 'running' while nobody holds its pipeline's lock was orphaned by a crash."""
         last = self.records.last_job(pipeline)
@@ -108,24 +139,25 @@ class Scheduler:
             self.records.finish_job(last["id"], "killed", "the process running this job died")
 
     def run_pending(self, progress: Progress | None = None) -> list[JobInfo]:
-        """Run jobs until every running pipeline is up to date with its inputs."""
+        """Run jobs, one at a time and upstream first, until every pipeline is up to date."""
         ran: list[JobInfo] = []
+        self.reap_orphans()
         for _ in range(MAX_ROUNDS):
-            job = self._run_one(progress)
+            ready = self.ready(set())
+            job = next((j for p in ready if (j := self.run_pipeline(p, progress)) is not None), None)
             if job is None:
                 return ran
             ran.append(job)
         return ran
 
-    def _run_one(self, progress: Progress | None) -> JobInfo | None:
-        for pipeline in self.topological():
-            with pipeline_lock(self.store.root, pipeline) as owned:
-                if not owned:
-                    continue
-                self._reap(pipeline)
-                inputs = self.current_inputs(pipeline)
-                if not inputs or not self.is_behind(pipeline, inputs):
-                    continue
-                runtime = self.runtime_for(pipeline)
-                return self.runner.run(pipeline, inputs, runtime, functools.partial(self.ctx_for, pipeline), progress)
-        return None
+    def run_pipeline(self, pipeline: str, progress: Progress | None = None) -> JobInfo | None:
+        """Run one job of `pipeline` if it is behind and no other process is running it."""
+        with pipeline_lock(self.store.root, pipeline) as owned:
+            if not owned:
+                return None
+            self._reap(pipeline)
+            inputs = self.current_inputs(pipeline)
+            if not inputs or not self.is_behind(pipeline, inputs):
+                return None
+            runtime = self.runtime_for(pipeline)
+            return self.runner.run(pipeline, inputs, runtime, functools.partial(self.ctx_for, pipeline), progress)

@@ -24,7 +24,7 @@ class PipelineService:
         self.repos = repos
         self.records = records
 
-    def _downstream(self, repo: str) -> set[str]:
+    def downstream(self, repo: str) -> set[str]:
         """Every repo computed, directly or not, from `repo`."""
         seen: set[str] = set()
         frontier = [repo]
@@ -38,7 +38,7 @@ class PipelineService:
 
     def _check_inputs(self, spec: PipelineSpec) -> None:
         for i, pfs in enumerate(spec.input.pfs_inputs()):
-            if pfs.repo == spec.name or pfs.repo in self._downstream(spec.name):
+            if pfs.repo == spec.name or pfs.repo in self.downstream(spec.name):
                 raise SpecError(
                     f"pipeline {spec.name} would read its own output through repo {pfs.repo}: "
                     "a pipeline graph cannot have cycles"
@@ -74,6 +74,7 @@ class PipelineService:
             context = self._context(spec, runtime, spec_path)
             self.repos.create_repo(spec.name, f"output of pipeline {spec.name}")
             self.records.insert_pipeline(spec, runtime, context)
+            self.store.db.after_commit(self._notify)
 
     def update(
         self, spec: PipelineSpec, *, runtime: str | None = None, spec_path: Path | None = None, reprocess: bool = False
@@ -82,6 +83,7 @@ class PipelineService:
             row = self.records.pipeline(spec.name)
             runtime = check_runtime(runtime or row["runtime"])
             self._check_inputs(spec)
+            self.store.db.after_commit(self._notify)
             return self.records.update_pipeline(spec, runtime, self._context(spec, runtime, spec_path), reprocess)
 
     def delete(self, name: str, *, keep_repo: bool = False) -> None:
@@ -100,6 +102,10 @@ class PipelineService:
     def set_state(self, name: str, state: str) -> None:
         with self.store.db.write():
             self.records.set_state(name, state)
+            self.store.db.after_commit(self._notify)
+
+    def _notify(self) -> None:
+        self.store.notify("pipelines")
 
     def edges(self) -> list[tuple[str, str, str]]:
         """(input repo, pipeline, output repo) for every pipeline input."""

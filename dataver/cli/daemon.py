@@ -1,0 +1,127 @@
+"""dataver daemon run | start | stop | status | logs: the watcher that runs jobs by itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from ..errors import Conflict, DataverError, NotFound
+from . import output
+from .repo import JsonOpt
+from .session import client
+
+app = typer.Typer(help="The watcher: runs jobs as commits land (start, stop, status, logs, run).")
+
+
+@app.command("run")
+def run(ctx: typer.Context) -> None:
+    """Run the daemon in the foreground (Ctrl-C stops it after running jobs finish)."""
+    from ..daemon import Daemon, daemon_logger
+
+    c = client(ctx)
+    c.run_jobs = False
+    Daemon(c, daemon_logger(c.root, echo=sys.stderr.isatty())).run()
+
+
+@app.command("start")
+def start(ctx: typer.Context) -> None:
+    """Start the daemon in the background; returns once it is watching."""
+    from ..daemon import LOG
+
+    c = client(ctx)
+    if (existing := c.daemon()) is not None:
+        raise Conflict(f"a daemon is already running for the store {c.root} (pid {existing.pid})")
+    with open(c.root / LOG, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dataver", "--root", str(c.root), "daemon", "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        info = c.daemon()
+        if info is not None and info.pid == proc.pid:
+            typer.echo(f"daemon started (pid {proc.pid}), logging to {c.root / LOG}")
+            return
+        if proc.poll() is not None:
+            raise DataverError(f"the daemon exited at once: {_last_line(c.root / LOG)}")
+        time.sleep(0.05)
+    raise DataverError(f"the daemon did not come up within 30 s: see {c.root / LOG}")
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context,
+    now: Annotated[bool, typer.Option("--now", help="Do not wait for running jobs: mark them killed.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for it to stop.")] = 600,
+) -> None:
+    """Stop the daemon: it finishes running jobs first (or, with --now, marks them killed)."""
+    c = client(ctx)
+    info = c.daemon()
+    if info is None:
+        raise NotFound(f"no daemon is running for the store {c.root}")
+    os.kill(info.pid, signal.SIGTERM)
+    if now:
+        time.sleep(0.2)
+        os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while c.daemon() is not None:
+        if time.monotonic() > deadline:
+            raise DataverError(f"the daemon (pid {info.pid}) is still running after {timeout} s: try --now")
+        time.sleep(0.05)
+    typer.echo(f"daemon stopped (pid {info.pid})")
+
+
+@app.command("status")
+def status(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Whether a daemon runs, since when, what it is running and what waits."""
+    c = client(ctx)
+    info = c.daemon()
+    pending = c._pipes.scheduler.pending() if c._has_pipelines() else []
+    running = [j for j in c.list_jobs() if j.state == "running"] if c._has_pipelines() else []
+    data = {
+        "running": info is not None,
+        "pid": info.pid if info else None,
+        "uptime_seconds": round(time.time() - info.started, 1) if info else None,
+        "queue": pending,
+        "running_jobs": [{"id": j.id, "pipeline": j.pipeline, "started": j.started} for j in running],
+    }
+    if json:
+        return output.as_json(data)
+    output.fields(
+        [
+            ("Daemon", f"running (pid {info.pid})" if info else "not running"),
+            ("Uptime", output.duration(data["uptime_seconds"]) if info else None),
+            ("Store", c.root),
+            ("Queue", pending),
+            ("Running jobs", [f"{j.id} ({j.pipeline}, started {output.ago(j.started)})" for j in running]),
+        ]
+    )
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines.")] = 50,
+) -> None:
+    """The daemon's log: what it saw and did, with timestamps."""
+    from ..daemon import LOG
+
+    path = client(ctx).root / LOG
+    if not path.exists():
+        raise NotFound(f"no daemon log yet at {path}: start one with `dataver daemon start`")
+    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+        typer.echo(line)
+
+
+def _last_line(path) -> str:
+    text = path.read_text(errors="replace").strip() if path.exists() else ""
+    return text.splitlines()[-1] if text else "no output"

@@ -1,0 +1,212 @@
+"""The watcher: a daemon that runs jobs as commits land, so nobody has to run them by hand.
+
+It sleeps until watchdog (inotify on Linux) reports a change under the store's `events/`
+folder, which every landed commit and pipeline change rewrites after its transaction
+commits; it never polls the database. Woken, it asks the scheduler (the same one the CLI
+uses without a daemon) which pipelines are ready, and runs each on a thread of its own:
+independent pipelines run in parallel, a pipeline's jobs one after another, downstream
+pipelines once their inputs settle. One daemon per store, held by a lock file; a daemon
+killed mid-job leaves that job 'running', and the next daemon marks it killed and reruns
+it, skipping the datums it had finished.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import AlreadyExists, DataverError
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .pipelines.models import JobInfo
+
+LOCK = "daemon.lock"
+PID = "daemon.pid"
+LOG = "daemon.log"
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    pid: int
+    started: float
+    root: str
+
+    def to_dict(self) -> dict:
+        return {"pid": self.pid, "started": self.started, "root": self.root}
+
+
+def running_daemon(root: Path) -> DaemonInfo | None:
+    """The daemon serving this store, if one is alive (it holds the lock file)."""
+    lock = root / LOCK
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                data = json.loads((root / PID).read_text())
+                return DaemonInfo(data["pid"], data["started"], str(root))
+            except (OSError, ValueError, KeyError):
+                return DaemonInfo(0, 0.0, str(root))
+        return None
+    finally:
+        os.close(fd)
+
+
+def _take_lock(root: Path) -> int:
+    """Become the store's one daemon, or say who is (a brief retry covers a client's probe)."""
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                other = running_daemon(root)
+                pid = other.pid if other else "?"
+                raise AlreadyExists(
+                    f"a daemon is already running for the store {root} (pid {pid}): "
+                    "`dataver daemon status` shows it, `dataver daemon stop` stops it"
+                ) from None
+            time.sleep(0.05)
+
+
+def daemon_logger(root: Path, echo: bool) -> logging.Logger:
+    logger = logging.getLogger(f"dataver.daemon.{root}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(message)s")
+    handlers: list[logging.Handler] = [logging.FileHandler(root / LOG)]
+    if echo:
+        handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    return logger
+
+
+class Daemon:
+    """One store's watcher (see the module docstring). `run` blocks until stopped."""
+
+    def __init__(self, client: Client, log: logging.Logger) -> None:
+        self.client = client
+        self.root = client.root
+        self.log = log
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.running: dict[str, threading.Thread] = {}
+        self.seen: set[str] = set()
+        """What changed since the last dispatch (event file names: commits, pipelines)."""
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        lock_fd = _take_lock(self.root)
+        (self.root / PID).write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
+        self.client.store.events_dir.mkdir(exist_ok=True)
+        daemon = self
+
+        class Wake(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if not event.is_directory:
+                    with daemon._lock:
+                        daemon.seen.add(Path(str(event.src_path)).name)
+                    daemon.wake.set()
+
+        observer = Observer()
+        observer.schedule(Wake(), str(self.client.store.events_dir), recursive=False)
+        observer.start()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.log.info("daemon started (pid %d) watching %s", os.getpid(), self.root)
+        self.wake.set()  # catch up with whatever landed, or was interrupted, while no daemon ran
+        try:
+            while not self.stopping.is_set():
+                self.wake.wait()
+                self.wake.clear()
+                if not self.stopping.is_set():
+                    self._dispatch()
+        finally:
+            observer.stop()
+            self._finish_running()
+            observer.join()
+            (self.root / PID).unlink(missing_ok=True)
+            os.close(lock_fd)
+            self.log.info("daemon stopped")
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            busy = set(self.running)
+            seen, self.seen = self.seen, set()
+        if seen:
+            self.log.info("saw changes: %s", ", ".join(sorted(seen)))
+        scheduler = self.client._pipes.scheduler if self.client._has_pipelines() else None
+        if scheduler is None:
+            return
+        for job_id, pipeline in scheduler.reap_orphans():
+            self.log.info("job %s (%s) was interrupted: it is marked killed and rerun", job_id, pipeline)
+        for pipeline in scheduler.ready(busy):
+            thread = threading.Thread(target=self._run_job, args=(pipeline,), name=f"job-{pipeline}", daemon=True)
+            with self._lock:
+                self.running[pipeline] = thread
+            self.log.info("pipeline %s is behind its inputs: starting a job", pipeline)
+            thread.start()
+
+    def _run_job(self, pipeline: str) -> None:
+        try:
+            job = self.client._pipes.scheduler.run_pipeline(pipeline, self._progress)
+            if job is None:
+                self.log.info("pipeline %s: nothing to run (up to date, or another process runs it)", pipeline)
+        except DataverError as exc:
+            self.log.info("pipeline %s: job could not run: %s", pipeline, exc)
+        except Exception:  # a daemon must outlive one job's bug; the log keeps the traceback
+            self.log.exception("pipeline %s: job crashed", pipeline)
+        finally:
+            with self._lock:
+                self.running.pop(pipeline, None)
+            self.wake.set()
+
+    def _progress(self, job: JobInfo) -> None:
+        if job.state != "running":
+            self.log.info(
+                "job %s (%s) %s: %d + %d / %d datums%s",
+                job.id,
+                job.pipeline,
+                job.state,
+                job.processed,
+                job.skipped,
+                job.total,
+                f": {job.reason}" if job.reason else "",
+            )
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.stopping.is_set():  # a second signal: stop now, marking running jobs killed
+            self.log.info("stopping now: running jobs are marked killed")
+            for job in self.client.list_jobs():
+                if job.state == "running" and job.pipeline in self.running:
+                    self.client._pipes.records.finish_job(job.id, "killed", "the daemon was stopped")
+            os._exit(1)
+        self.log.info("stopping: waiting for %d running job(s) to finish", len(self.running))
+        self.stopping.set()
+        self.wake.set()
+
+    def _finish_running(self) -> None:
+        with self._lock:
+            threads = list(self.running.values())
+        for thread in threads:
+            thread.join()
