@@ -297,6 +297,17 @@ class Client:
         """Where a file came from: its job and datum, and theirs, back to the data users put in."""
         return self._pipes.provenance(repo, _ref(ref), path)
 
+    def build_images(
+        self, folders: list[str | Path] | None = None, *, offline: bool = False, rebuild_base: bool = False
+    ) -> list[tuple[str, str]]:
+        """Build image folders (all of images/ by default) with the tags pipelines use, for the
+        Docker runtime; returns (tag, image id) pairs. Nothing is pulled."""
+        from .runtimes.build import all_image_folders, build_images
+
+        paths = [Path(f).resolve() for f in folders] if folders else all_image_folders()
+        say = self.notice or (lambda _: None)
+        return build_images(paths, offline=offline, rebuild_base=rebuild_base, say=say)
+
     def job_for_commit(self, commit_id: str) -> JobInfo | None:
         return self._pipes.job_for_commit(commit_id) if self._has_pipelines() else None
 

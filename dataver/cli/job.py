@@ -13,6 +13,8 @@ from .repo import JsonOpt
 from .session import client, required_ref, target
 
 app = typer.Typer()
+INSPECT_DATUMS = 20
+"""Datums inspect-job lists (list-datum shows them all)."""
 
 
 def _progress(job) -> str:
@@ -73,9 +75,17 @@ def inspect_job(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
             ),
         ]
     )
-    for d in datums:
-        if d.state in ("failed", "recovered"):
-            typer.echo(f"  datum {d.id[:12]} {d.state}: exit code {d.exit_code}, {d.reason}")
+    shown = [d for d in datums if d.state != "skipped"]
+    if shown:
+        output.table(
+            ["DATUM", "STATE", "EXIT", "ATTEMPTS", "REASON"],
+            [
+                (d.id[:12], d.state, "-" if d.exit_code is None else d.exit_code, d.attempts, d.reason)
+                for d in shown[:INSPECT_DATUMS]
+            ],
+        )
+    if len(shown) > INSPECT_DATUMS:
+        typer.echo(f"... and {len(shown) - INSPECT_DATUMS} more: `dataver list-datum {info.id}`")
 
 
 @app.command("list-datum")

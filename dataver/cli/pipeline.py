@@ -16,7 +16,7 @@ from .session import client
 
 app = typer.Typer()
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The pipeline spec (Pachyderm's JSON format).")]
-Runtime = Annotated[str | None, typer.Option("--runtime", help="auto (the default) or local.")]
+Runtime = Annotated[str | None, typer.Option("--runtime", help="auto (the default), local or docker.")]
 
 
 @app.command("create-pipeline")
@@ -113,3 +113,28 @@ def dag(
     if mermaid and dot:
         raise InvalidArgument("choose one of --mermaid and --dot")
     typer.echo(client(ctx).dag("mermaid" if mermaid else "dot" if dot else "text"))
+
+
+Offline = Annotated[bool, typer.Option("--offline", help="Build the base from Debian packages (no registry).")]
+
+
+@app.command("build-images")
+def build_images(
+    ctx: typer.Context,
+    offline: Offline = False,
+    rebuild_base: Annotated[bool, typer.Option("--rebuild-base", help="Build the base even if present.")] = False,
+) -> None:
+    """Build every images/*/Dockerfile with the tags the pipelines use (for --runtime docker)."""
+    for tag, image_id in client(ctx).build_images(offline=offline, rebuild_base=rebuild_base):
+        typer.echo(f"{tag}  {image_id}")
+
+
+@app.command("build-image")
+def build_image(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="An images/<name>/ folder with a Dockerfile.")],
+    offline: Offline = False,
+) -> None:
+    """Build one image folder (and the base first, if it is missing)."""
+    for tag, image_id in client(ctx).build_images([folder], offline=offline):
+        typer.echo(f"{tag}  {image_id}")

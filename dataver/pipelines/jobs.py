@@ -125,10 +125,14 @@ class JobRunner:
         spec = PipelineSpec.model_validate_json(row["spec"])
         job_id, output_commit = uuid.uuid4().hex, uuid.uuid4().hex
         plan = _JobPlan(job_id, output_commit, spec, pipeline, inputs, ctx_for(job_id), runtime)
+        try:
+            described = runtime.describe(plan.ctx)
+        except DataverError as exc:  # e.g. the image is gone: the job records why it cannot run
+            described = f"{runtime.name} ({exc})"
         self.records.create_job(
             job_id,
             row,
-            runtime.describe(),
+            described,
             output_commit,
             [JobInput(i.name, i.repo, i.branch, i.commit) for i in inputs],
         )
@@ -140,6 +144,8 @@ class JobRunner:
             raise
         except DataverError as exc:
             state, reason = "failure", str(exc)
+        except Exception as exc:  # a runtime's or a library's failure still ends the job, with its reason
+            state, reason = "failure", f"internal error: {type(exc).__name__}: {exc}"
         self.records.finish_job(job_id, state, reason)
         info = self.records.job_info(self.records.job(job_id))
         if progress:
@@ -339,7 +345,7 @@ class JobRunner:
                 )
                 files, moved = _move_aside(workspace.out, listing, workspace.base / "done", datum.id[:16])
                 return _Finishing(record, files, outcome.log, moved)
-            reason = outcome.error or f"the command exited with code {exit_code}"
+            reason = outcome.error or _exit_reason(exit_code, plan.ctx.memory)
             if transform.err_cmd:
                 log_oid = _store_log(outcome.log, writer)
                 recovery = worker.run(
@@ -378,6 +384,13 @@ def _store_log(path: Path, writer: ObjectWriter) -> str:
     if os.path.getsize(path) == 0:
         return writer.add_bytes(b"")
     return writer.add_file(path)[0]
+
+
+def _exit_reason(code: int | None, memory: str) -> str:
+    if code is not None and code < 0:
+        why = f"the command was killed by signal {-code}"
+        return why + (f" (out of memory? resource_limits.memory is {memory})" if code == -9 and memory else "")
+    return f"the command exited with code {code}"
 
 
 def _take(pending: queue.Queue[Datum]) -> Datum | None:

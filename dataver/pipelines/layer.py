@@ -15,7 +15,7 @@ from ..names import CommitRef
 from ..repos import RepoStore
 from ..runtimes import images
 from ..runtimes.base import JobContext, Runtime
-from ..runtimes.choice import make_runtime
+from ..runtimes.choice import make_runtime, resolve_runtime
 from ..store import Store
 from .jobs import JobRunner
 from .models import DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
@@ -42,15 +42,18 @@ class PipelineLayer:
         self.scheduler = Scheduler(store, repos, self.records, self.runner, self._runtime_for, self._ctx_for)
 
     def _runtime_for(self, pipeline: str) -> Runtime:
-        return make_runtime(self.records.pipeline(pipeline)["runtime"], self.store.root)
+        row = self.records.pipeline(pipeline)
+        image = PipelineSpec.model_validate_json(row["spec"]).transform.image
+        return make_runtime(row["runtime"], image, self.store.root)
 
     def _ctx_for(self, pipeline: str, job_id: str) -> JobContext:
         row = self.records.pipeline(pipeline)
         spec = PipelineSpec.model_validate_json(row["spec"])
         image = None
-        if row["context"] and Path(row["context"], "Dockerfile").is_file():
+        local = resolve_runtime(row["runtime"], spec.transform.image) == "local"
+        if local and row["context"] and Path(row["context"], "Dockerfile").is_file():
             image = images.available([Path(row["context"]).parent]).get(images.canonical_tag(spec.transform.image))
-        if image is None and spec.transform.image:
+        if local and image is None and spec.transform.image:
             image = images.resolve(spec.transform.image, images.search_path())
         limits = spec.resource_limits
         return JobContext(

@@ -122,6 +122,10 @@ class Scheduler:
                 if owned:
                     self._reap(pipeline)
                     reaped.append((last["id"], pipeline))
+        if reaped:
+            from ..runtimes.docker import reap
+
+            reap(self.store.root, [job for job, _ in reaped])  # containers the dead process left
         return reaped
 
     def ready(self, running: set[str]) -> list[str]:

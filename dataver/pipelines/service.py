@@ -52,10 +52,19 @@ class PipelineService:
                 ) from None
 
     def _context(self, spec: PipelineSpec, runtime: str, spec_path: Path | None) -> str | None:
-        """The image's build context, resolved now so a missing image is refused at once."""
-        if resolve_runtime(runtime) != "local" or not spec.transform.image:
+        """The image's build context (for the local runtime), resolved now so that an image no
+        runtime can run is refused at once."""
+        image = spec.transform.image
+        if resolve_runtime(runtime, image) == "docker":
+            from ..runtimes.docker import has_image, require_engine
+
+            require_engine()
+            if not has_image(image):
+                raise NotFound(f"image {image} is not built on this Docker engine: run `dataver build-images` first")
             return None
-        return str(images.resolve(spec.transform.image, images.search_path(spec_path)).path)
+        if not image:
+            return None
+        return str(images.resolve(image, images.search_path(spec_path)).path)
 
     def create(self, spec: PipelineSpec, runtime: str = "auto", spec_path: Path | None = None) -> None:
         check_runtime(runtime)

@@ -137,16 +137,69 @@ def _empty(folder: Path) -> None:
             os.unlink(entry.path)
 
 
-class Worker:
-    """The host side of one agent process: send a request, wait for its reply."""
+class Channel(ABC):
+    """A line-oriented pipe to one agent: a local process's stdin/stdout, or a container's."""
 
-    def __init__(self, argv: list[str], workspace: Workspace, *, log_dir_inside: str) -> None:
-        self.workspace = workspace
-        self.log_dir_inside = log_dir_inside
-        self._stderr = open(workspace.base / "agent.log", "wb")
+    @abstractmethod
+    def write_line(self, line: str) -> None: ...
+
+    @abstractmethod
+    def read_line(self) -> str:
+        """The next line, or '' once the agent is gone."""
+
+    @abstractmethod
+    def last_words(self) -> str:
+        """The last line the agent wrote to stderr (why it stopped)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class ProcessChannel(Channel):
+    """An agent running as a local process (directly, or inside bubblewrap)."""
+
+    def __init__(self, argv: list[str], stderr_path: Path) -> None:
+        self._stderr_path = stderr_path
+        self._stderr = open(stderr_path, "wb")
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
         )
+
+    def write_line(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def read_line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline()
+
+    def last_words(self) -> str:
+        self._stderr.flush()
+        text = self._stderr_path.read_text(errors="replace").strip()
+        return text.splitlines()[-1] if text else "no output"
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+
+class Worker:
+    """The host side of one agent: send a datum's command, wait for its reply."""
+
+    def __init__(self, channel: Channel, workspace: Workspace, *, log_dir_inside: str) -> None:
+        self.channel = channel
+        self.workspace = workspace
+        self.log_dir_inside = log_dir_inside
 
     def translate(self, text: str) -> str:
         """Map a path as the command sees it to what the agent's process sees (identity here)."""
@@ -168,35 +221,17 @@ class Worker:
             "timeout": request.timeout,
             "log_limit": LOG_LIMIT,
         }
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(json.dumps(message) + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass
+        self.channel.write_line(json.dumps(message) + "\n")
 
     def receive(self) -> Outcome:
-        assert self.proc.stdout is not None
-        reply = self.proc.stdout.readline()
+        reply = self.channel.read_line()
         if not reply:
-            raise DataverError(f"the worker stopped unexpectedly: {self.agent_log()}")
+            raise DataverError(f"the worker stopped unexpectedly: {self.channel.last_words()}")
         data = json.loads(reply)
         return Outcome(data["exit_code"], data["error"], data["timed_out"], self.workspace.logs / self._log_name)
 
-    def agent_log(self) -> str:
-        self._stderr.flush()
-        text = (self.workspace.base / "agent.log").read_text(errors="replace").strip()
-        return text.splitlines()[-1] if text else "no output"
-
     def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
+        self.channel.close()
 
 
 class Runtime(ABC):
@@ -210,7 +245,8 @@ class Runtime(ABC):
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         """Start one worker for the job; it runs datums until closed."""
 
-    def describe(self) -> str:
+    def describe(self, ctx: JobContext) -> str:
+        """What `inspect-job` shows as the job's runtime."""
         return self.name
 
     def base_env(self) -> dict[str, str]:

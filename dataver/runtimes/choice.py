@@ -1,4 +1,5 @@
-"""Choosing a runtime by name: `local`, or `auto` (Docker when an engine answers, else local)."""
+"""Choosing a runtime: `local`, `docker`, or `auto` (the default): docker when an engine answers
+and has the spec's image, local otherwise (it needs neither an engine nor a build)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ..errors import InvalidArgument
 from .base import Runtime
 from .local import LocalRuntime
 
-RUNTIMES = ("auto", "local")
+RUNTIMES = ("auto", "local", "docker")
 
 
 def check_runtime(name: str) -> str:
@@ -17,13 +18,19 @@ def check_runtime(name: str) -> str:
     return name
 
 
-def resolve_runtime(name: str) -> str:
-    """The concrete runtime `name` stands for on this machine now."""
+def resolve_runtime(name: str, image: str) -> str:
+    """The concrete runtime `name` stands for, for this image, on this machine now."""
     check_runtime(name)
-    return "local"
+    if name != "auto":
+        return name
+    from .docker import has_image
+
+    return "docker" if has_image(image) else "local"
 
 
-def make_runtime(name: str, store_root: Path) -> Runtime:
-    resolved = resolve_runtime(name)
-    assert resolved == "local"
+def make_runtime(name: str, image: str, store_root: Path) -> Runtime:
+    if resolve_runtime(name, image) == "docker":
+        from .docker import DockerRuntime
+
+        return DockerRuntime(store_root)
     return LocalRuntime(store_root)

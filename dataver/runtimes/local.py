@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .base import AGENT, JobContext, Runtime, Worker, Workspace
+from .base import AGENT, Channel, JobContext, ProcessChannel, Runtime, Worker, Workspace
 
 SANDBOX_ENV = "DATAVER_SANDBOX"
 LOGS_INSIDE = "/.dataver/logs"
@@ -54,8 +54,8 @@ def _root_binds(store_root: Path) -> list[str]:
 class _RewritingWorker(Worker):
     """An unconfined worker: container paths in requests become the workspace's host paths."""
 
-    def __init__(self, argv: list[str], workspace: Workspace, code_dir: Path | None) -> None:
-        super().__init__(argv, workspace, log_dir_inside=str(workspace.logs))
+    def __init__(self, channel: Channel, workspace: Workspace, code_dir: Path | None) -> None:
+        super().__init__(channel, workspace, log_dir_inside=str(workspace.logs))
         self._map = {"/pfs": str(workspace.pfs)}
         if code_dir is not None:
             self._map["/code"] = str(code_dir)
@@ -74,7 +74,7 @@ class LocalRuntime(Runtime):
         self.sandboxed = choice != "none" and bwrap_works()
         self.link_inputs = self.sandboxed
 
-    def describe(self) -> str:
+    def describe(self, ctx: JobContext) -> str:
         return "local (bubblewrap sandbox)" if self.sandboxed else "local (path rewriting, no sandbox)"
 
     def base_env(self) -> dict[str, str]:
@@ -86,7 +86,8 @@ class LocalRuntime(Runtime):
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         python = sys.executable
         if not self.sandboxed:
-            return _RewritingWorker([python, "-I", str(AGENT)], workspace, ctx.code_dir)
+            channel = ProcessChannel([python, "-I", str(AGENT)], workspace.base / "agent.log")
+            return _RewritingWorker(channel, workspace, ctx.code_dir)
         argv = [
             "bwrap",
             *_root_binds(self.store_root),
@@ -117,4 +118,4 @@ class LocalRuntime(Runtime):
         if ctx.network:
             argv += ["--share-net"]
         argv += [python, "-I", AGENT_INSIDE]
-        return Worker(argv, workspace, log_dir_inside=LOGS_INSIDE)
+        return Worker(ProcessChannel(argv, workspace.base / "agent.log"), workspace, log_dir_inside=LOGS_INSIDE)
