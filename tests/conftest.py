@@ -63,3 +63,23 @@ def sandbox() -> None:
         if os.environ.get("DATAVER_REQUIRE_SANDBOX") == "1":
             pytest.fail("bubblewrap is required here (DATAVER_REQUIRE_SANDBOX=1) but does not work")
         pytest.skip("bubblewrap is not available: the local runtime runs unsandboxed")
+
+
+DOCKER_IMAGES = ("dataver/base:latest", "dataver/pytrain-svm:latest", "dataver/pytrain-lda:latest",
+                 "dataver/pyinfer:latest")
+
+
+@pytest.fixture
+def docker_engine():
+    """For tests that need a Docker engine with the example images built: skip without them, or
+    fail where they are required (DATAVER_REQUIRE_DOCKER=1, as in CI)."""
+    from dataver.runtimes.docker import engine, has_image
+
+    missing = "no Docker engine answers" if engine() is None else next(
+        (f"image {tag} is not built (run `dataver build-images`)" for tag in DOCKER_IMAGES if not has_image(tag)), None
+    )
+    if missing:
+        if os.environ.get("DATAVER_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"Docker is required here (DATAVER_REQUIRE_DOCKER=1), but {missing}")
+        pytest.skip(missing)
+    return engine()

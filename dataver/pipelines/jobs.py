@@ -387,9 +387,14 @@ def _store_log(path: Path, writer: ObjectWriter) -> str:
 
 
 def _exit_reason(code: int | None, memory: str) -> str:
+    """Why a datum's command failed, naming a signal (directly, or as a shell's 128+N exit code)."""
+    oom = f" (out of memory? resource_limits.memory is {memory})" if memory else ""
     if code is not None and code < 0:
-        why = f"the command was killed by signal {-code}"
-        return why + (f" (out of memory? resource_limits.memory is {memory})" if code == -9 and memory else "")
+        return f"the command was killed by signal {-code}" + (oom if code == -9 else "")
+    if code is not None and 128 < code < 160:
+        return f"the command exited with code {code}: a process was killed by signal {code - 128}" + (
+            oom if code == 137 else ""
+        )
     return f"the command exited with code {code}"
 
 
