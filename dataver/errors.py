@@ -47,3 +47,10 @@ class SpecError(DataverError):
     """A pipeline spec that cannot be parsed or validated."""
 
     exit_code = 2
+
+
+def no_space(where: object) -> NoSpace:
+    """The one message for a full disk, wherever it is hit."""
+    return NoSpace(
+        f"no space left on the device holding the store {where}: free some space and retry (nothing was committed)"
+    )

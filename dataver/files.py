@@ -13,12 +13,12 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import Conflict, InvalidArgument, NotFound
+from .errors import Conflict, InvalidArgument, NotFound, no_space
 from .globs import compile_glob
 from .hashcache import HashCache
 from .models import CommitInfo, DiffEntry, FileInfo
 from .names import CommitRef, normalize_path
-from .objects import ObjectWriter, no_space
+from .objects import ObjectWriter
 from .repos import RepoStore
 from .store import Store
 from .trees import FILE, Entry, TreeEditor, join_path, split_path

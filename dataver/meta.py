@@ -8,11 +8,14 @@ the same head and both move it.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import DataverError, no_space
 
 BUSY_TIMEOUT_MS = 120_000
 """How long a writer waits for another process's transaction before giving up."""
@@ -172,6 +175,20 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def database_error(path: Path, exc: sqlite3.Error) -> DataverError:
+    """One line for a failure inside SQLite: a full disk says so; anything else names the file."""
+    free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+    if free < FULL_DISK_BYTES or "full" in str(exc):
+        return no_space(path.parent)
+    return DataverError(
+        f"the store's database {path} failed: {exc}; run `dataver fsck`, and check the disk and its permissions"
+    )
+
+
+FULL_DISK_BYTES = 1 << 20
+"""Below this much free space, an SQLite I/O error is taken to be the disk filling up."""
+
+
 class Database:
     """One SQLite database, one connection per thread (sqlite3 connections are not shareable)."""
 
@@ -184,13 +201,16 @@ class Database:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a transaction that returned is on disk, not just consistent.
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                # FULL: a transaction that returned is on disk, not just consistent.
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                raise database_error(self.path, exc) from None
             self._local.conn = conn
         return conn
 
@@ -208,14 +228,20 @@ class Database:
             yield conn
             return
         self._local.after = []
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise database_error(self.path, exc) from None
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             self._local.after = []
+            if isinstance(exc, sqlite3.Error):
+                raise database_error(self.path, exc) from None
             raise
-        conn.execute("COMMIT")
         callbacks, self._local.after = self._local.after, []
         for callback in dict.fromkeys(callbacks):
             callback()

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import Corruption, NoSpace
+from .errors import Corruption, no_space
 from .packs import PACK_LIMIT, PackIndex
 
 CHUNK = 1 << 20
@@ -55,13 +55,6 @@ def sync_filesystem(path: Path) -> None:
             raise OSError(err, os.strerror(err), str(path))
     finally:
         os.close(fd)
-
-
-def no_space(root: Path) -> NoSpace:
-    """The one message for a full disk, wherever it is hit."""
-    return NoSpace(
-        f"no space left on the device holding the store {root}: free some space and retry (nothing was committed)"
-    )
 
 
 def _unlink(path: str) -> None:

@@ -23,6 +23,16 @@ class Result:
     out_bytes: bytes
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", help="the long torture run: 200 trials of each kind, not 20")
+
+
+@pytest.fixture
+def trials(request: pytest.FixtureRequest) -> int:
+    """How many random-instant trials a torture test makes."""
+    return 200 if request.config.getoption("--long") else 20
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "store"

@@ -7,6 +7,7 @@ stderr and a non-zero exit code (1 for a refused operation, 2 for malformed inpu
 from __future__ import annotations
 
 import errno
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         code = _fail(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code)
     except DataverError as exc:
         code = _fail(str(exc), exc.exit_code)
+    except sqlite3.Error as exc:  # the Database translates its own; this is the last line of defence
+        code = _fail(f"the store's database failed: {exc}; run `dataver fsck`", 1)
     except KeyboardInterrupt:
         code = _fail("interrupted", 130)
     except BrokenPipeError:
