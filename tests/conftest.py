@@ -75,8 +75,12 @@ def sandbox() -> None:
         pytest.skip("bubblewrap is not available: the local runtime runs unsandboxed")
 
 
-DOCKER_IMAGES = ("dataver/base:latest", "dataver/pytrain-svm:latest", "dataver/pytrain-lda:latest",
-                 "dataver/pyinfer:latest")
+DOCKER_IMAGES = (
+    "dataver/base:latest",
+    "dataver/pytrain-svm:latest",
+    "dataver/pytrain-lda:latest",
+    "dataver/pyinfer:latest",
+)
 
 
 @pytest.fixture
@@ -85,8 +89,13 @@ def docker_engine():
     fail where they are required (DATAVER_REQUIRE_DOCKER=1, as in CI)."""
     from dataver.runtimes.docker import engine, has_image
 
-    missing = "no Docker engine answers" if engine() is None else next(
-        (f"image {tag} is not built (run `dataver build-images`)" for tag in DOCKER_IMAGES if not has_image(tag)), None
+    missing = (
+        "no Docker engine answers"
+        if engine() is None
+        else next(
+            (f"image {tag} is not built (run `dataver build-images`)" for tag in DOCKER_IMAGES if not has_image(tag)),
+            None,
+        )
     )
     if missing:
         if os.environ.get("DATAVER_REQUIRE_DOCKER") == "1":

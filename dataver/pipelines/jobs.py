@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ from ..errors import Conflict, DataverError
 from ..names import normalize_path
 from ..objects import ObjectWriter
 from ..repos import RepoStore
-from ..runtimes.base import JobContext, Outcome, Request, Runtime, Worker, Workspace
+from ..runtimes.base import MAX_FILE_ENV, JobContext, Outcome, Request, Runtime, Worker, Workspace
 from ..store import Store
 from ..trees import FILE, Entry, TreeEditor
 from ..uploads import walk_entries
@@ -389,11 +390,13 @@ def _store_log(path: Path, writer: ObjectWriter) -> str:
 def _exit_reason(code: int | None, memory: str) -> str:
     """Why a datum's command failed, naming a signal (directly, or as a shell's 128+N exit code)."""
     oom = f" (out of memory? resource_limits.memory is {memory})" if memory else ""
+    too_big = f" (a file grew past the per-file limit, ${MAX_FILE_ENV})"
+    extra = {signal.SIGKILL: oom, signal.SIGXFSZ: too_big}
     if code is not None and code < 0:
-        return f"the command was killed by signal {-code}" + (oom if code == -9 else "")
+        return f"the command was killed by signal {-code}" + extra.get(-code, "")
     if code is not None and 128 < code < 160:
-        return f"the command exited with code {code}: a process was killed by signal {code - 128}" + (
-            oom if code == 137 else ""
+        return f"the command exited with code {code}: a process was killed by signal {code - 128}" + extra.get(
+            code - 128, ""
         )
     return f"the command exited with code {code}"
 

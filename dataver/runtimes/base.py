@@ -21,6 +21,13 @@ from ..objects import ObjectStore
 AGENT = Path(__file__).with_name("worker.py")
 LOG_LIMIT = 16 << 20
 """Bytes of a datum's stdout+stderr kept in its log; the rest is dropped (and says so)."""
+MAX_FILE_ENV = "DATAVER_MAX_FILE_BYTES"
+MAX_FILE_DEFAULT = 64 << 30
+
+
+def agent_args() -> list[str]:
+    """The agent's arguments: the per-file size limit every command runs under."""
+    return ["--max-file-bytes", os.environ.get(MAX_FILE_ENV) or str(MAX_FILE_DEFAULT)]
 
 
 @dataclass

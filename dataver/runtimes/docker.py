@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataverError, NotFound
-from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace
+from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace, agent_args
 
 LOGS_INSIDE = "/.dataver/logs"
 AGENT_INSIDE = "/.dataver/worker.py"
@@ -192,7 +192,7 @@ class DockerRuntime(Runtime):
             limits["nano_cpus"] = int(ctx.cpu * 1e9)
         container = self.client.containers.create(
             image.id,
-            command=["python3", "-I", AGENT_INSIDE],
+            command=["python3", "-I", AGENT_INSIDE, *agent_args()],
             stdin_open=True,  # and, not detached, StdinOnce: the agent sees EOF when we go away
             tty=False,
             user=NOBODY,

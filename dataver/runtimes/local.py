@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .base import AGENT, Channel, JobContext, ProcessChannel, Runtime, Worker, Workspace
+from .base import AGENT, Channel, JobContext, ProcessChannel, Runtime, Worker, Workspace, agent_args
 
 SANDBOX_ENV = "DATAVER_SANDBOX"
 LOGS_INSIDE = "/.dataver/logs"
@@ -86,7 +86,7 @@ class LocalRuntime(Runtime):
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         python = sys.executable
         if not self.sandboxed:
-            channel = ProcessChannel([python, "-I", str(AGENT)], workspace.base / "agent.log")
+            channel = ProcessChannel([python, "-I", str(AGENT), *agent_args()], workspace.base / "agent.log")
             return _RewritingWorker(channel, workspace, ctx.code_dir)
         argv = [
             "bwrap",
@@ -117,5 +117,5 @@ class LocalRuntime(Runtime):
         argv += ["--unshare-all", "--die-with-parent"]
         if ctx.network:
             argv += ["--share-net"]
-        argv += [python, "-I", AGENT_INSIDE]
+        argv += [python, "-I", AGENT_INSIDE, *agent_args()]
         return Worker(ProcessChannel(argv, workspace.base / "agent.log"), workspace, log_dir_inside=LOGS_INSIDE)

@@ -4,11 +4,13 @@ Standalone on purpose (standard library only, no dataver imports): it is started
 whatever Python the sandbox or image has. Protocol: one JSON request per line on stdin
 ({"cmd", "stdin", "env", "cwd", "log", "timeout", "log_limit"}), one JSON reply per line on
 stdout ({"exit_code", "error", "timed_out"}). The command's stdout and stderr go to the log
-file, cut at `log_limit` bytes so a flood cannot fill the disk.
+file, cut at `log_limit` bytes so a flood cannot fill the disk; `--max-file-bytes N` caps
+every file a command writes.
 """
 
 import json
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -31,10 +33,13 @@ class _BoundedLog:
     def write(self, chunk):
         if self.written < self.limit:
             keep = chunk[: self.limit - self.written]
-            self.file.write(keep)
-            self.written += len(keep)
-            if self.written >= self.limit:
-                self.file.write(b"\n[dataver: log cut at %d bytes]\n" % self.limit)
+            try:
+                self.file.write(keep)
+                self.written += len(keep)
+                if self.written >= self.limit:
+                    self.file.write(b"\n[dataver: log cut at %d bytes]\n" % self.limit)
+            except OSError:  # the per-file size limit (or a full disk): keep draining, stop keeping
+                self.written = self.limit
 
     def close(self):
         self.file.close()
@@ -122,6 +127,11 @@ def run(request):
 
 
 def main():
+    if "--max-file-bytes" in sys.argv:
+        # Inherited by every command: a file growing past it kills the writer with SIGXFSZ
+        # (Popen restores that signal's default in children; the agent itself ignores it).
+        limit = int(sys.argv[sys.argv.index("--max-file-bytes") + 1])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # nothing the agent imports may write into the protocol stream
     for line in sys.stdin:

@@ -26,8 +26,9 @@ def dv(tmp_path):
     env = {**os.environ, "DATAVER_ROOT": str(root)}
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
+        )
         if ok:
             assert done.returncode == 0, done.stderr
         return done

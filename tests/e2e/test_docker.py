@@ -26,8 +26,9 @@ def dv(tmp_path, docker_engine):
     env = {**os.environ, "DATAVER_ROOT": str(root)}
 
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
+        )
         if ok:
             assert done.returncode == 0, done.stderr
         return done
@@ -70,25 +71,38 @@ def test_failing_datum_and_missing_command_in_the_image(dv):
     with Client(dv.root) as client:
         client.create_repo("in")
         client.put_file("in", "master", "a", source=b"A")
-        client.create_pipeline(spec("bad", 'echo "no luck" >&2; exit 5', pfs("in"), datum_tries=1,
-                                    transform={"image": "dataver/pyinfer:latest"}), runtime="docker")
+        client.create_pipeline(
+            spec(
+                "bad",
+                'echo "no luck" >&2; exit 5',
+                pfs("in"),
+                datum_tries=1,
+                transform={"image": "dataver/pyinfer:latest"},
+            ),
+            runtime="docker",
+        )
         job = client.list_jobs("bad")[0]
         assert job.state == "failure" and "exited with code 5" in job.reason
         assert client.logs(job=job.id)[0][2] == "no luck\n"
-        client.create_pipeline(spec("nocmd", ["no-such-tool"], pfs("in"), datum_tries=1,
-                                    transform={"image": "dataver/pyinfer:latest"}), runtime="docker")
+        client.create_pipeline(
+            spec("nocmd", ["no-such-tool"], pfs("in"), datum_tries=1, transform={"image": "dataver/pyinfer:latest"}),
+            runtime="docker",
+        )
         assert "command not found: no-such-tool" in client.list_jobs("nocmd")[0].reason
 
 
 def test_containers_are_confined(dv):
-    probe = ('id -u > /pfs/out/uid; (echo x > /pfs/in/a) 2>/dev/null && echo writable > /pfs/out/input || true; '
-             'python3 -c "import socket; socket.create_connection((\'1.1.1.1\', 53), timeout=2)" 2>/dev/null '
-             '&& echo yes > /pfs/out/net || echo no > /pfs/out/net')
+    probe = (
+        "id -u > /pfs/out/uid; (echo x > /pfs/in/a) 2>/dev/null && echo writable > /pfs/out/input || true; "
+        "python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)\" 2>/dev/null "
+        "&& echo yes > /pfs/out/net || echo no > /pfs/out/net"
+    )
     with Client(dv.root) as client:
         client.create_repo("in")
         client.put_file("in", "master", "a", source=b"A")
-        client.create_pipeline(spec("probe", probe, pfs("in", "/"), transform={"image": "dataver/pyinfer:latest"}),
-                               runtime="docker")
+        client.create_pipeline(
+            spec("probe", probe, pfs("in", "/"), transform={"image": "dataver/pyinfer:latest"}), runtime="docker"
+        )
         assert client.get_file("probe", "master", "uid") == b"65534\n"
         assert client.get_file("probe", "master", "net") == b"no\n"
         assert "/input" not in {f.path for f in client.list_files("probe", "master")}
@@ -108,13 +122,19 @@ def test_missing_image_is_a_clear_error(dv):
 def test_no_container_outlives_a_killed_dataver_process(dv, docker_engine):
     with Client(dv.root) as client:
         client.create_repo("in")
-        client.create_pipeline(spec("slow", "sleep 1; cp /pfs/in/a /pfs/out/", pfs("in"),
-                                    transform={"image": "dataver/pyinfer:latest"}), runtime="docker")
+        client.create_pipeline(
+            spec("slow", "sleep 1; cp /pfs/in/a /pfs/out/", pfs("in"), transform={"image": "dataver/pyinfer:latest"}),
+            runtime="docker",
+        )
         client.stop_pipeline("slow")
         client.put_file("in", "master", "a", source=b"A")
     env = {**os.environ, "DATAVER_ROOT": str(dv.root)}
-    proc = subprocess.Popen([sys.executable, "-m", "dataver", "start-pipeline", "slow"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dataver", "start-pipeline", "slow"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not containers(docker_engine, dv.root):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -134,11 +154,29 @@ def test_out_of_memory_and_timeout_are_datum_failures_with_reasons(dv):
     with Client(dv.root) as client:
         client.create_repo("in")
         client.put_file("in", "master", "a", source=b"A")
-        client.create_pipeline(spec("hog", hog, pfs("in"), datum_tries=1, resource_limits={"memory": "64Mi"},
-                                    transform={"image": "dataver/pyinfer:latest"}), runtime="docker")
+        client.create_pipeline(
+            spec(
+                "hog",
+                hog,
+                pfs("in"),
+                datum_tries=1,
+                resource_limits={"memory": "64Mi"},
+                transform={"image": "dataver/pyinfer:latest"},
+            ),
+            runtime="docker",
+        )
         reason = client.list_jobs("hog")[0].reason
         assert "killed by signal 9 (out of memory? resource_limits.memory is 64Mi)" in reason, reason
-        client.create_pipeline(spec("hang", "sleep 30", pfs("in"), datum_tries=1, datum_timeout="1s",
-                                    transform={"image": "dataver/pyinfer:latest"}), runtime="docker")
+        client.create_pipeline(
+            spec(
+                "hang",
+                "sleep 30",
+                pfs("in"),
+                datum_tries=1,
+                datum_timeout="1s",
+                transform={"image": "dataver/pyinfer:latest"},
+            ),
+            runtime="docker",
+        )
         job = client.list_jobs("hang")[0]
         assert job.state == "failure" and "timed out after 1.0 s" in job.reason and job.duration < 20

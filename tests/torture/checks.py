@@ -27,8 +27,13 @@ def assert_consistent(root: Path) -> None:
 
 def start(root: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "DATAVER_ROOT": str(root)}
-    return subprocess.Popen([sys.executable, "-m", "dataver", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dataver", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def kill_after(proc: subprocess.Popen, seconds: float) -> None:

@@ -36,8 +36,9 @@ def test_eight_writers_and_a_daemon(tmp_path):
         with Client(root) as client:
             while client.daemon() is None:
                 time.sleep(0.02)
-        writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(n), str(COMMITS)])
-                   for n in range(WRITERS)]
+        writers = [
+            subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(n), str(COMMITS)]) for n in range(WRITERS)
+        ]
         assert [w.wait(timeout=600) for w in writers] == [0] * WRITERS
         with Client(root) as client:
             head = client.inspect_commit("in", "master")

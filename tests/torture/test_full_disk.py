@@ -36,8 +36,12 @@ def test_full_disk(small_disk, tmp_path):
         client.put_file("r", "master", "small.txt", source=b"fits")
         before = client.inspect_commit("r", "master").id
     env = {**os.environ, "DATAVER_ROOT": str(root)}
-    done = subprocess.run([sys.executable, "-m", "dataver", "put-file", "r", "master", "-f", str(big)],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "dataver", "put-file", "r", "master", "-f", str(big)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1
     assert done.stderr.startswith("dataver: error: no space left on the device holding the store")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
