@@ -1,8 +1,9 @@
 """The local runtime: datums run on the host, each worker in its own /pfs and /code view.
 
-With bubblewrap (`bwrap`) the worker gets a private mount namespace: the host's folders
-read-only, the store hidden, `/pfs/<input>` read-only, `/pfs/out` writable, `/code` the
-image's build context, a private /tmp, and no network unless the spec asks for it. Where
+With bubblewrap (`bwrap`) the worker gets a private mount namespace: only the host's system
+folders and the running Python's installation, read-only (no homes, /var, /srv, /opt, nor the
+store), `/pfs/<input>` read-only, `/pfs/out` writable, `/code` the image's build context, a
+private /tmp, its own PID namespace, and no network unless the spec asks for it. Where
 bubblewrap is missing (or DATAVER_SANDBOX=none), the worker runs unconfined and every
 `/pfs` and `/code` in the command, its stdin and its environment is rewritten to the
 workspace's real path; inputs are then copies, so a job cannot alter stored objects.
@@ -14,6 +15,7 @@ import functools
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +25,6 @@ from .base import AGENT, Channel, JobContext, ProcessChannel, Runtime, Worker, W
 SANDBOX_ENV = "DATAVER_SANDBOX"
 LOGS_INSIDE = "/.dataver/logs"
 AGENT_INSIDE = "/.dataver/worker.py"
-_HIDDEN_TOP = {"proc", "dev", "tmp", "pfs", "code", "sys"}
 
 
 @functools.cache
@@ -38,17 +39,38 @@ def bwrap_works() -> bool:
     return probe.returncode == 0
 
 
-def _root_binds(store_root: Path) -> list[str]:
-    """The host's top-level folders, read-only (symlinks such as /bin -> usr/bin kept as links)."""
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+"""What a sandboxed command sees of the host (read-only), besides the Python running dataver."""
+
+
+def _python_dirs() -> list[str]:
+    """The running Python's installation and site-packages (where the example images' packages
+    are), so `python3` in a spec works in the sandbox without showing it the rest of the host."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        dirs.add(site.getusersitepackages())
+    real = sorted({os.path.realpath(d) for d in dirs if os.path.isdir(d)})
+    covered = [*SYSTEM_DIRS]
+    kept = []
+    for d in real:
+        if not any(d == c or d.startswith(c + "/") for c in covered):
+            kept.append(d)
+            covered.append(d)
+    return kept
+
+
+def _host_binds(store_root: Path) -> list[str]:
+    """The system folders and the Python installation, read-only (links such as /bin -> usr/bin
+    kept as links); everything else of the host (homes, /var, /srv, /opt, the store) is absent."""
     args: list[str] = []
-    for entry in sorted(os.scandir("/"), key=lambda e: e.name):
-        if entry.name in _HIDDEN_TOP:
-            continue
-        if entry.is_symlink():
-            args += ["--symlink", os.readlink(entry.path), entry.path]
-        elif entry.is_dir():
-            args += ["--ro-bind", entry.path, entry.path]
-    return args + ["--tmpfs", str(store_root)]
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for path in _python_dirs():
+        args += ["--ro-bind", path, path]
+    return args + ["--tmpfs", str(store_root)]  # hidden even if it lies inside a folder shown above
 
 
 class _RewritingWorker(Worker):
@@ -90,7 +112,7 @@ class LocalRuntime(Runtime):
             return _RewritingWorker(channel, workspace, ctx.code_dir)
         argv = [
             "bwrap",
-            *_root_binds(self.store_root),
+            *_host_binds(self.store_root),
             "--proc",
             "/proc",
             "--dev",

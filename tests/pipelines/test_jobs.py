@@ -161,3 +161,25 @@ def test_a_background_child_holding_the_output_does_not_stall_the_datum(repo):
     repo.create_pipeline(spec("p", '(sleep 30 &); cp "$in" /pfs/out/', pfs("in"), datum_tries=1))
     assert repo.list_jobs("p")[0].state == "success"
     assert time.monotonic() - started < 20
+
+
+def test_the_sandbox_shows_no_more_of_the_host_than_it_needs(repo, sandbox, tmp_path):
+    import uuid
+    from pathlib import Path
+
+    secrets = [
+        Path("/var/tmp") / f"dataver-secret-{uuid.uuid4().hex}",
+        Path.home() / f".dataver-secret-{uuid.uuid4().hex}",
+    ]
+    for secret in secrets:
+        secret.write_text("host data")
+    try:
+        reads = "; ".join(f"cat {s} >> /pfs/out/leaked 2>/dev/null" for s in secrets)
+        repo.create_pipeline(
+            spec("probe", f"touch /pfs/out/leaked; {reads}; ls -A {repo.root} | wc -l > /pfs/out/store", pfs("in", "/"))
+        )
+        assert repo.get_file("probe", "master", "leaked") == b""  # neither secret was readable
+        assert repo.get_file("probe", "master", "store") == b"0\n"  # the store is hidden
+    finally:
+        for secret in secrets:
+            secret.unlink()
