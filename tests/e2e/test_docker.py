@@ -93,7 +93,8 @@ def test_failing_datum_and_missing_command_in_the_image(dv):
 
 def test_containers_are_confined(dv):
     probe = (
-        "id -u > /pfs/out/uid; (echo x > /pfs/in/a) 2>/dev/null && echo writable > /pfs/out/input || true; "
+        "id -u > /pfs/out/uid; grep -E '^(NoNewPrivs|CapEff)' /proc/self/status > /pfs/out/privs; "
+        "(echo x > /pfs/in/a) 2>/dev/null && echo writable > /pfs/out/input || true; "
         "python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)\" 2>/dev/null "
         "&& echo yes > /pfs/out/net || echo no > /pfs/out/net"
     )
@@ -104,6 +105,8 @@ def test_containers_are_confined(dv):
             spec("probe", probe, pfs("in", "/"), transform={"image": "dataver/pyinfer:latest"}), runtime="docker"
         )
         assert client.get_file("probe", "master", "uid") == b"65534\n"
+        privs = dict(line.split() for line in client.get_file("probe", "master", "privs").splitlines())
+        assert privs == {b"NoNewPrivs:": b"1", b"CapEff:": b"0000000000000000"}
         assert client.get_file("probe", "master", "net") == b"no\n"
         assert "/input" not in {f.path for f in client.list_files("probe", "master")}
         assert client.get_file("in", "master", "a") == b"A"
