@@ -102,3 +102,35 @@ def docker_engine():
             pytest.fail(f"Docker is required here (DATAVER_REQUIRE_DOCKER=1), but {missing}")
         pytest.skip(missing)
     return engine()
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def dv(tmp_path: Path):
+    """Run the real `dataver` command (a new process each call) on a fresh store, from the
+    project folder as a user would; `dv.root` is the store. A daemon left running is killed."""
+    import json
+    import signal
+    import subprocess
+
+    root = tmp_path / "store"
+    env = {**os.environ, "DATAVER_ROOT": str(root)}
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
+        )
+        if ok:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    run.root = root
+    yield run
+    pid_file = root / "daemon.pid"
+    if pid_file.exists():
+        try:
+            os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
+        except (ProcessLookupError, ValueError, KeyError):
+            pass

@@ -6,42 +6,14 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 from helpers import pfs, spec
 
 from dataver import Client
 
-PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
-
-
-@pytest.fixture
-def dv(tmp_path):
-    root = tmp_path / "store"
-    env = {**os.environ, "DATAVER_ROOT": str(root)}
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        return done
-
-    run.root = root
-    yield run
-    pid_file = root / "daemon.pid"
-    if pid_file.exists():  # never leave a daemon behind
-        pid = json.loads(pid_file.read_text())["pid"]
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def daemon_pid(root: Path) -> int:

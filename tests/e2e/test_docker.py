@@ -16,26 +16,14 @@ from helpers import pfs, spec
 
 from dataver import Client
 
-PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
 
 
-@pytest.fixture
-def dv(tmp_path, docker_engine):
-    root = tmp_path / "store"
-    env = {**os.environ, "DATAVER_ROOT": str(root)}
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        return done
-
-    run.root = root
-    yield run
-    for container in docker_engine.containers.list(all=True, filters={"label": f"dataver.store={root}"}):
+@pytest.fixture(autouse=True)
+def no_leftovers(dv, docker_engine):
+    """Needs an engine with the images; removes this store's containers whatever the test did."""
+    yield
+    for container in containers(docker_engine, dv.root):
         container.remove(force=True)
 
 

@@ -3,30 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
-PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
-
-
-@pytest.fixture
-def dv(tmp_path):
-    env = {**os.environ, "DATAVER_ROOT": str(tmp_path / "store")}
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        return done
-
-    return run
 
 
 def test_iris_reference_example(dv):
