@@ -153,8 +153,10 @@ class PipelineLayer:
         """Block until none of `pipelines` is behind its inputs or running a job."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            running = {j["pipeline"] for j in self.records.jobs() if j["state"] in ("created", "running")}
-            if not (set(self.scheduler.pending()) | running) & pipelines:
+            with self.store.db.read():  # one snapshot: a job between "pending" and "running" is seen once
+                running = {j["pipeline"] for j in self.records.jobs() if j["state"] in ("created", "running")}
+                busy = set(self.scheduler.pending()) | running
+            if not busy & pipelines:
                 return
             if deadline is not None and time.monotonic() > deadline:
                 raise Conflict(f"still waiting for pipeline(s) {', '.join(sorted(pipelines))} after {timeout} s")

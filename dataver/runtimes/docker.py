@@ -69,11 +69,17 @@ def reap(store_root: Path, jobs: Iterable[str]) -> list[str]:
     client = engine()
     if client is None:
         return []
+    import docker.errors
+
     wanted = set(jobs)
     removed = []
     for container in client.containers.list(all=True, filters={"label": f"{STORE_LABEL}={store_root}"}):
         if container.labels.get(JOB_LABEL) in wanted:
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except (docker.errors.NotFound, docker.errors.APIError) as exc:
+                if getattr(exc, "status_code", None) not in (404, 409):  # gone, or already going
+                    raise
             removed.append(container.id)
     return removed
 
