@@ -79,7 +79,7 @@ def reap(store_root: Path, jobs: Iterable[str]) -> list[str]:
                 container.remove(force=True)
             except (docker.errors.NotFound, docker.errors.APIError) as exc:
                 if getattr(exc, "status_code", None) not in (404, 409):  # gone, or already going
-                    raise
+                    raise DataverError(f"could not remove the orphaned container {container.short_id}: {exc}") from None
             removed.append(container.id)
     return removed
 
