@@ -50,13 +50,15 @@ def test_a_burst_of_commits_gives_a_few_jobs_over_the_newest_heads(dv):
     dv("daemon", "start")
     with Client(dv.root) as client:
         client.create_repo("in")
-        client.create_pipeline(spec("copy", "sleep 0.3; cp -r /pfs/in/. /pfs/out/", pfs("in")))
+        # The first datum is slow, so the whole burst lands while the first job runs.
+        slow_first = 'case "$in" in */f00) sleep 5;; esac; cp -r /pfs/in/. /pfs/out/'
+        client.create_pipeline(spec("copy", slow_first, pfs("in")))
         last = None
         for i in range(20):
             last = client.put_file("in", "master", f"f{i:02d}", source=f"{i}".encode())
         client.wait_commit("in", last.id, timeout=240)
         jobs = client.list_jobs("copy")
-        assert 1 <= len(jobs) <= 5
+        assert 1 <= len(jobs) <= 3
         assert all(j.state == "success" for j in jobs)
         assert jobs[0].inputs[0].commit == last.id
         assert [f.path for f in client.list_files("copy", "master")] == [f"/f{i:02d}" for i in range(20)]
