@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -84,3 +85,30 @@ def print_table(title: str, rows: list[Row]) -> None:
             r.case, r.ours, r.theirs, "-" if r.ratio is None else f"{r.ratio:.2f}", r.target, "yes" if r.ok else "NO"
         )
     Console(width=160).print(table)
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def iris_example(work: Path, runtime: str) -> Row:
+    """The reference example end to end through the CLI, on one runtime; its time is reported."""
+    env = {"DATAVER_ROOT": str(work / "store")}
+    flag = ["--runtime", runtime]
+    steps = [
+        ["create-repo", "training"],
+        ["create-repo", "attributes"],
+        ["put-file", "training", "master", "-f", "pipelines/data/iris.csv"],
+        ["create-pipeline", "-f", "pipelines/train.json", *flag],
+        ["create-pipeline", "-f", "pipelines/infer.json", *flag],
+        ["put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/"],
+    ]
+    start = time.perf_counter()
+    for step in steps:
+        run([*DATAVER, *step], env=env, cwd=PROJECT)
+    total = time.perf_counter() - start
+    listing = subprocess.run(
+        [*DATAVER, "list-job", "--json"], env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    jobs = json.loads(listing.stdout)
+    ok = len(jobs) == 2 and all(j["state"] == "success" and j["runtime"].startswith(runtime) for j in jobs)
+    return Row(f"iris example end to end, {runtime} runtime (2 jobs)", f"{total:.2f} s", "-", None, "report", ok)

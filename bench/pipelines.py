@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
-from .common import DATAVER, Row, cleanup, print_table, run, workdir
+from .common import DATAVER, Row, cleanup, iris_example, print_table, run, workdir
 
 DATUMS = 1000
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _jobs(env: dict[str, str]) -> list[dict]:
@@ -35,10 +33,15 @@ def overhead(work: Path, rounds: int = 3) -> list[Row]:
     for i in range(DATUMS):
         (src / f"f{i:04d}.txt").write_text(f"datum {i}\n")
     spec = work / "copy.json"
-    spec.write_text(json.dumps({
-        "pipeline": {"name": "copy"}, "transform": {"cmd": ["cp", "-r", "/pfs/in/.", "/pfs/out/"]},
-        "input": {"pfs": {"repo": "in", "glob": "/*"}},
-    }))
+    spec.write_text(
+        json.dumps(
+            {
+                "pipeline": {"name": "copy"},
+                "transform": {"cmd": ["cp", "-r", "/pfs/in/.", "/pfs/out/"]},
+                "input": {"pfs": {"repo": "in", "glob": "/*"}},
+            }
+        )
+    )
     (work / "extra.txt").write_text("one more\n")
     loops, pipelines, first_jobs, second_jobs, counts = [], [], [], [], set()
     for n in range(rounds):
@@ -56,36 +59,37 @@ def overhead(work: Path, rounds: int = 3) -> list[Row]:
         counts.add((second["processed"], second["skipped"]))
     loop, pipeline, first_job, second_job = min(loops), min(pipelines), min(first_jobs), min(second_jobs)
     return [
-        Row(f"{DATUMS}-datum /* pipeline (cp), whole CLI command, vs a shell loop of {DATUMS} cp",
-            f"{pipeline:.2f} s", f"{loop:.2f} s", pipeline / loop, "<= 1.5", pipeline <= 1.5 * loop),
-        Row("job after adding 1 file vs the first job", f"{second_job:.3f} s", f"{first_job:.2f} s",
-            second_job / first_job, "<= 0.05", second_job <= 0.05 * first_job),
-        Row("datums processed + skipped by that job", " / ".join(f"{p} + {s}" for p, s in sorted(counts)), "-",
-            None, f"1 + {DATUMS}", counts == {(1, DATUMS)}),
+        Row(
+            f"{DATUMS}-datum /* pipeline (cp), whole CLI command, vs a shell loop of {DATUMS} cp",
+            f"{pipeline:.2f} s",
+            f"{loop:.2f} s",
+            pipeline / loop,
+            "<= 1.5",
+            pipeline <= 1.5 * loop,
+        ),
+        Row(
+            "job after adding 1 file vs the first job",
+            f"{second_job:.3f} s",
+            f"{first_job:.2f} s",
+            second_job / first_job,
+            "<= 0.05",
+            second_job <= 0.05 * first_job,
+        ),
+        Row(
+            "datums processed + skipped by that job",
+            " / ".join(f"{p} + {s}" for p, s in sorted(counts)),
+            "-",
+            None,
+            f"1 + {DATUMS}",
+            counts == {(1, DATUMS)},
+        ),
     ]
-
-
-def iris(work: Path) -> list[Row]:
-    env = {"DATAVER_ROOT": str(work / "store")}
-    steps = [
-        ["create-repo", "training"], ["create-repo", "attributes"],
-        ["put-file", "training", "master", "-f", "pipelines/data/iris.csv"],
-        ["create-pipeline", "-f", "pipelines/train.json"], ["create-pipeline", "-f", "pipelines/infer.json"],
-        ["put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/"],
-    ]
-    start = time.perf_counter()
-    for step in steps:
-        run([*DATAVER, *step], env=env, cwd=PROJECT)
-    total = time.perf_counter() - start
-    jobs = _jobs(env)
-    return [Row(f"iris example end to end, local runtime ({len(jobs)} jobs)", f"{total:.2f} s", "-", None, "report",
-                all(j["state"] == "success" for j in jobs))]
 
 
 def main() -> None:
     work = workdir("pipelines")
     rows: list[Row] = []
-    for name, case in (("overhead", overhead), ("iris", iris)):
+    for name, case in (("overhead", overhead), ("iris", lambda w: [iris_example(w, "local")])):
         (work / name).mkdir()
         rows += case(work / name)
     print_table("dataver pipeline benchmark (issue 3)", rows)
