@@ -26,6 +26,8 @@ from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace, agent_
 LOGS_INSIDE = "/.dataver/logs"
 AGENT_INSIDE = "/.dataver/worker.py"
 NOBODY = "65534:65534"
+API_TIMEOUT = 180
+"""Seconds an engine call may take once the engine has answered (a loaded machine is slow)."""
 STORE_LABEL = "dataver.store"
 JOB_LABEL = "dataver.job"
 
@@ -36,8 +38,9 @@ def engine() -> Any | None:
     try:
         import docker
 
-        client = docker.from_env(timeout=5)
+        client = docker.from_env(timeout=5)  # a quick answer to "is there an engine?"
         client.ping()
+        client.api.timeout = API_TIMEOUT  # then patience: removing a busy container can take a while
         return client
     except Exception:  # no SDK, no socket, no permission: all mean "no engine"
         return None
@@ -69,17 +72,11 @@ def reap(store_root: Path, jobs: Iterable[str]) -> list[str]:
     client = engine()
     if client is None:
         return []
-    import docker.errors
-
     wanted = set(jobs)
     removed = []
     for container in client.containers.list(all=True, filters={"label": f"{STORE_LABEL}={store_root}"}):
         if container.labels.get(JOB_LABEL) in wanted:
-            try:
-                container.remove(force=True)
-            except (docker.errors.NotFound, docker.errors.APIError) as exc:
-                if getattr(exc, "status_code", None) not in (404, 409):  # gone, or already going
-                    raise DataverError(f"could not remove the orphaned container {container.short_id}: {exc}") from None
+            _remove(container)
             removed.append(container.id)
     return removed
 
@@ -143,10 +140,26 @@ class DockerChannel(Channel):
             self.sock.close()
         except OSError:
             pass
+        _remove(self.container)
+
+
+def _remove(container: Any, attempts: int = 3) -> None:
+    """Remove a container, or fail loudly: a container is never left behind in silence.
+    'Gone' and 'already being removed' count as removed."""
+    import docker.errors
+
+    for attempt in range(attempts):
         try:
-            self.container.remove(force=True)
-        except Exception:  # already removed: nothing is left behind either way
-            pass
+            container.remove(force=True)
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code in (404, 409):
+                return
+            if attempt == attempts - 1:
+                raise DataverError(f"could not remove container {container.short_id}: {exc}") from None
+        except Exception as exc:  # a timeout or a broken connection: try again, then say so
+            if attempt == attempts - 1:
+                raise DataverError(f"could not remove container {container.short_id}: {exc}") from None
 
 
 def _memory(limit: str) -> str | None:

@@ -128,7 +128,8 @@ def test_no_container_outlives_a_killed_dataver_process(dv, docker_engine):
     )
     deadline = time.monotonic() + 60
     while not containers(docker_engine, dv.root):
-        assert time.monotonic() < deadline and proc.poll() is None
+        assert proc.poll() is None, f"start-pipeline exited ({proc.returncode}) before any container appeared"
+        assert time.monotonic() < deadline, "no container appeared within 60 s"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
