@@ -52,10 +52,6 @@ class CommitInfo:
     provenance: list[str] = field(default_factory=list)
     """Ids of the commits this one was computed from (empty for data put by users)."""
 
-    @property
-    def finished_ok(self) -> bool:
-        return self.state == "finished"
-
     def to_dict(self) -> dict:
         return {**asdict(self), "started": iso(self.started), "finished": iso(self.finished)}
 

@@ -41,13 +41,16 @@ class RepoStore:
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
         check_name("repo", name)
         with self.db.write() as conn:
-            if conn.execute("SELECT 1 FROM repos WHERE name = ?", (name,)).fetchone():
+            if self.repo_exists(name):
                 raise AlreadyExists(f"repo {name} already exists: pick another name or use it as it is")
             conn.execute(
                 "INSERT INTO repos (name, description, created) VALUES (?, ?, ?)",
                 (name, description, time.time()),
             )
         return self.inspect_repo(name)
+
+    def repo_exists(self, name: str) -> bool:
+        return self.db.query_one("SELECT 1 FROM repos WHERE name = ?", (name,)) is not None
 
     def require_repo(self, name: str) -> sqlite3.Row:
         check_name("repo", name)
@@ -361,8 +364,9 @@ class RepoStore:
         with self.store.writing(), self.db.write() as conn:
             self.require_repo(repo)
             branch = self._branch(repo, ref.base)
-            if branch is None and self._by_prefix(repo, ref.base) is not None:
-                target = self._by_prefix(repo, ref.base)
+            by_prefix = self._by_prefix(repo, ref.base) if branch is None else None
+            if by_prefix is not None:
+                target = by_prefix
                 if target["state"] != "open":
                     raise Conflict(f"commit {target['id']} is finished: write to a branch or to an open commit")
             else:

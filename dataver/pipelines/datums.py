@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..globs import compile_glob
@@ -63,9 +62,6 @@ class Datum:
     def describe(self) -> str:
         """A short human form: 'attributes:/1.csv, model:/'."""
         return ", ".join(f"{p.name}:/{p.path}" for p in self.parts)
-
-
-TreeLookup = Callable[[str], InputCommit]
 
 
 def datum_id(salt: str, parts: tuple[DatumPart, ...]) -> str:

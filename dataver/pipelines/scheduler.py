@@ -79,9 +79,10 @@ class Scheduler:
             closure[name] = seen
         return closure
 
-    def topological(self) -> list[str]:
-        """Running pipelines, each after every pipeline whose output it reads."""
-        upstream = self.upstream()
+    def topological(self, upstream: dict[str, set[str]] | None = None) -> list[str]:
+        """Running pipelines, each after every pipeline whose output it reads (a pipeline's
+        upstream closure is strictly larger than any of its upstreams')."""
+        upstream = self.upstream() if upstream is None else upstream
         return sorted(upstream, key=lambda name: (len(upstream[name]), name))
 
     def current_inputs(self, pipeline: str) -> list[InputCommit] | None:
@@ -106,9 +107,10 @@ class Scheduler:
         seen = {i.name: i.commit for i in self.records.job_inputs(last["id"])}
         return seen != {i.name: i.commit for i in inputs}
 
-    def pending(self) -> list[str]:
+    def pending(self, order: list[str] | None = None) -> list[str]:
         """Pipelines that are behind their inputs now, upstream first."""
-        return [p for p in self.topological() if (inputs := self.current_inputs(p)) and self.is_behind(p, inputs)]
+        order = self.topological() if order is None else order
+        return [p for p in order if (inputs := self.current_inputs(p)) and self.is_behind(p, inputs)]
 
     def reap_orphans(self) -> list[tuple[str, str]]:
         """Mark killed every job left 'running' by a process that died (its pipeline's lock is
@@ -132,9 +134,10 @@ class Scheduler:
         """Pipelines to start now: behind, not running, and nothing upstream of them pending or
         running (it would give them new input the moment it finished)."""
         upstream = self.upstream()
-        pending = set(self.pending())
+        order = self.topological(upstream)
+        pending = set(self.pending(order))
         busy = pending | running
-        return [p for p in self.topological() if p in pending and p not in running and not upstream[p] & busy]
+        return [p for p in order if p in pending and p not in running and not upstream[p] & busy]
 
     def _reap(self, pipeline: str) -> None:
         """A job still 'running' while nobody holds its pipeline's lock was orphaned by a crash."""

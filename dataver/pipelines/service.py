@@ -71,14 +71,11 @@ class PipelineService:
         with self.store.db.write():
             if self.records.exists(spec.name):
                 raise AlreadyExists(f"pipeline {spec.name} already exists: use `dataver update-pipeline -f SPEC`")
-            try:
-                self.repos.require_repo(spec.name)
+            if self.repos.repo_exists(spec.name):
                 raise AlreadyExists(
                     f"a repo named {spec.name} already exists, and a pipeline's output repo takes its name: "
                     "rename the pipeline or delete the repo"
                 )
-            except NotFound:
-                pass
             self._check_inputs(spec)
             context = self._context(spec, runtime, spec_path)
             self.repos.create_repo(spec.name, f"output of pipeline {spec.name}")
