@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import threading
 import time
@@ -21,14 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import Conflict, DataverError
+from ..errors import Conflict, Corruption, DataverError, InvalidArgument
 from ..names import normalize_path
 from ..objects import ObjectWriter
 from ..repos import RepoStore
-from ..runtimes.base import MAX_FILE_ENV, JobContext, Outcome, Request, Runtime, Worker, Workspace
+from ..runtimes import jobfiles
+from ..runtimes.base import MAX_FILE_ENV, JobContext, Outcome, Request, Runtime, Worker, Workspace, max_file_bytes
+from ..runtimes.jobfiles import OutputError
 from ..store import Store
 from ..trees import FILE, Entry, TreeEditor
-from ..uploads import walk_entries
 from .datums import Datum, InputCommit, compute_datums
 from .models import JobInfo, JobInput
 from .records import DatumRecord, Records
@@ -39,10 +39,6 @@ FLUSH_EVERY = 500
 FLUSH_SECONDS = 2.0
 """Finished datums are recorded (after their objects are made durable: two filesystem syncs)
 in batches this large or this old: a crash redoes at most that much work."""
-
-
-class OutputError(DataverError):
-    """A datum's /pfs/out holds something that cannot be committed (a link, a FIFO...)."""
 
 
 @dataclass
@@ -57,18 +53,15 @@ class _JobPlan:
 
 
 def list_outputs(out: Path) -> list[tuple[str, str]]:
-    """Every regular file below `out` as (repo path, host path); links and special files are
-    refused, never followed."""
-    found: list[tuple[str, str]] = []
-    for path, entry in walk_entries(out):
-        if entry.is_symlink():
-            raise OutputError(f"/pfs/out/{path} is a symbolic link: outputs must be regular files")
-        if not entry.is_file(follow_symlinks=False):
-            raise OutputError(f"/pfs/out/{path} is not a regular file (a FIFO, socket or device)")
-        if entry.stat(follow_symlinks=False).st_nlink > 1:
-            raise OutputError(f"/pfs/out/{path} is a hard link: outputs must be files the job wrote")
-        found.append((normalize_path(path, allow_root=False), entry.path))
-    return sorted(found)
+    """Every regular file below `out` as (repo path, host path): links, special files, hard
+    links and files at the size limit are refused, never followed (see `jobfiles`)."""
+    found = []
+    for rel, host in jobfiles.list_outputs(out, max_file_bytes()):
+        try:
+            found.append((normalize_path(rel, allow_root=False), host))
+        except InvalidArgument as exc:
+            raise OutputError(f"/pfs/out/{rel} cannot be committed: {exc}") from None
+    return found
 
 
 @dataclass
@@ -82,11 +75,17 @@ class _Finishing:
     """The top-level entries moved aside, removed once stored."""
 
     def finish(self, writer: ObjectWriter) -> DatumRecord:
-        self.record.outputs = [(path, *writer.add_file(host)) for path, host in self.files]
+        self.record.outputs = [(path, *_store_output(host, path, writer)) for path, host in self.files]
         self.record.log_oid = _store_log(self.log, writer)
         for entry in self.moved:
-            shutil.rmtree(entry) if os.path.isdir(entry) else os.unlink(entry)
+            jobfiles.remove_tree(entry) if os.path.isdir(entry) else os.unlink(entry)
         return self.record
+
+
+def _store_output(host: str, path: str, writer: ObjectWriter) -> tuple[str, int]:
+    """Store one output file, opened without following links and checked on its descriptor."""
+    with os.fdopen(jobfiles.open_job_file(host, f"/pfs/out/{path}"), "rb") as f:
+        return writer.add_open(f)
 
 
 def _move_aside(
@@ -330,7 +329,12 @@ class JobRunner:
         started = time.time()
         reason, exit_code, outcome = "", None, None
         for attempt in range(1, plan.spec.datum_tries + 1):
-            workspace.stage(files, self.store.objects, plan.runtime.link_inputs)
+            try:
+                workspace.stage(files, self.store.objects, plan.runtime.link_inputs)
+            except Corruption as exc:  # no retry mends a damaged input
+                return DatumRecord(
+                    datum.id, "failed", started, time.time(), attempt, None, f"a damaged input: {exc}", None, inputs, []
+                )
             worker.send(self._request(plan, datum, transform.cmd, transform.stdin), f"{datum.id}.log")
             while_running()
             outcome = worker.receive()
@@ -381,10 +385,12 @@ class JobRunner:
 
 
 def _store_log(path: Path, writer: ObjectWriter) -> str:
-    """Store a datum's log; most are empty, and those need no reading or hashing."""
-    if os.path.getsize(path) == 0:
-        return writer.add_bytes(b"")
-    return writer.add_file(path)[0]
+    """Store a datum's log. The job could have replaced it (with a link to a host file, say):
+    it is read without following links, and what is not a plain file is not read at all."""
+    data = jobfiles.read_job_file(path, "the datum's log")
+    if data is None:
+        data = b"[dataver: the datum's log was replaced by a link or a special file, so it was not read]\n"
+    return writer.add_bytes(data)
 
 
 def _exit_reason(code: int | None, memory: str) -> str:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataverError
+from ..errors import Corruption, DataverError
 from ..objects import ObjectStore
+from .jobfiles import empty_folder, remove_tree
 
 AGENT = Path(__file__).with_name("worker.py")
 LOG_LIMIT = 16 << 20
@@ -25,9 +25,21 @@ MAX_FILE_ENV = "DATAVER_MAX_FILE_BYTES"
 MAX_FILE_DEFAULT = 64 << 30
 
 
+def max_file_bytes() -> int:
+    """The per-file size limit every command runs under (`$DATAVER_MAX_FILE_BYTES`)."""
+    value = os.environ.get(MAX_FILE_ENV) or str(MAX_FILE_DEFAULT)
+    try:
+        limit = int(value)
+    except ValueError:
+        raise DataverError(f"${MAX_FILE_ENV} must be a number of bytes, not {value!r}") from None
+    if limit < 1:
+        raise DataverError(f"${MAX_FILE_ENV} must be at least 1, not {limit}")
+    return limit
+
+
 def agent_args() -> list[str]:
     """The agent's arguments: the per-file size limit every command runs under."""
-    return ["--max-file-bytes", os.environ.get(MAX_FILE_ENV) or str(MAX_FILE_DEFAULT)]
+    return ["--max-file-bytes", str(max_file_bytes())]
 
 
 @dataclass
@@ -86,6 +98,8 @@ class Workspace:
         """Files laid out for the previous datum: host path -> object id."""
         self._prefetched: dict[str, str] = {}
         """Inputs written ahead for the next datum: object id -> file in `next/`."""
+        self._verified: set[str] = set()
+        """Loose objects rehashed once already, before their first hard link here."""
 
     def stage(self, parts: list[tuple[str, str, str]], objects: ObjectStore, link: bool) -> None:
         """Lay out one datum: `parts` are (input name, repo path, object id).
@@ -93,14 +107,15 @@ class Workspace:
         Only the difference from the previous datum is applied, so inputs that consecutive
         datums share (a model in a cross, say) stay in place. With `link`, files are hard
         links to the stored objects (only safe where the runtime mounts /pfs read-only);
-        otherwise they are copies.
+        otherwise they are copies. Every input is checked against its id as it is placed: a
+        damaged object raises Corruption (and is set aside) instead of reaching the command.
         """
         wanted = {f"{self.pfs}/{name}/{path}": oid for name, path, oid in parts}
         for dest in [d for d, oid in self._staged.items() if wanted.get(d) != oid]:
             os.unlink(dest)
             del self._staged[dest]
         self._prune(set(map(os.path.dirname, wanted)))
-        _empty(self.out)
+        empty_folder(self.out)
         for dest, oid in wanted.items():
             if dest in self._staged:
                 continue
@@ -109,7 +124,7 @@ class Workspace:
             if ready is not None:
                 os.rename(ready, dest)
             else:
-                objects.materialize(oid, dest, link=link)
+                objects.materialize(oid, dest, link=link, verified=self._verified)
             self._staged[dest] = oid
 
     def prefetch(self, parts: list[tuple[str, str, str]], objects: ObjectStore) -> None:
@@ -120,7 +135,10 @@ class Workspace:
             if oid in self._prefetched or oid in staged or objects.is_loose(oid):
                 continue
             target = f"{self.next}/{oid}"
-            objects.materialize(oid, target, link=False)
+            try:
+                objects.materialize(oid, target, link=False)
+            except Corruption:
+                continue  # `stage` meets it again, and fails that datum naming it
             self._prefetched[oid] = target
 
     def _prune(self, keep: set[str]) -> None:
@@ -129,19 +147,11 @@ class Workspace:
             if entry.name == "out":
                 continue
             if not any(k == entry.path or k.startswith(entry.path + "/") for k in keep):
-                shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+                remove_tree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
                 self._staged = {d: o for d, o in self._staged.items() if not d.startswith(entry.path + "/")}
 
     def remove(self) -> None:
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-def _empty(folder: Path) -> None:
-    for entry in os.scandir(folder):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
-        else:
-            os.unlink(entry.path)
+        remove_tree(self.base)
 
 
 class Channel(ABC):
@@ -203,10 +213,12 @@ class ProcessChannel(Channel):
 class Worker:
     """The host side of one agent: send a datum's command, wait for its reply."""
 
-    def __init__(self, channel: Channel, workspace: Workspace, *, log_dir_inside: str) -> None:
+    def __init__(self, channel: Channel, workspace: Workspace, *, log_dir_inside: str, failure_hint: str = "") -> None:
         self.channel = channel
         self.workspace = workspace
         self.log_dir_inside = log_dir_inside
+        self.failure_hint = failure_hint
+        """What to do when the agent dies (e.g. it could not start), added to the error."""
 
     def translate(self, text: str) -> str:
         """Map a path as the command sees it to what the agent's process sees (identity here)."""
@@ -233,7 +245,8 @@ class Worker:
     def receive(self) -> Outcome:
         reply = self.channel.read_line()
         if not reply:
-            raise DataverError(f"the worker stopped unexpectedly: {self.channel.last_words()}")
+            hint = f" ({self.failure_hint})" if self.failure_hint else ""
+            raise DataverError(f"the worker stopped unexpectedly: {self.channel.last_words()}{hint}")
         data = json.loads(reply)
         return Outcome(data["exit_code"], data["error"], data["timed_out"], self.workspace.logs / self._log_name)
 

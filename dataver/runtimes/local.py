@@ -3,7 +3,11 @@
 With bubblewrap (`bwrap`) the worker gets a private mount namespace: only the host's system
 folders and the running Python's installation, read-only (no homes, /var, /srv, /opt, nor the
 store), `/pfs/<input>` read-only, `/pfs/out` writable, `/code` the image's build context, a
-private /tmp, its own PID namespace, and no network unless the spec asks for it. Where
+private /tmp, its own PID namespace, and no network unless the spec asks for it. It never holds
+a capability: run by an ordinary user, bubblewrap gives it none; run by root, bubblewrap keeps
+only what the agent needs to become nobody (65534), which it does before it runs anything, so
+commands run as nobody with no capabilities (root-only files such as /etc/shadow stay
+unreadable, and the read-only mounts cannot be remounted). Where
 bubblewrap is missing (or DATAVER_SANDBOX=none), the worker runs unconfined and every
 `/pfs` and `/code` in the command, its stdin and its environment is rewritten to the
 workspace's real path; inputs are then copies, so a job cannot alter stored objects.
@@ -39,6 +43,9 @@ def bwrap_works() -> bool:
     return probe.returncode == 0
 
 
+NOBODY = (65534, 65534)
+"""Who commands run as when dataver runs as root."""
+
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 """What a sandboxed command sees of the host (read-only), besides the Python running dataver."""
 
@@ -61,16 +68,31 @@ def _python_dirs() -> list[str]:
 
 def _host_binds(store_root: Path) -> list[str]:
     """The system folders and the Python installation, read-only (links such as /bin -> usr/bin
-    kept as links); everything else of the host (homes, /var, /srv, /opt, the store) is absent."""
-    args: list[str] = []
+    kept as links); everything else of the host (homes, /var, /srv, /opt, the store) is absent.
+
+    The private /tmp comes first, so that a Python installed under /tmp (a venv made there, a CI
+    runner's toolcache) is mounted on top of it instead of hidden by it."""
+    args: list[str] = ["--perms", "1777", "--tmpfs", "/tmp"]
     for path in SYSTEM_DIRS:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
     for path in _python_dirs():
-        args += ["--ro-bind", path, path]
+        args += [*_parents(path), "--ro-bind", path, path]
     return args + ["--tmpfs", str(store_root)]  # hidden even if it lies inside a folder shown above
+
+
+def _parents(path: str) -> list[str]:
+    """Make the folders above a mount point searchable by everyone: bubblewrap would create them
+    private to root, and commands of a root-run dataver run as nobody (a Python under /root)."""
+    args: list[str] = []
+    parts = Path(path).parent.parts[1:]
+    for depth in range(1, len(parts) + 1):
+        folder = "/" + "/".join(parts[:depth])
+        if folder != "/tmp" and not any(folder == d or folder.startswith(d + "/") for d in SYSTEM_DIRS):
+            args += ["--perms", "0755", "--dir", folder]
+    return args
 
 
 class _RewritingWorker(Worker):
@@ -117,8 +139,12 @@ class LocalRuntime(Runtime):
             "/proc",
             "--dev",
             "/dev",
-            "--tmpfs",
-            "/tmp",
+            "--perms",
+            "0755",
+            "--dir",
+            "/.dataver",
+            "--perms",
+            "0755",
             "--dir",
             "/pfs",
             "--ro-bind",
@@ -136,8 +162,25 @@ class LocalRuntime(Runtime):
         ]
         if ctx.code_dir is not None:
             argv += ["--ro-bind", str(ctx.code_dir), "/code"]
-        argv += ["--unshare-all", "--die-with-parent"]
-        if ctx.network:
-            argv += ["--share-net"]
-        argv += [python, "-I", AGENT_INSIDE, *agent_args()]
-        return Worker(ProcessChannel(argv, workspace.base / "agent.log"), workspace, log_dir_inside=LOGS_INSIDE)
+        argv += ["--die-with-parent", "--cap-drop", "ALL"]
+        agent = [python, "-I", AGENT_INSIDE, *agent_args()]
+        if os.geteuid() != 0:
+            argv += ["--unshare-all", *(["--share-net"] if ctx.network else [])]
+        else:
+            # Root's bubblewrap would keep every capability: keep only what becoming nobody needs,
+            # and no user namespace (nobody must be a real, unprivileged uid, not a mapped root).
+            argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+            argv += [] if ctx.network else ["--unshare-net"]
+            argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+            agent += ["--user", f"{NOBODY[0]}:{NOBODY[1]}"]
+            for folder in (workspace.out, workspace.logs):
+                os.chown(folder, *NOBODY)
+        return Worker(
+            ProcessChannel([*argv, *agent], workspace.base / "agent.log"),
+            workspace,
+            log_dir_inside=LOGS_INSIDE,
+            failure_hint=(
+                "the bubblewrap sandbox could not start the worker; "
+                f"set {SANDBOX_ENV}=none to run jobs unsandboxed, or use --runtime docker"
+            ),
+        )

@@ -5,9 +5,15 @@ whatever Python the sandbox or image has. Protocol: one JSON request per line on
 ({"cmd", "stdin", "env", "cwd", "log", "timeout", "log_limit"}), one JSON reply per line on
 stdout ({"exit_code", "error", "timed_out"}). The command's stdout and stderr go to the log
 file, cut at `log_limit` bytes so a flood cannot fill the disk; `--max-file-bytes N` caps
-every file a command writes.
+every file a command writes; `--user UID:GID` makes the agent (and so every command) that
+unprivileged user, with no capabilities, before it reads a request.
+
+No process of a datum outlives it: the agent is a child subreaper, so a command's background
+processes (even those that left its session) stay the agent's descendants, and every one of
+them is killed before the reply is sent, that is before dataver reads the datum's outputs.
 """
 
+import ctypes
 import json
 import os
 import resource
@@ -20,6 +26,10 @@ import time
 
 POLL_SECONDS = 0.05
 """How often a quiet command is checked for having exited."""
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
 class _BoundedLog:
@@ -91,8 +101,85 @@ def _refuse(request, code, error):
     return {"exit_code": code, "error": error, "timed_out": False}
 
 
+def _children(pid):
+    """Direct children of `pid` (the kernel's list, or None where it does not keep one)."""
+    kids = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(c) for c in f.read().split()]
+    except FileNotFoundError:  # the process is gone, or the kernel has no children lists
+        return None if pid == os.getpid() else []
+    except OSError:
+        return []
+    return kids
+
+
+def _scan_children():
+    """Every process's parent, read from /proc/*/stat: the slow way, for kernels without lists."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:  # gone meanwhile
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces or parentheses, so split after the last ')'
+            parents[int(name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
+    return parents
+
+
+def _descendants():
+    """Pids of every living (or not yet reaped) descendant of this agent."""
+    me = os.getpid()
+    if _children(me) is None:
+        parents = _scan_children()
+
+        def children(pid):
+            return [p for p, parent in parents.items() if parent == pid]
+    else:
+        children = _children
+    found, frontier = set(), [me]
+    while frontier:
+        for pid in children(frontier.pop()):
+            if pid not in found:
+                found.add(pid)
+                frontier.append(pid)
+    return found
+
+
+KILL_PATIENCE = 10.0
+"""Seconds to wait for killed processes to die (one stuck in the kernel may take a while)."""
+
+
+def kill_descendants():
+    """SIGKILL every descendant and reap it, until none is left: a fork between the scan and the
+    kill is caught by the next scan (the new child is still our descendant, or our child)."""
+    deadline = time.monotonic() + KILL_PATIENCE
+    while time.monotonic() < deadline:
+        while True:  # reap whatever has died
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        pids = _descendants()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.002)
+
+
 def run(request):
     stdin_data = "".join(line + "\n" for line in request.get("stdin") or []).encode()
+    cwd = request.get("cwd") or "/"
+    if not os.path.isdir(cwd):
+        return _refuse(request, 126, f"working directory {cwd} does not exist (transform.working_dir)")
     try:
         proc = subprocess.Popen(
             request["cmd"],
@@ -100,7 +187,7 @@ def run(request):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=request["env"],
-            cwd=request.get("cwd") or "/",
+            cwd=cwd,
             start_new_session=True,
         )
     except FileNotFoundError:
@@ -120,13 +207,43 @@ def run(request):
         except ProcessLookupError:
             pass
         proc.wait()
+        kill_descendants()
         proc.stdout.close()
         log.close()
     error = f"timed out after {request['timeout']} s" if timed_out else ""
     return {"exit_code": proc.returncode, "error": error, "timed_out": timed_out}
 
 
+def _prctl(option, value):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def become(user):
+    """Drop to `UID:GID` with no supplementary groups; then no capability may be left."""
+    uid, gid = (int(part) for part in user.split(":"))
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    # The uid change cleared the permitted and effective sets; clear the inheritable and ambient
+    # ones too (capset to all zeros: version 3 header, two empty data words).
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+    if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    with open("/proc/self/status") as f:
+        caps = {k: v.strip() for k, v in (line.split(":", 1) for line in f if line.startswith("Cap"))}
+    if any(int(caps[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapAmb") if k in caps):
+        sys.exit(f"dataver agent: capabilities remain after dropping to {user}: refusing to run commands")
+
+
 def main():
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if "--user" in sys.argv:
+        become(sys.argv[sys.argv.index("--user") + 1])
     if "--max-file-bytes" in sys.argv:
         # Inherited by every command: a file growing past it kills the writer with SIGXFSZ
         # (Popen restores that signal's default in children; the agent itself ignores it).

@@ -1,0 +1,148 @@
+"""Reading what a job left in its folders (`/pfs/out`, its logs) without trusting any of it.
+
+Pipeline code is untrusted, and these folders were writable to it. So nothing here follows a
+link: every entry is opened with O_NOFOLLOW (and O_NONBLOCK, so a FIFO cannot hang us) and
+checked on the open descriptor, never by path first and opened later. A file must be regular,
+have one link (a hard link could alias a file the job may not read), and stay below the
+per-file size limit (a command that ignores SIGXFSZ is left with a file cut at the limit).
+Permissions a job took away from its own folders (`chmod 000`) are given back to their owner
+first: the job's processes are all dead by then, so nothing can race us.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from ..errors import DataverError
+
+_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+_REOPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+"""Reopening an O_PATH descriptor through /proc/self/fd reaches exactly the inode it was
+checked on (that magic link is followed, which O_NOFOLLOW would refuse)."""
+
+
+class OutputError(DataverError):
+    """A datum's /pfs/out holds something that cannot be committed (a link, a FIFO...)."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link: outputs must be regular files"
+    return "is not a regular file (a FIFO, socket or device)"
+
+
+def _owner_may(fd: int, st: os.stat_result, bits: int) -> os.stat_result:
+    """Give the owner back `bits` on the inode `fd` points at (an O_PATH descriptor cannot be
+    fchmod'ed, but its /proc link reaches exactly that inode)."""
+    if st.st_mode & bits != bits:
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | bits)
+        st = os.fstat(fd)
+    return st
+
+
+def open_job_file(path: str | Path, shown_as: str, limit: int | None = None) -> int:
+    """A read-only descriptor on the regular file at `path` (the last component is never
+    followed), or OutputError naming `shown_as` (the path as the job saw it)."""
+    try:
+        pfd = os.open(path, _PATH_FLAGS)
+    except OSError as exc:
+        raise OutputError(f"{shown_as} cannot be read: {exc.strerror}") from None
+    try:
+        st = os.fstat(pfd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputError(f"{shown_as} {_kind(st.st_mode)}")
+        if st.st_nlink > 1:
+            raise OutputError(f"{shown_as} is a hard link: outputs must be files the job wrote")
+        if limit is not None and st.st_size >= limit:
+            raise OutputError(
+                f"{shown_as} reached the per-file limit of {limit} bytes ($DATAVER_MAX_FILE_BYTES), "
+                "so it may have been cut short: raise the limit or write smaller files"
+            )
+        _owner_may(pfd, st, stat.S_IRUSR)
+        fd = os.open(f"/proc/self/fd/{pfd}", _REOPEN_FLAGS)
+    finally:
+        os.close(pfd)
+    if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) != (st.st_ino, st.st_dev):  # pragma: no cover - paranoia
+        os.close(fd)
+        raise OutputError(f"{shown_as} changed while it was being read")
+    return fd
+
+
+def list_outputs(out: Path, limit: int) -> list[tuple[str, str]]:
+    """Every file below `out` as (path relative to out, host path), sorted. Links, special files,
+    hard links and files at the size limit are refused (OutputError), never followed."""
+    found: list[tuple[str, str]] = []
+    stack = [(str(out), "")]
+    while stack:
+        folder, rel = stack.pop()
+        shown = f"/pfs/out/{rel}".rstrip("/")
+        try:
+            dfd = os.open(folder, _PATH_FLAGS | os.O_DIRECTORY)
+        except OSError as exc:
+            raise OutputError(f"{shown} cannot be read: {exc.strerror}") from None
+        try:
+            _owner_may(dfd, os.fstat(dfd), stat.S_IRWXU)
+            names = os.listdir(f"/proc/self/fd/{dfd}")
+            for name in names:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((f"{folder}/{name}", f"{rel}{name}/"))
+                    continue
+                host = f"{folder}/{name}"
+                os.close(open_job_file(host, f"/pfs/out/{rel}{name}", limit))
+                found.append((f"{rel}{name}", host))
+        finally:
+            os.close(dfd)
+    return sorted(found)
+
+
+def read_job_file(path: Path, shown_as: str) -> bytes | None:
+    """The bytes of a small file the job could have tampered with (a log), or None if it is not
+    a plain regular file any more."""
+    try:
+        fd = open_job_file(path, shown_as)
+    except OutputError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def remove_tree(path: str | Path) -> None:
+    """Remove a folder a job wrote into, whatever permissions it left (directories are made
+    searchable and writable by their owner first, without following links)."""
+    stack = [str(path)]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.lstat(folder)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
+            os.chmod(folder, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+        with os.scandir(folder) as entries:
+            stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def empty_folder(folder: Path) -> None:
+    """Remove everything inside `folder` (a mount point, which must itself stay)."""
+    st = os.lstat(folder)
+    if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
+        os.chmod(folder, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            remove_tree(entry.path)
+        else:
+            os.unlink(entry.path)
