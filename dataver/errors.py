@@ -54,3 +54,15 @@ def no_space(where: object) -> NoSpace:
     return NoSpace(
         f"no space left on the device holding the store {where}: free some space and retry (nothing was committed)"
     )
+
+
+class NotWritable(DataverError):
+    """The store is on a read-only filesystem, or belongs to someone else."""
+
+
+def not_writable(where: object) -> NotWritable:
+    """The one message for a write to a store this process may only read."""
+    return NotWritable(
+        f"the store {where} is not writable (a read-only filesystem, or owned by another user): "
+        "reads work, but to change it run dataver as its owner or on a writable copy (nothing was changed)"
+    )

@@ -4,6 +4,11 @@ Layout: `<root>/objects/ab/cdef...` (two-character fan-out, as git and DVC do) a
 `<root>/tmp/` for objects being written. An object appears under its name only after its
 bytes are durable, so a name that exists always holds the right bytes unless the disk
 itself corrupted them (which `verify` and `dataver fsck` detect).
+
+Damage never spreads: every read that hands bytes on (get-file, an append, a job's inputs)
+checks them against the object's id first, and an object found damaged is set aside in
+`objects/damaged/` at once. It then no longer counts as stored, so putting the original
+file again stores it afresh: that, or a backup, is the repair every message advises.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import Corruption, no_space
+from .errors import Corruption, DataverError, no_space, not_writable
 from .packs import PACK_LIMIT, PackIndex
 
 CHUNK = 1 << 20
@@ -57,6 +62,9 @@ def sync_filesystem(path: Path) -> None:
         os.close(fd)
 
 
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -76,11 +84,13 @@ class ObjectStore:
         self.index = index
         self.objects_dir = root / "objects"
         self.pack_dir = self.objects_dir / "pack"
+        self.damaged_dir = self.objects_dir / "damaged"
         self.tmp_dir = root / "tmp"
         self.objects_dir_str = f"{self.objects_dir}/"
         self.tmp_dir_str = f"{self.tmp_dir}/"
-        self.pack_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.pack_dir.is_dir() and self.tmp_dir.is_dir()):
+            self.pack_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def path(self, oid: str) -> Path:
         """Where loose object `oid` lives (whether or not it exists)."""
@@ -101,7 +111,53 @@ class ObjectStore:
         return packed | {oid for oid in oids - packed if self.is_loose(oid)}
 
     def _missing(self, oid: str) -> Corruption:
-        return Corruption(f"object {oid} is missing from the store: run `dataver fsck` to see what it affects")
+        if self.is_damaged(oid):
+            return self._damaged(oid, "", set_aside=True)
+        return Corruption(
+            f"object {oid} is missing from the store: put the original file again (its sha256 is {oid}) "
+            "or restore the store from a backup; `dataver fsck` lists what it affects"
+        )
+
+    def _damaged(self, oid: str, actual: str, *, set_aside: bool) -> Corruption:
+        now = f" (its bytes now hash to {actual[:12]}...)" if actual else ""
+        where = " and is set aside in objects/damaged/" if set_aside else ""
+        repair = (
+            f"put the original file again (its sha256 is {oid}) to repair it, or restore the store from a backup"
+            if set_aside
+            else "restore the store from a backup (this store is not writable, so re-putting cannot repair it)"
+        )
+        return Corruption(f"object {oid} is damaged{now}{where}: {repair}; `dataver fsck` lists what it affects")
+
+    def is_damaged(self, oid: str) -> bool:
+        """Whether a damaged copy of `oid` was set aside (and no intact one stored since)."""
+        return os.path.exists(self.damaged_dir / oid) and not self.exists(oid)
+
+    def damaged(self) -> list[str]:
+        """Ids of the damaged copies set aside."""
+        return os.listdir(self.damaged_dir) if self.damaged_dir.is_dir() else []
+
+    def set_aside(self, oid: str) -> bool:
+        """Move a damaged object out of the store into `objects/damaged/` (kept for inspection);
+        from then on it counts as missing, so the next put of its content stores it afresh.
+        Returns False where the store cannot be changed (read-only)."""
+        try:
+            self.damaged_dir.mkdir(exist_ok=True)
+            if self.is_loose(oid):
+                os.replace(self.path(oid), self.damaged_dir / oid)
+                return True
+            where = self.index.locate(oid) if self.index is not None else None
+            if where is None:
+                return False
+            data = self.read_packed(where["pack"], where["offset"], where["size"], oid)
+            (self.damaged_dir / oid).write_bytes(data)
+            self.index.forget(oid)
+            return True
+        except (OSError, DataverError):
+            return False
+
+    def corrupt(self, oid: str, actual: str) -> Corruption:
+        """Set aside an object whose bytes hash to `actual`, and say what to do."""
+        return self._damaged(oid, actual, set_aside=self.set_aside(oid))
 
     def read_packed(self, pack: str, offset: int, size: int, oid: str = "?") -> bytes:
         try:
@@ -129,17 +185,33 @@ class ObjectStore:
         with self.open(oid) as f:
             return f.read()
 
-    def materialize(self, oid: str, dest: str, *, link: bool) -> None:
-        """Put object `oid`'s bytes at host path `dest`: a hard link to a loose object with
-        `link` (callers guarantee the link is read-only to whoever sees it), else a copy."""
-        if self.is_loose(oid):
-            if link:
-                os.link(self.path(oid), dest)
-            else:
-                shutil.copyfile(self.path(oid), dest)
+    def open_verified(self, oid: str) -> BinaryIO:
+        """Open an object for one pass of reading that fails (Corruption, the object set aside)
+        at its end if the bytes read do not hash to `oid`: nothing built from them survives."""
+        return _Verifying(self, oid, self.open(oid))  # type: ignore[return-value]
+
+    def materialize(self, oid: str, dest: str, *, link: bool, verified: set[str] | None = None) -> None:
+        """Put object `oid`'s bytes at host path `dest`, checked against `oid` (Corruption
+        otherwise): a hard link to a loose object with `link` (callers guarantee the link is
+        read-only to whoever sees it), else a copy.
+
+        A link is checked by rehashing the object once per `verified` set (one job's worker):
+        rehashing a large model for every datum it is linked into would cost more than the
+        datums. Copies are hashed as they are written, so they cost no extra read.
+        """
+        if link and self.is_loose(oid):
+            if verified is None or oid not in verified:
+                self.verify(oid)
+                if verified is not None:
+                    verified.add(oid)
+            os.link(self.path(oid), dest)
             return
-        with open(dest, "wb") as f:
-            f.write(self.read_bytes(oid))
+        try:
+            with self.open_verified(oid) as src, open(dest, "wb") as f:
+                shutil.copyfileobj(src, f, CHUNK)
+        except Corruption:
+            _unlink(dest)
+            raise
 
     def hash_of_stored(self, oid: str) -> str:
         """Rehash the stored bytes of `oid` (what fsck and verified reads compare against)."""
@@ -152,16 +224,14 @@ class ObjectStore:
         return digest.hexdigest()
 
     def verify(self, oid: str) -> None:
-        """Raise Corruption unless the stored bytes of `oid` hash to `oid`."""
+        """Raise Corruption (and set the object aside) unless the stored bytes of `oid` hash to `oid`."""
         actual = self.hash_of_stored(oid)
         if actual != oid:
-            raise Corruption(
-                f"object {oid} is corrupt (its bytes now hash to {actual[:12]}...): "
-                "restore it from a backup or re-put the file; `dataver fsck` lists what it affects"
-            )
+            raise self.corrupt(oid, actual)
 
     def loose(self) -> Iterator[str]:
-        """Every loose object id present, in no particular order."""
+        """Every loose object id present, in no particular order (`pack/` and `damaged/` are not
+        fan-out folders)."""
         for fan in os.scandir(self.objects_dir):
             if fan.is_dir() and len(fan.name) == 2:
                 for entry in os.scandir(fan.path):
@@ -300,10 +370,14 @@ class ObjectWriter:
     def add_file(self, path: Path | str) -> tuple[str, int]:
         """Store the contents of a host file; returns (id, size). Bounded memory for any size."""
         with open(path, "rb") as f:
-            head = f.read(SMALL_FILE + 1)
-            if len(head) <= SMALL_FILE:
-                return self.add_bytes(head), len(head)
-            return self.add_stream(f, prefix=io.BytesIO(head))
+            return self.add_open(f)
+
+    def add_open(self, f: BinaryIO) -> tuple[str, int]:
+        """Store what an open file holds from its position on; returns (id, size)."""
+        head = f.read(SMALL_FILE + 1)
+        if len(head) <= SMALL_FILE:
+            return self.add_bytes(head), len(head)
+        return self.add_stream(f, prefix=io.BytesIO(head))
 
     def add_stream(self, stream: BinaryIO, prefix: BinaryIO | None = None) -> tuple[str, int]:
         """Store everything `prefix` then `stream` yield, hashing as it copies; returns (id, size)."""
@@ -389,7 +463,32 @@ class ObjectWriter:
     def _translate(self, exc: OSError) -> Exception:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return no_space(self.store.root)
+        if exc.errno in _NOT_WRITABLE:
+            return not_writable(self.store.root)
         return exc
+
+
+class _Verifying(io.RawIOBase):
+    """A stored object read once from start to end, hashed on the way (see `open_verified`)."""
+
+    def __init__(self, store: ObjectStore, oid: str, raw: BinaryIO) -> None:
+        self._store, self._oid, self._raw = store, oid, raw
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._digest.update(memoryview(buffer)[:n])
+        elif (actual := self._digest.hexdigest()) != self._oid:
+            raise self._store.corrupt(self._oid, actual)
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

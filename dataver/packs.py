@@ -41,6 +41,11 @@ class PackIndex:
     def all(self) -> list[sqlite3.Row]:
         return self.db.query("SELECT oid, pack, offset, size FROM packed")
 
+    def forget(self, oid: str) -> None:
+        """Unindex one object (a damaged one being set aside; its bytes stay in the pack until gc)."""
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM packed WHERE oid = ?", (oid,))
+
     def remove_pack(self, pack: str) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM packed WHERE pack = ?", (pack,))

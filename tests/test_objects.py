@@ -63,7 +63,7 @@ def test_verify_detects_a_flipped_byte(tmp_path):
     raw = bytearray(path.read_bytes())
     raw[0] ^= 1
     path.write_bytes(bytes(raw))
-    with pytest.raises(Corruption, match="corrupt"):
+    with pytest.raises(Corruption, match="damaged"):
         store.verify(oid)
 
 
