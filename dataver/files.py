@@ -103,7 +103,7 @@ class FileStore:
             for dest, entry in staged:
                 existing = editor.get(dest) if append else None
                 if existing is not None and not existing.is_dir:
-                    with objects.open(existing.oid) as old, objects.open(entry.oid) as new:
+                    with objects.open_verified(existing.oid) as old, objects.open_verified(entry.oid) as new:
                         oid, size = writer.add_stream(new, prefix=old)
                     entry = Entry(FILE, oid, size)
                 editor.set(dest, entry)
