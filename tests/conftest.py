@@ -134,3 +134,13 @@ def dv(tmp_path: Path):
             os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
         except (ProcessLookupError, ValueError, KeyError):
             pass
+
+
+@pytest.fixture
+def as_root() -> None:
+    """For tests of what happens when dataver runs as root: skip otherwise, or fail where root is
+    required (DATAVER_REQUIRE_ROOT=1, as in CI)."""
+    if os.geteuid() != 0:
+        if os.environ.get("DATAVER_REQUIRE_ROOT") == "1":
+            pytest.fail("these tests must run as root here (DATAVER_REQUIRE_ROOT=1)")
+        pytest.skip("needs root")
