@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .daemon import DaemonInfo, running_daemon
 from .errors import InvalidArgument
 from .files import FileStore
-from .maintenance import fsck, gc
+from .maintenance import fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
 from .names import CommitRef, check_name, normalize_path, parse_commit_ref
 from .repos import RepoStore
-from .store import Store
+from .store import Store, default_root
 from .uploads import expand_source
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
@@ -213,6 +213,13 @@ class Client:
 
     def fsck(self) -> FsckReport:
         return fsck(self.store)
+
+    @staticmethod
+    def repair(root: str | Path | None = None) -> dict[str, tuple[int, int]]:
+        """Rebuild a damaged metadata database from every row still readable (the damaged file is
+        kept beside it); works where the store cannot even be opened. Returns, per table, (rows
+        kept, rows lost; -1 when unknown). Run `fsck` afterwards for what the lost rows affect."""
+        return repair_database(Path(root).expanduser() if root is not None else default_root())
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         return gc(self.store, dry_run=dry_run)

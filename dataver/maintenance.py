@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from .errors import Corruption
+from pathlib import Path
+
+from .errors import Corruption, NotFound
+from .meta import is_sound, salvage
 from .models import FsckReport, GcReport
 from .objects import hash_bytes
-from .store import Store
+from .store import DATABASE, Store
 from .trees import EMPTY_TREE
 
 
@@ -39,36 +42,24 @@ def _reachable(store: Store, problems: list[str] | None = None) -> set[str]:
                     stack.append((entry.oid, child))
                 else:
                     if problems is not None and entry.oid not in seen and not store.objects.exists(entry.oid):
+                        state = "damaged" if store.objects.is_damaged(entry.oid) else "missing"
                         problems.append(
-                            f"commit {row['id']} of repo {row['repo']}: /{child} refers to missing object {entry.oid}"
+                            f"commit {row['id']} of repo {row['repo']}: /{child} refers to {state} object {entry.oid}"
                         )
                     seen.add(entry.oid)
     return seen
 
 
 def fsck(store: Store) -> FsckReport:
-    """Rehash every object (loose and packed), and check every commit, branch and tree reference."""
-    problems: list[str] = []
-    checked = 0
-    for oid in store.objects.loose():
-        checked += 1
-        try:
-            actual = store.objects.hash_of_stored(oid)
-        except OSError as exc:
-            problems.append(f"object {oid} cannot be read: {exc.strerror}")
-            continue
-        if actual != oid:
-            problems.append(f"object {oid} is corrupt: its bytes hash to {actual}")
-    for row in store.objects.index.all() if store.objects.index else []:
-        checked += 1
-        try:
-            data = store.objects.read_packed(row["pack"], row["offset"], row["size"], row["oid"])
-        except Corruption as exc:
-            problems.append(str(exc).split(": run")[0])
-            continue
-        actual = hash_bytes(data)
-        if actual != row["oid"]:
-            problems.append(f"object {row['oid']} is corrupt (in pack {row['pack']}): its bytes hash to {actual}")
+    """Check the metadata database (SQLite's integrity and foreign keys, and every row naming an
+    object), rehash every object (loose and packed), and check every commit, branch and tree
+    reference. An object found damaged is set aside (see `ObjectStore.set_aside`), so putting
+    the original file again repairs it."""
+    problems = store.db.check()
+    if problems:  # nothing else in the database can be trusted, or even read, until it is salvaged
+        loose = _check_loose(store, [])
+        return FsckReport(loose, 0, [*problems, REPAIR_ADVICE])
+    checked = _check_loose(store, problems) + _check_packed(store, problems)
     with store.db.read():
         commits = store.db.query("SELECT id, repo, parent, state FROM commits")
         ids = {row["id"] for row in commits}
@@ -79,7 +70,62 @@ def fsck(store: Store) -> FsckReport:
             if branch["head"] is not None and branch["head"] not in ids:
                 problems.append(f"branch {branch['repo']}@{branch['name']} points at missing commit {branch['head']}")
         _reachable(store, problems)
+        _check_records(store, problems)
     return FsckReport(checked, len(commits), problems)
+
+
+REPAIR_ADVICE = (
+    "the metadata database is damaged: run `dataver fsck --repair` to rebuild it from every row still "
+    "readable (the damaged file is kept), then `dataver fsck` again"
+)
+
+
+def _damage(store: Store, oid: str, actual: str, where: str = "") -> str:
+    """Set a damaged object aside and describe it."""
+    moved = store.objects.set_aside(oid)
+    aside = "; set aside in objects/damaged/: put the original file again to repair it" if moved else ""
+    return f"object {oid} is damaged{where}: its bytes hash to {actual}{aside}"
+
+
+def _check_loose(store: Store, problems: list[str]) -> int:
+    checked = 0
+    for oid in list(store.objects.loose()):
+        checked += 1
+        try:
+            actual = store.objects.hash_of_stored(oid)
+        except OSError as exc:
+            problems.append(f"object {oid} cannot be read: {exc.strerror}")
+            continue
+        if actual != oid:
+            problems.append(_damage(store, oid, actual))
+    return checked
+
+
+def _check_packed(store: Store, problems: list[str]) -> int:
+    rows = store.objects.index.all() if store.objects.index else []
+    for row in rows:
+        try:
+            data = store.objects.read_packed(row["pack"], row["offset"], row["size"], row["oid"])
+        except Corruption as exc:
+            problems.append(str(exc).split(": run")[0])
+            continue
+        actual = hash_bytes(data)
+        if actual != row["oid"]:
+            problems.append(_damage(store, row["oid"], actual, f" (in pack {row['pack']})"))
+    return len(rows)
+
+
+def _check_records(store: Store, problems: list[str]) -> None:
+    """Rows outside commit trees that name objects: reusable datum outputs and datum logs."""
+    named = {r[0]: "a datum output" for r in store.db.query("SELECT DISTINCT oid FROM datum_outputs")}
+    named.update(
+        (r[0], "a datum log")
+        for r in store.db.query("SELECT DISTINCT log_oid FROM job_datums WHERE log_oid IS NOT NULL")
+    )
+    present = store.objects.present(set(named))
+    for oid in sorted(set(named) - present):
+        state = "damaged" if store.objects.is_damaged(oid) else "missing"
+        problems.append(f"{named[oid]} refers to {state} object {oid}")
 
 
 def gc(store: Store, *, dry_run: bool = False) -> GcReport:
@@ -125,3 +171,13 @@ def gc(store: Store, *, dry_run: bool = False) -> GcReport:
             for tmp in temps:
                 tmp.unlink(missing_ok=True)
     return GcReport(dry_run, removed, removed_bytes, len(temps), kept)
+
+
+def repair_database(root: Path) -> dict[str, tuple[int, int]]:
+    """Salvage a damaged metadata database before the store is opened (see `meta.salvage`)."""
+    path = root / DATABASE
+    if not path.exists():
+        raise NotFound(f"there is no store at {root} (no {DATABASE}): nothing to repair")
+    if is_sound(path):
+        return {}
+    return salvage(path)

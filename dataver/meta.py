@@ -11,11 +11,12 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DataverError, no_space
+from .errors import DataverError, no_space, not_writable
 
 BUSY_TIMEOUT_MS = 120_000
 """How long a writer waits for another process's transaction before giving up."""
@@ -175,14 +176,32 @@ MIGRATIONS: list[str] = [
 ]
 
 
+DAMAGE_SIGNS = ("malformed", "not a database", "corrupt")
+"""How SQLite says a database file is damaged."""
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    return any(sign in str(exc) for sign in DAMAGE_SIGNS)
+
+
+def damaged_database(path: Path, exc: object) -> DataverError:
+    return DataverError(
+        f"the store's metadata database {path} is damaged ({exc}): run `dataver fsck --repair` to salvage "
+        "what it still holds (the damaged file is kept beside it)"
+    )
+
+
 def database_error(path: Path, exc: sqlite3.Error) -> DataverError:
-    """One line for a failure inside SQLite: a full disk says so; anything else names the file."""
+    """One line for a failure inside SQLite: a full disk says so, a damaged file says how to
+    salvage it, a read-only store says so; anything else names the file."""
     free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
     if free < FULL_DISK_BYTES or "full" in str(exc):
         return no_space(path.parent)
-    return DataverError(
-        f"the store's database {path} failed: {exc}; run `dataver fsck`, and check the disk and its permissions"
-    )
+    if is_damage(exc):
+        return damaged_database(path, exc)
+    if "readonly" in str(exc) or "read-only" in str(exc):
+        return not_writable(path.parent)
+    return DataverError(f"the store's database {path} failed: {exc}: check the disk and its permissions")
 
 
 FULL_DISK_BYTES = 1 << 20
@@ -272,6 +291,18 @@ class Database:
     def query_one(self, sql: str, params: tuple | list = ()) -> sqlite3.Row | None:
         return self.conn.execute(sql, params).fetchone()
 
+    def check(self) -> list[str]:
+        """SQLite's own integrity and foreign-key checks, as problems (empty when sound)."""
+        try:
+            found = [r[0] for r in self.conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            found += [
+                f"table {r[0]} row {r[1]} refers to a missing row of {r[2]}"
+                for r in self.conn.execute("PRAGMA foreign_key_check")
+            ]
+        except sqlite3.DatabaseError as exc:
+            found = [str(exc)]
+        return [f"metadata database {self.path.name}: {problem}" for problem in found[:20]]
+
     def _migrate(self) -> None:
         with self.write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -280,3 +311,87 @@ class Database:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
+
+
+def is_sound(path: Path) -> bool:
+    """Whether SQLite finds a database file whole (integrity and foreign keys), read-only."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            whole = [r[0] for r in conn.execute("PRAGMA integrity_check")] == ["ok"]
+            return whole and not conn.execute("PRAGMA foreign_key_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
+
+
+def salvage(path: Path) -> dict[str, tuple[int, int]]:
+    """Rebuild a damaged database file: every row still readable is copied, table by table, into
+    a fresh database with the current schema; rows whose references were lost are dropped; the
+    damaged file (and its WAL) is kept as `<name>.damaged-<time>`. Returns, per table, (rows
+    kept, rows lost). Readers go by rowid ranges, halving a range that fails, so one bad page
+    costs only the rows on it.
+    """
+    fresh_path = path.with_name(path.name + ".salvage")
+    for leftover in (fresh_path, *_wal_files(fresh_path)):
+        leftover.unlink(missing_ok=True)
+    fresh = Database(fresh_path)
+    old = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    report: dict[str, tuple[int, int]] = {}
+    try:
+        tables = [
+            r[0]
+            for r in fresh.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        fresh.conn.execute("PRAGMA foreign_keys = OFF")
+        with fresh.write() as conn:
+            for table in tables:
+                columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+                kept, lost = _copy_rows(old, conn, table, columns)
+                report[table] = (kept, lost)
+            for table, rowid, *_ in list(conn.execute("PRAGMA foreign_key_check")):
+                conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+                kept, lost = report[table]
+                report[table] = (kept - 1, max(lost, 0) + 1)
+    finally:
+        old.close()
+        fresh.close()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for source in (path, *_wal_files(path)):
+        if source.exists():
+            source.rename(source.with_name(f"{source.name}.damaged-{stamp}"))
+    fresh_path.rename(path)
+    return report
+
+
+def _wal_files(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+
+
+def _copy_rows(old: sqlite3.Connection, new: sqlite3.Connection, table: str, columns: list[str]) -> tuple[int, int]:
+    """Copy what can be read of `table`; returns (rows copied, rowids that could not be read,
+    or -1 when even the table's size is unreadable)."""
+    names = ", ".join(columns)
+    insert = f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    try:
+        high = old.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+    except sqlite3.DatabaseError:
+        return 0, -1
+    kept = lost = 0
+    ranges = [(1, high)] if high else []
+    while ranges:
+        low, top = ranges.pop()
+        try:
+            rows = old.execute(f"SELECT {names} FROM {table} WHERE rowid BETWEEN ? AND ?", (low, top)).fetchall()
+        except sqlite3.DatabaseError:
+            if low == top:
+                lost += 1
+            else:
+                ranges += [(low, (low + top) // 2), ((low + top) // 2 + 1, top)]
+            continue
+        new.executemany(insert, rows)
+        kept += len(rows)
+    return kept, lost

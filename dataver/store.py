@@ -16,6 +16,7 @@ from .packs import PackIndex
 from .trees import TreeStore
 
 ROOT_ENV = "DATAVER_ROOT"
+DATABASE = "meta.db"
 DEFAULT_ROOT = Path("~/.dataver")
 
 
@@ -38,7 +39,7 @@ class Store:
         path = Path(root).expanduser() if root is not None else default_root()
         try:
             path.mkdir(parents=True, exist_ok=True)
-            db = Database(path / "meta.db")
+            db = Database(path / DATABASE)
             objects = ObjectStore(path, PackIndex(db))
         except OSError as exc:
             raise DataverError(

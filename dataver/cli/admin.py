@@ -8,14 +8,39 @@ import typer
 
 from . import output
 from .repo import JsonOpt
-from .session import client
+from .session import Session, client
 
 app = typer.Typer()
 
 
 @app.command("fsck")
-def fsck(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """Rehash every object and check every reference; exit 1 if anything is wrong."""
+def fsck(
+    ctx: typer.Context,
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="First rebuild a damaged metadata database from every row still readable."),
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Check the metadata database, rehash every object, check every reference; exit 1 if anything is wrong.
+
+    Damaged objects are set aside (objects/damaged/): putting the original file again repairs them.
+    Example: dataver fsck --repair
+    """
+    if repair:
+        from ..client import Client
+
+        tables = Client.repair(ctx.find_object(Session).root)
+        for table, (kept, lost) in tables.items():
+            if lost:
+                gone = "an unknown number" if lost < 0 else str(lost)
+                typer.echo(f"repair: table {table}: {kept} row(s) kept, {gone} lost", err=True)
+        typer.echo(
+            "repair: the metadata database was rebuilt (the damaged file is kept beside it)"
+            if tables
+            else "repair: the metadata database is sound: nothing to rebuild",
+            err=True,
+        )
     report = client(ctx).fsck()
     if json:
         output.as_json(report)

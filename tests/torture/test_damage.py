@@ -26,7 +26,7 @@ def test_every_kind_of_damage_is_named_and_refused(client, cli):
     report = cli("fsck")
     assert report.code == 1
     for name in ("small-flipped", "big-flipped"):
-        assert f"object {oids[name]} is corrupt" in report.out
+        assert f"object {oids[name]} is damaged" in report.out
     for name in ("small-lost", "big-lost"):
         assert oids[name] in report.out
     for name in ("small-flipped", "small-lost", "big-flipped", "big-lost"):

@@ -1,0 +1,117 @@
+"""Damage must not spread: a damaged object never becomes valid new data (through a job or an
+append), re-putting the intact file repairs it, and a damaged metadata database is detected by
+fsck and salvaged by `fsck --repair`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from checks import assert_consistent
+from helpers import corrupt_object, pfs, spec
+
+from dataver import Client
+
+SIZES = {"packed": 100, "loose": 200_000}
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_a_job_refuses_a_damaged_input(client, size):
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"a" * size)
+    client.put_file("in", "master", "b", source=b"b" * size)
+    oid = client.inspect_file("in", "master", "a").hash
+    corrupt_object(client.store, oid)
+    client.create_pipeline(spec("p", "cp /pfs/in/* /pfs/out/", pfs("in", "/*")))
+    job = client.list_jobs("p")[0]
+    assert job.state == "failure"
+    assert f"a damaged input: object {oid} is damaged" in job.reason
+    assert client.list_commits("p") == []  # nothing computed from the damage was committed
+    failed = [d for d in client.list_datums(job.id) if d.state == "failed"]
+    assert len(failed) == 1 and failed[0].attempts == 1  # no retry mends a damaged input
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_append_does_not_launder_damage_and_a_re_put_repairs_it(client, cli, tmp_path, size):
+    original = tmp_path / "a.txt"
+    original.write_bytes(b"x" * size)
+    client.create_repo("r")
+    assert cli("put-file", "r", "master", "a", "-f", str(original)).code == 0
+    oid = client.inspect_file("r", "master", "a").hash
+    corrupt_object(client.store, oid)
+    head = client.inspect_commit("r", "master").id
+
+    extra = tmp_path / "more.txt"
+    extra.write_bytes(b"more")
+    appended = cli("put-file", "r", "master", "a", "-f", str(extra), "--append")
+    assert appended.code == 1 and f"object {oid} is damaged" in appended.err
+    assert client.inspect_commit("r", "master").id == head  # nothing committed
+
+    got = cli("get-file", "r", "master", "a")
+    assert got.code == 1 and got.out_bytes == b"" and "put the original file again" in got.err
+
+    assert cli("put-file", "r", "master", "a", "-f", str(original)).code == 0  # what the message advises
+    assert cli("get-file", "r", "master", "a").out_bytes == b"x" * size
+    assert cli("put-file", "r", "master", "a", "-f", str(extra), "--append").code == 0
+    assert cli("get-file", "r", "master", "a").out_bytes == b"x" * size + b"more"
+    assert_consistent(client.root)
+
+
+def test_fsck_sets_damage_aside_and_keeps_reporting_it_until_repaired(client, cli, tmp_path):
+    original = tmp_path / "a.txt"
+    original.write_bytes(b"y" * 300)
+    client.create_repo("r")
+    cli("put-file", "r", "master", "a", "-f", str(original))
+    oid = client.inspect_file("r", "master", "a").hash
+    corrupt_object(client.store, oid)
+    first = cli("fsck")
+    assert first.code == 1 and f"object {oid} is damaged" in first.out and "set aside" in first.out
+    second = cli("fsck")
+    assert second.code == 1 and f"refers to damaged object {oid}" in second.out
+    assert cli("put-file", "r", "master", "a", "-f", str(original)).code == 0
+    assert cli("fsck").code == 0
+
+
+def _leaf_of(db_path, table: str) -> int:
+    """A leaf page holding rows of `table` (SQLite's dbstat table says which)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        leaves = [
+            r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", (table,))
+        ]
+    finally:
+        conn.close()
+    assert len(leaves) > 2
+    return leaves[len(leaves) // 2]
+
+
+def _overwrite_page(db_path, page: int) -> None:
+    """Overwrite SQLite page `page` (numbered from 1) with noise."""
+    with open(db_path, "r+b") as f:
+        f.seek(4096 * (page - 1))
+        f.write(os.urandom(4096))
+
+
+def test_a_damaged_database_is_found_by_fsck_and_salvaged_by_repair(root, cli):
+    with Client(root) as client:
+        client.create_repo("r")
+        for i in range(80):
+            client.put_file("r", "master", f"f{i}", source=str(i).encode())
+    _overwrite_page(root / "meta.db", _leaf_of(root / "meta.db", "commits"))
+
+    listed = cli("list-commit", "r")
+    assert listed.code == 1 and listed.err.count("\n") == 1 and "fsck --repair" in listed.err
+    checked = cli("fsck")
+    assert checked.code == 1 and "metadata database" in checked.out and "fsck --repair" in checked.out
+
+    repaired = cli("fsck", "--repair")
+    assert "the metadata database was rebuilt" in repaired.err
+    assert list(root.glob("meta.db.damaged-*"))  # the damaged file is kept
+    assert "table commits:" in repaired.err and "lost" in repaired.err  # the rows on that page
+    survivors = cli("list-commit", "r")
+    assert survivors.code == 0 and 10 < survivors.out.count("\nr ") < 80
+    after = cli("fsck")  # the database is sound again; what the lost rows broke is named
+    assert after.code == 1 and "metadata database meta.db" not in after.out and "missing parent" in after.out
+    assert cli("fsck", "--repair").err.startswith("repair: the metadata database is sound")
