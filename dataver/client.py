@@ -156,12 +156,19 @@ class Client:
     ) -> CommitInfo:
         """Put a host file, a host directory (`recursive`), a stream or bytes into a branch or open commit.
 
+        A `path` ending in '/' names a folder: a file goes inside it under its own name, as with `cp`.
+
         Outside an open commit the change lands as a commit of its own, finished at once.
         """
         commit_ref = _ref(ref)
+        into_folder = path is not None and path.endswith("/") and normalize_path(path) != ""
         if isinstance(source, bytes):
             source = io.BytesIO(source)
         if not isinstance(source, (str, Path)):
+            if into_folder:
+                raise InvalidArgument(
+                    f"{path} ends in '/', so it names a folder: give the file's own path, e.g. {path}data.csv"
+                )
             if path is None:
                 raise InvalidArgument(
                     "reading from stdin or a stream needs a destination path, e.g. repo@master:/data.csv"
@@ -170,7 +177,7 @@ class Client:
                 self.files.put_stream(repo, commit_ref, path, source, append=append, description=message)
             )
         dest = normalize_path(path, allow_root=recursive) if path is not None else None
-        sources = expand_source(str(source), dest, recursive)
+        sources = expand_source(str(source), dest, recursive, into_folder=into_folder)
         return self._landed(self.files.put_files(repo, commit_ref, sources, append=append, description=message))
 
     def get_file(self, repo: str, ref: Ref, path: str) -> bytes:
@@ -222,6 +229,12 @@ class Client:
         return repair_database(Path(root).expanduser() if root is not None else default_root())
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
+        """Remove unreferenced objects, leftovers of interrupted writes, and (unless `dry_run`)
+        the work folders of jobs whose process died."""
+        if not dry_run:
+            from .runtimes.base import sweep_work
+
+            sweep_work(self.store.root)
         return gc(self.store, dry_run=dry_run)
 
     # ---- pipelines ---------------------------------------------------------------------

@@ -129,22 +129,27 @@ class FileStore:
     def copy_file(
         self, src_repo: str, src_ref: CommitRef, src_path: str, dst_repo: str, dst_ref: CommitRef, dst_path: str
     ) -> CommitInfo:
-        """Copy a file or directory by reference: the destination points at the same objects."""
-        with self.store.db.read():
-            source = self.repos.resolve(src_repo, src_ref)
-            entry = self.trees.lookup(source["tree"], normalize_path(src_path))
-        if entry is None:
-            raise NotFound(f"path /{src_path} does not exist in {src_repo}@{src_ref}")
-        dst_path = normalize_path(dst_path, allow_root=entry.is_dir)
+        """Copy a file or directory by reference: the destination points at the same objects.
 
-        def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
-            if dst_path:
-                editor.set(dst_path, entry)
-                return
-            for name, child in self.trees.load(entry.oid).items():
-                editor.set(name, child)
+        The source is looked up under the store's write lock, held until the commit lands, as
+        every write does: gc cannot remove the objects between the lookup and the commit (the
+        source repo deleted and collected meanwhile)."""
+        with self.store.writing():
+            with self.store.db.read():
+                source = self.repos.resolve(src_repo, src_ref)
+                entry = self.trees.lookup(source["tree"], normalize_path(src_path))
+            if entry is None:
+                raise NotFound(f"path /{src_path} does not exist in {src_repo}@{src_ref}")
+            dst_path = normalize_path(dst_path, allow_root=entry.is_dir)
 
-        return self.repos.modify(dst_repo, dst_ref, edit)
+            def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
+                if dst_path:
+                    editor.set(dst_path, entry)
+                    return
+                for name, child in self.trees.load(entry.oid).items():
+                    editor.set(name, child)
+
+            return self.repos.modify(dst_repo, dst_ref, edit)
 
     # ---- reading -----------------------------------------------------------------------
 

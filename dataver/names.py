@@ -30,11 +30,20 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+MAX_DEPTH = 255
+"""Folders a path may nest: deeper trees are refused up front (no real data set nests like that,
+and every layer that walks a path, the host's included, would pay for it)."""
+
+
 def normalize_path(path: str, *, allow_root: bool = True) -> str:
     """'/a//b/' -> 'a/b'. Refuses NUL, '.', '..' and (unless allowed) the root itself."""
     if "\x00" in path:
         raise InvalidArgument(f"path {path!r} contains a NUL byte")
     parts = [p for p in path.split("/") if p]
+    if len(parts) > MAX_DEPTH:
+        raise InvalidArgument(
+            f"path {path[:60]!r}... is {len(parts)} folders deep: dataver keeps paths at most {MAX_DEPTH} deep"
+        )
     for part in parts:
         if part in (".", ".."):
             raise InvalidArgument(

@@ -20,6 +20,9 @@ from .objects import ObjectWriter
 from .store import Store
 from .trees import EMPTY_TREE, EMPTY_TREE_BYTES, TreeEditor
 
+MAX_LIMIT = (1 << 63) - 1
+"""The largest count a query can take (SQLite's integers are 64-bit)."""
+
 Edit = Callable[[TreeEditor, ObjectWriter], None]
 """A change to a commit's files: it edits the tree and may store new objects (e.g. appends)."""
 
@@ -221,8 +224,8 @@ class RepoStore:
 
     def list_commits(self, repo: str, branch: str | None = None, limit: int | None = None) -> list[CommitInfo]:
         """Newest first: a branch's history from its head, or every commit of the repo."""
-        if limit is not None and limit < 1:
-            raise InvalidArgument(f"-n must be at least 1, not {limit}")
+        if limit is not None and not 1 <= limit <= MAX_LIMIT:
+            raise InvalidArgument(f"-n must be a number from 1 to {MAX_LIMIT}, not {limit}")
         with self.db.read():
             self.require_repo(repo)
             if branch is None:

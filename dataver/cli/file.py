@@ -39,8 +39,16 @@ def put_file(
     """Put a file or directory into a branch (its own commit) or into the branch's open commit."""
     t = target(address, what="REPO BRANCH [PATH]")
     data = sys.stdin.buffer if source == "-" else source
+    raw_path = address[0].partition("@")[2].partition(":")[2] if len(address) == 1 else address[2:][:1]
+    into_folder = bool(t.path) and "".join(raw_path).endswith("/")  # `dir/`: the file goes inside dir
     client(ctx).put_file(
-        t.repo, required_ref(t), t.path, source=data, recursive=recursive, append=append, message=message
+        t.repo,
+        required_ref(t),
+        f"{t.path}/" if into_folder else t.path,
+        source=data,
+        recursive=recursive,
+        append=append,
+        message=message,
     )
 
 

@@ -25,13 +25,23 @@ from ..names import normalize_path
 from ..objects import ObjectWriter
 from ..repos import RepoStore
 from ..runtimes import jobfiles
-from ..runtimes.base import MAX_FILE_ENV, JobContext, Outcome, Request, Runtime, Worker, Workspace, max_file_bytes
+from ..runtimes.base import (
+    MAX_FILE_ENV,
+    JobContext,
+    Outcome,
+    Request,
+    Runtime,
+    Worker,
+    Workspace,
+    job_folder,
+    max_file_bytes,
+)
 from ..runtimes.jobfiles import OutputError
 from ..store import Store
 from ..trees import FILE, Entry, TreeEditor
 from .datums import Datum, InputCommit, compute_datums
 from .models import JobInfo, JobInput
-from .records import DatumRecord, Records
+from .records import DatumRecord, JobGone, Records
 from .spec import PipelineSpec
 
 Progress = Callable[[JobInfo], None]
@@ -137,22 +147,35 @@ class JobRunner:
             [JobInput(i.name, i.repo, i.branch, i.commit) for i in inputs],
         )
         try:
-            with self.store.writing():
-                state, reason = self._execute(plan, row["salt"], progress)
+            with self.store.writing(), job_folder(self.store.root, job_id) as folder:
+                state, reason = self._execute(plan, row["salt"], progress, folder)
         except KeyboardInterrupt:
             self.records.finish_job(job_id, "killed", "interrupted")
             raise
+        except JobGone as exc:
+            return self._cancelled(job_id, pipeline, str(exc), progress)
         except DataverError as exc:
             state, reason = "failure", str(exc)
         except Exception as exc:  # a runtime's or a library's failure still ends the job, with its reason
             state, reason = "failure", f"internal error: {type(exc).__name__}: {exc}"
-        self.records.finish_job(job_id, state, reason)
+        try:
+            self.records.finish_job(job_id, state, reason)
+        except JobGone as exc:
+            return self._cancelled(job_id, pipeline, str(exc), progress)
         info = self.records.job_info(self.records.job(job_id))
         if progress:
             progress(info)
         return info
 
-    def _execute(self, plan: _JobPlan, salt: str, progress: Progress | None) -> tuple[str, str]:
+    def _cancelled(self, job_id: str, pipeline: str, reason: str, progress: Progress | None) -> JobInfo:
+        """What is left to say of a job whose pipeline was deleted under it: no row, no commit."""
+        now = time.time()
+        info = JobInfo(job_id, pipeline, 0, "killed", "", now, now, now, None, reason, 0, 0, 0, 0, 0, 0)
+        if progress:
+            progress(info)
+        return info
+
+    def _execute(self, plan: _JobPlan, salt: str, progress: Progress | None, folder: Path) -> tuple[str, str]:
         commits = {i.name: i for i in plan.inputs}
         datums = compute_datums(plan.spec.input, commits, self.store.trees, salt)
         self.records.set_total(plan.job_id, len(datums))
@@ -161,7 +184,7 @@ class JobRunner:
         skipped = [DatumRecord(d.id, "skipped", None, None, 0, None, "", None, [], []) for d in datums if d.id in seen]
         with self.store.objects.writer() as writer:
             self.records.record_datums(plan.job_id, plan.pipeline, skipped)
-            failures, succeeded = self._run_datums(plan, todo, writer, progress)
+            failures, succeeded = self._run_datums(plan, todo, writer, progress, folder)
             if failures:
                 first = failures[0]
                 return "failure", (
@@ -171,6 +194,12 @@ class JobRunner:
                 )
             live = [d for d in datums if d.id in seen or d.id in succeeded]
             tree = self._merge(plan, live, writer)
+        with self.store.db.write():  # the output lands only while the job (so its pipeline) exists
+            self.records.require_job(plan.job_id)
+            self._commit_output(plan, tree)
+        return "success", ""
+
+    def _commit_output(self, plan: _JobPlan, tree: Entry) -> None:
         self.repos.commit_tree(
             plan.pipeline,
             plan.spec.output_branch,
@@ -181,7 +210,6 @@ class JobRunner:
             description=f"output of job {plan.job_id}",
             provenance=[i.commit for i in plan.inputs],
         )
-        return "success", ""
 
     def _merge(self, plan: _JobPlan, live: list[Datum], writer: ObjectWriter) -> Entry:
         outputs = self.records.datum_outputs(plan.pipeline, [d.id for d in live])
@@ -206,7 +234,7 @@ class JobRunner:
         return root
 
     def _run_datums(
-        self, plan: _JobPlan, todo: list[Datum], writer: ObjectWriter, progress: Progress | None
+        self, plan: _JobPlan, todo: list[Datum], writer: ObjectWriter, progress: Progress | None, folder: Path
     ) -> tuple[list[DatumRecord], set[str]]:
         """Run `todo` on the workers; returns the failed datums and the ids that succeeded."""
         succeeded: set[str] = set()
@@ -218,7 +246,9 @@ class JobRunner:
         results: queue.Queue[DatumRecord | BaseException] = queue.Queue()
         count = min(plan.spec.parallelism_spec.constant, len(todo))
         threads = [
-            threading.Thread(target=self._worker_loop, args=(plan, i, pending, results, writer), daemon=True)
+            threading.Thread(
+                target=self._worker_loop, args=(plan, folder / f"w{i}", pending, results, writer), daemon=True
+            )
             for i in range(count)
         ]
         for t in threads:
@@ -258,12 +288,12 @@ class JobRunner:
     def _worker_loop(
         self,
         plan: _JobPlan,
-        index: int,
+        base: Path,
         pending: queue.Queue[Datum],
         results: queue.Queue[DatumRecord | BaseException],
         writer: ObjectWriter,
     ) -> None:
-        workspace = Workspace(self.store.root / "work" / plan.job_id / f"w{index}")
+        workspace = Workspace(base)
         previous: list[_Finishing] = []
 
         def finish_previous() -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import AlreadyExists, NotFound
+from ..errors import AlreadyExists, DataverError, NotFound
 from ..meta import Database
 from .models import DatumFileRef, DatumInfo, JobInfo, JobInput, PipelineInfo
 from .spec import PipelineSpec
@@ -31,6 +31,10 @@ class DatumRecord:
     """(input name, repo, path, oid, size) for every input file."""
     outputs: list[tuple[str, str, int]]
     """(path, oid, size) for every output file (empty unless state is success)."""
+
+
+class JobGone(DataverError):
+    """The job's row is gone: its pipeline was deleted while it ran."""
 
 
 class Records:
@@ -142,12 +146,20 @@ class Records:
                 [(job_id, i.name, i.repo, i.branch, i.commit) for i in inputs],
             )
 
+    def require_job(self, job_id: str) -> None:
+        """Inside a write: raise JobGone if the job's pipeline was deleted (with its jobs) meanwhile,
+        so a job of a deleted pipeline writes nothing, not even into a new pipeline of that name."""
+        if self.db.query_one("SELECT 1 FROM jobs WHERE id = ?", (job_id,)) is None:
+            raise JobGone(f"job {job_id} was cancelled: its pipeline was deleted while it ran")
+
     def set_total(self, job_id: str, total: int) -> None:
         with self.db.write() as conn:
+            self.require_job(job_id)
             conn.execute("UPDATE jobs SET total = ? WHERE id = ?", (total, job_id))
 
     def finish_job(self, job_id: str, state: str, reason: str = "") -> None:
         with self.db.write() as conn:
+            self.require_job(job_id)
             conn.execute(
                 "UPDATE jobs SET state = ?, reason = ?, finished = ? WHERE id = ?", (state, reason, time.time(), job_id)
             )
@@ -218,6 +230,7 @@ class Records:
         now = time.time()
         counts = {"success": 0, "skipped": 0, "failed": 0, "recovered": 0}
         with self.db.write() as conn:
+            self.require_job(job_id)
             for r in records:
                 counts[r.state] += 1
                 conn.execute(

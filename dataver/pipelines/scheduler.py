@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..repos import RepoStore
-from ..runtimes.base import JobContext, Runtime
+from ..runtimes.base import JobContext, Runtime, sweep_work
 from ..store import Store
 from .datums import InputCommit
 from .jobs import JobRunner, Progress
@@ -128,6 +128,7 @@ class Scheduler:
             from ..runtimes.docker import reap
 
             reap(self.store.root, [job for job, _ in reaped])  # containers the dead process left
+        sweep_work(self.store.root)  # and its work folders
         return reaped
 
     def ready(self, running: set[str]) -> list[str]:
@@ -154,7 +155,7 @@ class Scheduler:
             job = next((j for p in ready if (j := self.run_pipeline(p, progress)) is not None), None)
             if job is None:
                 return ran
-            ran.append(job)
+            ran.append(job)  # (a job cancelled by its pipeline's deletion too: a new one may be behind)
         return ran
 
     def run_pipeline(self, pipeline: str, progress: Progress | None = None) -> JobInfo | None:

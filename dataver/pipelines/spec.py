@@ -43,6 +43,13 @@ class Transform(_Model):
     accept_return_code: list[int] = []
     working_dir: str = ""
 
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if value and not value.startswith("/"):
+            raise ValueError(f"{value!r} is relative: give an absolute path inside the image, e.g. /code")
+        return value
+
 
 class PfsInput(_Model):
     repo: str

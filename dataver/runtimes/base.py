@@ -7,10 +7,13 @@ so a datum costs one fork/exec of the user's command, not a sandbox or container
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +79,48 @@ class Outcome:
     timed_out: bool
     log: Path
     """The host file holding the command's stdout and stderr."""
+
+
+@contextmanager
+def job_folder(store_root: Path, job_id: str) -> Iterator[Path]:
+    """The folder a job's workers work in (`work/<job id>/`), owned through a lock the kernel drops
+    when the process dies: `sweep_work` removes it once no living process owns it."""
+    work = store_root / "work"
+    work.mkdir(exist_ok=True)
+    fd = os.open(work / f"{job_id}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        folder = work / job_id
+        folder.mkdir(exist_ok=True)
+        yield folder
+    finally:
+        remove_tree(work / job_id)
+        (work / f"{job_id}.lock").unlink(missing_ok=True)
+        os.close(fd)
+
+
+def sweep_work(store_root: Path) -> int:
+    """Remove the work folders of jobs whose process died (SIGKILL skips every cleanup); returns
+    how many. A folder whose lock a living process holds is left alone."""
+    work = store_root / "work"
+    if not work.is_dir():
+        return 0
+    removed = 0
+    for entry in os.scandir(work):
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        fd = os.open(work / f"{entry.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            remove_tree(entry.path)
+            (work / f"{entry.name}.lock").unlink(missing_ok=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 class Workspace:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 from checks import assert_consistent, start
@@ -59,3 +60,31 @@ def test_eight_writers_and_a_daemon(tmp_path):
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=120)
     assert_consistent(root)
+
+
+def test_copy_file_racing_delete_repo_and_gc_keeps_what_it_copied(client, monkeypatch):
+    """copy-file looks the source up, then commits; a pause in between (a slow machine) lets
+    another client delete the source repo and run gc. gc must wait for the copy to land."""
+    from dataver.repos import RepoStore
+
+    client.create_repo("src")
+    client.create_repo("dst")
+    client.put_file("src", "master", "big", source=b"z" * 200_000)
+    looked_up = threading.Event()
+    real_modify = RepoStore.modify
+
+    def slow_modify(self, *args, **kwargs):
+        looked_up.set()
+        time.sleep(1.0)
+        return real_modify(self, *args, **kwargs)
+
+    monkeypatch.setattr(RepoStore, "modify", slow_modify)
+    copier = threading.Thread(target=lambda: client.copy_file("src", "master", "big", "dst", "master", "big"))
+    copier.start()
+    assert looked_up.wait(10)
+    with Client(client.root, run_jobs=False) as other:
+        other.delete_repo("src")
+        other.gc()
+    copier.join()
+    assert client.get_file("dst", "master", "big") == b"z" * 200_000
+    assert_consistent(client.root)

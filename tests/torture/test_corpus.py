@@ -4,6 +4,7 @@ traceback, and leaves the store exactly as it was."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from helpers import pfs, spec, store_state
@@ -58,6 +59,7 @@ SPECS = [
     _with(scheduling_spec={}),
     _with(pipeline={"name": "in"}),
     _with(input=pfs("missing")),
+    _with(transform={"cmd": ["x"], "working_dir": "code"}),
 ]
 
 ARGS = [
@@ -83,6 +85,10 @@ ARGS = [
     ["wait-commit", "in@nobranch"],
     ["start-commit", "in", "bad branch"],
     ["glob-file", "in", "master", "/[x"],
+    ["list-commit", "in", "-n", "99999999999999999999999"],
+    ["put-file", "in", "master", "a/" * 1000 + "f", "-f", "/etc/hostname"],
+    ["put-file", "in", "master", "-r", "-f", "{non-utf8 dir}"],
+    ["put-file", "in", "master", "-r", "-f", "{deep dir}"],
 ]
 
 
@@ -112,8 +118,15 @@ def test_malformed_spec(loaded, cli, root, tmp_path, text):
 def test_malformed_arguments(loaded, cli, root, tmp_path, args):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(GOOD))
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / os.fsdecode(b"caf\xe9.csv")).write_text("x")  # a Latin-1 name: not UTF-8
+    deep = tmp_path / "deep"
+    (deep / "/".join(["d"] * 300)).mkdir(parents=True)
+    (deep / "/".join(["d"] * 300) / "f").write_text("x")
+    places = {"{spec}": str(good), "{non-utf8 dir}": str(odd), "{deep dir}": str(deep)}
     before = store_state(root)
-    _one_line(cli(*[str(good) if a == "{spec}" else a for a in args]))
+    _one_line(cli(*[places.get(a, a) for a in args]))
     assert store_state(root) == before
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 import time
 
 import pytest
 from checks import assert_consistent, start
-from helpers import pfs, spec
+from helpers import dataver_process, pfs, spec
 
 from dataver import Client
+from dataver.errors import SpecError
 from dataver.runtimes.base import LOG_LIMIT
 
 
@@ -75,3 +78,72 @@ def test_the_daemon_outlives_a_flooding_job(tmp_path):
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
+
+
+def test_a_command_ignoring_the_size_signal_still_fails_its_datum(repo, monkeypatch):
+    """It ignores SIGXFSZ, so its write just stops at the limit and it exits 0: the file is cut."""
+    monkeypatch.setenv("DATAVER_MAX_FILE_BYTES", str(1 << 20))
+    cmd = "trap '' XFSZ; head -c 5000000 /dev/zero > /pfs/out/big; exit 0"
+    repo.create_pipeline(spec("p", cmd, pfs("in", "/"), datum_tries=1))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure" and "reached the per-file limit" in job.reason, job.reason
+    assert repo.list_commits("p") == []
+
+
+def test_a_job_that_locks_its_own_output_folder_is_handled(repo):
+    """chmod 000 on /pfs/out and on a folder in it: the outputs are still read (permissions are
+    given back to their owner), nothing is left behind, and no internal error."""
+    cmd = "mkdir /pfs/out/d && echo x > /pfs/out/d/f && chmod 000 /pfs/out/d/f /pfs/out/d /pfs/out"
+    repo.create_pipeline(spec("p", cmd, pfs("in", "/")))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "success", job.reason
+    assert repo.get_file("p", "master", "d/f") == b"x\n"
+    assert not (repo.root / "work").exists() or list((repo.root / "work").iterdir()) == []
+
+
+def test_a_relative_working_dir_is_refused_with_its_field(client):
+    client.create_repo("in")
+    with pytest.raises(SpecError, match="transform.working_dir: 'code' is relative"):
+        client.create_pipeline(spec("p", "true", pfs("in"), transform={"working_dir": "code"}))
+
+
+def test_a_missing_working_dir_is_named(repo):
+    repo.create_pipeline(spec("p", "true", pfs("in", "/"), transform={"working_dir": "/nowhere"}, datum_tries=1))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure" and "working directory /nowhere does not exist" in job.reason
+
+
+def test_deleting_a_pipeline_while_its_job_runs(tmp_path, dv):
+    """The command running the job ends cleanly (the job cancelled, nothing committed), and a new
+    pipeline of the same name, created meanwhile, runs its own job."""
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps(spec("p", "sleep 2; cp /pfs/in/a /pfs/out/old", pfs("in", "/"))))
+    fast = tmp_path / "fast.json"
+    fast.write_text(json.dumps(spec("p", "cp /pfs/in/a /pfs/out/new", pfs("in", "/"))))
+    dv("create-repo", "in")
+    dv("put-file", "in", "master", "a", "-f", str(fast))
+    first = dataver_process(dv.root, "create-pipeline", "-f", str(slow), stderr=subprocess.PIPE, text=True)
+    with Client(dv.root, run_jobs=False) as client:
+        while not client.list_pipelines() or not client.list_jobs("p"):
+            time.sleep(0.02)
+    dv("delete-pipeline", "p")
+    dv("create-pipeline", "-f", str(fast))
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert "cancelled: its pipeline was deleted while it ran" in err
+    with Client(dv.root, run_jobs=False) as client:
+        jobs = client.list_jobs("p")
+        assert [j.state for j in jobs] == ["success"]
+        assert [f.path for f in client.list_files("p", "master")] == ["/new"]
+    assert_consistent(dv.root)
+
+
+def test_put_file_into_a_folder_keeps_the_file_name(cli, client, tmp_path):
+    client.create_repo("r")
+    source = tmp_path / "data.csv"
+    source.write_text("x")
+    assert cli("put-file", "r", "master", "dir/", "-f", str(source)).code == 0
+    assert cli("put-file", "r@master:/other/", "-f", str(source)).code == 0
+    assert sorted(f.path for f in client.glob_files("r", "master", "/*/*")) == ["/dir/data.csv", "/other/data.csv"]
+    refused = cli("put-file", "r", "master", "dir/", "-f", "-", input=b"x")
+    assert refused.code == 2 and "names a folder" in refused.err

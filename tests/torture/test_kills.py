@@ -92,6 +92,7 @@ def test_sigkill_running_job(tmp_path, trials, runtime, request):
             assert client.list_jobs("copy")[0].state == "success"
             assert sorted(f.path for f in client.list_files("copy", "master")) == [f"/f{i:02d}" for i in range(20)]
             assert client.get_file("copy", "master", "f07") == b"7\n"
+        assert _leftovers(root) == []  # the killed job's work folder was reclaimed
         if runtime == "docker":
             assert engine.containers.list(all=True, filters={"label": f"dataver.store={root}"}) == []
         assert_consistent(root)
@@ -127,3 +128,23 @@ def test_sigkill_daemon(tmp_path, trials):
             daemon.wait(timeout=60)
         assert_consistent(root)
     print(f"\ndaemon kills: {trials} trials, all consistent and caught up after a restart")
+
+
+def _leftovers(root: Path) -> list[str]:
+    work = root / "work"
+    return sorted(p.name for p in work.iterdir()) if work.exists() else []
+
+
+def test_gc_reclaims_the_work_folder_of_a_killed_job(tmp_path, sandbox):
+    root = tmp_path / "store"
+    _job_store(root, "local", "").close()
+    job = start(root, "start-pipeline", "copy")
+    while not _leftovers(root):  # wait until the job works
+        assert job.poll() is None, "the job ended before it could be killed"
+        time.sleep(0.01)
+    kill_after(job, 0.2)
+    assert _leftovers(root)  # SIGKILL skipped every cleanup
+    with Client(root, run_jobs=False) as client:
+        client.gc()
+    assert _leftovers(root) == []
+    assert_consistent(root)
