@@ -211,27 +211,59 @@ FULL_DISK_BYTES = 1 << 20
 class Database:
     """One SQLite database, one connection per thread (sqlite3 connections are not shareable)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """`readonly`: the store may only be read (a read-only filesystem, or another user's
+        store): no migration, and any write transaction is refused with one clear line."""
         self.path = path
+        self.readonly = readonly
         self._local = threading.local()
-        self._migrate()
+        if readonly:
+            version = self.query_one("PRAGMA user_version")[0]
+            if version != len(MIGRATIONS):
+                raise DataverError(
+                    f"the store at {path.parent} has format {version}, and this dataver reads format "
+                    f"{len(MIGRATIONS)}: open it once where it is writable to upgrade it"
+                )
+        else:
+            self._migrate()
 
     @property
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-                conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                # FULL: a transaction that returned is on disk, not just consistent.
-                conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("PRAGMA foreign_keys = ON")
+                conn = self._connect_readonly() if self.readonly else self._connect()
             except sqlite3.Error as exc:
                 raise database_error(self.path, exc) from None
             self._local.conn = conn
         return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a transaction that returned is on disk, not just consistent.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Read-only: through the WAL index while one exists (its owner may be writing); where none
+        exists and none can be made (a read-only filesystem), as an immutable file."""
+        for options in ("mode=ro", "immutable=1"):
+            conn = sqlite3.connect(
+                f"file:{self.path}?{options}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            try:
+                conn.execute("PRAGMA user_version").fetchone()
+            except sqlite3.OperationalError:
+                conn.close()
+                continue
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            return conn
+        raise sqlite3.OperationalError("unable to open database file for reading")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -242,6 +274,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding SQLite's write lock from its first statement."""
+        if self.readonly:
+            raise not_writable(self.path.parent)
         conn = self.conn
         if conn.in_transaction:
             yield conn

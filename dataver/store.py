@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataverError
+from .errors import DataverError, not_writable
 from .meta import Database
 from .objects import ObjectStore
 from .packs import PackIndex
@@ -18,6 +18,14 @@ from .trees import TreeStore
 ROOT_ENV = "DATAVER_ROOT"
 DATABASE = "meta.db"
 DEFAULT_ROOT = Path("~/.dataver")
+
+
+def _writable(root: Path) -> bool:
+    """Whether this process may change the store: its filesystem is mounted writable and the
+    folder and database are writable to this user."""
+    if os.statvfs(root).f_flag & os.ST_RDONLY:
+        return False
+    return os.access(root, os.W_OK) and os.access(root / DATABASE, os.W_OK)
 
 
 def default_root() -> Path:
@@ -38,14 +46,20 @@ class Store:
     def open(cls, root: Path | str | None = None) -> Store:
         path = Path(root).expanduser() if root is not None else default_root()
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            db = Database(path / DATABASE)
+            readonly = (path / DATABASE).exists() and not _writable(path)
+            if not readonly:
+                path.mkdir(parents=True, exist_ok=True)
+            db = Database(path / DATABASE, readonly=readonly)
             objects = ObjectStore(path, PackIndex(db))
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
             ) from None
         return cls(path.resolve(), objects, TreeStore(objects), db)
+
+    @property
+    def readonly(self) -> bool:
+        return self.db.readonly
 
     def close(self) -> None:
         self.db.close()
@@ -67,6 +81,8 @@ class Store:
 
     @contextmanager
     def _flock(self, mode: int) -> Iterator[None]:
+        if self.readonly:
+            raise not_writable(self.root)
         fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, mode)

@@ -44,24 +44,35 @@ def client(root: Path) -> Iterator[Client]:
         yield c
 
 
+def _run_cli(root: Path, *args: str, input: bytes | str | None = None) -> Result:
+    """Run `dataver --root ROOT ARGS...` in this process; returns exit code, stdout and stderr."""
+    runner = CliRunner()
+    with runner.isolation(input=input) as (out, err, _):
+        try:
+            main(["--root", str(root), *args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out_bytes, err_bytes = out.getvalue(), err.getvalue()
+    return Result(code, out_bytes.decode(errors="replace"), err_bytes.decode(errors="replace"), out_bytes)
+
+
 @pytest.fixture
 def cli(root: Path):
-    """Run `dataver --root ROOT ARGS...` in this process; returns exit code, stdout and stderr."""
+    """Run the CLI in this process on the test's store."""
 
     def run(*args: str, input: bytes | str | None = None) -> Result:
-        runner = CliRunner()
-        with runner.isolation(input=input) as (out, err, _):
-            try:
-                main(["--root", str(root), *args])
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            out_bytes, err_bytes = out.getvalue(), err.getvalue()
-        return Result(code, out_bytes.decode(errors="replace"), err_bytes.decode(errors="replace"), out_bytes)
+        return _run_cli(root, *args, input=input)
 
     return run
+
+
+@pytest.fixture
+def cli_at():
+    """Run the CLI in this process on the store at the given root."""
+    return _run_cli
 
 
 @pytest.fixture
