@@ -225,7 +225,7 @@ class RepoStore:
     def list_commits(self, repo: str, branch: str | None = None, limit: int | None = None) -> list[CommitInfo]:
         """Newest first: a branch's history from its head, or every commit of the repo."""
         if limit is not None and not 1 <= limit <= MAX_LIMIT:
-            raise InvalidArgument(f"-n must be a number from 1 to {MAX_LIMIT}, not {limit}")
+            raise InvalidArgument(f"-n must be at least 1 and at most {MAX_LIMIT}, not {limit}")
         with self.db.read():
             self.require_repo(repo)
             if branch is None:

@@ -16,10 +16,11 @@ def test_fsck_names_a_flipped_byte_and_a_missing_object(client, cli):
     report = client.fsck()
     assert not report.ok
     text = "\n".join(report.problems)
-    assert f"object {flipped} is corrupt" in text
+    assert f"object {flipped} is damaged" in text and "set aside" in text
+    assert f"/flipped refers to damaged object {flipped}" in text
     assert f"/missing refers to missing object {missing}" in text
     result = cli("fsck")
-    assert result.code == 1 and "2 problem(s)" in result.out
+    assert result.code == 1 and "2 problem(s)" in result.out  # both still named: the damaged one is set aside
     assert cli("get-file", "r", "master", "flipped").code == 1
     assert "missing from the store" in cli("get-file", "r", "master", "missing").err
 
