@@ -21,6 +21,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "__version__",
     "BranchInfo",
     "Client",
     "CommitInfo",
@@ -34,6 +35,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("dataver")  # the installed package's metadata, so it never drifts
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            return "0+unknown"
     if name not in _HOMES:
         raise AttributeError(f"module 'dataver' has no attribute {name!r}")
     import importlib

@@ -35,6 +35,10 @@ class Ambiguous(DataverError):
     exit_code = 2
 
 
+class JobFailed(DataverError):
+    """A job this command ran, or waited for, failed (the commit that triggered it did land)."""
+
+
 class Corruption(DataverError):
     """An object whose bytes no longer match its hash, or that is missing."""
 

@@ -80,6 +80,10 @@ def stop(
     typer.echo(f"daemon stopped (pid {info.pid})")
 
 
+NOT_RUNNING = 3
+"""`daemon status`'s exit code when no daemon runs (the LSB convention for `service status`)."""
+
+
 @app.command("status")
 def status(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Whether a daemon runs, since when, what it is running and what waits."""
@@ -95,16 +99,19 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
         "running_jobs": [{"id": j.id, "pipeline": j.pipeline, "started": j.started} for j in running],
     }
     if json:
-        return output.as_json(data)
-    output.fields(
-        [
-            ("Daemon", f"running (pid {info.pid})" if info else "not running"),
-            ("Uptime", output.duration(data["uptime_seconds"]) if info else None),
-            ("Store", c.root),
-            ("Queue", pending),
-            ("Running jobs", [f"{j.id} ({j.pipeline}, started {output.ago(j.started)})" for j in running]),
-        ]
-    )
+        output.as_json(data)
+    else:
+        output.fields(
+            [
+                ("Daemon", f"running (pid {info.pid})" if info else "not running"),
+                ("Uptime", output.duration(data["uptime_seconds"]) if info else None),
+                ("Store", c.root),
+                ("Queue", pending),
+                ("Running jobs", [f"{j.id} ({j.pipeline}, started {output.ago(j.started)})" for j in running]),
+            ]
+        )
+    if info is None:
+        raise typer.Exit(NOT_RUNNING)
 
 
 @app.command("logs")

@@ -20,18 +20,26 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException
 
 from ..errors import DataverError
-from . import admin, branch, commit, daemon, file, job, pipeline, repo
+from . import admin, branch, commit, daemon, file, helptext, job, pipeline, repo
 from .session import Session
 
 app = typer.Typer(
     name="dataver",
     help="Git for data, with pipelines that run by themselves.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import dataver
+
+        typer.echo(f"dataver {dataver.__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -43,8 +51,21 @@ def _root(
             "--root", envvar="DATAVER_ROOT", help="The store's folder (default ~/.dataver).", show_default=False
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print dataver's version and exit."),
+    ] = False,
 ) -> None:
     ctx.obj = Session(root)
+
+
+@app.command("version")
+def _version() -> None:
+    """Print dataver's version.
+
+    Example: dataver version
+    """
+    _print_version(True)
 
 
 for module in (repo, branch, commit, file, pipeline, job, admin):
@@ -57,12 +78,26 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _jobs_failed() -> int:
+    """The command did what it was asked, but a job it ran failed: say which, exit 1 (scripts
+    must not take a failed pipeline for success)."""
+    from .progress import failure_lines
+
+    lines = failure_lines()
+    for line in lines:
+        _fail(line, 1)
+    return 1 if lines else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (and exits with it)."""
     command = typer.main.get_command(app)
+    helptext.finish(command)
     try:
         result = command.main(args=argv, prog_name="dataver", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == 0:
+            code = _jobs_failed()
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict, InvalidArgument, NotFound
+from ..errors import Conflict, InvalidArgument, JobFailed, NotFound
 from ..models import CommitInfo
 from ..names import CommitRef
 from ..repos import RepoStore
@@ -134,6 +134,7 @@ class PipelineLayer:
             downstream = self.service.downstream(repo)
             upstream = self.scheduler.upstream()
             self._wait_idle(downstream.union(*(upstream.get(p, set()) for p in downstream)), timeout)
+        self._check_downstream(repo, start.id)
         found: list[CommitInfo] = []
         frontier = [start.id]
         seen = {start.id}
@@ -148,6 +149,16 @@ class PipelineLayer:
                     found.append(self.repos.info(self.repos.commit_row(row["commit_id"])))
                     frontier.append(row["commit_id"])
         return found
+
+    def _check_downstream(self, repo: str, commit: str) -> None:
+        """Raise JobFailed naming every pipeline downstream of `repo` whose last job failed."""
+        failed = []
+        for pipeline in sorted(self.service.downstream(repo)):
+            last = self.records.last_job(pipeline)
+            if last is not None and last["state"] == "failure":
+                failed.append(f"{pipeline} (job {last['id']}: {last['reason']})")
+        if failed:
+            raise JobFailed(f"downstream of {repo}@{commit}, pipeline(s) failed: {'; '.join(failed)}")
 
     def _wait_idle(self, pipelines: set[str], timeout: float | None) -> None:
         """Block until none of `pipelines` is behind its inputs or running a job."""

@@ -49,7 +49,10 @@ def engine() -> Any | None:
 def require_engine() -> Any:
     client = engine()
     if client is None:
-        raise DataverError("no Docker engine answers here: start dockerd (or use --runtime local, which needs none)")
+        raise DataverError(
+            "no Docker engine answers here: start dockerd, or run pipelines on the local runtime "
+            "(`dataver create-pipeline -f SPEC --runtime local`), which needs no engine"
+        )
     return client
 
 

@@ -107,7 +107,8 @@ def test_one_daemon_per_store_and_status_and_stop(dv):
     assert f"Daemon: running (pid {pid})" in status and "Uptime:" in status
     assert json.loads(dv("daemon", "status", "--json").stdout)["pid"] == pid
     assert dv("daemon", "stop").stdout.strip() == f"daemon stopped (pid {pid})"
-    assert "Daemon: not running" in dv("daemon", "status").stdout
+    stopped = dv("daemon", "status", ok=False)
+    assert stopped.returncode == 3 and "Daemon: not running" in stopped.stdout  # LSB: 3 is "not running"
     assert dv("daemon", "stop", ok=False).returncode == 1
 
 

@@ -1,0 +1,91 @@
+"""Help that reads like a man page: plain placeholders, whole summaries, an example per command.
+
+typer's own rendering shows `{address}...` and `<str>` and cuts each summary at 45 characters
+with "...". Rather than repeat a metavar on every parameter of every command, the built click
+command tree is finished here once: options get their name as placeholder (FILE, MESSAGE),
+arguments the words their help starts with (REPO BRANCH [PATH]), every command its first
+sentence as summary and the example below.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+EXAMPLES = {
+    "create-repo": "dataver create-repo training --description 'iris data'",
+    "list-repo": "dataver list-repo --json",
+    "inspect-repo": "dataver inspect-repo training",
+    "delete-repo": "dataver delete-repo scratch",
+    "create-branch": "dataver create-branch training staging --head master",
+    "list-branch": "dataver list-branch training",
+    "delete-branch": "dataver delete-branch training staging",
+    "start-commit": "dataver start-commit training master -m 'two files at once'",
+    "finish-commit": "dataver finish-commit training master",
+    "delete-commit": "dataver delete-commit training master",
+    "list-commit": "dataver list-commit training@master -n 5",
+    "inspect-commit": "dataver inspect-commit training master^",
+    "put-file": "dataver put-file training master data/ -f iris.csv",
+    "get-file": "dataver get-file training@master:/iris.csv -o copy.csv",
+    "list-file": "dataver list-file training master data",
+    "glob-file": "dataver glob-file training master '/data/*.csv'",
+    "inspect-file": "dataver inspect-file inference master 2 --provenance",
+    "diff-file": "dataver diff-file training@master training@master^",
+    "delete-file": "dataver delete-file training master data -r",
+    "copy-file": "dataver copy-file training@master:/iris.csv backup@master:/iris.csv",
+    "create-pipeline": "dataver create-pipeline -f pipelines/train.json",
+    "update-pipeline": "dataver update-pipeline -f pipelines/train.json --reprocess",
+    "list-pipeline": "dataver list-pipeline",
+    "inspect-pipeline": "dataver inspect-pipeline model",
+    "delete-pipeline": "dataver delete-pipeline inference",
+    "stop-pipeline": "dataver stop-pipeline model",
+    "start-pipeline": "dataver start-pipeline model",
+    "dag": "dataver dag --mermaid",
+    "build-images": "dataver build-images --offline",
+    "build-image": "dataver build-image images/pyinfer",
+    "list-job": "dataver list-job -p model",
+    "inspect-job": "dataver inspect-job 94e756a6b3d7",
+    "list-datum": "dataver list-datum 94e756a6b3d7",
+    "logs": "dataver logs -p model",
+    "wait-commit": "dataver wait-commit training@master --timeout 600",
+    "provenance": "dataver provenance inference master 2",
+    "fsck": "dataver fsck --repair",
+    "gc": "dataver gc --dry-run",
+    "version": "dataver version",
+    "daemon": "dataver daemon start",
+    "daemon run": "dataver daemon run",
+    "daemon start": "dataver daemon start",
+    "daemon stop": "dataver daemon stop --now",
+    "daemon status": "dataver daemon status --json",
+    "daemon logs": "dataver daemon logs -n 50",
+}
+
+
+def finish(command: Any, path: str = "") -> None:
+    """Give every command under `command` (a click group) its placeholders, summary and example."""
+    if not path:
+        _placeholders(command)
+    for name, sub in getattr(command, "commands", {}).items():
+        key = f"{path} {name}".strip()
+        _placeholders(sub)
+        help_text = (sub.help or "").strip()
+        sub.short_help = help_text.split("\n\n")[0].replace("\n", " ").strip()
+        if key in EXAMPLES and "Example:" not in help_text:
+            sub.help = f"{help_text}\n\nExample: {EXAMPLES[key]}"
+        finish(sub, key)
+
+
+def _placeholders(command: Any) -> None:
+    for param in command.params:
+        if param.param_type_name == "option" and not param.is_flag and not param.metavar:
+            long = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+            param.metavar = long.lstrip("-").upper().replace("-", "_")
+        elif param.param_type_name == "argument":
+            words = []
+            for word in (getattr(param, "help", "") or "").replace(",", " ").split():
+                if any(c.islower() for c in word):
+                    break
+                words.append(word)
+            param.metavar = " ".join(words) or (param.name or "ARG").upper()
+            # typer would show a required argument as {METAVAR} in the usage line: show it plainly
+            param.make_metavar = types.MethodType(lambda self, *args, **kwargs: self.metavar, param)

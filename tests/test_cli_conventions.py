@@ -1,0 +1,79 @@
+"""What scripts and users rely on: versions, completion, honest exit codes, help that reads well."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import pfs, spec
+
+import dataver
+from dataver.cli import helptext
+from dataver.cli.main import app
+
+
+def test_version_three_ways(cli):
+    from importlib.metadata import version
+
+    assert dataver.__version__ == version("dataver")
+    assert cli("--version").out == f"dataver {dataver.__version__}\n"
+    assert cli("version").out == f"dataver {dataver.__version__}\n"
+
+
+def test_shell_completion_is_offered(cli):
+    out = cli("--help").out
+    assert "--install-completion" in out and "--show-completion" in out
+    assert "--root ROOT" in out and "<" not in out
+
+
+def _all_commands():
+    import typer
+
+    command = typer.main.get_command(app)
+    helptext.finish(command)
+    found = []
+
+    def walk(group, path):
+        for name, sub in group.commands.items():
+            found.append((f"{path} {name}".strip(), sub))
+            if hasattr(sub, "commands"):
+                walk(sub, f"{path} {name}")
+
+    walk(command, "")
+    return found
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _all_commands()])
+def test_every_command_has_plain_help_and_an_example(cli, name):
+    text = cli(*name.split(), "--help").out
+    assert "Example: dataver " in text, text
+    for bad in ("{", "<str>", "<int>", "<path>"):
+        assert bad not in text, f"{name} --help shows {bad!r}:\n{text}"
+    listing = cli(*name.split()[:-1], "--help").out if " " in name else cli("--help").out
+    cut = [line for line in listing.splitlines() if line.endswith("...") and not line.startswith("Usage:")]
+    assert cut == [], f"summaries cut short: {cut}"
+
+
+@pytest.fixture
+def failing(client, tmp_path):
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"A")
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(spec("bad", "echo oops; exit 3", pfs("in", "/"), datum_tries=1)))
+    return path
+
+
+def test_a_command_whose_job_fails_exits_non_zero_naming_it(cli, failing, tmp_path):
+    created = cli("create-pipeline", "-f", str(failing))
+    assert created.code == 1
+    line = next(line for line in created.err.splitlines() if line.startswith("dataver: error: "))
+    assert "(pipeline bad) failed" in line and "datum " in line and "dataver logs -j " in line
+    put = cli("put-file", "in", "master", "b", "-f", str(failing))  # the commit lands, its job fails again
+    assert put.code == 1 and "(pipeline bad) failed" in put.err
+    assert cli("list-file", "in", "master").out.count("\n") == 3  # header, a, b: the put itself landed
+
+
+def test_wait_commit_fails_naming_the_failed_pipeline(cli, failing):
+    cli("create-pipeline", "-f", str(failing))
+    waited = cli("wait-commit", "in@master")
+    assert waited.code == 1 and "pipeline(s) failed: bad (job " in waited.err
