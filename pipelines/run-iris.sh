@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Quick start, command 1: install dataver (with what the example images need on the host),
-# then run the iris example end to end on the local runtime and show what it made.
+# Quick start, command 1: install dataver (with what the example images need on the host) into
+# the project's own virtual environment (.venv/, made or reused; the system Python is never
+# touched), then run the iris example end to end on the local runtime and show what it made.
 # The example gets a store of its own (.dataver-example/, made afresh each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e ".[example]"
+source tools/venv.sh example
 
 export DATAVER_ROOT="$PWD/.dataver-example"
 rm -rf "$DATAVER_ROOT"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Quick start, command 2: install what the tests need, then run every test.
+# Quick start, command 2: install what the tests need (into the project's own .venv, made or
+# reused), then run every test.
 # bubblewrap gives the local runtime its sandbox; where it cannot be installed (not root, no
 # apt), the sandbox tests skip, unless DATAVER_REQUIRE_SANDBOX=1 (as in CI) makes that a failure.
 set -euo pipefail
@@ -8,5 +9,5 @@ if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/d
     (apt-get install -y -qq bubblewrap || { apt-get update -qq && apt-get install -y -qq bubblewrap; }) >/dev/null \
         || echo "could not install bubblewrap: sandbox tests will skip" >&2
 fi
-python3 -m pip install --quiet --disable-pip-version-check -e ".[test,example]"
-python3 -m pytest "$@"
+source tools/venv.sh test,example   # the project's own .venv: the system Python is never touched
+python -m pytest "$@"
