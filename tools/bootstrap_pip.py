@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def main() -> None:
     wheel = next(f for f in release["urls"] if f["packagetype"] == "bdist_wheel")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / wheel["filename"]
-        with urllib.request.urlopen(wheel["url"], timeout=300) as answer:
+        url = urllib.parse.urljoin(INDEX, wheel["url"])  # a mirror may give it relative to the index
+        with urllib.request.urlopen(url, timeout=300) as answer:
             path.write_bytes(answer.read())
         # A wheel is a zip that Python can run: pip installs itself from its own wheel.
         subprocess.run([sys.executable, f"{path}/pip", "install", "--quiet", str(path)], check=True)
