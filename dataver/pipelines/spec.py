@@ -7,6 +7,7 @@ field path, e.g. `input.cross[1].pfs.glob: ...`.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from typing import Any
@@ -156,9 +157,14 @@ class PipelineSpec(_Model):
             )
         if "out" in names:
             raise ValueError("an input cannot be named 'out': /pfs/out is where the pipeline writes")
-        if self.datum_timeout:
-            parse_duration(self.datum_timeout)
         return self
+
+    @field_validator("datum_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if value:
+            parse_duration(value)
+        return value
 
     @property
     def name(self) -> str:
@@ -201,14 +207,52 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out or "spec"
 
 
+PLAIN = {
+    "missing": "required field is missing",
+    "string_type": "must be text, in quotes",
+    "list_type": 'must be a list, e.g. ["sh", "-c", "..."]',
+    "dict_type": "must be an object, {...}",
+    "model_type": "must be an object, {...}",
+    "model_attributes_type": "must be an object, {...}",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "too_short": "must not be empty",
+}
+"""pydantic's error types in plain words (its own text, "Input should be a valid list", is not)."""
+
+
+def _field_names() -> list[str]:
+    """Every field name the spec's models know, snake_case and camelCase."""
+    names: set[str] = set()
+    for model in (PipelineSpec, PipelineName, Transform, PfsInput, Input, ParallelismSpec, ResourceLimits):
+        for name, info in model.model_fields.items():
+            names.update({name, info.alias or name})
+    return sorted(names)
+
+
 def _describe(error: dict[str, Any]) -> str:
     where = _location(error["loc"])
-    if error["type"] == "extra_forbidden":
-        return f"{where}: unknown field (dataver does not support it; remove it or see the README's spec section)"
-    if error["type"] == "missing":
-        return f"{where}: required field is missing"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        field = str(error["loc"][-1])
+        close = difflib.get_close_matches(field, _field_names(), n=1, cutoff=0.7)
+        hint = (
+            f" (did you mean {close[0]}?)" if close else " (dataver does not support it: remove it, or see the README)"
+        )
+        return f"{where}: unknown field{hint}"
+    ctx = error.get("ctx") or {}
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"{where}: must be at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"{where}: must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind in PLAIN:
+        return f"{where}: {PLAIN[kind]}"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
 
 
 def parse_spec(text: str, source: str = "spec") -> PipelineSpec:
@@ -219,9 +263,11 @@ def parse_spec(text: str, source: str = "spec") -> PipelineSpec:
         raise SpecError(f"{source}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: a pipeline spec is a JSON object, not {type(raw).__name__}")
+    raw.pop("$schema", None)  # editors' pointer to docs/pipeline-spec.schema.json
     try:
         return PipelineSpec.model_validate(raw)
     except ValidationError as exc:
-        errors = exc.errors()
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise SpecError(f"{source}: {_describe(errors[0])}{more}") from None
+        problems = list(dict.fromkeys(_describe(e) for e in exc.errors()))
+        if len(problems) == 1:
+            raise SpecError(f"{source}: {problems[0]}") from None
+        raise SpecError(f"{source}: {len(problems)} problems: {'; '.join(problems)}") from None

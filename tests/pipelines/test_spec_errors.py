@@ -72,3 +72,59 @@ def test_deleting_a_repo_a_pipeline_reads_is_refused(client, cli):
     result = cli("delete-repo", "in")
     assert result.code == 1 and "read by pipeline(s) p" in result.err
     assert cli("delete-repo", "in", "--force").code == 0
+
+
+def test_every_problem_is_reported_at_once_in_plain_words(client):
+    from dataver.errors import SpecError
+
+    bad = {
+        **GOOD,
+        "transform": {"cmd": "echo hi", "env": []},
+        "parallelism_spc": {"constant": 2},
+        "datum_timeout": "5 minutes",
+        "datum_tries": 0,
+    }
+    with pytest.raises(SpecError) as caught:
+        client.parse_spec(bad)
+    message = str(caught.value)
+    assert "5 problems" in message and "more problem" not in message
+    for expected in (
+        'transform.cmd: must be a list, e.g. ["sh", "-c", "..."]',
+        "transform.env: must be an object",
+        "parallelism_spc: unknown field (did you mean parallelism_spec?)",
+        "datum_timeout: invalid duration '5 minutes'",
+        "datum_tries: must be at least 1",
+    ):
+        assert expected in message, message
+    assert "Input should be" not in message and "\n" not in message
+
+
+def test_camel_case_typos_get_a_camel_case_suggestion(client):
+    from dataver.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"parallelismSpc: unknown field \(did you mean parallelismSpec\?\)"):
+        client.parse_spec({**GOOD, "parallelismSpc": {"constant": 2}})
+
+
+def test_the_checked_in_json_schema_is_current():
+    """docs/pipeline-spec.schema.json must be what the models generate (regenerate it with
+    `python -m dataver.pipelines.schema > docs/pipeline-spec.schema.json`)."""
+    from conftest import PROJECT
+
+    from dataver.pipelines.schema import render
+
+    assert (PROJECT / "docs" / "pipeline-spec.schema.json").read_text() == render()
+
+
+def test_the_schema_accepts_the_examples_and_refuses_a_typo():
+    """The schema is what an editor validates with: every example spec passes it, a typo fails."""
+    import jsonschema
+    from conftest import PROJECT
+
+    from dataver.pipelines.schema import spec_schema
+
+    schema = spec_schema()
+    for path in sorted((PROJECT / "pipelines").glob("*.json")):
+        jsonschema.validate(json.loads(path.read_text()), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**GOOD, "parallelism_spc": {}}, schema)
