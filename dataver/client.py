@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from .config import Config
 from .daemon import DaemonInfo, running_daemon
 from .errors import InvalidArgument
 from .files import FileStore
@@ -84,6 +85,11 @@ class Client:
     @property
     def root(self) -> Path:
         return self.store.root
+
+    @property
+    def config(self) -> Config:
+        """This store's settings (see `dataver.config`), read afresh each time."""
+        return Config(self.store.root)
 
     def close(self) -> None:
         self.store.close()
@@ -254,10 +260,11 @@ class Client:
             return parse_spec(text, str(path))
         return parse_spec(spec)
 
-    def create_pipeline(self, spec: str | Path | dict, *, runtime: str = "auto") -> PipelineInfo:
-        """Create a pipeline and its output repo; runs its first job now if its inputs have data."""
+    def create_pipeline(self, spec: str | Path | dict, *, runtime: str | None = None) -> PipelineInfo:
+        """Create a pipeline and its output repo; runs its first job now if its inputs have data.
+        `runtime` (auto, local or docker) defaults to the `runtime` setting (auto)."""
         parsed = self.parse_spec(spec)
-        self._pipes.service.create(parsed, runtime, _spec_path(spec))
+        self._pipes.service.create(parsed, self.config.get("runtime", runtime), _spec_path(spec))
         return self._landed(self.inspect_pipeline(parsed.name))
 
     def update_pipeline(

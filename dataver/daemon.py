@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 LOCK = "daemon.lock"
 PID = "daemon.pid"
 LOG = "daemon.log"
+OUTPUT = "daemon.out"
+"""What the daemon process itself prints (a crash's traceback): kept apart from the rotated log."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,21 @@ def _take_lock(root: Path) -> int:
 
 
 def daemon_logger(root: Path, echo: bool) -> logging.Logger:
+    """The daemon's log, `daemon.log`, rotated past `daemon.log_max_bytes` keeping
+    `daemon.log_backups` old files (daemon.log.1, ...), so a long-lived daemon cannot fill the disk."""
+    from logging.handlers import RotatingFileHandler
+
+    from .config import Config
+
+    settings = Config(root)
     logger = logging.getLogger(f"dataver.daemon.{root}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
     fmt = logging.Formatter("%(asctime)s %(message)s")
-    handlers: list[logging.Handler] = [logging.FileHandler(root / LOG)]
+    rotating = RotatingFileHandler(
+        root / LOG, maxBytes=settings.get("daemon.log_max_bytes"), backupCount=settings.get("daemon.log_backups")
+    )
+    handlers: list[logging.Handler] = [rotating]
     if echo:
         handlers.append(logging.StreamHandler())
     for handler in handlers:

@@ -29,8 +29,10 @@ def _writable(root: Path) -> bool:
 
 
 def default_root() -> Path:
-    """`$DATAVER_ROOT`, else `~/.dataver`."""
-    return Path(os.environ.get(ROOT_ENV) or DEFAULT_ROOT).expanduser()
+    """`$DATAVER_ROOT`, else the user's `root` setting, else `~/.dataver`."""
+    from .config import Config
+
+    return Path(Config().get("root")).expanduser()
 
 
 @dataclass

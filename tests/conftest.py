@@ -155,3 +155,9 @@ def as_root() -> None:
         if os.environ.get("DATAVER_REQUIRE_ROOT") == "1":
             pytest.fail("these tests must run as root here (DATAVER_REQUIRE_ROOT=1)")
         pytest.skip("needs root")
+
+
+@pytest.fixture(autouse=True)
+def _own_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets an empty user-level config: a developer's own settings must not leak in."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))

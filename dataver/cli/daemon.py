@@ -32,12 +32,12 @@ def run(ctx: typer.Context) -> None:
 @app.command("start")
 def start(ctx: typer.Context) -> None:
     """Start the daemon in the background; returns once it is watching."""
-    from ..daemon import LOG
+    from ..daemon import LOG, OUTPUT
 
     c = client(ctx)
     if (existing := c.daemon()) is not None:
         raise Conflict(f"a daemon is already running for the store {c.root} (pid {existing.pid})")
-    with open(c.root / LOG, "ab") as log:
+    with open(c.root / OUTPUT, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dataver", "--root", str(c.root), "daemon", "run"],
             stdin=subprocess.DEVNULL,
@@ -52,7 +52,7 @@ def start(ctx: typer.Context) -> None:
             typer.echo(f"daemon started (pid {proc.pid}), logging to {c.root / LOG}")
             return
         if proc.poll() is not None:
-            raise DataverError(f"the daemon exited at once: {_last_line(c.root / LOG)}")
+            raise DataverError(f"the daemon exited at once: {_last_line(c.root / OUTPUT)}")
         time.sleep(0.05)
     raise DataverError(f"the daemon did not come up within 30 s: see {c.root / LOG}")
 

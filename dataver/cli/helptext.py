@@ -58,6 +58,11 @@ EXAMPLES = {
     "daemon stop": "dataver daemon stop --now",
     "daemon status": "dataver daemon status --json",
     "daemon logs": "dataver daemon logs -n 50",
+    "config": "dataver config set runtime docker",
+    "config get": "dataver config get runtime",
+    "config set": "dataver config set daemon.log_max_bytes 1000000 --user",
+    "config unset": "dataver config unset runtime",
+    "config list": "dataver config list --json",
 }
 
 

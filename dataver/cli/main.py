@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException
 
 from ..errors import DataverError
-from . import admin, branch, commit, daemon, file, helptext, job, pipeline, repo
+from . import admin, branch, commit, config, daemon, file, helptext, job, pipeline, repo
 from .session import Session
 
 app = typer.Typer(
@@ -71,6 +71,7 @@ def _version() -> None:
 for module in (repo, branch, commit, file, pipeline, job, admin):
     app.add_typer(module.app)
 app.add_typer(daemon.app, name="daemon")
+app.add_typer(config.app, name="config")
 
 
 def _fail(message: str, code: int) -> int:

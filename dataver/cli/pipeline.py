@@ -16,13 +16,15 @@ from .session import client
 
 app = typer.Typer()
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The pipeline spec (Pachyderm's JSON format).")]
-Runtime = Annotated[str | None, typer.Option("--runtime", help="auto (the default), local or docker.")]
+Runtime = Annotated[
+    str | None, typer.Option("--runtime", help="auto, local or docker (default: the runtime setting, auto).")
+]
 
 
 @app.command("create-pipeline")
 def create_pipeline(ctx: typer.Context, spec: SpecFile, runtime: Runtime = None) -> None:
     """Create a pipeline and its output repo; runs a job at once if its inputs have data."""
-    client(ctx).create_pipeline(spec, runtime=runtime or "auto")
+    client(ctx).create_pipeline(spec, runtime=runtime)
 
 
 @app.command("update-pipeline")

@@ -62,11 +62,11 @@ class _JobPlan:
     runtime: Runtime
 
 
-def list_outputs(out: Path) -> list[tuple[str, str]]:
+def list_outputs(out: Path, limit: int) -> list[tuple[str, str]]:
     """Every regular file below `out` as (repo path, host path): links, special files, hard
-    links and files at the size limit are refused, never followed (see `jobfiles`)."""
+    links and files at the size `limit` are refused, never followed (see `jobfiles`)."""
     found = []
-    for rel, host in jobfiles.list_outputs(out, max_file_bytes()):
+    for rel, host in jobfiles.list_outputs(out, limit):
         try:
             found.append((normalize_path(rel, allow_root=False), host))
         except InvalidArgument as exc:
@@ -371,7 +371,7 @@ class JobRunner:
             exit_code = outcome.exit_code
             if _accepted(outcome, transform.accept_return_code):
                 try:
-                    listing = list_outputs(workspace.out)
+                    listing = list_outputs(workspace.out, max_file_bytes(self.store.root))
                 except OutputError as exc:
                     reason = str(exc)
                     continue

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import Config
 from ..errors import Corruption, DataverError
 from ..objects import ObjectStore
 from .jobfiles import empty_folder, remove_tree
@@ -25,24 +26,17 @@ AGENT = Path(__file__).with_name("worker.py")
 LOG_LIMIT = 16 << 20
 """Bytes of a datum's stdout+stderr kept in its log; the rest is dropped (and says so)."""
 MAX_FILE_ENV = "DATAVER_MAX_FILE_BYTES"
-MAX_FILE_DEFAULT = 64 << 30
 
 
-def max_file_bytes() -> int:
-    """The per-file size limit every command runs under (`$DATAVER_MAX_FILE_BYTES`)."""
-    value = os.environ.get(MAX_FILE_ENV) or str(MAX_FILE_DEFAULT)
-    try:
-        limit = int(value)
-    except ValueError:
-        raise DataverError(f"${MAX_FILE_ENV} must be a number of bytes, not {value!r}") from None
-    if limit < 1:
-        raise DataverError(f"${MAX_FILE_ENV} must be at least 1, not {limit}")
-    return limit
+def max_file_bytes(store_root: Path) -> int:
+    """The per-file size limit every command runs under (`$DATAVER_MAX_FILE_BYTES`, or the
+    `max_file_bytes` setting)."""
+    return Config(store_root).get("max_file_bytes")
 
 
-def agent_args() -> list[str]:
+def agent_args(store_root: Path) -> list[str]:
     """The agent's arguments: the per-file size limit every command runs under."""
-    return ["--max-file-bytes", str(max_file_bytes())]
+    return ["--max-file-bytes", str(max_file_bytes(store_root))]
 
 
 @dataclass

@@ -214,7 +214,7 @@ class DockerRuntime(Runtime):
             limits["nano_cpus"] = int(ctx.cpu * 1e9)
         container = self.client.containers.create(
             image.id,
-            command=["python3", "-I", AGENT_INSIDE, *agent_args()],
+            command=["python3", "-I", AGENT_INSIDE, *agent_args(self.store_root)],
             stdin_open=True,  # and, not detached, StdinOnce: the agent sees EOF when we go away
             tty=False,
             user=NOBODY,

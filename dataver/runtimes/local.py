@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..config import Config
 from .base import AGENT, Channel, JobContext, ProcessChannel, Runtime, Worker, Workspace, agent_args
 
 SANDBOX_ENV = "DATAVER_SANDBOX"
@@ -114,7 +115,7 @@ class LocalRuntime(Runtime):
 
     def __init__(self, store_root: Path, sandbox: str | None = None) -> None:
         self.store_root = store_root
-        choice = sandbox or os.environ.get(SANDBOX_ENV, "auto")
+        choice = sandbox or Config(store_root).get("sandbox")
         self.sandboxed = choice != "none" and bwrap_works()
         self.link_inputs = self.sandboxed
 
@@ -130,7 +131,9 @@ class LocalRuntime(Runtime):
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         python = sys.executable
         if not self.sandboxed:
-            channel = ProcessChannel([python, "-I", str(AGENT), *agent_args()], workspace.base / "agent.log")
+            channel = ProcessChannel(
+                [python, "-I", str(AGENT), *agent_args(self.store_root)], workspace.base / "agent.log"
+            )
             return _RewritingWorker(channel, workspace, ctx.code_dir)
         argv = [
             "bwrap",
@@ -163,7 +166,7 @@ class LocalRuntime(Runtime):
         if ctx.code_dir is not None:
             argv += ["--ro-bind", str(ctx.code_dir), "/code"]
         argv += ["--die-with-parent", "--cap-drop", "ALL"]
-        agent = [python, "-I", AGENT_INSIDE, *agent_args()]
+        agent = [python, "-I", AGENT_INSIDE, *agent_args(self.store_root)]
         if os.geteuid() != 0:
             argv += ["--unshare-all", *(["--share-net"] if ctx.network else [])]
         else:

@@ -1,0 +1,67 @@
+"""dataver config get|set|unset|list: settings in the user's and the store's config files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from . import output
+from .repo import JsonOpt
+from .session import Session
+
+app = typer.Typer(help="Settings, as git config keeps them: the store's file, then the user's (get, set, unset, list).")
+UserOpt = Annotated[bool, typer.Option("--user", help="The user's file (~/.config/dataver/config.toml).")]
+
+
+def _config(ctx: typer.Context):
+    """The settings of this invocation's store, read without opening (or making) the store."""
+    from ..config import Config
+    from ..store import default_root
+
+    session = ctx.find_object(Session)
+    return Config(session.root.expanduser() if session.root is not None else default_root())
+
+
+@app.command("get")
+def get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="KEY, e.g. runtime")]) -> None:
+    """Print a setting's value, wherever it comes from (flag, environment, store, user, default)."""
+    typer.echo(_config(ctx).get(key))
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="KEY, e.g. runtime")],
+    value: Annotated[str, typer.Argument(help="VALUE, e.g. docker")],
+    user: UserOpt = False,
+) -> None:
+    """Set a setting in the store's config file (or the user's, with --user)."""
+    config = _config(ctx)
+    level = "user" if user else "store"
+    config.set(key, value, level)
+    output.note(f"{key} = {value} ({level} config {config.path(level)})")
+
+
+@app.command("unset")
+def unset(
+    ctx: typer.Context, key: Annotated[str, typer.Argument(help="KEY, e.g. runtime")], user: UserOpt = False
+) -> None:
+    """Remove a setting from the store's config file (or the user's, with --user)."""
+    config = _config(ctx)
+    level = "user" if user else "store"
+    if not config.unset(key, level):
+        output.note(f"{key} was not set in the {level} config {config.path(level)}")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Every setting with its value and where the value comes from."""
+    from ..config import KEYS
+
+    settings = _config(ctx).all()
+    if json:
+        return output.as_json(settings)
+    output.table(
+        ["KEY", "VALUE", "SOURCE", "MEANING"], [(s.key, s.value, s.source, KEYS[s.key].help) for s in settings]
+    )

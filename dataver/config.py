@@ -1,0 +1,198 @@
+"""Settings, as `git config` keeps them: a user-level file and a store-level file, both TOML.
+
+Where a value comes from, first match wins: a command-line flag, then the setting's environment
+variable, then the store's `config.toml`, then the user's `$XDG_CONFIG_HOME/dataver/config.toml`
+(`~/.config/dataver/config.toml`), then the default. `root` (where the store is) can only be set
+for the user: a store cannot say where it is. Later issues add their keys to `KEYS`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DataverError, InvalidArgument
+
+FILE = "config.toml"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its name (dotted for a table), environment variable, default and check."""
+
+    name: str
+    env: str
+    default: Any
+    help: str
+    kind: type = str
+    choices: tuple[str, ...] = ()
+    user_only: bool = False
+
+
+KEYS = {
+    k.name: k
+    for k in (
+        Key("root", "DATAVER_ROOT", "~/.dataver", "the store used when --root is not given", user_only=True),
+        Key("runtime", "DATAVER_RUNTIME", "auto", "create-pipeline's runtime", choices=("auto", "local", "docker")),
+        Key(
+            "sandbox",
+            "DATAVER_SANDBOX",
+            "auto",
+            "the local runtime's sandbox (none: unconfined)",
+            choices=("auto", "none"),
+        ),
+        Key("max_file_bytes", "DATAVER_MAX_FILE_BYTES", 64 << 30, "largest file a job may write", kind=int),
+        Key(
+            "daemon.log_max_bytes",
+            "DATAVER_DAEMON_LOG_MAX_BYTES",
+            10 << 20,
+            "daemon.log size before rotating",
+            kind=int,
+        ),
+        Key("daemon.log_backups", "DATAVER_DAEMON_LOG_BACKUPS", 3, "rotated daemon logs kept", kind=int),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    value: Any
+    source: str
+    """flag, env, store, user or default."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value, "source": self.source}
+
+
+def user_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path("~/.config").expanduser()
+    return Path(base) / "dataver" / FILE
+
+
+def _key(name: str) -> Key:
+    if name not in KEYS:
+        import difflib
+
+        close = difflib.get_close_matches(name, KEYS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise InvalidArgument(f"unknown setting {name!r}: {hint}see `dataver config list` for every setting")
+    return KEYS[name]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A config file's settings flattened to dotted names ({} if there is none)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DataverError(f"the config file {path} is not valid TOML ({exc}): fix or remove it") from None
+    except OSError as exc:
+        raise DataverError(f"cannot read the config file {path}: {exc.strerror}") from None
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{sub}": v for sub, v in value.items()})
+        else:
+            flat[name] = value
+    return flat
+
+
+def _check(key: Key, value: Any, where: str) -> Any:
+    if key.kind is int:
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"{key.name} ({where}) must be a whole number, not {value!r}") from None
+        if value < 1:
+            raise InvalidArgument(f"{key.name} ({where}) must be at least 1, not {value}")
+        return value
+    value = str(value)
+    if key.choices and value not in key.choices:
+        raise InvalidArgument(f"{key.name} ({where}) must be one of {', '.join(key.choices)}, not {value!r}")
+    return value
+
+
+class Config:
+    """The settings seen from one store (`root`, or none before the store is known)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root
+        self._files = {"user": _read(user_file())}
+        if root is not None:
+            self._files["store"] = _read(root / FILE)
+
+    def lookup(self, name: str, flag: Any = None) -> Setting:
+        key = _key(name)
+        if flag is not None:
+            return Setting(name, _check(key, flag, "flag"), "flag")
+        if os.environ.get(key.env):
+            return Setting(name, _check(key, os.environ[key.env], f"${key.env}"), "env")
+        for source in ("store", "user"):
+            if name in self._files.get(source, {}):
+                where = f"{source} config {self.path(source)}"
+                return Setting(name, _check(key, self._files[source][name], where), source)
+        return Setting(name, key.default, "default")
+
+    def get(self, name: str, flag: Any = None) -> Any:
+        return self.lookup(name, flag).value
+
+    def all(self) -> list[Setting]:
+        return [self.lookup(name) for name in KEYS]
+
+    def path(self, level: str) -> Path:
+        if level == "user":
+            return user_file()
+        if self.root is None:
+            raise InvalidArgument("no store is known here: give --root, or set the user-level value with --user")
+        return self.root / FILE
+
+    def set(self, name: str, value: str, level: str) -> Setting:
+        key = _key(name)
+        if key.user_only and level != "user":
+            raise InvalidArgument(f"{name} can only be set for the user (add --user): a store cannot say where it is")
+        checked = _check(key, value, "the value given")
+        settings = {**self._files.get(level, {}), name: checked}
+        _write(self.path(level), settings)
+        self._files[level] = settings
+        return Setting(name, checked, level)
+
+    def unset(self, name: str, level: str) -> bool:
+        _key(name)
+        settings = dict(self._files.get(level, {}))
+        if settings.pop(name, None) is None:
+            return False
+        _write(self.path(level), settings)
+        self._files[level] = settings
+        return True
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _write(path: Path, settings: dict[str, Any]) -> None:
+    """Write flat dotted settings as TOML (top-level keys, then one table per prefix), atomically."""
+    top = {k: v for k, v in settings.items() if "." not in k}
+    tables: dict[str, dict[str, Any]] = {}
+    for name, value in settings.items():
+        if "." in name:
+            table, _, sub = name.partition(".")
+            tables.setdefault(table, {})[sub] = value
+    lines = [f"{k} = {_toml_value(v)}" for k, v in sorted(top.items())]
+    for table, values in sorted(tables.items()):
+        lines += ["", f"[{table}]", *(f"{k} = {_toml_value(v)}" for k, v in sorted(values.items()))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("\n".join(lines).lstrip("\n") + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,94 @@
+"""`dataver config`: where settings come from (flag > environment > store > user > default), and
+that the commands obey them."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+from helpers import pfs, spec
+
+from dataver.config import Config
+
+
+def test_precedence_flag_env_store_user_default(cli, root, monkeypatch):
+    config = Config(root)
+    assert config.lookup("runtime").source == "default" and config.get("runtime") == "auto"
+    assert cli("config", "set", "runtime", "docker", "--user").code == 0
+    assert (Config(root).get("runtime"), Config(root).lookup("runtime").source) == ("docker", "user")
+    assert cli("config", "set", "runtime", "local").code == 0
+    assert Config(root).lookup("runtime").source == "store" and cli("config", "get", "runtime").out == "local\n"
+    monkeypatch.setenv("DATAVER_RUNTIME", "auto")
+    assert Config(root).lookup("runtime").source == "env"
+    assert Config(root).lookup("runtime", "docker").value == "docker"  # a flag beats everything
+    assert cli("config", "unset", "runtime").code == 0
+    monkeypatch.delenv("DATAVER_RUNTIME")
+    assert Config(root).lookup("runtime").source == "user"
+
+
+def test_bad_settings_get_one_line(cli, root):
+    for args, message in [
+        (["config", "set", "runtime", "kubernetes"], "must be one of auto, local, docker"),
+        (["config", "set", "rntime", "local"], "did you mean runtime?"),
+        (["config", "set", "max_file_bytes", "lots"], "must be a whole number"),
+        (["config", "set", "root", "/tmp/x"], "can only be set for the user"),
+    ]:
+        result = cli(*args)
+        assert result.code == 2 and message in result.err and result.err.count("\n") == 1, result.err
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.toml").write_text("runtime = [unclosed")
+    broken = cli("config", "list")
+    assert broken.code == 1 and "is not valid TOML" in broken.err
+
+
+def test_the_user_root_setting_picks_the_store(tmp_path, dv, monkeypatch):
+    chosen = tmp_path / "chosen"
+    env_root = dv.root
+    done = dv("config", "set", "root", str(chosen), "--user")
+    assert done.returncode == 0
+    monkeypatch.delenv("DATAVER_ROOT", raising=False)
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DATAVER_ROOT"}
+    subprocess.run([sys.executable, "-m", "dataver", "create-repo", "r"], env=env, check=True)
+    assert (chosen / "meta.db").exists() and not (env_root / "meta.db").exists()
+
+
+def test_create_pipeline_follows_the_runtime_setting(client, cli):
+    client.create_repo("in")
+    assert cli("config", "set", "runtime", "local").code == 0
+    client.create_pipeline(spec("p", "true", pfs("in")))
+    assert client.inspect_pipeline("p").runtime == "local"
+
+
+def test_the_sandbox_setting_reaches_the_local_runtime(client, cli, sandbox):
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"A")
+    assert cli("config", "set", "sandbox", "none").code == 0
+    client.create_pipeline(spec("p", "true", pfs("in", "/")))
+    assert "no sandbox" in client.list_jobs("p")[0].runtime
+
+
+def test_the_daemon_log_rotates(root, cli):
+    from dataver.daemon import LOG, daemon_logger
+
+    root.mkdir(parents=True)
+    assert cli("config", "set", "daemon.log_max_bytes", "2000").code == 0
+    assert cli("config", "set", "daemon.log_backups", "2").code == 0
+    log = daemon_logger(root, echo=False)
+    for i in range(500):
+        log.info("line %d of a chatty daemon", i)
+    for handler in log.handlers:
+        handler.close()
+    logging.getLogger(log.name).handlers.clear()
+    sizes = {p.name: p.stat().st_size for p in root.glob(f"{LOG}*")}
+    assert set(sizes) == {LOG, f"{LOG}.1", f"{LOG}.2"}, sizes
+    assert all(size <= 2000 for size in sizes.values())
+
+
+@pytest.mark.parametrize("key", ["root", "runtime", "sandbox", "max_file_bytes", "daemon.log_max_bytes"])
+def test_every_setting_is_listed_with_its_meaning(cli, key):
+    listing = cli("config", "list").out
+    assert any(line.startswith(key + " ") for line in listing.splitlines())
