@@ -25,7 +25,7 @@ from .store import Store, default_root
 from .uploads import expand_source
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
-    from .pipelines.models import DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
+    from .pipelines.models import DatumInfo, JobInfo, PipelineInfo, PipelineVersion, ProvenanceNode
     from .pipelines.spec import PipelineSpec
 
 Ref = str | CommitRef
@@ -280,6 +280,10 @@ class Client:
 
     def inspect_pipeline(self, name: str) -> PipelineInfo:
         return self._pipes.inspect_pipeline(name)
+
+    def pipeline_history(self, name: str) -> list[PipelineVersion]:
+        """Every version of a pipeline's spec, oldest first."""
+        return self._pipes.records.versions(name)
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
         self._pipes.service.delete(name, keep_repo=keep_repo)

@@ -36,7 +36,7 @@ EXAMPLES = {
     "create-pipeline": "dataver create-pipeline -f pipelines/train.json",
     "update-pipeline": "dataver update-pipeline -f pipelines/train.json --reprocess",
     "list-pipeline": "dataver list-pipeline",
-    "inspect-pipeline": "dataver inspect-pipeline model",
+    "inspect-pipeline": "dataver inspect-pipeline model --history",
     "delete-pipeline": "dataver delete-pipeline inference",
     "stop-pipeline": "dataver stop-pipeline model",
     "start-pipeline": "dataver start-pipeline model",

@@ -61,8 +61,21 @@ def list_pipeline(ctx: typer.Context, json: JsonOpt = False) -> None:
 
 
 @app.command("inspect-pipeline")
-def inspect_pipeline(ctx: typer.Context, name: str, json: JsonOpt = False) -> None:
-    """Show a pipeline: version, state, runtime, inputs and its spec."""
+def inspect_pipeline(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="PIPELINE")],
+    history: Annotated[bool, typer.Option("--history", help="Every version of the spec, oldest first.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Show a pipeline: version, state, runtime, inputs and its spec (every version with --history)."""
+    if history:
+        versions = client(ctx).pipeline_history(name)
+        if json:
+            return output.as_json(versions)
+        for v in versions:
+            typer.echo(f"Version {v.version} ({output.ago(v.created)}):")
+            typer.echo(jsonlib.dumps(v.spec, indent=2))
+        return None
     info = client(ctx).inspect_pipeline(name)
     if json:
         return output.as_json(info)

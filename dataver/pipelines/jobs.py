@@ -178,7 +178,7 @@ class JobRunner:
     def _execute(self, plan: _JobPlan, salt: str, progress: Progress | None, folder: Path) -> tuple[str, str]:
         commits = {i.name: i for i in plan.inputs}
         datums = compute_datums(plan.spec.input, commits, self.store.trees, salt)
-        self.records.set_total(plan.job_id, len(datums))
+        self.records.start_job(plan.job_id, len(datums))
         seen = self.records.successful_datums(plan.pipeline)
         todo = [d for d in datums if d.id not in seen]
         skipped = [DatumRecord(d.id, "skipped", None, None, 0, None, "", None, [], []) for d in datums if d.id in seen]

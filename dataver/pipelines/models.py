@@ -51,6 +51,19 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class PipelineVersion:
+    """One version of a pipeline's spec (`inspect-pipeline --history`)."""
+
+    pipeline: str
+    version: int
+    created: float
+    spec: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "created": iso(self.created)}
+
+
+@dataclass(frozen=True)
 class DatumFileRef:
     input: str
     repo: str

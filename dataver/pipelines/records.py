@@ -6,12 +6,11 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import AlreadyExists, DataverError, NotFound
 from ..meta import Database
-from .models import DatumFileRef, DatumInfo, JobInfo, JobInput, PipelineInfo
+from .models import DatumFileRef, DatumInfo, JobInfo, JobInput, PipelineInfo, PipelineVersion
 from .spec import PipelineSpec
 
 
@@ -90,6 +89,14 @@ class Records:
             [(spec.name, p.input_name, p.repo, p.branch) for p in spec.input.pfs_inputs()],
         )
 
+    def versions(self, pipeline: str) -> list[PipelineVersion]:
+        """Every version of a pipeline's spec, oldest first."""
+        self.pipeline(pipeline)
+        rows = self.db.query(
+            "SELECT version, spec, created FROM pipeline_versions WHERE pipeline = ? ORDER BY version", (pipeline,)
+        )
+        return [PipelineVersion(pipeline, r["version"], r["created"], json.loads(r["spec"])) for r in rows]
+
     def inputs(self, pipeline: str) -> list[sqlite3.Row]:
         return self.db.query("SELECT * FROM pipeline_inputs WHERE pipeline = ? ORDER BY rowid", (pipeline,))
 
@@ -132,14 +139,22 @@ class Records:
     # ---- jobs --------------------------------------------------------------------------
 
     def create_job(
-        self, job_id: str, pipeline: sqlite3.Row, runtime: str, output_commit: str, inputs: Iterable[JobInput]
+        self, job_id: str, pipeline: sqlite3.Row, runtime: str, output_commit: str, inputs: list[JobInput]
     ) -> None:
+        """Record a job as `created` (its datums not yet planned). Its `restarts` count how many
+        jobs before it were killed doing the same work (same spec version, same input commits):
+        RESTART in list-job."""
         now = time.time()
         with self.db.write() as conn:
+            last = self.last_job(pipeline["name"])
+            restarts = 0
+            if last is not None and last["state"] == "killed" and last["version"] == pipeline["version"]:
+                same = {(i.name, i.commit) for i in self.job_inputs(last["id"])} == {(i.name, i.commit) for i in inputs}
+                restarts = last["restarts"] + 1 if same else 0
             conn.execute(
-                "INSERT INTO jobs (id, pipeline, version, state, runtime, created, started, output_commit)"
-                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
-                (job_id, pipeline["name"], pipeline["version"], runtime, now, now, output_commit),
+                "INSERT INTO jobs (id, pipeline, version, state, runtime, created, output_commit, restarts)"
+                " VALUES (?, ?, ?, 'created', ?, ?, ?, ?)",
+                (job_id, pipeline["name"], pipeline["version"], runtime, now, output_commit, restarts),
             )
             conn.executemany(
                 "INSERT INTO job_inputs (job_id, name, repo, branch, commit_id) VALUES (?, ?, ?, ?, ?)",
@@ -152,10 +167,13 @@ class Records:
         if self.db.query_one("SELECT 1 FROM jobs WHERE id = ?", (job_id,)) is None:
             raise JobGone(f"job {job_id} was cancelled: its pipeline was deleted while it ran")
 
-    def set_total(self, job_id: str, total: int) -> None:
+    def start_job(self, job_id: str, total: int) -> None:
+        """The job's datums are planned: it is `running` from now, over `total` datums."""
         with self.db.write() as conn:
             self.require_job(job_id)
-            conn.execute("UPDATE jobs SET total = ? WHERE id = ?", (total, job_id))
+            conn.execute(
+                "UPDATE jobs SET state = 'running', started = ?, total = ? WHERE id = ?", (time.time(), total, job_id)
+            )
 
     def finish_job(self, job_id: str, state: str, reason: str = "") -> None:
         with self.db.write() as conn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import pfs, spec
 
@@ -183,3 +185,31 @@ def test_the_sandbox_shows_no_more_of_the_host_than_it_needs(repo, sandbox, tmp_
     finally:
         for secret in secrets:
             secret.unlink()
+
+
+def test_inspect_pipeline_history_shows_every_version(client, cli):
+    client.create_repo("in")
+    client.create_pipeline(spec("p", "echo one", pfs("in")))
+    client.update_pipeline(spec("p", "echo two", pfs("in")))
+    client.update_pipeline(spec("p", "echo three", pfs("in")), reprocess=True)
+    versions = client.pipeline_history("p")
+    assert [v.version for v in versions] == [1, 2, 3]
+    assert [v.spec["transform"]["cmd"][-1] for v in versions] == ["echo one", "echo two", "echo three"]
+    shown = cli("inspect-pipeline", "p", "--history")
+    assert shown.code == 0 and shown.out.count("Version ") == 3 and "echo two" in shown.out
+    assert [v["version"] for v in json.loads(cli("inspect-pipeline", "p", "--history", "--json").out)] == [1, 2, 3]
+
+
+def test_a_job_is_created_then_running(client):
+    """A job is `created` until its datums are planned, then `running` with its start time."""
+    from dataver.pipelines.models import JobInput
+
+    client.create_repo("in")
+    client.create_pipeline(spec("p", "true", pfs("in")))
+    records = client._pipes.records
+    records.create_job("j" * 32, records.pipeline("p"), "local", "c" * 32, [JobInput("in", "in", "master", "x")])
+    job = client.inspect_job("j" * 32)
+    assert job.state == "created" and job.started is None
+    records.start_job("j" * 32, 5)
+    job = client.inspect_job("j" * 32)
+    assert job.state == "running" and job.started is not None and job.total == 5

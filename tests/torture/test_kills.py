@@ -148,3 +148,17 @@ def test_gc_reclaims_the_work_folder_of_a_killed_job(tmp_path, sandbox):
         client.gc()
     assert _leftovers(root) == []
     assert_consistent(root)
+
+
+def test_a_rerun_after_a_kill_counts_as_a_restart(tmp_path, sandbox):
+    """RESTART in list-job: the job that redoes a killed job's work (same spec, same inputs)."""
+    root = tmp_path / "store"
+    _job_store(root, "local", "").close()
+    job = start(root, "start-pipeline", "copy")
+    while not _leftovers(root):
+        time.sleep(0.01)
+    kill_after(job, 0.2)
+    with Client(root) as client:
+        client.start_pipeline("copy")
+        jobs = client.list_jobs("copy")
+        assert [(j.state, j.restarts) for j in jobs] == [("success", 1), ("killed", 0)]
