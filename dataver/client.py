@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .config import Config
 from .daemon import DaemonInfo, running_daemon
 from .errors import InvalidArgument
-from .files import FileStore
+from .files import FileStore, Transfer
 from .maintenance import fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
 from .names import CommitRef, check_name, normalize_path, parse_commit_ref
@@ -46,16 +46,19 @@ class Client:
         run_jobs: bool = True,
         progress: Progress | None = None,
         notice: Callable[[str], None] | None = None,
+        on_commit: Callable[[CommitInfo], None] | None = None,
     ):
         """`run_jobs`: run the jobs a new commit triggers before returning (the default, like the
         CLI), unless a daemon serves the store, which then runs them. `progress` is called with
-        each job's state as it advances; `notice` with one-line remarks for the user."""
+        each job's state as it advances; `notice` with one-line remarks for the user; `on_commit`
+        with each commit a call lands (or writes into), before the jobs it triggers run."""
         self.store = Store.open(root)
         self.repos = RepoStore(self.store)
         self.files = FileStore(self.store, self.repos)
         self.run_jobs = run_jobs
         self.progress = progress
         self.notice = notice
+        self.on_commit = on_commit
 
     @cached_property
     def _pipes(self) -> Any:
@@ -70,6 +73,8 @@ class Client:
     def _landed(self, result: Any) -> Any:
         """After a commit lands: run what it triggers (when asked to, and no daemon does), then
         hand back `result`. The daemon was already woken by the commit itself."""
+        if self.on_commit is not None and isinstance(result, CommitInfo):
+            self.on_commit(result)
         if self.run_jobs and self._has_pipelines():
             daemon = self.daemon()
             if daemon is None:
@@ -159,6 +164,7 @@ class Client:
         recursive: bool = False,
         append: bool = False,
         message: str = "",
+        progress: Transfer | None = None,
     ) -> CommitInfo:
         """Put a host file, a host directory (`recursive`), a stream or bytes into a branch or open commit.
 
@@ -184,7 +190,9 @@ class Client:
             )
         dest = normalize_path(path, allow_root=recursive) if path is not None else None
         sources = expand_source(str(source), dest, recursive, into_folder=into_folder)
-        return self._landed(self.files.put_files(repo, commit_ref, sources, append=append, description=message))
+        return self._landed(
+            self.files.put_files(repo, commit_ref, sources, append=append, description=message, progress=progress)
+        )
 
     def get_file(self, repo: str, ref: Ref, path: str) -> bytes:
         out = io.BytesIO()
@@ -195,9 +203,18 @@ class Client:
         return self.files.get_file(repo, _ref(ref), path, out)
 
     def get_file_to_path(
-        self, repo: str, ref: Ref, path: str, dest: str | Path, *, recursive: bool = False
+        self,
+        repo: str,
+        ref: Ref,
+        path: str,
+        dest: str | Path,
+        *,
+        recursive: bool = False,
+        progress: Transfer | None = None,
     ) -> list[FileInfo]:
-        return self.files.get_to_path(repo, _ref(ref), path, Path(dest), recursive=recursive)
+        """Fetch a file (or with `recursive` a directory) to a host path; `progress` is told
+        (files, bytes) done so far, out of the totals, after each file."""
+        return self.files.get_to_path(repo, _ref(ref), path, Path(dest), recursive=recursive, progress=progress)
 
     def list_files(self, repo: str, ref: Ref, path: str = "") -> list[FileInfo]:
         return self.files.list_files(repo, _ref(ref), path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +23,9 @@ from .objects import ObjectWriter
 from .repos import RepoStore
 from .store import Store
 from .trees import FILE, Entry, TreeEditor, join_path, split_path
+
+Transfer = Callable[[int, int, int, int], None]
+"""Told (files done, bytes done, files in all, bytes in all) as a transfer advances."""
 
 
 def _slash(path: str) -> str:
@@ -46,19 +50,26 @@ class FileStore:
         *,
         append: bool = False,
         description: str = "",
+        progress: Transfer | None = None,
     ) -> CommitInfo:
-        """Put host files at repo paths (overwriting, or appending with `append`) in one commit."""
+        """Put host files at repo paths (overwriting, or appending with `append`) in one commit.
+        `progress` is told (files, bytes) done so far, out of the totals, after each file."""
         self.repos.require_repo(repo)
         cache = HashCache(self.store.db)
         with self.store.writing():
             stats = [os.stat(path) for _, path in sources]
             cached = cache.lookup_many(stats)
             stored = self.store.objects.present({oid for oid in cached if oid is not None})
+            total = sum(st.st_size for st in stats)
+            done = 0
             with self.store.objects.writer() as writer:
-                staged = [
-                    (dest, Entry(FILE, oid, st.st_size) if oid in stored else self._read(path, st, writer, cache))
-                    for (dest, path), st, oid in zip(sources, stats, cached, strict=True)
-                ]
+                staged = []
+                for i, ((dest, path), st, oid) in enumerate(zip(sources, stats, cached, strict=True)):
+                    entry = Entry(FILE, oid, st.st_size) if oid in stored else self._read(path, st, writer, cache)
+                    staged.append((dest, entry))
+                    done += entry.size
+                    if progress is not None:
+                        progress(i + 1, done, len(sources), total)
             commit = self.repos.modify(repo, ref, self._placer(staged, append), description=description)
         cache.save()
         return commit
@@ -256,7 +267,14 @@ class FileStore:
         return self._info(repo, commit, path, entry)
 
     def get_to_path(
-        self, repo: str, ref: CommitRef, path: str, dest: Path, *, recursive: bool = False
+        self,
+        repo: str,
+        ref: CommitRef,
+        path: str,
+        dest: Path,
+        *,
+        recursive: bool = False,
+        progress: Transfer | None = None,
     ) -> list[FileInfo]:
         """Fetch a file to `dest`, or with `recursive` a directory into `dest/`; each file is
         verified, written to a temporary name and renamed, so no half-written file is left."""
@@ -270,6 +288,7 @@ class FileStore:
             depth = len(split_path(path))
             items = [(dest.joinpath(*split_path(p)[depth:]), p, e) for p, e in self.trees.files(entry.oid, path)]
         infos = []
+        total, done = sum(e.size for _, _, e in items), 0
         for target, repo_path, file_entry in items:
             self.store.objects.verify(file_entry.oid)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -286,4 +305,7 @@ class FileStore:
                     raise no_space(target.parent) from None
                 raise
             infos.append(self._info(repo, commit, repo_path, file_entry))
+            done += file_entry.size
+            if progress is not None:
+                progress(len(infos), done, len(items), total)
         return infos

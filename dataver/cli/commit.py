@@ -8,8 +8,9 @@ import typer
 
 from ..models import CommitInfo
 from . import output
+from .file import Quiet
 from .repo import JsonOpt
-from .session import client, required_ref, target
+from .session import client, commit_note, required_ref, target
 
 app = typer.Typer()
 COMMIT = "REPO REF or REPO@REF (a branch, commit id or prefix, branch^N)"
@@ -31,9 +32,10 @@ def start_commit(
 
 
 @app.command("finish-commit")
-def finish_commit(ctx: typer.Context, address: Address, message: Message = None) -> None:
+def finish_commit(ctx: typer.Context, address: Address, message: Message = None, quiet: Quiet = False) -> None:
     """Finish an open commit, making its files visible to readers of the branch."""
     t = target(address, what=COMMIT)
+    commit_note(ctx, quiet, lambda: "finished")
     client(ctx).finish_commit(t.repo, required_ref(t), message)
 
 

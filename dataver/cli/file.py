@@ -12,8 +12,9 @@ from ..errors import InvalidArgument
 from ..models import FileInfo
 from ..names import parse_address
 from . import output
+from .progress import TransferBar
 from .repo import JsonOpt
-from .session import client, required_ref, target
+from .session import client, commit_note, required_ref, target
 
 app = typer.Typer()
 FILE = "REPO REF PATH or REPO@REF:PATH"
@@ -23,6 +24,9 @@ Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Work on a wh
 
 def _file_rows(files: list[FileInfo]) -> None:
     output.table(["NAME", "TYPE", "SIZE"], [(f.path, f.type, output.size(f.size)) for f in files])
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Do not say which commit was made.")]
 
 
 @app.command("put-file")
@@ -35,10 +39,16 @@ def put_file(
         bool, typer.Option("--append", "-a", help="Append to the file instead of overwriting it.")
     ] = False,
     message: Annotated[str, typer.Option("--message", "-m", help="Description of the commit.")] = "",
+    quiet: Quiet = False,
 ) -> None:
-    """Put a file or directory into a branch (its own commit) or into the branch's open commit."""
+    """Put a file or directory into a branch (its own commit) or into the branch's open commit.
+
+    Says on stderr which commit it made (repo@id, files and bytes put) unless --quiet.
+    """
     t = target(address, what="REPO BRANCH [PATH]")
     data = sys.stdin.buffer if source == "-" else source
+    bar = TransferBar("putting")
+    commit_note(ctx, quiet, lambda: f"{bar.summary()} put" if source != "-" else "put from stdin")
     raw_path = address[0].partition("@")[2].partition(":")[2] if len(address) == 1 else address[2:][:1]
     into_folder = bool(t.path) and "".join(raw_path).endswith("/")  # `dir/`: the file goes inside dir
     client(ctx).put_file(
@@ -49,7 +59,9 @@ def put_file(
         recursive=recursive,
         append=append,
         message=message,
+        progress=None if source == "-" else bar,
     )
+    bar.close()
 
 
 @app.command("get-file")
@@ -63,7 +75,13 @@ def get_file(
     t = target(address, what=FILE, path=not recursive)
     c = client(ctx)
     if out is not None:
-        c.get_file_to_path(t.repo, required_ref(t), t.path or "", out, recursive=recursive)
+        bar = TransferBar("fetching")
+        try:
+            c.get_file_to_path(t.repo, required_ref(t), t.path or "", out, recursive=recursive, progress=bar)
+        finally:
+            bar.close()
+        if recursive:
+            output.note(f"fetched {bar.summary()} into {out}")
     elif recursive:
         raise InvalidArgument("get-file -r needs -o DIR to say where the directory goes")
     else:
@@ -161,9 +179,10 @@ def diff_file(
 
 
 @app.command("delete-file")
-def delete_file(ctx: typer.Context, address: Address, recursive: Recursive = False) -> None:
+def delete_file(ctx: typer.Context, address: Address, recursive: Recursive = False, quiet: Quiet = False) -> None:
     """Delete a file (or a directory with -r) in a new commit or the branch's open commit."""
     t = target(address, what=FILE, path=not recursive)
+    commit_note(ctx, quiet, lambda: f"deleted /{t.path or ''}")
     client(ctx).delete_file(t.repo, required_ref(t), t.path or "", recursive=recursive)
 
 
@@ -172,9 +191,11 @@ def copy_file(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="REPO@REF:PATH to copy from", show_default=False)],
     dest: Annotated[str, typer.Argument(help="REPO@BRANCH:PATH to copy to", show_default=False)],
+    quiet: Quiet = False,
 ) -> None:
     """Copy a file or directory between repos or branches without copying bytes."""
     src, dst = parse_address(source), parse_address(dest)
     if src.ref is None or src.path is None or dst.ref is None:
         raise InvalidArgument("copy-file takes SOURCE and DEST as REPO@REF:PATH")
+    commit_note(ctx, quiet, lambda: f"copied {source} to /{dst.path or ''}")
     client(ctx).copy_file(src.repo, src.ref, src.path, dst.repo, dst.ref, dst.path or "")

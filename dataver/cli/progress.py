@@ -41,3 +41,64 @@ class JobProgress:
                 sys.stderr.flush()
             return
         sys.stderr.write(("\r" if self.tty else "") + line + ("\x1b[K" if self.tty else "") + "\n")
+
+
+class TransferBar:
+    """Progress of a put or get: on a terminal a bar with files, bytes, rate and time left (rich);
+    elsewhere nothing until the one line the command prints at the end (see `summary`)."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.files = self.bytes = 0
+        self._bar = None
+        self._task = None
+
+    def __call__(self, files: int, done: int, files_total: int, bytes_total: int) -> None:
+        self.files, self.bytes = files, done
+        if not sys.stderr.isatty():
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn(self.verb),
+                BarColumn(),
+                TextColumn("{task.fields[files]}/{task.fields[files_total]} files,"),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.verb, total=bytes_total, files=0, files_total=files_total)
+        self._bar.update(self._task, completed=done, files=files)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def summary(self) -> str:
+        return f"{self.files} file{'s' if self.files != 1 else ''}, {output.size(self.bytes)}"
+
+
+class CommitNote:
+    """The line a writing command prints on stderr about the commit it made (unless --quiet):
+    `training@<id>: 2 files, 4.4 KiB put`. `detail` says what the command did."""
+
+    def __init__(self) -> None:
+        self.quiet = False
+        self.detail = lambda: "committed"
+
+    def __call__(self, commit) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"{commit.repo}@{commit.id}: {self.detail()}\n")

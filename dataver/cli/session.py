@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,20 +15,34 @@ from . import output
 
 if TYPE_CHECKING:
     from ..client import Client
+    from .progress import CommitNote
 
 
 @dataclass
 class Session:
     root: Path | None
     _client: Client | None = field(default=None, repr=False)
+    commit_note: CommitNote = field(default_factory=lambda: _commit_note())
 
     def client(self) -> Client:
         if self._client is None:
             from ..client import Client  # imported per command, so `dataver --help` stays quick
             from .progress import JobProgress
 
-            self._client = Client(self.root, progress=JobProgress(), notice=output.note)
+            self._client = Client(self.root, progress=JobProgress(), notice=output.note, on_commit=self.commit_note)
         return self._client
+
+
+def _commit_note() -> CommitNote:
+    from .progress import CommitNote
+
+    return CommitNote()
+
+
+def commit_note(ctx: typer.Context, quiet: bool, detail: Callable[[], str]) -> None:
+    """Say what the command's commit line (on stderr) will tell, or silence it (--quiet)."""
+    note = ctx.find_object(Session).commit_note
+    note.quiet, note.detail = quiet, detail
 
 
 def client(ctx: typer.Context) -> Client:
