@@ -346,14 +346,20 @@ class Client:
         return self._pipes.provenance(repo, _ref(ref), path)
 
     def build_images(
-        self, folders: list[str | Path] | None = None, *, offline: bool = False, rebuild_base: bool = False
+        self,
+        folders: list[str | Path] | None = None,
+        *,
+        offline: bool = False,
+        rebuild_base: bool = False,
+        say: Callable[[str], None] | None = None,
     ) -> list[tuple[str, str]]:
         """Build image folders (all of images/ by default) with the tags pipelines use, for the
-        Docker runtime; returns (tag, image id) pairs. Nothing is pulled."""
+        Docker runtime; returns (tag, image id) pairs. Nothing is pulled. `say` hears what is
+        being built as it starts (by default, the `notice` callback)."""
         from .runtimes.build import all_image_folders, build_images
 
         paths = [Path(f).resolve() for f in folders] if folders else all_image_folders()
-        say = self.notice or (lambda _: None)
+        say = say or self.notice or (lambda _: None)
         return build_images(paths, offline=offline, rebuild_base=rebuild_base, say=say)
 
     def job_for_commit(self, commit_id: str) -> JobInfo | None:

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import InvalidArgument
 from . import output
+from .progress import BuildStatus
 from .repo import JsonOpt
 from .session import client
 
@@ -140,7 +141,12 @@ def build_images(
     rebuild_base: Annotated[bool, typer.Option("--rebuild-base", help="Build the base even if present.")] = False,
 ) -> None:
     """Build every images/*/Dockerfile with the tags the pipelines use (for --runtime docker)."""
-    for tag, image_id in client(ctx).build_images(offline=offline, rebuild_base=rebuild_base):
+    status = BuildStatus()
+    try:
+        built = client(ctx).build_images(offline=offline, rebuild_base=rebuild_base, say=status)
+    finally:
+        status.close()
+    for tag, image_id in built:
         typer.echo(f"{tag}  {image_id}")
 
 
@@ -151,5 +157,10 @@ def build_image(
     offline: Offline = False,
 ) -> None:
     """Build one image folder (and the base first, if it is missing)."""
-    for tag, image_id in client(ctx).build_images([folder], offline=offline):
+    status = BuildStatus()
+    try:
+        built = client(ctx).build_images([folder], offline=offline, say=status)
+    finally:
+        status.close()
+    for tag, image_id in built:
         typer.echo(f"{tag}  {image_id}")

@@ -102,3 +102,28 @@ class CommitNote:
     def __call__(self, commit) -> None:
         if not self.quiet:
             sys.stderr.write(f"{commit.repo}@{commit.id}: {self.detail()}\n")
+
+
+class BuildStatus:
+    """What build-images is doing: on a terminal a spinner with the current step and the time
+    it has taken (builds report no byte counts); elsewhere one line per step."""
+
+    def __init__(self) -> None:
+        self._status = None
+
+    def __call__(self, message: str) -> None:
+        if not sys.stderr.isatty():
+            sys.stderr.write(message + "\n")
+            return
+        if self._status is None:
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status(message)
+            self._status.start()
+        else:
+            self._status.update(message)
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None

@@ -172,3 +172,9 @@ def test_out_of_memory_and_timeout_are_datum_failures_with_reasons(dv):
         )
         job = client.list_jobs("hang")[0]
         assert job.state == "failure" and "timed out after 1.0 s" in job.reason and job.duration < 20
+
+
+def test_build_image_says_what_it_builds(dv, docker_engine):
+    built = dv("build-image", "images/pyinfer")
+    assert "building dataver/pyinfer:latest from " in built.stderr  # off a terminal: one line per step
+    assert built.stdout.startswith("dataver/base:latest  sha256:") and "dataver/pyinfer:latest  sha256:" in built.stdout
