@@ -96,6 +96,12 @@ class Client:
         """This store's settings (see `dataver.config`), read afresh each time."""
         return Config(self.store.root)
 
+    @staticmethod
+    def settings(root: str | Path | None = None) -> Config:
+        """The settings of the store at `root` (default: where commands look), read without
+        opening or making the store: `dataver config` works before any store exists."""
+        return Config(Path(root).expanduser() if root is not None else default_root())
+
     def close(self) -> None:
         self.store.close()
 

@@ -16,11 +16,9 @@ UserOpt = Annotated[bool, typer.Option("--user", help="The user's file (~/.confi
 
 def _config(ctx: typer.Context):
     """The settings of this invocation's store, read without opening (or making) the store."""
-    from ..config import Config
-    from ..store import default_root
+    from ..client import Client
 
-    session = ctx.find_object(Session)
-    return Config(session.root.expanduser() if session.root is not None else default_root())
+    return Client.settings(ctx.find_object(Session).root)
 
 
 @app.command("get")
@@ -57,7 +55,7 @@ def unset(
 @app.command("list")
 def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Every setting with its value and where the value comes from."""
-    from ..config import KEYS
+    from ..config import KEYS  # the keys' meanings: plain data, no store behind them
 
     settings = _config(ctx).all()
     if json:
