@@ -20,9 +20,16 @@ def test_version_three_ways(cli):
     assert cli("version").out == f"dataver {dataver.__version__}\n"
 
 
-def test_shell_completion_is_offered(cli):
+def test_shell_completion_is_offered_and_completes(cli, tmp_path):
+    import os
+    import subprocess
+    import sys
+
     out = cli("--help").out
     assert "--install-completion" in out and "--show-completion" in out
+    env = {**os.environ, "_DATAVER_COMPLETE": "complete_bash", "COMP_WORDS": "dataver put-", "COMP_CWORD": "1"}
+    done = subprocess.run([sys.executable, "-m", "dataver"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.split() == ["put-file"]
     assert "--root ROOT" in out and "<" not in out
 
 
