@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 import time
@@ -121,8 +122,14 @@ def test_a_python_under_tmp_runs_sandboxed_jobs(tmp_path, sandbox):
     """dataver run from a virtual environment under /tmp: the sandbox's private /tmp must not
     hide that interpreter."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # The new venv sees this environment's packages (dataver and what it needs), wherever they are
+    # (the system's site-packages, or a venv of the project's own).
+    venv_site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], capture_output=True, text=True
+    ).stdout.strip()
+    Path(venv_site, "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     root = tmp_path / "store"
     spec_file = tmp_path / "p.json"
     spec_file.write_text(
