@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
 from .daemon import DaemonInfo, running_daemon
-from .errors import InvalidArgument
+from .errors import Conflict, InvalidArgument
 from .files import FileStore, Transfer
 from .maintenance import fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
@@ -255,7 +255,12 @@ class Client:
         """Rebuild a damaged metadata database from every row still readable (the damaged file is
         kept beside it); works where the store cannot even be opened. Returns, per table, (rows
         kept, rows lost; -1 when unknown). Run `fsck` afterwards for what the lost rows affect."""
-        return repair_database(Path(root).expanduser() if root is not None else default_root())
+        path = Path(root).expanduser() if root is not None else default_root()
+        if (daemon := running_daemon(path)) is not None:
+            raise Conflict(
+                f"the daemon (pid {daemon.pid}) is using the store: stop it (`dataver daemon stop`) before a repair"
+            )
+        return repair_database(path)
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         """Remove unreferenced objects, leftovers of interrupted writes, and (unless `dry_run`)

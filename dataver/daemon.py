@@ -209,10 +209,14 @@ class Daemon:
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.stopping.is_set():  # a second signal: stop now, marking running jobs killed
             self.log.info("stopping now: running jobs are marked killed")
-            for job in self.client.list_jobs():
-                if job.state == "running" and job.pipeline in self.running:
-                    self.client._pipes.records.finish_job(job.id, "killed", "the daemon was stopped")
-            os._exit(1)
+            try:
+                for job in self.client.list_jobs():
+                    if job.state in ("created", "running") and job.pipeline in self.running:
+                        self.client._pipes.records.finish_job(job.id, "killed", "the daemon was stopped")
+            except DataverError as exc:  # (a job cancelled meanwhile, say): stopping comes first
+                self.log.info("while marking jobs killed: %s", exc)
+            finally:
+                os._exit(1)
         self.log.info("stopping: waiting for %d running job(s) to finish", len(self.running))
         self.stopping.set()
         self.wake.set()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from .errors import Corruption, NotFound
 from .meta import is_sound, salvage
 from .models import FsckReport, GcReport
 from .objects import hash_bytes
-from .store import DATABASE, Store
+from .store import DATABASE, Store, store_lock
 from .trees import EMPTY_TREE
 
 
@@ -178,6 +179,7 @@ def repair_database(root: Path) -> dict[str, tuple[int, int]]:
     path = root / DATABASE
     if not path.exists():
         raise NotFound(f"there is no store at {root} (no {DATABASE}): nothing to repair")
-    if is_sound(path):
-        return {}
-    return salvage(path)
+    with store_lock(root, fcntl.LOCK_EX):  # no write is under way while the file is swapped
+        if is_sound(path):
+            return {}
+        return salvage(path)

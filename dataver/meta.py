@@ -281,6 +281,7 @@ class Database:
             yield conn
             return
         self._local.after = []
+        self._local.after_any = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -292,12 +293,23 @@ class Database:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._local.after = []
+            self._run_after_any()
             if isinstance(exc, sqlite3.Error):
                 raise database_error(self.path, exc) from None
             raise
+        self._run_after_any()
         callbacks, self._local.after = self._local.after, []
         for callback in dict.fromkeys(callbacks):
             callback()
+
+    def after_transaction(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current write transaction has ended, committed or rolled back
+        (at once if none is open): for a change that must stand whatever becomes of the
+        transaction it was found in, such as setting a damaged object aside."""
+        if not self.conn.in_transaction:
+            callback()
+            return
+        self._local.after_any.append(callback)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the current write transaction has committed (never if it rolls back).
@@ -305,6 +317,16 @@ class Database:
         How watchers are told about a change only when they can see it.
         """
         self._local.after.append(callback)
+
+    def _run_after_any(self) -> None:
+        """Best effort: such a callback failing (a full disk, say) must not hide the outcome of
+        the transaction it followed."""
+        callbacks, self._local.after_any = self._local.after_any, []
+        for callback in callbacks:
+            try:
+                callback()
+            except DataverError:
+                pass
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -386,10 +408,11 @@ def salvage(path: Path) -> dict[str, tuple[int, int]]:
                 columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
                 kept, lost = _copy_rows(old, conn, table, columns)
                 report[table] = (kept, lost)
-            for table, rowid, *_ in list(conn.execute("PRAGMA foreign_key_check")):
-                conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
-                kept, lost = report[table]
-                report[table] = (kept - 1, max(lost, 0) + 1)
+            while orphans := list(conn.execute("PRAGMA foreign_key_check")):  # until no deletion orphans more
+                for table, rowid, *_ in orphans:
+                    conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+                    kept, lost = report[table]
+                    report[table] = (kept - 1, max(lost, 0) + 1)
     finally:
         old.close()
         fresh.close()

@@ -146,8 +146,8 @@ class ObjectStore:
                 os.replace(self.path(oid), self.damaged_dir / oid)
                 return True
             where = self.index.locate(oid) if self.index is not None else None
-            if where is None:
-                return False
+            if where is None:  # set aside meanwhile (by another thread), or never stored
+                return (self.damaged_dir / oid).exists()
             data = self.read_packed(where["pack"], where["offset"], where["size"], oid)
             (self.damaged_dir / oid).write_bytes(data)
             self.index.forget(oid)

@@ -42,9 +42,14 @@ class PackIndex:
         return self.db.query("SELECT oid, pack, offset, size FROM packed")
 
     def forget(self, oid: str) -> None:
-        """Unindex one object (a damaged one being set aside; its bytes stay in the pack until gc)."""
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM packed WHERE oid = ?", (oid,))
+        """Unindex one object (a damaged one being set aside; its bytes stay in the pack until gc).
+        Found inside a write that then fails, it must still be forgotten: so after that write."""
+
+        def forget() -> None:
+            with self.db.write() as conn:
+                conn.execute("DELETE FROM packed WHERE oid = ?", (oid,))
+
+        self.db.after_transaction(forget)
 
     def remove_pack(self, pack: str) -> None:
         with self.db.write() as conn:

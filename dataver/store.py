@@ -20,6 +20,17 @@ DATABASE = "meta.db"
 DEFAULT_ROOT = Path("~/.dataver")
 
 
+@contextmanager
+def store_lock(root: Path, mode: int) -> Iterator[None]:
+    """The store's write lock (`gc.lock`): shared by writes, exclusive for gc and repairs."""
+    fd = os.open(root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _writable(root: Path) -> bool:
     """Whether this process may change the store: its filesystem is mounted writable and the
     folder and database are writable to this user."""
@@ -81,16 +92,10 @@ class Store:
         finally:
             os.close(fd)
 
-    @contextmanager
-    def _flock(self, mode: int) -> Iterator[None]:
+    def _flock(self, mode: int) -> AbstractContextManager[None]:
         if self.readonly:
             raise not_writable(self.root)
-        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, mode)
-            yield
-        finally:
-            os.close(fd)
+        return store_lock(self.root, mode)
 
     def writing(self) -> AbstractContextManager[None]:
         """Held (shared) by every write from its first staged object to its metadata commit.

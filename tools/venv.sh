@@ -8,8 +8,10 @@ dataver_project=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dataver_venv=${DATAVER_VENV:-$dataver_project/.venv}
 dataver_python=${PYTHON:-python3}
 
-if [ ! -x "$dataver_venv/bin/python" ]; then
+# A venv counts once it has pip: one left without (a failed bootstrap) is made again.
+if ! "$dataver_venv/bin/python" -m pip --version >/dev/null 2>&1; then
     echo "making a virtual environment for dataver in $dataver_venv (from $("$dataver_python" -c 'import sys; print(sys.executable)'))" >&2
+    rm -rf "$dataver_venv"
     if ! "$dataver_python" -m venv "$dataver_venv" 2>/dev/null; then
         # No ensurepip (Debian without python3-venv): a venv without pip, then pip from PyPI.
         rm -rf "$dataver_venv"

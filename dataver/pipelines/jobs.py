@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import Conflict, Corruption, DataverError, InvalidArgument
@@ -36,7 +36,7 @@ from ..runtimes.base import (
     job_folder,
     max_file_bytes,
 )
-from ..runtimes.jobfiles import OutputError
+from ..runtimes.jobfiles import JobFile, OutputError
 from ..store import Store
 from ..trees import FILE, Entry, TreeEditor
 from .datums import Datum, InputCommit, compute_datums
@@ -62,15 +62,15 @@ class _JobPlan:
     runtime: Runtime
 
 
-def list_outputs(out: Path, limit: int) -> list[tuple[str, str]]:
-    """Every regular file below `out` as (repo path, host path): links, special files, hard
-    links and files at the size `limit` are refused, never followed (see `jobfiles`)."""
+def list_outputs(out: Path, limit: int) -> list[JobFile]:
+    """Every regular file below `out`, with its repo path: links, special files, hard links and
+    files at the size `limit` are refused, never followed (see `jobfiles`)."""
     found = []
-    for rel, host in jobfiles.list_outputs(out, limit):
+    for file in jobfiles.list_outputs(out, limit):
         try:
-            found.append((normalize_path(rel, allow_root=False), host))
+            found.append(replace(file, path=normalize_path(file.path, allow_root=False)))
         except InvalidArgument as exc:
-            raise OutputError(f"/pfs/out/{rel} cannot be committed: {exc}") from None
+            raise OutputError(f"/pfs/out/{file.path} cannot be committed: {exc}") from None
     return found
 
 
@@ -79,28 +79,27 @@ class _Finishing:
     """A datum that succeeded, whose outputs (moved aside) are stored while the next one runs."""
 
     record: DatumRecord
-    files: list[tuple[str, str]]
+    files: list[JobFile]
     log: Path
     moved: list[str]
     """The top-level entries moved aside, removed once stored."""
 
     def finish(self, writer: ObjectWriter) -> DatumRecord:
-        self.record.outputs = [(path, *_store_output(host, path, writer)) for path, host in self.files]
+        self.record.outputs = [(f.path, *_store_output(f, writer)) for f in self.files]
         self.record.log_oid = _store_log(self.log, writer)
         for entry in self.moved:
             jobfiles.remove_tree(entry) if os.path.isdir(entry) else os.unlink(entry)
         return self.record
 
 
-def _store_output(host: str, path: str, writer: ObjectWriter) -> tuple[str, int]:
-    """Store one output file, opened without following links and checked on its descriptor."""
-    with os.fdopen(jobfiles.open_job_file(host, f"/pfs/out/{path}"), "rb") as f:
+def _store_output(file: JobFile, writer: ObjectWriter) -> tuple[str, int]:
+    """Store one output file, opened without following links and checked on its descriptor to
+    be the very file listed (so no link in the path can have led elsewhere since)."""
+    with os.fdopen(jobfiles.open_job_file(file.host, f"/pfs/out/{file.path}", identity=file.identity), "rb") as f:
         return writer.add_open(f)
 
 
-def _move_aside(
-    out: Path, files: list[tuple[str, str]], aside: Path, tag: str
-) -> tuple[list[tuple[str, str]], list[str]]:
+def _move_aside(out: Path, files: list[JobFile], aside: Path, tag: str) -> tuple[list[JobFile], list[str]]:
     """Rename /pfs/out's top-level entries into the flat folder `aside` as `<tag>.<name>`, so the
     next datum starts with an empty out. No folder is made per datum: on the filesystems we
     measured, making and removing one cost more than running `cp`."""
@@ -110,10 +109,10 @@ def _move_aside(
         moved[f"{out}/{entry}"] = target = f"{aside}/{tag}.{entry}"
         os.rename(f"{out}/{entry}", target)
     relocated = []
-    for path, host in files:
-        top, _, rest = host[len(str(out)) + 1 :].partition("/")
+    for file in files:
+        top, _, rest = file.host[len(str(out)) + 1 :].partition("/")
         base = moved[f"{out}/{top}"]
-        relocated.append((path, f"{base}/{rest}" if rest else base))
+        relocated.append(replace(file, host=f"{base}/{rest}" if rest else base))
     return relocated, list(moved.values())
 
 
@@ -257,32 +256,28 @@ class JobRunner:
         batch: list[DatumRecord] = []
         last_flush = time.monotonic()
         done = 0
-        error: BaseException | None = None
-        while done < len(todo) and error is None:
-            item = results.get()
-            if isinstance(item, BaseException):
-                error = item
-                break
-            done += 1
-            batch.append(item)
-            if item.state == "success":
-                succeeded.add(item.datum_id)
-            elif item.state == "failed":
-                failures.append(item)
-            if len(batch) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS or done == len(todo):
-                writer.publish()
-                self.records.record_datums(plan.job_id, plan.pipeline, batch)
-                batch, last_flush = [], time.monotonic()
-                if progress:
-                    progress(self.records.job_info(self.records.job(plan.job_id)))
-        if error is not None:
+        try:
+            while done < len(todo):
+                item = results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                done += 1
+                batch.append(item)
+                if item.state == "success":
+                    succeeded.add(item.datum_id)
+                elif item.state == "failed":
+                    failures.append(item)
+                if len(batch) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS or done == len(todo):
+                    writer.publish()
+                    self.records.record_datums(plan.job_id, plan.pipeline, batch)
+                    batch, last_flush = [], time.monotonic()
+                    if progress:
+                        progress(self.records.job_info(self.records.job(plan.job_id)))
+        finally:  # whatever ended the loop (done, a worker's error, the job cancelled): no worker outlives it
             while not pending.empty():
                 pending.get_nowait()
             for t in threads:
                 t.join()
-            raise error
-        for t in threads:
-            t.join()
         return failures, succeeded
 
     def _worker_loop(

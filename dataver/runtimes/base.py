@@ -10,7 +10,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import subprocess
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,8 @@ from ..objects import ObjectStore
 from .jobfiles import empty_folder, remove_tree
 
 AGENT = Path(__file__).with_name("worker.py")
+REPLY_GRACE = 30.0
+"""Seconds past a datum's timeout the host waits for the agent's reply before giving up on it."""
 LOG_LIMIT = 16 << 20
 """Bytes of a datum's stdout+stderr kept in its log; the rest is dropped (and says so)."""
 MAX_FILE_ENV = "DATAVER_MAX_FILE_BYTES"
@@ -86,10 +90,12 @@ def job_folder(store_root: Path, job_id: str) -> Iterator[Path]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         folder = work / job_id
         folder.mkdir(exist_ok=True)
-        yield folder
+        try:
+            yield folder
+        finally:
+            remove_tree(folder)
+            (work / f"{job_id}.lock").unlink(missing_ok=True)
     finally:
-        remove_tree(work / job_id)
-        (work / f"{job_id}.lock").unlink(missing_ok=True)
         os.close(fd)
 
 
@@ -200,8 +206,8 @@ class Channel(ABC):
     def write_line(self, line: str) -> None: ...
 
     @abstractmethod
-    def read_line(self) -> str:
-        """The next line, or '' once the agent is gone."""
+    def read_line(self, timeout: float | None = None) -> str:
+        """The next line, or '' once the agent is gone; TimeoutError if none came in `timeout` s."""
 
     @abstractmethod
     def last_words(self) -> str:
@@ -217,21 +223,30 @@ class ProcessChannel(Channel):
     def __init__(self, argv: list[str], stderr_path: Path) -> None:
         self._stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
-        )
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._buffer = b""
 
     def write_line(self, line: str) -> None:
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(line)
+            self.proc.stdin.write(line.encode())
             self.proc.stdin.flush()
         except BrokenPipeError:
             pass
 
-    def read_line(self) -> str:
+    def read_line(self, timeout: float | None = None) -> str:
         assert self.proc.stdout is not None
-        return self.proc.stdout.readline()
+        fd = self.proc.stdout.fileno()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            if deadline is not None and not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise TimeoutError
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return ""
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode() + "\n"
 
     def last_words(self) -> str:
         self._stderr.flush()
@@ -270,6 +285,7 @@ class Worker:
     def send(self, request: Request, log_name: str) -> None:
         """Start a command; `receive` waits for it (the host can work in between)."""
         self._log_name = log_name
+        self._timeout = request.timeout
         message = {
             "cmd": [self.translate(a) for a in request.cmd],
             "stdin": [self.translate(line) for line in request.stdin],
@@ -282,7 +298,17 @@ class Worker:
         self.channel.write_line(json.dumps(message) + "\n")
 
     def receive(self) -> Outcome:
-        reply = self.channel.read_line()
+        """The reply to the command sent. With a datum timeout, the agent must answer within it
+        plus `REPLY_GRACE` (it kills the command at the timeout itself): a job that stopped or
+        wedged its agent fails instead of hanging the job for ever."""
+        deadline = None if self._timeout is None else self._timeout + REPLY_GRACE
+        try:
+            reply = self.channel.read_line(deadline)
+        except TimeoutError:
+            raise DataverError(
+                f"the worker did not answer within {deadline:.0f} s of a {self._timeout:.0f} s datum timeout "
+                "(the command may have stopped its agent): the worker was stopped"
+            ) from None
         if not reply:
             hint = f" ({self.failure_hint})" if self.failure_hint else ""
             raise DataverError(f"the worker stopped unexpectedly: {self.channel.last_words()}{hint}")

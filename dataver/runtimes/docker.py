@@ -106,13 +106,19 @@ class DockerChannel(Channel):
     def _recv_exact(self, n: int) -> bytes | None:
         data = b""
         while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
+            try:
+                chunk = self.sock.recv(n - len(data))
+            except TimeoutError:
+                raise
+            except OSError:
+                return None
             if not chunk:
                 return None
             data += chunk
         return data
 
-    def read_line(self) -> str:
+    def read_line(self, timeout: float | None = None) -> str:
+        self.sock.settimeout(timeout)  # socket.timeout is TimeoutError: the caller gives up on the agent
         while b"\n" not in self._stdout:
             header = self._recv_exact(8)
             if header is None:

@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataverError
@@ -44,9 +45,22 @@ def _owner_may(fd: int, st: os.stat_result, bits: int) -> os.stat_result:
     return st
 
 
-def open_job_file(path: str | Path, shown_as: str, limit: int | None = None) -> int:
+@dataclass(frozen=True)
+class JobFile:
+    """A file found in a job's output folder: its path there, where it is on the host, and the
+    (device, inode) it had when listed, which it must still have when it is read."""
+
+    path: str
+    host: str
+    identity: tuple[int, int]
+
+
+def open_job_file(
+    path: str | Path, shown_as: str, limit: int | None = None, identity: tuple[int, int] | None = None
+) -> int:
     """A read-only descriptor on the regular file at `path` (the last component is never
-    followed), or OutputError naming `shown_as` (the path as the job saw it)."""
+    followed; with `identity`, it must be that very inode), or OutputError naming `shown_as`
+    (the path as the job saw it)."""
     try:
         pfd = os.open(path, _PATH_FLAGS)
     except OSError as exc:
@@ -55,6 +69,8 @@ def open_job_file(path: str | Path, shown_as: str, limit: int | None = None) -> 
         st = os.fstat(pfd)
         if not stat.S_ISREG(st.st_mode):
             raise OutputError(f"{shown_as} {_kind(st.st_mode)}")
+        if identity is not None and (st.st_dev, st.st_ino) != identity:
+            raise OutputError(f"{shown_as} was replaced after it was listed")
         if st.st_nlink > 1:
             raise OutputError(f"{shown_as} is a hard link: outputs must be files the job wrote")
         if limit is not None and st.st_size >= limit:
@@ -72,10 +88,10 @@ def open_job_file(path: str | Path, shown_as: str, limit: int | None = None) -> 
     return fd
 
 
-def list_outputs(out: Path, limit: int) -> list[tuple[str, str]]:
-    """Every file below `out` as (path relative to out, host path), sorted. Links, special files,
-    hard links and files at the size limit are refused (OutputError), never followed."""
-    found: list[tuple[str, str]] = []
+def list_outputs(out: Path, limit: int) -> list[JobFile]:
+    """Every file below `out`, sorted by path. Links, special files, hard links and files at the
+    size limit are refused (OutputError), never followed."""
+    found: list[JobFile] = []
     stack = [(str(out), "")]
     while stack:
         folder, rel = stack.pop()
@@ -93,11 +109,24 @@ def list_outputs(out: Path, limit: int) -> list[tuple[str, str]]:
                     stack.append((f"{folder}/{name}", f"{rel}{name}/"))
                     continue
                 host = f"{folder}/{name}"
-                os.close(open_job_file(host, f"/pfs/out/{rel}{name}", limit))
-                found.append((f"{rel}{name}", host))
+                fd = open_job_file(host, f"/pfs/out/{rel}{name}", limit)
+                st = os.fstat(fd)
+                os.close(fd)
+                found.append(JobFile(f"{rel}{name}", host, (st.st_dev, st.st_ino)))
         finally:
             os.close(dfd)
-    return sorted(found)
+    return sorted(found, key=lambda f: f.path)
+
+
+def _give_back(folder: str | Path, bits: int) -> None:
+    """Give a folder's owner `bits` back, through a descriptor that did not follow a link."""
+    pfd = os.open(folder, _PATH_FLAGS)
+    try:
+        st = os.fstat(pfd)
+        if stat.S_ISDIR(st.st_mode):
+            _owner_may(pfd, st, bits)
+    finally:
+        os.close(pfd)
 
 
 def read_job_file(path: Path, shown_as: str) -> bytes | None:
@@ -124,7 +153,7 @@ def remove_tree(path: str | Path) -> None:
         if not stat.S_ISDIR(st.st_mode):
             continue
         if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
-            os.chmod(folder, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+            _give_back(folder, stat.S_IRWXU)
         with os.scandir(folder) as entries:
             stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
     try:
@@ -138,9 +167,7 @@ def remove_tree(path: str | Path) -> None:
 
 def empty_folder(folder: Path) -> None:
     """Remove everything inside `folder` (a mount point, which must itself stay)."""
-    st = os.lstat(folder)
-    if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
-        os.chmod(folder, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+    _give_back(folder, stat.S_IRWXU)
     for entry in os.scandir(folder):
         if entry.is_dir(follow_symlinks=False):
             remove_tree(entry.path)

@@ -28,6 +28,7 @@ POLL_SECONDS = 0.05
 """How often a quiet command is checked for having exited."""
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_DUMPABLE = 4
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
@@ -155,9 +156,13 @@ KILL_PATIENCE = 10.0
 
 def kill_descendants():
     """SIGKILL every descendant and reap it, until none is left: a fork between the scan and the
-    kill is caught by the next scan (the new child is still our descendant, or our child)."""
+    kill is caught by the next scan (the new child is still our descendant, or our child). If one
+    will not die, the agent exits instead of replying (failing closed): its sandbox or container
+    goes with it, and dataver never reads outputs a living process could still change."""
     deadline = time.monotonic() + KILL_PATIENCE
-    while time.monotonic() < deadline:
+    while True:
+        if time.monotonic() > deadline:
+            sys.exit(f"dataver agent: processes {sorted(_descendants())} of the command would not die")
         while True:  # reap whatever has died
             try:
                 if os.waitpid(-1, os.WNOHANG)[0] == 0:
@@ -242,6 +247,9 @@ def become(user):
 def main():
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    # Not dumpable: a command running as the same user cannot open /proc/<agent>/fd/* (and so
+    # cannot forge the agent's reply while it keeps running) nor ptrace the agent.
+    _prctl(PR_SET_DUMPABLE, 0)
     if "--user" in sys.argv:
         become(sys.argv[sys.argv.index("--user") + 1])
     if "--max-file-bytes" in sys.argv:

@@ -115,3 +115,50 @@ def test_a_damaged_database_is_found_by_fsck_and_salvaged_by_repair(root, cli):
     after = cli("fsck")  # the database is sound again; what the lost rows broke is named
     assert after.code == 1 and "metadata database meta.db" not in after.out and "missing parent" in after.out
     assert cli("fsck", "--repair").err.startswith("repair: the metadata database is sound")
+
+
+def test_a_failed_append_sets_a_packed_object_aside_for_good(client, cli, tmp_path):
+    """The damage is found inside the append's transaction, which then rolls back: the object must
+    stay set aside all the same, so the very next put of the original repairs it."""
+    original = tmp_path / "a.txt"
+    original.write_bytes(b"p" * 100)  # small: packed
+    client.create_repo("r")
+    cli("put-file", "r", "master", "a", "-f", str(original))
+    oid = client.inspect_file("r", "master", "a").hash
+    corrupt_object(client.store, oid)
+    assert cli("put-file", "r", "master", "a", "-f", str(original), "--append").code == 1
+    assert cli("put-file", "r", "master", "b", "-f", str(original)).code == 0  # no get-file in between
+    assert cli("get-file", "r", "master", "a").out_bytes == b"p" * 100
+
+
+def test_salvage_drops_orphans_of_orphans(root):
+    """Rows whose parents were lost are dropped, and so are the rows that pointed at those, until
+    the database is sound (a lost repo takes its commits, and their provenance rows, with it)."""
+    import sqlite3
+
+    from dataver.meta import is_sound, salvage
+
+    with Client(root) as client:
+        client.create_repo("r")
+        client.put_file("r", "master", "a", source=b"A")
+        commit = client.inspect_commit("r", "master").id
+    conn = sqlite3.connect(root / "meta.db")
+    conn.execute("INSERT INTO commit_provenance (commit_id, upstream_id) VALUES (?, 'x')", (commit,))
+    conn.execute("DELETE FROM branches")
+    conn.execute("DELETE FROM repos")  # foreign keys off here: the commit and its provenance dangle
+    conn.commit()
+    conn.close()
+    assert not is_sound(root / "meta.db")
+    report = salvage(root / "meta.db")
+    assert is_sound(root / "meta.db")
+    assert report["commits"] == (0, 1) and report["commit_provenance"] == (0, 1)
+
+
+def test_repair_is_refused_while_the_daemon_runs(dv):
+    dv("create-repo", "r")
+    dv("daemon", "start")
+    try:
+        refused = dv("fsck", "--repair", ok=False)
+        assert refused.returncode == 1 and "stop it (`dataver daemon stop`) before a repair" in refused.stderr
+    finally:
+        dv("daemon", "stop")

@@ -148,3 +148,65 @@ def test_a_python_under_tmp_runs_sandboxed_jobs(tmp_path, sandbox):
         assert job.state == "success", job.reason
         assert "bubblewrap" in job.runtime
         assert client.get_file("p", "master", "x").decode() == str(venv)
+
+
+def test_a_job_that_stops_its_agent_fails_at_its_timeout(repo, monkeypatch):
+    """`kill -STOP $PPID` freezes the agent (it runs as the same user): the host gives up on it
+    once the datum timeout and a grace period are past, instead of waiting for ever."""
+    from dataver.runtimes import base
+
+    monkeypatch.setattr(base, "REPLY_GRACE", 2.0)
+    repo.create_pipeline(spec("p", "kill -STOP $PPID; sleep 60", pfs("in", "/"), datum_timeout="1s", datum_tries=1))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure" and "did not answer within 3 s" in job.reason, job.reason
+    assert_consistent(repo.root)
+
+
+def test_a_command_cannot_forge_its_agents_reply(tmp_path, as_root):
+    """Run as the same user, a command must not reach the agent's reply pipe through
+    /proc/<agent>/fd (the agent is not dumpable): the reply comes when the command has ended,
+    with its real exit code. Everything runs as nobody, pipes included, as it would for an
+    ordinary user's dataver."""
+    import shutil
+    import tempfile
+
+    from dataver.runtimes.base import AGENT
+
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # somewhere nobody can reach
+    try:
+        shutil.copy(AGENT, folder / "worker.py")
+        forge = (
+            "for fd in /proc/$PPID/fd/*; do "
+            'echo \'{"exit_code": 0, "error": "", "timed_out": false}\' > $fd 2>/dev/null; done; sleep 1; exit 7'
+        )
+        request = {
+            "cmd": ["sh", "-c", forge],
+            "stdin": [],
+            "env": {"PATH": "/usr/bin:/bin"},
+            "cwd": "/",
+            "log": str(folder / "log"),
+            "timeout": 30,
+            "log_limit": 1 << 20,
+        }
+        (folder / "request.json").write_text(json.dumps(request) + "\n")
+        (folder / "driver.py").write_text(
+            "import subprocess, sys\n"
+            f"agent = subprocess.Popen([sys.executable, '-I', {str(folder / 'worker.py')!r}],"
+            " stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)\n"
+            f"out, _ = agent.communicate(open({str(folder / 'request.json')!r}).read())\n"
+            "sys.stdout.write(out)\n"
+        )
+        os.chmod(folder, 0o777)
+        python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+        started = time.monotonic()
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", str(folder / "driver.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        assert lines and lines[0]["exit_code"] == 7, (lines, done.stderr)  # the real reply, first and alone
+        assert len(lines) == 1 and time.monotonic() - started >= 1
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
