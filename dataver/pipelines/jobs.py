@@ -60,6 +60,8 @@ class _JobPlan:
     inputs: list[InputCommit]
     ctx: JobContext
     runtime: Runtime
+    max_file_bytes: int
+    """The per-file size limit, read from the settings once per job."""
 
 
 def list_outputs(out: Path, limit: int) -> list[JobFile]:
@@ -133,7 +135,9 @@ class JobRunner:
         row = self.records.pipeline(pipeline)
         spec = PipelineSpec.model_validate_json(row["spec"])
         job_id, output_commit = uuid.uuid4().hex, uuid.uuid4().hex
-        plan = _JobPlan(job_id, output_commit, spec, pipeline, inputs, ctx_for(job_id), runtime)
+        plan = _JobPlan(
+            job_id, output_commit, spec, pipeline, inputs, ctx_for(job_id), runtime, max_file_bytes(self.store.root)
+        )
         try:
             described = runtime.describe(plan.ctx)
         except DataverError as exc:  # e.g. the image is gone: the job records why it cannot run
@@ -366,7 +370,7 @@ class JobRunner:
             exit_code = outcome.exit_code
             if _accepted(outcome, transform.accept_return_code):
                 try:
-                    listing = list_outputs(workspace.out, max_file_bytes(self.store.root))
+                    listing = list_outputs(workspace.out, plan.max_file_bytes)
                 except OutputError as exc:
                     reason = str(exc)
                     continue
