@@ -25,6 +25,7 @@ from .store import Store, default_root
 from .uploads import expand_source
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
+    from .meta import SalvagedTable
     from .pipelines.models import DatumInfo, JobInfo, PipelineInfo, PipelineVersion, ProvenanceNode
     from .pipelines.spec import PipelineSpec
 
@@ -251,10 +252,11 @@ class Client:
         return fsck(self.store)
 
     @staticmethod
-    def repair(root: str | Path | None = None) -> dict[str, tuple[int, int]]:
-        """Rebuild a damaged metadata database from every row still readable (the damaged file is
-        kept beside it); works where the store cannot even be opened. Returns, per table, (rows
-        kept, rows lost; -1 when unknown). Run `fsck` afterwards for what the lost rows affect."""
+    def repair(root: str | Path | None = None) -> dict[str, SalvagedTable]:
+        """Rebuild a damaged metadata database from every row still readable, refilling lost rows
+        from the backup the last clean fsck or gc left (the damaged file is kept beside it);
+        works where the store cannot even be opened. Returns what happened to each table. Run
+        `fsck` afterwards for what the lost rows affect."""
         path = Path(root).expanduser() if root is not None else default_root()
         if (daemon := running_daemon(path)) is not None:
             raise Conflict(

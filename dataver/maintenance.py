@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 from pathlib import Path
 
-from .errors import Corruption, NotFound
-from .meta import is_sound, salvage
+from .errors import Conflict, Corruption, NotFound
+from .meta import SalvagedTable, backup, is_sound, salvage
 from .models import FsckReport, GcReport
 from .objects import hash_bytes
 from .store import DATABASE, Store, store_lock
@@ -72,7 +73,20 @@ def fsck(store: Store) -> FsckReport:
                 problems.append(f"branch {branch['repo']}@{branch['name']} points at missing commit {branch['head']}")
         _reachable(store, problems)
         _check_records(store, problems)
+    if not problems:
+        _refresh_backup(store)
     return FsckReport(checked, len(commits), problems)
+
+
+def _refresh_backup(store: Store) -> None:
+    """A sound database is copied to meta.db.backup (after a clean fsck, after gc), for
+    `fsck --repair` to refill lost rows from. Best effort: a read-only store keeps its old one."""
+    if store.readonly:
+        return
+    try:
+        backup(store.db.path)
+    except (OSError, sqlite3.Error):
+        pass
 
 
 REPAIR_ADVICE = (
@@ -127,6 +141,21 @@ def _check_records(store: Store, problems: list[str]) -> None:
     for oid in sorted(set(named) - present):
         state = "damaged" if store.objects.is_damaged(oid) else "missing"
         problems.append(f"{named[oid]} refers to {state} object {oid}")
+    # Jobs name the commits they read and wrote: after a lossy repair these show what was lost.
+    for row in store.db.query(
+        "SELECT j.id, j.pipeline, i.commit_id FROM job_inputs i JOIN jobs j ON j.id = i.job_id "
+        "WHERE i.commit_id NOT IN (SELECT id FROM commits)"
+    ):
+        problems.append(
+            f"job {row['id']} (pipeline {row['pipeline']}) read commit {row['commit_id']}, which is missing"
+        )
+    for row in store.db.query(
+        "SELECT id, pipeline, output_commit FROM jobs WHERE state = 'success' "
+        "AND output_commit NOT IN (SELECT id FROM commits)"
+    ):
+        problems.append(
+            f"job {row['id']} (pipeline {row['pipeline']}) wrote commit {row['output_commit']}, which is missing"
+        )
 
 
 def gc(store: Store, *, dry_run: bool = False) -> GcReport:
@@ -137,6 +166,13 @@ def gc(store: Store, *, dry_run: bool = False) -> GcReport:
     object while it runs.
     """
     objects = store.objects
+    kept = sorted(p.name for p in store.root.glob(f"{DATABASE}.damaged-*"))
+    if kept and not dry_run:
+        raise Conflict(
+            f"a repair kept the damaged database ({', '.join(kept)}): objects that only the lost rows "
+            "referred to may still be wanted, so gc removes nothing while it is there; move it out of the "
+            "store once you have recovered what you need (`gc --dry-run` shows what would go)"
+        )
     with store.collecting():
         with store.db.read():
             keep = _reachable(store)
@@ -171,10 +207,12 @@ def gc(store: Store, *, dry_run: bool = False) -> GcReport:
         if not dry_run:
             for tmp in temps:
                 tmp.unlink(missing_ok=True)
+    if not dry_run:
+        _refresh_backup(store)
     return GcReport(dry_run, removed, removed_bytes, len(temps), kept)
 
 
-def repair_database(root: Path) -> dict[str, tuple[int, int]]:
+def repair_database(root: Path) -> dict[str, SalvagedTable]:
     """Salvage a damaged metadata database before the store is opened (see `meta.salvage`)."""
     path = root / DATABASE
     if not path.exists():

@@ -8,12 +8,14 @@ the same head and both move it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import DataverError, no_space, not_writable
@@ -382,12 +384,42 @@ def is_sound(path: Path) -> bool:
         return False
 
 
-def salvage(path: Path) -> dict[str, tuple[int, int]]:
+BACKUP_SUFFIX = ".backup"
+
+
+def backup(path: Path) -> None:
+    """Copy a sound database to `<name>.backup` with SQLite's online backup (consistent while
+    others write), atomically: what `salvage` refills lost rows from."""
+    target = path.with_name(path.name + BACKUP_SUFFIX)
+    tmp = target.with_name(target.name + ".tmp")
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    copy = sqlite3.connect(tmp)
+    try:
+        source.backup(copy)
+        copy.execute("PRAGMA journal_mode = DELETE")  # a lone file, readable without a WAL index
+    finally:
+        copy.close()
+        source.close()
+    os.replace(tmp, target)
+
+
+@dataclass(frozen=True)
+class SalvagedTable:
+    """What `salvage` did to one table: rows copied, rowids unreadable (-1: the table's own
+    pages were unreadable, so how many is unknown), rows refilled from the backup."""
+
+    kept: int
+    lost: int
+    restored: int = 0
+
+
+def salvage(path: Path) -> dict[str, SalvagedTable]:
     """Rebuild a damaged database file: every row still readable is copied, table by table, into
-    a fresh database with the current schema; rows whose references were lost are dropped; the
-    damaged file (and its WAL) is kept as `<name>.damaged-<time>`. Returns, per table, (rows
-    kept, rows lost). Readers go by rowid ranges, halving a range that fails, so one bad page
-    costs only the rows on it.
+    a fresh database with the current schema; where rows were lost and a sound backup exists
+    (see `backup`), the rows missing are refilled from it; rows whose references were lost are
+    dropped; the damaged file (and its WAL) is kept as `<name>.damaged-<time>`. Readers go by
+    rowid ranges, halving a range that fails, so a bad leaf page costs only the rows on it (a bad
+    root or interior page loses every row below it, which only the backup can give back).
     """
     fresh_path = path.with_name(path.name + ".salvage")
     for leftover in (fresh_path, *_wal_files(fresh_path)):
@@ -404,15 +436,24 @@ def salvage(path: Path) -> dict[str, tuple[int, int]]:
         ]
         fresh.conn.execute("PRAGMA foreign_keys = OFF")
         with fresh.write() as conn:
+            columns = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
             for table in tables:
-                columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-                kept, lost = _copy_rows(old, conn, table, columns)
-                report[table] = (kept, lost)
+                report[table] = SalvagedTable(*_copy_rows(old, conn, table, columns[table]))
+            backup_path = path.with_name(path.name + BACKUP_SUFFIX)
+            if any(r.lost for r in report.values()) and backup_path.exists() and is_sound(backup_path):
+                spare = sqlite3.connect(f"file:{backup_path}?mode=ro", uri=True, isolation_level=None)
+                try:
+                    for table in tables:
+                        before = conn.total_changes
+                        _copy_rows(spare, conn, table, columns[table])  # INSERT OR IGNORE: salvaged rows win
+                        report[table] = replace(report[table], restored=conn.total_changes - before)
+                finally:
+                    spare.close()
             while orphans := list(conn.execute("PRAGMA foreign_key_check")):  # until no deletion orphans more
                 for table, rowid, *_ in orphans:
                     conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
-                    kept, lost = report[table]
-                    report[table] = (kept - 1, max(lost, 0) + 1)
+                    done = report[table]
+                    report[table] = replace(done, kept=done.kept - 1, lost=max(done.lost, 0) + 1)
     finally:
         old.close()
         fresh.close()

@@ -31,10 +31,11 @@ def fsck(
         from ..client import Client
 
         tables = Client.repair(ctx.find_object(Session).root)
-        for table, (kept, lost) in tables.items():
-            if lost:
-                gone = "an unknown number" if lost < 0 else str(lost)
-                typer.echo(f"repair: table {table}: {kept} row(s) kept, {gone} lost", err=True)
+        for table, done in tables.items():
+            if done.lost or done.restored:
+                gone = "an unknown number" if done.lost < 0 else str(done.lost)
+                again = f", {done.restored} restored from the backup" if done.restored else ""
+                typer.echo(f"repair: table {table}: {done.kept} row(s) kept, {gone} lost{again}", err=True)
         typer.echo(
             "repair: the metadata database was rebuilt (the damaged file is kept beside it)"
             if tables

@@ -151,7 +151,8 @@ def test_salvage_drops_orphans_of_orphans(root):
     assert not is_sound(root / "meta.db")
     report = salvage(root / "meta.db")
     assert is_sound(root / "meta.db")
-    assert report["commits"] == (0, 1) and report["commit_provenance"] == (0, 1)
+    assert (report["commits"].kept, report["commits"].lost) == (0, 1)
+    assert (report["commit_provenance"].kept, report["commit_provenance"].lost) == (0, 1)
 
 
 def test_repair_is_refused_while_the_daemon_runs(dv):
@@ -162,3 +163,32 @@ def test_repair_is_refused_while_the_daemon_runs(dv):
         assert refused.returncode == 1 and "stop it (`dataver daemon stop`) before a repair" in refused.stderr
     finally:
         dv("daemon", "stop")
+
+
+def _root_of(db_path, table: str) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_lost_table_root_is_refilled_from_the_backup_and_gc_waits(root, cli):
+    """A damaged root page loses every row of the table below it; the backup the last clean fsck
+    left gives them back. gc then refuses to run while the damaged file is kept."""
+    with Client(root) as client:
+        client.create_repo("r")
+        for i in range(60):
+            client.put_file("r", "master", f"f{i}", source=str(i).encode())
+    assert cli("fsck").code == 0 and (root / "meta.db.backup").exists()  # a clean fsck refreshes it
+    _overwrite_page(root / "meta.db", _root_of(root / "meta.db", "commits"))
+    repaired = cli("fsck", "--repair")
+    assert "table commits: 0 row(s) kept" in repaired.err and "60 restored from the backup" in repaired.err
+    assert cli("list-commit", "r", "-n", "100").out.count("\nr ") == 60
+    assert cli("get-file", "r", "master", "f59").out == "59"
+    assert cli("fsck").code == 0
+    refused = cli("gc")
+    assert refused.code == 1 and "a repair kept the damaged database" in refused.err
+    assert cli("gc", "--dry-run").code == 0
