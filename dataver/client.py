@@ -80,9 +80,15 @@ class Client:
             daemon = self.daemon()
             if daemon is None:
                 self.run_pending()
-            elif self.notice is not None:
+            elif self.notice is not None and self._triggers(result):
                 self.notice(f"the daemon (pid {daemon.pid}) runs the jobs this triggers: see `dataver list-job`")
         return result
+
+    def _triggers(self, result: Any) -> bool:
+        """Whether a change can start a job: a pipeline reads its repo (or it is a pipeline itself)."""
+        if isinstance(result, CommitInfo | BranchInfo):
+            return bool(self._pipes.records.readers_of(result.repo))
+        return True
 
     def daemon(self) -> DaemonInfo | None:
         """The daemon serving this store, if one is running."""
@@ -193,7 +199,9 @@ class Client:
                     "reading from stdin or a stream needs a destination path, e.g. repo@master:/data.csv"
                 )
             return self._landed(
-                self.files.put_stream(repo, commit_ref, path, source, append=append, description=message)
+                self.files.put_stream(
+                    repo, commit_ref, path, source, append=append, description=message, progress=progress
+                )
             )
         dest = normalize_path(path, allow_root=recursive) if path is not None else None
         sources = expand_source(str(source), dest, recursive, into_folder=into_folder)

@@ -97,13 +97,17 @@ class FileStore:
         *,
         append: bool = False,
         description: str = "",
+        progress: Transfer | None = None,
     ) -> CommitInfo:
-        """Put everything read from `stream` (e.g. stdin) at one repo path."""
+        """Put everything read from `stream` (e.g. stdin) at one repo path; `progress` hears of
+        the one file once it is stored."""
         dest = normalize_path(dest, allow_root=False)
         self.repos.require_repo(repo)
         with self.store.writing():
             with self.store.objects.writer() as writer:
                 oid, size = writer.add_stream(stream)
+            if progress is not None:
+                progress(1, size, 1, size)
             placer = self._placer([(dest, Entry(FILE, oid, size))], append)
             return self.repos.modify(repo, ref, placer, description=description)
 

@@ -8,6 +8,7 @@ slash; a leading slash in user input means the repo root, as in Pachyderm.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InvalidArgument
@@ -118,3 +119,11 @@ def parse_address(text: str) -> Target:
     ref = parse_commit_ref(ref_part)
     path = normalize_path(path_part) if colon else None
     return Target(repo, ref, path)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean X?)' for the known name closest to a mistyped one, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""

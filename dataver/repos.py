@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from .errors import AlreadyExists, Ambiguous, Conflict, InvalidArgument, NotFound
 from .models import BranchInfo, CommitInfo, RepoInfo
-from .names import COMMIT_ID_RE, COMMIT_PREFIX_RE, CommitRef, check_name
+from .names import COMMIT_ID_RE, COMMIT_PREFIX_RE, CommitRef, check_name, did_you_mean
 from .objects import ObjectWriter
 from .store import Store
 from .trees import EMPTY_TREE, EMPTY_TREE_BYTES, TreeEditor
@@ -59,7 +59,9 @@ class RepoStore:
         check_name("repo", name)
         row = self.db.query_one("SELECT * FROM repos WHERE name = ?", (name,))
         if row is None:
-            raise NotFound(f"repo {name} not found: create it with `dataver create-repo {name}`")
+            close = did_you_mean(name, (r[0] for r in self.db.query("SELECT name FROM repos")))
+            advice = "see `dataver list-repo`" if close else f"create it with `dataver create-repo {name}`"
+            raise NotFound(f"repo {name} not found{close}: {advice}")
         return row
 
     def inspect_repo(self, name: str) -> RepoInfo:
@@ -184,7 +186,10 @@ class RepoStore:
         else:
             found = self._by_prefix(repo, ref.base)
             if found is None:
-                hint = " (a commit prefix needs at least 6 characters)" if len(ref.base) < 6 else ""
+                branches = (r[0] for r in self.db.query("SELECT name FROM branches WHERE repo = ?", (repo,)))
+                hint = did_you_mean(ref.base, branches)
+                if not hint and len(ref.base) < 6 and all(c in "0123456789abcdef" for c in ref.base):
+                    hint = " (a commit prefix needs at least 6 characters)"
                 raise NotFound(
                     f"no branch or commit {ref.base} in repo {repo}{hint}: see `dataver list-branch {repo}` "
                     f"or `dataver list-commit {repo}`"

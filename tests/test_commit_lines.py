@@ -22,7 +22,9 @@ def test_each_writing_command_names_its_commit(client, cli, tmp_path):
     assert re.fullmatch(COMMIT + r"2 files, 2\.0 KiB put\n", put.err), put.err
     head = client.inspect_commit("r", "master").id
     assert head in put.err
-    assert re.fullmatch(COMMIT + r"put from stdin\n", cli("put-file", "r", "master", "s", "-f", "-", input=b"z").err)
+    assert re.fullmatch(
+        COMMIT + r"1 file, 1 B put from stdin\n", cli("put-file", "r", "master", "s", "-f", "-", input=b"z").err
+    )
     assert re.fullmatch(COMMIT + r"deleted /s\n", cli("delete-file", "r", "master", "s").err)
     assert re.fullmatch(
         COMMIT + r"copied r@master:/a.csv to /d.csv\n", cli("copy-file", "r@master:/a.csv", "r@master:/d.csv").err

@@ -48,7 +48,7 @@ def put_file(
     t = target(address, what="REPO BRANCH [PATH]")
     data = sys.stdin.buffer if source == "-" else source
     bar = TransferBar("putting")
-    commit_note(ctx, quiet, lambda: f"{bar.summary()} put" if source != "-" else "put from stdin")
+    commit_note(ctx, quiet, lambda: f"{bar.summary()} put" + (" from stdin" if source == "-" else ""))
     raw_path = address[0].partition("@")[2].partition(":")[2] if len(address) == 1 else address[2:][:1]
     into_folder = bool(t.path) and "".join(raw_path).endswith("/")  # `dir/`: the file goes inside dir
     client(ctx).put_file(
@@ -59,7 +59,7 @@ def put_file(
         recursive=recursive,
         append=append,
         message=message,
-        progress=None if source == "-" else bar,
+        progress=bar,
     )
     bar.close()
 

@@ -33,7 +33,7 @@ class JobProgress:
         line = f"job {job.id[:12]} ({job.pipeline}): {job.processed} + {job.skipped} / {job.total} datums" + (
             "" if job.state == "running" else f", {job.state} in {output.duration(job.duration)}"
         )
-        if job.state != "running" and job.reason:
+        if job.state not in ("running", "failure") and job.reason:  # a failure's reason: the error line
             line += f": {job.reason}"
         if job.state == "running":
             if self.tty:

@@ -29,8 +29,13 @@ class Session:
             from ..client import Client  # imported per command, so `dataver --help` stays quick
             from .progress import JobProgress
 
-            self._client = Client(self.root, progress=JobProgress(), notice=output.note, on_commit=self.commit_note)
+            self._client = Client(self.root, progress=JobProgress(), notice=self._note, on_commit=self.commit_note)
         return self._client
+
+    def _note(self, message: str) -> None:
+        """A remark for the user (the daemon runs the jobs, say); --quiet silences it too."""
+        if not self.commit_note.quiet:
+            output.note(message)
 
 
 def _commit_note() -> CommitNote:

@@ -45,10 +45,10 @@ class PipelineService:
                 )
             try:
                 self.repos.require_repo(pfs.repo)
-            except NotFound:
+            except NotFound as exc:
+                advice = str(exc).partition(" not found")[2]  # a did-you-mean, or how to create it
                 raise NotFound(
-                    f"pipeline {spec.name}: input repo {pfs.repo} (input #{i + 1}) does not exist: "
-                    f"create it with `dataver create-repo {pfs.repo}` first"
+                    f"pipeline {spec.name}: input repo {pfs.repo} (input #{i + 1}) does not exist{advice}"
                 ) from None
 
     def _context(self, spec: PipelineSpec, runtime: str, spec_path: Path | None) -> str | None:
