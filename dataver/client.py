@@ -104,10 +104,11 @@ class Client:
         return Config(self.store.root)
 
     @staticmethod
-    def settings(root: str | Path | None = None) -> Config:
+    def settings(root: str | Path | None = None, flags: dict[str, Any] | None = None) -> Config:
         """The settings of the store at `root` (default: where commands look), read without
-        opening or making the store: `dataver config` works before any store exists."""
-        return Config(Path(root).expanduser() if root is not None else default_root())
+        opening or making the store: `dataver config` works before any store exists. `flags`
+        are values given on the command line, which beat the rest."""
+        return Config(Path(root).expanduser() if root is not None else default_root(), flags)
 
     def close(self) -> None:
         self.store.close()

@@ -9,6 +9,7 @@ for the user: a store cannot say where it is. Later issues add their keys to `KE
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,32 +104,51 @@ def _read(path: Path) -> dict[str, Any]:
     return flat
 
 
+UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _number(value: Any) -> int:
+    """A whole number, with an optional size unit as people write them: 64GiB, 10G, 512Mi, 1k."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
+    if match is None:
+        raise ValueError(value)
+    return int(match.group(1)) * UNITS[match.group(2).lower()]
+
+
 def _check(key: Key, value: Any, where: str) -> Any:
+    at = f" ({where})" if where else ""
     if key.kind is int:
         try:
-            value = int(value)
+            value = _number(value)
         except (TypeError, ValueError):
-            raise InvalidArgument(f"{key.name} ({where}) must be a whole number, not {value!r}") from None
+            raise InvalidArgument(
+                f"{key.name}{at} must be a number, like 1000000, 512M or 64GiB, not {value!r}"
+            ) from None
         if value < 1:
-            raise InvalidArgument(f"{key.name} ({where}) must be at least 1, not {value}")
+            raise InvalidArgument(f"{key.name}{at} must be at least 1, not {value}")
         return value
     value = str(value)
     if key.choices and value not in key.choices:
-        raise InvalidArgument(f"{key.name} ({where}) must be one of {', '.join(key.choices)}, not {value!r}")
+        raise InvalidArgument(f"{key.name}{at} must be one of {', '.join(key.choices)}, not {value!r}")
     return value
 
 
 class Config:
     """The settings seen from one store (`root`, or none before the store is known)."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, flags: dict[str, Any] | None = None) -> None:
+        """`flags`: values given on the command line (`--root`), which beat everything else."""
         self.root = root
+        self.flags = flags or {}
         self._files = {"user": _read(user_file())}
         if root is not None:
             self._files["store"] = _read(root / FILE)
 
     def lookup(self, name: str, flag: Any = None) -> Setting:
         key = _key(name)
+        flag = self.flags.get(name) if flag is None else flag
         if flag is not None:
             return Setting(name, _check(key, flag, "flag"), "flag")
         if os.environ.get(key.env):
@@ -143,7 +163,15 @@ class Config:
         return self.lookup(name, flag).value
 
     def all(self) -> list[Setting]:
-        return [self.lookup(name) for name in KEYS]
+        """Every setting; one whose value is invalid is shown with what is wrong, so that the
+        listing is where a user finds it (rather than the listing failing)."""
+        found = []
+        for name in KEYS:
+            try:
+                found.append(self.lookup(name))
+            except InvalidArgument as exc:
+                found.append(Setting(name, f"invalid: {exc}", "error"))
+        return found
 
     def path(self, level: str) -> Path:
         if level == "user":
@@ -156,14 +184,15 @@ class Config:
         key = _key(name)
         if key.user_only and level != "user":
             raise InvalidArgument(f"{name} can only be set for the user (add --user): a store cannot say where it is")
-        checked = _check(key, value, "the value given")
+        checked = _check(key, value, "")
         settings = {**self._files.get(level, {}), name: checked}
         _write(self.path(level), settings)
         self._files[level] = settings
         return Setting(name, checked, level)
 
     def unset(self, name: str, level: str) -> bool:
-        _key(name)
+        if _key(name).user_only and level != "user":
+            raise InvalidArgument(f"{name} is a user setting: add --user")
         settings = dict(self._files.get(level, {}))
         if settings.pop(name, None) is None:
             return False

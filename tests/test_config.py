@@ -3,6 +3,7 @@ that the commands obey them."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -31,7 +32,7 @@ def test_bad_settings_get_one_line(cli, root):
     for args, message in [
         (["config", "set", "runtime", "kubernetes"], "must be one of auto, local, docker"),
         (["config", "set", "rntime", "local"], "did you mean runtime?"),
-        (["config", "set", "max_file_bytes", "lots"], "must be a whole number"),
+        (["config", "set", "max_file_bytes", "lots"], "must be a number, like 1000000, 512M or 64GiB"),
         (["config", "set", "root", "/tmp/x"], "can only be set for the user"),
     ]:
         result = cli(*args)
@@ -92,3 +93,24 @@ def test_the_daemon_log_rotates(root, cli):
 def test_every_setting_is_listed_with_its_meaning(cli, key):
     listing = cli("config", "list").out
     assert any(line.startswith(key + " ") for line in listing.splitlines())
+
+
+def test_sizes_take_units_and_the_root_flag_wins(cli, root):
+    assert cli("config", "set", "max_file_bytes", "10GiB").code == 0
+    assert cli("config", "get", "max_file_bytes").out == f"{10 << 30}\n"
+    assert cli("config", "set", "daemon.log_max_bytes", "512M").code == 0
+    assert Config(root).get("daemon.log_max_bytes") == 512 << 20
+    listing = json.loads(cli("config", "list", "--json").out)
+    assert {"key": "root", "value": str(root), "source": "flag"} in listing  # `--root` is a flag too
+
+
+def test_a_bad_value_is_shown_by_list_not_hidden_by_it(cli, monkeypatch):
+    monkeypatch.setenv("DATAVER_RUNTIME", "dockr")
+    listing = cli("config", "list")
+    assert listing.code == 0 and "invalid: runtime ($DATAVER_RUNTIME) must be one of" in listing.out
+    assert cli("config", "get", "runtime").code == 2
+
+
+def test_unsetting_a_user_setting_needs_user(cli):
+    refused = cli("config", "unset", "root")
+    assert refused.code == 2 and "root is a user setting: add --user" in refused.err

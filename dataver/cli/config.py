@@ -18,7 +18,8 @@ def _config(ctx: typer.Context):
     """The settings of this invocation's store, read without opening (or making) the store."""
     from ..client import Client
 
-    return Client.settings(ctx.find_object(Session).root)
+    root = ctx.find_object(Session).root
+    return Client.settings(root, flags={"root": str(root)} if root is not None else None)
 
 
 @app.command("get")

@@ -10,15 +10,21 @@ import json
 import sys
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
 from .spec import PipelineSpec
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
 
 def spec_schema() -> dict[str, Any]:
-    """The schema of a spec as users write it (snake_case names; `$schema` allowed, so a spec
-    file can name this schema for its editor)."""
+    """The schema of a spec as users write it: snake_case or camelCase names, as dataver takes
+    both, and `$schema` allowed, so a spec file can name this schema for its editor."""
     schema = PipelineSpec.model_json_schema(by_alias=False)
+    for model in [schema, *schema.get("$defs", {}).values()]:
+        properties = model.get("properties", {})
+        for name in list(properties):
+            properties.setdefault(to_camel(name), properties[name])
     schema["properties"]["$schema"] = {"type": "string", "description": "this schema's location, for editors"}
     return {"$schema": SCHEMA_URL, "title": "dataver pipeline spec (Pachyderm's format)", **schema}
 

@@ -241,9 +241,7 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         field = str(error["loc"][-1])
         close = difflib.get_close_matches(field, _field_names(), n=1, cutoff=0.7)
-        hint = (
-            f" (did you mean {close[0]}?)" if close else " (dataver does not support it: remove it, or see the README)"
-        )
+        hint = f" (did you mean {close[0]}?)" if close else " (not a field dataver knows: remove it, or see the README)"
         return f"{where}: unknown field{hint}"
     ctx = error.get("ctx") or {}
     if kind in ("greater_than_equal", "greater_than"):

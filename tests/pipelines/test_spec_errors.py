@@ -126,5 +126,7 @@ def test_the_schema_accepts_the_examples_and_refuses_a_typo():
     schema = spec_schema()
     for path in sorted((PROJECT / "pipelines").glob("*.json")):
         jsonschema.validate(json.loads(path.read_text()), schema)
+    camel = {**GOOD, "parallelismSpec": {"constant": 2}, "datumTries": 2}  # dataver takes camelCase too
+    jsonschema.validate(camel, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**GOOD, "parallelism_spc": {}}, schema)
