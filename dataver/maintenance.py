@@ -10,6 +10,7 @@ from .errors import Conflict, Corruption, NotFound
 from .meta import SalvagedTable, backup, is_sound, salvage
 from .models import FsckReport, GcReport
 from .objects import hash_bytes
+from .packs import PackEntry
 from .store import DATABASE, Store, store_lock
 from .trees import EMPTY_TREE
 
@@ -117,17 +118,17 @@ def _check_loose(store: Store, problems: list[str]) -> int:
 
 
 def _check_packed(store: Store, problems: list[str]) -> int:
-    rows = store.objects.index.all() if store.objects.index else []
-    for row in rows:
+    entries = store.objects.packed()
+    for entry in entries:
         try:
-            data = store.objects.read_packed(row["pack"], row["offset"], row["size"], row["oid"])
+            data = store.objects.read_packed(entry)
         except Corruption as exc:
             problems.append(str(exc).split(": run")[0])
             continue
         actual = hash_bytes(data)
-        if actual != row["oid"]:
-            problems.append(_damage(store, row["oid"], actual, f" (in pack {row['pack']})"))
-    return len(rows)
+        if actual != entry.oid:
+            problems.append(_damage(store, entry.oid, actual, f" (in pack {entry.pack})"))
+    return len(entries)
 
 
 def _check_records(store: Store, problems: list[str]) -> None:
@@ -182,34 +183,30 @@ def gc(store: Store, *, dry_run: bool = False) -> GcReport:
                 kept += 1
                 continue
             removed += 1
-            removed_bytes += objects.path(oid).stat().st_size
+            removed_bytes += objects.size(oid)
             if not dry_run:
                 objects.delete(oid)
-        by_pack: dict[str, list] = {}
-        for row in objects.index.all() if objects.index else []:
-            by_pack.setdefault(row["pack"], []).append(row)
+        by_pack: dict[str, list[PackEntry]] = {}
+        for entry in objects.packed():
+            by_pack.setdefault(entry.pack, []).append(entry)
         for pack in objects.packs():
-            rows = by_pack.get(pack, [])
-            live = [r["oid"] for r in rows if r["oid"] in keep]
-            dead = [r for r in rows if r["oid"] not in keep]
+            entries = by_pack.get(pack, [])
+            live = [e.oid for e in entries if e.oid in keep]
+            dead = [e for e in entries if e.oid not in keep]
             kept += len(live)
             removed += len(dead)
-            dead_bytes = sum(r["size"] for r in dead) if rows else objects.pack_path(pack).stat().st_size
+            dead_bytes = sum(e.size for e in dead) if entries else objects.pack_size(pack)
             removed_bytes += dead_bytes
-            if dry_run or (rows and not dead):
+            if dry_run or (entries and not dead):
                 continue
             if not live:
-                objects.index.remove_pack(pack)
-                objects.delete_pack(pack)
-            elif dead_bytes * 2 > sum(r["size"] for r in rows):
+                objects.drop_pack(pack)
+            elif dead_bytes * 2 > sum(e.size for e in entries):
                 objects.repack(pack, live)
-        temps = list(objects.tmp_dir.iterdir())
-        if not dry_run:
-            for tmp in temps:
-                tmp.unlink(missing_ok=True)
+        temps = len(objects.temporaries()) if dry_run else objects.remove_temporaries()
     if not dry_run:
         _refresh_backup(store)
-    return GcReport(dry_run, removed, removed_bytes, len(temps), kept)
+    return GcReport(dry_run, removed, removed_bytes, temps, kept)
 
 
 def repair_database(root: Path) -> dict[str, SalvagedTable]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import Corruption, DataverError, no_space, not_writable
-from .packs import PACK_LIMIT, PackIndex
+from .packs import PACK_LIMIT, PackEntry, PackIndex
 
 CHUNK = 1 << 20
 """Streaming buffer: a file of any size is hashed and copied through this much memory."""
@@ -148,7 +148,7 @@ class ObjectStore:
             where = self.index.locate(oid) if self.index is not None else None
             if where is None:  # set aside meanwhile (by another thread), or never stored
                 return (self.damaged_dir / oid).exists()
-            data = self.read_packed(where["pack"], where["offset"], where["size"], oid)
+            data = self.read_packed(where)
             (self.damaged_dir / oid).write_bytes(data)
             self.index.forget(oid)
             return True
@@ -159,15 +159,16 @@ class ObjectStore:
         """Set aside an object whose bytes hash to `actual`, and say what to do."""
         return self._damaged(oid, actual, set_aside=self.set_aside(oid))
 
-    def read_packed(self, pack: str, offset: int, size: int, oid: str = "?") -> bytes:
+    def read_packed(self, entry: PackEntry) -> bytes:
+        """The bytes a pack holds for one object (unchecked: callers hash them)."""
         try:
-            with open(self.pack_path(pack), "rb") as f:
-                f.seek(offset)
-                data = f.read(size)
+            with open(self.pack_path(entry.pack), "rb") as f:
+                f.seek(entry.offset)
+                data = f.read(entry.size)
         except FileNotFoundError:
-            raise Corruption(f"pack {pack} holding object {oid} is missing: run `dataver fsck`") from None
-        if len(data) != size:
-            raise Corruption(f"pack {pack} is truncated (object {oid}): run `dataver fsck`")
+            raise Corruption(f"pack {entry.pack} holding object {entry.oid} is missing: run `dataver fsck`") from None
+        if len(data) != entry.size:
+            raise Corruption(f"pack {entry.pack} is truncated (object {entry.oid}): run `dataver fsck`")
         return data
 
     def open(self, oid: str) -> BinaryIO:
@@ -179,7 +180,7 @@ class ObjectStore:
         where = self.index.locate(oid) if self.index is not None else None
         if where is None:
             raise self._missing(oid)
-        return io.BytesIO(self.read_packed(where["pack"], where["offset"], where["size"], oid))
+        return io.BytesIO(self.read_packed(where))
 
     def read_bytes(self, oid: str) -> bytes:
         with self.open(oid) as f:
@@ -242,38 +243,62 @@ class ObjectStore:
         seen = set(self.loose())
         yield from seen
         if self.index is not None:
-            yield from (row["oid"] for row in self.index.all() if row["oid"] not in seen)
+            yield from (entry.oid for entry in self.index.all() if entry.oid not in seen)
 
     def packs(self) -> list[str]:
         """Ids of the pack files on disk."""
         return [p.stem for p in self.pack_dir.glob("*.pack")]
 
+    def packed(self) -> list[PackEntry]:
+        """Every packed object, with where its bytes are."""
+        return self.index.all() if self.index is not None else []
+
+    def size(self, oid: str) -> int:
+        """The stored size of a loose object."""
+        return self.path(oid).stat().st_size
+
+    def pack_size(self, pack: str) -> int:
+        return self.pack_path(pack).stat().st_size
+
     def delete(self, oid: str) -> None:
         """Delete a loose object (packed ones go when gc rewrites their pack)."""
         self.path(oid).unlink(missing_ok=True)
 
-    def delete_pack(self, pack: str) -> None:
+    def drop_pack(self, pack: str) -> None:
+        """Forget a pack none of whose objects is wanted, then remove its file."""
+        if self.index is not None:
+            self.index.remove_pack(pack)
         self.pack_path(pack).unlink(missing_ok=True)
+
+    def temporaries(self) -> list[Path]:
+        """Leftovers of writes that never published (a process killed mid-write)."""
+        return list(self.tmp_dir.iterdir())
+
+    def remove_temporaries(self) -> int:
+        """Remove those leftovers (only while no write is under way: gc's exclusive lock)."""
+        found = self.temporaries()
+        for tmp in found:
+            tmp.unlink(missing_ok=True)
+        return len(found)
 
     def repack(self, pack: str, keep: list[str]) -> None:
         """Rewrite `pack` with only the objects in `keep`, crash-safely: the new pack is durable
         and indexed (in one transaction with unindexing the old) before the old file goes."""
         assert self.index is not None
-        rows = {r["oid"]: r for r in self.index.all() if r["pack"] == pack}
+        entries = {e.oid: e for e in self.index.all() if e.pack == pack}
         new_pack = uuid.uuid4().hex
         tmp = self.tmp_dir / f"{new_pack}.pack.part"
         placed: list[tuple[str, str, int, int]] = []
         with open(tmp, "wb") as f:
             for oid in keep:
-                row = rows[oid]
-                data = self.read_packed(pack, row["offset"], row["size"], oid)
+                data = self.read_packed(entries[oid])
                 placed.append((oid, new_pack, f.tell(), len(data)))
                 f.write(data)
         sync_filesystem(self.tmp_dir)
         os.rename(tmp, self.pack_path(new_pack))
         sync_filesystem(self.pack_dir)
         self.index.replace_pack(pack, placed)
-        self.delete_pack(pack)
+        self.pack_path(pack).unlink(missing_ok=True)
 
     def writer(self) -> ObjectWriter:
         return ObjectWriter(self)

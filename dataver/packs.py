@@ -8,21 +8,32 @@ loose, one file each, so big files can be hard-linked into a datum's /pfs.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .meta import Database
 
 PACK_LIMIT = 64 << 10
 
 
+@dataclass(frozen=True)
+class PackEntry:
+    """Where one packed object's bytes are: `size` bytes at `offset` in pack file `pack`."""
+
+    oid: str
+    pack: str
+    offset: int
+    size: int
+
+
 class PackIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def locate(self, oid: str) -> sqlite3.Row | None:
-        """(pack, offset, size) of a packed object, or None."""
-        return self.db.query_one("SELECT pack, offset, size FROM packed WHERE oid = ?", (oid,))
+    def locate(self, oid: str) -> PackEntry | None:
+        """Where a packed object is, or None."""
+        row = self.db.query_one("SELECT oid, pack, offset, size FROM packed WHERE oid = ?", (oid,))
+        return PackEntry(*row) if row is not None else None
 
     def present(self, oids: list[str]) -> set[str]:
         """Which of `oids` are packed (one query per 500 ids)."""
@@ -38,8 +49,8 @@ class PackIndex:
         with self.db.write() as conn:
             conn.executemany("INSERT OR IGNORE INTO packed (oid, pack, offset, size) VALUES (?, ?, ?, ?)", rows)
 
-    def all(self) -> list[sqlite3.Row]:
-        return self.db.query("SELECT oid, pack, offset, size FROM packed")
+    def all(self) -> list[PackEntry]:
+        return [PackEntry(*row) for row in self.db.query("SELECT oid, pack, offset, size FROM packed")]
 
     def forget(self, oid: str) -> None:
         """Unindex one object (a damaged one being set aside; its bytes stay in the pack until gc).

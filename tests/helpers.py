@@ -58,8 +58,8 @@ def corrupt_object(store, oid: str, data: bytes | None = None) -> None:
     if objects.is_loose(oid):
         path, offset, size = objects.path(oid), 0, objects.path(oid).stat().st_size
     else:
-        row = objects.index.locate(oid)
-        path, offset, size = objects.pack_path(row["pack"]), row["offset"], row["size"]
+        entry = objects.index.locate(oid)
+        path, offset, size = objects.pack_path(entry.pack), entry.offset, entry.size
     path.chmod(0o644)
     raw = bytearray(path.read_bytes())
     new = data if data is not None else bytes([raw[offset] ^ 1]) + bytes(raw[offset + 1 : offset + size])
@@ -74,4 +74,4 @@ def remove_object(store, oid: str) -> None:
     if objects.is_loose(oid):
         objects.path(oid).unlink()
     else:
-        objects.pack_path(objects.index.locate(oid)["pack"]).unlink()
+        objects.pack_path(objects.index.locate(oid).pack).unlink()
