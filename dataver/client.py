@@ -19,7 +19,7 @@ from .errors import Conflict, InvalidArgument
 from .files import FileStore, Transfer
 from .maintenance import fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
-from .names import CommitRef, check_name, normalize_path, parse_commit_ref
+from .names import CommitRef, check_name, did_you_mean, normalize_path, parse_commit_ref
 from .repos import RepoStore
 from .store import Store, default_root
 from .uploads import expand_source
@@ -304,6 +304,7 @@ class Client:
         `runtime` (auto, local or docker) defaults to the `runtime` setting (auto)."""
         parsed = self.parse_spec(spec)
         self._pipes.service.create(parsed, self.config.get("runtime", runtime), _spec_path(spec))
+        self._warn_missing_branches(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
 
     def update_pipeline(
@@ -312,7 +313,22 @@ class Client:
         """Record a new spec version; seen datums are skipped unless `reprocess`."""
         parsed = self.parse_spec(spec)
         self._pipes.service.update(parsed, runtime=runtime, spec_path=_spec_path(spec), reprocess=reprocess)
+        self._warn_missing_branches(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
+
+    def _warn_missing_branches(self, spec: PipelineSpec) -> None:
+        """An input branch that does not exist yet is allowed (it may come later, as in
+        Pachyderm), but it is most often a typo: say so, with the closest branch."""
+        if self.notice is None:
+            return
+        for pfs in spec.input.pfs_inputs():
+            branches = [b.name for b in self.repos.list_branches(pfs.repo)]
+            if pfs.branch not in branches:
+                close = did_you_mean(pfs.branch, branches)
+                self.notice(
+                    f"note: repo {pfs.repo} has no branch {pfs.branch} yet{close}: "
+                    f"pipeline {spec.name} runs once a commit lands there"
+                )
 
     def list_pipelines(self) -> list[PipelineInfo]:
         return self._pipes.list_pipelines()

@@ -84,3 +84,13 @@ def test_wait_commit_fails_naming_the_failed_pipeline(cli, failing):
     cli("create-pipeline", "-f", str(failing))
     waited = cli("wait-commit", "in@master")
     assert waited.code == 1 and "pipeline(s) failed: bad (job " in waited.err
+
+
+def test_an_input_branch_that_does_not_exist_is_pointed_out(client, cli, tmp_path):
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"A")
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(spec("p", "true", pfs("in", "/", branch="mastr"))))
+    created = cli("create-pipeline", "-f", str(path))
+    assert created.code == 0  # allowed: the branch may come later, as in Pachyderm
+    assert "note: repo in has no branch mastr yet (did you mean master?)" in created.err
