@@ -132,10 +132,6 @@ class ObjectStore:
         """Whether a damaged copy of `oid` was set aside (and no intact one stored since)."""
         return os.path.exists(self.damaged_dir / oid) and not self.exists(oid)
 
-    def damaged(self) -> list[str]:
-        """Ids of the damaged copies set aside."""
-        return os.listdir(self.damaged_dir) if self.damaged_dir.is_dir() else []
-
     def set_aside(self, oid: str) -> bool:
         """Move a damaged object out of the store into `objects/damaged/` (kept for inspection);
         from then on it counts as missing, so the next put of its content stores it afresh.
