@@ -50,12 +50,13 @@ class TransferBar:
     def __init__(self, verb: str) -> None:
         self.verb = verb
         self.files = self.bytes = 0
+        self._tty = sys.stderr.isatty()  # asked once: a put of 10,000 files calls this 10,000 times
         self._bar = None
         self._task = None
 
     def __call__(self, files: int, done: int, files_total: int, bytes_total: int) -> None:
         self.files, self.bytes = files, done
-        if not sys.stderr.isatty():
+        if not self._tty:
             return
         if self._bar is None:
             from rich.console import Console
