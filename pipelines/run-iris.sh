@@ -25,4 +25,4 @@ step dataver get-file inference master 2
 step dataver list-job
 step dataver inspect-file inference master 2 --provenance
 step dataver dag
-printf '\nThe example store is %s: export DATAVER_ROOT=%s to explore it.\n' "$DATAVER_ROOT" "$DATAVER_ROOT"
+printf '\nThe example store is %s. To explore it:\n  source .venv/bin/activate && export DATAVER_ROOT=%s\n' "$DATAVER_ROOT" "$DATAVER_ROOT"
