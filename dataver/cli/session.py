@@ -12,17 +12,17 @@ import typer
 from ..errors import InvalidArgument
 from ..names import CommitRef, Target, parse_target
 from . import output
+from .progress import CommitNote
 
 if TYPE_CHECKING:
     from ..client import Client
-    from .progress import CommitNote
 
 
 @dataclass
 class Session:
     root: Path | None
     _client: Client | None = field(default=None, repr=False)
-    commit_note: CommitNote = field(default_factory=lambda: _commit_note())
+    commit_note: CommitNote = field(default_factory=CommitNote)
 
     def client(self) -> Client:
         if self._client is None:
@@ -36,12 +36,6 @@ class Session:
         """A remark for the user (the daemon runs the jobs, say); --quiet silences it too."""
         if not self.commit_note.quiet:
             output.note(message)
-
-
-def _commit_note() -> CommitNote:
-    from .progress import CommitNote
-
-    return CommitNote()
 
 
 def commit_note(ctx: typer.Context, quiet: bool, detail: Callable[[], str]) -> None:

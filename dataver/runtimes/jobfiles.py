@@ -82,7 +82,8 @@ def open_job_file(
         fd = os.open(f"/proc/self/fd/{pfd}", _REOPEN_FLAGS)
     finally:
         os.close(pfd)
-    if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) != (st.st_ino, st.st_dev):  # pragma: no cover - paranoia
+    reopened = os.fstat(fd)
+    if (reopened.st_ino, reopened.st_dev) != (st.st_ino, st.st_dev):  # pragma: no cover - paranoia
         os.close(fd)
         raise OutputError(f"{shown_as} changed while it was being read")
     return fd

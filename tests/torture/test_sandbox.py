@@ -59,7 +59,9 @@ def test_a_root_run_job_runs_as_nobody(repo, as_root):
 def test_a_log_replaced_by_a_link_does_not_show_the_host_file(repo):
     """The job swaps its own datum log for a link to a host file; `logs` must not print it."""
     secret = Path("/etc/passwd").read_text()
-    cmd = "echo hello; for f in /.dataver/logs/*.log; do rm -f $f; ln -s /etc/passwd $f; done; echo ok > /pfs/out/x"
+    wait = "until ls /.dataver/logs/*.log >/dev/null 2>&1; do sleep 0.01; done"  # the agent opens it as we start
+    swap = "for f in /.dataver/logs/*.log; do rm -f $f; ln -s /etc/passwd $f; done"
+    cmd = f"echo hello; {wait}; {swap}; echo ok > /pfs/out/x"
     repo.create_pipeline(spec("p", cmd, pfs("in", "/")))
     job = repo.list_jobs("p")[0]
     log = "".join(text for _, _, text in repo.logs(job=job.id))
