@@ -1,8 +1,11 @@
 """Content-addressed object store: every blob and tree lives once, under the sha256 of its bytes.
 
-Layout: `<root>/objects/ab/cdef...` (two-character fan-out, as git and DVC do) and
-`<root>/tmp/` for objects being written. An object appears under its name only after its
-bytes are durable, so a name that exists always holds the right bytes unless the disk
+`ObjectStore` is the interface and everything its implementations share: packing small
+objects, staging, hashing, verified reads, setting damage aside. Where the bytes rest is an
+implementation's business: a folder (`dataver.backends.folder`, the default) or an
+S3-compatible bucket (`dataver.backends.s3`). Both stage new objects in `<root>/tmp/` on
+this host and publish them in one batch; an object appears under its name only after its
+bytes are durable, so a name that exists always holds the right bytes unless the medium
 itself corrupted them (which `verify` and `dataver fsck` detect).
 
 Damage never spreads: every read that hands bytes on (get-file, an append, a job's inputs)
@@ -13,8 +16,6 @@ file again stores it afresh: that, or a backup, is the repair every message advi
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import hashlib
 import io
@@ -22,6 +23,7 @@ import os
 import shutil
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -35,31 +37,10 @@ CHUNK = 1 << 20
 SMALL_FILE = 1 << 20
 """Files up to this size are read in one call: fewer syscalls for the many-small-files case."""
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-
 
 def hash_bytes(data: bytes) -> str:
     """The object id of `data`: plain sha256, so `sha256sum` of a file equals its id."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sync_filesystem(path: Path) -> None:
-    """Flush every dirty page of the filesystem holding `path` (Linux syncfs, else sync).
-
-    One filesystem-wide flush per batch replaces one fsync per object: publishing 10,000
-    small objects costs two flushes instead of 20,000 fsyncs, with the same guarantee.
-    """
-    syncfs = getattr(_libc, "syncfs", None)
-    if syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), str(path))
-    finally:
-        os.close(fd)
 
 
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -72,35 +53,82 @@ def _unlink(path: str) -> None:
         pass
 
 
-class ObjectStore:
-    """Blobs and trees on disk, addressed by sha256 (see the module docstring).
+class ObjectStore(ABC):
+    """Blobs and trees addressed by sha256 (see the module docstring).
 
     With a `PackIndex`, small objects are written into pack files (see `dataver.packs`);
-    without one, every object is loose (one file each).
+    without one, every object is loose (one file or key each).
     """
 
+    location: str
+    """Where the objects rest, as a user would name it (a folder, or s3://bucket/prefix)."""
+
     def __init__(self, root: Path, index: PackIndex | None = None) -> None:
+        """`root`: this host's store folder, whose `tmp/` stages objects being written."""
         self.root = root
         self.index = index
-        self.objects_dir = root / "objects"
-        self.pack_dir = self.objects_dir / "pack"
-        self.damaged_dir = self.objects_dir / "damaged"
         self.tmp_dir = root / "tmp"
-        self.objects_dir_str = f"{self.objects_dir}/"
         self.tmp_dir_str = f"{self.tmp_dir}/"
-        if not (self.pack_dir.is_dir() and self.tmp_dir.is_dir()):
-            self.pack_dir.mkdir(parents=True, exist_ok=True)
+        if not self.tmp_dir.is_dir():
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
-    def path(self, oid: str) -> Path:
-        """Where loose object `oid` lives (whether or not it exists)."""
-        return self.objects_dir / oid[:2] / oid[2:]
+    # ---- what an implementation provides ----------------------------------------------
 
-    def pack_path(self, pack: str) -> Path:
-        return self.pack_dir / f"{pack}.pack"
-
+    @abstractmethod
     def is_loose(self, oid: str) -> bool:
-        return os.path.exists(f"{self.objects_dir_str}{oid[:2]}/{oid[2:]}")
+        """Whether `oid` is stored on its own (not in a pack)."""
+
+    @abstractmethod
+    def open_loose(self, oid: str) -> BinaryIO:
+        """Open a loose object for reading; FileNotFoundError when there is none."""
+
+    @abstractmethod
+    def read_range(self, pack: str, offset: int, size: int) -> bytes:
+        """`size` bytes at `offset` of a pack (fewer if it is truncated); FileNotFoundError when
+        the pack is gone."""
+
+    @abstractmethod
+    def loose(self) -> Iterator[str]:
+        """Every loose object id present, in no particular order."""
+
+    @abstractmethod
+    def packs(self) -> list[str]:
+        """Ids of the packs stored."""
+
+    @abstractmethod
+    def size(self, oid: str) -> int:
+        """The stored size of a loose object."""
+
+    @abstractmethod
+    def pack_size(self, pack: str) -> int: ...
+
+    @abstractmethod
+    def delete(self, oid: str) -> None:
+        """Delete a loose object (packed ones go when gc rewrites their pack)."""
+
+    @abstractmethod
+    def remove_pack(self, pack: str) -> None:
+        """Remove a pack's bytes (the index no longer points into it)."""
+
+    @abstractmethod
+    def publish(self, loose: dict[str, str], pack: tuple[str, str] | None) -> None:
+        """Make staged files durable under their names: `loose` maps object ids to staged files,
+        `pack` is (pack id, staged file). Raises OSError (translated by the writer)."""
+
+    @abstractmethod
+    def keep_damaged(self, oid: str, data: bytes | None) -> None:
+        """Keep a damaged object out of the way for inspection: the loose object itself
+        (`data` None, it stops being stored) or the bytes a pack held for it."""
+
+    @abstractmethod
+    def has_damaged(self, oid: str) -> bool:
+        """Whether a damaged copy of `oid` was kept aside."""
+
+    def link_source(self, oid: str) -> str | None:
+        """A host file holding object `oid` that may be hard-linked into a datum, if any."""
+        return None
+
+    # ---- shared behaviour -------------------------------------------------------------
 
     def exists(self, oid: str) -> bool:
         return self.is_loose(oid) or (self.index is not None and self.index.locate(oid) is not None)
@@ -130,22 +158,20 @@ class ObjectStore:
 
     def is_damaged(self, oid: str) -> bool:
         """Whether a damaged copy of `oid` was set aside (and no intact one stored since)."""
-        return os.path.exists(self.damaged_dir / oid) and not self.exists(oid)
+        return self.has_damaged(oid) and not self.exists(oid)
 
     def set_aside(self, oid: str) -> bool:
         """Move a damaged object out of the store into `objects/damaged/` (kept for inspection);
         from then on it counts as missing, so the next put of its content stores it afresh.
         Returns False where the store cannot be changed (read-only)."""
         try:
-            self.damaged_dir.mkdir(exist_ok=True)
             if self.is_loose(oid):
-                os.replace(self.path(oid), self.damaged_dir / oid)
+                self.keep_damaged(oid, None)
                 return True
             where = self.index.locate(oid) if self.index is not None else None
             if where is None:  # set aside meanwhile (by another thread), or never stored
-                return (self.damaged_dir / oid).exists()
-            data = self.read_packed(where)
-            (self.damaged_dir / oid).write_bytes(data)
+                return self.has_damaged(oid)
+            self.keep_damaged(oid, self.read_packed(where))
             self.index.forget(oid)
             return True
         except (OSError, DataverError):
@@ -158,9 +184,7 @@ class ObjectStore:
     def read_packed(self, entry: PackEntry) -> bytes:
         """The bytes a pack holds for one object (unchecked: callers hash them)."""
         try:
-            with open(self.pack_path(entry.pack), "rb") as f:
-                f.seek(entry.offset)
-                data = f.read(entry.size)
+            data = self.read_range(entry.pack, entry.offset, entry.size)
         except FileNotFoundError:
             raise Corruption(f"pack {entry.pack} holding object {entry.oid} is missing: run `dataver fsck`") from None
         if len(data) != entry.size:
@@ -170,7 +194,7 @@ class ObjectStore:
     def open(self, oid: str) -> BinaryIO:
         """Open an object for reading; a missing object is corruption, not a user error."""
         try:
-            return open(self.path(oid), "rb")
+            return self.open_loose(oid)
         except FileNotFoundError:
             pass
         where = self.index.locate(oid) if self.index is not None else None
@@ -187,21 +211,26 @@ class ObjectStore:
         at its end if the bytes read do not hash to `oid`: nothing built from them survives."""
         return _Verifying(self, oid, self.open(oid))  # type: ignore[return-value]
 
+    def linkable(self, oid: str) -> bool:
+        """Whether `materialize(..., link=True)` would link rather than copy."""
+        return self.link_source(oid) is not None
+
     def materialize(self, oid: str, dest: str, *, link: bool, verified: set[str] | None = None) -> None:
         """Put object `oid`'s bytes at host path `dest`, checked against `oid` (Corruption
-        otherwise): a hard link to a loose object with `link` (callers guarantee the link is
-        read-only to whoever sees it), else a copy.
+        otherwise): a hard link to a loose object with `link` where the store has the object
+        as a host file (callers guarantee the link is read-only to whoever sees it), else a copy.
 
         A link is checked by rehashing the object once per `verified` set (one job's worker):
         rehashing a large model for every datum it is linked into would cost more than the
         datums. Copies are hashed as they are written, so they cost no extra read.
         """
-        if link and self.is_loose(oid):
+        source = self.link_source(oid) if link else None
+        if source is not None:
             if verified is None or oid not in verified:
                 self.verify(oid)
                 if verified is not None:
                     verified.add(oid)
-            os.link(self.path(oid), dest)
+            os.link(source, dest)
             return
         try:
             with self.open_verified(oid) as src, open(dest, "wb") as f:
@@ -226,14 +255,6 @@ class ObjectStore:
         if actual != oid:
             raise self.corrupt(oid, actual)
 
-    def loose(self) -> Iterator[str]:
-        """Every loose object id present, in no particular order (`pack/` and `damaged/` are not
-        fan-out folders)."""
-        for fan in os.scandir(self.objects_dir):
-            if fan.is_dir() and len(fan.name) == 2:
-                for entry in os.scandir(fan.path):
-                    yield fan.name + entry.name
-
     def all(self) -> Iterator[str]:
         """Every object id present, loose or packed."""
         seen = set(self.loose())
@@ -241,30 +262,15 @@ class ObjectStore:
         if self.index is not None:
             yield from (entry.oid for entry in self.index.all() if entry.oid not in seen)
 
-    def packs(self) -> list[str]:
-        """Ids of the pack files on disk."""
-        return [p.stem for p in self.pack_dir.glob("*.pack")]
-
     def packed(self) -> list[PackEntry]:
         """Every packed object, with where its bytes are."""
         return self.index.all() if self.index is not None else []
 
-    def size(self, oid: str) -> int:
-        """The stored size of a loose object."""
-        return self.path(oid).stat().st_size
-
-    def pack_size(self, pack: str) -> int:
-        return self.pack_path(pack).stat().st_size
-
-    def delete(self, oid: str) -> None:
-        """Delete a loose object (packed ones go when gc rewrites their pack)."""
-        self.path(oid).unlink(missing_ok=True)
-
     def drop_pack(self, pack: str) -> None:
-        """Forget a pack none of whose objects is wanted, then remove its file."""
+        """Forget a pack none of whose objects is wanted, then remove its bytes."""
         if self.index is not None:
             self.index.remove_pack(pack)
-        self.pack_path(pack).unlink(missing_ok=True)
+        self.remove_pack(pack)
 
     def temporaries(self) -> list[Path]:
         """Leftovers of writes that never published (a process killed mid-write)."""
@@ -279,37 +285,37 @@ class ObjectStore:
 
     def repack(self, pack: str, keep: list[str]) -> None:
         """Rewrite `pack` with only the objects in `keep`, crash-safely: the new pack is durable
-        and indexed (in one transaction with unindexing the old) before the old file goes."""
+        and indexed (in one transaction with unindexing the old) before the old one goes."""
         assert self.index is not None
         entries = {e.oid: e for e in self.index.all() if e.pack == pack}
         new_pack = uuid.uuid4().hex
         tmp = self.tmp_dir / f"{new_pack}.pack.part"
         placed: list[tuple[str, str, int, int]] = []
-        with open(tmp, "wb") as f:
-            for oid in keep:
-                data = self.read_packed(entries[oid])
-                placed.append((oid, new_pack, f.tell(), len(data)))
-                f.write(data)
-        sync_filesystem(self.tmp_dir)
-        os.rename(tmp, self.pack_path(new_pack))
-        sync_filesystem(self.pack_dir)
+        try:
+            with open(tmp, "wb") as f:
+                for oid in keep:
+                    data = self.read_packed(entries[oid])
+                    placed.append((oid, new_pack, f.tell(), len(data)))
+                    f.write(data)
+            self.publish({}, (new_pack, str(tmp)))
+        finally:
+            tmp.unlink(missing_ok=True)
         self.index.replace_pack(pack, placed)
-        self.pack_path(pack).unlink(missing_ok=True)
+        self.remove_pack(pack)
 
     def writer(self) -> ObjectWriter:
         return ObjectWriter(self)
 
 
 class ObjectWriter:
-    """Stages new objects and publishes them together when the `with` block ends.
+    """Stages new objects on this host and publishes them together when the `with` block ends.
 
     Small objects are appended to one pack file per batch, larger ones get a temporary
     file each. Why a batch: an fsync per object made putting many small files ten times
-    slower than git. Instead the writer flushes the filesystem once before renaming the
-    staged files into place (no name ever points at bytes that are not durable), once after
-    (the names are durable), and only then indexes the pack, all before any commit refers
-    to the objects. A crash at any instant leaves at worst unreferenced temporary files,
-    packs or objects, which `dataver gc` removes.
+    slower than git, and a request per object would make a bucket slower still. The store
+    publishes the batch (see `ObjectStore.publish`), and only then is the pack indexed, all
+    before any commit refers to the objects. A crash at any instant leaves at worst
+    unreferenced temporary files, packs or objects, which `dataver gc` removes.
     """
 
     def __init__(self, store: ObjectStore) -> None:
@@ -319,7 +325,6 @@ class ObjectWriter:
         self._pack_fd: int | None = None
         self._pack_id = ""
         self._pack_size = 0
-        self._made_dirs: set[str] = set()
         self._lock = threading.Lock()
         """Guards the staging state: a job's worker threads share one writer."""
 
@@ -453,21 +458,12 @@ class ObjectWriter:
             return
         pack_tmp = f"{self.store.tmp_dir_str}{pack_id}.pack.part"
         try:
-            sync_filesystem(self.store.tmp_dir)
-            objects_dir = self.store.objects_dir_str
-            for oid, tmp in staged.items():
-                fan = oid[:2]
-                if fan not in self._made_dirs:
-                    os.makedirs(objects_dir + fan, exist_ok=True)
-                    self._made_dirs.add(fan)
-                os.rename(tmp, f"{objects_dir}{fan}/{oid[2:]}")
-            if packed:
-                os.rename(pack_tmp, self.store.pack_path(pack_id))
-            sync_filesystem(self.store.objects_dir)
+            self.store.publish(staged, (pack_id, pack_tmp) if packed else None)
         except OSError as exc:
+            raise self._translate(exc) from None
+        finally:
             for tmp in [*staged.values(), pack_tmp]:
                 _unlink(tmp)
-            raise self._translate(exc) from None
         if packed:
             assert self.store.index is not None
             self.store.index.add((oid, pack_id, offset, size) for oid, (offset, size) in packed.items())

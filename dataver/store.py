@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backends.folder import FolderObjectStore
 from .errors import DataverError, not_writable
 from .meta import Database
 from .objects import ObjectStore
@@ -63,7 +64,7 @@ class Store:
             if not readonly:
                 path.mkdir(parents=True, exist_ok=True)
             db = Database(path / DATABASE, readonly=readonly)
-            objects = ObjectStore(path, PackIndex(db))
+            objects = FolderObjectStore(path, PackIndex(db))
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dataver.backends.folder import FolderObjectStore as ObjectStore
 from dataver.errors import Conflict
-from dataver.objects import ObjectStore
 from dataver.trees import EMPTY_TREE, FILE, Entry, TreeEditor, TreeStore, encode_tree
 
 

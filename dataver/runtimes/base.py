@@ -177,7 +177,7 @@ class Workspace:
         while the current datum runs: `stage` then only renames them into place."""
         staged = set(self._staged.values())
         for _, _, oid in parts:
-            if oid in self._prefetched or oid in staged or objects.is_loose(oid):
+            if oid in self._prefetched or oid in staged or objects.linkable(oid):
                 continue
             target = f"{self.next}/{oid}"
             try:

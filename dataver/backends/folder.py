@@ -1,0 +1,121 @@
+"""Objects in a folder on this host: `<root>/objects/ab/cdef...` (two-character fan-out, as git
+and DVC do), packs in `objects/pack/`, damaged objects set aside in `objects/damaged/`.
+
+A published object is a file, so a job's sandbox can hard-link a large input instead of
+copying it (`link_source`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ..objects import ObjectStore
+from ..packs import PackIndex
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush every dirty page of the filesystem holding `path` (Linux syncfs, else sync).
+
+    One filesystem-wide flush per batch replaces one fsync per object: publishing 10,000
+    small objects costs two flushes instead of 20,000 fsyncs, with the same guarantee.
+    """
+    syncfs = getattr(_libc, "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+
+
+class FolderObjectStore(ObjectStore):
+    """The default object store: files under `<root>/objects/`."""
+
+    def __init__(self, root: Path, index: PackIndex | None = None) -> None:
+        super().__init__(root, index)
+        self.objects_dir = root / "objects"
+        self.pack_dir = self.objects_dir / "pack"
+        self.damaged_dir = self.objects_dir / "damaged"
+        self.objects_dir_str = f"{self.objects_dir}/"
+        self.location = str(self.objects_dir)
+        self._made_dirs: set[str] = set()
+        if not self.pack_dir.is_dir():
+            self.pack_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, oid: str) -> Path:
+        """Where loose object `oid` lives (whether or not it exists)."""
+        return self.objects_dir / oid[:2] / oid[2:]
+
+    def pack_path(self, pack: str) -> Path:
+        return self.pack_dir / f"{pack}.pack"
+
+    def is_loose(self, oid: str) -> bool:
+        return os.path.exists(f"{self.objects_dir_str}{oid[:2]}/{oid[2:]}")
+
+    def open_loose(self, oid: str) -> BinaryIO:
+        return open(self.path(oid), "rb")
+
+    def read_range(self, pack: str, offset: int, size: int) -> bytes:
+        with open(self.pack_path(pack), "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+
+    def link_source(self, oid: str) -> str | None:
+        return str(self.path(oid)) if self.is_loose(oid) else None
+
+    def loose(self) -> Iterator[str]:
+        """`pack/` and `damaged/` are not fan-out folders, so they are passed over."""
+        for fan in os.scandir(self.objects_dir):
+            if fan.is_dir() and len(fan.name) == 2:
+                for entry in os.scandir(fan.path):
+                    yield fan.name + entry.name
+
+    def packs(self) -> list[str]:
+        return [p.stem for p in self.pack_dir.glob("*.pack")]
+
+    def size(self, oid: str) -> int:
+        return self.path(oid).stat().st_size
+
+    def pack_size(self, pack: str) -> int:
+        return self.pack_path(pack).stat().st_size
+
+    def delete(self, oid: str) -> None:
+        self.path(oid).unlink(missing_ok=True)
+
+    def remove_pack(self, pack: str) -> None:
+        self.pack_path(pack).unlink(missing_ok=True)
+
+    def publish(self, loose: dict[str, str], pack: tuple[str, str] | None) -> None:
+        """Flush the filesystem once before renaming the staged files into place (no name ever
+        points at bytes that are not durable) and once after (the names are durable)."""
+        sync_filesystem(self.tmp_dir)
+        for oid, tmp in loose.items():
+            fan = oid[:2]
+            if fan not in self._made_dirs:
+                os.makedirs(self.objects_dir_str + fan, exist_ok=True)
+                self._made_dirs.add(fan)
+            os.rename(tmp, f"{self.objects_dir_str}{fan}/{oid[2:]}")
+        if pack is not None:
+            os.rename(pack[1], self.pack_path(pack[0]))
+        sync_filesystem(self.objects_dir)
+
+    def keep_damaged(self, oid: str, data: bytes | None) -> None:
+        self.damaged_dir.mkdir(exist_ok=True)
+        if data is None:
+            os.replace(self.path(oid), self.damaged_dir / oid)
+        else:
+            (self.damaged_dir / oid).write_bytes(data)
+
+    def has_damaged(self, oid: str) -> bool:
+        return os.path.exists(self.damaged_dir / oid)
