@@ -157,6 +157,89 @@ def as_root() -> None:
         pytest.skip("needs root")
 
 
+def _service(start, require: str, what: str):
+    """Start a throwaway server; when it cannot be had, skip, or fail where it is required (REQUIRE=1, as in CI)."""
+    from services import Unavailable
+
+    try:
+        return start()
+    except Unavailable as exc:
+        reason = str(exc)
+    if os.environ.get(require) == "1":
+        pytest.fail(f"{what} is required here ({require}=1), but: {reason}")
+    pytest.skip(f"{what} is not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of the test session's own (tests/services.py: Postgres), started at the
+    first test that asks: `.url`, `.new_database()`, `.kill()` and `.start()` to take it away and
+    bring it back. Skips without PostgreSQL, or fails where it is required (DATAVER_REQUIRE_POSTGRES=1)."""
+    from services import start_postgres
+
+    server = _service(start_postgres, "DATAVER_REQUIRE_POSTGRES", "PostgreSQL")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL of a new empty database for this test alone: postgresql://dataver@127.0.0.1:PORT/NAME.
+    The developer's PG* variables (PGSSLMODE, PGPASSWORD...) are cleared for the test."""
+    for name in list(os.environ):
+        if name.startswith("PG"):
+            monkeypatch.delenv(name)
+    postgres_server.start()  # in case a test before took it away and did not bring it back
+    return postgres_server.new_database()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3 server of the test session's own (moto's, a real HTTP server: tests/services.py:
+    S3Server), started at the first test that asks: `.endpoint`, `.new_bucket()`, `.client()`,
+    `.pause()`/`.resume()` (hangs, data kept), `.kill()`/`.start()` (gone, comes back EMPTY). Skips
+    without moto, or fails where it is required (DATAVER_REQUIRE_S3=1)."""
+    from services import start_s3
+
+    server = _service(start_s3, "DATAVER_REQUIRE_S3", "an S3 server")
+    yield server
+    server.stop()
+
+
+_AWS_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL_S3",  # would win over AWS_ENDPOINT_URL
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",  # would make boto3 ignore AWS_ENDPOINT_URL
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+@pytest.fixture
+def s3_bucket(s3_server, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty bucket for this test alone; returns `s3://BUCKET/store`. The environment points
+    the standard AWS chain at the test server, as a user would configure a real one:
+    AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID=testing, AWS_SECRET_ACCESS_KEY=testing,
+    AWS_DEFAULT_REGION=us-east-1; AWS_PROFILE and the like are cleared, and AWS_CONFIG_FILE and
+    AWS_SHARED_CREDENTIALS_FILE name files that do not exist, so the developer's ~/.aws stays out."""
+    s3_server.start()  # in case a test before took it away, or paused it, and did not bring it back
+    s3_server.resume()
+    for name in _AWS_CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    aws = tmp_path_factory.mktemp("aws")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(aws / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(aws / "credentials"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return f"s3://{s3_server.new_bucket()}/store"
+
+
 @pytest.fixture(autouse=True)
 def _own_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets an empty user-level config: a developer's own settings must not leak in."""

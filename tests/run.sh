@@ -9,5 +9,5 @@ if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/d
     (apt-get install -y -qq bubblewrap || { apt-get update -qq && apt-get install -y -qq bubblewrap; }) >/dev/null \
         || echo "could not install bubblewrap: sandbox tests will skip" >&2
 fi
-source tools/venv.sh test,example   # the project's own .venv: the system Python is never touched
+source tools/venv.sh test,example,cluster   # the project's own .venv: the system Python is never touched
 python -m pytest "$@"

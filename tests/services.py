@@ -1,0 +1,343 @@
+"""Throwaway real servers for the tests of the shared store: PostgreSQL (Debian's binaries, a
+cluster of its own in a temporary folder) and an S3-speaking HTTP server (moto's, in a
+subprocess). Both listen on a free loopback port only, and both can be taken away in the middle of
+a test and brought back, to test what dataver does when a server goes away.
+
+    pg = start_postgres()        # or raises Unavailable, saying why
+    url = pg.new_database()      # postgresql://dataver@127.0.0.1:PORT/NAME, a new empty database
+    pg.kill(); pg.start()        # crash it (clients lose their connections), then restart it: data kept
+    pg.stop()                    # for good: the folder is removed
+
+    s3 = start_s3()
+    bucket = s3.new_bucket()     # a new empty bucket on s3.endpoint (http://127.0.0.1:PORT)
+    s3.pause(); s3.resume()      # S3 hangs (connections open, nothing answers), then answers again: data kept
+    s3.kill(); s3.start()        # S3 is gone (connection refused), then back on the same port, EMPTY
+    s3.stop()
+
+moto keeps everything in memory: a killed S3 server comes back with no buckets and no objects. A
+test for "S3 went away and came back with the data" uses pause()/resume(), or kill() alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import http.client
+import importlib.util
+import itertools
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+_names = itertools.count(1)
+
+
+class Unavailable(Exception):
+    """The server cannot be had on this machine; the message says why."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}{os.getpid()}-{next(_names)}-{secrets.token_hex(3)}"
+
+
+# ---------------------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bin() -> Path:
+    """The bin folder of Debian's newest installed PostgreSQL (/usr/lib/postgresql/N/bin)."""
+    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
+    found = [b for b in found if (b / "pg_ctl").exists() and (b / "postgres").exists()]
+    if not found:
+        raise Unavailable(
+            "PostgreSQL is not installed: no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)"
+        )
+
+    def version(b: Path) -> tuple[int, ...]:
+        return tuple(int(n) for n in re.findall(r"\d+", b.parent.name))
+
+    return max(found, key=version)
+
+
+class Postgres:
+    """A PostgreSQL cluster of its own in a temporary folder, on 127.0.0.1:port, trust auth, user
+    `dataver` (a superuser). fsync is off: a crash of the machine loses it, which a test does not mind."""
+
+    def __init__(self) -> None:
+        self.bin = postgres_bin()
+        # initdb and postgres refuse to run as root: then they run as Debian's `postgres` user.
+        self._as: list[str] = []
+        owner = None
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise Unavailable(
+                    "running as root, and PostgreSQL refuses root, but there is no `postgres` user"
+                ) from None
+            if shutil.which("setpriv"):
+                self._as = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+            elif shutil.which("runuser"):
+                self._as = ["runuser", "-u", "postgres", "--"]
+            else:
+                raise Unavailable(
+                    "running as root, and neither setpriv nor runuser is there to run PostgreSQL as `postgres`"
+                )
+        # A short path: the Unix socket goes in here too, and socket paths are limited to ~107 bytes.
+        self.dir = Path(tempfile.mkdtemp(prefix="dataver-pg-"))
+        if owner is not None:
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+        self.data = self.dir / "data"
+        self.log = self.dir / "postgres.log"
+        self.port = free_port()
+        self.url = f"postgresql://dataver@127.0.0.1:{self.port}/postgres"
+        self._running = False
+        try:
+            self._run(
+                self.bin / "initdb",
+                "-D",
+                self.data,
+                "--auth=trust",
+                "-U",
+                "dataver",
+                "--encoding=UTF8",
+                "--no-locale",  # UTF8 whatever the machine's locale; C collation
+                "--no-sync",
+            )
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        atexit.register(self.stop)  # should the session end without its teardown
+
+    def _run(self, *cmd: str | Path, timeout: float = 60) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        done = subprocess.run(
+            [*self._as, *map(str, cmd)],
+            cwd=self.dir,  # the `postgres` user may not be allowed in the current folder
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise Unavailable(
+                f"{Path(cmd[0]).name} failed ({done.returncode}): {done.stdout}{done.stderr}\n{_tail(self.log)}".strip()
+            )
+
+    def start(self) -> None:
+        """Start the server again after kill(), on the same port and data; waits until it takes
+        connections. Does nothing while it runs."""
+        if self._running:
+            return
+        options = f"-p {self.port} -k '{self.dir}' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        # -l: the server's output goes to a file; to a pipe, it would keep it open and hang this call.
+        self._run(self.bin / "pg_ctl", "start", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o", options)
+        self._running = True
+
+    def kill(self) -> None:
+        """Stop the server at once, as a crash would (-m immediate): every client loses its
+        connection, and start() later recovers the data."""
+        if self._running:
+            self._running = False
+            self._run(self.bin / "pg_ctl", "stop", "-D", self.data, "-m", "immediate", "-w")
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def stop(self) -> None:
+        """Stop the server for good and remove its folder."""
+        with contextlib.suppress(Exception):
+            self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def new_database(self) -> str:
+        """Create a new empty database with a unique name; returns its URL."""
+        import psycopg
+
+        name = _unique("t").replace("-", "_")
+        with psycopg.connect(self.url, autocommit=True, sslmode="disable", connect_timeout=10) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://dataver@127.0.0.1:{self.port}/{name}"
+
+
+def start_postgres() -> Postgres:
+    """A running PostgreSQL of its own, or Unavailable saying why not."""
+    if importlib.util.find_spec("psycopg") is None:
+        raise Unavailable("psycopg is not installed (pip install -e '.[cluster]')")
+    return Postgres()
+
+
+# ------------------------------------------------------------------------------------------------ S3
+
+
+class S3Server:
+    """moto's S3 server, a real HTTP server in a subprocess on 127.0.0.1:port. Credentials are not
+    checked: any key works (the helpers use testing/testing, region us-east-1)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="dataver-s3-"))
+        self.log = self.dir / "moto.log"
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen | None = None
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        atexit.register(self.stop)
+
+    def start(self, timeout: float = 30) -> None:
+        """Start the server again after kill(), on the same port; waits until it answers HTTP. It
+        comes back EMPTY: moto keeps its buckets in memory only. Does nothing while it runs."""
+        if self._proc is not None:
+            return
+        env = {k: v for k, v in os.environ.items() if k != "MOTO_PORT"}
+        with open(self.log, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                # Only from the main thread: the signal comes when the starting *thread* ends.
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+            )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self._proc.poll() is not None:
+                self._proc = None
+                raise Unavailable(f"moto's S3 server exited at start:\n{_tail(self.log)}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise Unavailable(f"moto's S3 server did not answer in {timeout:.0f} s:\n{_tail(self.log)}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        # http.client, not urllib: no proxy from the environment can come between.
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+        try:
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            return True
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    def kill(self) -> None:
+        """Kill the server: connections are refused until start(), which brings it back empty."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)  # a paused one too
+                proc.kill()
+            proc.wait(timeout=30)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections are still accepted by the kernel, but nothing
+        answers, as with a hung or unreachable S3. resume() carries on with the data intact."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Stop the server for good and remove its folder."""
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def client(self):
+        """A boto3 S3 client for this server, with the dummy credentials, whatever the environment says."""
+        import boto3
+        import botocore.session
+
+        # A botocore session of its own: an AWS_PROFILE or ~/.aws of the developer's cannot get in.
+        core = botocore.session.Session(
+            session_vars={
+                "profile": (None, None, None, None),  # not from AWS_PROFILE
+                "config_file": (None, None, os.devnull, None),  # not from AWS_CONFIG_FILE or ~/.aws
+                "credentials_file": (None, None, os.devnull, None),
+            }
+        )
+        session = boto3.session.Session(botocore_session=core)
+        return session.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    def new_bucket(self) -> str:
+        """Create a new empty bucket with a unique name; returns the name."""
+        name = _unique("dataver-test-")
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _load_prctl()  # loaded here, in the parent: the child between fork and exec only calls it
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed (SIGKILL) when the thread that started it ends, so a
+    test run killed outright leaves no server behind (Linux only; elsewhere, atexit has to do)."""
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def start_s3() -> S3Server:
+    """A running S3 server of its own, or Unavailable saying why not."""
+    for module, package in (("moto.server", "moto[server]"), ("flask", "moto[server]"), ("boto3", "boto3")):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise Unavailable(f"{package} is not installed (pip install -e '.[test,cluster]')")
+    return S3Server()
