@@ -1,0 +1,411 @@
+"""Objects in an S3-compatible bucket: `<prefix>/objects/ab/cdef...` (loose objects, the same
+two-character fan-out as the folder store), `<prefix>/packs/<id>.pack`, and damaged objects set
+aside under `<prefix>/damaged/<oid>`.
+
+Why boto3: it is the AWS reference SDK, so it resolves the standard chain by itself
+(`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, `~/.aws/config` and `credentials`,
+instance roles) and dataver needs no variables of its own; and its TransferManager uploads big
+files in parts on several threads. It speaks to AWS, MinIO, Ceph, Cloudflare R2 and the S3 API
+of Google Cloud Storage alike. boto3 is imported only when a store first talks to its bucket:
+it costs a few hundred milliseconds, which commands that never touch an s3:// store must not pay.
+
+What a bucket changes, and what it does not: an S3 PUT is durable when it returns, so
+`publish` is "upload everything, wait for all of it" (no flush, no rename). A key exists only
+once its whole PUT (or multipart upload) completed, so a name never points at partial bytes,
+as the shared ObjectStore docstring requires. Every request costs a round trip, which is why
+small objects reach the bucket inside one pack per write batch and never one PUT each.
+
+Every failure of the bucket (unreachable endpoint, missing bucket, refused credentials) becomes
+one `DataverError` line naming the store and what to do (`_translate`); FileNotFoundError is kept
+where the interface promises it, since the shared code turns it into "object missing".
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+from ..errors import DataverError, InvalidArgument
+from ..objects import CHUNK, ObjectStore
+from ..packs import PackIndex
+
+if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
+
+CONNECT_TIMEOUT = 2
+"""Seconds to open a connection. With `RETRIES` (three retries after the first attempt) and
+the standard mode's backoff, a server that went away is reported within about 15 s."""
+
+READ_TIMEOUT = 4
+"""Seconds a socket may stay silent while a response is due. Short for the same reason; S3
+answers a PUT of a 16 MiB part well within it, and a stalled download is retried."""
+
+RETRIES = {"max_attempts": 3, "mode": "standard"}
+"""botocore's standard retry mode: throttling, 5xx and dropped connections are retried with
+jittered exponential backoff, three times after the first attempt."""
+
+MULTIPART = 16 << 20
+"""Files above this are uploaded in parts of this size: bounded memory for any size, and a
+failed part is retried alone instead of the whole file."""
+
+PART_THREADS = 8
+"""Parts of one file uploaded at once."""
+
+FILE_THREADS = 4
+"""Files of one batch uploaded at once. Times PART_THREADS this is POOL: no request ever waits
+for, or throws away, a pooled connection."""
+
+POOL = FILE_THREADS * PART_THREADS
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_DENIED = {
+    "403",
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "AccountProblem",
+}
+_BUSY = {"SlowDown", "503", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
+
+
+def _error_code(exc: BaseException) -> str:
+    """The S3 error code of a ClientError ("NoSuchKey", "404", ...), else ""."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class S3ObjectStore(ObjectStore):
+    """Objects in a bucket, staged on this host under `<root>/tmp/` (see the module docstring)."""
+
+    def __init__(self, root: Path, url: str, index: PackIndex | None = None) -> None:
+        """`url`: `s3://bucket/prefix` (the prefix may be empty). Nothing is sent to the bucket
+        until an object is read or written."""
+        super().__init__(root, index)
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+            raise InvalidArgument(f"{url!r} is not an object store url: write s3://bucket or s3://bucket/prefix")
+        self.location = url
+        self.bucket = parts.netloc
+        prefix = parts.path.strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self._loose_at = f"{self.prefix}objects/"
+        self._packs_at = f"{self.prefix}packs/"
+        self._damaged_at = f"{self.prefix}damaged/"
+        self._client: Any = None
+        self._transfer: TransferConfig | None = None
+        self._bucket_seen = False
+        self._lock = threading.Lock()
+
+    # ---- keys -------------------------------------------------------------------------
+
+    def key(self, oid: str) -> str:
+        """The key of loose object `oid` (whether or not it exists)."""
+        return f"{self._loose_at}{oid[:2]}/{oid[2:]}"
+
+    def pack_key(self, pack: str) -> str:
+        return f"{self._packs_at}{pack}.pack"
+
+    def damaged_key(self, oid: str) -> str:
+        return f"{self._damaged_at}{oid}"
+
+    # ---- talking to the bucket --------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client, made on first use (one per store: boto3 clients are thread-safe,
+        but making one is not, hence the lock and a session of our own)."""
+        if self._client is None:
+            with self._lock, self._talking():
+                if self._client is None:
+                    import boto3
+                    from boto3.s3.transfer import TransferConfig
+                    from botocore.config import Config
+
+                    config = Config(
+                        retries=RETRIES,
+                        max_pool_connections=POOL,
+                        connect_timeout=CONNECT_TIMEOUT,
+                        read_timeout=READ_TIMEOUT,
+                    )
+                    try:
+                        client = boto3.session.Session().client("s3", config=config)
+                    except ValueError as exc:  # a malformed AWS_ENDPOINT_URL
+                        raise DataverError(
+                            f"the object store {self.location} cannot be used: {_one_line(str(exc))}: "
+                            "check AWS_ENDPOINT_URL (or endpoint_url in ~/.aws/config)"
+                        ) from None
+                    self._transfer = TransferConfig(
+                        multipart_threshold=MULTIPART,
+                        multipart_chunksize=MULTIPART,
+                        max_concurrency=PART_THREADS,
+                        use_threads=True,
+                    )
+                    self._client = client
+        return self._client
+
+    @contextmanager
+    def _talking(self) -> Iterator[None]:
+        """Turn any failure of boto3 or the bucket inside the block into one DataverError line."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: BaseException) -> DataverError:
+        """The one message for a failure talking to the bucket: what happened and what to do."""
+        from botocore.exceptions import (
+            ConnectionClosedError,
+            CredentialRetrievalError,
+            IncompleteReadError,
+            NoCredentialsError,
+            PartialCredentialsError,
+            ProfileNotFound,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
+        from botocore.exceptions import ConnectionError as Unreachable
+
+        # boto3's upload_file wraps a ClientError into S3UploadFailedError: find the original.
+        cause: BaseException | None = exc
+        while cause is not None and not _error_code(cause) and cause.__context__ is not None:
+            cause = cause.__context__
+        if cause is not None and _error_code(cause):
+            exc = cause
+        code = _error_code(exc)
+        detail = _one_line(str(exc))
+        store = f"the object store {self.location}"
+        if isinstance(
+            exc, Unreachable | ReadTimeoutError | ConnectionClosedError | ResponseStreamingError | IncompleteReadError
+        ):
+            return DataverError(
+                f"{store} cannot be reached ({detail}): check AWS_ENDPOINT_URL and that the server is up"
+            )
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+            return DataverError(
+                f"{store} needs credentials ({detail}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "or configure ~/.aws/credentials"
+            )
+        if isinstance(exc, ProfileNotFound):
+            return DataverError(f"{store} cannot be used ({detail}): check AWS_PROFILE and ~/.aws/config")
+        if code == "NoSuchBucket":
+            return DataverError(f"{store}: bucket {self.bucket} does not exist: create it first")
+        if code in _DENIED:
+            return DataverError(
+                f"{store}: access denied ({code}): check the credentials (AWS_ACCESS_KEY_ID or ~/.aws) "
+                f"and that they may read and write bucket {self.bucket}"
+            )
+        if code in _BUSY:
+            return DataverError(f"{store} is failing or overloaded ({detail}): retry later")
+        return DataverError(f"{store} failed: {detail}")
+
+    def _missing_bucket(self) -> None:
+        """A HEAD answers a bare 404 for a missing key and a missing bucket alike: the first time
+        one comes back, ask about the bucket (once per store) so that a mistyped bucket is
+        reported as such instead of every object looking missing."""
+        if self._bucket_seen:
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND | {"NoSuchBucket"}:
+                raise DataverError(
+                    f"the object store {self.location}: bucket {self.bucket} does not exist: create it first"
+                ) from None
+            raise
+        self._bucket_seen = True
+
+    def _head(self, key: str) -> int | None:
+        """The size of the object at `key`, or None when there is none."""
+        from botocore.exceptions import ClientError
+
+        with self._talking():
+            try:
+                return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+            except ClientError as exc:
+                if _error_code(exc) not in _NOT_FOUND:
+                    raise
+            self._missing_bucket()
+            return None
+
+    def _size(self, key: str) -> int:
+        size = self._head(key)
+        if size is None:
+            raise FileNotFoundError(errno.ENOENT, "no such object", f"s3://{self.bucket}/{key}")
+        return size
+
+    def _keys(self, prefix: str) -> Iterator[str]:
+        """Every key under `prefix` (one request per 1,000 keys)."""
+        with self._talking():
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield item["Key"]
+
+    def _delete(self, key: str) -> None:
+        """Delete `key`; deleting a key that is not there succeeds, as unlink(missing_ok) does."""
+        with self._talking():
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def _upload(self, path: str, key: str) -> None:
+        with self._talking():
+            self.client.upload_file(path, self.bucket, key, Config=self._transfer)
+
+    # ---- the ObjectStore interface ----------------------------------------------------
+
+    def is_loose(self, oid: str) -> bool:
+        return self._head(self.key(oid)) is not None
+
+    def open_loose(self, oid: str) -> BinaryIO:
+        """The GET is sent here, so a missing object raises FileNotFoundError at once; the body
+        then streams as it is read (any size through bounded memory)."""
+        from botocore.exceptions import ClientError
+
+        key = self.key(oid)
+        with self._talking():
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            except ClientError as exc:
+                if _error_code(exc) not in _NOT_FOUND:
+                    raise
+                raise FileNotFoundError(errno.ENOENT, "no such object", f"s3://{self.bucket}/{key}") from None
+        return cast(BinaryIO, io.BufferedReader(_Body(self, body), buffer_size=CHUNK))
+
+    def read_range(self, pack: str, offset: int, size: int) -> bytes:
+        """One ranged GET. A range past the end of a truncated pack is answered 416 by S3, which
+        is the truncation the interface reports as fewer bytes."""
+        from botocore.exceptions import ClientError
+
+        key = self.pack_key(pack)
+        if size <= 0:  # an empty range cannot be asked for; the pack must still exist
+            self._size(key)
+            return b""
+        with self._talking():
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}")
+                with body["Body"] as stream:
+                    return stream.read()
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code == "InvalidRange":
+                    return b""
+                if code not in _NOT_FOUND:
+                    raise
+                raise FileNotFoundError(errno.ENOENT, "no such pack", f"s3://{self.bucket}/{key}") from None
+
+    def loose(self) -> Iterator[str]:
+        """Keys under objects/ are `ab/cdef...`; anything else there is not ours and passed over."""
+        for key in self._keys(self._loose_at):
+            fan, _, rest = key[len(self._loose_at) :].partition("/")
+            if len(fan) == 2 and rest and "/" not in rest:
+                yield fan + rest
+
+    def packs(self) -> list[str]:
+        return [
+            key[len(self._packs_at) : -len(".pack")]
+            for key in self._keys(self._packs_at)
+            if key.endswith(".pack") and "/" not in key[len(self._packs_at) :]
+        ]
+
+    def size(self, oid: str) -> int:
+        return self._size(self.key(oid))
+
+    def pack_size(self, pack: str) -> int:
+        return self._size(self.pack_key(pack))
+
+    def delete(self, oid: str) -> None:
+        self._delete(self.key(oid))
+
+    def remove_pack(self, pack: str) -> None:
+        self._delete(self.pack_key(pack))
+
+    def publish(self, loose: dict[str, str], pack: tuple[str, str] | None) -> None:
+        """Upload every staged file, several at once, and return when all are stored: a PUT (or
+        a completed multipart upload) is durable when it returns, so nothing else is needed.
+        The batch's small objects are all in its one pack, so they cost one PUT together.
+        On the first failure the uploads not yet started are cancelled; keys already written
+        are unreferenced (the index is not updated) and `dataver gc` removes them."""
+        jobs = [(tmp, self.key(oid)) for oid, tmp in loose.items()]
+        if pack is not None:
+            jobs.append((pack[1], self.pack_key(pack[0])))
+        if not jobs:
+            return
+        self.client  # noqa: B018 -- made here, not raced for by the upload threads
+        if len(jobs) == 1:
+            self._upload(*jobs[0])
+            return
+        with ThreadPoolExecutor(max_workers=min(FILE_THREADS, len(jobs)), thread_name_prefix="s3-publish") as pool:
+            futures = [pool.submit(self._upload, path, key) for path, key in jobs]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+        for future in futures:
+            if not future.cancelled() and future.exception() is not None:
+                raise cast(BaseException, future.exception())
+
+    def keep_damaged(self, oid: str, data: bytes | None) -> None:
+        """A loose object is copied aside inside the bucket (no bytes travel through this host,
+        any size: the managed copy goes multipart above 5 GB), then deleted."""
+        from botocore.exceptions import ClientError
+
+        target = self.damaged_key(oid)
+        with self._talking():
+            if data is not None:
+                self.client.put_object(Bucket=self.bucket, Key=target, Body=data)
+                return
+            source = self.key(oid)
+            try:
+                self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target, Config=self._transfer)
+            except ClientError as exc:
+                if _error_code(exc) not in _NOT_FOUND:
+                    raise
+                raise FileNotFoundError(errno.ENOENT, "no such object", f"s3://{self.bucket}/{source}") from None
+            self.client.delete_object(Bucket=self.bucket, Key=source)
+
+    def has_damaged(self, oid: str) -> bool:
+        return self._head(self.damaged_key(oid)) is not None
+
+
+class _Body(io.RawIOBase):
+    """A GET's streaming body as a raw file, so io.BufferedReader (read, readinto, copyfileobj)
+    can sit on it; failures while streaming become the store's one-line DataverError."""
+
+    def __init__(self, store: S3ObjectStore, body: Any) -> None:
+        self._store, self._body = store, body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        with self._store._talking():
+            return self._body.readinto(buffer)
+
+    def readall(self) -> bytes:
+        """One read of the whole rest, not RawIOBase's 8 KiB at a time."""
+        with self._store._talking():
+            return self._body.read()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
