@@ -17,7 +17,7 @@ from .config import Config
 from .daemon import DaemonInfo, running_daemon
 from .errors import Conflict, InvalidArgument
 from .files import FileStore, Transfer
-from .maintenance import fsck, gc, repair_database
+from .maintenance import OuterReferences, fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
 from .names import CommitRef, check_name, did_you_mean, normalize_path, parse_commit_ref
 from .repos import RepoStore
@@ -25,7 +25,7 @@ from .store import Store, default_root
 from .uploads import expand_source
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
-    from .meta import SalvagedTable
+    from .backends.sqlite import SalvagedTable
     from .pipelines.models import DatumInfo, JobInfo, PipelineInfo, PipelineVersion, ProvenanceNode
     from .pipelines.spec import PipelineSpec
 
@@ -69,7 +69,9 @@ class Client:
         return PipelineLayer(self.store, self.repos)
 
     def _has_pipelines(self) -> bool:
-        return self.store.db.query_one("SELECT 1 FROM pipelines LIMIT 1") is not None
+        from .pipelines.records import Records
+
+        return Records(self.store.db).any_pipeline()
 
     def _landed(self, result: Any) -> Any:
         """After a commit lands: run what it triggers (when asked to, and no daemon does), then
@@ -258,7 +260,11 @@ class Client:
     # ---- maintenance -------------------------------------------------------------------
 
     def fsck(self) -> FsckReport:
-        return fsck(self.store)
+        return fsck(self.store, self._outer_references)
+
+    def _outer_references(self) -> OuterReferences:
+        """The pipeline layer's references, without importing it for a store that has no pipelines."""
+        return self._pipes.outer_references() if self._has_pipelines() else OuterReferences()
 
     @staticmethod
     def repair(root: str | Path | None = None) -> dict[str, SalvagedTable]:
@@ -280,7 +286,7 @@ class Client:
             from .runtimes.base import sweep_work
 
             sweep_work(self.store.root)
-        return gc(self.store, dry_run=dry_run)
+        return gc(self.store, self._outer_references, dry_run=dry_run)
 
     # ---- pipelines ---------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ class Key:
     kind: type = str
     choices: tuple[str, ...] = ()
     user_only: bool = False
+    schemes: tuple[str, ...] = ()
+    """URL schemes allowed besides the choices (`postgresql://...`)."""
 
 
 KEYS = {
@@ -44,6 +46,22 @@ KEYS = {
             "auto",
             "the local runtime's sandbox (none: unconfined)",
             choices=("auto", "none"),
+        ),
+        Key(
+            "metadata",
+            "DATAVER_METADATA",
+            "sqlite",
+            "where repos, commits and jobs are recorded: sqlite (meta.db in the store folder) or a postgresql:// URL",
+            choices=("sqlite",),
+            schemes=("postgresql://", "postgres://"),
+        ),
+        Key(
+            "objects",
+            "DATAVER_OBJECTS",
+            "folder",
+            "where file contents are stored: folder (objects/ in the store folder) or an s3://bucket/prefix URL",
+            choices=("folder",),
+            schemes=("s3://",),
         ),
         Key("max_file_bytes", "DATAVER_MAX_FILE_BYTES", 64 << 30, "largest file a job may write", kind=int),
         Key(
@@ -130,8 +148,13 @@ def _check(key: Key, value: Any, where: str) -> Any:
             raise InvalidArgument(f"{key.name}{at} must be at least 1, not {value}")
         return value
     value = str(value)
+    if key.schemes and value.startswith(key.schemes):
+        if value.startswith("s3://") and not value[len("s3://") :].split("/")[0]:
+            raise InvalidArgument(f"{key.name}{at} must name a bucket, like s3://my-bucket/dataver, not {value!r}")
+        return value
     if key.choices and value not in key.choices:
-        raise InvalidArgument(f"{key.name}{at} must be one of {', '.join(key.choices)}, not {value!r}")
+        urls = f", or a {' or '.join(key.schemes)} URL" if key.schemes else ""
+        raise InvalidArgument(f"{key.name}{at} must be one of {', '.join(key.choices)}{urls}, not {value!r}")
     return value
 
 

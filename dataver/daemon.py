@@ -125,24 +125,9 @@ class Daemon:
         self._lock = threading.Lock()
 
     def run(self) -> None:
-        from watchdog.events import FileSystemEvent, FileSystemEventHandler
-        from watchdog.observers import Observer
-
         lock_fd = _take_lock(self.root)
         (self.root / PID).write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
-        self.client.store.events_dir.mkdir(exist_ok=True)
-        daemon = self
-
-        class Wake(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if not event.is_directory:
-                    with daemon._lock:
-                        daemon.seen.add(Path(str(event.src_path)).name)
-                    daemon.wake.set()
-
-        observer = Observer()
-        observer.schedule(Wake(), str(self.client.store.events_dir), recursive=False)
-        observer.start()
+        watch = self.client.store.coordination.watch(self._on_event)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.log.info("daemon started (pid %d) watching %s", os.getpid(), self.root)
@@ -154,12 +139,16 @@ class Daemon:
                 if not self.stopping.is_set():
                     self._dispatch()
         finally:
-            observer.stop()
             self._finish_running()
-            observer.join()
+            watch.stop()
             (self.root / PID).unlink(missing_ok=True)
             os.close(lock_fd)
             self.log.info("daemon stopped")
+
+    def _on_event(self, topic: str) -> None:
+        with self._lock:
+            self.seen.add(topic)
+        self.wake.set()
 
     def _dispatch(self) -> None:
         with self._lock:

@@ -55,7 +55,7 @@ class FileStore:
         """Put host files at repo paths (overwriting, or appending with `append`) in one commit.
         `progress` is told (files, bytes) done so far, out of the totals, after each file."""
         self.repos.require_repo(repo)
-        cache = HashCache(self.store.db)
+        cache = HashCache(self.store.local_db)
         with self.store.writing():
             stats = [os.stat(path) for _, path in sources]
             cached = cache.lookup_many(stats)
@@ -152,7 +152,7 @@ class FileStore:
         with self.store.writing():
             with self.store.db.read():
                 source = self.repos.resolve(src_repo, src_ref)
-                entry = self.trees.lookup(source["tree"], normalize_path(src_path))
+                entry = self.trees.lookup(source.tree, normalize_path(src_path))
             if entry is None:
                 raise NotFound(f"path /{src_path} does not exist in {src_repo}@{src_ref}")
             dst_path = normalize_path(dst_path, allow_root=entry.is_dir)
@@ -171,13 +171,13 @@ class FileStore:
     def _commit_and_entry(self, repo: str, ref: CommitRef, path: str) -> tuple[str, Entry]:
         with self.store.db.read():
             commit = self.repos.resolve(repo, ref)
-        entry = self.trees.lookup(commit["tree"], path)
+        entry = self.trees.lookup(commit.tree, path)
         if entry is None:
             raise NotFound(
-                f"path /{path} does not exist in {repo}@{ref} (commit {commit['id']}): "
+                f"path /{path} does not exist in {repo}@{ref} (commit {commit.id}): "
                 f"see `dataver list-file {repo} {ref}`"
             )
-        return commit["id"], entry
+        return commit.id, entry
 
     def _info(self, repo: str, commit: str, path: str, entry: Entry) -> FileInfo:
         return FileInfo(repo, commit, _slash(path), entry.kind, entry.size, entry.oid)
@@ -197,10 +197,10 @@ class FileStore:
         with self.store.db.read():
             commit = self.repos.resolve(repo, ref)
         if glob.is_root:
-            return [self._info(repo, commit["id"], "", self.trees.lookup(commit["tree"], ""))]
+            return [self._info(repo, commit.id, "", self.trees.lookup(commit.tree, ""))]
         return [
-            self._info(repo, commit["id"], path, entry)
-            for path, entry in self.trees.walk(commit["tree"], max_depth=glob.max_depth)
+            self._info(repo, commit.id, path, entry)
+            for path, entry in self.trees.walk(commit.tree, max_depth=glob.max_depth)
             if glob.match(path)
         ]
 
@@ -211,11 +211,11 @@ class FileStore:
         changed = commit
         with self.store.db.read():
             row = self.repos.commit_row(commit)
-            while row["parent"] is not None:
-                parent = self.repos.commit_row(row["parent"])
-                if self.trees.lookup(parent["tree"], path) != entry:
+            while row.parent is not None:
+                parent = self.repos.commit_row(row.parent)
+                if self.trees.lookup(parent.tree, path) != entry:
                     break
-                changed, row = parent["id"], parent
+                changed, row = parent.id, parent
         return FileInfo(repo, commit, _slash(path), entry.kind, entry.size, entry.oid, committed=changed)
 
     def diff(
@@ -231,13 +231,13 @@ class FileStore:
         with self.store.db.read():
             new = self.repos.resolve(repo, new_ref)
             if old_ref is not None:
-                old_tree: str | None = self.repos.resolve(old_repo or repo, old_ref)["tree"]
-            elif new["parent"] is not None:
-                old_tree = self.repos.commit_row(new["parent"])["tree"]
+                old_tree: str | None = self.repos.resolve(old_repo or repo, old_ref).tree
+            elif new.parent is not None:
+                old_tree = self.repos.commit_row(new.parent).tree
             else:
                 old_tree = None
         old_entry = self.trees.lookup(old_tree, path) if old_tree else None
-        new_entry = self.trees.lookup(new["tree"], path)
+        new_entry = self.trees.lookup(new.tree, path)
         if old_entry is None and new_entry is None:
             raise NotFound(f"path /{path} exists in neither commit")
         if (old_entry is None or old_entry.is_dir) and (new_entry is None or new_entry.is_dir):

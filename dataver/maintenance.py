@@ -3,30 +3,44 @@
 from __future__ import annotations
 
 import fcntl
-import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .backends.sqlite import SalvagedTable, is_sound, salvage
 from .errors import Conflict, Corruption, NotFound
-from .meta import SalvagedTable, backup, is_sound, salvage
 from .models import FsckReport, GcReport
 from .objects import hash_bytes
 from .packs import PackEntry
+from .refs import RefsTable
 from .store import DATABASE, Store, store_lock
 from .trees import EMPTY_TREE
 
 
-def _reachable(store: Store, problems: list[str] | None = None) -> set[str]:
-    """Every object some commit refers to, walking each distinct tree once.
+@dataclass(frozen=True)
+class OuterReferences:
+    """What a layer above keeps outside commits (the pipeline layer: datum outputs it reuses,
+    datum logs, the commits its jobs read and wrote), so gc keeps those objects and fsck checks
+    every reference, without this module knowing that layer's tables."""
+
+    objects: dict[str, str] = field(default_factory=dict)
+    """Object id -> what names it ("a datum output")."""
+    commits: list[tuple[str, str]] = field(default_factory=list)
+    """(who, commit id): "job 1a2b (pipeline p) read commit c3d4"."""
+
+
+References = Callable[[], OuterReferences]
+"""Called inside the read snapshot gc and fsck work from."""
+
+
+def _reachable(store: Store, outer: OuterReferences, problems: list[str] | None = None) -> set[str]:
+    """Every object some commit or `outer` refers to, walking each distinct tree once.
 
     With `problems`, missing or unreadable trees are reported there instead of raised.
     """
-    seen: set[str] = {EMPTY_TREE}
-    # Objects the pipeline layer keeps outside commits: reusable datum outputs and datum logs.
-    seen.update(r[0] for r in store.db.query("SELECT oid FROM datum_outputs"))
-    seen.update(r[0] for r in store.db.query("SELECT log_oid FROM job_datums WHERE log_oid IS NOT NULL"))
-    rows = store.db.query("SELECT id, repo, tree FROM commits")
-    for row in rows:
-        stack = [(row["tree"], "")]
+    seen: set[str] = {EMPTY_TREE, *outer.objects}
+    for row in RefsTable(store.db).commits():
+        stack = [(row.tree, "")]
         while stack:
             oid, path = stack.pop()
             if oid in seen:
@@ -37,7 +51,7 @@ def _reachable(store: Store, problems: list[str] | None = None) -> set[str]:
             except Corruption as exc:
                 if problems is None:
                     raise
-                problems.append(f"commit {row['id']} of repo {row['repo']}: tree of /{path} unreadable: {exc}")
+                problems.append(f"commit {row.id} of repo {row.repo}: tree of /{path} unreadable: {exc}")
                 continue
             for name, entry in entries.items():
                 child = f"{path}/{name}" if path else name
@@ -47,13 +61,13 @@ def _reachable(store: Store, problems: list[str] | None = None) -> set[str]:
                     if problems is not None and entry.oid not in seen and not store.objects.exists(entry.oid):
                         state = "damaged" if store.objects.is_damaged(entry.oid) else "missing"
                         problems.append(
-                            f"commit {row['id']} of repo {row['repo']}: /{child} refers to {state} object {entry.oid}"
+                            f"commit {row.id} of repo {row.repo}: /{child} refers to {state} object {entry.oid}"
                         )
                     seen.add(entry.oid)
     return seen
 
 
-def fsck(store: Store) -> FsckReport:
+def fsck(store: Store, references: References = OuterReferences) -> FsckReport:
     """Check the metadata database (SQLite's integrity and foreign keys, and every row naming an
     object), rehash every object (loose and packed), and check every commit, branch and tree
     reference. An object found damaged is set aside (see `ObjectStore.set_aside`), so putting
@@ -63,31 +77,29 @@ def fsck(store: Store) -> FsckReport:
         loose = _check_loose(store, [])
         return FsckReport(loose, 0, [*problems, REPAIR_ADVICE])
     checked = _check_loose(store, problems) + _check_packed(store, problems)
+    refs = RefsTable(store.db)
     with store.db.read():
-        commits = store.db.query("SELECT id, repo, parent, state FROM commits")
-        ids = {row["id"] for row in commits}
+        commits = refs.commits()
+        ids = {row.id for row in commits}
         for row in commits:
-            if row["parent"] is not None and row["parent"] not in ids:
-                problems.append(f"commit {row['id']} of repo {row['repo']} has a missing parent {row['parent']}")
-        for branch in store.db.query("SELECT repo, name, head FROM branches"):
-            if branch["head"] is not None and branch["head"] not in ids:
-                problems.append(f"branch {branch['repo']}@{branch['name']} points at missing commit {branch['head']}")
-        _reachable(store, problems)
-        _check_records(store, problems)
+            if row.parent is not None and row.parent not in ids:
+                problems.append(f"commit {row.id} of repo {row.repo} has a missing parent {row.parent}")
+        for branch in refs.branches():
+            if branch.head is not None and branch.head not in ids:
+                problems.append(f"branch {branch.repo}@{branch.name} points at missing commit {branch.head}")
+        outer = references()
+        _reachable(store, outer, problems)
+        _check_outer(store, outer, ids, problems)
     if not problems:
         _refresh_backup(store)
     return FsckReport(checked, len(commits), problems)
 
 
 def _refresh_backup(store: Store) -> None:
-    """A sound database is copied to meta.db.backup (after a clean fsck, after gc), for
-    `fsck --repair` to refill lost rows from. Best effort: a read-only store keeps its old one."""
-    if store.readonly:
-        return
-    try:
-        backup(store.db.path)
-    except (OSError, sqlite3.Error):
-        pass
+    """A sound database is backed up (after a clean fsck, after gc), for `fsck --repair` to
+    refill lost rows from. Best effort: a read-only store keeps its old one."""
+    if not store.readonly:
+        store.db.backup()
 
 
 REPAIR_ADVICE = (
@@ -131,35 +143,16 @@ def _check_packed(store: Store, problems: list[str]) -> int:
     return len(entries)
 
 
-def _check_records(store: Store, problems: list[str]) -> None:
-    """Rows outside commit trees that name objects: reusable datum outputs and datum logs."""
-    named = {r[0]: "a datum output" for r in store.db.query("SELECT DISTINCT oid FROM datum_outputs")}
-    named.update(
-        (r[0], "a datum log")
-        for r in store.db.query("SELECT DISTINCT log_oid FROM job_datums WHERE log_oid IS NOT NULL")
-    )
-    present = store.objects.present(set(named))
-    for oid in sorted(set(named) - present):
+def _check_outer(store: Store, outer: OuterReferences, commit_ids: set[str], problems: list[str]) -> None:
+    """References from outside commit trees: objects, and commits that must still exist."""
+    present = store.objects.present(set(outer.objects))
+    for oid in sorted(set(outer.objects) - present):
         state = "damaged" if store.objects.is_damaged(oid) else "missing"
-        problems.append(f"{named[oid]} refers to {state} object {oid}")
-    # Jobs name the commits they read and wrote: after a lossy repair these show what was lost.
-    for row in store.db.query(
-        "SELECT j.id, j.pipeline, i.commit_id FROM job_inputs i JOIN jobs j ON j.id = i.job_id "
-        "WHERE i.commit_id NOT IN (SELECT id FROM commits)"
-    ):
-        problems.append(
-            f"job {row['id']} (pipeline {row['pipeline']}) read commit {row['commit_id']}, which is missing"
-        )
-    for row in store.db.query(
-        "SELECT id, pipeline, output_commit FROM jobs WHERE state = 'success' "
-        "AND output_commit NOT IN (SELECT id FROM commits)"
-    ):
-        problems.append(
-            f"job {row['id']} (pipeline {row['pipeline']}) wrote commit {row['output_commit']}, which is missing"
-        )
+        problems.append(f"{outer.objects[oid]} refers to {state} object {oid}")
+    problems.extend(f"{who}, which is missing" for who, commit in outer.commits if commit not in commit_ids)
 
 
-def gc(store: Store, *, dry_run: bool = False) -> GcReport:
+def gc(store: Store, references: References = OuterReferences, *, dry_run: bool = False) -> GcReport:
     """Remove objects no commit (open or finished) or pipeline record refers to, and leftovers of
     interrupted writes. A pack that is mostly garbage is rewritten with its live objects only.
 
@@ -167,7 +160,7 @@ def gc(store: Store, *, dry_run: bool = False) -> GcReport:
     object while it runs.
     """
     objects = store.objects
-    kept = sorted(p.name for p in store.root.glob(f"{DATABASE}.damaged-*"))
+    kept = sorted(p.name for p in store.root.glob(f"{DATABASE}.damaged-*")) if not store.shared else []
     if kept and not dry_run:
         raise Conflict(
             f"a repair kept the damaged database ({', '.join(kept)}): objects that only the lost rows "
@@ -176,7 +169,7 @@ def gc(store: Store, *, dry_run: bool = False) -> GcReport:
         )
     with store.collecting():
         with store.db.read():
-            keep = _reachable(store)
+            keep = _reachable(store, references())
         removed = removed_bytes = kept = 0
         for oid in list(objects.loose()):
             if oid in keep:

@@ -62,6 +62,8 @@ class ObjectStore(ABC):
 
     location: str
     """Where the objects rest, as a user would name it (a folder, or s3://bucket/prefix)."""
+    damaged_location: str
+    """Where damaged objects are kept aside, as messages name it."""
 
     def __init__(self, root: Path, index: PackIndex | None = None) -> None:
         """`root`: this host's store folder, whose `tmp/` stages objects being written."""
@@ -131,7 +133,8 @@ class ObjectStore(ABC):
     # ---- shared behaviour -------------------------------------------------------------
 
     def exists(self, oid: str) -> bool:
-        return self.is_loose(oid) or (self.index is not None and self.index.locate(oid) is not None)
+        """The index first: most objects are packed, and asking a bucket for a key is a round trip."""
+        return (self.index is not None and self.index.locate(oid) is not None) or self.is_loose(oid)
 
     def present(self, oids: set[str]) -> set[str]:
         """Which of `oids` are stored, loose or packed, checked in bulk."""
@@ -148,7 +151,7 @@ class ObjectStore(ABC):
 
     def _damaged(self, oid: str, actual: str, *, set_aside: bool) -> Corruption:
         now = f" (its bytes now hash to {actual[:12]}...)" if actual else ""
-        where = " and is set aside in objects/damaged/" if set_aside else ""
+        where = f" and is set aside in {self.damaged_location}" if set_aside else ""
         repair = (
             f"put the original file again (its sha256 is {oid}) to repair it, or restore the store from a backup"
             if set_aside
@@ -192,15 +195,15 @@ class ObjectStore(ABC):
         return data
 
     def open(self, oid: str) -> BinaryIO:
-        """Open an object for reading; a missing object is corruption, not a user error."""
+        """Open an object for reading; a missing object is corruption, not a user error.
+        The index first, for the same reason as `exists`."""
+        where = self.index.locate(oid) if self.index is not None else None
+        if where is not None:
+            return io.BytesIO(self.read_packed(where))
         try:
             return self.open_loose(oid)
         except FileNotFoundError:
-            pass
-        where = self.index.locate(oid) if self.index is not None else None
-        if where is None:
-            raise self._missing(oid)
-        return io.BytesIO(self.read_packed(where))
+            raise self._missing(oid) from None
 
     def read_bytes(self, oid: str) -> bytes:
         with self.open(oid) as f:
@@ -352,6 +355,12 @@ class ObjectWriter:
         """
         return oid in self._staged or oid in self._packed or self.store.exists(oid)
 
+    def _known_small(self, oid: str) -> bool:
+        """`_known` for an object that would be packed: the index alone answers (no request to a
+        bucket per small file); one stored loose long ago is at worst stored again."""
+        assert self.store.index is not None
+        return oid in self._staged or oid in self._packed or self.store.index.locate(oid) is not None
+
     def _write_new(self, data: bytes) -> str:
         tmp = self._tmp_path()
         try:
@@ -383,7 +392,7 @@ class ObjectWriter:
         oid = hash_bytes(data)
         if self.store.index is not None and len(data) <= PACK_LIMIT:
             with self._lock:
-                if not self._known(oid):
+                if not self._known_small(oid):
                     self._append_to_pack(oid, data)
             return oid
         if not self._known(oid):

@@ -1,5 +1,6 @@
 """Where packed objects are: small objects are appended to one pack file per write batch
-(`objects/pack/<id>.pack`) instead of a file each, and indexed here by id.
+(`objects/pack/<id>.pack`, or a key in a bucket) instead of a file each, and indexed here by
+id, in the metadata database: the pack index concern's SQL lives here and nowhere else.
 
 Why: creating and renaming a file per object made putting 10,000 small files cost as much
 as git's loose objects; a pack turns that into one file. Objects over `PACK_LIMIT` stay
@@ -26,13 +27,17 @@ class PackEntry:
     size: int
 
 
+_ENTRY = 'oid, pack, "offset", size'
+"""`offset` is a reserved word in PostgreSQL: quoted, it names the column in both backends."""
+
+
 class PackIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def locate(self, oid: str) -> PackEntry | None:
         """Where a packed object is, or None."""
-        row = self.db.query_one("SELECT oid, pack, offset, size FROM packed WHERE oid = ?", (oid,))
+        row = self.db.query_one(f"SELECT {_ENTRY} FROM packed WHERE oid = ?", (oid,))
         return PackEntry(*row) if row is not None else None
 
     def present(self, oids: list[str]) -> set[str]:
@@ -46,28 +51,32 @@ class PackIndex:
 
     def add(self, rows: Iterable[tuple[str, str, int, int]]) -> None:
         """Index (oid, pack, offset, size) rows; an object already packed elsewhere keeps its place."""
-        with self.db.write() as conn:
-            conn.executemany("INSERT OR IGNORE INTO packed (oid, pack, offset, size) VALUES (?, ?, ?, ?)", rows)
+        with self.db.write():
+            self.db.executemany(f"INSERT INTO packed ({_ENTRY}) VALUES (?, ?, ?, ?) ON CONFLICT (oid) DO NOTHING", rows)
 
     def all(self) -> list[PackEntry]:
-        return [PackEntry(*row) for row in self.db.query("SELECT oid, pack, offset, size FROM packed")]
+        return [PackEntry(*row) for row in self.db.query(f"SELECT {_ENTRY} FROM packed")]
 
     def forget(self, oid: str) -> None:
         """Unindex one object (a damaged one being set aside; its bytes stay in the pack until gc).
         Found inside a write that then fails, it must still be forgotten: so after that write."""
 
         def forget() -> None:
-            with self.db.write() as conn:
-                conn.execute("DELETE FROM packed WHERE oid = ?", (oid,))
+            with self.db.write():
+                self.db.execute("DELETE FROM packed WHERE oid = ?", (oid,))
 
         self.db.after_transaction(forget)
 
     def remove_pack(self, pack: str) -> None:
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM packed WHERE pack = ?", (pack,))
+        with self.db.write():
+            self.db.execute("DELETE FROM packed WHERE pack = ?", (pack,))
 
     def replace_pack(self, old: str, rows: list[tuple[str, str, int, int]]) -> None:
         """Point objects at their new pack and forget the old one, in one transaction."""
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM packed WHERE pack = ?", (old,))
-            conn.executemany("INSERT OR REPLACE INTO packed (oid, pack, offset, size) VALUES (?, ?, ?, ?)", rows)
+        with self.db.write():
+            self.db.execute("DELETE FROM packed WHERE pack = ?", (old,))
+            self.db.executemany(
+                f"INSERT INTO packed ({_ENTRY}) VALUES (?, ?, ?, ?) ON CONFLICT (oid) DO UPDATE SET "
+                'pack = excluded.pack, "offset" = excluded."offset", size = excluded.size',
+                rows,
+            )

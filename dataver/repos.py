@@ -8,7 +8,6 @@ until `finish_commit`. Heads move only inside write transactions, by compare-and
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -17,11 +16,9 @@ from .errors import AlreadyExists, Ambiguous, Conflict, InvalidArgument, NotFoun
 from .models import BranchInfo, CommitInfo, RepoInfo
 from .names import COMMIT_ID_RE, COMMIT_PREFIX_RE, CommitRef, check_name, did_you_mean
 from .objects import ObjectWriter
+from .refs import MAX_LIMIT, BranchRecord, CommitRecord, RefsTable, RepoRecord
 from .store import Store
 from .trees import EMPTY_TREE, EMPTY_TREE_BYTES, TreeEditor
-
-MAX_LIMIT = (1 << 63) - 1
-"""The largest count a query can take (SQLite's integers are 64-bit)."""
 
 Edit = Callable[[TreeEditor, ObjectWriter], None]
 """A change to a commit's files: it edits the tree and may store new objects (e.g. appends)."""
@@ -38,28 +35,25 @@ class RepoStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.db = store.db
+        self.refs = RefsTable(store.db)
 
     # ---- repos -------------------------------------------------------------------------
 
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
         check_name("repo", name)
-        with self.db.write() as conn:
-            if self.repo_exists(name):
+        with self.db.write():
+            if not self.refs.insert_repo(RepoRecord(name, description, time.time())):
                 raise AlreadyExists(f"repo {name} already exists: pick another name or use it as it is")
-            conn.execute(
-                "INSERT INTO repos (name, description, created) VALUES (?, ?, ?)",
-                (name, description, time.time()),
-            )
         return self.inspect_repo(name)
 
     def repo_exists(self, name: str) -> bool:
-        return self.db.query_one("SELECT 1 FROM repos WHERE name = ?", (name,)) is not None
+        return self.refs.repo(name) is not None
 
-    def require_repo(self, name: str) -> sqlite3.Row:
+    def require_repo(self, name: str) -> RepoRecord:
         check_name("repo", name)
-        row = self.db.query_one("SELECT * FROM repos WHERE name = ?", (name,))
+        row = self.refs.repo(name)
         if row is None:
-            close = did_you_mean(name, (r[0] for r in self.db.query("SELECT name FROM repos")))
+            close = did_you_mean(name, self.refs.repo_names())
             advice = "see `dataver list-repo`" if close else f"create it with `dataver create-repo {name}`"
             raise NotFound(f"repo {name} not found{close}: {advice}")
         return row
@@ -70,103 +64,87 @@ class RepoStore:
 
     def list_repos(self) -> list[RepoInfo]:
         with self.db.read():
-            rows = self.db.query("SELECT * FROM repos ORDER BY created DESC, name")
-            return [self._repo_info(row) for row in rows]
+            return [self._repo_info(row) for row in self.refs.repos()]
 
-    def _repo_info(self, row: sqlite3.Row) -> RepoInfo:
-        branches = [
-            r["name"] for r in self.db.query("SELECT name FROM branches WHERE repo = ? ORDER BY name", (row["name"],))
-        ]
+    def _repo_info(self, row: RepoRecord) -> RepoInfo:
+        branches = [b.name for b in self.refs.branches(row.name)]
         size = 0
         if "master" in branches:
-            head = self.readable_head(row["name"], "master")
-            size = head["size"] if head is not None else 0
-        return RepoInfo(row["name"], row["description"], row["created"], size, branches)
+            head = self.readable_head(row.name, "master")
+            size = head.size if head is not None else 0
+        return RepoInfo(row.name, row.description, row.created, size, branches)
 
     def delete_repo(self, name: str) -> None:
         """Delete a repo's branches and commits; its objects go at the next `gc`."""
-        with self.db.write() as conn:
+        with self.db.write():
             self.require_repo(name)
-            conn.execute("DELETE FROM branches WHERE repo = ?", (name,))
-            conn.execute("DELETE FROM commits WHERE repo = ?", (name,))
-            conn.execute("DELETE FROM repos WHERE name = ?", (name,))
+            self.refs.delete_repo(name)
 
     # ---- branches ----------------------------------------------------------------------
 
-    def _branch(self, repo: str, name: str) -> sqlite3.Row | None:
-        return self.db.query_one("SELECT * FROM branches WHERE repo = ? AND name = ?", (repo, name))
+    def _branch(self, repo: str, name: str) -> BranchRecord | None:
+        return self.refs.branch(repo, name)
 
     def create_branch(self, repo: str, name: str, head: CommitRef | None = None) -> BranchInfo:
         """Create a branch, or move an existing one to `head` (as pachctl's create branch does)."""
         check_name("branch", name)
-        with self.db.write() as conn:
+        with self.db.write():
             self.require_repo(repo)
-            head_id = self.resolve(repo, head)["id"] if head is not None else None
-            conn.execute(
-                "INSERT INTO branches (repo, name, head) VALUES (?, ?, ?) "
-                "ON CONFLICT (repo, name) DO UPDATE SET head = excluded.head",
-                (repo, name, head_id),
-            )
+            head_id = self.resolve(repo, head).id if head is not None else None
+            self.refs.set_branch(repo, name, head_id)
             self.db.after_commit(self._notify)
         return BranchInfo(repo, name, head_id)
 
     def list_branches(self, repo: str) -> list[BranchInfo]:
         with self.db.read():
             self.require_repo(repo)
-            rows = self.db.query("SELECT * FROM branches WHERE repo = ? ORDER BY name", (repo,))
-            return [BranchInfo(r["repo"], r["name"], r["head"]) for r in rows]
+            return [BranchInfo(b.repo, b.name, b.head) for b in self.refs.branches(repo)]
 
     def delete_branch(self, repo: str, name: str) -> None:
         """Delete the pointer only; its commits stay reachable by id until the repo goes."""
-        with self.db.write() as conn:
+        with self.db.write():
             self.require_repo(repo)
             if self._branch(repo, name) is None:
                 raise NotFound(f"branch {name} not found in repo {repo}: see `dataver list-branch {repo}`")
-            conn.execute("DELETE FROM branches WHERE repo = ? AND name = ?", (repo, name))
+            self.refs.delete_branch(repo, name)
 
     def _move_head(self, repo: str, branch: str, old: str | None, new: str | None) -> None:
         """Compare-and-swap a branch head; callers hold the write lock, so a miss is a bug."""
-        cur = self.db.conn.execute(
-            "UPDATE branches SET head = ? WHERE repo = ? AND name = ? AND head IS ?", (new, repo, branch, old)
-        )
-        if cur.rowcount != 1:
+        if not self.refs.move_head(repo, branch, old, new):
             raise Conflict(f"branch {repo}@{branch} moved while it was being updated: retry the command")
 
     # ---- commits: resolution -----------------------------------------------------------
 
-    def commit_row(self, commit_id: str) -> sqlite3.Row:
-        row = self.db.query_one("SELECT * FROM commits WHERE id = ?", (commit_id,))
+    def commit_row(self, commit_id: str) -> CommitRecord:
+        row = self.refs.commit(commit_id)
         if row is None:
             raise NotFound(f"commit {commit_id} not found")
         return row
 
-    def readable_head(self, repo: str, branch: str) -> sqlite3.Row | None:
+    def readable_head(self, repo: str, branch: str) -> CommitRecord | None:
         """The newest finished commit of a branch (its head, or the head's parent while open)."""
         row = self._branch(repo, branch)
-        if row is None or row["head"] is None:
+        if row is None or row.head is None:
             return None
-        head = self.commit_row(row["head"])
-        if head["state"] == "open":
-            return self.commit_row(head["parent"]) if head["parent"] else None
+        head = self.commit_row(row.head)
+        if head.state == "open":
+            return self.commit_row(head.parent) if head.parent else None
         return head
 
-    def _by_prefix(self, repo: str, prefix: str) -> sqlite3.Row | None:
+    def _by_prefix(self, repo: str, prefix: str) -> CommitRecord | None:
         if COMMIT_ID_RE.match(prefix):
-            return self.db.query_one("SELECT * FROM commits WHERE repo = ? AND id = ?", (repo, prefix))
+            return self.refs.commit_in(repo, prefix)
         if not COMMIT_PREFIX_RE.match(prefix):
             return None
-        rows = self.db.query(
-            "SELECT * FROM commits WHERE repo = ? AND id >= ? AND id < ? ORDER BY id LIMIT 2",
-            (repo, prefix, prefix + "g"),
-        )
+        rows = self.refs.commits_with_prefix(repo, prefix, 2)
         if len(rows) > 1:
             raise Ambiguous(
                 f"commit prefix {prefix} in repo {repo} matches several commits "
-                f"({rows[0]['id']}, {rows[1]['id']}, ...): give more characters"
+                f"({rows[0].id}, {rows[1].id}, ...): give more characters"
             )
         return rows[0] if rows else None
 
-    def resolve(self, repo: str, ref: CommitRef, *, include_open: bool = False) -> sqlite3.Row:
+    def resolve(self, repo: str, ref: CommitRef, *, include_open: bool = False) -> CommitRecord:
         """The commit `ref` names in `repo`.
 
         A branch names its newest finished commit (or its open head with `include_open`);
@@ -175,9 +153,9 @@ class RepoStore:
         self.require_repo(repo)
         branch = self._branch(repo, ref.base)
         if branch is not None:
-            if branch["head"] is None:
+            if branch.head is None:
                 raise NotFound(f"branch {ref.base} of repo {repo} has no commits yet: put a file first")
-            row = self.commit_row(branch["head"]) if include_open else self.readable_head(repo, ref.base)
+            row = self.commit_row(branch.head) if include_open else self.readable_head(repo, ref.base)
             if row is None:
                 raise NotFound(
                     f"branch {ref.base} of repo {repo} has no finished commit yet: "
@@ -186,8 +164,7 @@ class RepoStore:
         else:
             found = self._by_prefix(repo, ref.base)
             if found is None:
-                branches = (r[0] for r in self.db.query("SELECT name FROM branches WHERE repo = ?", (repo,)))
-                hint = did_you_mean(ref.base, branches)
+                hint = did_you_mean(ref.base, (b.name for b in self.refs.branches(repo)))
                 if not hint and len(ref.base) < 6 and all(c in "0123456789abcdef" for c in ref.base):
                     hint = " (a commit prefix needs at least 6 characters)"
                 raise NotFound(
@@ -196,30 +173,25 @@ class RepoStore:
                 )
             row = found
         for step in range(ref.ancestors):
-            if row["parent"] is None:
+            if row.parent is None:
                 raise NotFound(f"{repo}@{ref} goes back past the first commit: {ref.base} has only {step} ancestor(s)")
-            row = self.commit_row(row["parent"])
+            row = self.commit_row(row.parent)
         return row
 
-    def info(self, row: sqlite3.Row) -> CommitInfo:
-        provenance = [
-            r["upstream_id"]
-            for r in self.db.query(
-                "SELECT upstream_id FROM commit_provenance WHERE commit_id = ? ORDER BY rowid", (row["id"],)
-            )
-        ]
+    def info(self, row: CommitRecord) -> CommitInfo:
+        provenance = self.refs.provenance(row.id)
         return CommitInfo(
-            id=row["id"],
-            repo=row["repo"],
-            branch=row["branch"],
-            parent=row["parent"],
-            state=row["state"],
-            origin=row["origin"],
-            description=row["description"],
-            started=row["started"],
-            finished=row["finished"],
-            size=row["size"],
-            tree=row["tree"],
+            id=row.id,
+            repo=row.repo,
+            branch=row.branch,
+            parent=row.parent,
+            state=row.state,
+            origin=row.origin,
+            description=row.description,
+            started=row.started,
+            finished=row.finished,
+            size=row.size,
+            tree=row.tree,
             provenance=provenance,
         )
 
@@ -234,19 +206,15 @@ class RepoStore:
         with self.db.read():
             self.require_repo(repo)
             if branch is None:
-                rows = self.db.query(
-                    "SELECT * FROM commits WHERE repo = ? ORDER BY started DESC, rowid DESC LIMIT ?",
-                    (repo, limit or -1),
-                )
-                return [self.info(r) for r in rows]
+                return [self.info(r) for r in self.refs.commits(repo, limit or MAX_LIMIT)]
             if self._branch(repo, branch) is None:
                 raise NotFound(f"branch {branch} not found in repo {repo}: see `dataver list-branch {repo}`")
             result: list[CommitInfo] = []
-            head = self._branch(repo, branch)["head"]
+            head = self._branch(repo, branch).head
             while head is not None and (limit is None or len(result) < limit):
                 row = self.commit_row(head)
                 result.append(self.info(row))
-                head = row["parent"]
+                head = row.parent
             return result
 
     # ---- commits: writing --------------------------------------------------------------
@@ -255,7 +223,7 @@ class RepoStore:
         self,
         repo: str,
         branch: str | None,
-        parent: sqlite3.Row | None,
+        parent: CommitRecord | None,
         tree: str,
         size: int,
         *,
@@ -267,27 +235,20 @@ class RepoStore:
     ) -> str:
         commit_id = commit_id or new_commit_id()
         now = time.time()
-        self.db.conn.execute(
-            "INSERT INTO commits (id, repo, branch, parent, tree, state, origin, description, started, finished, size)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                commit_id,
-                repo,
-                branch,
-                parent["id"] if parent is not None else None,
-                tree,
-                state,
-                origin,
-                description,
-                now,
-                now if state == "finished" else None,
-                size,
-            ),
+        record = CommitRecord(
+            id=commit_id,
+            repo=repo,
+            branch=branch,
+            parent=parent.id if parent is not None else None,
+            tree=tree,
+            state=state,
+            origin=origin,
+            description=description,
+            started=now,
+            finished=now if state == "finished" else None,
+            size=size,
         )
-        self.db.conn.executemany(
-            "INSERT OR IGNORE INTO commit_provenance (commit_id, upstream_id) VALUES (?, ?)",
-            [(commit_id, up) for up in provenance],
-        )
+        self.refs.insert_commit(record, provenance)
         return commit_id
 
     def _ensure_empty_tree(self) -> None:
@@ -301,54 +262,51 @@ class RepoStore:
     ) -> CommitInfo:
         """Open a new commit on `branch` (made if missing); files put to the branch go into it."""
         check_name("branch", branch)
-        with self.store.writing(), self.db.write() as conn:
+        with self.store.writing(), self.db.write():
             self._ensure_empty_tree()
             self.require_repo(repo)
             row = self._branch(repo, branch)
-            head = self.commit_row(row["head"]) if row is not None and row["head"] else None
-            if head is not None and head["state"] == "open":
+            head = self.commit_row(row.head) if row is not None and row.head else None
+            if head is not None and head.state == "open":
                 raise Conflict(
-                    f"branch {repo}@{branch} already has an open commit {head['id']}: "
+                    f"branch {repo}@{branch} already has an open commit {head.id}: "
                     f"finish it with `dataver finish-commit {repo} {branch}` or delete it"
                 )
             base = self.resolve(repo, parent) if parent is not None else head
-            tree = base["tree"] if base is not None else EMPTY_TREE
-            size = base["size"] if base is not None else 0
+            tree = base.tree if base is not None else EMPTY_TREE
+            size = base.size if base is not None else 0
             commit_id = self._insert_commit(
                 repo, branch, base, tree, size, state="open", origin="user", description=description
             )
             if row is None:
-                conn.execute("INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, branch, commit_id))
+                self.refs.insert_branch(repo, branch, commit_id)
             else:
-                self._move_head(repo, branch, row["head"], commit_id)
+                self._move_head(repo, branch, row.head, commit_id)
             return self.info(self.commit_row(commit_id))
 
     def finish_commit(self, repo: str, ref: CommitRef, description: str | None = None) -> CommitInfo:
-        with self.db.write() as conn:
+        with self.db.write():
             row = self.resolve(repo, ref, include_open=True)
-            if row["state"] != "open":
+            if row.state != "open":
                 raise Conflict(
-                    f"commit {row['id']} of repo {repo} is already finished: only an open commit "
+                    f"commit {row.id} of repo {repo} is already finished: only an open commit "
                     f"(from `dataver start-commit`) can be finished"
                 )
-            conn.execute(
-                "UPDATE commits SET state = 'finished', finished = ?, description = ? WHERE id = ?",
-                (time.time(), row["description"] if description is None else description, row["id"]),
-            )
+            self.refs.finish_commit(row.id, time.time(), row.description if description is None else description)
             self.db.after_commit(self._notify)
-            return self.info(self.commit_row(row["id"]))
+            return self.info(self.commit_row(row.id))
 
     def delete_commit(self, repo: str, ref: CommitRef) -> None:
         """Drop an open commit and move its branch back to the parent (finished history is immutable)."""
-        with self.db.write() as conn:
+        with self.db.write():
             row = self.resolve(repo, ref, include_open=True)
-            if row["state"] != "open":
+            if row.state != "open":
                 raise Conflict(
-                    f"commit {row['id']} is finished and history is immutable: only an open commit can be deleted"
+                    f"commit {row.id} is finished and history is immutable: only an open commit can be deleted"
                 )
-            for branch in self.db.query("SELECT name FROM branches WHERE repo = ? AND head = ?", (repo, row["id"])):
-                self._move_head(repo, branch["name"], row["id"], row["parent"])
-            conn.execute("DELETE FROM commits WHERE id = ?", (row["id"],))
+            for branch in self.refs.branches_at(repo, row.id):
+                self._move_head(repo, branch, row.id, row.parent)
+            self.refs.delete_commit(row.id)
 
     def modify(
         self,
@@ -369,23 +327,23 @@ class RepoStore:
         """
         if ref.ancestors:
             raise InvalidArgument(f"cannot write to {repo}@{ref}: write to a branch or an open commit")
-        with self.store.writing(), self.db.write() as conn:
+        with self.store.writing(), self.db.write():
             self.require_repo(repo)
             branch = self._branch(repo, ref.base)
             by_prefix = self._by_prefix(repo, ref.base) if branch is None else None
             if by_prefix is not None:
                 target = by_prefix
-                if target["state"] != "open":
-                    raise Conflict(f"commit {target['id']} is finished: write to a branch or to an open commit")
+                if target.state != "open":
+                    raise Conflict(f"commit {target.id} is finished: write to a branch or to an open commit")
             else:
                 check_name("branch", ref.base)
-                head = self.commit_row(branch["head"]) if branch is not None and branch["head"] else None
-                target = head if head is not None and head["state"] == "open" else None
+                head = self.commit_row(branch.head) if branch is not None and branch.head else None
+                target = head if head is not None and head.state == "open" else None
             if target is not None:
-                tree, size = self._apply(target["tree"], edit)
-                conn.execute("UPDATE commits SET tree = ?, size = ? WHERE id = ?", (tree, size, target["id"]))
-                return self.info(self.commit_row(target["id"]))
-            tree, size = self._apply(head["tree"] if head is not None else None, edit)
+                tree, size = self._apply(target.tree, edit)
+                self.refs.set_tree(target.id, tree, size)
+                return self.info(self.commit_row(target.id))
+            tree, size = self._apply(head.tree if head is not None else None, edit)
             return self._land(repo, ref.base, branch, head, tree, size, origin, description, provenance, None)
 
     def commit_tree(
@@ -407,10 +365,10 @@ class RepoStore:
         with self.db.write():
             self.require_repo(repo)
             row = self._branch(repo, branch)
-            head = self.commit_row(row["head"]) if row is not None and row["head"] else None
-            if head is not None and head["state"] == "open":
+            head = self.commit_row(row.head) if row is not None and row.head else None
+            if head is not None and head.state == "open":
                 raise Conflict(
-                    f"branch {repo}@{branch} has an open commit {head['id']}: finish or delete it so the job "
+                    f"branch {repo}@{branch} has an open commit {head.id}: finish or delete it so the job "
                     "can write its output"
                 )
             return self._land(repo, branch, row, head, tree, size, origin, description, provenance, commit_id)
@@ -419,8 +377,8 @@ class RepoStore:
         self,
         repo: str,
         branch: str,
-        branch_row: sqlite3.Row | None,
-        head: sqlite3.Row | None,
+        branch_row: BranchRecord | None,
+        head: CommitRecord | None,
         tree: str,
         size: int,
         origin: str,
@@ -442,9 +400,9 @@ class RepoStore:
             commit_id=commit_id,
         )
         if branch_row is None:
-            self.db.conn.execute("INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, branch, new_id))
+            self.refs.insert_branch(repo, branch, new_id)
         else:
-            self._move_head(repo, branch, branch_row["head"], new_id)
+            self._move_head(repo, branch, branch_row.head, new_id)
         self.db.after_commit(self._notify)
         return self.info(self.commit_row(new_id))
 

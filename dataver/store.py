@@ -1,15 +1,23 @@
-"""Opening a store: the root folder with its object store, tree reader and metadata database."""
+"""Opening a store: the root folder with its object store, tree reader, metadata database and
+coordination, each picked by the store's config.
+
+The defaults need no setup: objects in `<root>/objects/`, metadata in `<root>/meta.db`, flocks
+and inotify. A store shared by many hosts (`dataver init --metadata postgresql://...
+--objects s3://...`) keeps its objects in a bucket and its metadata and coordination in
+PostgreSQL; each host's root folder then holds only the config, staging space, the hash cache
+(`local.db`), work folders and logs.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .backends.folder import FolderObjectStore
+from .backends.sqlite import SqliteDatabase
+from .coordination import Coordination, LocalCoordination, store_lock
 from .errors import DataverError, not_writable
 from .meta import Database
 from .objects import ObjectStore
@@ -18,18 +26,11 @@ from .trees import TreeStore
 
 ROOT_ENV = "DATAVER_ROOT"
 DATABASE = "meta.db"
+LOCAL_DATABASE = "local.db"
+"""A shared store's per-host SQLite file (the hash cache)."""
 DEFAULT_ROOT = Path("~/.dataver")
 
-
-@contextmanager
-def store_lock(root: Path, mode: int) -> Iterator[None]:
-    """The store's write lock (`gc.lock`): shared by writes, exclusive for gc and repairs."""
-    fd = os.open(root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, mode)
-        yield
-    finally:
-        os.close(fd)
+__all__ = ["DATABASE", "Store", "default_root", "store_lock"]
 
 
 def _writable(root: Path) -> bool:
@@ -55,58 +56,80 @@ class Store:
     objects: ObjectStore
     trees: TreeStore
     db: Database
+    local_db: SqliteDatabase
+    """What stays on this host whatever holds the store (the hash cache keys on its inodes)."""
+
+    coordination: Coordination
 
     @classmethod
     def open(cls, root: Path | str | None = None) -> Store:
+        from .config import Config
+
         path = Path(root).expanduser() if root is not None else default_root()
+        config = Config(path)
+        metadata, objects_url = config.get("metadata"), config.get("objects")
         try:
-            readonly = (path / DATABASE).exists() and not _writable(path)
-            if not readonly:
+            coordination: Coordination
+            if metadata == "sqlite":
+                readonly = (path / DATABASE).exists() and not _writable(path)
+                if not readonly:
+                    path.mkdir(parents=True, exist_ok=True)
+                local_db = SqliteDatabase(path / DATABASE, readonly=readonly)
+                db: Database = local_db
+                coordination = LocalCoordination(path)
+            else:
+                from .backends.postgres import PostgresCoordination, PostgresDatabase
+
                 path.mkdir(parents=True, exist_ok=True)
-            db = Database(path / DATABASE, readonly=readonly)
-            objects = FolderObjectStore(path, PackIndex(db))
+                db = PostgresDatabase(metadata)
+                local_db = SqliteDatabase(path / LOCAL_DATABASE)
+                coordination = PostgresCoordination(db)
+            objects: ObjectStore
+            if objects_url == "folder":
+                objects = FolderObjectStore(path, PackIndex(db))
+            else:
+                from .backends.s3 import S3ObjectStore
+
+                objects = S3ObjectStore(path, objects_url, PackIndex(db))
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
             ) from None
-        return cls(path.resolve(), objects, TreeStore(objects), db)
+        return cls(path.resolve(), objects, TreeStore(objects), db, local_db, coordination)
 
     @property
     def readonly(self) -> bool:
         return self.db.readonly
 
+    @property
+    def shared(self) -> bool:
+        """Whether the metadata lives outside this folder (so other hosts may use the store)."""
+        return self.db is not self.local_db
+
     def close(self) -> None:
         self.db.close()
-
-    @property
-    def events_dir(self) -> Path:
-        return self.root / "events"
+        if self.local_db is not self.db:
+            self.local_db.close()
 
     def notify(self, topic: str) -> None:
-        """Tell watchers something changed (a commit landed, a pipeline changed): rewrite a small
-        file under events/, which the daemon watches with inotify. Called after the change's
-        transaction has committed, so a woken watcher always sees it."""
-        self.events_dir.mkdir(exist_ok=True)
-        fd = os.open(self.events_dir / topic, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-        finally:
-            os.close(fd)
+        """Tell watchers something changed (a commit landed, a pipeline changed); called after the
+        change's transaction has committed, so a woken watcher always sees it."""
+        self.coordination.notify(topic)
 
-    def _flock(self, mode: int) -> AbstractContextManager[None]:
+    def _write_lock(self, *, exclusive: bool) -> AbstractContextManager[None]:
         if self.readonly:
             raise not_writable(self.root)
-        return store_lock(self.root, mode)
+        return self.coordination.write_lock(exclusive=exclusive)
 
     def writing(self) -> AbstractContextManager[None]:
         """Held (shared) by every write from its first staged object to its metadata commit.
 
         `gc` takes the same lock exclusively, so it never sees an object that a write in
-        flight has stored but not yet referenced. The kernel drops the lock of a killed
-        process, so a crash never wedges the store.
+        flight has stored but not yet referenced. A killed process's lock is dropped (by the
+        kernel, or by PostgreSQL when its connection dies), so a crash never wedges the store.
         """
-        return self._flock(fcntl.LOCK_SH)
+        return self._write_lock(exclusive=False)
 
     def collecting(self) -> AbstractContextManager[None]:
         """Held (exclusive) by `gc` while it marks and sweeps."""
-        return self._flock(fcntl.LOCK_EX)
+        return self._write_lock(exclusive=True)

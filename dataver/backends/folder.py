@@ -49,6 +49,7 @@ class FolderObjectStore(ObjectStore):
         self.damaged_dir = self.objects_dir / "damaged"
         self.objects_dir_str = f"{self.objects_dir}/"
         self.location = str(self.objects_dir)
+        self.damaged_location = "objects/damaged/"
         self._made_dirs: set[str] = set()
         if not self.pack_dir.is_dir():
             self.pack_dir.mkdir(parents=True, exist_ok=True)

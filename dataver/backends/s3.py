@@ -101,6 +101,7 @@ class S3ObjectStore(ObjectStore):
         if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
             raise InvalidArgument(f"{url!r} is not an object store url: write s3://bucket or s3://bucket/prefix")
         self.location = url
+        self.damaged_location = f"{url.rstrip('/')}/damaged/"
         self.bucket = parts.netloc
         prefix = parts.path.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""

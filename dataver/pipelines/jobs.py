@@ -118,6 +118,12 @@ def _move_aside(out: Path, files: list[JobFile], aside: Path, tag: str) -> tuple
     return relocated, list(moved.values())
 
 
+def pipeline_lease(pipeline: str) -> str:
+    """The lease whoever runs `pipeline`'s job holds (see `Coordination.hold`): held while the job
+    runs, lost when its holder dies, which is how orphaned jobs are recognised."""
+    return f"pipeline/{pipeline}"
+
+
 class JobRunner:
     def __init__(self, store: Store, repos: RepoStore, records: Records) -> None:
         self.store = store
@@ -133,7 +139,7 @@ class JobRunner:
         progress: Progress | None = None,
     ) -> JobInfo:
         row = self.records.pipeline(pipeline)
-        spec = PipelineSpec.model_validate_json(row["spec"])
+        spec = PipelineSpec.model_validate_json(row.spec)
         job_id, output_commit = uuid.uuid4().hex, uuid.uuid4().hex
         plan = _JobPlan(
             job_id, output_commit, spec, pipeline, inputs, ctx_for(job_id), runtime, max_file_bytes(self.store.root)
@@ -151,7 +157,7 @@ class JobRunner:
         )
         try:
             with self.store.writing(), job_folder(self.store.root, job_id) as folder:
-                state, reason = self._execute(plan, row["salt"], progress, folder)
+                state, reason = self._execute(plan, row.salt, progress, folder)
         except KeyboardInterrupt:
             self.records.finish_job(job_id, "killed", "interrupted")
             raise
@@ -199,6 +205,7 @@ class JobRunner:
             tree = self._merge(plan, live, writer)
         with self.store.db.write():  # the output lands only while the job (so its pipeline) exists
             self.records.require_job(plan.job_id)
+            self.store.coordination.confirm(pipeline_lease(plan.pipeline))  # and while we still own it
             self._commit_output(plan, tree)
         return "success", ""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import Conflict, InvalidArgument, JobFailed, NotFound
+from ..maintenance import OuterReferences
 from ..models import CommitInfo
 from ..names import CommitRef
 from ..repos import RepoStore
@@ -43,16 +44,16 @@ class PipelineLayer:
 
     def _runtime_for(self, pipeline: str) -> Runtime:
         row = self.records.pipeline(pipeline)
-        image = PipelineSpec.model_validate_json(row["spec"]).transform.image
-        return make_runtime(row["runtime"], image, self.store.root)
+        image = PipelineSpec.model_validate_json(row.spec).transform.image
+        return make_runtime(row.runtime, image, self.store.root)
 
     def _ctx_for(self, pipeline: str, job_id: str) -> JobContext:
         row = self.records.pipeline(pipeline)
-        spec = PipelineSpec.model_validate_json(row["spec"])
+        spec = PipelineSpec.model_validate_json(row.spec)
         image = None
-        local = resolve_runtime(row["runtime"], spec.transform.image) == "local"
-        if local and row["context"] and Path(row["context"], "Dockerfile").is_file():
-            image = images.available([Path(row["context"]).parent]).get(images.canonical_tag(spec.transform.image))
+        local = resolve_runtime(row.runtime, spec.transform.image) == "local"
+        if local and row.context and Path(row.context, "Dockerfile").is_file():
+            image = images.available([Path(row.context).parent]).get(images.canonical_tag(spec.transform.image))
         if local and image is None and spec.transform.image:
             image = images.resolve(spec.transform.image, images.search_path())
         limits = spec.resource_limits
@@ -67,6 +68,12 @@ class PipelineLayer:
             memory=limits.memory if limits else "",
             cpu=limits.cpu if limits else None,
         )
+
+    def outer_references(self) -> OuterReferences:
+        """What gc must keep and fsck must check outside commits (see `maintenance`)."""
+        named = {oid: "a datum output" for oid in self.records.output_objects()}
+        named.update((oid, "a datum log") for oid in self.records.logged_objects())
+        return OuterReferences(named, self.records.commit_references())
 
     def check_deletable(self, repo: str) -> None:
         readers = self.records.readers_of(repo)
@@ -102,7 +109,7 @@ class PipelineLayer:
 
     def list_datums(self, job_id: str) -> list[DatumInfo]:
         job = self.records.job(job_id)
-        return self.records.datum_infos(job["id"], job["pipeline"])
+        return self.records.datum_infos(job.id, job.pipeline)
 
     def logs(self, *, pipeline: str | None, job: str | None, datum: str | None) -> list[tuple[str, str, str]]:
         if (pipeline is None) == (job is None):
@@ -115,13 +122,13 @@ class PipelineLayer:
             row = self.records.last_job(pipeline)
             if row is None:
                 raise NotFound(f"pipeline {pipeline} has not run a job yet")
-        rows = self.records.datum_logs(row["id"], datum)
-        if datum and not rows:
-            raise NotFound(f"no datum {datum} in job {row['id']}: see `dataver list-datum {row['id']}`")
+        datums = self.records.job_datums(row.id, datum)
+        if datum and not datums:
+            raise NotFound(f"no datum {datum} in job {row.id}: see `dataver list-datum {row.id}`")
         return [
-            (row["id"], r["datum_id"], self.store.objects.read_bytes(r["log_oid"]).decode(errors="replace"))
-            for r in rows
-            if r["log_oid"]
+            (row.id, d.datum_id, self.store.objects.read_bytes(d.log_oid).decode(errors="replace"))
+            for d in datums
+            if d.log_oid
         ]
 
     def wait_commit(self, client: Client, repo: str, ref: CommitRef, timeout: float | None) -> list[CommitInfo]:
@@ -140,14 +147,11 @@ class PipelineLayer:
         seen = {start.id}
         while frontier:
             current = frontier.pop(0)
-            rows = self.store.db.query(
-                "SELECT commit_id FROM commit_provenance WHERE upstream_id = ? ORDER BY rowid", (current,)
-            )
-            for row in rows:
-                if row["commit_id"] not in seen:
-                    seen.add(row["commit_id"])
-                    found.append(self.repos.info(self.repos.commit_row(row["commit_id"])))
-                    frontier.append(row["commit_id"])
+            for commit_id in self.repos.refs.computed_from(current):
+                if commit_id not in seen:
+                    seen.add(commit_id)
+                    found.append(self.repos.info(self.repos.commit_row(commit_id)))
+                    frontier.append(commit_id)
         return found
 
     def _check_downstream(self, repo: str, commit: str) -> None:
@@ -155,8 +159,8 @@ class PipelineLayer:
         failed = []
         for pipeline in sorted(self.service.downstream(repo)):
             last = self.records.last_job(pipeline)
-            if last is not None and last["state"] == "failure":
-                failed.append(f"{pipeline} (job {last['id']}: {last['reason']})")
+            if last is not None and last.state == "failure":
+                failed.append(f"{pipeline} (job {last.id}: {last.reason})")
         if failed:
             raise JobFailed(f"downstream of {repo}@{commit}, pipeline(s) failed: {'; '.join(failed)}")
 
@@ -165,7 +169,7 @@ class PipelineLayer:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self.store.db.read():  # one snapshot: a job between "pending" and "running" is seen once
-                running = {j["pipeline"] for j in self.records.jobs() if j["state"] in ("created", "running")}
+                running = self.records.active_pipelines()
                 busy = set(self.scheduler.pending()) | running
             if not busy & pipelines:
                 return

@@ -23,10 +23,12 @@ def file_provenance(
     path = normalize_path(path, allow_root=False)
     with store.db.read():
         commit = repos.resolve(repo, ref)
-        return _node(store, records, repo, commit["id"], commit["tree"], path, MAX_DEPTH)
+        return _node(store, repos, records, repo, commit.id, commit.tree, path, MAX_DEPTH)
 
 
-def _node(store: Store, records: Records, repo: str, commit: str, tree: str, path: str, depth: int) -> ProvenanceNode:
+def _node(
+    store: Store, repos: RepoStore, records: Records, repo: str, commit: str, tree: str, path: str, depth: int
+) -> ProvenanceNode:
     entry = store.trees.lookup(tree, path)
     if entry is None or entry.is_dir:
         raise NotFound(f"/{path} is not a file in {repo}@{commit}: provenance is kept for files")
@@ -34,18 +36,16 @@ def _node(store: Store, records: Records, repo: str, commit: str, tree: str, pat
     base = dict(repo=repo, commit=commit, path="/" + path, hash=entry.oid, size=entry.size)
     if job is None or depth == 0:
         return ProvenanceNode(**base)
-    datum = records.datum_writer(job["pipeline"], path, job["id"])
+    datum = records.datum_writer(job.pipeline, path, job.id)
     if datum is None:
-        return ProvenanceNode(**base, job=job["id"], pipeline=job["pipeline"], version=job["version"])
-    commits = {i.name: i.commit for i in records.job_inputs(job["id"])}
+        return ProvenanceNode(**base, job=job.id, pipeline=job.pipeline, version=job.version)
+    commits = {i.name: i.commit for i in records.job_inputs(job.id)}
     inputs = []
-    for row in records.datum_input_files(job["pipeline"], datum):
-        input_commit = commits.get(row["name"], "")
-        input_tree = store.db.query_one("SELECT tree FROM commits WHERE id = ?", (input_commit,))
-        if input_tree is None:
-            inputs.append(ProvenanceNode(row["repo"], input_commit, "/" + row["path"], row["oid"], row["size"]))
+    for row in records.datum_input_files(job.pipeline, datum):
+        input_commit = commits.get(row.name, "")
+        upstream = repos.refs.commit(input_commit)
+        if upstream is None:
+            inputs.append(ProvenanceNode(row.repo, input_commit, "/" + row.path, row.oid, row.size))
         else:
-            inputs.append(_node(store, records, row["repo"], input_commit, input_tree["tree"], row["path"], depth - 1))
-    return ProvenanceNode(
-        **base, job=job["id"], pipeline=job["pipeline"], version=job["version"], datum=datum, inputs=inputs
-    )
+            inputs.append(_node(store, repos, records, row.repo, input_commit, upstream.tree, row.path, depth - 1))
+    return ProvenanceNode(**base, job=job.id, pipeline=job.pipeline, version=job.version, datum=datum, inputs=inputs)

@@ -9,40 +9,18 @@ Pipelines run upstream first, so a chain (training -> model -> inference) runs t
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 from ..repos import RepoStore
 from ..runtimes.base import JobContext, Runtime, sweep_work
 from ..store import Store
 from .datums import InputCommit
-from .jobs import JobRunner, Progress
+from .jobs import JobRunner, Progress, pipeline_lease
 from .models import JobInfo
 from .records import Records
 
 MAX_ROUNDS = 1000
-
-
-@contextmanager
-def pipeline_lock(root: Path, pipeline: str) -> Iterator[bool]:
-    """Try to own a pipeline (non-blocking); yields whether we do. Held while its job runs,
-    released by the kernel if the process dies, which is how orphaned jobs are recognised."""
-    folder = root / "locks"
-    folder.mkdir(exist_ok=True)
-    fd = os.open(folder / f"pipeline-{pipeline}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
 
 
 class Scheduler:
@@ -64,9 +42,9 @@ class Scheduler:
 
     def upstream(self) -> dict[str, set[str]]:
         """For every running pipeline, the running pipelines whose output it reads, directly or not."""
-        rows = [r for r in self.records.pipelines() if r["state"] == "running"]
-        names = {r["name"] for r in rows}
-        direct = {r["name"]: {i["repo"] for i in self.records.inputs(r["name"])} & names for r in rows}
+        rows = [r for r in self.records.pipelines() if r.state == "running"]
+        names = {r.name for r in rows}
+        direct = {r.name: {i.repo for i in self.records.inputs(r.name)} & names for r in rows}
         closure: dict[str, set[str]] = {}
         for name in direct:
             seen: set[str] = set()
@@ -90,21 +68,21 @@ class Scheduler:
         inputs = []
         with self.store.db.read():
             for row in self.records.inputs(pipeline):
-                head = self.repos.readable_head(row["repo"], row["branch"])
+                head = self.repos.readable_head(row.repo, row.branch)
                 if head is None:
                     return None
-                inputs.append(InputCommit(row["name"], row["repo"], row["branch"], head["id"], head["tree"]))
+                inputs.append(InputCommit(row.name, row.repo, row.branch, head.id, head.tree))
         return inputs
 
     def is_behind(self, pipeline: str, inputs: list[InputCommit]) -> bool:
         """No job yet, a killed last job (rerun it: its finished datums are skipped), a newer spec
         version, or input heads other than those of the last job."""
         last = self.records.last_job(pipeline)
-        if last is None or last["state"] == "killed":
+        if last is None or last.state == "killed":
             return True
-        if last["version"] != self.records.pipeline(pipeline)["version"]:
+        if last.version != self.records.pipeline(pipeline).version:
             return True
-        seen = {i.name: i.commit for i in self.records.job_inputs(last["id"])}
+        seen = {i.name: i.commit for i in self.records.job_inputs(last.id)}
         return seen != {i.name: i.commit for i in inputs}
 
     def pending(self, order: list[str] | None = None) -> list[str]:
@@ -118,12 +96,12 @@ class Scheduler:
         reaped = []
         for pipeline in self.topological():
             last = self.records.last_job(pipeline)
-            if last is None or last["state"] not in ("running", "created"):
+            if last is None or last.state not in ("running", "created"):
                 continue
-            with pipeline_lock(self.store.root, pipeline) as owned:
+            with self.store.coordination.hold(pipeline_lease(pipeline)) as owned:
                 if owned:
                     self._reap(pipeline)
-                    reaped.append((last["id"], pipeline))
+                    reaped.append((last.id, pipeline))
         if reaped:
             from ..runtimes.docker import reap
 
@@ -143,8 +121,8 @@ class Scheduler:
     def _reap(self, pipeline: str) -> None:
         """A job still 'running' while nobody holds its pipeline's lock was orphaned by a crash."""
         last = self.records.last_job(pipeline)
-        if last is not None and last["state"] in ("running", "created"):
-            self.records.finish_job(last["id"], "killed", "the process running this job died")
+        if last is not None and last.state in ("running", "created"):
+            self.records.finish_job(last.id, "killed", "the process running this job died")
 
     def run_pending(self, progress: Progress | None = None) -> list[JobInfo]:
         """Run jobs, one at a time and upstream first, until every pipeline is up to date."""
@@ -160,7 +138,7 @@ class Scheduler:
 
     def run_pipeline(self, pipeline: str, progress: Progress | None = None) -> JobInfo | None:
         """Run one job of `pipeline` if it is behind and no other process is running it."""
-        with pipeline_lock(self.store.root, pipeline) as owned:
+        with self.store.coordination.hold(pipeline_lease(pipeline)) as owned:
             if not owned:
                 return None
             self._reap(pipeline)

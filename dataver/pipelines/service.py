@@ -87,7 +87,7 @@ class PipelineService:
     ) -> int:
         with self.store.db.write():
             row = self.records.pipeline(spec.name)
-            runtime = check_runtime(runtime or row["runtime"])
+            runtime = check_runtime(runtime or row.runtime)
             self._check_inputs(spec)
             self.store.db.after_commit(self._notify)
             return self.records.update_pipeline(spec, runtime, self._context(spec, runtime, spec_path), reprocess)
@@ -115,11 +115,7 @@ class PipelineService:
 
     def edges(self) -> list[tuple[str, str, str]]:
         """(input repo, pipeline, output repo) for every pipeline input."""
-        return [
-            (i["repo"], row["name"], row["name"])
-            for row in self.records.pipelines()
-            for i in self.records.inputs(row["name"])
-        ]
+        return [(i.repo, row.name, row.name) for row in self.records.pipelines() for i in self.records.inputs(row.name)]
 
 
 def render_dag(edges: list[tuple[str, str, str]], repos: list[str], fmt: str) -> str:

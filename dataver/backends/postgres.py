@@ -1,0 +1,481 @@
+"""Metadata and coordination in PostgreSQL: one database shared by every host of a team.
+
+The tables are those of the SQLite backend (the portable SQL of `dataver.refs`, `.packs` and
+`pipelines.records` runs on both), with PostgreSQL's types: 64-bit integers, double-precision
+times, text compared bytewise (`COLLATE "C"`, as SQLite does, so names sort the same and commit
+prefixes match the same), and an identity `rowid` where rows are listed in insertion order.
+
+Isolation: PostgreSQL's default (read committed) would let two hosts both find a repo absent
+and both insert it, or both read a branch head and both move it. Instead every write transaction
+first takes one transaction-level advisory lock, so writes are serialized exactly as SQLite's
+`BEGIN IMMEDIATE` serializes them, and the check-then-insert code above stays correct; primary
+keys (`ON CONFLICT DO NOTHING`) back it. Writes are short (objects are uploaded before the
+transaction begins), so one lock costs little. Reads take a repeatable-read snapshot.
+
+Coordination (see `dataver.coordination`): leases are rows with an expiry in the server's clock,
+renewed by the holder; the store's write lock is a session-level advisory lock (released by the
+server when a holder's connection dies); wake-ups are LISTEN/NOTIFY.
+
+psycopg 3 is imported only when a store is configured with a postgresql:// URL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..coordination import Coordination, Watch
+from ..errors import Conflict, DataverError
+from ..meta import Database
+
+WRITE_LOCK = 0x64617461_7665_01
+"""Advisory lock key held by each write transaction (the single-writer lock)."""
+STORE_LOCK = 0x64617461_7665_02
+"""Advisory lock key of the store's write lock (shared by writes, exclusive for gc)."""
+CHANNEL = "dataver_events"
+LEASE_SECONDS = 30.0
+"""A lease not renewed for this long is free: how long a dead host's pipeline waits."""
+CONNECT_TIMEOUT = 10
+NOW = "extract(epoch from clock_timestamp())"
+"""The server's clock: leases never depend on hosts agreeing on the time."""
+
+_T = 'TEXT COLLATE "C"'
+SCHEMA: list[str] = [
+    # 1: everything of SQLite's migrations 1, 2 and 4 (not 3: the hash cache stays on each host),
+    # and the lease table.
+    f"""
+    CREATE TABLE repos (
+        name        {_T} PRIMARY KEY,
+        description {_T} NOT NULL DEFAULT '',
+        created     DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE commits (
+        rowid       BIGINT GENERATED ALWAYS AS IDENTITY,
+        id          {_T} PRIMARY KEY,
+        repo        {_T} NOT NULL REFERENCES repos(name) ON DELETE CASCADE,
+        branch      {_T},
+        parent      {_T},
+        tree        {_T} NOT NULL,
+        state       {_T} NOT NULL CHECK (state IN ('open', 'finished')),
+        origin      {_T} NOT NULL DEFAULT 'user',
+        description {_T} NOT NULL DEFAULT '',
+        started     DOUBLE PRECISION NOT NULL,
+        finished    DOUBLE PRECISION,
+        size        BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX commits_repo ON commits(repo);
+    CREATE INDEX commits_parent ON commits(parent);
+    CREATE TABLE branches (
+        repo  {_T} NOT NULL REFERENCES repos(name) ON DELETE CASCADE,
+        name  {_T} NOT NULL,
+        head  {_T} REFERENCES commits(id),
+        PRIMARY KEY (repo, name)
+    );
+    CREATE TABLE commit_provenance (
+        rowid       BIGINT GENERATED ALWAYS AS IDENTITY,
+        commit_id   {_T} NOT NULL REFERENCES commits(id) ON DELETE CASCADE,
+        upstream_id {_T} NOT NULL,
+        PRIMARY KEY (commit_id, upstream_id)
+    );
+    CREATE INDEX commit_provenance_upstream ON commit_provenance(upstream_id);
+    CREATE TABLE pipelines (
+        name     {_T} PRIMARY KEY,
+        version  BIGINT NOT NULL,
+        spec     {_T} NOT NULL,
+        salt     {_T} NOT NULL,
+        state    {_T} NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'paused')),
+        runtime  {_T} NOT NULL,
+        context  {_T},
+        created  DOUBLE PRECISION NOT NULL,
+        updated  DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE pipeline_versions (
+        pipeline {_T} NOT NULL,
+        version  BIGINT NOT NULL,
+        spec     {_T} NOT NULL,
+        created  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (pipeline, version)
+    );
+    CREATE TABLE pipeline_inputs (
+        rowid    BIGINT GENERATED ALWAYS AS IDENTITY,
+        pipeline {_T} NOT NULL REFERENCES pipelines(name) ON DELETE CASCADE,
+        name     {_T} NOT NULL,
+        repo     {_T} NOT NULL,
+        branch   {_T} NOT NULL,
+        PRIMARY KEY (pipeline, name)
+    );
+    CREATE INDEX pipeline_inputs_repo ON pipeline_inputs(repo, branch);
+    CREATE TABLE jobs (
+        rowid          BIGINT GENERATED ALWAYS AS IDENTITY,
+        id             {_T} PRIMARY KEY,
+        pipeline       {_T} NOT NULL,
+        version        BIGINT NOT NULL,
+        state          {_T} NOT NULL CHECK (state IN ('created', 'running', 'success', 'failure', 'killed')),
+        runtime        {_T} NOT NULL,
+        created        DOUBLE PRECISION NOT NULL,
+        started        DOUBLE PRECISION,
+        finished       DOUBLE PRECISION,
+        output_commit  {_T} NOT NULL,
+        reason         {_T} NOT NULL DEFAULT '',
+        restarts       BIGINT NOT NULL DEFAULT 0,
+        total          BIGINT NOT NULL DEFAULT 0,
+        processed      BIGINT NOT NULL DEFAULT 0,
+        skipped        BIGINT NOT NULL DEFAULT 0,
+        failed         BIGINT NOT NULL DEFAULT 0,
+        recovered      BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_pipeline ON jobs(pipeline, created);
+    CREATE INDEX jobs_output ON jobs(output_commit);
+    CREATE TABLE job_inputs (
+        rowid      BIGINT GENERATED ALWAYS AS IDENTITY,
+        job_id     {_T} NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        name       {_T} NOT NULL,
+        repo       {_T} NOT NULL,
+        branch     {_T} NOT NULL,
+        commit_id  {_T} NOT NULL,
+        PRIMARY KEY (job_id, name)
+    );
+    CREATE TABLE datums (
+        pipeline {_T} NOT NULL,
+        id       {_T} NOT NULL,
+        created  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (pipeline, id)
+    );
+    CREATE TABLE datum_inputs (
+        rowid    BIGINT GENERATED ALWAYS AS IDENTITY,
+        pipeline {_T} NOT NULL,
+        datum_id {_T} NOT NULL,
+        name     {_T} NOT NULL,
+        repo     {_T} NOT NULL,
+        path     {_T} NOT NULL,
+        oid      {_T} NOT NULL,
+        size     BIGINT NOT NULL
+    );
+    CREATE INDEX datum_inputs_datum ON datum_inputs(pipeline, datum_id);
+    CREATE TABLE datum_outputs (
+        pipeline {_T} NOT NULL,
+        datum_id {_T} NOT NULL,
+        path     {_T} NOT NULL,
+        oid      {_T} NOT NULL,
+        size     BIGINT NOT NULL
+    );
+    CREATE INDEX datum_outputs_datum ON datum_outputs(pipeline, datum_id);
+    CREATE INDEX datum_outputs_path ON datum_outputs(pipeline, path);
+    CREATE TABLE job_datums (
+        rowid     BIGINT GENERATED ALWAYS AS IDENTITY,
+        job_id    {_T} NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        datum_id  {_T} NOT NULL,
+        state     {_T} NOT NULL CHECK (state IN ('success', 'skipped', 'failed', 'recovered')),
+        started   DOUBLE PRECISION,
+        finished  DOUBLE PRECISION,
+        attempts  BIGINT NOT NULL DEFAULT 0,
+        exit_code BIGINT,
+        reason    {_T} NOT NULL DEFAULT '',
+        log_oid   {_T},
+        PRIMARY KEY (job_id, datum_id)
+    );
+    CREATE TABLE packed (
+        oid      {_T} PRIMARY KEY,
+        pack     {_T} NOT NULL,
+        "offset" BIGINT NOT NULL,
+        size     BIGINT NOT NULL
+    );
+    CREATE INDEX packed_pack ON packed(pack);
+    CREATE TABLE leases (
+        name    {_T} PRIMARY KEY,
+        owner   {_T} NOT NULL,
+        expires DOUBLE PRECISION NOT NULL
+    )
+    """,
+]
+
+
+def display_url(url: str) -> str:
+    """The URL as a user may see it: never the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        info = conninfo_to_dict(url)
+    except Exception:
+        return "postgresql://..."
+    user = f"{info['user']}@" if info.get("user") else ""
+    port = f":{info['port']}" if info.get("port") else ""
+    return f"postgresql://{user}{info.get('host', '')}{port}/{info.get('dbname', '')}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def connect(url: str) -> Any:
+    """An autocommit connection that notices a dead peer within about a minute, on both ends."""
+    import psycopg
+
+    return psycopg.connect(
+        url,
+        autocommit=True,
+        connect_timeout=CONNECT_TIMEOUT,
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
+        options="-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+    )
+
+
+def server_error(location: str, exc: BaseException) -> DataverError | None:
+    """One line for a failure of the server or the connection to it (None: not psycopg's)."""
+    import psycopg
+
+    if not isinstance(exc, psycopg.Error):
+        return None
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return DataverError(
+            f"the metadata database {location} cannot be reached ({_first_line(exc)}): check that PostgreSQL is "
+            "up and the store's `metadata` setting (`dataver config get metadata`); nothing was changed"
+        )
+    return DataverError(f"the metadata database {location} failed: {_first_line(exc)}")
+
+
+class PostgresDatabase(Database):
+    """One PostgreSQL database, reached by URL (libpq's usual places supply what it leaves out:
+    PGPASSWORD, ~/.pgpass, PGHOST...)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self.location = display_url(url)
+        self._sql: dict[str, str] = {}
+        self._migrate()
+
+    def _connect(self) -> Any:
+        return connect(self.url)
+
+    def _begin(self, conn: Any, *, write: bool) -> None:
+        if write:
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        else:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def _end(self, conn: Any, *, commit: bool) -> None:
+        conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _in_transaction(self, conn: Any) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return conn.info.transaction_status != TransactionStatus.IDLE
+
+    def _error(self, exc: BaseException) -> DataverError | None:
+        return server_error(self.location, exc)
+
+    def _dialect(self, sql: str) -> str:
+        """`?` placeholders become psycopg's `%s` (and a literal `%` is escaped)."""
+        converted = self._sql.get(sql)
+        if converted is None:
+            converted = self._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return converted
+
+    def _run(self, conn: Any, sql: str, params: Sequence[Any], many: bool) -> Any:
+        cursor = conn.cursor()
+        if many:
+            cursor.executemany(self._dialect(sql), params)
+        else:
+            cursor.execute(self._dialect(sql), params)
+        return cursor
+
+    def check(self) -> list[str]:
+        """The server keeps its own pages sound; what can go wrong here is a schema this dataver
+        does not know."""
+        version = self._version()
+        if version != len(SCHEMA):
+            return [f"metadata database {self.location}: schema version {version}, expected {len(SCHEMA)}"]
+        return []
+
+    def _version(self) -> int:
+        self.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
+        row = self.query_one("SELECT max(version) FROM dataver_schema")
+        return row[0] or 0 if row else 0
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date, once, whichever host gets there first."""
+        conn = self.conn
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+            try:
+                version = self._version()
+                if version > len(SCHEMA):
+                    raise DataverError(
+                        f"the metadata database {self.location} has schema version {version}, and this dataver "
+                        f"reads version {len(SCHEMA)}: upgrade dataver on this host"
+                    )
+                for number, script in enumerate(SCHEMA[version:], start=version + 1):
+                    with conn.transaction():
+                        conn.execute(script)
+                        conn.execute("INSERT INTO dataver_schema (version) VALUES (%s)", (number,))
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+        except DataverError:
+            raise
+        except Exception as exc:
+            self.close()
+            raise self._translated(exc) from None
+
+
+class PostgresCoordination(Coordination):
+    """Leases, the store's write lock and notifications, in the store's PostgreSQL database."""
+
+    def __init__(self, db: PostgresDatabase, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._leases = _LeaseKeeper(db, self.owner, lease_seconds)
+
+    @contextmanager
+    def hold(self, name: str) -> Iterator[bool]:
+        if not self._leases.acquire(name):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._leases.release(name)
+
+    def confirm(self, name: str) -> None:
+        row = self.db.query_one(
+            f"SELECT 1 FROM leases WHERE name = ? AND owner = ? AND expires > {NOW}", (name, self.owner)
+        )
+        if row is None:
+            raise Conflict(
+                f"the lease on {name} expired while this host worked (paused, or cut off from the database): "
+                "another host may have taken the work over, so this result is dropped"
+            )
+
+    @contextmanager
+    def write_lock(self, *, exclusive: bool) -> Iterator[None]:
+        """A session-level advisory lock on this thread's connection: the server releases it when
+        the connection dies (keepalives notice a dead host within about a minute)."""
+        kind = "" if exclusive else "_shared"
+        self.db.query_one(f"SELECT pg_advisory_lock{kind}(?)", (STORE_LOCK,))
+        try:
+            yield
+        finally:
+            try:
+                self.db.query_one(f"SELECT pg_advisory_unlock{kind}(?)", (STORE_LOCK,))
+            except DataverError:
+                self.db.close()  # the server or connection is gone: so is the lock
+
+    def notify(self, topic: str) -> None:
+        self.db.query_one("SELECT pg_notify(?, ?)", (CHANNEL, topic))
+
+    def watch(self, on_event: Callable[[str], None]) -> Watch:
+        return _Listener(self.db, on_event)
+
+
+class _LeaseKeeper:
+    """Holds leases and renews them from one thread, on a connection of its own (the threads
+    that hold them may be mid-transaction on theirs)."""
+
+    def __init__(self, db: PostgresDatabase, owner: str, seconds: float) -> None:
+        self.db = db
+        self.owner = owner
+        self.seconds = seconds
+        self._names: set[str] = set()
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self, sql: str, params: tuple) -> int:
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = connect(self.db.url)
+                return self._conn.execute(sql, params).rowcount
+            except Exception as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                raise server_error(self.db.location, exc) or exc from None
+
+    def acquire(self, name: str) -> bool:
+        """Take the lease if it is free or expired: one statement, so two hosts cannot both win."""
+        taken = self._run(
+            f"INSERT INTO leases (name, owner, expires) VALUES (%s, %s, {NOW} + %s) "
+            f"ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
+            f"WHERE leases.expires <= {NOW}",
+            (name, self.owner, self.seconds),
+        )
+        if taken:
+            with self._lock:
+                self._names.add(name)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._renew_forever, name="lease-renewal", daemon=True)
+                    self._thread.start()
+        return bool(taken)
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._names.discard(name)
+        try:
+            self._run("DELETE FROM leases WHERE name = %s AND owner = %s", (name, self.owner))
+        except DataverError:
+            pass  # unreachable: the lease expires by itself
+
+    def _renew_forever(self) -> None:
+        while True:
+            self._wake.wait(self.seconds / 3)
+            with self._lock:
+                names = sorted(self._names)
+            for name in names:
+                try:
+                    self._run(
+                        f"UPDATE leases SET expires = {NOW} + %s WHERE name = %s AND owner = %s",
+                        (self.seconds, name, self.owner),
+                    )
+                except DataverError:
+                    pass  # try again next round; `confirm` stops work whose lease ran out meanwhile
+
+
+class _Listener(Watch):
+    """LISTEN on a connection of its own, in a thread; after losing the server it reconnects and
+    reports "commits" once, since notifications sent meanwhile were lost."""
+
+    def __init__(self, db: PostgresDatabase, on_event: Callable[[str], None]) -> None:
+        self.db = db
+        self.on_event = on_event
+        self._stopping = threading.Event()
+        self._conn = self._listen()
+        self._thread = threading.Thread(target=self._loop, name="listen", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> Any:
+        conn = connect(self.db.url)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self._conn is None:
+                    self._conn = self._listen()
+                    self.on_event("commits")
+                for note in self._conn.notifies(timeout=1.0):
+                    self.on_event(note.payload)
+            except Exception:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                self._stopping.wait(2.0)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        if self._conn is not None:
+            self._conn.close()
