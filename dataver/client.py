@@ -21,7 +21,7 @@ from .maintenance import OuterReferences, fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
 from .names import CommitRef, check_name, did_you_mean, normalize_path, parse_commit_ref
 from .repos import RepoStore
-from .store import Store, default_root
+from .store import Store, StoreSetup, default_root, init_store
 from .uploads import expand_source
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
@@ -111,6 +111,14 @@ class Client:
         opening or making the store: `dataver config` works before any store exists. `flags`
         are values given on the command line, which beat the rest."""
         return Config(Path(root).expanduser() if root is not None else default_root(), flags)
+
+    @staticmethod
+    def init(root: str | Path | None = None, *, metadata: str = "sqlite", objects: str = "folder") -> StoreSetup:
+        """Make a store whose metadata and objects live where given (defaults: this folder), or
+        join a shared store from a new root: `metadata` is `sqlite` or a postgresql:// URL,
+        `objects` is `folder` or an s3://bucket/prefix URL. A local store needs no init."""
+        path = Path(root).expanduser() if root is not None else default_root()
+        return init_store(path, metadata, objects)
 
     def close(self) -> None:
         self.store.close()

@@ -33,6 +33,8 @@ class Key:
     user_only: bool = False
     schemes: tuple[str, ...] = ()
     """URL schemes allowed besides the choices (`postgresql://...`)."""
+    init_only: bool = False
+    """Chosen when the store is made (`dataver init`): changing it later would hide the store's data."""
 
 
 KEYS = {
@@ -54,6 +56,7 @@ KEYS = {
             "where repos, commits and jobs are recorded: sqlite (meta.db in the store folder) or a postgresql:// URL",
             choices=("sqlite",),
             schemes=("postgresql://", "postgres://"),
+            init_only=True,
         ),
         Key(
             "objects",
@@ -62,6 +65,14 @@ KEYS = {
             "where file contents are stored: folder (objects/ in the store folder) or an s3://bucket/prefix URL",
             choices=("folder",),
             schemes=("s3://",),
+            init_only=True,
+        ),
+        Key(
+            "lease_seconds",
+            "DATAVER_LEASE_SECONDS",
+            30,
+            "on a shared store, how long a host that stopped answering keeps its pipelines",
+            kind=int,
         ),
         Key("max_file_bytes", "DATAVER_MAX_FILE_BYTES", 64 << 30, "largest file a job may write", kind=int),
         Key(
@@ -203,8 +214,14 @@ class Config:
             raise InvalidArgument("no store is known here: give --root, or set the user-level value with --user")
         return self.root / FILE
 
-    def set(self, name: str, value: str, level: str) -> Setting:
+    def set(self, name: str, value: str, level: str, *, initializing: bool = False) -> Setting:
+        """`initializing`: `dataver init` is making the store, so init-only keys may be set."""
         key = _key(name)
+        if key.init_only and not initializing:
+            raise InvalidArgument(
+                f"{name} is chosen when a store is made, and changing it would hide the store's data: "
+                f"use `dataver init --{name} VALUE` on a new root"
+            )
         if key.user_only and level != "user":
             raise InvalidArgument(f"{name} can only be set for the user (add --user): a store cannot say where it is")
         checked = _check(key, value, "")
@@ -214,6 +231,8 @@ class Config:
         return Setting(name, checked, level)
 
     def unset(self, name: str, level: str) -> bool:
+        if _key(name).init_only:
+            raise InvalidArgument(f"{name} is chosen when a store is made: changing it would hide the store's data")
         if _key(name).user_only and level != "user":
             raise InvalidArgument(f"{name} is a user setting: add --user")
         settings = dict(self._files.get(level, {}))

@@ -126,6 +126,9 @@ class ObjectStore(ABC):
     def has_damaged(self, oid: str) -> bool:
         """Whether a damaged copy of `oid` was kept aside."""
 
+    def check_reachable(self) -> None:  # noqa: B027 (a folder on this host always is)
+        """Raise DataverError unless the objects' home answers (a bucket that exists, say)."""
+
     def link_source(self, oid: str) -> str | None:
         """A host file holding object `oid` that may be hard-linked into a datum, if any."""
         return None

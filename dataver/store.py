@@ -11,14 +11,15 @@ PostgreSQL; each host's root folder then holds only the config, staging space, t
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .backends.folder import FolderObjectStore
 from .backends.sqlite import SqliteDatabase
 from .coordination import Coordination, LocalCoordination, store_lock
-from .errors import DataverError, not_writable
+from .errors import AlreadyExists, DataverError, InvalidArgument, not_writable
 from .meta import Database
 from .objects import ObjectStore
 from .packs import PackIndex
@@ -30,7 +31,7 @@ LOCAL_DATABASE = "local.db"
 """A shared store's per-host SQLite file (the hash cache)."""
 DEFAULT_ROOT = Path("~/.dataver")
 
-__all__ = ["DATABASE", "Store", "default_root", "store_lock"]
+__all__ = ["DATABASE", "Store", "StoreSetup", "default_root", "init_store", "store_lock"]
 
 
 def _writable(root: Path) -> bool:
@@ -46,6 +47,71 @@ def default_root() -> Path:
     from .config import Config
 
     return Path(Config().get("root")).expanduser()
+
+
+@dataclass(frozen=True)
+class StoreSetup:
+    """What `init_store` set up."""
+
+    root: Path
+    metadata: str
+    objects: str
+    repos: int
+    """Repos already in the store (joining a shared store a teammate made)."""
+    joined: bool
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "root": str(self.root)}
+
+
+def init_store(root: Path, metadata: str = "sqlite", objects: str = "folder") -> StoreSetup:
+    """Make the store at `root` with its backends, or join a shared store from a new root.
+
+    The config is written first and taken back if the backends cannot be reached, so a failed
+    init leaves nothing behind. A root that already holds a store of its own (meta.db, objects)
+    is refused: pointing it elsewhere would hide its data.
+    """
+    from .config import FILE, Config
+
+    if metadata != "sqlite" and objects == "folder":
+        raise InvalidArgument(
+            "metadata in PostgreSQL is shared with other hosts, but objects in this folder are not: "
+            "give --objects s3://bucket/prefix too"
+        )
+    config = Config(root)
+    current = (config.lookup("metadata"), config.lookup("objects"))
+    if all(s.source == "store" for s in current) and (current[0].value, current[1].value) == (metadata, objects):
+        store = Store.open(root)  # initialized before, the same way: check it still answers
+        try:
+            return StoreSetup(root, metadata, objects, len(store.repo_names()), joined=False)
+        finally:
+            store.close()
+    if (root / DATABASE).exists() or any((root / "objects").glob("??")) or any((root / "objects" / "pack").glob("*")):
+        raise AlreadyExists(
+            f"{root} already holds a store: init only makes new ones (its data would be hidden); pick a new --root"
+        )
+    made = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    config_file = root / FILE
+    before = config_file.read_bytes() if config_file.exists() else None
+    for name, value in (("metadata", metadata), ("objects", objects)):
+        config.set(name, value, "store", initializing=True)
+    try:
+        store = Store.open(root)
+        try:
+            store.objects.check_reachable()
+            repos = store.repo_names()
+        finally:
+            store.close()
+    except BaseException:
+        if before is None:
+            config_file.unlink(missing_ok=True)
+        else:
+            config_file.write_bytes(before)
+        if made:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return StoreSetup(root.resolve(), metadata, objects, len(repos), joined=bool(repos))
 
 
 @dataclass
@@ -83,7 +149,7 @@ class Store:
                 path.mkdir(parents=True, exist_ok=True)
                 db = PostgresDatabase(metadata)
                 local_db = SqliteDatabase(path / LOCAL_DATABASE)
-                coordination = PostgresCoordination(db)
+                coordination = PostgresCoordination(db, config.get("lease_seconds"))
             objects: ObjectStore
             if objects_url == "folder":
                 objects = FolderObjectStore(path, PackIndex(db))
@@ -105,6 +171,12 @@ class Store:
     def shared(self) -> bool:
         """Whether the metadata lives outside this folder (so other hosts may use the store)."""
         return self.db is not self.local_db
+
+    def repo_names(self) -> list[str]:
+        """Names of the repos in the store (what `init` reports finding)."""
+        from .refs import RefsTable
+
+        return RefsTable(self.db).repo_names()
 
     def close(self) -> None:
         self.db.close()

@@ -274,6 +274,11 @@ class S3ObjectStore(ObjectStore):
 
     # ---- the ObjectStore interface ----------------------------------------------------
 
+    def check_reachable(self) -> None:
+        """The bucket exists and these credentials may use it (what `dataver init` checks)."""
+        with self._talking():
+            self._missing_bucket()
+
     def is_loose(self, oid: str) -> bool:
         return self._head(self.key(oid)) is not None
 

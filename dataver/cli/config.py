@@ -22,6 +22,41 @@ def _config(ctx: typer.Context):
     return Client.settings(root, flags={"root": str(root)} if root is not None else None)
 
 
+init_app = typer.Typer()
+
+
+@init_app.command("init")
+def init(
+    ctx: typer.Context,
+    metadata: Annotated[
+        str, typer.Option("--metadata", metavar="URL", help="sqlite (this folder), or postgresql://USER@HOST/DB.")
+    ] = "sqlite",
+    objects: Annotated[
+        str, typer.Option("--objects", metavar="URL", help="folder (this folder), or s3://BUCKET/PREFIX.")
+    ] = "folder",
+    root: Annotated[
+        str | None, typer.Option("--root", metavar="PATH", help="The new store's folder (as the global --root).")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Make a store here whose metadata and objects may live on shared servers, or join one.
+
+    Every host of a team runs the same init on a root of its own, then sets DATAVER_ROOT to it.
+    S3 credentials and endpoint come from the usual AWS settings (AWS_ENDPOINT_URL, ~/.aws);
+    PostgreSQL's from the URL or libpq's (PGPASSWORD, ~/.pgpass). A local store needs no init.
+    """
+    from ..client import Client
+
+    setup = Client.init(root or ctx.find_object(Session).root, metadata=metadata, objects=objects)
+    if json:
+        output.as_json(setup)
+        return
+    found = f"; joined it: {setup.repos} repo(s) already there" if setup.joined else ""
+    typer.echo(
+        f"initialized the store at {setup.root}: metadata in {setup.metadata}, objects in {setup.objects}{found}"
+    )
+
+
 @app.command("get")
 def get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="KEY, e.g. runtime")]) -> None:
     """Print a setting's value, wherever it comes from (flag, environment, store, user, default)."""

@@ -52,6 +52,7 @@ EXAMPLES = {
     "fsck": "dataver fsck --repair",
     "gc": "dataver gc --dry-run",
     "version": "dataver version",
+    "init": "dataver init --root ~/team --metadata postgresql://dv@db/dataver --objects s3://ml-data/dataver",
     "daemon": "dataver daemon start",
     "daemon run": "dataver daemon run",
     "daemon start": "dataver daemon start",

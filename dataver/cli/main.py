@@ -72,6 +72,7 @@ for module in (repo, branch, commit, file, pipeline, job, admin):
     app.add_typer(module.app)
 app.add_typer(daemon.app, name="daemon")
 app.add_typer(config.app, name="config")
+app.add_typer(config.init_app)
 
 
 def _fail(message: str, code: int) -> int:
