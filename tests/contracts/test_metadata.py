@@ -1,0 +1,254 @@
+"""The metadata database's contract, run against every backend (SQLite in the store folder, a real
+PostgreSQL server), as Pachyderm's kv testsuite runs over each of its stores: compare-and-swap
+heads, concurrent writers that lose nothing, open commits invisible to readers, check-then-insert
+code that stays right under concurrency (create_repo, insert_pipeline, record_datums), rollback,
+snapshots, and the pack index. Each writer thread opens a store of its own, as separate processes
+or hosts would, so its connections (and, on PostgreSQL, its sessions) are its own."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from dataver.errors import AlreadyExists, Conflict
+from dataver.names import CommitRef
+from dataver.objects import ObjectWriter
+from dataver.pipelines.records import DatumRecord, Records
+from dataver.pipelines.spec import parse_spec
+from dataver.refs import CommitRecord, RefsTable, RepoRecord
+from dataver.repos import RepoStore
+from dataver.store import Store
+from dataver.trees import FILE, Entry, TreeEditor
+
+Opener = Callable[[], Store]
+
+
+def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    root = tmp_path / "store"
+    return lambda: Store.open(root)
+
+
+def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    url = request.getfixturevalue("postgres_url")
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "config.toml").write_text(f'metadata = "{url}"\n')  # objects stay in the folder: only metadata is tested
+    return lambda: Store.open(root)
+
+
+BACKENDS = {"sqlite": _sqlite, "postgres": _postgres}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def opener(request, tmp_path) -> Iterator[Opener]:
+    opened: list[Store] = []
+    make = BACKENDS[request.param](tmp_path, request)
+
+    def open_store() -> Store:
+        store = make()
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+def _in_threads(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run `work(i)` on `count` threads started together; returns results or exceptions."""
+    results: list[object] = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 (the test inspects what each thread met)
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _put(repos: RepoStore, repo: str, branch: str, path: str, data: bytes) -> None:
+    def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
+        editor.set(path, Entry(FILE, writer.add_bytes(data), len(data)))
+
+    repos.modify(repo, CommitRef(branch), edit)
+
+
+def test_records_not_rows(opener):
+    repos = RepoStore(opener())
+    repos.create_repo("training", "iris")
+    _put(repos, "training", "master", "a.csv", b"1")
+    head = repos.readable_head("training", "master")
+    assert isinstance(head, CommitRecord) and head.repo == "training" and head.state == "finished"
+    assert repos.refs.repo("training").description == "iris"
+
+
+def test_heads_move_only_by_compare_and_swap(opener):
+    store = opener()
+    repos = RepoStore(store)
+    repos.create_repo("r")
+    _put(repos, "r", "master", "a", b"1")
+    first = repos.readable_head("r", "master").id
+    _put(repos, "r", "master", "b", b"2")
+    second = repos.readable_head("r", "master").id
+    refs = RefsTable(store.db)
+    with store.db.write():
+        assert not refs.move_head("r", "master", first, first)  # not at `first` any more: refused
+        assert refs.branch("r", "master").head == second
+        assert refs.move_head("r", "master", second, first)
+    assert refs.branch("r", "master").head == first
+    with store.db.write():
+        assert refs.insert_branch("r", "empty", None)
+        assert not refs.insert_branch("r", "empty", first)  # exists: must be moved by CAS
+        assert not refs.move_head("r", "empty", first, second)
+        assert refs.move_head("r", "empty", None, second)
+
+
+def test_concurrent_writers_to_one_branch_lose_nothing(opener):
+    RepoStore(opener()).create_repo("r")
+    writers, each = 6, 8
+
+    def write(i: int) -> None:
+        repos = RepoStore(opener())
+        for n in range(each):
+            _put(repos, "r", "master", f"w{i}/{n}", f"{i}-{n}".encode())
+
+    assert _in_threads(writers, write) == [None] * writers
+    repos = RepoStore(opener())
+    history = repos.list_commits("r", "master")
+    assert len(history) == writers * each
+    assert [c.parent for c in history[:-1]] == [c.id for c in history[1:]]  # one linear chain
+    head = repos.readable_head("r", "master")
+    files = {path for path, _ in repos.store.trees.files(head.tree)}
+    assert files == {f"w{i}/{n}" for i in range(writers) for n in range(each)}
+
+
+def test_open_commit_is_invisible_until_finished(opener):
+    writer, reader = RepoStore(opener()), RepoStore(opener())
+    writer.create_repo("r")
+    _put(writer, "r", "master", "old", b"old")
+    before = reader.readable_head("r", "master").id
+    writer.start_commit("r", "master")
+    _put(writer, "r", "master", "new", b"new")
+    assert reader.readable_head("r", "master").id == before  # another store sees only finished commits
+    assert reader.resolve("r", CommitRef("master")).id == before
+    writer.finish_commit("r", CommitRef("master"))
+    after = reader.readable_head("r", "master")
+    assert after.id != before and after.parent == before
+
+
+def test_create_repo_races_have_one_winner(opener):
+    opener()  # the schema exists before the race
+
+    def create(i: int) -> object:
+        return RepoStore(opener()).create_repo("contested")
+
+    results = _in_threads(8, create)
+    won = [r for r in results if not isinstance(r, Exception)]
+    assert len(won) == 1
+    assert all(isinstance(r, AlreadyExists) for r in results if isinstance(r, Exception))
+    assert [r.name for r in RepoStore(opener()).list_repos()] == ["contested"]
+
+
+SPEC = '{"pipeline": {"name": "p"}, "transform": {"cmd": ["true"]}, "input": {"pfs": {"repo": "r", "glob": "/*"}}}'
+
+
+def test_insert_pipeline_races_have_one_winner(opener):
+    opener()
+    spec = parse_spec(SPEC)
+
+    def insert(i: int) -> object:
+        store = opener()
+        with store.db.write():
+            Records(store.db).insert_pipeline(spec, "local", None)
+        return True
+
+    results = _in_threads(8, insert)
+    assert results.count(True) == 1
+    assert all(isinstance(r, AlreadyExists) for r in results if r is not True)
+    store = opener()
+    assert [p.name for p in Records(store.db).pipelines()] == ["p"]
+    assert len(Records(store.db).versions("p")) == 1
+
+
+def test_record_datums_from_racing_jobs_keeps_one_set_of_inputs(opener):
+    store = opener()
+    records = Records(store.db)
+    with store.db.write():
+        records.insert_pipeline(parse_spec(SPEC), "local", None)
+    pipeline = records.pipeline("p")
+    for job in ("a" * 32, "b" * 32):
+        records.create_job(job, pipeline, "local", job, [])
+
+    def record(i: int) -> None:
+        mine = Records(opener().db)
+        job = "a" * 32 if i % 2 else "b" * 32
+        inputs = [("in", "r", "f.csv", "0" * 64, 3)]
+        mine.record_datums(
+            job, "p", [DatumRecord("d1", "success", 1.0, 2.0, 1, 0, "", None, inputs, [("o", "1" * 64, 1)])]
+        )
+
+    assert _in_threads(6, record) == [None] * 6
+    assert len(records.datum_input_files("p", "d1")) == 1  # checked, then inserted: once, whoever won
+    assert records.successful_datums("p") == {"d1"}
+    assert records.datum_outputs("p", ["d1"])["d1"] == [("o", "1" * 64, 1)]
+    jobs = {j.id: j for j in records.jobs("p")}
+    assert jobs["a" * 32].processed + jobs["b" * 32].processed == 6
+
+
+def test_a_failed_transaction_leaves_nothing_and_runs_only_its_cleanup(opener):
+    store = opener()
+    ran: list[str] = []
+    with pytest.raises(RuntimeError):
+        with store.db.write():
+            RefsTable(store.db).insert_repo(RepoRecord("ghost", "", 0.0))
+            store.db.after_commit(lambda: ran.append("commit"))
+            store.db.after_transaction(lambda: ran.append("any"))
+            raise RuntimeError("boom")
+    assert ran == ["any"]
+    assert RefsTable(opener().db).repo("ghost") is None
+    with store.db.write():  # the connection is usable again
+        store.db.after_commit(lambda: ran.append("commit"))
+    assert ran == ["any", "commit"]
+
+
+def test_a_read_sees_one_snapshot(opener):
+    reader, writer = opener(), RepoStore(opener())
+    writer.create_repo("one")
+    refs = RefsTable(reader.db)
+    with reader.db.read():
+        assert refs.repo_names() == ["one"]
+        writer.create_repo("two")  # committed by another store meanwhile
+        assert refs.repo_names() == ["one"]
+    assert sorted(refs.repo_names()) == ["one", "two"]
+
+
+def test_conflicting_writes_fail_with_one_line(opener):
+    repos = RepoStore(opener())
+    repos.create_repo("r")
+    repos.start_commit("r", "master")
+    with pytest.raises(Conflict, match="already has an open commit"):
+        RepoStore(opener()).start_commit("r", "master")
+
+
+def test_pack_index_keeps_the_first_place_of_an_object(opener):
+    from dataver.packs import PackIndex
+
+    index = PackIndex(opener().db)
+    index.add([("o1", "p1", 0, 10), ("o2", "p1", 10, 5)])
+    index.add([("o1", "p2", 0, 10)])  # packed again elsewhere: keeps its place
+    assert index.locate("o1").pack == "p1" and index.present(["o1", "o2", "o3"]) == {"o1", "o2"}
+    index.replace_pack("p1", [("o1", "p3", 0, 10)])
+    assert index.locate("o1").pack == "p3" and index.locate("o2") is None
+    index.forget("o1")
+    assert index.all() == []
