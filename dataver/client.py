@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
-from .daemon import DaemonInfo, running_daemon
+from .daemon import DaemonInfo, remote_daemon, running_daemon
 from .errors import Conflict, InvalidArgument
 from .files import FileStore, Transfer
 from .maintenance import OuterReferences, fsck, gc, repair_database
@@ -79,11 +79,11 @@ class Client:
         if self.on_commit is not None and isinstance(result, CommitInfo):
             self.on_commit(result)
         if self.run_jobs and self._has_pipelines():
-            daemon = self.daemon()
+            daemon = self.serving_daemon()
             if daemon is None:
                 self.run_pending()
             elif self.notice is not None and self._triggers(result):
-                self.notice(f"the daemon (pid {daemon.pid}) runs the jobs this triggers: see `dataver list-job`")
+                self.notice(f"{daemon.describe()} runs the jobs this triggers: see `dataver list-job`")
         return result
 
     def _triggers(self, result: Any) -> bool:
@@ -93,8 +93,16 @@ class Client:
         return True
 
     def daemon(self) -> DaemonInfo | None:
-        """The daemon serving this store, if one is running."""
+        """This root's daemon, if one is running."""
         return running_daemon(self.store.root)
+
+    def serving_daemon(self) -> DaemonInfo | None:
+        """Whoever runs the jobs commits trigger: this root's daemon, or on a shared store a
+        daemon on another host (then nothing here runs them)."""
+        local = self.daemon()
+        if local is not None or not self.store.shared:
+            return local
+        return remote_daemon(self.store.coordination)
 
     @property
     def root(self) -> Path:
@@ -281,6 +289,11 @@ class Client:
         works where the store cannot even be opened. Returns what happened to each table. Run
         `fsck` afterwards for what the lost rows affect."""
         path = Path(root).expanduser() if root is not None else default_root()
+        if (metadata := Config(path).get("metadata")) != "sqlite":
+            raise InvalidArgument(
+                f"this store's metadata is in PostgreSQL ({metadata.split('@')[-1]}), which keeps its own pages "
+                "sound: there is no file to salvage; restore the database from the server's backups if it was lost"
+            )
         if (daemon := running_daemon(path)) is not None:
             raise Conflict(
                 f"the daemon (pid {daemon.pid}) is using the store: stop it (`dataver daemon stop`) before a repair"

@@ -36,6 +36,10 @@ class Coordination(ABC):
         the block runs; lost (free for others) if the holder dies."""
 
     @abstractmethod
+    def held(self, prefix: str) -> list[str]:
+        """Names of the leases starting with `prefix` that someone holds now."""
+
+    @abstractmethod
     def confirm(self, name: str) -> None:
         """Inside a write transaction: raise Conflict unless we still hold lease `name`, so work
         done under a lease that expired (a paused or cut-off host) never lands."""
@@ -67,6 +71,10 @@ def store_lock(root: Path, mode: int) -> Iterator[None]:
         os.close(fd)
 
 
+def _file_name(lease: str) -> str:
+    return lease.replace("/", "-")
+
+
 class LocalCoordination(Coordination):
     """Flocks in `<root>/locks/`, `<root>/gc.lock`, and event files in `<root>/events/`."""
 
@@ -79,7 +87,7 @@ class LocalCoordination(Coordination):
     def hold(self, name: str) -> Iterator[bool]:
         folder = self.root / "locks"
         folder.mkdir(exist_ok=True)
-        fd = os.open(folder / f"{name.replace('/', '-')}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(folder / f"{_file_name(name)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -93,6 +101,19 @@ class LocalCoordination(Coordination):
                 self._held.discard(name)
         finally:
             os.close(fd)
+
+    def held(self, prefix: str) -> list[str]:
+        folder = self.root / "locks"
+        found = []
+        for path in sorted(folder.glob(f"{_file_name(prefix)}*.lock")) if folder.is_dir() else []:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                found.append(path.stem)
+            finally:
+                os.close(fd)
+        return found
 
     def confirm(self, name: str) -> None:
         """A flock cannot expire under its holder: held is held."""

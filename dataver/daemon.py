@@ -12,17 +12,20 @@ it, skipping the datums it had finished.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .coordination import Coordination
 from .errors import AlreadyExists, DataverError
 
 if TYPE_CHECKING:
@@ -41,9 +44,34 @@ class DaemonInfo:
     pid: int
     started: float
     root: str
+    host: str = ""
+    """Set for a daemon on another host sharing the store (found by its lease)."""
 
     def to_dict(self) -> dict:
-        return {"pid": self.pid, "started": self.started, "root": self.root}
+        return {"pid": self.pid, "started": self.started, "root": self.root, "host": self.host}
+
+    def describe(self) -> str:
+        return f"the daemon on {self.host} (pid {self.pid})" if self.host else f"the daemon (pid {self.pid})"
+
+
+TICK = 1.0
+"""How often the daemon's loop looks at its clock (for `Daemon.recheck`); it never polls the store."""
+
+DAEMON_LEASE = "daemon/"
+"""On a shared store each daemon holds `daemon/HOST:PID`, so every host knows one is serving."""
+
+
+def daemon_lease() -> str:
+    return f"{DAEMON_LEASE}{socket.gethostname()}:{os.getpid()}"
+
+
+def remote_daemon(coordination: Coordination) -> DaemonInfo | None:
+    """A daemon another host runs on this shared store, if any holds its lease."""
+    for name in coordination.held(DAEMON_LEASE):
+        host, _, pid = name[len(DAEMON_LEASE) :].rpartition(":")
+        if pid.isdigit():
+            return DaemonInfo(int(pid), 0.0, "", host)
+    return None
 
 
 def running_daemon(root: Path) -> DaemonInfo | None:
@@ -123,24 +151,39 @@ class Daemon:
         self.seen: set[str] = set()
         """What changed since the last dispatch (event file names: commits, pipelines)."""
         self._lock = threading.Lock()
+        self.recheck: float | None = None
+        """When to look again at a pipeline another process was running (monotonic time): its
+        commit will wake us, but if it dies instead nothing would, until its lease expires."""
+        self.recheck_after = float(client.config.get("lease_seconds"))
 
     def run(self) -> None:
         lock_fd = _take_lock(self.root)
         (self.root / PID).write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
-        watch = self.client.store.coordination.watch(self._on_event)
+        store = self.client.store
+        announced = contextlib.ExitStack()
+        if store.shared:
+            announced.enter_context(store.coordination.hold(daemon_lease()))
+        watch = store.coordination.watch(self._on_event)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.log.info("daemon started (pid %d) watching %s", os.getpid(), self.root)
         self.wake.set()  # catch up with whatever landed, or was interrupted, while no daemon ran
         try:
             while not self.stopping.is_set():
-                self.wake.wait()
+                woken = self.wake.wait(TICK)
+                with self._lock:
+                    due = self.recheck is not None and time.monotonic() >= self.recheck
+                    if due:
+                        self.recheck = None
+                if not (woken or due):
+                    continue  # a tick costs nothing: the database is asked only when there is cause
                 self.wake.clear()
                 if not self.stopping.is_set():
                     self._dispatch()
         finally:
             self._finish_running()
             watch.stop()
+            announced.close()
             (self.root / PID).unlink(missing_ok=True)
             os.close(lock_fd)
             self.log.info("daemon stopped")
@@ -169,10 +212,12 @@ class Daemon:
             thread.start()
 
     def _run_job(self, pipeline: str) -> None:
+        ran = True
         try:
             job = self.client._pipes.scheduler.run_pipeline(pipeline, self._progress)
             if job is None:
                 self.log.info("pipeline %s: nothing to run (up to date, or another process runs it)", pipeline)
+                ran = False
         except DataverError as exc:
             self.log.info("pipeline %s: job could not run: %s", pipeline, exc)
         except Exception:  # a daemon must outlive one job's bug; the log keeps the traceback
@@ -180,7 +225,10 @@ class Daemon:
         finally:
             with self._lock:
                 self.running.pop(pipeline, None)
-            self.wake.set()
+                if not ran:  # its commit wakes us; should its process die instead, look again later
+                    self.recheck = time.monotonic() + self.recheck_after
+            if ran:
+                self.wake.set()
 
     def _progress(self, job: JobInfo) -> None:
         if job.state != "running":

@@ -347,6 +347,13 @@ class PostgresCoordination(Coordination):
         finally:
             self._leases.release(name)
 
+    def held(self, prefix: str) -> list[str]:
+        rows = self.db.query(
+            f"SELECT name FROM leases WHERE name >= ? AND name < ? AND expires > {NOW} ORDER BY name",
+            (prefix, prefix + "\uffff"),
+        )
+        return [r[0] for r in rows]
+
     def confirm(self, name: str) -> None:
         row = self.db.query_one(
             f"SELECT 1 FROM leases WHERE name = ? AND owner = ? AND expires > {NOW}", (name, self.owner)

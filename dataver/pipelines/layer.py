@@ -135,7 +135,7 @@ class PipelineLayer:
         """Run whatever is pending (or, with a daemon, wait until the pipelines downstream of this
         commit are neither behind nor running), then list the commits computed from it."""
         start = self.repos.inspect_commit(repo, ref)
-        if client.daemon() is None:
+        if client.serving_daemon() is None:
             self.scheduler.run_pending(client.progress)
         else:
             downstream = self.service.downstream(repo)
