@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
-from .daemon import DaemonInfo, remote_daemon, running_daemon
 from .errors import Conflict, InvalidArgument
 from .files import FileStore, Transfer
 from .maintenance import OuterReferences, fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
 from .names import CommitRef, check_name, did_you_mean, normalize_path, parse_commit_ref
+from .presence import DaemonInfo, remote_daemon, running_daemon
 from .repos import RepoStore
 from .store import Store, StoreSetup, default_root, init_store
 from .uploads import expand_source
@@ -404,7 +404,9 @@ class Client:
     def wait_commit(self, repo: str, ref: Ref, *, timeout: float | None = None) -> list[CommitInfo]:
         """Wait until every job downstream of this commit is done (run here, or by the daemon),
         then return the commits computed from it."""
-        return self._pipes.wait_commit(self, repo, _ref(ref), timeout)
+        return self._pipes.wait_commit(
+            repo, _ref(ref), timeout, served=self.serving_daemon() is not None, progress=self.progress
+        )
 
     def file_provenance(self, repo: str, ref: Ref, path: str) -> ProvenanceNode:
         """Where a file came from: its job and datum, and theirs, back to the data users put in."""

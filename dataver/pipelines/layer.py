@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import Conflict, InvalidArgument, JobFailed, NotFound
 from ..maintenance import OuterReferences
@@ -18,16 +17,13 @@ from ..runtimes import images
 from ..runtimes.base import JobContext, Runtime
 from ..runtimes.choice import make_runtime, resolve_runtime
 from ..store import Store
-from .jobs import JobRunner
+from .jobs import JobRunner, Progress
 from .models import DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
 from .provenance import file_provenance
 from .records import Records
 from .scheduler import Scheduler
 from .service import PipelineService, render_dag
 from .spec import PipelineSpec
-
-if TYPE_CHECKING:
-    from ..client import Client
 
 WAIT_POLL = 0.1
 """How often wait-commit looks again while the daemon works (the client side, not the daemon)."""
@@ -131,12 +127,14 @@ class PipelineLayer:
             if d.log_oid
         ]
 
-    def wait_commit(self, client: Client, repo: str, ref: CommitRef, timeout: float | None) -> list[CommitInfo]:
+    def wait_commit(
+        self, repo: str, ref: CommitRef, timeout: float | None, *, served: bool, progress: Progress | None
+    ) -> list[CommitInfo]:
         """Run whatever is pending (or, with a daemon, wait until the pipelines downstream of this
         commit are neither behind nor running), then list the commits computed from it."""
         start = self.repos.inspect_commit(repo, ref)
-        if client.serving_daemon() is None:
-            self.scheduler.run_pending(client.progress)
+        if not served:
+            self.scheduler.run_pending(progress)
         else:
             downstream = self.service.downstream(repo)
             upstream = self.scheduler.upstream()
