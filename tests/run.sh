@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Quick start, command 2: install what the tests need (into the project's own .venv, made or
 # reused), then run every test.
-# bubblewrap gives the local runtime its sandbox; where it cannot be installed (not root, no
-# apt), the sandbox tests skip, unless DATAVER_REQUIRE_SANDBOX=1 (as in CI) makes that a failure.
+# bubblewrap gives the local runtime its sandbox, and PostgreSQL's server binaries let the shared
+# store's tests start a throwaway cluster; where they cannot be installed (not root, no apt), those
+# tests skip, unless DATAVER_REQUIRE_SANDBOX=1 / DATAVER_REQUIRE_POSTGRES=1 (as in CI) make that a
+# failure. The S3 server the tests use (moto's) comes from PyPI with the test extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get install -y -qq bubblewrap || { apt-get update -qq && apt-get install -y -qq bubblewrap; }) >/dev/null \
-        || echo "could not install bubblewrap: sandbox tests will skip" >&2
+need=()
+command -v bwrap >/dev/null || need+=(bubblewrap)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; }) >/dev/null \
+        || echo "could not install ${need[*]}: the tests that need them will skip" >&2
 fi
 source tools/venv.sh test,example,cluster   # the project's own .venv: the system Python is never touched
 python -m pytest "$@"
