@@ -146,7 +146,7 @@ class Database(ABC):
             self.close()
 
     def after_transaction(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once the current write transaction has ended, committed or rolled back
+        """Run `callback` once the current transaction (a read or a write) has ended, committed or rolled back
         (at once if none is open): for a change that must stand whatever becomes of the
         transaction it was found in, such as setting a damaged object aside."""
         if not self.in_transaction:
@@ -178,6 +178,7 @@ class Database(ABC):
         if self._in_transaction(conn):
             yield
             return
+        self._local.after_any = []
         try:
             self._begin(conn, write=False)
         except Exception as exc:
@@ -187,16 +188,18 @@ class Database(ABC):
             yield
         except BaseException as exc:
             self._abandon(conn)
+            self._run_after_any()
             translated = self._error(exc)
             if translated is not None:
                 raise translated from None
             raise
-        else:
-            try:
-                self._end(conn, commit=True)
-            except Exception as exc:
-                self._abandon(conn)
-                raise self._translated(exc) from None
+        try:
+            self._end(conn, commit=True)
+        except Exception as exc:
+            self._abandon(conn)
+            raise self._translated(exc) from None
+        finally:
+            self._run_after_any()
 
     def _execute(self, sql: str, params: Sequence[Any] | Iterable[Sequence[Any]], many: bool) -> Any:
         conn = self.conn
