@@ -34,6 +34,10 @@ from .packs import PACK_LIMIT, PackEntry, PackIndex
 CHUNK = 1 << 20
 """Streaming buffer: a file of any size is hashed and copied through this much memory."""
 
+PENDING_OBJECTS = 500
+PENDING_BYTES = 8 << 20
+"""How many small objects (and bytes) a writer holds before asking the index which are new."""
+
 SMALL_FILE = 1 << 20
 """Files up to this size are read in one call: fewer syscalls for the many-small-files case."""
 
@@ -331,6 +335,9 @@ class ObjectWriter:
         self._pack_fd: int | None = None
         self._pack_id = ""
         self._pack_size = 0
+        self._pending: dict[str, bytes] = {}
+        """Small objects not yet checked against the index (see `_pend`)."""
+        self._pending_bytes = 0
         self._lock = threading.Lock()
         """Guards the staging state: a job's worker threads share one writer."""
 
@@ -356,13 +363,31 @@ class ObjectWriter:
         this batch is about to reference: writers hold the store's shared write lock and
         gc its exclusive side (see `Store.writing`).
         """
-        return oid in self._staged or oid in self._packed or self.store.exists(oid)
+        return oid in self._staged or oid in self._packed or oid in self._pending or self.store.exists(oid)
 
-    def _known_small(self, oid: str) -> bool:
-        """`_known` for an object that would be packed: the index alone answers (no request to a
-        bucket per small file); one stored loose long ago is at worst stored again."""
+    def _pend(self, oid: str, data: bytes) -> None:
+        """Queue a small object for the pack (lock held). Whether it is stored already is asked
+        of the index for a whole batch at once (`_settle`): one query per 500 small files, not
+        one each, which on a database server across the network is the difference between a
+        put that waits on round trips and one that does not. One stored loose long ago is at
+        worst stored again."""
+        if oid in self._packed or oid in self._pending or oid in self._staged:
+            return
+        self._pending[oid] = data
+        self._pending_bytes += len(data)
+        if len(self._pending) >= PENDING_OBJECTS or self._pending_bytes >= PENDING_BYTES:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Pack the queued objects the index does not know (lock held)."""
+        if not self._pending:
+            return
         assert self.store.index is not None
-        return oid in self._staged or oid in self._packed or self.store.index.locate(oid) is not None
+        pending, self._pending, self._pending_bytes = self._pending, {}, 0
+        stored = self.store.index.present(list(pending))
+        for oid, data in pending.items():
+            if oid not in stored:
+                self._append_to_pack(oid, data)
 
     def _write_new(self, data: bytes) -> str:
         tmp = self._tmp_path()
@@ -395,8 +420,7 @@ class ObjectWriter:
         oid = hash_bytes(data)
         if self.store.index is not None and len(data) <= PACK_LIMIT:
             with self._lock:
-                if not self._known_small(oid):
-                    self._append_to_pack(oid, data)
+                self._pend(oid, data)
             return oid
         if not self._known(oid):
             tmp = self._write_new(data)
@@ -444,19 +468,21 @@ class ObjectWriter:
             raise
         oid = digest.hexdigest()
         with self._lock:
-            if self._known(oid):
-                _unlink(tmp)
-            elif self.store.index is not None and size <= PACK_LIMIT:
+            if self.store.index is not None and size <= PACK_LIMIT:
                 with open(tmp, "rb") as small:
-                    self._append_to_pack(oid, small.read())
+                    self._pend(oid, small.read())
                 _unlink(tmp)
-            elif self._staged.setdefault(oid, tmp) != tmp:
+            elif self._known(oid) or self._staged.setdefault(oid, tmp) != tmp:
                 _unlink(tmp)
         return oid, size
 
-    def _take(self) -> tuple[dict[str, str], dict[str, tuple[int, int]], str, int | None]:
-        """Hand over everything staged so far and start afresh (lock taken here)."""
+    def _take(self, *, settle: bool = True) -> tuple[dict[str, str], dict[str, tuple[int, int]], str, int | None]:
+        """Hand over everything staged so far and start afresh (lock taken here); `settle`
+        packs the queued small objects first, else they are dropped."""
         with self._lock:
+            if settle:
+                self._settle()
+            self._pending, self._pending_bytes = {}, 0
             taken = (self._staged, self._packed, self._pack_id, self._pack_fd)
             self._staged, self._packed, self._pack_fd = {}, {}, None
         return taken
@@ -482,7 +508,7 @@ class ObjectWriter:
 
     def discard(self) -> None:
         """Forget staged objects that were not published (their temporary files go)."""
-        staged, _, pack_id, pack_fd = self._take()
+        staged, _, pack_id, pack_fd = self._take(settle=False)
         if pack_fd is not None:
             os.close(pack_fd)
             _unlink(f"{self.store.tmp_dir_str}{pack_id}.pack.part")
