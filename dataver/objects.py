@@ -21,6 +21,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -28,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import Corruption, DataverError, no_space, not_writable
+from .errors import Corruption, DataverError, InvalidArgument, no_space, not_writable
 from .packs import PACK_LIMIT, PackEntry, PackIndex
 
 CHUNK = 1 << 20
@@ -132,6 +133,11 @@ class ObjectStore(ABC):
 
     def check_reachable(self) -> None:  # noqa: B027 (a folder on this host always is)
         """Raise DataverError unless the objects' home answers (a bucket that exists, say)."""
+
+    publishes_in_place = False
+    """Whether `publish` can read a large host file where it is (an upload) instead of from a
+    staged copy: then `ObjectWriter.add_file` hashes the file and stages the file itself,
+    saving a copy of every large file put (see `ObjectWriter.add_file`)."""
 
     def link_source(self, oid: str) -> str | None:
         """A host file holding object `oid` that may be hard-linked into a datum, if any."""
@@ -338,6 +344,8 @@ class ObjectWriter:
         self._pending: dict[str, bytes] = {}
         """Small objects not yet checked against the index (see `_pend`)."""
         self._pending_bytes = 0
+        self._borrowed: dict[str, tuple[str, tuple[int, ...]]] = {}
+        """Host files staged where they are (oid -> path, and what its stat said when hashed)."""
         self._lock = threading.Lock()
         """Guards the staging state: a job's worker threads share one writer."""
 
@@ -363,7 +371,8 @@ class ObjectWriter:
         this batch is about to reference: writers hold the store's shared write lock and
         gc its exclusive side (see `Store.writing`).
         """
-        return oid in self._staged or oid in self._packed or oid in self._pending or self.store.exists(oid)
+        known = (self._staged, self._packed, self._pending, self._borrowed)
+        return any(oid in staged for staged in known) or self.store.exists(oid)
 
     def _pend(self, oid: str, data: bytes) -> None:
         """Queue a small object for the pack (lock held). Whether it is stored already is asked
@@ -430,9 +439,29 @@ class ObjectWriter:
         return oid
 
     def add_file(self, path: Path | str) -> tuple[str, int]:
-        """Store the contents of a host file; returns (id, size). Bounded memory for any size."""
+        """Store the contents of a host file; returns (id, size). Bounded memory for any size.
+
+        A large regular file, on a store that uploads (`publishes_in_place`), is hashed where it
+        is and uploaded from there at publish: a 1 GiB put reads the file twice (the second time
+        from the page cache) instead of also writing a staged copy. It must not change meanwhile:
+        its size, mtime and ctime are checked again after the upload (as the hash cache trusts
+        them), and a file that changed fails the put, its upload removed."""
         with open(path, "rb") as f:
-            return self.add_open(f)
+            st = os.fstat(f.fileno())
+            if not (self.store.publishes_in_place and stat.S_ISREG(st.st_mode) and st.st_size > SMALL_FILE):
+                return self.add_open(f)
+            digest = hashlib.sha256()
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            size = 0
+            while n := f.readinto(buf):
+                digest.update(view[:n])
+                size += n
+        oid = digest.hexdigest()
+        with self._lock:
+            if not (oid in self._borrowed or oid in self._staged or self.store.exists(oid)):
+                self._borrowed[oid] = (str(path), _identity(st))
+        return oid, size
 
     def add_open(self, f: BinaryIO) -> tuple[str, int]:
         """Store what an open file holds from its position on; returns (id, size)."""
@@ -490,24 +519,43 @@ class ObjectWriter:
     def publish(self) -> None:
         """Make every staged object durable under its name (see the class docstring)."""
         staged, packed, pack_id, pack_fd = self._take()
+        with self._lock:
+            borrowed, self._borrowed = self._borrowed, {}
         if pack_fd is not None:
             os.close(pack_fd)
-        if not staged and not packed:
+        if not staged and not packed and not borrowed:
             return
         pack_tmp = f"{self.store.tmp_dir_str}{pack_id}.pack.part"
         try:
-            self.store.publish(staged, (pack_id, pack_tmp) if packed else None)
+            self.store.publish(
+                {**staged, **{oid: path for oid, (path, _) in borrowed.items()}},
+                (pack_id, pack_tmp) if packed else None,
+            )
         except OSError as exc:
             raise self._translate(exc) from None
         finally:
             for tmp in [*staged.values(), pack_tmp]:
                 _unlink(tmp)
+        self._check_borrowed(borrowed)
         if packed:
             assert self.store.index is not None
             self.store.index.add((oid, pack_id, offset, size) for oid, (offset, size) in packed.items())
 
+    def _check_borrowed(self, borrowed: dict[str, tuple[str, tuple[int, ...]]]) -> None:
+        """A host file uploaded where it was must still be what was hashed (see `add_file`)."""
+        for oid, (path, identity) in borrowed.items():
+            try:
+                now = _identity(os.stat(path))
+            except OSError:
+                now = ()
+            if now != identity:
+                self.store.delete(oid)
+                raise InvalidArgument(f"{path} changed while it was being put: put it again once nothing writes to it")
+
     def discard(self) -> None:
         """Forget staged objects that were not published (their temporary files go)."""
+        with self._lock:
+            self._borrowed = {}
         staged, _, pack_id, pack_fd = self._take(settle=False)
         if pack_fd is not None:
             os.close(pack_fd)
@@ -544,6 +592,11 @@ class _Verifying(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
+
+
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    """What says a file is unchanged: device, inode, size, mtime and ctime."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

@@ -345,6 +345,8 @@ class S3ObjectStore(ObjectStore):
     def remove_pack(self, pack: str) -> None:
         self._delete(self.pack_key(pack))
 
+    publishes_in_place = True
+
     def publish(self, loose: dict[str, str], pack: tuple[str, str] | None) -> None:
         """Upload every staged file, several at once, and return when all are stored: a PUT (or
         a completed multipart upload) is durable when it returns, so nothing else is needed.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 import time
 import tracemalloc
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from helpers import corrupt_object
 
-from dataver.errors import Corruption, DataverError
+from dataver.errors import Corruption, DataverError, InvalidArgument
 from dataver.objects import ObjectStore
 from dataver.packs import PACK_LIMIT, PackIndex
 from dataver.store import Store
@@ -326,3 +327,29 @@ def test_a_missing_bucket_or_missing_credentials_say_what_to_do(tmp_path, s3_buc
         _one_line_error(lambda: anonymous.exists("0" * 64), s3_bucket, "credentials", "AWS_ACCESS_KEY_ID")
     finally:
         store.close()
+
+
+def test_a_large_host_file_is_stored_as_hashed_or_not_at_all(subject, tmp_path):
+    """A large file put from the host (which a bucket store uploads from where it is, without a
+    staged copy) round-trips; one that changes between hashing and publishing never leaves an
+    object whose bytes differ from its id: the put fails with one line instead, or the copy
+    taken before the change is what is stored."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    with subject.objects.writer() as writer:
+        oid, size = writer.add_file(src)
+    assert size == 3 << 20 and subject.objects.read_bytes(oid) == src.read_bytes()
+
+    changing = tmp_path / "changing.bin"
+    changing.write_bytes(os.urandom(3 << 20))
+    writer = subject.objects.writer()
+    oid, _ = writer.add_file(changing)
+    with open(changing, "r+b") as f:  # rewritten in place, same size, after it was hashed
+        f.write(b"X" * 4096)
+    try:
+        writer.publish()
+    except InvalidArgument as exc:
+        assert "changed while it was being put" in str(exc) and "\n" not in str(exc)
+        assert not subject.objects.exists(oid)
+    else:
+        subject.objects.verify(oid)  # the bytes stored are the ones hashed
