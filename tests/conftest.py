@@ -244,3 +244,43 @@ def s3_bucket(s3_server, tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
 def _own_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets an empty user-level config: a developer's own settings must not leak in."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))
+
+
+@pytest.fixture
+def hosts(tmp_path, postgres_url, s3_bucket):
+    """The real CLI on two roots of one shared store (`dataver init` on each: PostgreSQL and a
+    bucket), playing two hosts: `a(*args)` and `b(*args)` run `dataver` there (a process each
+    call), `.root` is the root. Leases last 5 s. Daemons left running are killed."""
+    import json
+    import signal
+    import subprocess
+
+    made = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        env = {**os.environ, "DATAVER_ROOT": str(root), "DATAVER_LEASE_SECONDS": "5"}
+
+        def run(*args: str, ok: bool = True, env: dict = env) -> subprocess.CompletedProcess:
+            done = subprocess.run(
+                [sys.executable, "-m", "dataver", *args],
+                cwd=PROJECT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if ok:
+                assert done.returncode == 0, done.stderr
+            return done
+
+        run.root = root  # type: ignore[attr-defined]
+        run("init", "--metadata", postgres_url, "--objects", s3_bucket)
+        made.append(run)
+    yield made[0], made[1]
+    for run in made:
+        pid_file = run.root / "daemon.pid"  # type: ignore[attr-defined]
+        if pid_file.exists():
+            try:
+                os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
+            except (ProcessLookupError, ValueError, KeyError):
+                pass

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -46,6 +47,11 @@ the standard mode's backoff, a server that went away is reported within about 15
 READ_TIMEOUT = 4
 """Seconds a socket may stay silent while a response is due. Short for the same reason; S3
 answers a PUT of a 16 MiB part well within it, and a stalled download is retried."""
+
+ASSEMBLY_TIMEOUT = 120
+"""Read timeout of the client that uploads files in parts: completing a multipart upload makes
+the server assemble the object (moto, in memory, took over 4 s for 1 GiB; S3 may take minutes
+for huge objects, sending whitespace meanwhile), so its answer may be long in coming."""
 
 RETRIES = {"max_attempts": 3, "mode": "standard"}
 """botocore's standard retry mode: throttling, 5xx and dropped connections are retried with
@@ -109,6 +115,7 @@ class S3ObjectStore(ObjectStore):
         self._packs_at = f"{self.prefix}packs/"
         self._damaged_at = f"{self.prefix}damaged/"
         self._client: Any = None
+        self._assembler: Any = None
         self._transfer: TransferConfig | None = None
         self._bucket_seen = False
         self._lock = threading.Lock()
@@ -144,8 +151,12 @@ class S3ObjectStore(ObjectStore):
                         connect_timeout=CONNECT_TIMEOUT,
                         read_timeout=READ_TIMEOUT,
                     )
+                    session = boto3.session.Session()
                     try:
-                        client = boto3.session.Session().client("s3", config=config)
+                        client = session.client("s3", config=config)
+                        self._assembler = session.client(
+                            "s3", config=config.merge(Config(read_timeout=ASSEMBLY_TIMEOUT))
+                        )
                     except ValueError as exc:  # a malformed AWS_ENDPOINT_URL
                         raise DataverError(
                             f"the object store {self.location} cannot be used: {_one_line(str(exc))}: "
@@ -269,8 +280,19 @@ class S3ObjectStore(ObjectStore):
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def _upload(self, path: str, key: str) -> None:
-        with self._talking():
-            self.client.upload_file(path, self.bucket, key, Config=self._transfer)
+        """One file; in parts (on the client that waits for assembly) above MULTIPART. A
+        multipart upload whose completion timed out may have completed all the same (a retried
+        completion then finds no upload): the key being there, whole, is what counts, and since
+        keys are content hashes, a whole key holds these bytes."""
+        size = os.path.getsize(path)
+        quick = self.client  # (makes both clients)
+        client = quick if size <= MULTIPART else self._assembler
+        try:
+            with self._talking():
+                client.upload_file(path, self.bucket, key, Config=self._transfer)
+        except DataverError:
+            if size <= MULTIPART or self._head(key) != size:
+                raise
 
     # ---- the ObjectStore interface ----------------------------------------------------
 

@@ -5,50 +5,15 @@ other's daemon (LISTEN/NOTIFY, no polling); with daemons on both, every job runs
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from helpers import pfs, spec
 
-PROJECT = Path(__file__).resolve().parents[2]
-
 Dv = Callable[..., subprocess.CompletedProcess]
-
-
-@pytest.fixture
-def hosts(tmp_path, postgres_url, s3_bucket) -> Iterator[tuple[Dv, Dv]]:
-    """The CLI on two roots of one shared store (`dataver init` on each), daemons killed after."""
-    made = []
-    for name in ("a", "b"):
-        root = tmp_path / name
-        env = {**os.environ, "DATAVER_ROOT": str(root), "DATAVER_LEASE_SECONDS": "5"}
-
-        def run(*args: str, ok: bool = True, env: dict = env) -> subprocess.CompletedProcess:
-            done = subprocess.run(
-                [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
-            )
-            if ok:
-                assert done.returncode == 0, done.stderr
-            return done
-
-        run.root = root  # type: ignore[attr-defined]
-        run("init", "--metadata", postgres_url, "--objects", s3_bucket)
-        made.append(run)
-    yield made[0], made[1]
-    for run in made:
-        pid_file = run.root / "daemon.pid"  # type: ignore[attr-defined]
-        if pid_file.exists():
-            try:
-                os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
-            except (ProcessLookupError, ValueError, KeyError):
-                pass
 
 
 def _pipeline(dv: Dv, tmp_path: Path, cmd: str = "cp -r /pfs/in/. /pfs/out/") -> None:
@@ -100,4 +65,3 @@ def test_two_daemons_never_run_the_same_job_twice(hosts, tmp_path):
     ]
     logs = a("daemon", "logs").stdout + b("daemon", "logs").stdout
     assert logs.count("(copy) success") == len(jobs)
-

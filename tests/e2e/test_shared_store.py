@@ -1,0 +1,209 @@
+"""A store shared through PostgreSQL and S3, end to end: two roots configured against the same
+database and bucket play two machines (the `hosts` fixture), driven through the real CLI, with
+real servers that can be taken away mid-command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
+
+
+def _files(folder: Path, count: int, size: int = 64, tag: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"d{i // 100:02d}" / f"f{i:04d}{tag}").parent.mkdir(exist_ok=True)
+        (folder / f"d{i // 100:02d}" / f"f{i:04d}{tag}").write_bytes(f"{tag}{i}".encode().ljust(size, b"."))
+    return folder
+
+
+def _one_line_error(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_init_joins_and_the_iris_example_runs_on_one_host_and_extends_on_the_other(hosts, tmp_path):
+    a, b = hosts
+    a("create-repo", "training")
+    a("create-repo", "attributes")
+    a("put-file", "training", "master", "-f", "pipelines/data/iris.csv")
+    a("create-pipeline", "-f", "pipelines/train.json")
+    a("create-pipeline", "-f", "pipelines/infer.json")
+    a("put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/")
+    # b sees everything a made: repos, files byte for byte, jobs, provenance.
+    assert {r["name"] for r in json.loads(b("list-repo", "--json").stdout)} == {
+        "training",
+        "attributes",
+        "model",
+        "inference",
+    }
+    assert b("get-file", "inference", "master", "2").stdout.split() == EXPECTED_2
+    assert b("get-file", "model", "master", "model.txt").stdout == a("get-file", "model", "master", "model.txt").stdout
+    assert b("get-file", "training", "master", "iris.csv").stdout == Path("pipelines/data/iris.csv").read_text()
+    assert sorted(j["pipeline"] for j in json.loads(b("list-job", "--json").stdout)) == ["inference", "model"]
+    assert "training@" in b("provenance", "inference@master:/2").stdout
+    # b extends it: a new attributes file, inferred on b, visible on a.
+    (tmp_path / "3.csv").write_text("5.1,3.5,1.4,0.2\n")
+    b("put-file", "attributes", "master", "-f", str(tmp_path / "3.csv"))
+    assert a("get-file", "inference", "master", "3").stdout.split() == ["Iris-setosa"]
+    assert len(json.loads(a("list-job", "-p", "inference", "--json").stdout)) == 2
+    assert a("fsck").returncode == 0 and b("fsck").returncode == 0
+
+
+WRITER = """
+import sys
+from dataver import Client
+n, commits = sys.argv[1], int(sys.argv[2])
+with Client(run_jobs=False) as c:
+    for i in range(commits):
+        c.put_file("shared", "master", f"w{n}/c{i}", source=f"{n}-{i}".encode())
+"""
+
+
+def test_eight_writers_over_two_hosts_lose_nothing(hosts):
+    a, b = hosts
+    a("create-repo", "shared")
+    commits = 6
+    writers = []
+    for n in range(8):
+        root = (a if n % 2 else b).root
+        env = {**os.environ, "DATAVER_ROOT": str(root)}
+        writers.append(subprocess.Popen([sys.executable, "-c", WRITER, str(n), str(commits)], env=env, cwd=PROJECT))
+    assert [w.wait(timeout=300) for w in writers] == [0] * 8
+    files = {f["path"] for f in json.loads(b("glob-file", "shared", "master", "/*/*", "--json").stdout)}
+    assert files == {f"/w{n}/c{i}" for n in range(8) for i in range(commits)}
+    history = json.loads(a("list-commit", "shared@master", "--json").stdout)
+    assert len(history) == 8 * commits
+    assert [c["parent"] for c in history[:-1]] == [c["id"] for c in history[1:]]  # one linear chain
+    assert a("fsck").returncode == 0 and b("fsck").returncode == 0
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_sigkill_during_a_put_leaves_fsck_clean_on_both_hosts(hosts, tmp_path, delay):
+    a, b = hosts
+    a("create-repo", "r")
+    a("put-file", "r", "master", "-f", str(_files(tmp_path / "seed", 1)))
+    before = json.loads(a("inspect-commit", "r", "master", "--json").stdout)["id"]
+    data = _files(tmp_path / "many", 1500, tag="x")
+    env = {**os.environ, "DATAVER_ROOT": str(a.root)}
+    put = subprocess.Popen(
+        [sys.executable, "-m", "dataver", "put-file", "r", "master", "-r", "-f", str(data)],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    put.send_signal(signal.SIGKILL)
+    put.wait()
+    for host in (a, b):
+        assert host("fsck").returncode == 0
+    head = json.loads(b("inspect-commit", "r", "master", "--json").stdout)
+    assert head["state"] == "finished"
+    count = len(json.loads(b("glob-file", "r", "master", "/*/*", "--json").stdout))
+    assert (head["id"], count) == (before, 1) or (head["parent"], count) == (before, 1501)
+    a("put-file", "r", "master", "-r", "-f", str(data))  # the retried put finishes the work
+    assert len(json.loads(b("glob-file", "r", "master", "/*/*", "--json").stdout)) == 1501
+    b("gc")
+    assert a("fsck").returncode == 0
+
+
+def test_the_s3_server_going_away_gives_one_line_and_changes_nothing(hosts, tmp_path, s3_server):
+    a, b = hosts
+    a("create-repo", "r")
+    a("put-file", "r", "master", "-f", str(_files(tmp_path / "seed", 1)))
+    before = a("list-commit", "r@master", "--json").stdout
+    data = _files(tmp_path / "more", 50, tag="y")
+    s3_server.pause()  # accepts connections, answers nothing: the hardest way to go away
+    try:
+        started = time.monotonic()
+        failed = a("put-file", "r", "master", "-r", "-f", str(data), ok=False)
+        took = time.monotonic() - started
+    finally:
+        s3_server.resume()
+    line = _one_line_error(failed)
+    assert "object store s3://" in line and "cannot be reached" in line
+    assert took < 60
+    assert b("list-commit", "r@master", "--json").stdout == before
+    assert a("fsck").returncode == 0
+    a("put-file", "r", "master", "-r", "-f", str(data))  # back: the same put works
+    assert len(json.loads(b("glob-file", "r", "master", "/*/*", "--json").stdout)) == 51
+
+
+def test_postgresql_going_away_gives_one_line_and_changes_nothing(hosts, tmp_path, postgres_server):
+    a, b = hosts
+    a("create-repo", "r")
+    a("put-file", "r", "master", "-f", str(_files(tmp_path / "seed", 1)))
+    before = a("list-commit", "r@master", "--json").stdout
+    postgres_server.kill()
+    try:
+        for command in (
+            ["list-repo"],
+            ["put-file", "r", "master", "-r", "-f", str(_files(tmp_path / "m", 5, tag="z"))],
+        ):
+            line = _one_line_error(a(*command, ok=False))
+            assert "metadata database postgresql://" in line and "cannot be reached" in line, line
+            assert "password" not in line.lower()
+    finally:
+        postgres_server.start()
+    assert b("list-commit", "r@master", "--json").stdout == before
+    assert b("fsck").returncode == 0
+
+
+def test_gc_on_one_host_frees_what_no_commit_references_and_the_other_still_reads_the_rest(
+    hosts, tmp_path, s3_server, s3_bucket
+):
+    a, b = hosts
+    a("create-repo", "keep")
+    a("create-repo", "scratch")
+    a("put-file", "keep", "master", "-r", "-f", str(_files(tmp_path / "k", 20, size=100_000, tag="k")))
+    b("put-file", "scratch", "master", "-r", "-f", str(_files(tmp_path / "s", 20, size=100_000, tag="s")))
+    bucket, prefix = s3_bucket[len("s3://") :].split("/", 1)
+    client = s3_server.client()
+
+    def keys() -> int:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/objects/")
+        return sum(len(page.get("Contents", [])) for page in pages)
+
+    stored = keys()
+    b("delete-repo", "scratch")
+    report = json.loads(b("gc", "--json").stdout)
+    assert report["removed_objects"] >= 20 and keys() == stored - 20  # the 20 big files of scratch
+    assert len(json.loads(a("glob-file", "keep", "master", "/*/*", "--json").stdout)) == 20
+    assert a("get-file", "keep", "master", "d00/f0003k").stdout.startswith("k3")
+    assert a("fsck").returncode == 0
+
+
+def test_init_refuses_what_would_lose_or_hide_data(tmp_path, postgres_url, s3_bucket, cli_at):
+    env = {**os.environ}
+
+    def dv(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    line = _one_line_error(dv("init", "--root", str(tmp_path / "x"), "--metadata", postgres_url))
+    assert "give --objects s3://" in line
+    local = tmp_path / "local"
+    assert dv("--root", str(local), "create-repo", "mine").returncode == 0
+    line = _one_line_error(dv("init", "--root", str(local), "--metadata", postgres_url, "--objects", s3_bucket))
+    assert "already holds a store" in line
+    assert not (local / "config.toml").exists()
+    gone = tmp_path / "gone"
+    line = _one_line_error(
+        dv("init", "--root", str(gone), "--metadata", "postgresql://dv@127.0.0.1:9/none", "--objects", s3_bucket)
+    )
+    assert "cannot be reached" in line and not gone.exists()
+    line = _one_line_error(dv("--root", str(local), "config", "set", "metadata", postgres_url))
+    assert "use `dataver init" in line
