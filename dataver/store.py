@@ -83,7 +83,7 @@ def init_store(root: Path, metadata: str = "sqlite", objects: str = "folder") ->
     if all(s.source == "store" for s in current) and (current[0].value, current[1].value) == (metadata, objects):
         store = Store.open(root)  # initialized before, the same way: check it still answers
         try:
-            return StoreSetup(root, metadata, objects, len(store.repo_names()), joined=False)
+            return StoreSetup(root, _shown(metadata), objects, len(store.repo_names()), joined=False)
         finally:
             store.close()
     if (root / DATABASE).exists() or any((root / "objects").glob("??")) or any((root / "objects" / "pack").glob("*")):
@@ -111,7 +111,16 @@ def init_store(root: Path, metadata: str = "sqlite", objects: str = "folder") ->
         if made:
             shutil.rmtree(root, ignore_errors=True)
         raise
-    return StoreSetup(root.resolve(), metadata, objects, len(repos), joined=bool(repos))
+    return StoreSetup(root.resolve(), _shown(metadata), objects, len(repos), joined=bool(repos))
+
+
+def _shown(metadata: str) -> str:
+    """The metadata URL as it may be printed: never with its password."""
+    if metadata == "sqlite":
+        return metadata
+    from .backends.postgres import display_url
+
+    return display_url(metadata)
 
 
 @dataclass

@@ -207,3 +207,30 @@ def test_init_refuses_what_would_lose_or_hide_data(tmp_path, postgres_url, s3_bu
     assert "cannot be reached" in line and not gone.exists()
     line = _one_line_error(dv("--root", str(local), "config", "set", "metadata", postgres_url))
     assert "use `dataver init" in line
+
+
+def test_init_never_prints_the_database_password(tmp_path, postgres_url, s3_bucket):
+    with_password = postgres_url.replace("postgresql://dataver@", "postgresql://dataver:s3cret@")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dataver",
+            "init",
+            "--root",
+            str(tmp_path / "t"),
+            "--metadata",
+            with_password,
+            "--objects",
+            s3_bucket,
+            "--json",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["metadata"].startswith("postgresql://dataver@127.0.0.1:") and "s3cret" not in done.stdout
+    assert shown["joined"] is False and shown["repos"] == 0
