@@ -93,7 +93,7 @@ def test_eight_writers_over_two_hosts_lose_nothing(hosts):
 def test_sigkill_during_a_put_leaves_fsck_clean_on_both_hosts(hosts, tmp_path, delay):
     a, b = hosts
     a("create-repo", "r")
-    a("put-file", "r", "master", "-f", str(_files(tmp_path / "seed", 1)))
+    a("put-file", "r", "master", "-r", "-f", str(_files(tmp_path / "seed", 1)))
     before = json.loads(a("inspect-commit", "r", "master", "--json").stdout)["id"]
     data = _files(tmp_path / "many", 1500, tag="x")
     env = {**os.environ, "DATAVER_ROOT": str(a.root)}
@@ -122,7 +122,7 @@ def test_sigkill_during_a_put_leaves_fsck_clean_on_both_hosts(hosts, tmp_path, d
 def test_the_s3_server_going_away_gives_one_line_and_changes_nothing(hosts, tmp_path, s3_server):
     a, b = hosts
     a("create-repo", "r")
-    a("put-file", "r", "master", "-f", str(_files(tmp_path / "seed", 1)))
+    a("put-file", "r", "master", "-r", "-f", str(_files(tmp_path / "seed", 1)))
     before = a("list-commit", "r@master", "--json").stdout
     data = _files(tmp_path / "more", 50, tag="y")
     s3_server.pause()  # accepts connections, answers nothing: the hardest way to go away
@@ -144,7 +144,7 @@ def test_the_s3_server_going_away_gives_one_line_and_changes_nothing(hosts, tmp_
 def test_postgresql_going_away_gives_one_line_and_changes_nothing(hosts, tmp_path, postgres_server):
     a, b = hosts
     a("create-repo", "r")
-    a("put-file", "r", "master", "-f", str(_files(tmp_path / "seed", 1)))
+    a("put-file", "r", "master", "-r", "-f", str(_files(tmp_path / "seed", 1)))
     before = a("list-commit", "r@master", "--json").stdout
     postgres_server.kill()
     try:
