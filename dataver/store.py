@@ -59,6 +59,7 @@ class StoreSetup:
     repos: int
     """Repos already in the store (joining a shared store a teammate made)."""
     joined: bool
+    """Whether the store already held repos (another host made and used it)."""
 
     def to_dict(self) -> dict:
         return {**asdict(self), "root": str(self.root)}
@@ -86,6 +87,11 @@ def init_store(root: Path, metadata: str = "sqlite", objects: str = "folder") ->
             return StoreSetup(root, _shown(metadata), objects, len(store.repo_names()), joined=False)
         finally:
             store.close()
+    if any(s.source == "store" for s in current):
+        raise AlreadyExists(
+            f"{root} was initialized with metadata in {_shown(current[0].value)} and objects in {current[1].value}: "
+            "init does not move a store; pick a new --root"
+        )
     if (root / DATABASE).exists() or any((root / "objects").glob("??")) or any((root / "objects" / "pack").glob("*")):
         raise AlreadyExists(
             f"{root} already holds a store: init only makes new ones (its data would be hidden); pick a new --root"

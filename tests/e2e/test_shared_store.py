@@ -207,6 +207,11 @@ def test_init_refuses_what_would_lose_or_hide_data(tmp_path, postgres_url, s3_bu
     assert "cannot be reached" in line and not gone.exists()
     line = _one_line_error(dv("--root", str(local), "config", "set", "metadata", postgres_url))
     assert "use `dataver init" in line
+    shared = tmp_path / "shared"
+    assert dv("init", "--root", str(shared), "--metadata", postgres_url, "--objects", s3_bucket).returncode == 0
+    assert dv("init", "--root", str(shared), "--metadata", postgres_url, "--objects", s3_bucket).returncode == 0
+    line = _one_line_error(dv("init", "--root", str(shared)))  # pointing it elsewhere would hide its data
+    assert "init does not move a store" in line
 
 
 def test_init_never_prints_the_database_password(tmp_path, postgres_url, s3_bucket):
