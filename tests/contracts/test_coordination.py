@@ -152,3 +152,47 @@ def test_notifications_reach_watchers_in_other_processes(opener):
         assert "commits" in seen
     finally:
         watch.stop()
+
+
+PAUSED_HOLDER = """
+import sys
+from dataver.errors import Conflict
+from dataver.store import Store
+store = Store.open(sys.argv[1])
+with store.coordination.hold("pipeline/p") as held:
+    print("held" if held else "refused", flush=True)
+    sys.stdin.readline()  # paused here (SIGSTOP) for longer than a lease, then resumed
+    try:
+        with store.db.write():
+            store.coordination.confirm("pipeline/p")
+        print("confirmed", flush=True)
+    except Conflict:
+        print("fenced", flush=True)
+"""
+
+
+def test_a_holder_paused_past_its_lease_cannot_confirm_once_another_took_over(opener, request):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_HOLDER, str(opener.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        holder.send_signal(signal.SIGSTOP)
+        time.sleep(LEASE_SECONDS + 1.5)
+        other = opener().coordination
+        with other.hold("pipeline/p") as taken:
+            holder.send_signal(signal.SIGCONT)
+            holder.stdin.write("go\n")
+            holder.stdin.flush()
+            outcome = holder.stdout.readline().strip()
+        # Either nobody could take it (a flock outlives a pause) and the holder still owns it,
+        # or somebody did, and the paused holder's work is refused: never both at once.
+        assert (taken, outcome) in {(False, "confirmed"), (True, "fenced")}
+        if "postgres" in request.node.name:
+            assert taken  # a lease in PostgreSQL expires under a paused holder
+    finally:
+        holder.kill()
+        holder.wait()
