@@ -319,8 +319,8 @@ class ObjectStore(ABC):
         self.index.replace_pack(pack, placed)
         self.remove_pack(pack)
 
-    def writer(self) -> ObjectWriter:
-        return ObjectWriter(self)
+    def writer(self, deferred: list[tuple[str, str, int, int]] | None = None) -> ObjectWriter:
+        return ObjectWriter(self, deferred)
 
 
 class ObjectWriter:
@@ -334,8 +334,12 @@ class ObjectWriter:
     unreferenced temporary files, packs or objects, which `dataver gc` removes.
     """
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, deferred: list[tuple[str, str, int, int]] | None = None) -> None:
+        """With `deferred`, a publish appends its pack index rows there instead of indexing them:
+        a Dask worker stores a datum's outputs but never writes metadata, so the coordinator
+        indexes them, in the transaction that records the datum."""
         self.store = store
+        self.deferred = deferred
         self._staged: dict[str, str] = {}
         self._packed: dict[str, tuple[int, int]] = {}
         self._pack_fd: int | None = None
@@ -539,7 +543,11 @@ class ObjectWriter:
         self._check_borrowed(borrowed)
         if packed:
             assert self.store.index is not None
-            self.store.index.add((oid, pack_id, offset, size) for oid, (offset, size) in packed.items())
+            rows = [(oid, pack_id, offset, size) for oid, (offset, size) in packed.items()]
+            if self.deferred is not None:
+                self.deferred.extend(rows)
+            else:
+                self.store.index.add(rows)
 
     def _check_borrowed(self, borrowed: dict[str, tuple[str, tuple[int, ...]]]) -> None:
         """A host file uploaded where it was must still be what was hashed (see `add_file`)."""

@@ -192,6 +192,10 @@ SCHEMA: list[str] = [
         expires DOUBLE PRECISION NOT NULL
     )
     """,
+    # 2: which worker ran each datum (a host, or a machine of a Dask cluster).
+    f"""
+    ALTER TABLE job_datums ADD COLUMN worker {_T} NOT NULL DEFAULT ''
+    """,
 ]
 
 

@@ -174,6 +174,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX packed_pack ON packed(pack);
     """,
+    # 5: which worker ran each datum (a host, or a machine of a Dask cluster).
+    """
+    ALTER TABLE job_datums ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from ..errors import InvalidArgument
 from . import output
 from .repo import JsonOpt
 from .session import client, required_ref, target
+
+if TYPE_CHECKING:
+    from ..pipelines.models import DatumInfo
 
 app = typer.Typer()
 INSPECT_DATUMS = 20
@@ -78,9 +81,17 @@ def inspect_job(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
     shown = [d for d in datums if d.state != "skipped"]
     if shown:
         output.table(
-            ["DATUM", "STATE", "EXIT", "ATTEMPTS", "REASON"],
+            ["DATUM", "STATE", "WORKER", "TIME", "EXIT", "ATTEMPTS", "REASON"],
             [
-                (d.id[:12], d.state, "-" if d.exit_code is None else d.exit_code, d.attempts, d.reason)
+                (
+                    d.id[:12],
+                    d.state,
+                    d.worker or "-",
+                    _datum_time(d),
+                    "-" if d.exit_code is None else d.exit_code,
+                    d.attempts,
+                    d.reason,
+                )
                 for d in shown[:INSPECT_DATUMS]
             ],
         )
@@ -95,17 +106,22 @@ def list_datum(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
     if json:
         return output.as_json(datums)
     output.table(
-        ["ID", "FILES", "STATE", "TIME"],
+        ["ID", "FILES", "STATE", "WORKER", "TIME"],
         [
             (
                 d.id,
                 ", ".join(f"{f.repo}:{f.path}" for f in d.files) or "-",
                 d.state,
-                output.duration(d.finished - d.started) if d.finished and d.started else "-",
+                d.worker or "-",
+                _datum_time(d),
             )
             for d in datums
         ],
     )
+
+
+def _datum_time(d: DatumInfo) -> str:
+    return output.duration(d.finished - d.started) if d.finished and d.started else "-"
 
 
 @app.command("logs")

@@ -8,13 +8,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..config import Config
 from ..errors import Conflict, InvalidArgument, JobFailed, NotFound
+from ..executors.base import Executor
 from ..maintenance import OuterReferences
 from ..models import CommitInfo
 from ..names import CommitRef
 from ..repos import RepoStore
 from ..runtimes import images
-from ..runtimes.base import JobContext, Runtime
+from ..runtimes.base import JobContext, Runtime, max_file_bytes
 from ..runtimes.choice import make_runtime, resolve_runtime
 from ..store import Store
 from .jobs import JobRunner, Progress
@@ -36,7 +38,29 @@ class PipelineLayer:
         self.records = Records(store.db)
         self.service = PipelineService(store, repos, self.records)
         self.runner = JobRunner(store, repos, self.records)
-        self.scheduler = Scheduler(store, repos, self.records, self.runner, self._runtime_for, self._ctx_for)
+        self.scheduler = Scheduler(
+            store, repos, self.records, self.runner, self._runtime_for, self._ctx_for, self.executor
+        )
+        self._executor: Executor | None = None
+
+    def executor(self) -> Executor:
+        """Where datums run (the `executor` setting), made once and kept (a cluster connection)."""
+        if self._executor is None:
+            setting = Config(self.store.root).get("executor")
+            if setting == "local":
+                from ..executors.local import LocalExecutor
+
+                self._executor = LocalExecutor(self.store.objects)
+            else:
+                from ..executors.dask import DaskExecutor
+
+                self._executor = DaskExecutor(setting, self.store.address)
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
 
     def _runtime_for(self, pipeline: str) -> Runtime:
         row = self.records.pipeline(pipeline)
@@ -63,6 +87,7 @@ class PipelineLayer:
             network=spec.network,
             memory=limits.memory if limits else "",
             cpu=limits.cpu if limits else None,
+            max_file_bytes=max_file_bytes(self.store.root),
         )
 
     def outer_references(self) -> OuterReferences:

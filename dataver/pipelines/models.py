@@ -83,6 +83,8 @@ class DatumInfo:
     attempts: int
     exit_code: int | None
     reason: str
+    worker: str
+    """Who ran it: a host name (local executor) or a Dask worker's name."""
     files: list[DatumFileRef] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,30 +10,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExists, DataverError, NotFound
+from ..executors.base import DatumResult
 from ..meta import Database
 from ..refs import columns
 
 if TYPE_CHECKING:  # records are read where pydantic is not loaded (does the store have pipelines?)
     from .spec import PipelineSpec
 from .models import DatumFileRef, DatumInfo, JobInfo, JobInput, PipelineInfo, PipelineVersion
-
-
-@dataclass
-class DatumRecord:
-    """What a finished datum leaves behind (written in batches by the job runner)."""
-
-    datum_id: str
-    state: str
-    started: float | None
-    finished: float | None
-    attempts: int
-    exit_code: int | None
-    reason: str
-    log_oid: str | None
-    inputs: list[tuple[str, str, str, str, int]]
-    """(input name, repo, path, oid, size) for every input file."""
-    outputs: list[tuple[str, str, int]]
-    """(path, oid, size) for every output file (empty unless state is success)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +77,8 @@ class JobDatum:
     exit_code: int | None
     reason: str
     log_oid: str | None
+    worker: str
+    """Who ran it (a host name, or a Dask worker's name); empty for a skipped datum."""
 
 
 @dataclass(frozen=True)
@@ -355,7 +340,7 @@ class Records:
                 out[datum_id].append((path, oid, size))
         return out
 
-    def record_datums(self, job_id: str, pipeline: str, records: list[DatumRecord]) -> None:
+    def record_datums(self, job_id: str, pipeline: str, records: list[DatumResult]) -> None:
         """Store a batch of finished datums and bump the job's counters, in one transaction."""
         if not records:
             return
@@ -366,11 +351,22 @@ class Records:
             for r in records:
                 counts[r.state] += 1
                 self.db.execute(
-                    f"INSERT INTO job_datums ({_JOB_DATUM}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    f"INSERT INTO job_datums ({_JOB_DATUM}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (job_id, datum_id) DO UPDATE SET state = excluded.state, started = excluded.started,"
                     " finished = excluded.finished, attempts = excluded.attempts, exit_code = excluded.exit_code,"
-                    " reason = excluded.reason, log_oid = excluded.log_oid",
-                    (job_id, r.datum_id, r.state, r.started, r.finished, r.attempts, r.exit_code, r.reason, r.log_oid),
+                    " reason = excluded.reason, log_oid = excluded.log_oid, worker = excluded.worker",
+                    (
+                        job_id,
+                        r.datum_id,
+                        r.state,
+                        r.started,
+                        r.finished,
+                        r.attempts,
+                        r.exit_code,
+                        r.reason,
+                        r.log_oid,
+                        r.worker,
+                    ),
                 )
                 if r.state == "skipped":
                     continue
@@ -419,6 +415,7 @@ class Records:
                 d.attempts,
                 d.exit_code,
                 d.reason,
+                d.worker,
                 files.get(d.datum_id, []),
             )
             for d in self.job_datums(job_id)

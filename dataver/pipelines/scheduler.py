@@ -12,11 +12,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from ..config import Config
+from ..errors import Conflict
+from ..executors.base import Executor
 from ..repos import RepoStore
 from ..runtimes.base import JobContext, Runtime, sweep_work
 from ..store import Store
+from .committer import pipeline_lease
 from .datums import InputCommit
-from .jobs import JobRunner, Progress, pipeline_lease
+from .jobs import JobRunner, Progress
 from .models import JobInfo
 from .records import Records
 
@@ -32,6 +36,7 @@ class Scheduler:
         runner: JobRunner,
         runtime_for: Callable[[str], Runtime],
         ctx_for: Callable[[str, str], JobContext],
+        executor: Callable[[], Executor],
     ) -> None:
         self.store = store
         self.repos = repos
@@ -39,6 +44,7 @@ class Scheduler:
         self.runner = runner
         self.runtime_for = runtime_for
         self.ctx_for = ctx_for
+        self.executor = executor
 
     def upstream(self) -> dict[str, set[str]]:
         """For every running pipeline, the running pipelines whose output it reads, directly or not."""
@@ -145,5 +151,29 @@ class Scheduler:
             inputs = self.current_inputs(pipeline)
             if not inputs or not self.is_behind(pipeline, inputs):
                 return None
-            runtime = self.runtime_for(pipeline)
-            return self.runner.run(pipeline, inputs, runtime, functools.partial(self.ctx_for, pipeline), progress)
+            return self._run(pipeline, inputs, progress)
+
+    def rerun(self, pipeline: str, progress: Progress | None = None) -> JobInfo:
+        """Run a job of `pipeline` over its current inputs even if it is up to date (after a job
+        failed for a reason outside its datums, say): datums that succeeded before are skipped."""
+        with self.store.coordination.hold(pipeline_lease(pipeline)) as owned:
+            if not owned:
+                raise Conflict(
+                    f"pipeline {pipeline} is running a job now: wait for it (`dataver list-job -p {pipeline}`)"
+                )
+            self._reap(pipeline)
+            inputs = self.current_inputs(pipeline)
+            if not inputs:
+                raise Conflict(f"pipeline {pipeline} has no input commits yet: put files into its inputs first")
+            return self._run(pipeline, inputs, progress)
+
+    def _run(self, pipeline: str, inputs: list[InputCommit], progress: Progress | None) -> JobInfo:
+        return self.runner.run(
+            pipeline,
+            inputs,
+            self.runtime_for(pipeline),
+            self.executor(),
+            functools.partial(self.ctx_for, pipeline),
+            Config(self.store.root).get("sandbox"),
+            progress,
+        )

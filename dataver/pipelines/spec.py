@@ -127,9 +127,31 @@ class ParallelismSpec(_Model):
     constant: int = Field(default=1, ge=1, le=64)
 
 
+_QUANTITY = re.compile(r"^\s*([0-9.]+)\s*([KMGTP]i?|[kmgtp])?[bB]?\s*$")
+_POWERS = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
+
+
+def memory_bytes(text: str) -> float:
+    """A Kubernetes quantity ('512Mi', '2G') or Docker's ('512m') in bytes."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size: write it like 512Mi, 2G or 1000000000")
+    number, unit = float(match.group(1)), match.group(2) or ""
+    if unit.endswith("i"):
+        return number * 1024 ** ("KMGTP".index(unit[0]) + 1)
+    return number * _POWERS.get(unit.lower(), 1)
+
+
 class ResourceLimits(_Model):
     memory: str = ""
-    cpu: float | None = None
+    cpu: float | None = Field(default=None, gt=0)
+
+    @field_validator("memory")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if value:
+            memory_bytes(value)
+        return value
 
 
 class PipelineSpec(_Model):
@@ -137,7 +159,8 @@ class PipelineSpec(_Model):
     description: str = ""
     transform: Transform
     input: Input
-    parallelism_spec: ParallelismSpec = ParallelismSpec()
+    parallelism_spec: ParallelismSpec | None = None
+    """None: one datum at a time locally, as many as the cluster runs at once on Dask."""
     datum_tries: int = Field(default=3, ge=1, le=100)
     datum_timeout: str = ""
     output_branch: str = "master"

@@ -34,13 +34,13 @@ MAX_FILE_ENV = "DATAVER_MAX_FILE_BYTES"
 
 def max_file_bytes(store_root: Path) -> int:
     """The per-file size limit every command runs under (`$DATAVER_MAX_FILE_BYTES`, or the
-    `max_file_bytes` setting)."""
+    `max_file_bytes` setting), read once per job by whoever plans it."""
     return Config(store_root).get("max_file_bytes")
 
 
-def agent_args(store_root: Path) -> list[str]:
-    """The agent's arguments: the per-file size limit every command runs under."""
-    return ["--max-file-bytes", str(max_file_bytes(store_root))]
+def agent_args(ctx: JobContext) -> list[str]:
+    """The agent's arguments: the per-file size limit every command of the job runs under."""
+    return ["--max-file-bytes", str(ctx.max_file_bytes)]
 
 
 @dataclass
@@ -57,6 +57,8 @@ class JobContext:
     network: bool = False
     memory: str = ""
     cpu: float | None = None
+    max_file_bytes: int = 64 << 30
+    """The per-file size limit (the `max_file_bytes` setting where the job was planned)."""
 
 
 @dataclass

@@ -220,7 +220,7 @@ class DockerRuntime(Runtime):
             limits["nano_cpus"] = int(ctx.cpu * 1e9)
         container = self.client.containers.create(
             image.id,
-            command=["python3", "-I", AGENT_INSIDE, *agent_args(self.store_root)],
+            command=["python3", "-I", AGENT_INSIDE, *agent_args(ctx)],
             stdin_open=True,  # and, not detached, StdinOnce: the agent sees EOF when we go away
             tty=False,
             user=NOBODY,

@@ -8,9 +8,14 @@ with the same tags, so a spec runs unchanged on either.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 import shlex
+import shutil
+import tarfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,3 +92,29 @@ def resolve(name: str, paths: list[Path]) -> ImageContext:
             f"use an images/<folder>/Dockerfile image, or set ${IMAGES_ENV} to the folder holding yours"
         )
     return found
+
+
+def pack_context(path: Path) -> bytes:
+    """An image's build context as a gzipped tar, to ship to a machine without it (a Dask worker
+    running the local runtime shows it at /code, as here)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(path, arcname=".")
+    return buffer.getvalue()
+
+
+def unpack_context(data: bytes, into: Path) -> Path:
+    """Unpack a shipped build context under `into`, once per content (named by its hash); the
+    tar's members are checked as data (no links out, no device files, no absolute paths)."""
+    target = into / hashlib.sha256(data).hexdigest()[:32]
+    if target.is_dir():
+        return target
+    into.mkdir(parents=True, exist_ok=True)
+    partial = into / f".{uuid.uuid4().hex}.part"
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(partial, filter="data")
+    try:
+        os.rename(partial, target)
+    except OSError:  # another thread unpacked it first
+        shutil.rmtree(partial, ignore_errors=True)
+    return target

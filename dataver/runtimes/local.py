@@ -131,9 +131,7 @@ class LocalRuntime(Runtime):
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         python = sys.executable
         if not self.sandboxed:
-            channel = ProcessChannel(
-                [python, "-I", str(AGENT), *agent_args(self.store_root)], workspace.base / "agent.log"
-            )
+            channel = ProcessChannel([python, "-I", str(AGENT), *agent_args(ctx)], workspace.base / "agent.log")
             return _RewritingWorker(channel, workspace, ctx.code_dir)
         argv = [
             "bwrap",
@@ -166,7 +164,7 @@ class LocalRuntime(Runtime):
         if ctx.code_dir is not None:
             argv += ["--ro-bind", str(ctx.code_dir), "/code"]
         argv += ["--die-with-parent", "--cap-drop", "ALL"]
-        agent = [python, "-I", AGENT_INSIDE, *agent_args(self.store_root)]
+        agent = [python, "-I", AGENT_INSIDE, *agent_args(ctx)]
         if os.geteuid() != 0:
             argv += ["--unshare-all", *(["--share-net"] if ctx.network else [])]
         else:

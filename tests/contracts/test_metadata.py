@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from dataver.errors import AlreadyExists, Conflict
+from dataver.executors.base import DatumResult
 from dataver.names import CommitRef
 from dataver.objects import ObjectWriter
-from dataver.pipelines.records import DatumRecord, Records
+from dataver.pipelines.records import Records
 from dataver.pipelines.spec import parse_spec
 from dataver.refs import CommitRecord, RefsTable, RepoRecord
 from dataver.repos import RepoStore
@@ -195,7 +196,7 @@ def test_record_datums_from_racing_jobs_keeps_one_set_of_inputs(opener):
         job = "a" * 32 if i % 2 else "b" * 32
         inputs = [("in", "r", "f.csv", "0" * 64, 3)]
         mine.record_datums(
-            job, "p", [DatumRecord("d1", "success", 1.0, 2.0, 1, 0, "", None, inputs, [("o", "1" * 64, 1)])]
+            job, "p", [DatumResult("d1", "success", 1.0, 2.0, 1, 0, "", None, inputs, [("o", "1" * 64, 1)])]
         )
 
     assert _in_threads(6, record) == [None] * 6

@@ -1,0 +1,107 @@
+"""The local executor: datums run on this host, on `parallelism_spec.constant` workers (one
+thread each, feeding its runtime worker one datum after another). While a datum runs, the
+previous one's outputs are stored and the next one's packed inputs are written out ahead.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..objects import ObjectStore, ObjectWriter
+from ..runtimes.base import Runtime, Workspace
+from .base import DatumResult, DatumTask, Executor, JobTask
+from .datum import DatumRunner, Finishing
+
+
+class LocalExecutor(Executor):
+    name = "local"
+    flush_seconds = 2.0
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+        self.host = socket.gethostname()
+
+    def run(
+        self, job: JobTask, runtime: Runtime, tasks: Sequence[DatumTask], folder: Path, writer: ObjectWriter
+    ) -> Iterator[DatumResult]:
+        if not tasks:
+            return
+        pending: queue.Queue[DatumTask] = queue.Queue()
+        for task in tasks:
+            pending.put(task)
+        results: queue.Queue[DatumResult | BaseException] = queue.Queue()
+        count = min(job.parallelism or 1, len(tasks))
+        threads = [
+            threading.Thread(
+                target=self._worker_loop, args=(job, runtime, folder / f"w{i}", pending, results, writer), daemon=True
+            )
+            for i in range(count)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(len(tasks)):
+                item = results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:  # whatever ended the loop (done, a worker's error, the job cancelled): no worker outlives it
+            while not pending.empty():
+                pending.get_nowait()
+            for t in threads:
+                t.join()
+
+    def _worker_loop(
+        self,
+        job: JobTask,
+        runtime: Runtime,
+        base: Path,
+        pending: queue.Queue[DatumTask],
+        results: queue.Queue[DatumResult | BaseException],
+        writer: ObjectWriter,
+    ) -> None:
+        workspace = Workspace(base)
+        previous: list[Finishing] = []
+
+        def finish_previous() -> None:
+            while previous:
+                results.put(previous.pop().finish(writer))
+
+        try:
+            worker = runtime.start(job.ctx, workspace)
+            try:
+                runner = DatumRunner(job, runtime, worker, workspace, self.objects, self.host)
+                task = _take(pending)
+                while task is not None:
+                    upcoming = _take(pending)
+
+                    def while_running(upcoming: DatumTask | None = upcoming) -> None:
+                        finish_previous()
+                        if upcoming is not None:
+                            workspace.prefetch(list(upcoming.layout), self.objects)
+
+                    result = runner.run(task, writer, while_running)
+                    finish_previous()
+                    if isinstance(result, Finishing):
+                        previous.append(result)
+                    else:
+                        results.put(result)
+                    task = upcoming
+                finish_previous()
+            finally:
+                worker.close()
+        except BaseException as exc:  # the consuming thread re-raises it
+            results.put(exc)
+        finally:
+            workspace.remove()
+
+
+def _take(pending: queue.Queue[DatumTask]) -> DatumTask | None:
+    try:
+        return pending.get_nowait()
+    except queue.Empty:
+        return None

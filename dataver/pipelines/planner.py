@@ -1,0 +1,65 @@
+"""Planning a job: its spec and input commits in, datum tasks out, with no side effect.
+
+The tasks are plain data (see `dataver.executors.base`), so any executor can run them, here or
+on another machine. Datums that succeeded before (same id) become skipped results instead of
+tasks: their outputs are reused.
+"""
+
+from __future__ import annotations
+
+from ..executors.base import DatumResult, DatumTask, JobTask
+from ..runtimes.base import JobContext
+from .datums import Datum
+from .spec import PipelineSpec, memory_bytes
+
+
+def job_task(
+    spec: PipelineSpec, job_id: str, output_commit: str, ctx: JobContext, runtime: str, sandbox: str
+) -> JobTask:
+    limits = spec.resource_limits
+    resources: dict[str, float] = {}
+    if limits is not None and limits.cpu:
+        resources["CPU"] = limits.cpu
+    if limits is not None and limits.memory:
+        resources["MEMORY"] = memory_bytes(limits.memory)
+    transform = spec.transform
+    return JobTask(
+        job_id=job_id,
+        pipeline=spec.name,
+        output_commit=output_commit,
+        ctx=ctx,
+        runtime=runtime,
+        sandbox=sandbox,
+        cmd=transform.cmd,
+        stdin=transform.stdin,
+        err_cmd=transform.err_cmd,
+        err_stdin=transform.err_stdin,
+        accept_return_code=transform.accept_return_code,
+        datum_tries=spec.datum_tries,
+        timeout=spec.timeout_seconds(),
+        cwd=transform.working_dir or ctx.working_dir or "/",
+        env={**ctx.image_env, **transform.env},
+        parallelism=spec.parallelism_spec.constant if spec.parallelism_spec else None,
+        resources=resources,
+    )
+
+
+def datum_task(datum: Datum) -> DatumTask:
+    env: dict[str, str] = {}
+    for part in datum.parts:
+        env.setdefault(part.name, f"/pfs/{part.name}/{part.path}".rstrip("/"))
+        env.setdefault(f"{part.name}_COMMIT", part.commit)
+    return DatumTask(
+        datum_id=datum.id,
+        description=datum.describe(),
+        layout=tuple((p.name, f.path, f.oid) for p in datum.parts for f in p.files),
+        inputs=tuple((p.name, p.repo, f.path, f.oid, f.size) for p in datum.parts for f in p.files),
+        env=env,
+    )
+
+
+def plan(datums: list[Datum], seen: set[str]) -> tuple[list[DatumTask], list[DatumResult]]:
+    """The tasks to run (datums not `seen` succeeding before) and the skipped datums' results."""
+    todo = [datum_task(d) for d in datums if d.id not in seen]
+    skipped = [DatumResult(d.id, "skipped", None, None, 0, None, "", None, [], []) for d in datums if d.id in seen]
+    return todo, skipped
