@@ -121,14 +121,23 @@ class Client:
         return Config(Path(root).expanduser() if root is not None else default_root(), flags)
 
     @staticmethod
-    def init(root: str | Path | None = None, *, metadata: str = "sqlite", objects: str = "folder") -> StoreSetup:
+    def init(
+        root: str | Path | None = None,
+        *,
+        metadata: str = "sqlite",
+        objects: str = "folder",
+        executor: str | None = None,
+    ) -> StoreSetup:
         """Make a store whose metadata and objects live where given (defaults: this folder), or
         join a shared store from a new root: `metadata` is `sqlite` or a postgresql:// URL,
-        `objects` is `folder` or an s3://bucket/prefix URL. A local store needs no init."""
+        `objects` is `folder` or an s3://bucket/prefix URL, `executor` is `local` or a Dask
+        scheduler's address (tcp://host:8786). A local store needs no init."""
         path = Path(root).expanduser() if root is not None else default_root()
-        return init_store(path, metadata, objects)
+        return init_store(path, metadata, objects, executor)
 
     def close(self) -> None:
+        if "_pipes" in self.__dict__:
+            self._pipes.close()
         self.store.close()
 
     def __enter__(self) -> Client:
@@ -381,6 +390,12 @@ class Client:
     def dag(self, fmt: str = "text") -> str:
         """The graph of repos and pipelines: `text`, `mermaid` or `dot` (Graphviz)."""
         return self._pipes.dag(fmt, [r.name for r in self.list_repos()])
+
+    def rerun_pipeline(self, name: str) -> JobInfo:
+        """Run a job over the pipeline's current inputs now, even if it is up to date (after a job
+        failed for a reason outside its datums, such as a cluster that went away); datums that
+        succeeded before are skipped."""
+        return self._pipes.scheduler.rerun(name, self.progress)
 
     def run_pending(self) -> list[JobInfo]:
         """Run every job that new commits call for, upstream first; returns the jobs run."""

@@ -68,6 +68,14 @@ KEYS = {
             init_only=True,
         ),
         Key(
+            "executor",
+            "DATAVER_EXECUTOR",
+            "local",
+            "where datums run: local (this host) or a Dask scheduler's address, like tcp://sched:8786",
+            choices=("local",),
+            schemes=("tcp://", "tls://", "ws://", "wss://"),
+        ),
+        Key(
             "lease_seconds",
             "DATAVER_LEASE_SECONDS",
             30,

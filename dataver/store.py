@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .backends.folder import FolderObjectStore
@@ -31,7 +31,7 @@ LOCAL_DATABASE = "local.db"
 """A shared store's per-host SQLite file (the hash cache)."""
 DEFAULT_ROOT = Path("~/.dataver")
 
-__all__ = ["DATABASE", "Store", "StoreSetup", "default_root", "init_store", "store_lock"]
+__all__ = ["DATABASE", "Store", "StoreAddress", "StoreSetup", "default_root", "init_store", "store_lock"]
 
 
 def _writable(root: Path) -> bool:
@@ -60,18 +60,35 @@ class StoreSetup:
     """Repos already in the store (joining a shared store a teammate made)."""
     joined: bool
     """Whether the store already held repos (another host made and used it)."""
+    executor: str = "local"
+    """Where this root's jobs run their datums (`local`, or a Dask scheduler's address)."""
 
     def to_dict(self) -> dict:
         return {**asdict(self), "root": str(self.root)}
 
 
-def init_store(root: Path, metadata: str = "sqlite", objects: str = "folder") -> StoreSetup:
-    """Make the store at `root` with its backends, or join a shared store from a new root.
+def init_store(
+    root: Path, metadata: str = "sqlite", objects: str = "folder", executor: str | None = None
+) -> StoreSetup:
+    """Make the store at `root` with its backends, or join a shared store from a new root, and
+    with `executor`, say where its jobs run their datums (a setting that can change later).
 
     The config is written first and taken back if the backends cannot be reached, so a failed
     init leaves nothing behind. A root that already holds a store of its own (meta.db, objects)
     is refused: pointing it elsewhere would hide its data.
     """
+    from .config import Config
+
+    if executor is not None:
+        Config(root).lookup("executor", executor)  # checked before anything is made
+    setup = _init_backends(root, metadata, objects)
+    config = Config(root)
+    if executor is not None:
+        config.set("executor", executor, "store")
+    return replace(setup, executor=config.get("executor"))
+
+
+def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
     from .config import FILE, Config
 
     if metadata != "sqlite" and objects == "folder":
@@ -129,6 +146,40 @@ def _shown(metadata: str) -> str:
     return display_url(metadata)
 
 
+@dataclass(frozen=True)
+class StoreAddress:
+    """How a process elsewhere (a Dask worker) reaches a store's objects and its pack index: the
+    store's metadata and objects settings, and its root (for a store in a folder, reachable only
+    on its own host)."""
+
+    root: str
+    metadata: str
+    objects: str
+
+    def open_objects(self, scratch: Path) -> ObjectStore:
+        """The store's objects, staging new ones in `scratch` (a folder of this process's own).
+        Only the pack index is read from the metadata; nothing else is opened."""
+        if self.objects == "folder" and not (Path(self.root) / DATABASE).is_file():
+            raise DataverError(
+                f"the store at {self.root} is not on this machine: a store in a folder can only run datums "
+                "on its own host; share it (`dataver init --metadata postgresql://... --objects s3://...`) "
+                "to run them on other machines"
+            )
+        db: Database
+        if self.metadata == "sqlite":
+            db = SqliteDatabase(Path(self.root) / DATABASE)
+        else:
+            from .backends.postgres import PostgresDatabase
+
+            db = PostgresDatabase(self.metadata)
+        if self.objects == "folder":
+            return FolderObjectStore(Path(self.root), PackIndex(db))
+        from .backends.s3 import S3ObjectStore
+
+        scratch.mkdir(parents=True, exist_ok=True)
+        return S3ObjectStore(scratch, self.objects, PackIndex(db))
+
+
 @dataclass
 class Store:
     """Everything below the versioning layer, opened together (created on first use)."""
@@ -177,6 +228,13 @@ class Store:
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
             ) from None
         return cls(path.resolve(), objects, TreeStore(objects), db, local_db, coordination)
+
+    @property
+    def address(self) -> StoreAddress:
+        from .config import Config
+
+        config = Config(self.root)
+        return StoreAddress(str(self.root), config.get("metadata"), config.get("objects"))
 
     @property
     def readonly(self) -> bool:

@@ -284,3 +284,48 @@ def hosts(tmp_path, postgres_url, s3_bucket):
                 os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
             except (ProcessLookupError, ValueError, KeyError):
                 pass
+
+
+def _worker_aws_env(s3_server) -> dict[str, str]:
+    """What a Dask worker needs to reach the test's S3 server through the standard AWS chain."""
+    return {
+        "AWS_ENDPOINT_URL": s3_server.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+@pytest.fixture(scope="session")
+def dask_local_cluster():
+    """A real Dask scheduler and two workers (one thread each) on 127.0.0.1, kept for the session
+    (tests/services.py: DaskCluster), for tests that do not take it apart. Skips without
+    dask[distributed], or fails where it is required (DATAVER_REQUIRE_DASK=1, as in CI)."""
+    from services import start_dask
+
+    cluster = _service(start_dask, "DATAVER_REQUIRE_DASK", "a Dask cluster")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def dask_cluster(s3_server):
+    """Start a Dask cluster of this test's own, whose workers reach the test's S3 server (and
+    nothing of the test's stores but what the store's address gives them): `dask_cluster(workers=2)`.
+    Stopped after the test, whatever the test did to it."""
+    from services import start_dask
+
+    made = []
+
+    def start(workers: int = 2, nthreads: int = 1):
+        cluster = _service(
+            lambda: start_dask(workers, nthreads, _worker_aws_env(s3_server)), "DATAVER_REQUIRE_DASK", "a Dask cluster"
+        )
+        made.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in made:
+        cluster.stop()

@@ -341,3 +341,131 @@ def start_s3() -> S3Server:
         if not found:
             raise Unavailable(f"{package} is not installed (pip install -e '.[test,cluster]')")
     return S3Server()
+
+
+class DaskCluster:
+    """A real `dask scheduler` and `dask worker` processes on 127.0.0.1 (the same programs as
+    `dask scheduler` / `dask worker` run), each worker with a scratch folder of its own and only
+    the environment given (`env`, on top of PATH and the like): no dataver root of the tests'.
+
+        cluster = start_dask(workers=2, env={...})
+        cluster.address            # tcp://127.0.0.1:PORT
+        cluster.kill_worker("w1")  # SIGKILL, as a machine lost mid-job
+        cluster.kill_scheduler()   # gone: clients lose their connection
+        cluster.stop()
+    """
+
+    def __init__(self, workers: int, nthreads: int, env: dict[str, str]) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="dataver-dask-"))
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.nthreads = nthreads
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DATAVER_", "AWS_", "DASK_"))},
+            **env,
+        }
+        self._scheduler: subprocess.Popen | None = None
+        self._workers: dict[str, subprocess.Popen] = {}
+        try:
+            self.start_scheduler()
+            for i in range(1, workers + 1):
+                self.start_worker(f"w{i}")
+            self.wait_for_workers(workers)
+        except BaseException:
+            self.stop()
+            raise
+        atexit.register(self.stop)
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        folder = self.dir / name
+        folder.mkdir(exist_ok=True)
+        with open(self.dir / f"{name}.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", *argv],
+                cwd=folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**self.env, "HOME": str(folder)},
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+            )
+
+    def start_scheduler(self) -> None:
+        self._scheduler = self._spawn(
+            "scheduler",
+            ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
+        )
+
+    def start_worker(self, name: str) -> None:
+        """A worker without a nanny: killing it is losing it, nobody restarts it."""
+        self._workers[name] = self._spawn(
+            name,
+            [
+                "distributed.cli.dask_worker",
+                self.address,
+                "--name",
+                name,
+                "--nthreads",
+                str(self.nthreads),
+                "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--local-directory",
+                str(self.dir / name),
+            ],
+        )
+
+    def workers(self) -> list[str]:
+        """Names of the workers the scheduler knows now."""
+        from distributed import Client
+
+        with Client(self.address, timeout=10) as client:
+            return sorted(str(w["name"]) for w in client.scheduler_info(n_workers=-1)["workers"].values())
+
+    def wait_for_workers(self, count: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            for name, proc in self._workers.items():
+                if proc.poll() is not None:
+                    raise Unavailable(f"dask worker {name} exited at start:\n{_tail(self.dir / f'{name}.log')}")
+            try:
+                if len(self.workers()) >= count:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"the Dask cluster did not get {count} workers in {timeout:.0f} s:\n"
+                    f"{_tail(self.dir / 'scheduler.log')}"
+                )
+            time.sleep(0.2)
+
+    def kill_worker(self, name: str) -> None:
+        proc = self._workers.pop(name)
+        proc.kill()
+        proc.wait(timeout=30)
+
+    def kill_scheduler(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.kill()
+            self._scheduler.wait(timeout=30)
+            self._scheduler = None
+
+    def log(self, name: str) -> str:
+        return _tail(self.dir / f"{name}.log", 40)
+
+    def stop(self) -> None:
+        for proc in [*self._workers.values(), *([self._scheduler] if self._scheduler else [])]:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=30)
+        self._workers, self._scheduler = {}, None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_dask(workers: int = 2, nthreads: int = 1, env: dict[str, str] | None = None) -> DaskCluster:
+    """A running Dask cluster of its own, or Unavailable saying why not."""
+    if importlib.util.find_spec("distributed") is None:
+        raise Unavailable("dask[distributed] is not installed (pip install -e '.[test,cluster]')")
+    return DaskCluster(workers, nthreads, env or {})

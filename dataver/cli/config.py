@@ -37,6 +37,12 @@ def init(
     root: Annotated[
         str | None, typer.Option("--root", metavar="PATH", help="The new store's folder (as the global --root).")
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor", metavar="ADDRESS", help="Where datums run: local, or a Dask scheduler (tcp://HOST:8786)."
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Make a store here whose metadata and objects may live on shared servers, or join one.
@@ -47,13 +53,14 @@ def init(
     """
     from ..client import Client
 
-    setup = Client.init(root or ctx.find_object(Session).root, metadata=metadata, objects=objects)
+    setup = Client.init(root or ctx.find_object(Session).root, metadata=metadata, objects=objects, executor=executor)
     if json:
         output.as_json(setup)
         return
     found = f"; joined it: {setup.repos} repo(s) already there" if setup.joined else ""
+    where = "" if setup.executor == "local" else f"; datums run on the Dask cluster {setup.executor}"
     typer.echo(
-        f"initialized the store at {setup.root}: metadata in {setup.metadata}, objects in {setup.objects}{found}"
+        f"initialized the store at {setup.root}: metadata in {setup.metadata}, objects in {setup.objects}{found}{where}"
     )
 
 

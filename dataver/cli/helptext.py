@@ -40,6 +40,7 @@ EXAMPLES = {
     "delete-pipeline": "dataver delete-pipeline inference",
     "stop-pipeline": "dataver stop-pipeline model",
     "start-pipeline": "dataver start-pipeline model",
+    "rerun-pipeline": "dataver rerun-pipeline model",
     "dag": "dataver dag --mermaid",
     "build-images": "dataver build-images --offline",
     "build-image": "dataver build-image images/pyinfer",

@@ -1,5 +1,5 @@
 """create-pipeline, update-pipeline, list-pipeline, inspect-pipeline, delete-pipeline,
-stop-pipeline, start-pipeline, dag."""
+stop-pipeline, start-pipeline, rerun-pipeline, dag."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, JobFailed
 from . import output
 from .progress import BuildStatus
 from .repo import JsonOpt
@@ -117,6 +117,17 @@ def stop_pipeline(ctx: typer.Context, name: str) -> None:
 def start_pipeline(ctx: typer.Context, name: str) -> None:
     """Resume a paused pipeline (and catch up with its inputs)."""
     client(ctx).start_pipeline(name)
+
+
+@app.command("rerun-pipeline")
+def rerun_pipeline(ctx: typer.Context, name: str) -> None:
+    """Run a job over the pipeline's current inputs now, even if it is up to date (after a job
+    failed for a reason outside its datums, such as a cluster that went away): datums that
+    succeeded before are skipped."""
+    info = client(ctx).rerun_pipeline(name)
+    if info.state != "success":
+        raise JobFailed(f"job {info.id} of pipeline {name} ended {info.state}: {info.reason}")
+    typer.echo(f"job {info.id}: {info.processed} datum(s) processed, {info.skipped} skipped")
 
 
 @app.command("dag")

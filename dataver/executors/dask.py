@@ -1,0 +1,179 @@
+"""The Dask executor: a job's datums run as tasks on the workers of a Dask cluster.
+
+Why Dask's distributed scheduler rather than a scheduler of our own: it is pure Python, runs on
+a laptop as on Kubernetes (dask-kubernetes), HPC queues (dask-jobqueue) and YARN, and already
+does what a home-made one would get wrong: placing tasks, moving data, and rerunning a task
+whose worker died on another worker (`distributed.scheduler.allowed-failures` times, then
+`KilledWorker`). A datum whose worker died is therefore retried elsewhere without counting
+against `datum_tries`, which count only the command's own failures.
+
+The coordinator (this process) submits one task per datum (`remote.run_task`), at most
+`parallelism_spec.constant` at once when the spec sets it (else all, and the cluster's own
+queueing keeps each worker thread busy), and records each result as it arrives. `resource_limits`
+become Dask resources (CPU, MEMORY in bytes) where some worker declares them
+(`dask worker --resources "CPU=2,MEMORY=8e9"`); a cluster that declares none is not asked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataverError
+from ..objects import ObjectWriter
+from ..runtimes.base import Runtime
+from ..runtimes.images import pack_context
+from ..store import StoreAddress
+from .base import DatumResult, DatumTask, Executor, JobTask
+
+CONNECT_TIMEOUT = 10
+"""Seconds to reach the scheduler before saying it does not answer."""
+SCHEMES = ("tcp://", "tls://", "ws://", "wss://")
+
+
+class DaskExecutor(Executor):
+    name = "dask"
+    flush_seconds = 0.0
+
+    def __init__(self, address: str, store: StoreAddress) -> None:
+        self.address = address
+        self.store = store
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def describe(self, runtime: str) -> str:
+        return f"{runtime}, on the Dask cluster {self.address}"
+
+    def client(self) -> Any:
+        """A client of the scheduler, connected on first use and kept (a connection costs
+        about 0.1 s; a closed one, after the scheduler went away, is replaced)."""
+        with self._lock:
+            if self._client is not None and self._client.status in ("running", "connecting"):
+                return self._client
+            from distributed import Client
+
+            try:
+                self._client = Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise DataverError(
+                    f"the Dask scheduler at {self.address} does not answer ({_first_line(exc)}): start it "
+                    "(`dask scheduler`), or run datums on this host with `dataver config set executor local`"
+                ) from None
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _workers(self, client: Any) -> dict[str, Any]:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        if not workers:
+            raise DataverError(
+                f"the Dask cluster at {self.address} has no workers: start some with `dask worker {self.address}` "
+                "(with dataver[cluster] installed)"
+            )
+        return workers
+
+    def _resources(self, job: JobTask, workers: dict[str, Any]) -> dict[str, float]:
+        """The job's resource needs that some worker declares; refused if none can meet them."""
+        declared = [w.get("resources", {}) for w in workers.values()]
+        wanted = {k: v for k, v in job.resources.items() if any(k in d for d in declared)}
+        if wanted and not any(all(d.get(k, 0) >= v for k, v in wanted.items()) for d in declared):
+            asked = ", ".join(f"{k}={v:g}" for k, v in wanted.items())
+            raise DataverError(
+                f"resource_limits ask for {asked} per datum, and no worker of the Dask cluster at {self.address} "
+                "declares that much: lower resource_limits, or start workers with more (`dask worker --resources`)"
+            )
+        return wanted
+
+    def run(
+        self, job: JobTask, runtime: Runtime, tasks: Sequence[DatumTask], folder: Path, writer: ObjectWriter
+    ) -> Iterator[DatumResult]:
+        if not tasks:
+            return
+        from distributed import as_completed
+
+        from .remote import RemoteJob, close_job, run_task
+
+        client = self.client()
+        workers = self._workers(client)
+        resources = self._resources(job, workers)
+        code = pack_context(job.ctx.code_dir) if job.runtime == "local" and job.ctx.code_dir else None
+        try:
+            shipped = client.scatter(RemoteJob(job, self.store, code), broadcast=True, hash=False)
+        except Exception as exc:
+            raise self._lost(exc, job.pipeline) from None
+        limit = job.parallelism or len(tasks)
+        queue = list(reversed(tasks))
+        by_key: dict[str, DatumTask] = {}
+
+        def submit() -> Any:
+            task = queue.pop()
+            future = client.submit(
+                run_task,
+                shipped,
+                task,
+                key=f"dataver-{job.job_id[:12]}-{task.datum_id[:16]}",
+                pure=False,
+                resources=resources or None,
+            )
+            by_key[future.key] = task
+            return future
+
+        running = as_completed(
+            [submit() for _ in range(min(limit, len(queue)))], loop=client.loop, with_results=True, raise_errors=False
+        )
+        try:
+            for future, outcome in running:
+                yield self._result(future, outcome, by_key.pop(future.key), job.pipeline)
+                if queue:
+                    running.add(submit())
+        finally:  # done, failed, or the job cancelled: nothing of it keeps running on the cluster
+            if client.status == "running":
+                try:
+                    client.cancel(list(running.futures))
+                    client.cancel(shipped)
+                    client.run(close_job, job.job_id)
+                except Exception:  # the scheduler or a worker went away meanwhile: they hold nothing of ours
+                    pass
+
+    def _result(self, future: Any, outcome: Any, task: DatumTask, pipeline: str) -> DatumResult:
+        from distributed.scheduler import KilledWorker
+
+        if future.status == "finished":
+            return outcome
+        if future.status == "error":
+            exc = outcome[1]
+            if isinstance(exc, KilledWorker):
+                return DatumResult(
+                    task.datum_id,
+                    "failed",
+                    None,
+                    None,
+                    0,
+                    None,
+                    "the Dask workers running it died every time it was tried "
+                    "(distributed.scheduler.allowed-failures): look at the workers' logs",
+                    None,
+                    list(task.inputs),
+                    [],
+                )
+            if isinstance(exc, DataverError):
+                raise DataverError(str(exc)) from None
+            raise DataverError(f"a Dask worker failed running datum {task.datum_id[:12]}: {_first_line(exc)}")
+        raise self._lost(outcome, pipeline)
+
+    def _lost(self, exc: BaseException, pipeline: str) -> DataverError:
+        return DataverError(
+            f"the Dask scheduler at {self.address} went away mid-job ({_first_line(exc)}): the job failed; "
+            f"start the scheduler again and `dataver rerun-pipeline {pipeline}`: finished datums are skipped"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
