@@ -147,6 +147,9 @@ class Daemon:
             return
         for job_id, pipeline in scheduler.reap_orphans():
             self.log.info("job %s (%s) was interrupted: it is marked killed and rerun", job_id, pipeline)
+        if set(scheduler.unfinished()) - busy:  # running elsewhere: if that process dies, nothing wakes us
+            with self._lock:
+                self.recheck = time.monotonic() + self.recheck_after
         for pipeline in scheduler.ready(busy):
             thread = threading.Thread(target=self._run_job, args=(pipeline,), name=f"job-{pipeline}", daemon=True)
             with self._lock:

@@ -96,18 +96,22 @@ class Scheduler:
         order = self.topological() if order is None else order
         return [p for p in order if (inputs := self.current_inputs(p)) and self.is_behind(p, inputs)]
 
+    def unfinished(self) -> list[str]:
+        """Pipelines whose newest job is recorded as running: by a live process, or orphaned."""
+        return [
+            p
+            for p in self.topological()
+            if (last := self.records.last_job(p)) is not None and last.state in ("running", "created")
+        ]
+
     def reap_orphans(self) -> list[tuple[str, str]]:
         """Mark killed every job left 'running' by a process that died (its pipeline's lock is
         free); such a pipeline is then behind and reruns. Returns (job id, pipeline) reaped."""
         reaped = []
-        for pipeline in self.topological():
-            last = self.records.last_job(pipeline)
-            if last is None or last.state not in ("running", "created"):
-                continue
+        for pipeline in self.unfinished():
             with self.store.coordination.hold(pipeline_lease(pipeline)) as owned:
-                if owned:
-                    self._reap(pipeline)
-                    reaped.append((last.id, pipeline))
+                if owned and (job_id := self._reap(pipeline)) is not None:
+                    reaped.append((job_id, pipeline))
         if reaped:
             from ..runtimes.docker import reap
 
@@ -124,11 +128,14 @@ class Scheduler:
         busy = pending | running
         return [p for p in order if p in pending and p not in running and not upstream[p] & busy]
 
-    def _reap(self, pipeline: str) -> None:
-        """A job still 'running' while nobody holds its pipeline's lock was orphaned by a crash."""
+    def _reap(self, pipeline: str) -> str | None:
+        """A job still 'running' while nobody holds its pipeline's lock was orphaned by a crash:
+        mark it killed. Returns its id, if there was one."""
         last = self.records.last_job(pipeline)
-        if last is not None and last.state in ("running", "created"):
-            self.records.finish_job(last.id, "killed", "the process running this job died")
+        if last is None or last.state not in ("running", "created"):
+            return None
+        self.records.finish_job(last.id, "killed", "the process running this job died")
+        return last.id
 
     def run_pending(self, progress: Progress | None = None) -> list[JobInfo]:
         """Run jobs, one at a time and upstream first, until every pipeline is up to date."""
