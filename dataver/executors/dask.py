@@ -16,6 +16,7 @@ become Dask resources (CPU, MEMORY in bytes) where some worker declares them
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -103,13 +104,16 @@ class DaskExecutor(Executor):
         workers = self._workers(client)
         resources = self._resources(job, workers)
         code = pack_context(job.ctx.code_dir) if job.runtime == "local" and job.ctx.code_dir else None
+        dataset = self._dataset(job.pipeline)
         try:
+            adopted = self._adopt(client, dataset, tasks)
             shipped = client.scatter(RemoteJob(job, self.store, code), broadcast=True, hash=False)
         except Exception as exc:
             raise self._lost(exc, job.pipeline) from None
+        queue = [t for t in reversed(tasks) if t.datum_id not in adopted]
         limit = job.parallelism or len(tasks)
-        queue = list(reversed(tasks))
-        by_key: dict[str, DatumTask] = {}
+        in_flight = dict(adopted)
+        by_key = {future.key: task for task in tasks if (future := adopted.get(task.datum_id)) is not None}
 
         def submit() -> Any:
             task = queue.pop()
@@ -122,24 +126,59 @@ class DaskExecutor(Executor):
                 resources=resources or None,
             )
             by_key[future.key] = task
+            in_flight[task.datum_id] = future
             return future
 
-        running = as_completed(
-            [submit() for _ in range(min(limit, len(queue)))], loop=client.loop, with_results=True, raise_errors=False
-        )
+        first = [submit() for _ in range(max(0, min(limit - len(adopted), len(queue))))]
+        running = as_completed([*adopted.values(), *first], loop=client.loop, with_results=True, raise_errors=False)
+        published = self._publish(client, dataset, in_flight, job.pipeline)
         try:
             for future, outcome in running:
-                yield self._result(future, outcome, by_key.pop(future.key), job.pipeline)
-                if queue:
+                task = by_key.pop(future.key)
+                in_flight.pop(task.datum_id, None)
+                yield self._result(future, outcome, task, job.pipeline)
+                if queue and len(in_flight) < limit:
                     running.add(submit())
+                    published = self._publish(client, dataset, in_flight, job.pipeline)
         finally:  # done, failed, or the job cancelled: nothing of it keeps running on the cluster
             if client.status == "running":
                 try:
+                    if published:
+                        client.unpublish_dataset(dataset)
                     client.cancel(list(running.futures))
                     client.cancel(shipped)
                     client.run(close_job, job.job_id)
                 except Exception:  # the scheduler or a worker went away meanwhile: they hold nothing of ours
                     pass
+
+    def _dataset(self, pipeline: str) -> str:
+        """The name under which a pipeline's datums in flight are published on the scheduler,
+        one per store and pipeline."""
+        where = self.store.root if self.store.objects == "folder" else ""  # a shared store: any root of it
+        store = hashlib.sha256(f"{self.store.metadata}\0{self.store.objects}\0{where}".encode())
+        return f"dataver-{store.hexdigest()[:16]}-{pipeline}"
+
+    def _adopt(self, client: Any, dataset: str, tasks: Sequence[DatumTask]) -> dict[str, Any]:
+        """Datums a coordinator that died left running (or finished, unclaimed) on the cluster,
+        taken over by datum id instead of run a second time. The scheduler keeps them because
+        they are published under the pipeline's dataset; any not wanted now are cancelled."""
+        left: dict[str, Any] = client.get_dataset(dataset, default=None) or {}
+        if not left:
+            return {}
+        client.unpublish_dataset(dataset)
+        wanted = {t.datum_id for t in tasks}
+        adopted = {d: f for d, f in left.items() if d in wanted and f.status in ("pending", "finished")}
+        client.cancel([f for d, f in left.items() if d not in adopted])
+        return adopted
+
+    def _publish(self, client: Any, dataset: str, in_flight: dict[str, Any], pipeline: str) -> bool:
+        """Keep the datums in flight published, so that they outlive this process: if it dies
+        (SIGKILL, a lost host), the coordinator that takes the pipeline over adopts them."""
+        try:
+            client.publish_dataset(**{dataset: dict(in_flight)}, override=True)
+        except Exception as exc:
+            raise self._lost(exc, pipeline) from None
+        return True
 
     def _result(self, future: Any, outcome: Any, task: DatumTask, pipeline: str) -> DatumResult:
         from distributed.scheduler import KilledWorker
