@@ -416,6 +416,10 @@ class DaskCluster:
             ],
         )
 
+    def running_workers(self) -> list[str]:
+        """Names of the worker processes started and not killed (the scheduler may not know them yet)."""
+        return list(self._workers)
+
     def workers(self) -> list[str]:
         """Names of the workers the scheduler knows now."""
         from distributed import Client
