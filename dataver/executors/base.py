@@ -102,11 +102,13 @@ class Executor(ABC):
     @abstractmethod
     def run(
         self, job: JobTask, runtime: Runtime, tasks: Sequence[DatumTask], folder: Path, writer: ObjectWriter
-    ) -> Iterator[DatumResult]:
-        """Run every task (each datum with its retries and err_cmd) and yield one result per task
-        as it finishes. Every object a result names is staged in `writer` or already stored (its
-        pack rows in `placed`). `folder` is this host's work folder for the job. Closing the
-        iterator early stops the work: nothing keeps running for a job that ended."""
+    ) -> Iterator[list[DatumResult]]:
+        """Run every task (each datum with its retries and err_cmd) and yield their results as
+        they finish, in batches: every result that finished since the previous batch (so that
+        a coordinator that falls behind records many in one transaction), one result per task in
+        all. Every object a result names is staged in `writer` or already stored (its pack rows
+        in `placed`). `folder` is this host's work folder for the job. Closing the iterator early
+        stops the work: nothing keeps running for a job that ended."""
 
     def close(self) -> None:  # noqa: B027 (most executors hold nothing)
         """Release what the executor holds (a connection to a cluster)."""

@@ -93,7 +93,7 @@ class DaskExecutor(Executor):
 
     def run(
         self, job: JobTask, runtime: Runtime, tasks: Sequence[DatumTask], folder: Path, writer: ObjectWriter
-    ) -> Iterator[DatumResult]:
+    ) -> Iterator[list[DatumResult]]:
         if not tasks:
             return
         from distributed import as_completed
@@ -133,12 +133,15 @@ class DaskExecutor(Executor):
         running = as_completed([*adopted.values(), *first], loop=client.loop, with_results=True, raise_errors=False)
         published = self._publish(client, dataset, in_flight, job.pipeline)
         try:
-            for future, outcome in running:
-                task = by_key.pop(future.key)
-                in_flight.pop(task.datum_id, None)
-                yield self._result(future, outcome, task, job.pipeline)
+            for finished in running.batches():  # all that finished meanwhile: recorded in one transaction
+                results = []
+                for future, outcome in finished:
+                    task = by_key.pop(future.key)
+                    in_flight.pop(task.datum_id, None)
+                    results.append(self._result(future, outcome, task, job.pipeline))
+                yield results
                 if queue and len(in_flight) < limit:
-                    running.add(submit())
+                    running.update([submit() for _ in range(min(limit - len(in_flight), len(queue)))])
                     published = self._publish(client, dataset, in_flight, job.pipeline)
         finally:  # done, failed, or the job cancelled: nothing of it keeps running on the cluster
             if client.status == "running":

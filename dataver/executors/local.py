@@ -27,7 +27,7 @@ class LocalExecutor(Executor):
 
     def run(
         self, job: JobTask, runtime: Runtime, tasks: Sequence[DatumTask], folder: Path, writer: ObjectWriter
-    ) -> Iterator[DatumResult]:
+    ) -> Iterator[list[DatumResult]]:
         if not tasks:
             return
         pending: queue.Queue[DatumTask] = queue.Queue()
@@ -48,7 +48,7 @@ class LocalExecutor(Executor):
                 item = results.get()
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                yield [item]
         finally:  # whatever ended the loop (done, a worker's error, the job cancelled): no worker outlives it
             while not pending.empty():
                 pending.get_nowait()

@@ -50,16 +50,17 @@ class Committer:
                 self.store.objects.index.add(placed)
             self.records.record_datums(self.job.job_id, self.job.pipeline, batch)
 
-    def consume(self, results: Iterable[DatumResult], flush_seconds: float, progress: Callable[[], None]) -> None:
+    def consume(self, results: Iterable[list[DatumResult]], flush_seconds: float, progress: Callable[[], None]) -> None:
         """Record `results` as they finish, in batches of `FLUSH_EVERY` or `flush_seconds`."""
         batch: list[DatumResult] = []
         last_flush = time.monotonic()
-        for result in results:
-            batch.append(result)
-            if result.state == "success":
-                self.succeeded.add(result.datum_id)
-            elif result.state == "failed":
-                self.failures.append(result)
+        for finished in results:
+            batch.extend(finished)
+            for result in finished:
+                if result.state == "success":
+                    self.succeeded.add(result.datum_id)
+                elif result.state == "failed":
+                    self.failures.append(result)
             if len(batch) >= FLUSH_EVERY or time.monotonic() - last_flush >= flush_seconds:
                 self.record(batch)
                 batch, last_flush = [], time.monotonic()

@@ -93,7 +93,9 @@ def _run(subject: Subject, job: JobTask, tasks: list[DatumTask]) -> dict[str, Da
     """Run as the job runner does; then make every object the results name durable and indexed."""
     store = subject.store
     with job_folder(store.root, job.job_id) as folder, store.objects.writer() as writer:
-        results = list(subject.executor.run(job, LocalRuntime(store.root), tasks, folder, writer))
+        batches = list(subject.executor.run(job, LocalRuntime(store.root), tasks, folder, writer))
+        results = [r for batch in batches for r in batch]
+        assert all(batches), "an empty batch of results"
         writer.publish()
     placed = [row for r in results for row in r.placed]
     if placed:
