@@ -341,61 +341,70 @@ class Records:
         return out
 
     def record_datums(self, job_id: str, pipeline: str, records: list[DatumResult]) -> None:
-        """Store a batch of finished datums and bump the job's counters, in one transaction."""
+        """Store a batch of finished datums and bump the job's counters, in one transaction of a
+        few statements whatever the batch's size (each statement is run for the whole batch), so
+        a coordinator that falls behind catches up by recording more at once."""
         if not records:
             return
         now = time.time()
         counts = {"success": 0, "skipped": 0, "failed": 0, "recovered": 0}
+        for r in records:
+            counts[r.state] += 1
+        ran = [r for r in records if r.state != "skipped"]
+        succeeded = [r for r in ran if r.state == "success"]
         with self.db.write():
             self.require_job(job_id)
-            for r in records:
-                counts[r.state] += 1
-                self.db.execute(
-                    f"INSERT INTO job_datums ({_JOB_DATUM}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (job_id, datum_id) DO UPDATE SET state = excluded.state, started = excluded.started,"
-                    " finished = excluded.finished, attempts = excluded.attempts, exit_code = excluded.exit_code,"
-                    " reason = excluded.reason, log_oid = excluded.log_oid, worker = excluded.worker",
-                    (
-                        job_id,
-                        r.datum_id,
-                        r.state,
-                        r.started,
-                        r.finished,
-                        r.attempts,
-                        r.exit_code,
-                        r.reason,
-                        r.log_oid,
-                        r.worker,
-                    ),
+            self.db.executemany(
+                f"INSERT INTO job_datums ({_JOB_DATUM}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (job_id, datum_id) DO UPDATE SET state = excluded.state, started = excluded.started,"
+                " finished = excluded.finished, attempts = excluded.attempts, exit_code = excluded.exit_code,"
+                " reason = excluded.reason, log_oid = excluded.log_oid, worker = excluded.worker",
+                [
+                    (job_id, r.datum_id, r.state, r.started, r.finished, r.attempts, r.exit_code, r.reason, r.log_oid)
+                    + (r.worker,)
+                    for r in records
+                ],
+            )
+            if ran:
+                known = self._datums_with_inputs(pipeline, [r.datum_id for r in ran])
+                self.db.executemany(
+                    "INSERT INTO datum_inputs (pipeline, datum_id, name, repo, path, oid, size)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(pipeline, r.datum_id, *i) for r in ran if r.datum_id not in known for i in r.inputs],
                 )
-                if r.state == "skipped":
-                    continue
-                known = self.db.query_one(
-                    "SELECT 1 FROM datum_inputs WHERE pipeline = ? AND datum_id = ? LIMIT 1", (pipeline, r.datum_id)
+            if succeeded:
+                self.db.executemany(
+                    "INSERT INTO datums (pipeline, id, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    [(pipeline, r.datum_id, now) for r in succeeded],
                 )
-                if not known:
-                    self.db.executemany(
-                        "INSERT INTO datum_inputs (pipeline, datum_id, name, repo, path, oid, size)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(pipeline, r.datum_id, *i) for i in r.inputs],
-                    )
-                if r.state == "success":
-                    self.db.execute(
-                        "INSERT INTO datums (pipeline, id, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                        (pipeline, r.datum_id, now),
-                    )
-                    self.db.execute(
-                        "DELETE FROM datum_outputs WHERE pipeline = ? AND datum_id = ?", (pipeline, r.datum_id)
-                    )
-                    self.db.executemany(
-                        "INSERT INTO datum_outputs (pipeline, datum_id, path, oid, size) VALUES (?, ?, ?, ?, ?)",
-                        [(pipeline, r.datum_id, *o) for o in r.outputs],
-                    )
+                self.db.executemany(
+                    "DELETE FROM datum_outputs WHERE pipeline = ? AND datum_id = ?",
+                    [(pipeline, r.datum_id) for r in succeeded],
+                )
+                self.db.executemany(
+                    "INSERT INTO datum_outputs (pipeline, datum_id, path, oid, size) VALUES (?, ?, ?, ?, ?)",
+                    [(pipeline, r.datum_id, *o) for r in succeeded for o in r.outputs],
+                )
             self.db.execute(
                 "UPDATE jobs SET processed = processed + ?, skipped = skipped + ?, failed = failed + ?,"
                 " recovered = recovered + ? WHERE id = ?",
                 (counts["success"], counts["skipped"], counts["failed"], counts["recovered"], job_id),
             )
+
+    def _datums_with_inputs(self, pipeline: str, datum_ids: list[str]) -> set[str]:
+        """Which of these datums already have their input files recorded (by an earlier job)."""
+        known: set[str] = set()
+        for start in range(0, len(datum_ids), 500):  # within every backend's limit on parameters
+            chunk = datum_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            known.update(
+                row[0]
+                for row in self.db.query(
+                    f"SELECT DISTINCT datum_id FROM datum_inputs WHERE pipeline = ? AND datum_id IN ({marks})",
+                    (pipeline, *chunk),
+                )
+            )
+        return known
 
     def datum_infos(self, job_id: str, pipeline: str) -> list[DatumInfo]:
         files: dict[str, list[DatumFileRef]] = {}
