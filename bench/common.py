@@ -20,6 +20,8 @@ DATAVER = [sys.executable, "-m", "dataver"]
 class Run:
     seconds: float
     max_rss_mb: float
+    cpu_seconds: float
+    """User and system CPU time of the command's own process (not its children's)."""
 
 
 def run(
@@ -39,7 +41,7 @@ def run(
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark command failed: {cmd}\n{proc.stderr.read().decode() if proc.stderr else ''}")
-    return Run(elapsed, usage.ru_maxrss / 1024)
+    return Run(elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def best(times: int, fn: Callable[[], Run]) -> Run:
