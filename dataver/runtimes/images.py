@@ -103,6 +103,18 @@ def pack_context(path: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _plain_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The tar's members if all are plain files and folders inside it, else ValueError. Written
+    out rather than `filter="data"`, which Debian 12's Python 3.11.2 lacks (added in 3.11.4)."""
+    members = tar.getmembers()
+    for member in members:
+        parts = Path(member.name).parts
+        if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+            raise ValueError(f"image context member {member.name!r} is not a plain file or folder inside it")
+        member.mode &= 0o755  # no setuid, setgid or sticky bits, no group or other write
+    return members
+
+
 def unpack_context(data: bytes, into: Path) -> Path:
     """Unpack a shipped build context under `into`, once per content (named by its hash); the
     tar's members are checked as data (no links out, no device files, no absolute paths)."""
@@ -112,7 +124,7 @@ def unpack_context(data: bytes, into: Path) -> Path:
     into.mkdir(parents=True, exist_ok=True)
     partial = into / f".{uuid.uuid4().hex}.part"
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(partial, filter="data")
+        tar.extractall(partial, members=_plain_members(tar))
     try:
         os.rename(partial, target)
     except OSError:  # another thread unpacked it first

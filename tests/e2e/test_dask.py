@@ -201,9 +201,11 @@ def test_a_killed_coordinator_is_taken_over_without_running_a_datum_twice(hosts,
     _wait_for(
         lambda: [j["state"] for j in json.loads(b("list-job", "-p", "copy", "--json").stdout)] == ["success", "killed"],
         120,
-        lambda: "b's daemon did not take the pipeline over:\n"
-        + b("list-job", "-p", "copy").stdout
-        + b("daemon", "logs").stdout,
+        lambda: (
+            "b's daemon did not take the pipeline over:\n"
+            + b("list-job", "-p", "copy").stdout
+            + b("daemon", "logs").stdout
+        ),
     )
     _copied(b, 12)
     ran = Counter(side.read_text().splitlines())

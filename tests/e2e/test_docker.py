@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,7 +46,9 @@ def test_iris_on_docker_matches_the_local_runtime(dv, docker_engine):
     shown = dv("inspect-job", jobs[0]["id"]).stdout
     assert "image dataver/pyinfer:latest sha256:" in shown
     datum_rows = [line.split() for line in shown.splitlines() if re.match(r"^[0-9a-f]{12} ", line)]
-    assert [row[1:3] for row in datum_rows] == [["success", "0"], ["success", "0"]]
+    # DATUM STATE WORKER TIME EXIT ATTEMPTS, with no REASON: ran once each, exit 0, on this host
+    host = socket.gethostname()
+    assert [(row[1], row[2], row[-2:]) for row in datum_rows] == [("success", host, ["0", "1"])] * 2
     # The same specs on the local runtime give the same files. Inference moves first: a model
     # pickled by the host's newer scikit-learn cannot be loaded by the image's older one (that job
     # would fail, and the command say so), while the other way round loads.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -14,6 +16,7 @@ from helpers import dataver_process, pfs, spec
 from dataver import Client
 from dataver.errors import SpecError
 from dataver.runtimes.base import LOG_LIMIT
+from dataver.runtimes.images import pack_context, unpack_context
 
 
 @pytest.fixture
@@ -147,3 +150,24 @@ def test_put_file_into_a_folder_keeps_the_file_name(cli, client, tmp_path):
     assert sorted(f.path for f in client.glob_files("r", "master", "/*/*")) == ["/dir/data.csv", "/other/data.csv"]
     refused = cli("put-file", "r", "master", "dir/", "-f", "-", input=b"x")
     assert refused.code == 2 and "names a folder" in refused.err
+
+
+def test_a_shipped_image_context_unpacks_as_plain_files_only(tmp_path):
+    """What a Dask worker unpacks for the local runtime: the context's files, with no setuid bits;
+    a tar carrying a link out of it is refused before anything is written."""
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "run.py").write_text("print('hi')\n")
+    (context / "run.py").chmod(0o4777)
+    unpacked = unpack_context(pack_context(context), tmp_path / "cache")
+    assert (unpacked / "run.py").read_text() == "print('hi')\n"
+    assert (unpacked / "run.py").stat().st_mode & 0o7777 == 0o755
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        link = tarfile.TarInfo("etc")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc"
+        tar.addfile(link)
+    with pytest.raises(ValueError, match="'etc' is not a plain file"):
+        unpack_context(buffer.getvalue(), tmp_path / "hostile")
+    assert not any((tmp_path / "hostile").iterdir())
