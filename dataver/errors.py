@@ -42,6 +42,13 @@ class JobFailed(DataverError):
 class Corruption(DataverError):
     """An object whose bytes no longer match its hash, or that is missing."""
 
+    def __init__(self, message: str, oid: str = "", actual: str = "") -> None:
+        """`oid` and `actual` (what its bytes hash to now) name a damaged object, so that a
+        process that may not set it aside (a Dask worker) can report it to one that may."""
+        super().__init__(message)
+        self.oid = oid
+        self.actual = actual
+
 
 class NoSpace(DataverError):
     """The filesystem holding the store is full."""

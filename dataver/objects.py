@@ -69,6 +69,9 @@ class ObjectStore(ABC):
     """Where the objects rest, as a user would name it (a folder, or s3://bucket/prefix)."""
     damaged_location: str
     """Where damaged objects are kept aside, as messages name it."""
+    sets_aside: bool = True
+    """Whether a damaged object found here is set aside at once. A Dask worker's view of the
+    store does not: it reports the object (`Corruption.oid`) and its coordinator sets it aside."""
 
     def __init__(self, root: Path, index: PackIndex | None = None) -> None:
         """`root`: this host's store folder, whose `tmp/` stages objects being written."""
@@ -170,7 +173,9 @@ class ObjectStore(ABC):
             if set_aside
             else "restore the store from a backup (this store is not writable, so re-putting cannot repair it)"
         )
-        return Corruption(f"object {oid} is damaged{now}{where}: {repair}; `dataver fsck` lists what it affects")
+        return Corruption(
+            f"object {oid} is damaged{now}{where}: {repair}; `dataver fsck` lists what it affects", oid, actual
+        )
 
     def is_damaged(self, oid: str) -> bool:
         """Whether a damaged copy of `oid` was set aside (and no intact one stored since)."""
@@ -179,7 +184,10 @@ class ObjectStore(ABC):
     def set_aside(self, oid: str) -> bool:
         """Move a damaged object out of the store into `objects/damaged/` (kept for inspection);
         from then on it counts as missing, so the next put of its content stores it afresh.
-        Returns False where the store cannot be changed (read-only)."""
+        Returns False where the store cannot be changed (read-only), or may not be here
+        (`sets_aside` False: a Dask worker reports damage to its coordinator instead)."""
+        if not self.sets_aside:
+            return False
         try:
             if self.is_loose(oid):
                 self.keep_damaged(oid, None)

@@ -158,7 +158,9 @@ class StoreAddress:
 
     def open_objects(self, scratch: Path) -> ObjectStore:
         """The store's objects, staging new ones in `scratch` (a folder of this process's own).
-        Only the pack index is read from the metadata; nothing else is opened."""
+        Only the pack index is read from the metadata, through a read-only connection: this
+        process never writes metadata, and leaves damaged objects for the coordinator to set
+        aside (it reports them)."""
         if self.objects == "folder" and not (Path(self.root) / DATABASE).is_file():
             raise DataverError(
                 f"the store at {self.root} is not on this machine: a store in a folder can only run datums "
@@ -167,17 +169,21 @@ class StoreAddress:
             )
         db: Database
         if self.metadata == "sqlite":
-            db = SqliteDatabase(Path(self.root) / DATABASE)
+            db = SqliteDatabase(Path(self.root) / DATABASE, readonly=True)
         else:
             from .backends.postgres import PostgresDatabase
 
-            db = PostgresDatabase(self.metadata)
+            db = PostgresDatabase(self.metadata, readonly=True)
+        objects: ObjectStore
         if self.objects == "folder":
-            return FolderObjectStore(Path(self.root), PackIndex(db))
-        from .backends.s3 import S3ObjectStore
+            objects = FolderObjectStore(Path(self.root), PackIndex(db))
+        else:
+            from .backends.s3 import S3ObjectStore
 
-        scratch.mkdir(parents=True, exist_ok=True)
-        return S3ObjectStore(scratch, self.objects, PackIndex(db))
+            scratch.mkdir(parents=True, exist_ok=True)
+            objects = S3ObjectStore(scratch, self.objects, PackIndex(db))
+        objects.sets_aside = False
+        return objects
 
 
 @dataclass

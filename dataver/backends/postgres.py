@@ -251,15 +251,23 @@ class PostgresDatabase(Database):
     """One PostgreSQL database, reached by URL (libpq's usual places supply what it leaves out:
     PGPASSWORD, ~/.pgpass, PGHOST...)."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__()
+    def __init__(self, url: str, *, readonly: bool = False) -> None:
+        """`readonly`: a process that must not write (a Dask worker): no migration, and every
+        session is read-only on the server too."""
+        super().__init__(readonly=readonly)
         self.url = url
         self.location = display_url(url)
         self._sql: dict[str, str] = {}
-        self._migrate()
+        if readonly:
+            self._check_version()
+        else:
+            self._migrate()
 
     def _connect(self) -> Any:
-        return connect(self.url)
+        conn = connect(self.url)
+        if self.readonly:
+            conn.execute("SET default_transaction_read_only = on")
+        return conn
 
     def _begin(self, conn: Any, *, write: bool) -> None:
         if write:
@@ -306,6 +314,26 @@ class PostgresDatabase(Database):
         self.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
         row = self.query_one("SELECT max(version) FROM dataver_schema")
         return row[0] or 0 if row else 0
+
+    def _check_version(self) -> None:
+        """A read-only process only reads the schema this dataver knows."""
+        try:
+            row = self.query_one("SELECT max(version) FROM dataver_schema") if self._has_schema() else None
+        except DataverError:
+            raise
+        except Exception as exc:
+            self.close()
+            raise self._translated(exc) from None
+        version = row[0] or 0 if row else 0
+        if version != len(SCHEMA):
+            raise DataverError(
+                f"the metadata database {self.location} has schema version {version}, and this dataver reads "
+                f"version {len(SCHEMA)}: run the same dataver version here as on the coordinator"
+            )
+
+    def _has_schema(self) -> bool:
+        row = self.query_one("SELECT to_regclass('dataver_schema') IS NOT NULL")
+        return bool(row and row[0])
 
     def _migrate(self) -> None:
         """Bring the schema up to date, once, whichever host gets there first."""

@@ -80,6 +80,9 @@ class DatumResult:
     """(path, oid, size) for every output file (empty unless state is success)."""
     worker: str = ""
     """Who ran it: this host's name for the local executor, the Dask worker's name otherwise."""
+    damaged_input: tuple[str, str] | None = None
+    """(oid, what its bytes hash to now) of a damaged input this datum met where it could not be
+    set aside (a Dask worker): the coordinator sets it aside."""
     placed: list[tuple[str, str, int, int]] = field(default_factory=list)
     """Pack index rows (oid, pack, offset, size) of objects the executor published but did not
     index (a remote worker never writes metadata): indexed with the datum's record."""

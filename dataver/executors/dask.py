@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataverError
-from ..objects import ObjectWriter
+from ..objects import ObjectStore, ObjectWriter
 from ..runtimes.base import Runtime
 from ..runtimes.images import pack_context
 from ..store import StoreAddress
@@ -138,7 +138,7 @@ class DaskExecutor(Executor):
                 for future, outcome in finished:
                     task = by_key.pop(future.key)
                     in_flight.pop(task.datum_id, None)
-                    results.append(self._result(future, outcome, task, job.pipeline))
+                    results.append(self._result(future, outcome, task, job.pipeline, writer.store))
                 yield results
                 if queue and len(in_flight) < limit:
                     running.update([submit() for _ in range(min(limit - len(in_flight), len(queue)))])
@@ -183,10 +183,13 @@ class DaskExecutor(Executor):
             raise self._lost(exc, pipeline) from None
         return True
 
-    def _result(self, future: Any, outcome: Any, task: DatumTask, pipeline: str) -> DatumResult:
+    def _result(self, future: Any, outcome: Any, task: DatumTask, pipeline: str, objects: ObjectStore) -> DatumResult:
         from distributed.scheduler import KilledWorker
 
         if future.status == "finished":
+            if outcome.damaged_input is not None:  # the worker may not set it aside: done here
+                oid, actual = outcome.damaged_input
+                outcome.reason = f"a damaged input: {objects.corrupt(oid, actual)}"
             return outcome
         if future.status == "error":
             exc = outcome[1]

@@ -157,7 +157,10 @@ class DatumRunner:
             try:
                 workspace.stage(list(task.layout), self.objects, self.runtime.link_inputs)
             except Corruption as exc:  # no retry mends a damaged input
-                return self._result(task, "failed", started, attempt, reason=f"a damaged input: {exc}")
+                left = (exc.oid, exc.actual) if exc.oid and not self.objects.sets_aside else None
+                return self._result(
+                    task, "failed", started, attempt, reason=f"a damaged input: {exc}", damaged_input=left
+                )
             worker.send(request(job, self.runtime, task, job.cmd, job.stdin), f"{task.datum_id}.log")
             while_running()
             outcome = worker.receive()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import pytest
 from helpers import corrupt_object
 
+from dataver.errors import Corruption, DataverError
 from dataver.executors.base import DatumResult, DatumTask, Executor, JobTask
 from dataver.objects import hash_bytes
 from dataver.runtimes.base import JobContext, job_folder
@@ -151,7 +152,38 @@ def test_a_damaged_input_fails_its_datum_and_reaches_no_command(subject):
     results = _run(subject, _job('cp "$in" /pfs/out/'), tasks)
     assert results["in:/good"].state == "success"
     assert results["in:/bad"].state == "failed"
-    assert "damaged" in results["in:/bad"].reason
+    oid = tasks[1].layout[0][2]
+    assert f"a damaged input: object {oid} is damaged" in results["in:/bad"].reason
+    assert "set aside in objects/damaged/" in results["in:/bad"].reason  # by the coordinator, for a worker
+    assert subject.store.objects.is_damaged(oid)
+
+
+def test_a_workers_view_of_the_store_reads_metadata_only(tmp_path):
+    """What a Dask worker opens: the pack index read-only, and a damaged object reported (its id
+    on the error) rather than set aside, which would write the index."""
+    store = Store.open(tmp_path / "store")
+    with store.objects.writer() as writer:
+        oid = writer.add_bytes(b"to be damaged")
+    corrupt_object(store, oid)
+    view = store.address.open_objects(tmp_path / "scratch")
+    with pytest.raises(DataverError, match="read-only|not writable"):
+        view.index.add([(hash_bytes(b"x"), "nopack", 0, 1)])
+    with pytest.raises(Corruption) as raised:
+        view.verify(oid)
+    assert (raised.value.oid, view.index.locate(oid) is not None) == (oid, True)
+    assert not store.objects.has_damaged(oid)  # left for the coordinator
+    store.close()
+
+
+def test_a_workers_postgresql_sessions_are_read_only_on_the_server(postgres_url):
+    """Even a write that slipped past `Database.write` is refused by the server itself."""
+    from dataver.backends.postgres import PostgresDatabase
+
+    PostgresDatabase(postgres_url).close()  # the schema, as the coordinator's `init` leaves it
+    view = PostgresDatabase(postgres_url, readonly=True)
+    with pytest.raises(DataverError, match="read-only transaction"):
+        view.execute("DELETE FROM packed")
+    view.close()
 
 
 def test_parallelism_bounds_how_many_datums_run_at_once(subject):

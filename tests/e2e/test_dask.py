@@ -211,3 +211,36 @@ def test_a_killed_coordinator_is_taken_over_without_running_a_datum_twice(hosts,
     ran = Counter(side.read_text().splitlines())
     assert len(ran) == 12 and max(ran.values()) == 1, ran
     assert "(copy) success" in b("daemon", "logs").stdout
+
+
+def test_a_damaged_input_met_on_a_worker_is_set_aside_by_the_coordinator(
+    dv, tmp_path, postgres_url, s3_server, s3_bucket
+):
+    """The worker only reads metadata, so it reports the damaged object; the coordinator sets it
+    aside, the datum fails naming it, and putting the original again repairs it, as on one host."""
+    import psycopg
+
+    path = _copy_pipeline(dv, tmp_path, 3, "cp $in /pfs/out/")
+    oid = next(f["hash"] for f in json.loads(dv("list-file", "in", "master", "--json").stdout) if f["path"] == "/f001")
+    with psycopg.connect(postgres_url) as conn:
+        pack, offset = conn.execute('SELECT pack, "offset" FROM packed WHERE oid = %s', (oid,)).fetchone()
+    bucket, prefix = s3_bucket.removeprefix("s3://").split("/", 1)
+    s3 = s3_server.client()
+    key = f"{prefix}/packs/{pack}.pack"
+    data = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    data[offset] ^= 0xFF
+    s3.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+
+    failed = dv("create-pipeline", "-f", str(path), ok=False)
+    assert failed.returncode == 1
+    damaged = [d for d in _datums(dv) if d["state"] == "failed"]
+    assert len(damaged) == 1 and damaged[0]["worker"] in ("w1", "w2")
+    assert f"a damaged input: object {oid} is damaged" in damaged[0]["reason"]
+    assert f"set aside in {s3_bucket}/damaged/" in damaged[0]["reason"]
+    assert s3.get_object(Bucket=bucket, Key=f"{prefix}/damaged/{oid}")["Body"].read() == bytes(
+        data[offset : offset + 2]
+    )
+
+    dv("put-file", "in", "master", "-f", str(tmp_path / "data" / "f001"), "f001")  # the original, again
+    dv("rerun-pipeline", "copy")
+    _copied(dv, 3)
