@@ -114,6 +114,7 @@ class DaskExecutor(Executor):
         limit = job.parallelism or len(tasks)
         in_flight = dict(adopted)
         by_key = {future.key: task for task in tasks if (future := adopted.get(task.datum_id)) is not None}
+        unchecked = set(by_key)
 
         def submit() -> Any:
             task = queue.pop()
@@ -138,8 +139,13 @@ class DaskExecutor(Executor):
                 for future, outcome in finished:
                     task = by_key.pop(future.key)
                     in_flight.pop(task.datum_id, None)
-                    results.append(self._result(future, outcome, task, job.pipeline, writer.store))
-                yield results
+                    result = self._result(future, outcome, task, job.pipeline, writer.store)
+                    if future.key in unchecked and not _still_stored(result, writer.store):
+                        queue.append(task)  # its outputs were collected while no coordinator held the store
+                        continue
+                    results.append(result)
+                if results:
+                    yield results
                 if queue and len(in_flight) < limit:
                     running.update([submit() for _ in range(min(limit - len(in_flight), len(queue)))])
                     published = self._publish(client, dataset, in_flight, job.pipeline)
@@ -217,6 +223,21 @@ class DaskExecutor(Executor):
             f"the Dask scheduler at {self.address} went away mid-job ({_first_line(exc)}): the job failed; "
             f"start the scheduler again and `dataver rerun-pipeline {pipeline}`: finished datums are skipped"
         )
+
+
+def _still_stored(result: DatumResult, objects: ObjectStore) -> bool:
+    """Whether everything an adopted datum stored is still there. Its worker stored it while no
+    coordinator held the store's write lock (the one that submitted it had died), so a `gc`
+    meanwhile may have collected it as unreferenced; then the datum runs again."""
+    packs = {pack for _, pack, _, _ in result.placed}
+    packed = {oid for oid, _, _, _ in result.placed}
+    named = {oid for _, oid, _ in result.outputs} | ({result.log_oid} if result.log_oid else set())
+    try:
+        for pack in packs:
+            objects.pack_size(pack)
+    except FileNotFoundError:
+        return False
+    return objects.present(named - packed) == named - packed
 
 
 def _first_line(exc: BaseException) -> str:

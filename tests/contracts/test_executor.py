@@ -194,3 +194,36 @@ def test_parallelism_bounds_how_many_datums_run_at_once(subject):
     results = _run(subject, _job(f"{cmd} > /pfs/out/$(basename $in)", parallelism=1), tasks)
     spans = sorted(json.loads(next(iter(_output(subject, r).values()))) for r in results.values())
     assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:], strict=False)), spans
+
+
+def test_datums_left_on_the_cluster_are_adopted_unless_gc_took_their_outputs(tmp_path, dask_local_cluster):
+    """Two datums a dead coordinator left finished on the cluster: one is adopted as it is (its
+    command does not run again); the other's pack was collected meanwhile (`gc` while no one held
+    the store), so it runs again rather than commit outputs that are gone."""
+    from distributed import Client
+
+    from dataver.executors.dask import DaskExecutor
+    from dataver.executors.remote import RemoteJob, run_task
+
+    store = Store.open(tmp_path / "store")
+    executor = DaskExecutor(dask_local_cluster.address, store.address)
+    subject = Subject(store, executor, {"w1", "w2"})
+    tasks = _tasks(subject, {"kept": b"k", "collected": b"c"})
+    job = _job('cp "$in" /pfs/out/')
+    with Client(dask_local_cluster.address, set_as_default=False) as client:
+        shipped = client.scatter(RemoteJob(replace(job, job_id=uuid.uuid4().hex), store.address, None), broadcast=True)
+        left = {t.datum_id: client.submit(run_task, shipped, t, pure=False) for t in tasks}
+        gathered = client.gather([left[t.datum_id] for t in tasks])
+        before = {t.description: result for t, result in zip(tasks, gathered, strict=True)}
+        client.publish_dataset(**{executor._dataset("p"): left})
+        for pack in {pack for _, pack, _, _ in before["in:/collected"].placed}:
+            store.objects.remove_pack(pack)
+        results = _run(subject, job, tasks)
+    assert {d: _output(subject, r) for d, r in results.items()} == {
+        "in:/kept": {"kept": b"k"},
+        "in:/collected": {"collected": b"c"},
+    }
+    assert results["in:/kept"].started == before["in:/kept"].started  # adopted
+    assert results["in:/collected"].started > before["in:/collected"].finished  # ran again
+    executor.close()
+    store.close()
