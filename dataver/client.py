@@ -339,6 +339,7 @@ class Client:
         """Create a pipeline and its output repo; runs its first job now if its inputs have data.
         `runtime` (auto, local or docker) defaults to the `runtime` setting (auto)."""
         parsed = self.parse_spec(spec)
+        self._pipes.executor()  # a bad `executor` setting is refused before anything is recorded
         self._pipes.service.create(parsed, self.config.get("runtime", runtime), _spec_path(spec))
         self._warn_missing_branches(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
@@ -348,6 +349,7 @@ class Client:
     ) -> PipelineInfo:
         """Record a new spec version; seen datums are skipped unless `reprocess`."""
         parsed = self.parse_spec(spec)
+        self._pipes.executor()
         self._pipes.service.update(parsed, runtime=runtime, spec_path=_spec_path(spec), reprocess=reprocess)
         self._warn_missing_branches(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))

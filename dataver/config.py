@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import DataverError, InvalidArgument
 
@@ -33,6 +34,8 @@ class Key:
     user_only: bool = False
     schemes: tuple[str, ...] = ()
     """URL schemes allowed besides the choices (`postgresql://...`)."""
+    host_port: bool = False
+    """Its URLs are scheme://host:port, with nothing else (a Dask scheduler's address)."""
     init_only: bool = False
     """Chosen when the store is made (`dataver init`): changing it later would hide the store's data."""
 
@@ -74,6 +77,7 @@ KEYS = {
             "where datums run: local (this host) or a Dask scheduler's address, like tcp://sched:8786",
             choices=("local",),
             schemes=("tcp://", "tls://", "ws://", "wss://"),
+            host_port=True,
         ),
         Key(
             "lease_seconds",
@@ -170,11 +174,29 @@ def _check(key: Key, value: Any, where: str) -> Any:
     if key.schemes and value.startswith(key.schemes):
         if value.startswith("s3://") and not value[len("s3://") :].split("/")[0]:
             raise InvalidArgument(f"{key.name}{at} must name a bucket, like s3://my-bucket/dataver, not {value!r}")
+        if key.host_port and not _is_host_port(value):
+            raise InvalidArgument(
+                f"{key.name}{at} must be a host and a port from 1 to 65535, like {value.split('://')[0]}://sched:8786, "
+                f"not {value!r}"
+            )
         return value
     if key.choices and value not in key.choices:
         urls = f", or a {' or '.join(key.schemes)} URL" if key.schemes else ""
-        raise InvalidArgument(f"{key.name}{at} must be one of {', '.join(key.choices)}{urls}, not {value!r}")
+        allowed = ", ".join(key.choices) if len(key.choices) > 1 else key.choices[0]
+        one_of = "one of " if len(key.choices) > 1 else ""
+        raise InvalidArgument(f"{key.name}{at} must be {one_of}{allowed}{urls}, not {value!r}")
     return value
+
+
+def _is_host_port(url: str) -> bool:
+    """scheme://host:port and nothing more (a Dask address): a typo here would otherwise only
+    show, as an internal error, when a job first connects."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return bool(parts.hostname) and port is not None and port > 0 and parts.path in ("", "/") and not parts.query
 
 
 class Config:

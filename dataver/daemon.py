@@ -98,6 +98,7 @@ class Daemon:
         """When to look again at a pipeline another process was running (monotonic time): its
         commit will wake us, but if it dies instead nothing would, until its lease expires."""
         self.recheck_after = float(client.config.get("lease_seconds"))
+        client.config.get("executor")  # a bad setting stops the daemon as it starts, not every job
 
     def run(self) -> None:
         lock_fd = _take_lock(self.root)
@@ -164,8 +165,11 @@ class Daemon:
             if job is None:
                 self.log.info("pipeline %s: nothing to run (up to date, or another process runs it)", pipeline)
                 ran = False
-        except DataverError as exc:
-            self.log.info("pipeline %s: job could not run: %s", pipeline, exc)
+        except DataverError as exc:  # not the job's own failure: tried again later, not at once
+            self.log.info(
+                "pipeline %s: job could not run: %s (trying again in %g s)", pipeline, exc, self.recheck_after
+            )
+            ran = False
         except Exception:  # a daemon must outlive one job's bug; the log keeps the traceback
             self.log.exception("pipeline %s: job crashed", pipeline)
         finally:

@@ -106,6 +106,7 @@ def test_commit_workflow_through_the_cli(cli, loaded):
 
 BAD_INPUT = [
     (["list-file", "nope", "master"], "repo nope not found"),
+    (["rerun-pipeline", "nope"], "pipeline nope not found"),
     (["list-file", "training", "nobranch"], "no branch or commit nobranch"),
     (["inspect-commit", "training", "0123456789abcdef0123456789abcdef"], "no branch or commit"),
     (["get-file", "training", "master", "missing.csv"], "/missing.csv does not exist"),

@@ -34,6 +34,11 @@ def test_bad_settings_get_one_line(cli, root):
         (["config", "set", "rntime", "local"], "did you mean runtime?"),
         (["config", "set", "max_file_bytes", "lots"], "must be a number, like 1000000, 512M or 64GiB"),
         (["config", "set", "root", "/tmp/x"], "can only be set for the user"),
+        (["config", "set", "executor", "dask"], "must be local, or a tcp:// or tls:// or ws:// or wss:// URL"),
+        *(
+            (["config", "set", "executor", address], "must be a host and a port from 1 to 65535, like tcp://sched")
+            for address in ("tcp://", "tcp://sched", "tcp://sched:abc", "tcp://sched:99999", "tcp://sched:8786/x")
+        ),
     ]:
         result = cli(*args)
         assert result.code == 2 and message in result.err and result.err.count("\n") == 1, result.err
@@ -114,3 +119,15 @@ def test_a_bad_value_is_shown_by_list_not_hidden_by_it(cli, monkeypatch):
 def test_unsetting_a_user_setting_needs_user(cli):
     refused = cli("config", "unset", "root")
     assert refused.code == 2 and "root is a user setting: add --user" in refused.err
+
+
+def test_a_bad_executor_setting_records_no_pipeline(client, cli, monkeypatch, tmp_path):
+    """The setting is checked before the pipeline is recorded, not when its first job starts."""
+    client.create_repo("in")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(spec("p", "cp $in /pfs/out/", pfs("in"))))
+    monkeypatch.setenv("DATAVER_EXECUTOR", "tcp://sched")
+    result = cli("create-pipeline", "-f", str(path))
+    assert result.code == 2 and "executor ($DATAVER_EXECUTOR) must be a host and a port" in result.err
+    monkeypatch.delenv("DATAVER_EXECUTOR")
+    assert cli("list-pipeline", "--json").out.strip() == "[]"

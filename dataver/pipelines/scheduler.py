@@ -163,6 +163,7 @@ class Scheduler:
     def rerun(self, pipeline: str, progress: Progress | None = None) -> JobInfo:
         """Run a job of `pipeline` over its current inputs even if it is up to date (after a job
         failed for a reason outside its datums, say): datums that succeeded before are skipped."""
+        self.records.pipeline(pipeline)  # NotFound, naming it
         with self.store.coordination.hold(pipeline_lease(pipeline)) as owned:
             if not owned:
                 raise Conflict(

@@ -112,6 +112,18 @@ def test_one_daemon_per_store_and_status_and_stop(dv):
     assert dv("daemon", "stop", ok=False).returncode == 1
 
 
+def test_a_daemon_with_a_bad_executor_setting_does_not_start(dv):
+    """Refused as it starts, in one line, rather than failing every job it would run."""
+    dv("create-repo", "in")
+    with open(dv.root / "config.toml", "a") as config:  # as a hand edit would leave it
+        config.write('executor = "tcp://sched"\n')
+    started = dv("daemon", "start", ok=False)
+    assert started.returncode == 1
+    assert "the daemon exited at once: dataver: error: executor (store config" in started.stderr
+    assert "must be a host and a port" in started.stderr and started.stderr.count("\n") == 1
+    assert dv("daemon", "status", ok=False).returncode == 3
+
+
 def test_stop_now_marks_running_jobs_killed(dv):
     with Client(dv.root) as client:
         client.create_repo("in")
