@@ -131,3 +131,16 @@ def test_a_bad_executor_setting_records_no_pipeline(client, cli, monkeypatch, tm
     assert result.code == 2 and "executor ($DATAVER_EXECUTOR) must be a host and a port" in result.err
     monkeypatch.delenv("DATAVER_EXECUTOR")
     assert cli("list-pipeline", "--json").out.strip() == "[]"
+
+
+def test_a_tls_scheduler_without_tls_settings_is_one_line(client, cli, tmp_path):
+    """Dask would fail deep inside, then hang 20 s closing; dataver says what is missing."""
+    pytest.importorskip("distributed")
+    client.create_repo("in")
+    client.put_file("in", "master", "x", source=b"x")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(spec("p", "cp $in /pfs/out/", pfs("in"))))
+    assert cli("config", "set", "executor", "tls://127.0.0.1:1").code == 0
+    result = cli("create-pipeline", "-f", str(path))
+    assert result.code == 1 and "the Dask scheduler at tls://127.0.0.1:1 speaks TLS" in result.err
+    assert "distributed.comm.tls" in result.err and "Traceback" not in result.err

@@ -31,7 +31,6 @@ from .base import DatumResult, DatumTask, Executor, JobTask
 
 CONNECT_TIMEOUT = 10
 """Seconds to reach the scheduler before saying it does not answer."""
-SCHEMES = ("tcp://", "tls://", "ws://", "wss://")
 
 
 class DaskExecutor(Executor):
@@ -53,8 +52,14 @@ class DaskExecutor(Executor):
         with self._lock:
             if self._client is not None and self._client.status in ("running", "connecting"):
                 return self._client
-            from distributed import Client
-
+            try:
+                from distributed import Client
+            except ImportError:
+                raise DataverError(
+                    f"the executor is the Dask cluster at {self.address}, and this host lacks Dask: "
+                    "pip install 'dataver[cluster]', or run datums here with `dataver config set executor local`"
+                ) from None
+            self._check_tls()
             try:
                 self._client = Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError) as exc:
@@ -64,6 +69,20 @@ class DaskExecutor(Executor):
                 ) from None
             return self._client
 
+    def _check_tls(self) -> None:
+        """A tls:// or wss:// address needs Dask's TLS settings; without them the client fails
+        deep inside, and then hangs for 20 s on its way out."""
+        if not self.address.startswith(("tls://", "wss://")):
+            return
+        from distributed.security import Security
+
+        if Security().get_connection_args("client").get("ssl_context") is None:
+            raise DataverError(
+                f"the Dask scheduler at {self.address} speaks TLS, and this host has no TLS settings for Dask: "
+                "set distributed.comm.tls (ca-file, client.cert, client.key) in Dask's config "
+                "(~/.config/dask/distributed.yaml, or DASK_DISTRIBUTED__COMM__TLS__CA_FILE and the like)"
+            )
+
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
@@ -71,7 +90,7 @@ class DaskExecutor(Executor):
                 self._client = None
 
     def _workers(self, client: Any) -> dict[str, Any]:
-        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        workers = _all_workers(client)
         if not workers:
             raise DataverError(
                 f"the Dask cluster at {self.address} has no workers: start some with `dask worker {self.address}` "
@@ -219,10 +238,34 @@ class DaskExecutor(Executor):
         raise self._lost(outcome, pipeline)
 
     def _lost(self, exc: BaseException, pipeline: str) -> DataverError:
+        """The job cannot go on: the scheduler went away, or (it still answers) it dropped the
+        job's tasks, as when every worker is gone."""
+        client = self._client
+        if client is not None and client.status == "running":
+            try:
+                workers = len(_all_workers(client))
+            except Exception:
+                workers = None
+            if workers is not None:
+                return DataverError(
+                    f"the Dask cluster at {self.address} lost the job's datums mid-job ({_first_line(exc)}; "
+                    f"{workers} worker(s) left): the job failed; start workers (`dask worker {self.address}`) "
+                    f"and `dataver rerun-pipeline {pipeline}`: finished datums are skipped"
+                )
         return DataverError(
             f"the Dask scheduler at {self.address} went away mid-job ({_first_line(exc)}): the job failed; "
             f"start the scheduler again and `dataver rerun-pipeline {pipeline}`: finished datums are skipped"
         )
+
+
+def _all_workers(client: Any) -> dict[str, Any]:
+    """Every worker the scheduler knows. Since distributed 2025.7 `scheduler_info()` lists five
+    unless asked for all (`n_workers=-1`), which older releases do not accept (and list all)."""
+    try:
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:
+        info = client.scheduler_info()
+    return info.get("workers", {})
 
 
 def _still_stored(result: DatumResult, objects: ObjectStore) -> bool:

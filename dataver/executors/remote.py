@@ -23,14 +23,16 @@ from pathlib import Path
 
 from ..objects import ObjectStore
 from ..runtimes.base import Runtime, Worker, Workspace
+from ..runtimes.choice import make_runtime
 from ..runtimes.images import unpack_context
-from ..runtimes.jobfiles import remove_tree
 from ..store import StoreAddress
 from .base import DatumResult, DatumTask, JobTask
 from .datum import DatumRunner, Finishing
 
 IDLE_SECONDS = 60.0
 """A started runtime worker unused for this long is closed (its job's coordinator is gone)."""
+CLOSED_KEPT = 1000
+"""How many ended jobs a worker remembers (a session of one checked in later is closed)."""
 SCRATCH_ENV = "DATAVER_SCRATCH"
 """Where a Dask worker keeps workspaces and staged objects (default: the Dask worker's own
 local directory)."""
@@ -47,7 +49,7 @@ class RemoteJob:
     the runtime is Docker, whose image the worker's engine must have)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Session:
     """One started runtime worker of one job, with its workspace."""
 
@@ -73,7 +75,8 @@ class _Host:
         self.name = name
         self._stores: dict[StoreAddress, ObjectStore] = {}
         self._idle: dict[str, list[_Session]] = {}
-        self._closed_jobs: set[str] = set()
+        self._closed_jobs: dict[str, None] = {}
+        """Jobs that ended, newest last (a set in insertion order, bounded: CLOSED_KEPT)."""
         self._lock = threading.Lock()
         self._numbers = itertools.count()
         threading.Thread(target=self._reap_idle, name="dataver-idle-reaper", daemon=True).start()
@@ -87,14 +90,14 @@ class _Host:
     def checkout(self, remote: RemoteJob, objects: ObjectStore) -> _Session:
         job = remote.job
         with self._lock:
-            self._closed_jobs.discard(job.job_id)
+            self._closed_jobs.pop(job.job_id, None)
             idle = self._idle.get(job.job_id)
             if idle:
                 return idle.pop()
             number = next(self._numbers)
         if remote.code is not None:
             job = replace(job, ctx=replace(job.ctx, code_dir=unpack_context(remote.code, self.scratch / "code")))
-        runtime = _runtime(job, self.scratch)
+        runtime = make_runtime(job.runtime, job.ctx.image, self.scratch, sandbox=job.sandbox)
         workspace = Workspace(self.scratch / "work" / job.job_id / f"w{number}")
         try:
             worker = runtime.start(job.ctx, workspace)
@@ -111,14 +114,25 @@ class _Host:
                 self._idle.setdefault(session.job_id, []).append(session)
                 return
         session.close()
+        self._remove_job_folder(session.job_id)
 
     def close_job(self, job_id: str) -> None:
+        """Close the job's idle sessions; one still busy (a cancelled datum finishing) closes
+        when it is checked in, so no workspace is removed from under a running command."""
         with self._lock:
-            self._closed_jobs.add(job_id)
+            self._closed_jobs[job_id] = None
+            while len(self._closed_jobs) > CLOSED_KEPT:
+                del self._closed_jobs[next(iter(self._closed_jobs))]
             sessions = self._idle.pop(job_id, [])
         for session in sessions:
             session.close()
-        remove_tree(self.scratch / "work" / job_id)
+        self._remove_job_folder(job_id)
+
+    def _remove_job_folder(self, job_id: str) -> None:
+        try:
+            os.rmdir(self.scratch / "work" / job_id)
+        except OSError:
+            pass  # a session of the job is still busy (or never started one here)
 
     def _reap_idle(self) -> None:
         while True:
@@ -132,16 +146,6 @@ class _Host:
                         del self._idle[job_id]
             for session in stale:
                 session.close()
-
-
-def _runtime(job: JobTask, scratch: Path) -> Runtime:
-    if job.runtime == "docker":
-        from ..runtimes.docker import DockerRuntime
-
-        return DockerRuntime(scratch)
-    from ..runtimes.local import LocalRuntime
-
-    return LocalRuntime(scratch, sandbox=job.sandbox)
 
 
 _host: _Host | None = None

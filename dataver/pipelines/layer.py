@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -42,25 +43,29 @@ class PipelineLayer:
             store, repos, self.records, self.runner, self._runtime_for, self._ctx_for, self.executor
         )
         self._executor: Executor | None = None
+        self._executor_lock = threading.Lock()
 
     def executor(self) -> Executor:
-        """Where datums run (the `executor` setting), made once and kept (a cluster connection)."""
-        if self._executor is None:
-            setting = Config(self.store.root).get("executor")
-            if setting == "local":
-                from ..executors.local import LocalExecutor
+        """Where datums run (the `executor` setting), made once and kept (a cluster connection),
+        whichever of the daemon's job threads asks first."""
+        with self._executor_lock:
+            if self._executor is None:
+                setting = Config(self.store.root).get("executor")
+                if setting == "local":
+                    from ..executors.local import LocalExecutor
 
-                self._executor = LocalExecutor(self.store.objects)
-            else:
-                from ..executors.dask import DaskExecutor
+                    self._executor = LocalExecutor(self.store.objects)
+                else:
+                    from ..executors.dask import DaskExecutor
 
-                self._executor = DaskExecutor(setting, self.store.address)
-        return self._executor
+                    self._executor = DaskExecutor(setting, self.store.address)
+            return self._executor
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.close()
-            self._executor = None
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.close()
 
     def _runtime_for(self, pipeline: str) -> Runtime:
         row = self.records.pipeline(pipeline)

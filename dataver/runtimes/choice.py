@@ -28,9 +28,11 @@ def resolve_runtime(name: str, image: str) -> str:
     return "docker" if has_image(image) else "local"
 
 
-def make_runtime(name: str, image: str, store_root: Path) -> Runtime:
+def make_runtime(name: str, image: str, store_root: Path, sandbox: str | None = None) -> Runtime:
+    """`store_root`: where its work folders go (a store's root, or a Dask worker's scratch
+    space); `sandbox`: the local runtime's confinement (default: the `sandbox` setting there)."""
     if resolve_runtime(name, image) == "docker":
         from .docker import DockerRuntime
 
         return DockerRuntime(store_root)
-    return LocalRuntime(store_root)
+    return LocalRuntime(store_root, sandbox=sandbox)
