@@ -150,7 +150,7 @@ class Daemon:
             self.log.info("job %s (%s) was interrupted: it is marked killed and rerun", job_id, pipeline)
         if set(scheduler.unfinished()) - busy:  # running elsewhere: if that process dies, nothing wakes us
             with self._lock:
-                self.recheck = time.monotonic() + self.recheck_after
+                self._recheck_later()
         for pipeline in scheduler.ready(busy):
             thread = threading.Thread(target=self._run_job, args=(pipeline,), name=f"job-{pipeline}", daemon=True)
             with self._lock:
@@ -176,9 +176,15 @@ class Daemon:
             with self._lock:
                 self.running.pop(pipeline, None)
                 if not ran:  # its commit wakes us; should its process die instead, look again later
-                    self.recheck = time.monotonic() + self.recheck_after
+                    self._recheck_later()
             if ran:
                 self.wake.set()
+
+    def _recheck_later(self) -> None:
+        """Look again after `recheck_after`, or sooner if a look is already due sooner (the
+        caller holds the lock)."""
+        later = time.monotonic() + self.recheck_after
+        self.recheck = later if self.recheck is None else min(self.recheck, later)
 
     def _progress(self, job: JobInfo) -> None:
         if job.state != "running":
