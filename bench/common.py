@@ -9,11 +9,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 DATAVER = [sys.executable, "-m", "dataver"]
+AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+"""moto's dummy credentials, and no developer's ~/.aws in the way."""
 
 
 @dataclass
@@ -114,3 +123,26 @@ def iris_example(work: Path, runtime: str) -> Row:
     jobs = json.loads(listing.stdout)
     ok = len(jobs) == 2 and all(j["state"] == "success" and j["runtime"].startswith(runtime) for j in jobs)
     return Row(f"iris example end to end, {runtime} runtime (2 jobs)", f"{total:.2f} s", "-", None, "report", ok)
+
+
+@contextmanager
+def shared_servers(work: Path) -> Iterator[tuple[object, object]]:
+    """A throwaway PostgreSQL cluster and S3 server (tests/services.py) for a suite, with this
+    process's environment pointing at the S3 server; all undone, and `work` removed, at the end."""
+    sys.path.insert(0, str(PROJECT / "tests"))
+    from services import start_postgres, start_s3
+
+    postgres, s3 = start_postgres(), start_s3()
+    saved = {k: os.environ.get(k) for k in (*AWS, "AWS_ENDPOINT_URL")}
+    os.environ.update(AWS, AWS_ENDPOINT_URL=s3.endpoint)
+    try:
+        yield postgres, s3
+    finally:
+        s3.stop()
+        postgres.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        cleanup(work)

@@ -15,26 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .common import DATAVER, PROJECT, Row, Run, cleanup, iris_example, print_table, run, workdir
+from .common import AWS, DATAVER, PROJECT, Row, Run, iris_example, print_table, run, shared_servers, workdir
 
 CPU_DATUMS = 40
 SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1:\n    pass\n"
 """One second of pure computation (CPU time, so two datums sharing one core take two seconds)."""
 TINY_DATUMS = 1000
-AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
-
-
-def _services():
+def _start_dask():
     sys.path.insert(0, str(PROJECT / "tests"))
-    from services import start_dask, start_postgres, start_s3
+    from services import start_dask
 
-    return start_postgres(), start_s3(), start_dask
+    return start_dask
 
 
 def _store(root: Path, postgres, s3, executor: str | None) -> dict[str, str]:
@@ -144,23 +135,11 @@ def iris(work: Path, postgres, s3, start_dask) -> list[Row]:
 
 def main() -> None:
     work = workdir("dask")
-    postgres, s3, start_dask = _services()
-    saved = {k: os.environ.get(k) for k in (*AWS, "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS, AWS_ENDPOINT_URL=s3.endpoint)
     rows: list[Row] = []
-    try:
+    with shared_servers(work) as (postgres, s3):
         for name, case in (("cpu", cpu_bound), ("tiny", tiny), ("iris", iris)):
             (work / name).mkdir()
-            rows += case(work / name, postgres, s3, start_dask)
-    finally:
-        s3.stop()
-        postgres.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        cleanup(work)
+            rows += case(work / name, postgres, s3, _start_dask())
     print_table("dataver Dask executor benchmark (issue 12): real scheduler and workers on 127.0.0.1", rows)
 
 

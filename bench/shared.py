@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .common import DATAVER, PROJECT, Row, best, cleanup, print_table, run, workdir
+from .common import DATAVER, PROJECT, Row, best, print_table, run, shared_servers, workdir
 from .store import _tree
 
 SMALL_FILES = 10_000
@@ -46,13 +46,6 @@ from dataver.backends.s3 import MULTIPART, PART_THREADS
 config = TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART, max_concurrency=PART_THREADS)
 boto3.client("s3").upload_file(sys.argv[1], sys.argv[2], "one/big.bin", Config=config)
 """
-
-
-def _servers():
-    sys.path.insert(0, str(PROJECT / "tests"))
-    from services import start_postgres, start_s3
-
-    return start_postgres(), start_s3()
 
 
 def _shared_root(work: Path, name: str, postgres, s3) -> tuple[Path, dict[str, str]]:
@@ -160,28 +153,11 @@ def huge_commit(work: Path, postgres, s3) -> list[Row]:
 
 def main() -> None:
     work = workdir("shared")
-    postgres, s3 = _servers()
-    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(
-        AWS_ENDPOINT_URL=s3.endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
     rows: list[Row] = []
-    try:
+    with shared_servers(work) as (postgres, s3):
         for name, case in (("small", small_files), ("big", big_file), ("huge", huge_commit)):
             (work / name).mkdir()
             rows += case(work / name, postgres, s3)
-    finally:
-        s3.stop()
-        postgres.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        cleanup(work)
     print_table("dataver shared store benchmark (issue 11): S3 (moto on loopback) + PostgreSQL", rows)
 
 
