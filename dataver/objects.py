@@ -134,6 +134,20 @@ class ObjectStore(ABC):
     def has_damaged(self, oid: str) -> bool:
         """Whether a damaged copy of `oid` was kept aside."""
 
+    @abstractmethod
+    def read_document(self, name: str) -> bytes | None:
+        """A small named document kept beside the objects (a remote's manifests and pack
+        indexes: `repos/training.json`), or None when there is none."""
+
+    @abstractmethod
+    def write_document(self, name: str, data: bytes) -> None:
+        """Write a document whole, replacing any before it atomically: a reader sees the old
+        bytes or the new, never a mix, and after a crash one of the two."""
+
+    @abstractmethod
+    def documents(self, prefix: str) -> list[str]:
+        """The names of the documents under `prefix` (a folder, ending in /)."""
+
     def check_reachable(self) -> None:  # noqa: B027 (a folder on this host always is)
         """Raise DataverError unless the objects' home answers (a bucket that exists, say)."""
 

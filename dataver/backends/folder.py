@@ -47,6 +47,7 @@ class FolderObjectStore(ObjectStore):
         self.objects_dir = root / "objects"
         self.pack_dir = self.objects_dir / "pack"
         self.damaged_dir = self.objects_dir / "damaged"
+        self.documents_dir = root / "documents"
         self.objects_dir_str = f"{self.objects_dir}/"
         self.location = str(self.objects_dir)
         self.damaged_location = "objects/damaged/"
@@ -120,3 +121,35 @@ class FolderObjectStore(ObjectStore):
 
     def has_damaged(self, oid: str) -> bool:
         return os.path.exists(self.damaged_dir / oid)
+
+    def read_document(self, name: str) -> bytes | None:
+        try:
+            return (self.documents_dir / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_document(self, name: str, data: bytes) -> None:
+        """Written beside, flushed, then renamed over the old one (and the rename flushed)."""
+        path = self.documents_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+    def documents(self, prefix: str) -> list[str]:
+        folder = self.documents_dir / prefix
+        if not folder.is_dir():
+            return []
+        return sorted(f"{prefix}{p.name}" for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -114,6 +114,7 @@ class S3ObjectStore(ObjectStore):
         self._loose_at = f"{self.prefix}objects/"
         self._packs_at = f"{self.prefix}packs/"
         self._damaged_at = f"{self.prefix}damaged/"
+        self._documents_at = f"{self.prefix}documents/"
         self._client: Any = None
         self._assembler: Any = None
         self._transfer: TransferConfig | None = None
@@ -411,6 +412,29 @@ class S3ObjectStore(ObjectStore):
                     raise
                 raise FileNotFoundError(errno.ENOENT, "no such object", f"s3://{self.bucket}/{source}") from None
             self.client.delete_object(Bucket=self.bucket, Key=source)
+
+    def read_document(self, name: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        with self._talking():
+            try:
+                return bytes(self.client.get_object(Bucket=self.bucket, Key=self._documents_at + name)["Body"].read())
+            except ClientError as exc:
+                if _error_code(exc) not in _NOT_FOUND:
+                    raise
+        self._missing_bucket()
+        return None
+
+    def write_document(self, name: str, data: bytes) -> None:
+        """One PUT: S3 replaces a key whole, so readers see the old document or the new."""
+        with self._talking():
+            self.client.put_object(Bucket=self.bucket, Key=self._documents_at + name, Body=data)
+
+    def documents(self, prefix: str) -> list[str]:
+        start = len(self._documents_at)
+        return sorted(
+            key[start:] for key in self._keys(self._documents_at + prefix) if "/" not in key[start + len(prefix) :]
+        )
 
     def has_damaged(self, oid: str) -> bool:
         return self._head(self.damaged_key(oid)) is not None

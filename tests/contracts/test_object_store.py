@@ -286,6 +286,21 @@ def aws_nowhere(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
+def test_documents_are_replaced_whole_and_listed_by_folder(subject):
+    """What a remote keeps beside its objects (manifests, pack indexes)."""
+    objects = subject.objects
+    assert objects.read_document("repos/training.json") is None
+    assert objects.documents("repos/") == []
+    objects.write_document("repos/training.json", b"one")
+    objects.write_document("repos/training.json", b"two")
+    objects.write_document("repos/model.json", b"m")
+    objects.write_document("packs/p.idx", b"i")
+    assert objects.read_document("repos/training.json") == b"two"
+    assert objects.documents("repos/") == ["repos/model.json", "repos/training.json"]
+    assert objects.documents("packs/") == ["packs/p.idx"]
+    assert list(objects.loose()) == [] and objects.packs() == []  # documents are not objects
+
+
 def test_an_unreachable_s3_server_is_one_clear_line_soon(tmp_path, monkeypatch, aws_nowhere):
     from dataver.backends.s3 import S3ObjectStore
 
