@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from .backends.sqlite import SalvagedTable
     from .pipelines.models import DatumInfo, JobInfo, PipelineInfo, PipelineVersion, ProvenanceNode
     from .pipelines.spec import PipelineSpec
+    from .remotes.registry import RemoteInfo
+    from .remotes.transfer import Progress as TransferProgress
+    from .remotes.transfer import Selection, TransferReport
 
 Ref = str | CommitRef
 Progress = Callable[["JobInfo"], None]
@@ -35,6 +38,19 @@ Progress = Callable[["JobInfo"], None]
 
 def _ref(ref: Ref) -> CommitRef:
     return ref if isinstance(ref, CommitRef) else parse_commit_ref(ref)
+
+
+def _selection(repos: list[str] | None) -> list[Selection] | None:
+    """`repo` or `repo@branch` -> what a push or pull moves (None: every repo)."""
+    from .remotes.transfer import Selection
+
+    if not repos:
+        return None
+    picked = []
+    for spec in repos:
+        repo, _, branch = spec.partition("@")
+        picked.append(Selection(check_name("repo", repo), check_name("branch", branch) if branch else None))
+    return picked
 
 
 class Client:
@@ -281,6 +297,104 @@ class Client:
         self, src_repo: str, src_ref: Ref, src_path: str, dst_repo: str, dst_ref: Ref, dst_path: str
     ) -> CommitInfo:
         return self._landed(self.files.copy_file(src_repo, _ref(src_ref), src_path, dst_repo, _ref(dst_ref), dst_path))
+
+    # ---- remotes -----------------------------------------------------------------------
+
+    def add_remote(self, name: str, url: str) -> RemoteInfo:
+        """Name a place to push to and pull from: a folder (or file:// URL), an
+        s3://bucket/prefix, or another dataver store's root."""
+        from .remotes.registry import Remotes
+
+        return Remotes(self.root).add(name, url)
+
+    def list_remotes(self) -> list[RemoteInfo]:
+        from .remotes.registry import Remotes
+
+        return Remotes(self.root).list()
+
+    def remove_remote(self, name: str) -> None:
+        """Forget a remote's name (nothing there is touched)."""
+        from .remotes.registry import Remotes
+
+        Remotes(self.root).remove(name)
+
+    def push(
+        self,
+        remote: str,
+        repos: list[str] | None = None,
+        *,
+        pipelines: bool = False,
+        force: bool = False,
+        progress: TransferProgress | None = None,
+    ) -> TransferReport:
+        """Send repos (`name` or `name@branch`; default: all) with their history, provenance and
+        the jobs that wrote them to a remote, and move its branches: fast-forward only, unless
+        `force`. Only what the remote lacks is sent. `pipelines`: their specs too."""
+        from .remotes.registry import Remotes
+        from .remotes.sides import StoreSide
+        from .remotes.transfer import transfer
+
+        there = Remotes(self.root).open(remote, create=True)
+        try:
+            here = StoreSide(self.store, "this store")
+            return transfer(here, there, _selection(repos), force=force, pipelines=pipelines, progress=progress)
+        finally:
+            there.close()
+
+    def pull(
+        self,
+        remote: str,
+        repos: list[str] | None = None,
+        *,
+        pipelines: bool = False,
+        force: bool = False,
+        progress: TransferProgress | None = None,
+    ) -> TransferReport:
+        """Fetch new commits (with provenance and jobs) of repos (`name` or `name@branch`;
+        default: all) from a remote and fast-forward this store's branches (unless `force`)."""
+        from .remotes.registry import Remotes
+        from .remotes.sides import StoreSide
+        from .remotes.transfer import transfer
+
+        there = Remotes(self.root).open(remote, create=False)
+        try:
+            here = StoreSide(self.store, "this store")
+            report = transfer(there, here, _selection(repos), force=force, pipelines=pipelines, progress=progress)
+        finally:
+            there.close()
+        if report.commits and self.run_jobs and self._has_pipelines() and self.serving_daemon() is None:
+            self.run_pending()  # what the new commits trigger, as after a put
+        return report
+
+    @staticmethod
+    def clone(
+        url: str, root: str | Path | None = None, *, pipelines: bool = False, progress: TransferProgress | None = None
+    ) -> TransferReport:
+        """A new store at `root` (default: where commands look) with every repo of the remote at
+        `url`, which becomes its remote `origin`."""
+        from .remotes.registry import Remotes
+
+        path = Path(root).expanduser() if root is not None else default_root()
+        if path.exists() and any(path.iterdir()):
+            raise Conflict(f"{path} is not empty: clone into a new folder (--root), or `dataver pull` into this store")
+        with Client(path, run_jobs=False) as client:
+            Remotes(path).add("origin", url)
+            return client.pull("origin", pipelines=pipelines, progress=progress)
+
+    def fsck_remote(self, remote: str) -> FsckReport:
+        """Check a remote as fsck checks a store: every commit's objects there and sound."""
+        from .remotes.check import check_remote
+        from .remotes.registry import Remotes
+        from .remotes.sides import BundleSide
+
+        side = Remotes(self.root).open(remote, create=False)
+        try:
+            if isinstance(side, BundleSide):
+                return check_remote(side)
+        finally:
+            side.close()
+        with Client(Remotes(self.root).get(remote).url, run_jobs=False) as store:  # a dataver store
+            return store.fsck()
 
     # ---- maintenance -------------------------------------------------------------------
 

@@ -40,6 +40,16 @@ class PackIndex:
         row = self.db.query_one(f"SELECT {_ENTRY} FROM packed WHERE oid = ?", (oid,))
         return PackEntry(*row) if row is not None else None
 
+    def locate_many(self, oids: list[str]) -> dict[str, PackEntry]:
+        """Where each of `oids` that is packed is (one query per 500 ids)."""
+        found: dict[str, PackEntry] = {}
+        for start in range(0, len(oids), 500):
+            chunk = oids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT {_ENTRY} FROM packed WHERE oid IN ({marks})", chunk):
+                found[row[0]] = PackEntry(*row)
+        return found
+
     def present(self, oids: list[str]) -> set[str]:
         """Which of `oids` are packed (one query per 500 ids)."""
         found: set[str] = set()

@@ -169,6 +169,17 @@ class RefsTable:
         )
         return [r[0] for r in rows]
 
+    def repo_provenance(self, repo: str) -> dict[str, list[str]]:
+        """`provenance` of every commit of `repo` at once (what moving a repo elsewhere needs)."""
+        found: dict[str, list[str]] = {}
+        for commit_id, upstream in self.db.query(
+            "SELECT p.commit_id, p.upstream_id FROM commit_provenance p JOIN commits c ON c.id = p.commit_id"
+            " WHERE c.repo = ? ORDER BY p.rowid",
+            (repo,),
+        ):
+            found.setdefault(commit_id, []).append(upstream)
+        return found
+
     def computed_from(self, commit_id: str) -> list[str]:
         """The commits whose provenance names `commit_id`, in the order they were recorded."""
         rows = self.db.query(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import InvalidArgument
 from . import output
 from .repo import JsonOpt
 from .session import Session, client
@@ -20,6 +21,9 @@ def fsck(
         bool,
         typer.Option("--repair", help="First rebuild a damaged metadata database from every row still readable."),
     ] = False,
+    remote: Annotated[
+        str | None, typer.Option("--remote", help="Check this remote instead: its manifests and every object.")
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Check the metadata database, rehash every object, check every reference; exit 1 if anything is wrong.
@@ -27,6 +31,8 @@ def fsck(
     Damaged objects are set aside (objects/damaged/): putting the original file again repairs them.
     Example: dataver fsck --repair
     """
+    if remote is not None and repair:
+        raise InvalidArgument("--repair rebuilds this store's database: it cannot be given with --remote")
     if repair:
         from ..client import Client
 
@@ -42,7 +48,7 @@ def fsck(
             else "repair: the metadata database is sound: nothing to rebuild",
             err=True,
         )
-    report = client(ctx).fsck()
+    report = client(ctx).fsck_remote(remote) if remote is not None else client(ctx).fsck()
     if json:
         output.as_json(report)
     else:

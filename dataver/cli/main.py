@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException
 
 from ..errors import DataverError
-from . import admin, branch, commit, config, daemon, file, helptext, job, pipeline, repo
+from . import admin, branch, commit, config, daemon, file, helptext, job, pipeline, remote, repo
 from .session import Session
 
 app = typer.Typer(
@@ -68,9 +68,10 @@ def _version() -> None:
     _print_version(True)
 
 
-for module in (repo, branch, commit, file, pipeline, job, admin):
+for module in (repo, branch, commit, file, pipeline, job, admin, remote):
     app.add_typer(module.app)
 app.add_typer(daemon.app, name="daemon")
+app.add_typer(remote.remote_app, name="remote")
 app.add_typer(config.app, name="config")
 app.add_typer(config.init_app)
 

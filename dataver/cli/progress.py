@@ -47,8 +47,9 @@ class TransferBar:
     """Progress of a put or get: on a terminal a bar with files, bytes, rate and time left (rich);
     elsewhere nothing until the one line the command prints at the end (see `summary`)."""
 
-    def __init__(self, verb: str) -> None:
+    def __init__(self, verb: str, unit: str = "files") -> None:
         self.verb = verb
+        self.unit = unit
         self.files = self.bytes = 0
         self._tty = sys.stderr.isatty()  # asked once: a put of 10,000 files calls this 10,000 times
         self._bar = None
@@ -72,7 +73,7 @@ class TransferBar:
             self._bar = Progress(
                 TextColumn(self.verb),
                 BarColumn(),
-                TextColumn("{task.fields[files]}/{task.fields[files_total]} files,"),
+                TextColumn(f"{{task.fields[files]}}/{{task.fields[files_total]}} {self.unit},"),
                 DownloadColumn(binary_units=True),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
@@ -89,7 +90,8 @@ class TransferBar:
             self._bar = None
 
     def summary(self) -> str:
-        return f"{self.files} file{'s' if self.files != 1 else ''}, {output.size(self.bytes)}"
+        unit = self.unit if self.files != 1 else self.unit.removesuffix("s")
+        return f"{self.files} {unit}, {output.size(self.bytes)}"
 
 
 class CommitNote:

@@ -1,0 +1,1 @@
+"""Remotes: moving repos between stores (push, pull, clone), as git moves commits."""

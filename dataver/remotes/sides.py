@@ -1,0 +1,301 @@
+"""The two ends of a transfer: a dataver store (this one, or another root given as a remote), or a
+remote kept in a folder or a bucket with no database of its own.
+
+A remote in a folder or bucket is an object store (packs and loose objects, as a store's) plus
+documents beside it: `remote.json` (what it is), `packs/<id>.idx` (which objects each pack holds,
+written after the pack) and `repos/<name>.json` (a manifest per repo, written last). Whatever
+instant a transfer stops at, every manifest names only objects that are there. Its pack index
+is cached on this host (`<root>/remotes/<id>/`), refreshed from the `.idx` documents each time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..backends.sqlite import SqliteDatabase
+from ..errors import Conflict, InvalidArgument, NotFound
+from ..objects import ObjectStore, ObjectWriter
+from ..packs import PackIndex
+from ..pipelines.exports import Exports, JobExport, PipelineExport
+from ..refs import CommitRecord, RefsTable, RepoRecord
+from ..store import Store
+from ..trees import TreeStore
+from .manifest import RepoManifest
+
+MARKER = "remote.json"
+
+
+@dataclass
+class RepoUpdate:
+    """What a transfer adds to one repo at its destination: recorded last, after the objects."""
+
+    repo: RepoRecord
+    before: RepoManifest | None
+    """The repo as the destination had it when the transfer looked (None: it had none)."""
+    commits: list[CommitRecord] = field(default_factory=list)
+    provenance: dict[str, list[str]] = field(default_factory=dict)
+    jobs: list[JobExport] = field(default_factory=list)
+    moves: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """Branch -> (head before, head after)."""
+
+
+class Side(ABC):
+    label: str
+    """How messages name it: "this store", "origin (s3://bucket/prefix)"."""
+    objects: ObjectStore
+
+    @property
+    def trees(self) -> TreeStore:
+        if not hasattr(self, "_trees"):
+            self._trees = TreeStore(self.objects)
+        return self._trees
+
+    @abstractmethod
+    def repo_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def manifest(self, repo: str) -> RepoManifest | None:
+        """The repo as it is here now, or None if there is no such repo."""
+
+    @abstractmethod
+    def commit_ids(self) -> set[str]:
+        """Every commit id held here, in any repo."""
+
+    @abstractmethod
+    def pipeline_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def pipeline(self, name: str) -> PipelineExport | None: ...
+
+    def present(self, oids: set[str]) -> set[str]:
+        return self.objects.present(oids) if oids else set()
+
+    @abstractmethod
+    def writing(self) -> Iterator[ObjectWriter]:
+        """A writer whose objects are stored (and findable) when the block ends."""
+
+    @abstractmethod
+    def record(self, updates: list[RepoUpdate], pipelines: list[PipelineExport]) -> None:
+        """Record repos, commits, jobs and pipelines, and move branches: the last step of a
+        transfer. A branch that moved here since the transfer looked is refused (Conflict)."""
+
+    def close(self) -> None:  # noqa: B027 (nothing to close by default)
+        pass
+
+
+def moved_meanwhile(label: str, repo: str, branch: str) -> Conflict:
+    return Conflict(f"branch {repo}@{branch} of {label} moved while this transfer ran: run it again")
+
+
+class StoreSide(Side):
+    """A dataver store: its metadata database says what it holds."""
+
+    def __init__(self, store: Store, label: str) -> None:
+        self.store = store
+        self.label = label
+        self.objects = store.objects
+        self.refs = RefsTable(store.db)
+        self.exports = Exports(store.db)
+
+    def repo_names(self) -> list[str]:
+        return sorted(self.refs.repo_names())
+
+    def manifest(self, repo: str) -> RepoManifest | None:
+        with self.store.db.read():
+            record = self.refs.repo(repo)
+            if record is None:
+                return None
+            every = {c.id: c for c in self.refs.commits(repo)}
+            commits = {i: c for i, c in every.items() if c.state == "finished"}
+            branches = {}
+            for branch in self.refs.branches(repo):
+                head = branch.head
+                if head is not None and head not in commits:  # an open commit: its finished parent
+                    head = every[head].parent if head in every else None
+                branches[branch.name] = head
+            provenance = {i: ups for i, ups in self.refs.repo_provenance(repo).items() if i in commits}
+            jobs = self.exports.jobs_for(commits)
+        return RepoManifest(record, branches, commits, provenance, jobs)
+
+    def commit_ids(self) -> set[str]:
+        return {c.id for c in self.refs.commits()}
+
+    def pipeline_names(self) -> list[str]:
+        return self.exports.pipeline_names()
+
+    def pipeline(self, name: str) -> PipelineExport | None:
+        return self.exports.pipeline(name)
+
+    @contextmanager
+    def writing(self) -> Iterator[ObjectWriter]:
+        with self.store.writing(), self.objects.writer() as writer:  # gc waits until they are referenced
+            yield writer
+
+    def record(self, updates: list[RepoUpdate], pipelines: list[PipelineExport]) -> None:
+        with self.store.writing(), self.store.db.write():
+            for update in updates:
+                self.refs.insert_repo(update.repo)
+                known = {c.id for c in self.refs.commits(update.repo.name)}
+                for commit in sorted(update.commits, key=lambda c: (c.started, c.id)):  # list order kept
+                    if commit.id not in known:
+                        self.refs.insert_commit(commit, update.provenance.get(commit.id, ()))
+                self.exports.add_jobs(update.jobs)
+                for branch, (old, new) in update.moves.items():
+                    existing = self.refs.branch(update.repo.name, branch)
+                    if existing is None and (update.before is None or branch not in update.before.branches):
+                        self.refs.insert_branch(update.repo.name, branch, new)
+                    elif existing is not None and existing.head == old:
+                        self.refs.set_branch(update.repo.name, branch, new)
+                    else:  # moved meanwhile, deleted meanwhile, or holding an open commit
+                        raise moved_meanwhile(self.label, update.repo.name, branch)
+            for export in pipelines:
+                context = export.record.context
+                self.exports.put_pipeline(export, context if context and Path(context).is_dir() else None)
+        self.store.notify("commits")
+
+
+class BundleSide(Side):
+    """A remote in a folder or an S3 bucket (see the module docstring)."""
+
+    def __init__(self, url: str, cache_root: Path, label: str, *, create: bool) -> None:
+        """`create`: a transfer will write here (a push): an empty place becomes a remote."""
+        self.url = url
+        self.label = label
+        cache = cache_root / hashlib.sha256(url.encode()).hexdigest()[:16]
+        cache.mkdir(parents=True, exist_ok=True)
+        self._cache = cache
+        self._loaded_file = cache / "loaded.json"
+        self._db = SqliteDatabase(cache / "index.db")
+        index = PackIndex(self._db)
+        if url.startswith("s3://"):
+            from ..backends.s3 import S3ObjectStore
+
+            self.objects = S3ObjectStore(cache, url, index)
+            marker = self.objects.read_document(MARKER)
+        else:
+            from ..backends.folder import FolderObjectStore
+
+            folder = Path(url)
+            marker_path = folder / "documents" / MARKER
+            if not marker_path.is_file():
+                if not create:
+                    raise NotFound(f"{label} is not a dataver remote (no {MARKER} there): push to it first")
+                if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+                    raise InvalidArgument(f"{url} is not empty and not a dataver remote: give an empty or new folder")
+            self.objects = FolderObjectStore(folder, index)
+            marker = self.objects.read_document(MARKER)
+        if marker is None:
+            if not create:
+                raise NotFound(f"{label} is not a dataver remote (no {MARKER} there): push to it first")
+            self.objects.write_document(MARKER, json.dumps({"what": "a dataver remote", "format": 1}).encode())
+        self._loose: set[str] | None = None
+        self._manifests: dict[str, RepoManifest | None] = {}
+        self._refresh_index()
+
+    def _refresh_index(self) -> None:
+        """Load the `.idx` documents not cached yet; start afresh if the remote lost one that
+        the cache has (emptied and pushed to again), so it never counts on objects it lacks."""
+        listed = set(self.objects.documents("packs/"))
+        loaded = set(json.loads(self._loaded_file.read_text())) if self._loaded_file.is_file() else set()
+        if not loaded <= listed:
+            self._db.close()
+            shutil.rmtree(self._cache)
+            self._cache.mkdir(parents=True)
+            self._db = SqliteDatabase(self._cache / "index.db")
+            self.objects.index = PackIndex(self._db)
+            loaded = set()
+        for name in sorted(listed - loaded):
+            raw = self.objects.read_document(name)
+            if raw is None:
+                continue
+            pack = name[len("packs/") : -len(".idx")]
+            rows = [(oid, pack, offset, size) for oid, offset, size in json.loads(raw)["objects"]]
+            assert self.objects.index is not None
+            self.objects.index.add(rows)
+            loaded.add(name)
+        self._loaded_file.write_text(json.dumps(sorted(loaded)))
+
+    def present(self, oids: set[str]) -> set[str]:
+        """The index, and one listing of loose objects (not a request per object)."""
+        if not oids:
+            return set()
+        if self._loose is None:
+            self._loose = set(self.objects.loose())
+        assert self.objects.index is not None
+        return self.objects.index.present(sorted(oids)) | (oids & self._loose)
+
+    def repo_names(self) -> list[str]:
+        return sorted(name[len("repos/") : -len(".json")] for name in self.objects.documents("repos/"))
+
+    def manifest(self, repo: str) -> RepoManifest | None:
+        if repo not in self._manifests:
+            raw = self.objects.read_document(f"repos/{repo}.json")
+            where = f"the manifest of repo {repo} in {self.label}"
+            self._manifests[repo] = RepoManifest.from_json(raw, where) if raw is not None else None
+        return self._manifests[repo]
+
+    def commit_ids(self) -> set[str]:
+        return {i for name in self.repo_names() if (m := self.manifest(name)) is not None for i in m.commits}
+
+    def pipeline_names(self) -> list[str]:
+        return sorted(name[len("pipelines/") : -len(".json")] for name in self.objects.documents("pipelines/"))
+
+    def pipeline(self, name: str) -> PipelineExport | None:
+        raw = self.objects.read_document(f"pipelines/{name}.json")
+        return PipelineExport.from_dict(json.loads(raw)) if raw is not None else None
+
+    @contextmanager
+    def writing(self) -> Iterator[ObjectWriter]:
+        placed: list[tuple[str, str, int, int]] = []
+        with self.objects.writer(placed) as writer:
+            yield writer
+        by_pack: dict[str, list[tuple[str, str, int, int]]] = {}
+        for row in placed:
+            by_pack.setdefault(row[1], []).append(row)
+        assert self.objects.index is not None
+        for pack, rows in by_pack.items():  # after the pack: an .idx never names a pack not there
+            objects = [[oid, offset, size] for oid, _, offset, size in rows]
+            self.objects.write_document(f"packs/{pack}.idx", json.dumps({"objects": objects}).encode())
+            self.objects.index.add(rows)
+        loaded = set(json.loads(self._loaded_file.read_text())) if self._loaded_file.is_file() else set()
+        self._loaded_file.write_text(json.dumps(sorted(loaded | {f"packs/{p}.idx" for p in by_pack})))
+        self._loose = None
+
+    def record(self, updates: list[RepoUpdate], pipelines: list[PipelineExport]) -> None:
+        for export in pipelines:
+            self.objects.write_document(f"pipelines/{export.record.name}.json", json.dumps(export.to_dict()).encode())
+        for update in updates:
+            name = update.repo.name
+            self._manifests.pop(name, None)
+            now = self.manifest(name)  # as it is now: another push may have moved a branch meanwhile
+            before = update.before
+            if (now is None) != (before is None) or (now and before and now.branches != before.branches):
+                raise moved_meanwhile(self.label, name, ", ".join(sorted(update.moves)) or "(any)")
+            merged = now or RepoManifest(update.repo)
+            merged = replace(
+                merged,
+                branches=dict(merged.branches),
+                commits=dict(merged.commits),
+                provenance=dict(merged.provenance),
+                jobs=list(merged.jobs),
+            )
+            for commit in update.commits:
+                merged.commits[commit.id] = commit
+                if commit.id in update.provenance:
+                    merged.provenance[commit.id] = update.provenance[commit.id]
+            have = {j.job.id for j in merged.jobs}
+            merged.jobs += [j for j in update.jobs if j.job.id not in have]
+            for branch, (_, new) in update.moves.items():
+                merged.branches[branch] = new
+            self.objects.write_document(f"repos/{name}.json", merged.to_json())
+            self._manifests[name] = merged
+
+    def close(self) -> None:
+        self._db.close()

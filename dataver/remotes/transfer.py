@@ -1,0 +1,290 @@
+"""Moving repos from one store to another, as git's push and fetch do: objects first, metadata last.
+
+One algorithm serves push (this store -> a remote), pull and clone (a remote -> this store):
+1. read both sides' manifests and check every branch move before anything is sent: fast-forward
+   only (the destination's head is an ancestor of the source's), else refused naming both heads,
+   unless forced;
+2. find the objects the destination lacks, walking only the trees it lacks (a tree it has comes
+   with everything below it: objects are stored before anything refers to them);
+3. copy them, each checked against its id, reading packed ones in a few ranged reads per pack;
+4. record commits, jobs, pipelines and branch heads at the destination.
+Stopped at any instant, the destination holds at worst objects nothing refers to (gc removes them
+from a store), and running the transfer again sends only what is still missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Conflict, Corruption, NotFound
+from ..names import did_you_mean
+from ..objects import ObjectStore, ObjectWriter
+from ..packs import PackEntry
+from ..pipelines.exports import PipelineExport
+from .manifest import RepoManifest
+from .sides import RepoUpdate, Side
+
+GAP = 1 << 20
+"""Packed objects closer than this in one pack are read in one ranged read (bytes between them
+are read and dropped): a remote in a bucket answers a few large reads far faster than many small."""
+RUN = 32 << 20
+"""The most bytes one ranged read takes (memory stays bounded whatever the pack's size)."""
+
+Progress = Callable[[int, int, int, int], None]
+"""(objects copied, bytes copied, objects to copy, bytes to copy)."""
+
+
+@dataclass(frozen=True)
+class BranchMove:
+    repo: str
+    branch: str
+    old: str | None
+    new: str | None
+    forced: bool = False
+
+
+@dataclass
+class TransferReport:
+    source: str
+    destination: str
+    repos: list[str] = field(default_factory=list)
+    commits: int = 0
+    """Commits the destination did not have."""
+    objects_sent: int = 0
+    bytes_sent: int = 0
+    objects_skipped: int = 0
+    """Objects of the commits sent that the destination had already."""
+    branches: list[BranchMove] = field(default_factory=list)
+    pipelines: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "repos": self.repos,
+            "commits": self.commits,
+            "objects_sent": self.objects_sent,
+            "bytes_sent": self.bytes_sent,
+            "objects_skipped": self.objects_skipped,
+            "branches": [vars(m) for m in self.branches],
+            "pipelines": self.pipelines,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to move: a repo, with one branch or all of them."""
+
+    repo: str
+    branch: str | None = None
+
+
+def transfer(
+    src: Side,
+    dst: Side,
+    selection: list[Selection] | None = None,
+    *,
+    force: bool = False,
+    pipelines: bool = False,
+    progress: Progress | None = None,
+) -> TransferReport:
+    started = time.monotonic()
+    report = TransferReport(src.label, dst.label)
+    wanted = selection or [Selection(name) for name in src.repo_names()]
+    updates: list[RepoUpdate] = []
+    manifests: dict[str, RepoManifest] = {}
+    for pick in wanted:
+        theirs = manifests.get(pick.repo) or src.manifest(pick.repo)
+        if theirs is None:
+            names = src.repo_names()
+            held = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
+            raise NotFound(
+                f"repo {pick.repo} is not in {src.label} (its repos: {held}){did_you_mean(pick.repo, names)}"
+            )
+        manifests[pick.repo] = theirs
+        updates.append(_plan(pick, theirs, src, dst, force, report))
+    updates = _merged(updates)
+    available = dst.commit_ids() | {c.id for u in updates for c in u.commits}
+    for update in updates:  # a job whose inputs would be missing there is left out: fsck stays clean
+        update.jobs = [j for j in update.jobs if all(i.commit in available for i in j.inputs)]
+    sending = _pipelines(src, dst, force) if pipelines else []
+
+    needed = _needed_objects(src, dst, updates, report)
+    if needed:
+        with dst.writing() as writer:
+            _copy(src.objects, writer, needed, src.label, report, progress)
+    dst.record([u for u in updates if u.commits or u.jobs or u.moves or u.before is None], sending)
+    report.repos = [u.repo.name for u in updates]
+    report.commits = sum(len(u.commits) for u in updates)
+    report.pipelines = [p.record.name for p in sending]
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _plan(
+    pick: Selection, theirs: RepoManifest, src: Side, dst: Side, force: bool, report: TransferReport
+) -> RepoUpdate:
+    """What one repo's transfer adds at the destination; a branch move that is not a
+    fast-forward is refused here, before anything is sent."""
+    ours = dst.manifest(pick.repo)
+    if pick.branch is not None and pick.branch not in theirs.branches:
+        known = ", ".join(sorted(theirs.branches)) or "none"
+        raise NotFound(f"{pick.repo}@{pick.branch}: no such branch in {src.label} (its branches: {known})")
+    branches = [pick.branch] if pick.branch is not None else sorted(theirs.branches)
+    update = RepoUpdate(theirs.repo, ours)
+    heads: list[str | None] = []
+    for branch in branches:
+        new = theirs.branches[branch]
+        existed = ours is not None and branch in ours.branches
+        old = ours.branches[branch] if ours is not None and existed else None
+        if existed and (old == new or new is None):
+            continue
+        forced = False
+        if old is not None and old not in theirs.ancestors(new):
+            if not force:
+                raise Conflict(
+                    f"branch {pick.repo}@{branch} has diverged: {dst.label} has {old[:12]} and {src.label} has "
+                    f"{(new or 'no commit')[:12]}, neither following from the other; nothing was sent: bring "
+                    f"them together first, or give --force to set {dst.label}'s branch to {src.label}'s"
+                )
+            forced = True
+        update.moves[branch] = (old, new)
+        heads.append(new)
+        report.branches.append(BranchMove(pick.repo, branch, old, new, forced))
+    have = set(ours.commits) if ours is not None else set()
+    if pick.branch is None:
+        ids = set(theirs.commits)
+    else:
+        ids = {c for head in heads for c in theirs.ancestors(head)}
+    update.commits = [theirs.commits[i] for i in sorted(ids - have)]
+    update.provenance = {i: theirs.provenance[i] for i in ids - have if i in theirs.provenance}
+    new_ids = {c.id for c in update.commits}
+    update.jobs = [j for j in theirs.jobs if j.job.output_commit in new_ids]
+    return update
+
+
+def _merged(updates: list[RepoUpdate]) -> list[RepoUpdate]:
+    """One update per repo (`training@master training@dev` asks for one repo twice)."""
+    by_repo: dict[str, RepoUpdate] = {}
+    for update in updates:
+        first = by_repo.setdefault(update.repo.name, update)
+        if first is update:
+            continue
+        have = {c.id for c in first.commits}
+        first.commits += [c for c in update.commits if c.id not in have]
+        first.provenance.update(update.provenance)
+        jobs = {j.job.id for j in first.jobs}
+        first.jobs += [j for j in update.jobs if j.job.id not in jobs]
+        first.moves.update(update.moves)
+    return list(by_repo.values())
+
+
+def _pipelines(src: Side, dst: Side, force: bool) -> list[PipelineExport]:
+    """Pipelines the destination lacks, or has otherwise (refused unless forced)."""
+    sending = []
+    for name in src.pipeline_names():
+        theirs = src.pipeline(name)
+        if theirs is None:
+            continue
+        ours = dst.pipeline(name)
+        if ours is not None and (ours.record.salt, ours.versions) == (theirs.record.salt, theirs.versions):
+            continue
+        if ours is not None and not force:
+            raise Conflict(
+                f"pipeline {name} differs in {src.label} and {dst.label} (versions {theirs.record.version} and "
+                f"{ours.record.version}): give --force to replace the destination's"
+            )
+        sending.append(theirs)
+    return sending
+
+
+def _needed_objects(src: Side, dst: Side, updates: list[RepoUpdate], report: TransferReport) -> dict[str, int | None]:
+    """Object id -> size (None: not known before it is read) of everything the new commits and
+    jobs name that the destination lacks."""
+    needed: dict[str, int | None] = {}
+    frontier = {c.tree for u in updates for c in u.commits}
+    seen: set[str] = set()
+    while frontier:
+        frontier -= seen
+        seen |= frontier
+        have = dst.present(frontier)
+        report.objects_skipped += len(have)
+        lacking = frontier - have
+        blobs: dict[str, int] = {}
+        next_level: set[str] = set()
+        for tree in sorted(lacking):
+            needed[tree] = None
+            for entry in src.trees.load(tree).values():
+                if entry.is_dir:
+                    next_level.add(entry.oid)
+                else:
+                    blobs[entry.oid] = entry.size
+        new_blobs = set(blobs) - seen - set(needed)
+        seen |= new_blobs
+        have_blobs = dst.present(new_blobs)
+        report.objects_skipped += len(have_blobs)
+        needed.update({oid: blobs[oid] for oid in new_blobs - have_blobs})
+        frontier = next_level
+    extra = {oid for u in updates for j in u.jobs for oid in j.objects()} - seen - set(needed)
+    have_extra = dst.present(extra)
+    report.objects_skipped += len(have_extra)
+    needed.update(dict.fromkeys(extra - have_extra))
+    return needed
+
+
+def _copy(
+    objects: ObjectStore,
+    writer: ObjectWriter,
+    needed: dict[str, int | None],
+    label: str,
+    report: TransferReport,
+    progress: Progress | None,
+) -> None:
+    total_bytes = sum(size or 0 for size in needed.values())
+    for oid, data in read_objects(objects, sorted(needed)):
+        if isinstance(data, bytes):
+            got, size = writer.add_bytes(data), len(data)
+        else:
+            with data:
+                got, size = writer.add_stream(data)
+        if got != oid:
+            raise Corruption(
+                f"object {oid} read from {label} is damaged (its bytes hash to {got[:12]}...): nothing was "
+                f"recorded; repair the source (`dataver fsck`) and run the transfer again"
+            )
+        report.objects_sent += 1
+        report.bytes_sent += size
+        if progress is not None:
+            progress(report.objects_sent, report.bytes_sent, len(needed), max(total_bytes, report.bytes_sent))
+
+
+def read_objects(objects: ObjectStore, oids: list[str]) -> Iterator[tuple[str, Any]]:
+    """Every object's bytes (packed ones, read a run at a time: see GAP and RUN) or an open
+    stream (loose ones, of any size)."""
+    located = objects.index.locate_many(oids) if objects.index is not None else {}
+    by_pack: dict[str, list[PackEntry]] = {}
+    for entry in located.values():
+        by_pack.setdefault(entry.pack, []).append(entry)
+    for pack, entries in sorted(by_pack.items()):
+        entries.sort(key=lambda e: e.offset)
+        run: list[PackEntry] = []
+        for entry in [*entries, None]:
+            if entry is not None and run:
+                end = run[-1].offset + run[-1].size
+                if entry.offset - end <= GAP and entry.offset + entry.size - run[0].offset <= RUN:
+                    run.append(entry)
+                    continue
+            if run:
+                start, end = run[0].offset, run[-1].offset + run[-1].size
+                chunk = objects.read_range(pack, start, end - start)
+                for e in run:
+                    yield e.oid, chunk[e.offset - start : e.offset - start + e.size]
+            run = [entry] if entry is not None else []
+    for oid in oids:
+        if oid not in located:
+            yield oid, objects.open(oid)
