@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -377,9 +378,13 @@ class Client:
         path = Path(root).expanduser() if root is not None else default_root()
         if path.exists() and any(path.iterdir()):
             raise Conflict(f"{path} is not empty: clone into a new folder (--root), or `dataver pull` into this store")
-        with Client(path, run_jobs=False) as client:
-            Remotes(path).add("origin", url)
-            return client.pull("origin", pipelines=pipelines, progress=progress)
+        try:
+            with Client(path, run_jobs=False) as client:
+                Remotes(path).add("origin", url)
+                return client.pull("origin", pipelines=pipelines, progress=progress)
+        except Exception:  # refused (not a remote, unreachable...): no half-made store is left
+            shutil.rmtree(path, ignore_errors=True)
+            raise
 
     def fsck_remote(self, remote: str) -> FsckReport:
         """Check a remote as fsck checks a store: every commit's objects there and sound."""

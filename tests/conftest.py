@@ -138,6 +138,7 @@ def dv(tmp_path: Path):
         return done
 
     run.root = root
+    run.env = env  # a test that sets up a service after this fixture adds its settings here
     yield run
     pid_file = root / "daemon.pid"
     if pid_file.exists():

@@ -173,31 +173,37 @@ class BundleSide(Side):
         self._cache = cache
         self._loaded_file = cache / "loaded.json"
         self._db = SqliteDatabase(cache / "index.db")
-        index = PackIndex(self._db)
+        self._loose: set[str] | None = None
+        self._manifests: dict[str, RepoManifest | None] = {}
+        self._objects: ObjectStore | None = None
         if url.startswith("s3://"):
             from ..backends.s3 import S3ObjectStore
 
-            self.objects = S3ObjectStore(cache, url, index)
-            marker = self.objects.read_document(MARKER)
-        else:
+            self._objects = S3ObjectStore(cache, url, PackIndex(self._db))
+            self.fresh = self._objects.read_document(MARKER) is None
+        else:  # the folder store is made (with its folders) when first needed: a refused push leaves nothing
+            folder = Path(url)
+            self.fresh = not (folder / "documents" / MARKER).is_file()
+            if self.fresh and create and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+                raise InvalidArgument(f"{url} is not empty and not a dataver remote: give an empty or new folder")
+        if self.fresh and not create:
+            raise NotFound(f"{label} is not a dataver remote (no {MARKER} there): push to it first")
+        if not self.fresh:
+            self._refresh_index()
+
+    @property
+    def objects(self) -> ObjectStore:  # type: ignore[override]
+        if self._objects is None:
             from ..backends.folder import FolderObjectStore
 
-            folder = Path(url)
-            marker_path = folder / "documents" / MARKER
-            if not marker_path.is_file():
-                if not create:
-                    raise NotFound(f"{label} is not a dataver remote (no {MARKER} there): push to it first")
-                if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-                    raise InvalidArgument(f"{url} is not empty and not a dataver remote: give an empty or new folder")
-            self.objects = FolderObjectStore(folder, index)
-            marker = self.objects.read_document(MARKER)
-        if marker is None:
-            if not create:
-                raise NotFound(f"{label} is not a dataver remote (no {MARKER} there): push to it first")
+            self._objects = FolderObjectStore(Path(self.url), PackIndex(self._db))
+        return self._objects
+
+    def _mark(self) -> None:
+        """Make a fresh place a remote: the first thing written there."""
+        if self.fresh:
             self.objects.write_document(MARKER, json.dumps({"what": "a dataver remote", "format": 1}).encode())
-        self._loose: set[str] | None = None
-        self._manifests: dict[str, RepoManifest | None] = {}
-        self._refresh_index()
+            self.fresh = False
 
     def _refresh_index(self) -> None:
         """Load the `.idx` documents not cached yet; start afresh if the remote lost one that
@@ -224,7 +230,7 @@ class BundleSide(Side):
 
     def present(self, oids: set[str]) -> set[str]:
         """The index, and one listing of loose objects (not a request per object)."""
-        if not oids:
+        if not oids or self.fresh:
             return set()
         if self._loose is None:
             self._loose = set(self.objects.loose())
@@ -232,9 +238,13 @@ class BundleSide(Side):
         return self.objects.index.present(sorted(oids)) | (oids & self._loose)
 
     def repo_names(self) -> list[str]:
+        if self.fresh:
+            return []
         return sorted(name[len("repos/") : -len(".json")] for name in self.objects.documents("repos/"))
 
     def manifest(self, repo: str) -> RepoManifest | None:
+        if self.fresh:
+            return None
         if repo not in self._manifests:
             raw = self.objects.read_document(f"repos/{repo}.json")
             where = f"the manifest of repo {repo} in {self.label}"
@@ -245,14 +255,19 @@ class BundleSide(Side):
         return {i for name in self.repo_names() if (m := self.manifest(name)) is not None for i in m.commits}
 
     def pipeline_names(self) -> list[str]:
+        if self.fresh:
+            return []
         return sorted(name[len("pipelines/") : -len(".json")] for name in self.objects.documents("pipelines/"))
 
     def pipeline(self, name: str) -> PipelineExport | None:
+        if self.fresh:
+            return None
         raw = self.objects.read_document(f"pipelines/{name}.json")
         return PipelineExport.from_dict(json.loads(raw)) if raw is not None else None
 
     @contextmanager
     def writing(self) -> Iterator[ObjectWriter]:
+        self._mark()
         placed: list[tuple[str, str, int, int]] = []
         with self.objects.writer(placed) as writer:
             yield writer
@@ -269,6 +284,7 @@ class BundleSide(Side):
         self._loose = None
 
     def record(self, updates: list[RepoUpdate], pipelines: list[PipelineExport]) -> None:
+        self._mark()
         for export in pipelines:
             self.objects.write_document(f"pipelines/{export.record.name}.json", json.dumps(export.to_dict()).encode())
         for update in updates:

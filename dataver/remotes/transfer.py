@@ -103,9 +103,8 @@ def transfer(
         if theirs is None:
             names = src.repo_names()
             held = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
-            raise NotFound(
-                f"repo {pick.repo} is not in {src.label} (its repos: {held}){did_you_mean(pick.repo, names)}"
-            )
+            close = did_you_mean(pick.repo, names)
+            raise NotFound(f"repo {pick.repo} is not in {src.label}{close} (its repos: {held})")
         manifests[pick.repo] = theirs
         updates.append(_plan(pick, theirs, src, dst, force, report))
     updates = _merged(updates)
@@ -205,36 +204,30 @@ def _pipelines(src: Side, dst: Side, force: bool) -> list[PipelineExport]:
 
 def _needed_objects(src: Side, dst: Side, updates: list[RepoUpdate], report: TransferReport) -> dict[str, int | None]:
     """Object id -> size (None: not known before it is read) of everything the new commits and
-    jobs name that the destination lacks."""
-    needed: dict[str, int | None] = {}
-    frontier = {c.tree for u in updates for c in u.commits}
-    seen: set[str] = set()
-    while frontier:
-        frontier -= seen
-        seen |= frontier
-        have = dst.present(frontier)
-        report.objects_skipped += len(have)
-        lacking = frontier - have
-        blobs: dict[str, int] = {}
-        next_level: set[str] = set()
-        for tree in sorted(lacking):
-            needed[tree] = None
-            for entry in src.trees.load(tree).values():
-                if entry.is_dir:
-                    next_level.add(entry.oid)
-                else:
-                    blobs[entry.oid] = entry.size
-        new_blobs = set(blobs) - seen - set(needed)
-        seen |= new_blobs
-        have_blobs = dst.present(new_blobs)
-        report.objects_skipped += len(have_blobs)
-        needed.update({oid: blobs[oid] for oid in new_blobs - have_blobs})
-        frontier = next_level
-    extra = {oid for u in updates for j in u.jobs for oid in j.objects()} - seen - set(needed)
-    have_extra = dst.present(extra)
-    report.objects_skipped += len(have_extra)
-    needed.update(dict.fromkeys(extra - have_extra))
-    return needed
+    jobs name that the destination lacks. Every tree of the new commits is walked: a tree being
+    there says nothing of what is below it (a transfer stopped midway may have stored a tree and
+    not yet the pack holding its files), except for the trees of commits the destination has."""
+    complete = {c.tree for u in updates if u.before is not None for c in u.before.commits.values()}
+    sizes: dict[str, int | None] = {}
+    pending = [c.tree for u in updates for c in u.commits if c.tree not in complete]
+    while pending:
+        tree = pending.pop()
+        if tree in sizes:
+            continue
+        sizes[tree] = None
+        for entry in src.trees.load(tree).values():
+            if entry.is_dir:
+                if entry.oid not in complete:
+                    pending.append(entry.oid)
+            else:
+                sizes[entry.oid] = entry.size
+    for update in updates:
+        for job in update.jobs:
+            for oid in job.objects():
+                sizes.setdefault(oid, None)
+    have = dst.present(set(sizes))
+    report.objects_skipped = len(have)
+    return {oid: size for oid, size in sizes.items() if oid not in have}
 
 
 def _copy(
