@@ -65,6 +65,13 @@ EXAMPLES = {
     "config set": "dataver config set daemon.log_max_bytes 1000000 --user",
     "config unset": "dataver config unset runtime",
     "config list": "dataver config list --json",
+    "remote": "dataver remote add origin s3://ml-data/dataver",
+    "remote add": "dataver remote add origin s3://ml-data/dataver",
+    "remote list": "dataver remote list --json",
+    "remote remove": "dataver remote remove origin",
+    "push": "dataver push origin training model@master",
+    "pull": "dataver pull origin training@master",
+    "clone": "dataver clone s3://ml-data/dataver --root ~/copy",
 }
 
 

@@ -19,7 +19,9 @@ app = typer.Typer()
 remote_app = typer.Typer(help="Name the stores, folders and buckets to push to and pull from.", no_args_is_help=True)
 Repos = Annotated[
     list[str] | None,
-    typer.Argument(help="REPO or REPO@BRANCH, any number (default: every repo).", show_default=False),
+    typer.Argument(
+        help="[REPO[@BRANCH]]... the repos to move, and one branch of each if given (default: all).", show_default=False
+    ),
 ]
 Force = Annotated[
     bool, typer.Option("--force", "-f", help="Move a branch even where it has diverged (what it had is left behind).")
@@ -29,20 +31,14 @@ Pipelines = Annotated[bool, typer.Option("--pipelines", help="Move the pipelines
 
 @remote_app.command("add")
 def add(ctx: typer.Context, name: str, url: str) -> None:
-    """Name a remote: a folder (or file:///folder), an s3://bucket/prefix, or another store's root.
-
-    Example: dataver remote add origin s3://ml-data/dataver
-    """
+    """Name a remote: a folder (or file:///folder), an s3://bucket/prefix, or another store's root."""
     added = client(ctx).add_remote(name, url)
     output.note(f"remote {added.name} is {added.url}")
 
 
 @remote_app.command("list")
 def list_remotes(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """List the remotes this store knows.
-
-    Example: dataver remote list --json
-    """
+    """List the remotes this store knows."""
     remotes = client(ctx).list_remotes()
     if json:
         return output.as_json(remotes)
@@ -51,10 +47,7 @@ def list_remotes(ctx: typer.Context, json: JsonOpt = False) -> None:
 
 @remote_app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
-    """Forget a remote's name (nothing there is touched).
-
-    Example: dataver remote remove origin
-    """
+    """Forget a remote's name (nothing there is touched)."""
     client(ctx).remove_remote(name)
 
 
@@ -85,7 +78,6 @@ def push(
     """Send repos with their history and provenance to a remote; only what it lacks is sent.
 
     Branches move fast-forward only: a diverged one is refused naming both heads, unless --force.
-    Example: dataver push origin training model@master
     """
     bar = TransferBar("pushing", "objects")
     try:
@@ -104,10 +96,7 @@ def pull(
     pipelines: Pipelines = False,
     json: JsonOpt = False,
 ) -> None:
-    """Fetch new commits of repos from a remote and fast-forward this store's branches.
-
-    Example: dataver pull origin training@master
-    """
+    """Fetch new commits of repos from a remote and fast-forward this store's branches."""
     bar = TransferBar("pulling", "objects")
     try:
         report = client(ctx).pull(remote, repos, pipelines=pipelines, force=force, progress=bar)
@@ -127,10 +116,7 @@ def clone(
     pipelines: Pipelines = False,
     json: JsonOpt = False,
 ) -> None:
-    """Make a new store from a remote, with every repo; the remote becomes its `origin`.
-
-    Example: dataver clone s3://ml-data/dataver --root ~/copy
-    """
+    """Make a new store from a remote, with every repo; the remote becomes its `origin`."""
     from ..client import Client
 
     where = root or ctx.find_object(Session).root
