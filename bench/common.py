@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DATAVER = [sys.executable, "-m", "dataver"]
 AWS = {
@@ -126,20 +127,22 @@ def iris_example(work: Path, runtime: str) -> Row:
 
 
 @contextmanager
-def shared_servers(work: Path) -> Iterator[tuple[object, object]]:
-    """A throwaway PostgreSQL cluster and S3 server (tests/services.py) for a suite, with this
-    process's environment pointing at the S3 server; all undone, and `work` removed, at the end."""
+def shared_servers(work: Path, *, postgres: bool = True) -> Iterator[tuple[Any, Any]]:
+    """A throwaway PostgreSQL cluster (None with `postgres` False) and S3 server
+    (tests/services.py) for a suite, with this process's environment pointing at the S3 server;
+    all undone, and `work` removed, at the end."""
     sys.path.insert(0, str(PROJECT / "tests"))
     from services import start_postgres, start_s3
 
-    postgres, s3 = start_postgres(), start_s3()
+    database, s3 = (start_postgres() if postgres else None), start_s3()
     saved = {k: os.environ.get(k) for k in (*AWS, "AWS_ENDPOINT_URL")}
     os.environ.update(AWS, AWS_ENDPOINT_URL=s3.endpoint)
     try:
-        yield postgres, s3
+        yield database, s3
     finally:
         s3.stop()
-        postgres.stop()
+        if database is not None:
+            database.stop()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

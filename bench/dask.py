@@ -21,6 +21,8 @@ CPU_DATUMS = 40
 SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1:\n    pass\n"
 """One second of pure computation (CPU time, so two datums sharing one core take two seconds)."""
 TINY_DATUMS = 1000
+
+
 def _start_dask():
     sys.path.insert(0, str(PROJECT / "tests"))
     from services import start_dask

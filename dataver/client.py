@@ -331,16 +331,7 @@ class Client:
         """Send repos (`name` or `name@branch`; default: all) with their history, provenance and
         the jobs that wrote them to a remote, and move its branches: fast-forward only, unless
         `force`. Only what the remote lacks is sent. `pipelines`: their specs too."""
-        from .remotes.registry import Remotes
-        from .remotes.sides import StoreSide
-        from .remotes.transfer import transfer
-
-        there = Remotes(self.root).open(remote, create=True)
-        try:
-            here = StoreSide(self.store, "this store")
-            return transfer(here, there, _selection(repos), force=force, pipelines=pipelines, progress=progress)
-        finally:
-            there.close()
+        return self._transfer(remote, repos, True, pipelines, force, progress)
 
     def pull(
         self,
@@ -353,19 +344,31 @@ class Client:
     ) -> TransferReport:
         """Fetch new commits (with provenance and jobs) of repos (`name` or `name@branch`;
         default: all) from a remote and fast-forward this store's branches (unless `force`)."""
+        report = self._transfer(remote, repos, False, pipelines, force, progress)
+        if report.commits and self.run_jobs and self._has_pipelines() and self.serving_daemon() is None:
+            self.run_pending()  # what the new commits trigger, as after a put
+        return report
+
+    def _transfer(
+        self,
+        remote: str,
+        repos: list[str] | None,
+        outward: bool,
+        pipelines: bool,
+        force: bool,
+        progress: TransferProgress | None,
+    ) -> TransferReport:
         from .remotes.registry import Remotes
         from .remotes.sides import StoreSide
         from .remotes.transfer import transfer
 
-        there = Remotes(self.root).open(remote, create=False)
+        there = Remotes(self.root).open(remote, create=outward)
         try:
             here = StoreSide(self.store, "this store")
-            report = transfer(there, here, _selection(repos), force=force, pipelines=pipelines, progress=progress)
+            src, dst = (here, there) if outward else (there, here)
+            return transfer(src, dst, _selection(repos), force=force, pipelines=pipelines, progress=progress)
         finally:
             there.close()
-        if report.commits and self.run_jobs and self._has_pipelines() and self.serving_daemon() is None:
-            self.run_pending()  # what the new commits trigger, as after a put
-        return report
 
     @staticmethod
     def clone(

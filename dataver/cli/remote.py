@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -51,7 +52,13 @@ def remove(ctx: typer.Context, name: str) -> None:
     client(ctx).remove_remote(name)
 
 
-def _report(report: TransferReport, verb: str, json: bool) -> None:
+def _move(doing: str, json: bool, transfer: Callable[[TransferBar], TransferReport]) -> None:
+    """Run a transfer with a progress bar (on a terminal), then say what moved."""
+    bar = TransferBar(doing, "objects")
+    try:
+        report = transfer(bar)
+    finally:
+        bar.close()
     if json:
         return output.as_json(report)
     for move in report.branches:
@@ -60,7 +67,7 @@ def _report(report: TransferReport, verb: str, json: bool) -> None:
         typer.echo(f"{move.repo}@{move.branch}: {old} -> {(move.new or '-')[:12]}{forced}")
     pipelines = f", {len(report.pipelines)} pipeline(s)" if report.pipelines else ""
     output.note(
-        f"{verb} {report.commits} commit(s){pipelines}: {report.objects_sent} object(s), "
+        f"{doing.removesuffix('ing')}ed {report.commits} commit(s){pipelines}: {report.objects_sent} object(s), "
         f"{output.size(report.bytes_sent)} copied, {report.objects_skipped} already there, "
         f"in {output.duration(report.seconds)}"
     )
@@ -79,12 +86,7 @@ def push(
 
     Branches move fast-forward only: a diverged one is refused naming both heads, unless --force.
     """
-    bar = TransferBar("pushing", "objects")
-    try:
-        report = client(ctx).push(remote, repos, pipelines=pipelines, force=force, progress=bar)
-    finally:
-        bar.close()
-    _report(report, "pushed", json)
+    _move("pushing", json, lambda bar: client(ctx).push(remote, repos, pipelines=pipelines, force=force, progress=bar))
 
 
 @app.command("pull")
@@ -97,12 +99,7 @@ def pull(
     json: JsonOpt = False,
 ) -> None:
     """Fetch new commits of repos from a remote and fast-forward this store's branches."""
-    bar = TransferBar("pulling", "objects")
-    try:
-        report = client(ctx).pull(remote, repos, pipelines=pipelines, force=force, progress=bar)
-    finally:
-        bar.close()
-    _report(report, "pulled", json)
+    _move("pulling", json, lambda bar: client(ctx).pull(remote, repos, pipelines=pipelines, force=force, progress=bar))
 
 
 @app.command("clone")
@@ -120,9 +117,4 @@ def clone(
     from ..client import Client
 
     where = root or ctx.find_object(Session).root
-    bar = TransferBar("cloning", "objects")
-    try:
-        report = Client.clone(url, where, pipelines=pipelines, progress=bar)
-    finally:
-        bar.close()
-    _report(report, "cloned", json)
+    _move("cloning", json, lambda bar: Client.clone(url, where, pipelines=pipelines, progress=bar))
