@@ -15,7 +15,7 @@ import json
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -77,6 +77,11 @@ class Side(ABC):
     def present(self, oids: set[str]) -> set[str]:
         return self.objects.present(oids) if oids else set()
 
+    def holding(self) -> AbstractContextManager[None]:
+        """Held from the first object copied here to the record of what refers to them, so that
+        no `gc` meanwhile takes them for garbage."""
+        return nullcontext()
+
     @abstractmethod
     def writing(self) -> Iterator[ObjectWriter]:
         """A writer whose objects are stored (and findable) when the block ends."""
@@ -133,13 +138,16 @@ class StoreSide(Side):
     def pipeline(self, name: str) -> PipelineExport | None:
         return self.exports.pipeline(name)
 
+    def holding(self) -> AbstractContextManager[None]:
+        return self.store.writing()
+
     @contextmanager
     def writing(self) -> Iterator[ObjectWriter]:
-        with self.store.writing(), self.objects.writer() as writer:  # gc waits until they are referenced
+        with self.objects.writer() as writer:
             yield writer
 
     def record(self, updates: list[RepoUpdate], pipelines: list[PipelineExport]) -> None:
-        with self.store.writing(), self.store.db.write():
+        with self.store.db.write():
             for update in updates:
                 self.refs.insert_repo(update.repo)
                 known = {c.id for c in self.refs.commits(update.repo.name)}

@@ -114,10 +114,11 @@ def transfer(
     sending = _pipelines(src, dst, force) if pipelines else []
 
     needed = _needed_objects(src, dst, updates, report)
-    if needed:
-        with dst.writing() as writer:
-            _copy(src.objects, writer, needed, src.label, report, progress)
-    dst.record([u for u in updates if u.commits or u.jobs or u.moves or u.before is None], sending)
+    with dst.holding():
+        if needed:
+            with dst.writing() as writer:
+                _copy(src.objects, writer, needed, src.label, report, progress)
+        dst.record([u for u in updates if u.commits or u.jobs or u.moves or u.before is None], sending)
     report.repos = [u.repo.name for u in updates]
     report.commits = sum(len(u.commits) for u in updates)
     report.pipelines = [p.record.name for p in sending]
