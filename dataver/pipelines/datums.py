@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..globs import compile_glob
 from ..trees import TreeStore
@@ -52,6 +52,10 @@ class DatumPart:
     path: str
     files: tuple[DatumFile, ...]
     groups: tuple[str, ...] = ()
+    join_on: str = ""
+    """Its input's `join_on` with the glob's captures filled in (PACH_DATUM_<name>_JOIN_ON)."""
+    group_by: str = ""
+    """Likewise for `group_by` (PACH_DATUM_<name>_GROUP_BY)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ def _keyed(children: list[Input], field: str, commits: dict[str, InputCommit], t
         assert child.pfs is not None
         by_key: dict[str, list[DatumPart]] = {}
         for part in _pfs_parts(child.pfs, commits[child.pfs.input_name], trees):
-            by_key.setdefault(_key(getattr(child.pfs, field), part), []).append(part)
+            key = _key(getattr(child.pfs, field), part)
+            by_key.setdefault(key, []).append(replace(part, **{field: key}))
         out.append((child.pfs, by_key))
     return out
 

@@ -46,9 +46,13 @@ def job_task(
 
 def datum_task(datum: Datum) -> DatumTask:
     env: dict[str, str] = {}
-    for part in datum.parts:
+    for part in datum.parts:  # what Pachyderm's worker sets (driver.go, UserCodeEnv)
         env.setdefault(part.name, f"/pfs/{part.name}/{part.path}".rstrip("/"))
         env.setdefault(f"{part.name}_COMMIT", part.commit)
+        if part.join_on:
+            env.setdefault(f"PACH_DATUM_{part.name}_JOIN_ON", part.join_on)
+        if part.group_by:
+            env.setdefault(f"PACH_DATUM_{part.name}_GROUP_BY", part.group_by)
     return DatumTask(
         datum_id=datum.id,
         description=datum.describe(),

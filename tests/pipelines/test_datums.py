@@ -80,6 +80,19 @@ def test_group_gathers_every_file_with_the_same_key(data):
     assert seen(data, "p") == ["./a/1.csv ./a/1.txt ./b/1.json", "./a/2.csv ./b/2.json", "./b/9.json"]
 
 
+def test_join_and_group_keys_are_in_the_environment(data):
+    """What Pachyderm's join and group examples read to lay out their outputs."""
+    show = 'echo "${PACH_DATUM_a_JOIN_ON:-} ${PACH_DATUM_b_JOIN_ON:-} ${PACH_DATUM_a_GROUP_BY:-}" > /pfs/out/$a_COMMIT'
+    joined = show.replace("$a_COMMIT", "$(basename $a)")
+    data.create_pipeline(
+        spec("j", joined, {"join": [pfs("a", "/(*).(csv)", join_on="$1"), pfs("b", "/(*).json", join_on="$1")]})
+    )
+    assert seen(data, "j") == ["1 1", "2 2"]
+    grouped = 'echo "$PACH_DATUM_a_GROUP_BY" > /pfs/out/$PACH_DATUM_a_GROUP_BY'
+    data.create_pipeline(spec("g", grouped, {"group": [pfs("a", "/(*).*", group_by="$1")]}))
+    assert seen(data, "g") == ["1", "2"]
+
+
 def test_input_names_and_environment(data):
     cmd = 'echo "$in $in_COMMIT $b $PACH_JOB_ID $PACH_OUTPUT_COMMIT_ID $PPS_PIPELINE_NAME $GREETING" > /pfs/out/env'
     data.create_pipeline(
