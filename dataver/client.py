@@ -49,8 +49,8 @@ def _selection(repos: list[str] | None) -> list[Selection] | None:
         return None
     picked = []
     for spec in repos:
-        repo, _, branch = spec.partition("@")
-        picked.append(Selection(check_name("repo", repo), check_name("branch", branch) if branch else None))
+        repo, at, branch = spec.partition("@")
+        picked.append(Selection(check_name("repo", repo), check_name("branch", branch) if at else None))
     return picked
 
 
@@ -366,7 +366,9 @@ class Client:
         try:
             here = StoreSide(self.store, "this store")
             src, dst = (here, there) if outward else (there, here)
-            return transfer(src, dst, _selection(repos), force=force, pipelines=pipelines, progress=progress)
+            return transfer(
+                src, dst, _selection(repos), force=force, pipelines=pipelines, keep_ahead=not outward, progress=progress
+            )
         finally:
             there.close()
 
@@ -379,14 +381,21 @@ class Client:
         from .remotes.registry import Remotes
 
         path = Path(root).expanduser() if root is not None else default_root()
-        if path.exists() and any(path.iterdir()):
+        existed = path.exists()
+        if existed and (not path.is_dir() or any(path.iterdir())):
             raise Conflict(f"{path} is not empty: clone into a new folder (--root), or `dataver pull` into this store")
         try:
             with Client(path, run_jobs=False) as client:
                 Remotes(path).add("origin", url)
                 return client.pull("origin", pipelines=pipelines, progress=progress)
-        except Exception:  # refused (not a remote, unreachable...): no half-made store is left
-            shutil.rmtree(path, ignore_errors=True)
+        except BaseException:  # refused, unreachable, interrupted: no half-made store is left
+            for child in path.iterdir() if existed else ():
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            if not existed:
+                shutil.rmtree(path, ignore_errors=True)
             raise
 
     def fsck_remote(self, remote: str) -> FsckReport:

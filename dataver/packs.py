@@ -77,6 +77,11 @@ class PackIndex:
 
         self.db.after_transaction(forget)
 
+    def clear(self) -> None:
+        """Forget every pack (a cache of another place's index, found stale)."""
+        with self.db.write():
+            self.db.execute("DELETE FROM packed")
+
     def remove_pack(self, pack: str) -> None:
         with self.db.write():
             self.db.execute("DELETE FROM packed WHERE pack = ?", (pack,))

@@ -4,11 +4,13 @@ does not, and what is refused. The CLI and the bucket are covered in tests/e2e/t
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
+from helpers import pfs, spec
 
 from dataver import Client
-from dataver.errors import Corruption, NotFound
+from dataver.errors import Conflict, Corruption, InvalidArgument, NotFound
 
 
 @pytest.fixture
@@ -73,3 +75,72 @@ def test_a_damaged_manifest_is_one_line(pair, tmp_path):
     with pytest.raises(Corruption, match="format 99"):
         Client.clone(str(tmp_path / "remote"), tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_a_remote_emptied_and_pushed_to_again_gets_every_object(pair, tmp_path):
+    """This host's cache of the remote's packs must not vouch for objects that went with it."""
+    a, _ = pair
+    first = a.push("origin")
+    shutil.rmtree(tmp_path / "remote")
+    again = a.push("origin")
+    assert again.objects_sent == first.objects_sent == 6 and a.fsck_remote("origin").ok
+    assert Client.clone(str(tmp_path / "remote"), tmp_path / "c").commits == 3
+
+
+def test_a_branch_ahead_is_kept_by_a_pull_and_refused_by_a_push(pair, tmp_path):
+    a, b = pair
+    a.push("origin")
+    b.pull("origin")
+    b.put_file("data", "master", "new", source=b"from b")
+    ahead = b.inspect_commit("data", "master").id
+    assert b.pull("origin").branches == [] and b.inspect_commit("data", "master").id == ahead
+    b.push("origin")
+    with pytest.raises(Conflict, match="branch data@master of remote origin .* is ahead: .* pull first"):
+        a.push("origin")
+    a.pull("origin")
+    assert a.get_file("data", "master", "new") == b"from b"
+
+
+def test_an_open_commit_at_the_destination_is_refused_before_anything_moves(pair):
+    a, b = pair
+    a.push("origin")
+    b.pull("origin")
+    a.put_file("data", "master", "more", source=b"m")
+    a.push("origin")
+    b.start_commit("data", "master")
+    with pytest.raises(Conflict, match="data@master has an open commit .* finish it"):
+        b.pull("origin")
+    assert b.fsck().ok
+
+
+def test_lineage_held_back_travels_once_its_inputs_do(pair, tmp_path):
+    """`push origin copy` alone cannot take the job (its input commits stay home); pushing the
+    input repo later brings the job along, so a clone's provenance and jobs are whole."""
+    a, _ = pair
+    a.create_pipeline(spec("copy", 'cp "$data" /pfs/out/', pfs("data")), runtime="local")
+    a.push("origin", ["copy"], pipelines=True)
+    a.push("origin", pipelines=True)
+    Client.clone(str(tmp_path / "remote"), tmp_path / "c2", pipelines=True)
+    with Client(tmp_path / "c2") as c:
+        assert [j.id for j in c.list_jobs("copy")] == [j.id for j in a.list_jobs("copy")]
+        assert c.file_provenance("copy", "master", "x") == a.file_provenance("copy", "master", "x")
+
+
+def test_pipelines_travel_only_with_their_repos(pair, tmp_path):
+    a, _ = pair
+    a.create_pipeline(spec("copy", 'cp "$data" /pfs/out/', pfs("data")), runtime="local")
+    a.push("origin", pipelines=True)
+    with Client(tmp_path / "c") as c:
+        c.add_remote("origin", str(tmp_path / "remote"))
+        assert c.pull("origin", ["data"], pipelines=True).pipelines == []
+        assert c.list_pipelines() == []
+        assert c.pull("origin", pipelines=True).pipelines == ["copy"]
+
+
+def test_malformed_requests_are_refused(pair):
+    a, _ = pair
+    with pytest.raises(InvalidArgument, match="branch name is empty"):
+        a.push("origin", ["data@"])
+    (a.root / "remotes.json").write_text("[]")
+    with pytest.raises(InvalidArgument, match="is not a JSON object of remote names"):
+        a.list_remotes()

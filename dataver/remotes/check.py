@@ -35,7 +35,13 @@ def check_remote(side: BundleSide) -> FsckReport:
     present = side.present(set(wanted))
     for oid in sorted(set(wanted) - present):
         problems.append(f"object {oid} ({wanted[oid]}) is missing from {side.label}")
-    for oid, data in read_objects(side.objects, sorted(present)):
+    located = side.objects.index.locate_many(sorted(present)) if side.objects.index is not None else {}
+    lost = {pack for pack in {e.pack for e in located.values()} if not _stored(side, pack)}
+    for oid, entry in sorted(located.items()):
+        if entry.pack in lost:
+            problems.append(f"object {oid} ({wanted[oid]}) is in pack {entry.pack}, missing from {side.label}")
+    readable = sorted(oid for oid in present if oid not in located or located[oid].pack not in lost)
+    for oid, data in read_objects(side.objects, readable):
         digest = hashlib.sha256()
         if isinstance(data, bytes):
             digest.update(data)
@@ -45,7 +51,15 @@ def check_remote(side: BundleSide) -> FsckReport:
                     digest.update(chunk)
         if digest.hexdigest() != oid:
             problems.append(f"object {oid} ({wanted[oid]}) is damaged in {side.label}: push it again from a good copy")
-    return FsckReport(len(present), commits, problems)
+    return FsckReport(len(readable), commits, problems)
+
+
+def _stored(side: BundleSide, pack: str) -> bool:
+    try:
+        side.objects.pack_size(pack)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _walk(side: BundleSide, tree: str, who: str, wanted: dict[str, str], problems: list[str]) -> None:

@@ -27,6 +27,8 @@ class RepoManifest:
     """Commit id -> the commits it was computed from."""
     jobs: list[JobExport] = field(default_factory=list)
     """The jobs that wrote its commits (a pipeline's output repo)."""
+    open: dict[str, str] = field(default_factory=dict)
+    """Branch -> the open commit at its head, in a store being written to (never travels)."""
 
     def ancestors(self, commit_id: str | None) -> list[str]:
         """`commit_id` and its parents, newest first, as far as this manifest knows them."""

@@ -62,9 +62,12 @@ class Remotes:
         except FileNotFoundError:
             return {}
         except ValueError:
+            data = None
+        if not isinstance(data, dict):
             raise InvalidArgument(
-                f"{self.path} is not valid JSON: fix it or remove it and add the remotes again"
-            ) from None
+                f"{self.path} is not a JSON object of remote names and URLs: fix it, or remove it and add the "
+                "remotes again"
+            )
         return {str(k): str(v) for k, v in data.items()}
 
     def _write(self, remotes: dict[str, str]) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -119,15 +120,16 @@ class StoreSide(Side):
                 return None
             every = {c.id: c for c in self.refs.commits(repo)}
             commits = {i: c for i, c in every.items() if c.state == "finished"}
-            branches = {}
+            branches, open_heads = {}, {}
             for branch in self.refs.branches(repo):
                 head = branch.head
                 if head is not None and head not in commits:  # an open commit: its finished parent
+                    open_heads[branch.name] = head
                     head = every[head].parent if head in every else None
                 branches[branch.name] = head
             provenance = {i: ups for i, ups in self.refs.repo_provenance(repo).items() if i in commits}
             jobs = self.exports.jobs_for(commits)
-        return RepoManifest(record, branches, commits, provenance, jobs)
+        return RepoManifest(record, branches, commits, provenance, jobs, open_heads)
 
     def commit_ids(self) -> set[str]:
         return {c.id for c in self.refs.commits()}
@@ -181,13 +183,14 @@ class BundleSide(Side):
         self._cache = cache
         self._loaded_file = cache / "loaded.json"
         self._db = SqliteDatabase(cache / "index.db")
+        self._index = PackIndex(self._db)
         self._loose: set[str] | None = None
         self._manifests: dict[str, RepoManifest | None] = {}
         self._objects: ObjectStore | None = None
         if url.startswith("s3://"):
             from ..backends.s3 import S3ObjectStore
 
-            self._objects = S3ObjectStore(cache, url, PackIndex(self._db))
+            self._objects = S3ObjectStore(cache, url, self._index)
             self.fresh = self._objects.read_document(MARKER) is None
         else:  # the folder store is made (with its folders) when first needed: a refused push leaves nothing
             folder = Path(url)
@@ -196,7 +199,9 @@ class BundleSide(Side):
                 raise InvalidArgument(f"{url} is not empty and not a dataver remote: give an empty or new folder")
         if self.fresh and not create:
             raise NotFound(f"{label} is not a dataver remote (no {MARKER} there): push to it first")
-        if not self.fresh:
+        if self.fresh:  # what the cache knows is of a remote that was here before (emptied since)
+            self._reset_cache()
+        else:
             self._refresh_index()
 
     @property
@@ -204,7 +209,7 @@ class BundleSide(Side):
         if self._objects is None:
             from ..backends.folder import FolderObjectStore
 
-            self._objects = FolderObjectStore(Path(self.url), PackIndex(self._db))
+            self._objects = FolderObjectStore(Path(self.url), self._index)
         return self._objects
 
     def _mark(self) -> None:
@@ -213,17 +218,29 @@ class BundleSide(Side):
             self.objects.write_document(MARKER, json.dumps({"what": "a dataver remote", "format": 1}).encode())
             self.fresh = False
 
+    def _loaded(self) -> set[str]:
+        """The `.idx` documents the cache holds."""
+        try:
+            return set(json.loads(self._loaded_file.read_text()))
+        except (FileNotFoundError, ValueError):
+            return set()
+
+    def _save_loaded(self, loaded: set[str]) -> None:
+        tmp = self._loaded_file.with_name(f".loaded.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(sorted(loaded)))
+        os.replace(tmp, self._loaded_file)
+
+    def _reset_cache(self) -> None:
+        self._save_loaded(set())
+        self._index.clear()
+
     def _refresh_index(self) -> None:
         """Load the `.idx` documents not cached yet; start afresh if the remote lost one that
         the cache has (emptied and pushed to again), so it never counts on objects it lacks."""
         listed = set(self.objects.documents("packs/"))
-        loaded = set(json.loads(self._loaded_file.read_text())) if self._loaded_file.is_file() else set()
+        loaded = self._loaded()
         if not loaded <= listed:
-            self._db.close()
-            shutil.rmtree(self._cache)
-            self._cache.mkdir(parents=True)
-            self._db = SqliteDatabase(self._cache / "index.db")
-            self.objects.index = PackIndex(self._db)
+            self._reset_cache()
             loaded = set()
         for name in sorted(listed - loaded):
             raw = self.objects.read_document(name)
@@ -231,10 +248,9 @@ class BundleSide(Side):
                 continue
             pack = name[len("packs/") : -len(".idx")]
             rows = [(oid, pack, offset, size) for oid, offset, size in json.loads(raw)["objects"]]
-            assert self.objects.index is not None
-            self.objects.index.add(rows)
+            self._index.add(rows)
             loaded.add(name)
-        self._loaded_file.write_text(json.dumps(sorted(loaded)))
+        self._save_loaded(loaded)
 
     def present(self, oids: set[str]) -> set[str]:
         """The index, and one listing of loose objects (not a request per object)."""
@@ -242,8 +258,7 @@ class BundleSide(Side):
             return set()
         if self._loose is None:
             self._loose = set(self.objects.loose())
-        assert self.objects.index is not None
-        return self.objects.index.present(sorted(oids)) | (oids & self._loose)
+        return self._index.present(sorted(oids)) | (oids & self._loose)
 
     def repo_names(self) -> list[str]:
         if self.fresh:
@@ -282,13 +297,11 @@ class BundleSide(Side):
         by_pack: dict[str, list[tuple[str, str, int, int]]] = {}
         for row in placed:
             by_pack.setdefault(row[1], []).append(row)
-        assert self.objects.index is not None
         for pack, rows in by_pack.items():  # after the pack: an .idx never names a pack not there
             objects = [[oid, offset, size] for oid, _, offset, size in rows]
             self.objects.write_document(f"packs/{pack}.idx", json.dumps({"objects": objects}).encode())
-            self.objects.index.add(rows)
-        loaded = set(json.loads(self._loaded_file.read_text())) if self._loaded_file.is_file() else set()
-        self._loaded_file.write_text(json.dumps(sorted(loaded | {f"packs/{p}.idx" for p in by_pack})))
+            self._index.add(rows)
+        self._save_loaded(self._loaded() | {f"packs/{p}.idx" for p in by_pack})
         self._loose = None
 
     def record(self, updates: list[RepoUpdate], pipelines: list[PipelineExport]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import Conflict, Corruption, NotFound
 from ..names import did_you_mean
-from ..objects import ObjectStore, ObjectWriter
+from ..objects import ObjectStore
 from ..packs import PackEntry
 from ..pipelines.exports import PipelineExport
 from .manifest import RepoManifest
@@ -32,6 +32,8 @@ GAP = 1 << 20
 are read and dropped): a remote in a bucket answers a few large reads far faster than many small."""
 RUN = 32 << 20
 """The most bytes one ranged read takes (memory stays bounded whatever the pack's size)."""
+BATCH = 256 << 20
+"""Bytes copied between two stores of what was sent (a pack, and its index on a remote)."""
 
 Progress = Callable[[int, int, int, int], None]
 """(objects copied, bytes copied, objects to copy, bytes to copy)."""
@@ -91,8 +93,11 @@ def transfer(
     *,
     force: bool = False,
     pipelines: bool = False,
+    keep_ahead: bool = False,
     progress: Progress | None = None,
 ) -> TransferReport:
+    """`keep_ahead`: a destination branch that has moved past the source's stays where it is
+    (a pull); otherwise that is refused unless `force` (a push)."""
     started = time.monotonic()
     report = TransferReport(src.label, dst.label)
     wanted = selection or [Selection(name) for name in src.repo_names()]
@@ -106,18 +111,17 @@ def transfer(
             close = did_you_mean(pick.repo, names)
             raise NotFound(f"repo {pick.repo} is not in {src.label}{close} (its repos: {held})")
         manifests[pick.repo] = theirs
-        updates.append(_plan(pick, theirs, src, dst, force, report))
-    updates = _merged(updates)
+        updates.append(_plan(pick, theirs, src, dst, force, keep_ahead, report))
+    updates = _upstream_first(_merged(updates))
     available = dst.commit_ids() | {c.id for u in updates for c in u.commits}
-    for update in updates:  # a job whose inputs would be missing there is left out: fsck stays clean
+    for update in updates:  # a job whose inputs would be missing there waits for them: fsck stays clean
         update.jobs = [j for j in update.jobs if all(i.commit in available for i in j.inputs)]
-    sending = _pipelines(src, dst, force) if pipelines else []
+    arriving = {u.repo.name for u in updates} | set(dst.repo_names())
+    sending = _pipelines(src, dst, force, {u.repo.name for u in updates}, arriving) if pipelines else []
 
-    needed = _needed_objects(src, dst, updates, report)
-    with dst.holding():
-        if needed:
-            with dst.writing() as writer:
-                _copy(src.objects, writer, needed, src.label, report, progress)
+    with dst.holding():  # from what it has to what refers to it: no gc in between
+        needed = _needed_objects(src, dst, updates, report)
+        _copy(src, dst, needed, report, progress)
         dst.record([u for u in updates if u.commits or u.jobs or u.moves or u.before is None], sending)
     report.repos = [u.repo.name for u in updates]
     report.commits = sum(len(u.commits) for u in updates)
@@ -127,7 +131,13 @@ def transfer(
 
 
 def _plan(
-    pick: Selection, theirs: RepoManifest, src: Side, dst: Side, force: bool, report: TransferReport
+    pick: Selection,
+    theirs: RepoManifest,
+    src: Side,
+    dst: Side,
+    force: bool,
+    keep_ahead: bool,
+    report: TransferReport,
 ) -> RepoUpdate:
     """What one repo's transfer adds at the destination; a branch move that is not a
     fast-forward is refused here, before anything is sent."""
@@ -146,13 +156,17 @@ def _plan(
             continue
         forced = False
         if old is not None and old not in theirs.ancestors(new):
+            ahead = ours is not None and new in ours.ancestors(old)
+            if ahead and keep_ahead:
+                continue  # this store has moved past the remote's head: nothing to fetch for it
             if not force:
-                raise Conflict(
-                    f"branch {pick.repo}@{branch} has diverged: {dst.label} has {old[:12]} and {src.label} has "
-                    f"{(new or 'no commit')[:12]}, neither following from the other; nothing was sent: bring "
-                    f"them together first, or give --force to set {dst.label}'s branch to {src.label}'s"
-                )
+                raise _refused(pick.repo, branch, src, dst, old, new, ahead)
             forced = True
+        if ours is not None and branch in ours.open:
+            raise Conflict(
+                f"{pick.repo}@{branch} has an open commit ({ours.open[branch][:12]}) in {dst.label}: finish it "
+                f"(`dataver finish-commit {pick.repo} {branch}`) or delete it first; nothing was sent"
+            )
         update.moves[branch] = (old, new)
         heads.append(new)
         report.branches.append(BranchMove(pick.repo, branch, old, new, forced))
@@ -163,9 +177,45 @@ def _plan(
         ids = {c for head in heads for c in theirs.ancestors(head)}
     update.commits = [theirs.commits[i] for i in sorted(ids - have)]
     update.provenance = {i: theirs.provenance[i] for i in ids - have if i in theirs.provenance}
-    new_ids = {c.id for c in update.commits}
-    update.jobs = [j for j in theirs.jobs if j.job.output_commit in new_ids]
+    there = have | {c.id for c in update.commits}
+    known_jobs = {j.job.id for j in ours.jobs} if ours is not None else set()
+    # A job the destination lacks for a commit it has or gets: also one held back earlier (its
+    # inputs were not there yet) or cut off by a stopped transfer, so lineage always catches up.
+    update.jobs = [j for j in theirs.jobs if j.job.output_commit in there and j.job.id not in known_jobs]
     return update
+
+
+def _refused(repo: str, branch: str, src: Side, dst: Side, old: str, new: str | None, ahead: bool) -> Conflict:
+    if ahead:
+        return Conflict(
+            f"branch {repo}@{branch} of {dst.label} is ahead: its head {old[:12]} follows {src.label}'s "
+            f"{(new or 'no commit')[:12]}; nothing was sent: pull first, or give --force to set it back"
+        )
+    return Conflict(
+        f"branch {repo}@{branch} has diverged: {dst.label} has {old[:12]} and {src.label} has "
+        f"{(new or 'no commit')[:12]}, neither following from the other; nothing was sent: bring "
+        f"them together first, or give --force to set {dst.label}'s branch to {src.label}'s"
+    )
+
+
+def _upstream_first(updates: list[RepoUpdate]) -> list[RepoUpdate]:
+    """Repos whose commits others' jobs read come first: a transfer stopped between two
+    manifests leaves the lineage to be completed, never a job whose inputs are not there."""
+    by_name = {u.repo.name: u for u in updates}
+    ordered: list[RepoUpdate] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        update = by_name.get(name)
+        if update is None or update in ordered or name in path:
+            return
+        for job in update.jobs:
+            for upstream in job.inputs:
+                visit(upstream.repo, (*path, name))
+        ordered.append(update)
+
+    for name in sorted(by_name):
+        visit(name, ())
+    return ordered
 
 
 def _merged(updates: list[RepoUpdate]) -> list[RepoUpdate]:
@@ -184,12 +234,13 @@ def _merged(updates: list[RepoUpdate]) -> list[RepoUpdate]:
     return list(by_repo.values())
 
 
-def _pipelines(src: Side, dst: Side, force: bool) -> list[PipelineExport]:
-    """Pipelines the destination lacks, or has otherwise (refused unless forced)."""
+def _pipelines(src: Side, dst: Side, force: bool, moving: set[str], arriving: set[str]) -> list[PipelineExport]:
+    """The pipelines of the repos moving (a pipeline's output repo has its name) whose inputs
+    will be there, that the destination lacks or has otherwise (refused unless forced)."""
     sending = []
     for name in src.pipeline_names():
         theirs = src.pipeline(name)
-        if theirs is None:
+        if theirs is None or name not in moving or any(i.repo not in arriving for i in theirs.inputs):
             continue
         ours = dst.pipeline(name)
         if ours is not None and (ours.record.salt, ours.versions) == (theirs.record.salt, theirs.versions):
@@ -232,29 +283,35 @@ def _needed_objects(src: Side, dst: Side, updates: list[RepoUpdate], report: Tra
 
 
 def _copy(
-    objects: ObjectStore,
-    writer: ObjectWriter,
-    needed: dict[str, int | None],
-    label: str,
-    report: TransferReport,
-    progress: Progress | None,
+    src: Side, dst: Side, needed: dict[str, int | None], report: TransferReport, progress: Progress | None
 ) -> None:
+    """Copy in batches of about BATCH bytes, each stored (packed, and on a remote its pack
+    index written) before the next: a transfer stopped midway keeps what it sent."""
     total_bytes = sum(size or 0 for size in needed.values())
-    for oid, data in read_objects(objects, sorted(needed)):
-        if isinstance(data, bytes):
-            got, size = writer.add_bytes(data), len(data)
-        else:
-            with data:
-                got, size = writer.add_stream(data)
-        if got != oid:
-            raise Corruption(
-                f"object {oid} read from {label} is damaged (its bytes hash to {got[:12]}...): nothing was "
-                f"recorded; repair the source (`dataver fsck`) and run the transfer again"
-            )
-        report.objects_sent += 1
-        report.bytes_sent += size
-        if progress is not None:
-            progress(report.objects_sent, report.bytes_sent, len(needed), max(total_bytes, report.bytes_sent))
+    order = sorted(needed)
+    start = 0
+    while start < len(order):
+        end, weight = start, 0
+        while end < len(order) and (end == start or weight + (needed[order[end]] or 0) <= BATCH):
+            weight += needed[order[end]] or 0
+            end += 1
+        with dst.writing() as writer:
+            for oid, data in read_objects(src.objects, order[start:end]):
+                if isinstance(data, bytes):
+                    got, size = writer.add_bytes(data), len(data)
+                else:
+                    with data:
+                        got, size = writer.add_stream(data)
+                if got != oid:
+                    raise Corruption(
+                        f"object {oid} read from {src.label} is damaged (its bytes hash to {got[:12]}...): nothing "
+                        f"was recorded; repair the source (`dataver fsck`, or push it again there) and retry"
+                    )
+                report.objects_sent += 1
+                report.bytes_sent += size
+                if progress is not None:
+                    progress(report.objects_sent, report.bytes_sent, len(needed), max(total_bytes, report.bytes_sent))
+        start = end
 
 
 def read_objects(objects: ObjectStore, oids: list[str]) -> Iterator[tuple[str, Any]]:
