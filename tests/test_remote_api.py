@@ -144,3 +144,20 @@ def test_malformed_requests_are_refused(pair):
     (a.root / "remotes.json").write_text("[]")
     with pytest.raises(InvalidArgument, match="is not a JSON object of remote names"):
         a.list_remotes()
+
+
+@pytest.mark.parametrize("content", [b"a", b"b", b"x1", b"y1"])
+def test_an_empty_object_sharing_its_offset_does_not_cut_the_next_short(tmp_path, content):
+    """An empty object and the next one start at the same offset of a pack; whichever the index
+    lists first, both read back whole."""
+    from dataver.objects import hash_bytes
+    from dataver.remotes.transfer import read_objects
+    from dataver.store import Store
+
+    store = Store.open(tmp_path / "store")
+    with store.objects.writer() as writer:
+        writer.add_bytes(b"")
+        writer.add_bytes(content)
+    got = dict(read_objects(store.objects, sorted([hash_bytes(b""), hash_bytes(content)])))
+    assert got == {hash_bytes(b""): b"", hash_bytes(content): content}
+    store.close()

@@ -322,20 +322,22 @@ def read_objects(objects: ObjectStore, oids: list[str]) -> Iterator[tuple[str, A
     for entry in located.values():
         by_pack.setdefault(entry.pack, []).append(entry)
     for pack, entries in sorted(by_pack.items()):
-        entries.sort(key=lambda e: e.offset)
+        entries.sort(key=lambda e: (e.offset, e.size))
         run: list[PackEntry] = []
+        end = 0  # where the run's bytes end (an empty object may share its offset with the next)
         for entry in [*entries, None]:
             if entry is not None and run:
-                end = run[-1].offset + run[-1].size
                 if entry.offset - end <= GAP and entry.offset + entry.size - run[0].offset <= RUN:
                     run.append(entry)
+                    end = max(end, entry.offset + entry.size)
                     continue
             if run:
-                start, end = run[0].offset, run[-1].offset + run[-1].size
+                start = run[0].offset
                 chunk = objects.read_range(pack, start, end - start)
                 for e in run:
                     yield e.oid, chunk[e.offset - start : e.offset - start + e.size]
             run = [entry] if entry is not None else []
+            end = entry.offset + entry.size if entry is not None else 0
     for oid in oids:
         if oid not in located:
             yield oid, objects.open(oid)
