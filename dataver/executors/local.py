@@ -72,10 +72,16 @@ class LocalExecutor(Executor):
                 results.put(previous.pop().finish(writer))
 
         try:
+            # The first datum is taken before the (slow) start of the runtime's worker: every
+            # worker thread holds one before any takes a second to prefetch, so N datums run at
+            # once whenever N are pending (taken after, one thread took two while the other
+            # was still starting, and two 2 s datums on 2 workers took 4 s).
+            task = _take(pending)
+            if task is None:
+                return
             worker = runtime.start(job.ctx, workspace)
             try:
                 runner = DatumRunner(job, runtime, worker, workspace, self.objects, self.host)
-                task = _take(pending)
                 while task is not None:
                     upcoming = _take(pending)
 
