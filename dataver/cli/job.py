@@ -9,6 +9,7 @@ import typer
 
 from ..errors import InvalidArgument
 from . import output
+from .progress import datum_counts
 from .repo import JsonOpt
 from .session import client, required_ref, target
 
@@ -20,17 +21,13 @@ INSPECT_DATUMS = 20
 """Datums inspect-job lists (list-datum shows them all)."""
 
 
-def _progress(job) -> str:
-    return f"{job.processed} + {job.skipped} / {job.total}"
-
-
 @app.command("list-job")
 def list_job(
     ctx: typer.Context,
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline's jobs.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first (PROGRESS is processed + skipped / total datums)."""
+    """List jobs, newest first (PROGRESS: processed + skipped / total datums; + recovered before the / if any)."""
     jobs = client(ctx).list_jobs(pipeline)
     if json:
         return output.as_json(jobs)
@@ -44,7 +41,7 @@ def list_job(
                 output.ago(j.started),
                 output.duration(j.duration),
                 j.restarts,
-                _progress(j),
+                datum_counts(j),
                 j.state,
             )
             for j in jobs

@@ -22,6 +22,13 @@ def failure_lines() -> list[str]:
     return [f"job {job.id} (pipeline {job.pipeline}) failed: {job.reason}" for job in FAILED]
 
 
+def datum_counts(job: JobInfo) -> str:
+    """Pachyderm's PROGRESS: processed + skipped / total, with the recovered (err_cmd) datums
+    as a third term when there are any (its pretty.Progress)."""
+    recovered = f" + {job.recovered}" if job.recovered else ""
+    return f"{job.processed} + {job.skipped}{recovered} / {job.total}"
+
+
 class JobProgress:
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
@@ -30,7 +37,7 @@ class JobProgress:
     def __call__(self, job: JobInfo) -> None:
         if job.state == "failure":
             FAILED.append(job)
-        line = f"job {job.id[:12]} ({job.pipeline}): {job.processed} + {job.skipped} / {job.total} datums" + (
+        line = f"job {job.id[:12]} ({job.pipeline}): {datum_counts(job)} datums" + (
             "" if job.state == "running" else f", {job.state} in {output.duration(job.duration)}"
         )
         if job.state not in ("running", "failure") and job.reason:  # a failure's reason: the error line

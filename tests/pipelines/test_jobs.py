@@ -68,6 +68,20 @@ def test_err_cmd_recovers_a_datum(repo):
     assert [f.path for f in repo.list_files("p", "master")] == ["/b"]
 
 
+def test_a_recovered_datum_shows_in_progress_and_runs_again_next_job(repo, cli):
+    """As Pachyderm does: PROGRESS gains a third term, and only processed datums are skipped
+    later (its skippableDatum wants PROCESSED), so a recovered one gets another chance."""
+    failing_a = 'test "$in" != /pfs/in/a || exit 1; cp "$in" /pfs/out/'
+    repo.create_pipeline(spec("p", failing_a, pfs("in"), transform={"err_cmd": ["true"]}))
+    assert " 1 + 0 + 1 / 2 " in cli("list-job", "-p", "p").out
+    repo.put_file("in", "master", "c", source=b"C")
+    job = repo.list_jobs("p")[0]
+    assert (job.processed, job.skipped, job.recovered, job.total) == (1, 1, 1, 3)
+    assert {d.id for d in repo.list_datums(job.id) if d.state == "recovered"} == {
+        d.id for d in repo.list_datums(repo.list_jobs("p")[1].id) if d.state == "recovered"
+    }
+
+
 def test_accept_return_code(repo):
     repo.create_pipeline(
         spec("p", "cp -r /pfs/in/* /pfs/out/; exit 4", pfs("in"), transform={"accept_return_code": [4]})
