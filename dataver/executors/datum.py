@@ -6,6 +6,7 @@ process's threads and on a Dask worker across the network.
 from __future__ import annotations
 
 import os
+import posixpath
 import signal
 import time
 from collections.abc import Callable
@@ -33,6 +34,35 @@ def list_outputs(out: Path, limit: int) -> list[JobFile]:
     return found
 
 
+def linked_inputs(task: DatumTask, links: list[JobFile]) -> list[tuple[str, str, int]]:
+    """(path, oid, size) of what links in /pfs/out name: a link to a file or folder of one of the
+    datum's inputs is committed as that content (its objects are stored already: no bytes are
+    copied), as Pachyderm's shuffle and hyperparameter examples expect. Any other link is
+    refused, naming it: it is never followed."""
+    found: list[tuple[str, str, int]] = []
+    for link in links:
+        assert link.link is not None
+        at = posixpath.dirname(f"/pfs/out/{link.path}")
+        target = posixpath.normpath(posixpath.join(at, link.link))
+        name, _, below = target.removeprefix("/pfs/").partition("/")
+        inside = target.startswith("/pfs/") and name != "out"
+        matched = []
+        for input_name, _, path, oid, size in task.inputs if inside else ():
+            if input_name != name:
+                continue
+            if path == below:
+                matched.append((link.path, oid, size))
+            elif not below or path.startswith(below + "/"):
+                matched.append((f"{link.path}/{path[len(below) :].lstrip('/')}", oid, size))
+        if not matched:
+            raise OutputError(
+                f"/pfs/out/{link.path} is a symbolic link to {link.link}, which is not a file or folder of this "
+                "datum's inputs: outputs must be regular files, or links into /pfs/<input>"
+            )
+        found += [(normalize_path(path, allow_root=False), oid, size) for path, oid, size in matched]
+    return found
+
+
 @dataclass
 class Finishing:
     """A datum that succeeded, whose outputs (moved aside) are stored while the next one runs."""
@@ -42,9 +72,12 @@ class Finishing:
     log: Path
     moved: list[str]
     """The top-level entries moved aside, removed once stored."""
+    linked: list[tuple[str, str, int]]
+    """(path, oid, size) of outputs that are links to input files: stored already."""
 
     def finish(self, writer: ObjectWriter) -> DatumResult:
-        self.result.outputs = [(f.path, *_store_output(f, writer)) for f in self.files]
+        stored = [(f.path, *_store_output(f, writer)) for f in self.files]
+        self.result.outputs = sorted(stored + self.linked)
         self.result.log_oid = store_log(self.log, writer)
         for entry in self.moved:
             jobfiles.remove_tree(entry) if os.path.isdir(entry) else os.unlink(entry)
@@ -168,12 +201,14 @@ class DatumRunner:
             if _accepted(outcome, job.accept_return_code):
                 try:
                     listing = list_outputs(workspace.out, job.ctx.max_file_bytes)
+                    linked = linked_inputs(task, [f for f in listing if f.link is not None])
                 except OutputError as exc:
                     reason = str(exc)
                     continue
                 result = self._result(task, "success", started, attempt, exit_code=exit_code)
-                files, moved = _move_aside(workspace.out, listing, workspace.base / "done", task.datum_id[:16])
-                return Finishing(result, files, outcome.log, moved)
+                plain = [f for f in listing if f.link is None]
+                files, moved = _move_aside(workspace.out, plain, workspace.base / "done", task.datum_id[:16])
+                return Finishing(result, files, outcome.log, moved, linked)
             reason = outcome.error or exit_reason(exit_code, job.ctx.memory)
             if job.err_cmd:
                 log_oid = store_log(outcome.log, writer)

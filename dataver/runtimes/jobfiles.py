@@ -53,6 +53,9 @@ class JobFile:
     path: str
     host: str
     identity: tuple[int, int]
+    link: str | None = None
+    """For a symbolic link: its target as the job wrote it (never followed; the datum runner
+    accepts it only as a reference to an input's file or folder)."""
 
 
 def open_job_file(
@@ -90,8 +93,8 @@ def open_job_file(
 
 
 def list_outputs(out: Path, limit: int) -> list[JobFile]:
-    """Every file below `out`, sorted by path. Links, special files, hard links and files at the
-    size limit are refused (OutputError), never followed."""
+    """Every file below `out`, sorted by path. Symbolic links are listed with their target, never
+    followed; special files, hard links and files at the size limit are refused (OutputError)."""
     found: list[JobFile] = []
     stack = [(str(out), "")]
     while stack:
@@ -110,6 +113,9 @@ def list_outputs(out: Path, limit: int) -> list[JobFile]:
                     stack.append((f"{folder}/{name}", f"{rel}{name}/"))
                     continue
                 host = f"{folder}/{name}"
+                if stat.S_ISLNK(st.st_mode):
+                    found.append(JobFile(f"{rel}{name}", host, (st.st_dev, st.st_ino), os.readlink(name, dir_fd=dfd)))
+                    continue
                 fd = open_job_file(host, f"/pfs/out/{rel}{name}", limit)
                 st = os.fstat(fd)
                 os.close(fd)

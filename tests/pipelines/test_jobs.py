@@ -82,6 +82,27 @@ def test_a_recovered_datum_shows_in_progress_and_runs_again_next_job(repo, cli):
     }
 
 
+def test_links_into_an_input_are_committed_as_that_input(repo):
+    """Pachyderm's shuffle and hyperparameter examples link inputs into /pfs/out instead of
+    copying them: a link to an input's file or folder (absolute or relative) is committed as
+    its content, the very objects the input has."""
+    cmd = "ln -s /pfs/in/a /pfs/out/first && mkdir /pfs/out/sub && ln -s ../../in /pfs/out/sub/everything"
+    repo.create_pipeline(spec("p", cmd, pfs("in", "/")))
+    assert repo.list_jobs("p")[0].state == "success"
+    shown = [*repo.list_files("p", "master"), *repo.list_files("p", "master", "sub/everything")]
+    listed = {f.path: f.hash for f in shown if f.type == "file"}
+    inputs = {f.path: f.hash for f in repo.list_files("in", "master")}
+    assert listed == {"/first": inputs["/a"], "/sub/everything/a": inputs["/a"], "/sub/everything/b": inputs["/b"]}
+    assert repo.get_file("p", "master", "sub/everything/b") == b"B"
+
+
+@pytest.mark.parametrize("target", ["/pfs/in/../../etc/passwd", "/pfs/in/nothing", "/pfs/out", "/pfs/other/a"])
+def test_links_anywhere_else_are_refused(repo, target):
+    repo.create_pipeline(spec("p", f"ln -s {target} /pfs/out/x", pfs("in", "/"), datum_tries=1))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure" and f"is a symbolic link to {target}, which is not a file or folder" in job.reason
+
+
 def test_accept_return_code(repo):
     repo.create_pipeline(
         spec("p", "cp -r /pfs/in/* /pfs/out/; exit 4", pfs("in"), transform={"accept_return_code": [4]})
