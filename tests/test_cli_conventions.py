@@ -94,3 +94,17 @@ def test_an_input_branch_that_does_not_exist_is_pointed_out(client, cli, tmp_pat
     created = cli("create-pipeline", "-f", str(path))
     assert created.code == 0  # allowed: the branch may come later, as in Pachyderm
     assert "note: repo in has no branch mastr yet (did you mean master?)" in created.err
+
+
+def test_pachctl_2_spellings_run_the_same_commands(cli, tmp_path):
+    """`create repo`, `put file repo@branch:/path`, `list job`...: Pachyderm 2.x's verb noun."""
+    source = tmp_path / "a.txt"
+    source.write_text("hello")
+    assert cli("create", "repo", "x").code == 0
+    assert cli("put", "file", "x@master:/a", "-f", str(source)).code == 0
+    assert cli("get", "file", "x@master:/a").out == "hello"
+    assert [line.split()[0] for line in cli("list", "repo").out.splitlines()] == ["NAME", "x"]
+    assert cli("inspect", "commit", "x@master").out == cli("inspect-commit", "x@master").out
+    assert cli("list", "job").code == 0
+    refused = cli("create", "nothing")
+    assert refused.code == 2 and "No such command 'create'" in refused.err

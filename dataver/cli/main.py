@@ -10,7 +10,7 @@ import errno
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,12 +18,25 @@ try:  # typer 0.29+ ships its own copy of click; older versions use click itself
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException
+from typer.core import TyperGroup
 
 from ..errors import DataverError
 from . import admin, branch, commit, config, daemon, file, helptext, job, pipeline, remote, repo
 from .session import Session
 
+
+class _VerbNoun(TyperGroup):
+    """Takes pachctl 2.x's spelling of every command too: `create repo`, `list job`, `put file
+    repo@branch:/path -f x` run `create-repo`, `list-job`, `put-file` (1.x's spelling, ours)."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if len(args) >= 2 and args[0] not in self.commands and f"{args[0]}-{args[1]}" in self.commands:
+            args = [f"{args[0]}-{args[1]}", *args[2:]]
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
+    cls=_VerbNoun,
     name="dataver",
     help="Git for data, with pipelines that run by themselves.",
     add_completion=True,
