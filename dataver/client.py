@@ -452,19 +452,26 @@ class Client:
     # ---- pipelines ---------------------------------------------------------------------
 
     def parse_spec(self, spec: str | Path | dict) -> PipelineSpec:
-        """A spec from a file path, JSON text or a dict (Pachyderm's format, snake or camel case)."""
+        """A spec from a file path, JSON text or a dict (Pachyderm's format, snake or camel case).
+        Fields that only mean something on Kubernetes are ignored, each named in a notice."""
         from .pipelines.spec import parse_spec
 
+        ignored: list[str] = []
         if isinstance(spec, dict):
-            return parse_spec(json.dumps(spec))
-        if isinstance(spec, Path) or (isinstance(spec, str) and not spec.lstrip().startswith("{")):
+            parsed, source = parse_spec(json.dumps(spec), ignored=ignored), "the spec"
+        elif isinstance(spec, Path) or (isinstance(spec, str) and not spec.lstrip().startswith("{")):
             path = Path(spec)
             try:
                 text = path.read_text()
             except OSError as exc:
                 raise InvalidArgument(f"cannot read spec file {path}: {exc.strerror}") from None
-            return parse_spec(text, str(path))
-        return parse_spec(spec)
+            parsed, source = parse_spec(text, str(path), ignored), str(path)
+        else:
+            parsed, source = parse_spec(spec, ignored=ignored), "the spec"
+        if ignored and self.notice is not None:
+            fields = ", ".join(ignored)
+            self.notice(f"{source}: ignoring {fields}: only meaningful on Kubernetes (the rest runs as written)")
+        return parsed
 
     def create_pipeline(self, spec: str | Path | dict, *, runtime: str | None = None) -> PipelineInfo:
         """Create a pipeline and its output repo; runs its first job now if its inputs have data.

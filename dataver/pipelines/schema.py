@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from .spec import PipelineSpec
+from .spec import KUBERNETES_ONLY, PipelineSpec
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
@@ -21,6 +21,14 @@ def spec_schema() -> dict[str, Any]:
     """The schema of a spec as users write it: snake_case or camelCase names, as dataver takes
     both, and `$schema` allowed, so a spec file can name this schema for its editor."""
     schema = PipelineSpec.model_json_schema(by_alias=False)
+    sections = {
+        "": schema,
+        "transform": schema["$defs"]["Transform"],
+        "parallelism_spec": schema["$defs"]["ParallelismSpec"],
+    }
+    for section, names in KUBERNETES_ONLY.items():
+        for name in names:
+            sections[section]["properties"][name] = {"description": "only meaningful on Kubernetes: accepted, ignored"}
     for model in [schema, *schema.get("$defs", {}).values()]:
         properties = model.get("properties", {})
         for name in list(properties):

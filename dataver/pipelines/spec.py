@@ -276,8 +276,50 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {error['msg'].removeprefix('Value error, ')}"
 
 
-def parse_spec(text: str, source: str = "spec") -> PipelineSpec:
-    """Parse and validate a spec; any problem is one SpecError naming the place."""
+KUBERNETES_ONLY = {
+    "": (
+        "pod_patch",
+        "pod_spec",
+        "tolerations",
+        "scheduling_spec",
+        "sidecar_resource_limits",
+        "sidecar_resource_requests",
+        "autoscaling",
+        "standby",
+        "metadata",
+        "enable_stats",
+        "cache_size",
+        "max_queue_size",
+        "chunk_spec",
+        "datum_set_spec",
+        "hashtree_spec",
+        "tf_job",
+    ),
+    "transform": ("image_pull_secrets", "debug"),
+    "parallelism_spec": ("coefficient",),
+}
+"""Fields of Pachyderm's spec that only mean something to Kubernetes (pods, nodes, scaling) or to
+its own internals: accepted so that a spec runs as written, each named in one warning line."""
+
+
+def kubernetes_fields(raw: dict[str, Any]) -> list[str]:
+    """Take the Kubernetes-only fields out of a raw spec (snake or camel case); their names."""
+    taken = []
+    for section, names in KUBERNETES_ONLY.items():
+        where = raw.get(section, raw.get(to_camel(section))) if section else raw
+        if not isinstance(where, dict):
+            continue
+        for name in names:
+            for spelled in dict.fromkeys((name, to_camel(name))):
+                if spelled in where:
+                    where.pop(spelled)
+                    taken.append(f"{section}.{spelled}" if section else spelled)
+    return taken
+
+
+def parse_spec(text: str, source: str = "spec", ignored: list[str] | None = None) -> PipelineSpec:
+    """Parse and validate a spec; any problem is one SpecError naming the place. The names of
+    Kubernetes-only fields taken out are added to `ignored`."""
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -285,6 +327,9 @@ def parse_spec(text: str, source: str = "spec") -> PipelineSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: a pipeline spec is a JSON object, not {type(raw).__name__}")
     raw.pop("$schema", None)  # editors' pointer to docs/pipeline-spec.schema.json
+    taken = kubernetes_fields(raw)
+    if ignored is not None:
+        ignored += taken
     try:
         return PipelineSpec.model_validate(raw)
     except ValidationError as exc:

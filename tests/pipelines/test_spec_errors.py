@@ -130,3 +130,27 @@ def test_the_schema_accepts_the_examples_and_refuses_a_typo():
     jsonschema.validate(camel, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**GOOD, "parallelism_spc": {}}, schema)
+
+
+def test_kubernetes_only_fields_are_ignored_with_one_warning(client, cli, tmp_path):
+    """A spec from Pachyderm's examples runs as written; what only Kubernetes understands is named."""
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"A")
+    written = {
+        **GOOD,
+        "podPatch": '[{"op": "add"}]',
+        "scheduling_spec": {"node_selector": {"disk": "ssd"}},
+        "tolerations": [{"key": "gpu"}],
+        "transform": {**GOOD["transform"], "image_pull_secrets": ["regcred"]},
+        "parallelism_spec": {"coefficient": 0.5},
+    }
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(written))
+    result = cli("create-pipeline", "-f", str(path))
+    assert result.code == 0, result.err
+    warning = [line for line in result.err.splitlines() if "ignoring" in line]
+    assert warning == [
+        f"{path}: ignoring podPatch, tolerations, scheduling_spec, transform.image_pull_secrets, "
+        "parallelism_spec.coefficient: only meaningful on Kubernetes (the rest runs as written)"
+    ]
+    assert client.get_file("p", "master", "a") == b"A"
