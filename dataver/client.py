@@ -7,7 +7,6 @@ work, returning the dataclasses of `dataver.models`.
 from __future__ import annotations
 
 import io
-import json
 import shutil
 from collections.abc import Callable
 from functools import cached_property
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
-from .errors import Conflict, InvalidArgument
+from .errors import Conflict, InvalidArgument, SpecError
 from .files import FileStore, Transfer
 from .maintenance import OuterReferences, fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
@@ -451,34 +450,47 @@ class Client:
 
     # ---- pipelines ---------------------------------------------------------------------
 
-    def parse_spec(self, spec: str | Path | dict) -> PipelineSpec:
-        """A spec from a file path, JSON text or a dict (Pachyderm's format, snake or camel case).
-        Fields that only mean something on Kubernetes are ignored, each named in a notice."""
-        from .pipelines.spec import parse_spec
+    def parse_specs(self, spec: str | Path | dict) -> list[PipelineSpec]:
+        """The specs of a file, an http(s) URL, a text (JSON, several JSON objects, or YAML
+        documents) or a dict, in Pachyderm's format (snake or camel case). Fields that only mean
+        something on Kubernetes are ignored, each named in a notice."""
+        from .pipelines.sources import read_specs
+        from .pipelines.spec import validate_spec
 
+        source = read_specs(spec)
         ignored: list[str] = []
-        if isinstance(spec, dict):
-            parsed, source = parse_spec(json.dumps(spec), ignored=ignored), "the spec"
-        elif isinstance(spec, Path) or (isinstance(spec, str) and not spec.lstrip().startswith("{")):
-            path = Path(spec)
-            try:
-                text = path.read_text()
-            except OSError as exc:
-                raise InvalidArgument(f"cannot read spec file {path}: {exc.strerror}") from None
-            parsed, source = parse_spec(text, str(path), ignored), str(path)
-        else:
-            parsed, source = parse_spec(spec, ignored=ignored), "the spec"
+        many = len(source.documents) > 1
+        parsed = [
+            validate_spec(
+                raw, f"{source.shown} (spec {i} of {len(source.documents)})" if many else source.shown, ignored
+            )
+            for i, raw in enumerate(source.documents, start=1)
+        ]
         if ignored and self.notice is not None:
-            fields = ", ".join(ignored)
-            self.notice(f"{source}: ignoring {fields}: only meaningful on Kubernetes (the rest runs as written)")
+            fields = ", ".join(dict.fromkeys(ignored))
+            self.notice(f"{source.shown}: ignoring {fields}: only meaningful on Kubernetes (the rest runs as written)")
         return parsed
+
+    def parse_spec(self, spec: str | Path | dict) -> PipelineSpec:
+        """The one spec of a file, URL, text or dict (see `parse_specs`)."""
+        specs = self.parse_specs(spec)
+        if len(specs) != 1:
+            raise SpecError(f"{_shown(spec)} holds {len(specs)} specs: create them with `create_pipelines`")
+        return specs[0]
 
     def create_pipeline(self, spec: str | Path | dict, *, runtime: str | None = None) -> PipelineInfo:
         """Create a pipeline and its output repo; runs its first job now if its inputs have data.
         `runtime` (auto, local or docker) defaults to the `runtime` setting (auto)."""
-        parsed = self.parse_spec(spec)
+        return self._create(self.parse_spec(spec), runtime, _spec_path(spec))
+
+    def create_pipelines(self, spec: str | Path | dict, *, runtime: str | None = None) -> list[PipelineInfo]:
+        """Create every pipeline a file, URL or text holds, in order (all are checked first)."""
+        specs = self.parse_specs(spec)
+        return [self._create(parsed, runtime, _spec_path(spec)) for parsed in specs]
+
+    def _create(self, parsed: PipelineSpec, runtime: str | None, spec_path: Path | None) -> PipelineInfo:
         self._pipes.executor()  # a bad `executor` setting is refused before anything is recorded
-        self._pipes.service.create(parsed, self.config.get("runtime", runtime), _spec_path(spec))
+        self._pipes.service.create(parsed, self.config.get("runtime", runtime), spec_path)
         self._warn_missing_branches(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
 
@@ -486,9 +498,20 @@ class Client:
         self, spec: str | Path | dict, *, runtime: str | None = None, reprocess: bool = False
     ) -> PipelineInfo:
         """Record a new spec version; seen datums are skipped unless `reprocess`."""
-        parsed = self.parse_spec(spec)
+        return self._update(self.parse_spec(spec), runtime, reprocess, _spec_path(spec))
+
+    def update_pipelines(
+        self, spec: str | Path | dict, *, runtime: str | None = None, reprocess: bool = False
+    ) -> list[PipelineInfo]:
+        """Update every pipeline a file, URL or text holds, in order."""
+        specs = self.parse_specs(spec)
+        return [self._update(parsed, runtime, reprocess, _spec_path(spec)) for parsed in specs]
+
+    def _update(
+        self, parsed: PipelineSpec, runtime: str | None, reprocess: bool, spec_path: Path | None
+    ) -> PipelineInfo:
         self._pipes.executor()
-        self._pipes.service.update(parsed, runtime=runtime, spec_path=_spec_path(spec), reprocess=reprocess)
+        self._pipes.service.update(parsed, runtime=runtime, spec_path=spec_path, reprocess=reprocess)
         self._warn_missing_branches(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
 
@@ -589,8 +612,14 @@ class Client:
 
 
 def _spec_path(spec: str | Path | dict) -> Path | None:
+    """The spec file, when `spec` names one (see `pipelines.sources.read_specs`)."""
     if isinstance(spec, Path):
         return spec
-    if isinstance(spec, str) and not spec.lstrip().startswith("{"):
+    if isinstance(spec, str) and "\n" not in spec and not spec.lstrip().startswith(("{", "[", "http://", "https://")):
         return Path(spec)
     return None
+
+
+def _shown(spec: str | Path | dict) -> str:
+    path = _spec_path(spec)
+    return str(path) if path is not None else spec if isinstance(spec, str) and "://" in spec else "the spec"

@@ -4,6 +4,7 @@ stop-pipeline, start-pipeline, rerun-pipeline, dag."""
 from __future__ import annotations
 
 import json as jsonlib
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,12 @@ from .repo import JsonOpt
 from .session import client
 
 app = typer.Typer()
-SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The pipeline spec (Pachyderm's JSON format).")]
+SpecFile = Annotated[
+    str,
+    typer.Option(
+        "--file", "-f", help="Pipeline specs: a file, an http(s) URL or - (stdin); JSON, several JSON objects, or YAML."
+    ),
+]
 Runtime = Annotated[
     str | None, typer.Option("--runtime", help="auto, local or docker (default: the runtime setting, auto).")
 ]
@@ -25,7 +31,7 @@ Runtime = Annotated[
 @app.command("create-pipeline")
 def create_pipeline(ctx: typer.Context, spec: SpecFile, runtime: Runtime = None) -> None:
     """Create a pipeline and its output repo; runs a job at once if its inputs have data."""
-    client(ctx).create_pipeline(spec, runtime=runtime)
+    client(ctx).create_pipelines(_specs(spec), runtime=runtime)
 
 
 @app.command("update-pipeline")
@@ -36,7 +42,12 @@ def update_pipeline(
     runtime: Runtime = None,
 ) -> None:
     """Record a new version of a pipeline's spec and run it over the current inputs."""
-    client(ctx).update_pipeline(spec, runtime=runtime, reprocess=reprocess)
+    client(ctx).update_pipelines(_specs(spec), runtime=runtime, reprocess=reprocess)
+
+
+def _specs(given: str) -> str:
+    """`-f -` is the specs' text on stdin; anything else a file or URL, read by the Client."""
+    return sys.stdin.read() if given == "-" else given
 
 
 @app.command("list-pipeline")

@@ -317,13 +317,48 @@ def kubernetes_fields(raw: dict[str, Any]) -> list[str]:
     return taken
 
 
-def parse_spec(text: str, source: str = "spec", ignored: list[str] | None = None) -> PipelineSpec:
-    """Parse and validate a spec; any problem is one SpecError naming the place. The names of
-    Kubernetes-only fields taken out are added to `ignored`."""
+def split_specs(text: str, source: str = "spec") -> list[Any]:
+    """The specs a text holds, as Pachyderm reads them: JSON (one object, or several one after
+    another), else YAML (documents separated by `---`)."""
+    if text.lstrip().startswith(("{", "[")):
+        decoder, found, at = json.JSONDecoder(), [], 0
+        while True:
+            while at < len(text) and text[at].isspace():
+                at += 1
+            if at == len(text):
+                return found
+            try:
+                raw, at = decoder.raw_decode(text, at)
+            except json.JSONDecodeError as exc:
+                raise SpecError(
+                    f"{source}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                ) from None
+            found.append(raw)
+    import yaml
+
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{source}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{source}: malformed YAML{where}: {problem}") from None
+    if not documents:
+        raise SpecError(f"{source}: holds no pipeline spec")
+    return documents
+
+
+def parse_spec(text: str, source: str = "spec", ignored: list[str] | None = None) -> PipelineSpec:
+    """Parse and validate one spec (JSON or YAML); any problem is one SpecError naming the place."""
+    specs = split_specs(text, source)
+    if len(specs) != 1:
+        raise SpecError(f"{source}: holds {len(specs)} specs where one was expected")
+    return validate_spec(specs[0], source, ignored)
+
+
+def validate_spec(raw: Any, source: str = "spec", ignored: list[str] | None = None) -> PipelineSpec:
+    """Validate a spec already parsed; any problem is one SpecError naming the place. The names
+    of Kubernetes-only fields taken out are added to `ignored`."""
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: a pipeline spec is a JSON object, not {type(raw).__name__}")
     raw.pop("$schema", None)  # editors' pointer to docs/pipeline-spec.schema.json

@@ -154,3 +154,70 @@ def test_kubernetes_only_fields_are_ignored_with_one_warning(client, cli, tmp_pa
         "parallelism_spec.coefficient: only meaningful on Kubernetes (the rest runs as written)"
     ]
     assert client.get_file("p", "master", "a") == b"A"
+
+
+YAML_SPECS = """
+pipeline:
+  name: upper
+transform:
+  cmd: [sh, -c, 'tr a-z A-Z < "$in" > /pfs/out/$(basename "$in")']
+input:
+  pfs: {repo: in, glob: "/*"}
+---
+pipeline: {name: count}
+transform:
+  cmd: [sh, -c, 'wc -c < "$upper" | tr -d " " > /pfs/out/$(basename "$upper")']
+input:
+  pfs: {repo: upper, glob: "/*"}
+"""
+
+
+def test_specs_in_yaml_several_to_a_file_from_stdin_and_from_a_url(client, cli, tmp_path):
+    """As pachctl takes them: YAML documents (the second reads the first's output repo), a
+    stream of JSON objects, `-f -`, and `-f https://...` (here a server on loopback)."""
+    import http.server
+    import threading
+
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"abc")
+    path = tmp_path / "two.yaml"
+    path.write_text(YAML_SPECS)
+    assert cli("create-pipeline", "-f", str(path)).code == 0
+    assert (client.get_file("upper", "master", "a"), client.get_file("count", "master", "a")) == (b"ABC", b"3\n")
+
+    stream = json.dumps(spec("one", "cp $in /pfs/out/", pfs("in"))) + "\n" + json.dumps(spec("two", "true", pfs("in")))
+    assert cli("create-pipeline", "-f", "-", input=stream).code == 0
+    assert {p.name for p in client.list_pipelines()} == {"upper", "count", "one", "two"}
+
+    (tmp_path / "served.yaml").write_text(YAML_SPECS.split("---")[0].replace("upper", "fetched"))
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        assert cli("create-pipeline", "-f", f"{url}/served.yaml").code == 0
+        missing = cli("create-pipeline", "-f", f"{url}/nothing.yaml")
+        assert missing.code == 2 and "the server answered 404" in missing.err
+    finally:
+        server.shutdown()
+    assert client.get_file("fetched", "master", "a") == b"ABC"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("pipeline: {name: p\ntransform: x", "malformed YAML at line 2"),
+        (
+            YAML_SPECS.replace('glob: "/*"}', 'glb: "/*"}', 1),
+            "(spec 1 of 2): 2 problems: input.pfs.glob: required field is missing; input.pfs.glb: unknown field",
+        ),
+        ("---\n", "holds no pipeline spec"),
+    ],
+)
+def test_bad_yaml_is_one_line_naming_the_spec_and_creates_nothing(client, cli, tmp_path, text, message):
+    client.create_repo("in")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = cli("create-pipeline", "-f", str(path))
+    assert result.code == 2 and message in result.err and result.err.count("\n") == 1, result.err
+    assert client.list_pipelines() == []

@@ -1,0 +1,56 @@
+"""Where specs come from, as `pachctl create pipeline -f` takes them: a file, an http(s) URL, or
+text (JSON, several JSON objects one after another, or YAML documents separated by `---`)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidArgument
+from .spec import split_specs
+
+FETCH_TIMEOUT = 30
+"""Seconds to wait for a spec's URL to answer."""
+
+
+@dataclass(frozen=True)
+class SpecSource:
+    documents: list[Any]
+    """Each spec, parsed but not validated."""
+    shown: str
+    """How messages name where the specs came from."""
+    path: Path | None
+    """The spec file, if they came from one (its folder holds the images built for it)."""
+
+
+def read_specs(spec: str | Path | dict) -> SpecSource:
+    """`spec`: a dict, a file path, an http(s):// URL, or the text of one or more specs."""
+    if isinstance(spec, dict):
+        return SpecSource([json.loads(json.dumps(spec))], "the spec", None)
+    if isinstance(spec, str) and spec.startswith(("http://", "https://")):
+        return SpecSource(split_specs(_fetch(spec), spec), spec, None)
+    if isinstance(spec, Path) or ("\n" not in spec and not spec.lstrip().startswith(("{", "["))):
+        path = Path(spec)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read spec file {path}: {exc.strerror}") from None
+        return SpecSource(split_specs(text, str(path)), str(path), path)
+    return SpecSource(split_specs(spec, "the spec"), "the spec", None)
+
+
+def _fetch(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response:  # noqa: S310 (http and https only)
+            return response.read().decode()
+    except urllib.error.HTTPError as exc:
+        raise InvalidArgument(f"cannot fetch spec {url}: the server answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InvalidArgument(f"cannot fetch spec {url}: {reason}: check the address and your network") from None
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"cannot read spec {url}: it is not UTF-8 text") from None
