@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import tempfile
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +23,7 @@ from .names import CommitRef, check_name, did_you_mean, normalize_path, parse_co
 from .presence import DaemonInfo, remote_daemon, running_daemon
 from .repos import RepoStore
 from .store import Store, StoreSetup, default_root, init_store
-from .uploads import expand_source
+from .uploads import expand_source, expand_sources, fetch
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
     from .backends.sqlite import SalvagedTable
@@ -217,18 +218,30 @@ class Client:
         ref: Ref,
         path: str | None = None,
         *,
-        source: str | Path | BinaryIO | bytes,
+        source: str | Path | BinaryIO | bytes | list[str | Path],
         recursive: bool = False,
         append: bool = False,
         message: str = "",
         progress: Transfer | None = None,
     ) -> CommitInfo:
-        """Put a host file, a host directory (`recursive`), a stream or bytes into a branch or open commit.
+        """Put a host file, a host directory (`recursive`), an http(s) URL, a stream or bytes into a
+        branch or open commit; or several files, directories and URLs (a list) in one commit.
 
-        A `path` ending in '/' names a folder: a file goes inside it under its own name, as with `cp`.
+        A `path` ending in '/' names a folder: a file goes inside it under its own name, as with `cp`
+        (with several sources, `path` is always a folder).
 
         Outside an open commit the change lands as a commit of its own, finished at once.
         """
+        if isinstance(source, list | tuple):
+            if not source:
+                raise InvalidArgument("nothing to put: give one or more files, directories or URLs")
+            if len(source) > 1:
+                return self._put_several(
+                    [str(s) for s in source], repo, ref, path, recursive, append, message, progress
+                )
+            source = source[0]
+        if isinstance(source, str) and source.startswith(("http://", "https://")):
+            return self._put_several([source], repo, ref, path, recursive, append, message, progress)
         commit_ref = _ref(ref)
         into_folder = path is not None and path.endswith("/") and normalize_path(path) != ""
         if isinstance(source, bytes):
@@ -292,6 +305,33 @@ class Client:
 
     def delete_file(self, repo: str, ref: Ref, path: str, *, recursive: bool = False) -> CommitInfo:
         return self._landed(self.files.delete_file(repo, _ref(ref), path, recursive=recursive))
+
+    def _put_several(
+        self,
+        sources: list[str],
+        repo: str,
+        ref: Ref,
+        path: str | None,
+        recursive: bool,
+        append: bool,
+        message: str,
+        progress: Transfer | None,
+    ) -> CommitInfo:
+        """Several sources in one commit; URLs are downloaded first (into the store's own
+        temporary folder), so a bad one changes nothing."""
+        with tempfile.TemporaryDirectory(dir=self.store.objects.tmp_dir, prefix="fetch-") as folder:
+            local = [
+                str(fetch(s, Path(folder) / str(i))) if s.startswith(("http://", "https://")) else s
+                for i, s in enumerate(sources)
+            ]
+            into_folder = path is not None and path.endswith("/") and normalize_path(path) != ""
+            dest = normalize_path(path, allow_root=True) if path is not None else None
+            if len(local) == 1 and not into_folder and dest == "":
+                dest = None
+            files = expand_sources(local, dest or None, recursive, into_folder=into_folder)
+            return self._landed(
+                self.files.put_files(repo, _ref(ref), files, append=append, description=message, progress=progress)
+            )
 
     def copy_file(
         self, src_repo: str, src_ref: Ref, src_path: str, dst_repo: str, dst_ref: Ref, dst_path: str

@@ -100,3 +100,47 @@ def _check_link(link: str, top: Path, top_real: str) -> None:
             f"{link} is a symlink to {os.readlink(link)}, which is not a file inside {top}: "
             "dataver only stores links whose target lies in the uploaded directory; copy the file in or remove the link"
         )
+
+
+def expand_sources(
+    sources: list[str], dest: str | None, recursive: bool, *, into_folder: bool = False
+) -> list[tuple[str, str]]:
+    """`expand_source` of each (several `-f`): with more than one, `dest` is a folder for all.
+    Two sources landing on one repo path are refused, naming both."""
+    found: dict[str, str] = {}
+    for source in sources:
+        for repo_path, host in expand_source(source, dest, recursive, into_folder=into_folder or len(sources) > 1):
+            if repo_path in found and found[repo_path] != host:
+                raise InvalidArgument(
+                    f"{found[repo_path]} and {host} would both be put at /{repo_path}: give them different names"
+                )
+            found[repo_path] = host
+    return sorted(found.items())
+
+
+FETCH_TIMEOUT = 60
+"""Seconds to wait for a URL given to put-file to answer."""
+
+
+def fetch(url: str, folder: Path) -> Path:
+    """Download `url` (http or https) into `folder`, under the name its path ends with (a URL
+    given to `put-file -f`, stored as that file)."""
+    import shutil
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    name = Path(urllib.parse.urlsplit(url).path).name
+    if not name:
+        raise InvalidArgument(f"{url} names no file (its path ends in /): give a destination path")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response, open(target, "wb") as out:  # noqa: S310
+            shutil.copyfileobj(response, out)
+    except urllib.error.HTTPError as exc:
+        raise InvalidArgument(f"cannot fetch {url}: the server answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InvalidArgument(f"cannot fetch {url}: {reason}: check the address and your network") from None
+    return target

@@ -125,7 +125,7 @@ BAD_INPUT = [
     (["delete-commit", "training", "master"], "immutable"),
     (["list-file", "training", "master^9"], "past the first commit"),
     (["list-commit", "training", "-n", "0"], "-n must be at least 1"),
-    (["put-file", "training"], "Missing option"),
+    (["put-file", "training"], "missing branch or commit"),
     (["no-such-command"], "No such command"),
     (["get-file", "training", "master"], "missing path"),
     (["list-file", "training@master", "extra"], "either"),
@@ -159,3 +159,33 @@ def test_root_is_created_on_first_use(tmp_path):
     done = dataver_process(root, "list-repo", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert done.wait(timeout=60) == 0
     assert (root / "meta.db").exists()
+
+
+def test_put_file_takes_sources_as_pachctl_does(cli, client, tmp_path):
+    """Every -f given, stdin without -f, -i LIST, a URL (a server on loopback), 1.x's -c and -o."""
+    import http.server
+    import threading
+
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text(name.upper())
+    (tmp_path / "list").write_text(f"{tmp_path / 'b'}\n\n{tmp_path / 'c'}\n")
+    client.create_repo("r")
+    assert cli("put-file", "r", "master", "-f", str(tmp_path / "a"), "-f", str(tmp_path / "b"), "-c", "-o").code == 0
+    assert cli("put-file", "r@master:/piped", input=b"from stdin").code == 0
+    assert cli("put-file", "r@master:/listed", "-i", str(tmp_path / "list")).code == 0
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert cli("put-file", "r", "master", "-f", f"http://127.0.0.1:{server.server_port}/c").code == 0
+    finally:
+        server.shutdown()
+    top = client.list_files("r", "master")
+    files = {f.path: client.get_file("r", "master", f.path) for f in top if f.type == "file"}
+    assert files == {"/a": b"A", "/b": b"B", "/c": b"C", "/piped": b"from stdin"}
+    assert {f.path for f in client.list_files("r", "master", "listed")} == {"/listed/b", "/listed/c"}
+    assert len(client.list_commits("r")) == 4  # several sources, one commit each time
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a").write_text("other")
+    clash = cli("put-file", "r", "master", "-f", str(tmp_path / "a"), "-f", str(tmp_path / "sub" / "a"))
+    assert clash.code == 2 and "would both be put at /a" in clash.err and len(client.list_commits("r")) == 4

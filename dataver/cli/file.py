@@ -33,22 +33,41 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Do not say which com
 def put_file(
     ctx: typer.Context,
     address: Annotated[list[str], typer.Argument(help="REPO BRANCH [PATH] or REPO@BRANCH[:PATH]", show_default=False)],
-    source: Annotated[str, typer.Option("--file", "-f", help="Host file, directory (with -r) or - for stdin.")],
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--file", "-f", help="Host file, directory (with -r), http(s) URL, or - for stdin (default); repeatable."
+        ),
+    ] = None,
+    inputs: Annotated[
+        Path | None, typer.Option("--input-file", "-i", help="A file listing sources (paths or URLs), one per line.")
+    ] = None,
     recursive: Recursive = False,
     append: Annotated[
         bool, typer.Option("--append", "-a", help="Append to the file instead of overwriting it.")
     ] = False,
     message: Annotated[str, typer.Option("--message", "-m", help="Description of the commit.")] = "",
     quiet: Quiet = False,
+    _commit: Annotated[bool, typer.Option("--commit", "-c", help="Pachyderm 1.x's flag: a commit of its own.")] = False,
+    _overwrite: Annotated[bool, typer.Option("--overwrite", "-o", help="Pachyderm 1.x's flag: overwrite.")] = False,
 ) -> None:
-    """Put a file or directory into a branch (its own commit) or into the branch's open commit.
+    """Put files, directories or URLs into a branch (its own commit) or into the branch's open commit.
 
-    Says on stderr which commit it made (repo@id, files and bytes put) unless --quiet.
+    Several -f (or -i LIST) go into one commit. Says on stderr which commit it made (repo@id,
+    files and bytes put) unless --quiet. 1.x's -c and -o are what put-file does anyway.
     """
     t = target(address, what="REPO BRANCH [PATH]")
-    data = sys.stdin.buffer if source == "-" else source
+    sources = list(source or [])
+    if inputs is not None:
+        try:
+            sources += [line.strip() for line in inputs.read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read the list of sources {inputs}: {exc.strerror}") from None
+    if "-" in sources and len(sources) > 1:
+        raise InvalidArgument("stdin (-f -) cannot be put together with other sources: put it on its own")
+    data = sys.stdin.buffer if sources in ([], ["-"]) else sources
     bar = TransferBar("putting")
-    commit_note(ctx, quiet, lambda: f"{bar.summary()} put" + (" from stdin" if source == "-" else ""))
+    commit_note(ctx, quiet, lambda: f"{bar.summary()} put" + (" from stdin" if data is sys.stdin.buffer else ""))
     raw_path = address[0].partition("@")[2].partition(":")[2] if len(address) == 1 else address[2:][:1]
     into_folder = bool(t.path) and "".join(raw_path).endswith("/")  # `dir/`: the file goes inside dir
     client(ctx).put_file(
