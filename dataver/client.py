@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
-from .errors import Conflict, InvalidArgument, SpecError
+from .errors import Conflict, InvalidArgument, NotFound, SpecError
 from .files import FileStore, Transfer
 from .maintenance import OuterReferences, fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
@@ -84,6 +84,10 @@ class Client:
         from .pipelines.layer import PipelineLayer
 
         return PipelineLayer(self.store, self.repos)
+
+    def has_pipelines(self) -> bool:
+        """Whether the store has any pipeline (without loading the pipeline layer)."""
+        return self._has_pipelines()
 
     def _has_pipelines(self) -> bool:
         from .pipelines.records import Records
@@ -184,6 +188,15 @@ class Client:
 
     def create_branch(self, repo: str, name: str, head: Ref | None = None) -> BranchInfo:
         return self._landed(self.repos.create_branch(repo, name, _ref(head) if head is not None else None))
+
+    def inspect_branch(self, repo: str, name: str) -> BranchInfo:
+        found = [b for b in self.repos.list_branches(repo) if b.name == name]
+        if not found:
+            raise NotFound(f"branch {name} not found in repo {repo}: see `dataver list-branch {repo}`")
+        return found[0]
+
+    def list_all_commits(self, limit: int | None = None) -> list[CommitInfo]:
+        return self.repos.list_all_commits(limit)
 
     def list_branches(self, repo: str) -> list[BranchInfo]:
         return self.repos.list_branches(repo)

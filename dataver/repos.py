@@ -217,6 +217,14 @@ class RepoStore:
                 head = row.parent
             return result
 
+    def list_all_commits(self, limit: int | None = None) -> list[CommitInfo]:
+        """Every repo's commits, newest first (`list-commit` with no repo, as pachctl's)."""
+        if limit is not None and not 1 <= limit <= MAX_LIMIT:
+            raise InvalidArgument(f"-n must be at least 1 and at most {MAX_LIMIT}, not {limit}")
+        with self.db.read():
+            rows = sorted(self.refs.commits(), key=lambda r: r.started, reverse=True)
+            return [self.info(r) for r in rows[:limit]]
+
     # ---- commits: writing --------------------------------------------------------------
 
     def _insert_commit(

@@ -189,3 +189,27 @@ def test_put_file_takes_sources_as_pachctl_does(cli, client, tmp_path):
     (tmp_path / "sub" / "a").write_text("other")
     clash = cli("put-file", "r", "master", "-f", str(tmp_path / "a"), "-f", str(tmp_path / "sub" / "a"))
     assert clash.code == 2 and "would both be put at /a" in clash.err and len(client.list_commits("r")) == 4
+
+
+def test_inspect_branch_list_commit_of_every_repo_and_pachctl_flags(cli, client):
+    from helpers import pfs, spec
+
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"A")
+    client.create_pipeline(spec("copy", 'cp "$in" /pfs/out/', pfs("in")))
+    head = client.inspect_commit("copy", "master").id
+    assert cli("inspect-branch", "copy@master").out.splitlines() == [
+        "Branch: copy@master",
+        f"Head: {head}",
+        "Provenance: in@master",
+    ]
+    assert json.loads(cli("inspect-branch", "in", "master", "--json").out)["head"] == client.inspect_commit(
+        "in", "master"
+    ).id
+    missing = cli("inspect-branch", "in@nope")
+    assert missing.code == 1 and "branch nope not found in repo in" in missing.err
+    every = json.loads(cli("list-commit", "--json").out)
+    assert [c["repo"] for c in every] == ["copy", "in"] and every[0]["id"] == head
+    assert len(json.loads(cli("list-commit", "-n", "1", "--json").out)) == 1
+    assert cli("inspect-commit", "in@master", "--raw").out == cli("inspect-commit", "in@master", "--json").out
+    assert cli("list-repo", "--all").out == cli("list-repo").out

@@ -34,6 +34,23 @@ def list_branch(ctx: typer.Context, repo: str, json: JsonOpt = False) -> None:
     output.table(["BRANCH", "HEAD"], [(b.name, b.head or "-") for b in branches])
 
 
+@app.command("inspect-branch")
+def inspect_branch(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help=BRANCH, show_default=False)],
+    json: JsonOpt = False,
+) -> None:
+    """Show a branch: its head, and for a pipeline's output branch what it is computed from."""
+    t = target(address, what=BRANCH)
+    c = client(ctx)
+    branch = c.inspect_branch(t.repo, required_ref(t).base)
+    if json:
+        return output.as_json(branch)
+    pipelines = [p for p in c.list_pipelines() if p.name == t.repo] if c.has_pipelines() else []
+    upstream = ", ".join(f"{i.repo}@{i.branch}" for p in pipelines for i in p.inputs) or None
+    output.fields([("Branch", f"{branch.repo}@{branch.name}"), ("Head", branch.head), ("Provenance", upstream)])
+
+
 @app.command("delete-branch")
 def delete_branch(
     ctx: typer.Context, address: Annotated[list[str], typer.Argument(help=BRANCH, show_default=False)]

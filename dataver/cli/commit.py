@@ -49,13 +49,18 @@ def delete_commit(ctx: typer.Context, address: Address) -> None:
 @app.command("list-commit")
 def list_commit(
     ctx: typer.Context,
-    address: Annotated[list[str], typer.Argument(help="REPO, REPO BRANCH or REPO@BRANCH", show_default=False)],
+    address: Annotated[
+        list[str] | None, typer.Argument(help="[REPO], REPO BRANCH or REPO@BRANCH", show_default=False)
+    ] = None,
     number: Annotated[int | None, typer.Option("-n", "--number", help="Show at most N commits.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """List commits, newest first (a branch's history, or the whole repo)."""
-    t = target(address, what="REPO[@BRANCH]", ref=False)
-    commits = client(ctx).list_commits(t.repo, t.ref.base if t.ref else None, number)
+    """List commits, newest first (a branch's history, the whole repo, or every repo's)."""
+    if not address:
+        commits = client(ctx).list_all_commits(number)
+    else:
+        t = target(address, what="REPO[@BRANCH]", ref=False)
+        commits = client(ctx).list_commits(t.repo, t.ref.base if t.ref else None, number)
     if json:
         return output.as_json(commits)
     output.table(
@@ -93,12 +98,17 @@ def show_commit(info: CommitInfo, job: str | None) -> None:
 
 
 @app.command("inspect-commit")
-def inspect_commit(ctx: typer.Context, address: Address, json: JsonOpt = False) -> None:
+def inspect_commit(
+    ctx: typer.Context,
+    address: Address,
+    json: JsonOpt = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Pachyderm's name for --json.")] = False,
+) -> None:
     """Show a commit: id, parent, branch, times, size and provenance."""
     t = target(address, what=COMMIT)
     c = client(ctx)
     info = c.inspect_commit(t.repo, required_ref(t))
-    if json:
+    if json or raw:
         return output.as_json(info)
     job = c.job_for_commit(info.id)
     show_commit(info, f"{job.id} (pipeline {job.pipeline} v{job.version})" if job else None)

@@ -20,6 +20,7 @@ EXAMPLES = {
     "create-branch": "dataver create-branch training staging --head master",
     "list-branch": "dataver list-branch training",
     "delete-branch": "dataver delete-branch training staging",
+    "inspect-branch": "dataver inspect-branch model@master",
     "start-commit": "dataver start-commit training master -m 'two files at once'",
     "finish-commit": "dataver finish-commit training master",
     "delete-commit": "dataver delete-commit training master",

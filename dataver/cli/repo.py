@@ -24,7 +24,11 @@ def create_repo(
 
 
 @app.command("list-repo")
-def list_repo(ctx: typer.Context, json: JsonOpt = False) -> None:
+def list_repo(
+    ctx: typer.Context,
+    json: JsonOpt = False,
+    _all: Annotated[bool, typer.Option("--all", help="Pachyderm's: every project's repos (all of them here).")] = False,
+) -> None:
     """List repos, newest first."""
     repos = client(ctx).list_repos()
     if json:
