@@ -626,6 +626,14 @@ class Client:
     def list_datums(self, job_id: str) -> list[DatumInfo]:
         return self._pipes.list_datums(job_id)
 
+    def inspect_datum(self, job_id: str, datum: str) -> DatumInfo:
+        """One datum of a job, by id or a prefix of it."""
+        return self._pipes.inspect_datum(job_id, datum)
+
+    def wait_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
+        """Wait until a job is done (a daemon runs it); JobFailed if it did not succeed."""
+        return self._pipes.wait_job(job_id, timeout)
+
     def logs(
         self, *, pipeline: str | None = None, job: str | None = None, datum: str | None = None
     ) -> list[tuple[str, str, str]]:

@@ -48,6 +48,8 @@ EXAMPLES = {
     "list-job": "dataver list-job -p model",
     "inspect-job": "dataver inspect-job 94e756a6b3d7",
     "list-datum": "dataver list-datum 94e756a6b3d7",
+    "inspect-datum": "dataver inspect-datum 94e756a6b3d7 9f76ffa4fb54",
+    "wait-job": "dataver wait-job 94e756a6b3d7 --timeout 600",
     "logs": "dataver logs -p model",
     "wait-commit": "dataver wait-commit training@master --timeout 600",
     "provenance": "dataver provenance inference master 2",

@@ -117,6 +117,38 @@ def list_datum(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
     )
 
 
+@app.command("inspect-datum")
+def inspect_datum(ctx: typer.Context, job: str, datum: str, json: JsonOpt = False) -> None:
+    """Show one datum of a job: state, worker, time, exit code, attempts, reason and input files."""
+    d = client(ctx).inspect_datum(job, datum)
+    if json:
+        return output.as_json(d)
+    output.fields(
+        [
+            ("ID", d.id),
+            ("Job", d.job_id),
+            ("State", d.state),
+            ("Worker", d.worker or None),
+            ("Time", _datum_time(d)),
+            ("Exit", d.exit_code),
+            ("Attempts", d.attempts),
+            ("Reason", d.reason or None),
+            ("Files", [f"{f.repo}:{f.path}" for f in d.files]),
+        ]
+    )
+
+
+@app.command("wait-job")
+def wait_job(
+    ctx: typer.Context,
+    job: str,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Give up after this many seconds.")] = None,
+) -> None:
+    """Wait until a job is done; exit 1 if it did not succeed."""
+    info = client(ctx).wait_job(job, timeout=timeout)
+    typer.echo(f"job {info.id} ({info.pipeline}): {datum_counts(info)} datums, {info.state}")
+
+
 def _datum_time(d: DatumInfo) -> str:
     return output.duration(d.finished - d.started) if d.finished and d.started else "-"
 

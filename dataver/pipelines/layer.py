@@ -133,6 +133,28 @@ class PipelineLayer:
         row = self.records.job_for_commit(commit_id)
         return self.records.job_info(row) if row else None
 
+    def wait_job(self, job_id: str, timeout: float | None) -> JobInfo:
+        """Wait until a job (run by a daemon, here or on another host) is done; JobFailed if it
+        failed or was killed, naming it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (job := self.inspect_job(job_id)).state in ("created", "running"):
+            if deadline is not None and time.monotonic() > deadline:
+                raise Conflict(f"job {job.id} ({job.pipeline}) is still {job.state} after {timeout:g} s")
+            time.sleep(WAIT_POLL)
+        if job.state != "success":
+            raise JobFailed(
+                f"job {job.id} (pipeline {job.pipeline}) ended {job.state}: {job.reason or 'no reason given'}"
+            )
+        return job
+
+    def inspect_datum(self, job_id: str, datum: str) -> DatumInfo:
+        """One datum of a job, by id or a prefix of it."""
+        found = [d for d in self.list_datums(job_id) if d.id.startswith(datum)]
+        if len(found) != 1 or not datum:
+            what = "matches several datums: give more characters" if found else "is not a datum of that job"
+            raise NotFound(f"{datum or 'an empty id'} {what} (see `dataver list-datum {job_id}`)")
+        return found[0]
+
     def list_datums(self, job_id: str) -> list[DatumInfo]:
         job = self.records.job(job_id)
         return self.records.datum_infos(job.id, job.pipeline)

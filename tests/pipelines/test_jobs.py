@@ -248,3 +248,17 @@ def test_a_job_is_created_then_running(client):
     records.start_job("j" * 32, 5)
     job = client.inspect_job("j" * 32)
     assert job.state == "running" and job.started is not None and job.total == 5
+
+
+def test_inspect_datum_and_wait_job(repo, cli):
+    repo.create_pipeline(spec("copy", COPY, pfs("in")))
+    job = repo.list_jobs("copy")[0]
+    datum = repo.list_datums(job.id)[0]
+    shown = cli("inspect-datum", job.id[:12], datum.id[:8]).out
+    assert f"ID: {datum.id}" in shown and "State: success" in shown and "Files: in:/" in shown
+    assert json.loads(cli("inspect-datum", job.id, datum.id, "--json").out)["id"] == datum.id
+    assert cli("inspect-datum", job.id, "zzz").code == 1
+    assert cli("wait-job", job.id).out.strip() == f"job {job.id} (copy): 2 + 0 / 2 datums, success"
+    repo.update_pipeline(spec("copy", "exit 3", pfs("in"), datum_tries=1), reprocess=True)
+    failed = cli("wait-job", repo.list_jobs("copy")[0].id)
+    assert failed.code == 1 and "ended failure" in failed.err
