@@ -56,6 +56,8 @@ class DatumPart:
     """Its input's `join_on` with the glob's captures filled in (PACH_DATUM_<name>_JOIN_ON)."""
     group_by: str = ""
     """Likewise for `group_by` (PACH_DATUM_<name>_GROUP_BY)."""
+    empty: bool = False
+    """Its input has `empty_files`: the files are laid out empty."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def _pfs_parts(pfs: PfsInput, commit: InputCommit, trees: TreeStore) -> list[Dat
     glob = compile_glob(pfs.glob)
     if glob.is_root:
         files = tuple(DatumFile(p, e.oid, e.size) for p, e in trees.files(commit.tree))
-        return [DatumPart(commit.name, commit.repo, commit.commit, "", files)] if files else []
+        return [DatumPart(commit.name, commit.repo, commit.commit, "", files, empty=pfs.empty_files)] if files else []
     parts = []
     for path, entry in trees.walk(commit.tree, max_depth=glob.max_depth):
         match = glob.match(path)
@@ -93,7 +95,7 @@ def _pfs_parts(pfs: PfsInput, commit: InputCommit, trees: TreeStore) -> list[Dat
             files = (DatumFile(path, entry.oid, entry.size),)
         if files:
             groups = tuple(g or "" for g in match.groups())
-            parts.append(DatumPart(commit.name, commit.repo, commit.commit, path, files, groups))
+            parts.append(DatumPart(commit.name, commit.repo, commit.commit, path, files, groups, empty=pfs.empty_files))
     return parts
 
 

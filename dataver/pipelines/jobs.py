@@ -101,8 +101,12 @@ class JobRunner:
     ) -> tuple[str, str]:
         datums = compute_datums(spec.input, {i.name: i for i in inputs}, self.store.trees, row.salt)
         self.records.start_job(job.job_id, len(datums))
-        seen = self.records.successful_datums(job.pipeline)
+        every_job = spec.reprocess_spec == "every_job"
+        seen = set() if every_job else self.records.successful_datums(job.pipeline)
         todo, skipped = planner.plan(datums, seen)
+        if any(p.empty_files for p in spec.input.pfs_inputs()):
+            with self.store.objects.writer() as empty:  # stored before any datum lays it out
+                empty.add_bytes(b"")
 
         def report() -> None:
             if progress:

@@ -8,6 +8,7 @@ tasks: their outputs are reused.
 from __future__ import annotations
 
 from ..executors.base import DatumResult, DatumTask, JobTask
+from ..objects import hash_bytes
 from ..runtimes.base import JobContext
 from .datums import Datum
 from .spec import PipelineSpec, memory_bytes
@@ -44,6 +45,10 @@ def job_task(
     )
 
 
+EMPTY_BLOB = hash_bytes(b"")
+"""What an `empty_files` input's files are laid out as (stored before the job's datums run)."""
+
+
 def datum_task(datum: Datum) -> DatumTask:
     env: dict[str, str] = {}
     for part in datum.parts:  # what Pachyderm's worker sets (driver.go, UserCodeEnv)
@@ -56,7 +61,7 @@ def datum_task(datum: Datum) -> DatumTask:
     return DatumTask(
         datum_id=datum.id,
         description=datum.describe(),
-        layout=tuple((p.name, f.path, f.oid) for p in datum.parts for f in p.files),
+        layout=tuple((p.name, f.path, EMPTY_BLOB if p.empty else f.oid) for p in datum.parts for f in p.files),
         inputs=tuple((p.name, p.repo, f.path, f.oid, f.size) for p in datum.parts for f in p.files),
         env=env,
     )

@@ -131,7 +131,7 @@ class Records:
         added = self.db.execute(
             "INSERT INTO pipelines (name, version, spec, salt, runtime, context, created, updated)"
             " VALUES (?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-            (spec.name, spec.to_json(), secrets.token_hex(16), runtime, context, now, now),
+            (spec.name, spec.to_json(), spec.salt or secrets.token_hex(16), runtime, context, now, now),
         )
         if not added:
             raise AlreadyExists(f"pipeline {spec.name} already exists: use `dataver update-pipeline -f SPEC`")
@@ -140,7 +140,7 @@ class Records:
     def update_pipeline(self, spec: PipelineSpec, runtime: str, context: str | None, reprocess: bool) -> int:
         row = self.pipeline(spec.name)
         version = row.version + 1
-        salt = secrets.token_hex(16) if reprocess else row.salt
+        salt = secrets.token_hex(16) if reprocess else (spec.salt or row.salt)
         now = time.time()
         self.db.execute(
             "UPDATE pipelines SET version = ?, spec = ?, salt = ?, runtime = ?, context = ?, updated = ?"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -60,6 +60,11 @@ class PfsInput(_Model):
     join_on: str = ""
     group_by: str = ""
     outer_join: bool = False
+    empty_files: bool = False
+    """Pachyderm's: the input's files are there, named as they are, but empty (a datum that
+    only needs the names)."""
+    lazy: bool = False
+    """Pachyderm's: fetch files as they are read. Accepted: dataver links big inputs already."""
 
     @field_validator("repo", "branch", "name")
     @classmethod
@@ -165,6 +170,10 @@ class PipelineSpec(_Model):
     datum_timeout: str = ""
     output_branch: str = "master"
     resource_limits: ResourceLimits | None = None
+    reprocess_spec: Literal["until_success", "every_job"] = "until_success"
+    """Pachyderm's: every_job runs every datum in every job, not only the new ones."""
+    salt: str = ""
+    """Pachyderm's: mixed into datum ids (default: one of its own); a new salt reruns every datum."""
     network: bool = False
     """Not in Pachyderm's spec: the Docker runtime gives containers no network unless this is true."""
 

@@ -262,3 +262,23 @@ def test_inspect_datum_and_wait_job(repo, cli):
     repo.update_pipeline(spec("copy", "exit 3", pfs("in"), datum_tries=1), reprocess=True)
     failed = cli("wait-job", repo.list_jobs("copy")[0].id)
     assert failed.code == 1 and "ended failure" in failed.err
+
+
+def test_pachyderm_spec_fields_with_a_local_meaning(repo):
+    """reprocess_spec every_job reruns every datum each job; a salt of the spec's own keeps
+    datum ids across re-creation; empty_files lays the files out empty; lazy is accepted."""
+    count = 'echo x >> /pfs/out/$(basename "$in")-$PACH_JOB_ID'
+    repo.create_pipeline(spec("every", count, pfs("in"), reprocess_spec="every_job"))
+    repo.put_file("in", "master", "c", source=b"C")
+    job = repo.list_jobs("every")[0]
+    assert (job.processed, job.skipped) == (3, 0)
+
+    sized = 'wc -c < "$in" | tr -d " " > /pfs/out/$(basename "$in")'
+    repo.create_pipeline(spec("names", sized, {"pfs": {"repo": "in", "glob": "/*", "empty_files": True, "lazy": True}}))
+    assert repo.get_file("names", "master", "a") == b"0\n"
+
+    repo.create_pipeline(spec("salted", COPY, pfs("in", "/"), salt="pepper"))
+    first = repo.list_datums(repo.list_jobs("salted")[0].id)[0].id
+    repo.delete_pipeline("salted")
+    repo.create_pipeline(spec("salted", COPY, pfs("in", "/"), salt="pepper"))
+    assert repo.list_datums(repo.list_jobs("salted")[0].id)[0].id == first
