@@ -626,6 +626,10 @@ class Client:
     def list_datums(self, job_id: str) -> list[DatumInfo]:
         return self._pipes.list_datums(job_id)
 
+    def plan_datums(self, spec: str | Path | dict) -> list[DatumInfo]:
+        """A dry run: the datums a spec's job would have over its inputs now (none is run)."""
+        return self._pipes.plan_datums(self.parse_spec(spec))
+
     def inspect_datum(self, job_id: str, datum: str) -> DatumInfo:
         """One datum of a job, by id or a prefix of it."""
         return self._pipes.inspect_datum(job_id, datum)

@@ -97,9 +97,18 @@ def inspect_job(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
 
 
 @app.command("list-datum")
-def list_datum(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
-    """List a job's datums: id, input files, state and time."""
-    datums = client(ctx).list_datums(job)
+def list_datum(
+    ctx: typer.Context,
+    job: Annotated[str | None, typer.Argument(help="JOB (or -f SPEC).", show_default=False)] = None,
+    spec: Annotated[
+        str | None, typer.Option("--file", "-f", help="A spec: list the datums its job would have now (a dry run).")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List a job's datums: id, input files, state and time; or, with -f SPEC, a dry run's."""
+    if (job is None) == (spec is None):
+        raise InvalidArgument("name either a job, or a spec with -f (a dry run)")
+    datums = client(ctx).plan_datums(spec) if spec is not None else client(ctx).list_datums(job or "")
     if json:
         return output.as_json(datums)
     output.table(

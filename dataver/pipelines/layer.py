@@ -20,8 +20,9 @@ from ..runtimes import images
 from ..runtimes.base import JobContext, Runtime, max_file_bytes
 from ..runtimes.choice import make_runtime, resolve_runtime
 from ..store import Store
+from .datums import InputCommit, compute_datums
 from .jobs import JobRunner, Progress
-from .models import DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
+from .models import DatumFileRef, DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
 from .provenance import file_provenance
 from .records import Records
 from .scheduler import Scheduler
@@ -132,6 +133,37 @@ class PipelineLayer:
     def job_for_commit(self, commit_id: str) -> JobInfo | None:
         row = self.records.job_for_commit(commit_id)
         return self.records.job_info(row) if row else None
+
+    def plan_datums(self, spec: PipelineSpec) -> list[DatumInfo]:
+        """The datums a job of `spec` would have over its inputs' heads now (`list-datum -f`):
+        `skipped` where the pipeline of that name already succeeded on them, else `pending`.
+        A new pipeline's ids use the spec's salt (or none): they name the same files."""
+        with self.store.db.read():
+            inputs = {}
+            for pfs in spec.input.pfs_inputs():
+                head = self.repos.readable_head(pfs.repo, pfs.branch)
+                if head is None:
+                    return []
+                inputs[pfs.input_name] = InputCommit(pfs.input_name, pfs.repo, pfs.branch, head.id, head.tree)
+            known = self.records.exists(spec.name)
+            salt = self.records.pipeline(spec.name).salt if known else spec.salt
+            seen = self.records.successful_datums(spec.name) if known else set()
+        datums = compute_datums(spec.input, inputs, self.store.trees, salt)
+        return [
+            DatumInfo(
+                "",
+                d.id,
+                "skipped" if d.id in seen else "pending",
+                None,
+                None,
+                0,
+                None,
+                "",
+                "",
+                [DatumFileRef(p.name, p.repo, "/" + f.path, f.oid, f.size) for p in d.parts for f in p.files],
+            )
+            for d in datums
+        ]
 
     def wait_job(self, job_id: str, timeout: float | None) -> JobInfo:
         """Wait until a job (run by a daemon, here or on another host) is done; JobFailed if it

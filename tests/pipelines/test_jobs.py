@@ -282,3 +282,17 @@ def test_pachyderm_spec_fields_with_a_local_meaning(repo):
     repo.delete_pipeline("salted")
     repo.create_pipeline(spec("salted", COPY, pfs("in", "/"), salt="pepper"))
     assert repo.list_datums(repo.list_jobs("salted")[0].id)[0].id == first
+
+
+def test_list_datum_of_a_spec_is_a_dry_run(repo, cli, tmp_path):
+    path = tmp_path / "copy.json"
+    path.write_text(json.dumps(spec("copy", COPY, pfs("in"), salt="s")))
+    before = json.loads(cli("list-datum", "-f", str(path), "--json").out)
+    assert [(d["state"], [f["path"] for f in d["files"]]) for d in before] == [("pending", ["/a"]), ("pending", ["/b"])]
+    assert repo.list_pipelines() == [] and repo.list_repos()[0].name == "in"  # nothing created, nothing run
+    repo.create_pipeline(str(path))
+    after = json.loads(cli("list-datum", "-f", str(path), "--json").out)
+    assert [d["state"] for d in after] == ["skipped", "skipped"]
+    assert {d["id"] for d in after} == {d.id for d in repo.list_datums(repo.list_jobs("copy")[0].id)}
+    both = cli("list-datum", "x", "-f", str(path))
+    assert both.code == 2 and "either a job, or a spec" in both.err
