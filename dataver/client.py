@@ -304,6 +304,10 @@ class Client:
     def list_files(self, repo: str, ref: Ref, path: str = "") -> list[FileInfo]:
         return self.files.list_files(repo, _ref(ref), path)
 
+    def file_history(self, repo: str, ref: Ref, path: str) -> list[FileInfo]:
+        """Every version of a file, newest first, each with the commit that made it (`committed`)."""
+        return self.files.file_history(repo, _ref(ref), path)
+
     def glob_files(self, repo: str, ref: Ref, pattern: str) -> list[FileInfo]:
         return self.files.glob_files(repo, _ref(ref), pattern)
 

@@ -11,6 +11,7 @@ import errno
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -191,6 +192,24 @@ class FileStore:
             self._info(repo, commit, join_path(path, name), child)
             for name, child in sorted(self.trees.load(entry.oid).items())
         ]
+
+    def file_history(self, repo: str, ref: CommitRef, path: str) -> list[FileInfo]:
+        """Every version of a path, newest first (`list-file --history`): walking back through
+        parents, each commit where it changed, with what it was there (`committed`)."""
+        path = normalize_path(path, allow_root=False)
+        commit, current = self._commit_and_entry(repo, ref, path)
+        versions: list[FileInfo] = []
+        with self.store.db.read():
+            row = self.repos.commit_row(commit)
+            while current is not None:
+                parent = self.repos.commit_row(row.parent) if row.parent is not None else None
+                before = self.trees.lookup(parent.tree, path) if parent is not None else None
+                if before != current:
+                    versions.append(replace(self._info(repo, row.id, path, current), committed=row.id))
+                if parent is None:
+                    break
+                row, current = parent, before
+        return versions
 
     def glob_files(self, repo: str, ref: CommitRef, pattern: str) -> list[FileInfo]:
         glob = compile_glob(pattern)

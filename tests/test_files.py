@@ -147,3 +147,16 @@ def test_symlinks_leaving_the_directory_are_refused(repo, tmp_path):
         repo.put_file("r", "master", source=src, recursive=True)
     with pytest.raises(NotFound):
         repo.list_files("r", "master")
+
+
+def test_a_files_history_lists_each_version_with_the_commit_that_made_it(client, cli):
+    client.create_repo("r")
+    first = client.put_file("r", "master", "f", source=b"one")
+    client.put_file("r", "master", "other", source=b"x")  # f unchanged here
+    second = client.put_file("r", "master", "f", source=b"two!")
+    history = client.file_history("r", "master", "f")
+    assert [(v.committed, v.size) for v in history] == [(second.id, 4), (first.id, 3)]
+    shown = cli("list-file", "r@master:/f", "--history").out.splitlines()
+    assert shown[0].split() == ["COMMIT", "NAME", "TYPE", "SIZE", "HASH"]
+    assert [line.split()[0] for line in shown[1:]] == [second.id, first.id]
+    assert cli("list-file", "r@master:/nope", "--history").code == 1

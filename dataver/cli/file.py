@@ -111,10 +111,21 @@ def get_file(
 def list_file(
     ctx: typer.Context,
     address: Annotated[list[str], typer.Argument(help="REPO REF [PATH] or REPO@REF[:PATH]", show_default=False)],
+    history: Annotated[
+        bool, typer.Option("--history", help="Every version of PATH, newest first, with the commit that made it.")
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
-    """List a directory of a commit (the root by default)."""
+    """List a directory of a commit (the root by default), or with --history a file's versions."""
     t = target(address, what="REPO REF [PATH]")
+    if history:
+        versions = client(ctx).file_history(t.repo, required_ref(t), t.path or "")
+        if json:
+            return output.as_json(versions)
+        return output.table(
+            ["COMMIT", "NAME", "TYPE", "SIZE", "HASH"],
+            [(f.committed, f.path, f.type, output.size(f.size), f.hash[:12]) for f in versions],
+        )
     files = client(ctx).list_files(t.repo, required_ref(t), t.path or "")
     if json:
         return output.as_json(files)
