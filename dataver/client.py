@@ -599,6 +599,17 @@ class Client:
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
         self._pipes.service.delete(name, keep_repo=keep_repo)
 
+    def delete_all(self) -> tuple[int, int]:
+        """Delete every pipeline (with its jobs and output repo) and every repo, as `pachctl
+        delete all` does; objects are freed by `gc`. Returns (pipelines, repos) deleted."""
+        pipelines = [p.name for p in self.list_pipelines()] if self._has_pipelines() else []
+        for name in pipelines:
+            self._pipes.service.delete(name, keep_repo=False)
+        repos = [r.name for r in self.list_repos()]
+        for name in repos:
+            self.repos.delete_repo(name)
+        return len(pipelines), len(repos)
+
     def stop_pipeline(self, name: str) -> PipelineInfo:
         self._pipes.service.set_state(name, "paused")
         return self.inspect_pipeline(name)

@@ -213,3 +213,17 @@ def test_inspect_branch_list_commit_of_every_repo_and_pachctl_flags(cli, client)
     assert len(json.loads(cli("list-commit", "-n", "1", "--json").out)) == 1
     assert cli("inspect-commit", "in@master", "--raw").out == cli("inspect-commit", "in@master", "--json").out
     assert cli("list-repo", "--all").out == cli("list-repo").out
+
+
+def test_delete_all_asks_for_yes_then_leaves_an_empty_store(cli, client):
+    from helpers import pfs, spec
+
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"A")
+    client.create_pipeline(spec("copy", 'cp "$in" /pfs/out/', pfs("in")))
+    refused = cli("delete-all")
+    assert refused.code == 2 and "add --yes to confirm" in refused.err and len(client.list_repos()) == 2
+    done = cli("delete-all", "--yes")
+    assert done.code == 0 and "deleted 1 pipeline(s) and 1 repo(s)" in done.err
+    assert (client.list_repos(), client.list_pipelines()) == ([], [])
+    assert client.fsck().ok and client.gc().removed_objects > 0

@@ -17,6 +17,7 @@ EXAMPLES = {
     "list-repo": "dataver list-repo --json",
     "inspect-repo": "dataver inspect-repo training",
     "delete-repo": "dataver delete-repo scratch",
+    "delete-all": "dataver delete-all --yes",
     "create-branch": "dataver create-branch training staging --head master",
     "list-branch": "dataver list-branch training",
     "delete-branch": "dataver delete-branch training staging",

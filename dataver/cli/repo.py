@@ -1,11 +1,13 @@
-"""create-repo, list-repo, inspect-repo, delete-repo."""
+"""create-repo, list-repo, inspect-repo, delete-repo, delete-all."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
+from ..errors import InvalidArgument
 from . import output
 from .session import client
 
@@ -64,3 +66,18 @@ def delete_repo(
 ) -> None:
     """Delete a repo with its branches and commits (objects are freed by `dataver gc`)."""
     client(ctx).delete_repo(name, force=force)
+
+
+@app.command("delete-all")
+def delete_all(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed where no one can answer).")] = False,
+) -> None:
+    """Delete every pipeline, job and repo of the store (objects are freed by `dataver gc`)."""
+    c = client(ctx)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidArgument(f"delete-all deletes every repo and pipeline of {c.root}: add --yes to confirm")
+        typer.confirm(f"Delete every repo and pipeline of {c.root}?", abort=True)
+    pipelines, repos = c.delete_all()
+    output.note(f"deleted {pipelines} pipeline(s) and {repos} repo(s); `dataver gc` frees their objects")
