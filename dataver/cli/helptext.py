@@ -37,6 +37,7 @@ EXAMPLES = {
     "copy-file": "dataver copy-file training@master:/iris.csv backup@master:/iris.csv",
     "create-pipeline": "dataver create-pipeline -f pipelines/train.json",
     "update-pipeline": "dataver update-pipeline -f pipelines/train.json --reprocess",
+    "edit-pipeline": "dataver edit-pipeline model --reprocess",
     "list-pipeline": "dataver list-pipeline",
     "inspect-pipeline": "dataver inspect-pipeline model --history",
     "delete-pipeline": "dataver delete-pipeline inference",

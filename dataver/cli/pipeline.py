@@ -50,6 +50,37 @@ def _specs(given: str) -> str:
     return sys.stdin.read() if given == "-" else given
 
 
+@app.command("edit-pipeline")
+def edit_pipeline(
+    ctx: typer.Context,
+    name: str,
+    reprocess: Annotated[bool, typer.Option("--reprocess", help="Rerun every datum, not only new ones.")] = False,
+) -> None:
+    """Edit a pipeline's spec in $EDITOR (else $VISUAL, else vi), then record it as a new version."""
+    import os
+    import shlex
+    import subprocess
+    import tempfile
+
+    c = client(ctx)
+    before = jsonlib.dumps(c.inspect_pipeline(name).spec, indent=2) + "\n"
+    editor = os.environ.get("EDITOR") or os.environ.get("VISUAL") or "vi"
+    with tempfile.TemporaryDirectory(prefix="dataver-edit-") as folder:
+        path = Path(folder) / f"{name}.json"
+        path.write_text(before)
+        try:
+            finished = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot run the editor {editor!r}: {exc.strerror}: set $EDITOR") from None
+        if finished.returncode != 0:
+            raise InvalidArgument(f"the editor {editor!r} exited with code {finished.returncode}: nothing was changed")
+        after = path.read_text()
+    if after == before:
+        output.note(f"pipeline {name} is unchanged")
+        return
+    c.update_pipeline(after, reprocess=reprocess)
+
+
 @app.command("list-pipeline")
 def list_pipeline(ctx: typer.Context, json: JsonOpt = False) -> None:
     """List pipelines with their version, inputs, state and last job's state."""

@@ -296,3 +296,18 @@ def test_list_datum_of_a_spec_is_a_dry_run(repo, cli, tmp_path):
     assert {d["id"] for d in after} == {d.id for d in repo.list_datums(repo.list_jobs("copy")[0].id)}
     both = cli("list-datum", "x", "-f", str(path))
     assert both.code == 2 and "either a job, or a spec" in both.err
+
+
+def test_edit_pipeline_opens_the_editor_and_records_a_new_version(repo, cli, monkeypatch, tmp_path):
+    repo.create_pipeline(spec("copy", COPY, pfs("in")))
+    monkeypatch.setenv("EDITOR", "sed -i s/cp\\ -r/cp\\ -rv/")
+    assert cli("edit-pipeline", "copy").code == 0
+    info = repo.inspect_pipeline("copy")
+    assert info.version == 2 and info.spec["transform"]["cmd"][-1].startswith("cp -rv")
+    monkeypatch.setenv("EDITOR", "true")
+    unchanged = cli("edit-pipeline", "copy")
+    assert unchanged.code == 0 and "pipeline copy is unchanged" in unchanged.err
+    assert repo.inspect_pipeline("copy").version == 2
+    monkeypatch.setenv("EDITOR", "false")
+    failed = cli("edit-pipeline", "copy")
+    assert failed.code == 2 and "exited with code 1: nothing was changed" in failed.err
