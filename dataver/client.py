@@ -308,6 +308,10 @@ class Client:
         """Every version of a file, newest first, each with the commit that made it (`committed`)."""
         return self.files.file_history(repo, _ref(ref), path)
 
+    def find_commits(self, repo: str, ref: Ref, path: str) -> list[tuple[str, str]]:
+        """(commit id, added|modified|deleted) of each commit, newest first, that changed `path`."""
+        return [(commit, kind) for commit, kind, _ in self.files.path_changes(repo, _ref(ref), path)]
+
     def glob_files(self, repo: str, ref: Ref, pattern: str) -> list[FileInfo]:
         return self.files.glob_files(repo, _ref(ref), pattern)
 

@@ -194,22 +194,33 @@ class FileStore:
         ]
 
     def file_history(self, repo: str, ref: CommitRef, path: str) -> list[FileInfo]:
-        """Every version of a path, newest first (`list-file --history`): walking back through
-        parents, each commit where it changed, with what it was there (`committed`)."""
+        """Every version of a path, newest first (`list-file --history`): each commit where it
+        changed, with what it was there (`committed`)."""
         path = normalize_path(path, allow_root=False)
-        commit, current = self._commit_and_entry(repo, ref, path)
-        versions: list[FileInfo] = []
+        self._commit_and_entry(repo, ref, path)
+        return [
+            replace(self._info(repo, commit, path, entry), committed=commit)
+            for commit, _, entry in self.path_changes(repo, ref, path)
+            if entry is not None
+        ]
+
+    def path_changes(self, repo: str, ref: CommitRef, path: str) -> list[tuple[str, str, Entry | None]]:
+        """(commit, added|modified|deleted, the entry after it) for each commit, back through
+        parents from `ref`, that changed `path` (`find-commits`)."""
+        path = normalize_path(path, allow_root=False)
+        changes: list[tuple[str, str, Entry | None]] = []
         with self.store.db.read():
-            row = self.repos.commit_row(commit)
-            while current is not None:
+            row = self.repos.resolve(repo, ref)
+            current = self.trees.lookup(row.tree, path)
+            while True:
                 parent = self.repos.commit_row(row.parent) if row.parent is not None else None
                 before = self.trees.lookup(parent.tree, path) if parent is not None else None
                 if before != current:
-                    versions.append(replace(self._info(repo, row.id, path, current), committed=row.id))
+                    kind = "added" if before is None else "deleted" if current is None else "modified"
+                    changes.append((row.id, kind, current))
                 if parent is None:
-                    break
+                    return changes
                 row, current = parent, before
-        return versions
 
     def glob_files(self, repo: str, ref: CommitRef, pattern: str) -> list[FileInfo]:
         glob = compile_glob(pattern)

@@ -203,9 +203,10 @@ def test_inspect_branch_list_commit_of_every_repo_and_pachctl_flags(cli, client)
         f"Head: {head}",
         "Provenance: in@master",
     ]
-    assert json.loads(cli("inspect-branch", "in", "master", "--json").out)["head"] == client.inspect_commit(
-        "in", "master"
-    ).id
+    assert (
+        json.loads(cli("inspect-branch", "in", "master", "--json").out)["head"]
+        == client.inspect_commit("in", "master").id
+    )
     missing = cli("inspect-branch", "in@nope")
     assert missing.code == 1 and "branch nope not found in repo in" in missing.err
     every = json.loads(cli("list-commit", "--json").out)

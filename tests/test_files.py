@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from helpers import corrupt_object, make_tree
@@ -160,3 +161,18 @@ def test_a_files_history_lists_each_version_with_the_commit_that_made_it(client,
     assert shown[0].split() == ["COMMIT", "NAME", "TYPE", "SIZE", "HASH"]
     assert [line.split()[0] for line in shown[1:]] == [second.id, first.id]
     assert cli("list-file", "r@master:/nope", "--history").code == 1
+
+
+def test_find_commits_names_each_change_to_a_path(client, cli):
+    client.create_repo("r")
+    added = client.put_file("r", "master", "f", source=b"one").id
+    client.put_file("r", "master", "other", source=b"x")
+    modified = client.put_file("r", "master", "f", source=b"two").id
+    deleted = client.delete_file("r", "master", "f").id
+    found = json.loads(cli("find-commits", "r@master:/f", "--json").out)
+    assert found == [
+        {"commit": deleted, "change": "deleted"},
+        {"commit": modified, "change": "modified"},
+        {"commit": added, "change": "added"},
+    ]
+    assert cli("find-commits", "r@master:/never").out.splitlines() == ["COMMIT  CHANGE"]

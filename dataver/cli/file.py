@@ -132,6 +132,20 @@ def list_file(
     _file_rows(files)
 
 
+@app.command("find-commits")
+def find_commits(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help="REPO REF PATH or REPO@REF:PATH", show_default=False)],
+    json: JsonOpt = False,
+) -> None:
+    """List the commits, newest first, that added, modified or deleted a path."""
+    t = target(address, what="REPO REF PATH", path=True)
+    found = client(ctx).find_commits(t.repo, required_ref(t), t.path or "")
+    if json:
+        return output.as_json([{"commit": commit, "change": kind} for commit, kind in found])
+    output.table(["COMMIT", "CHANGE"], found)
+
+
 @app.command("glob-file")
 def glob_file(
     ctx: typer.Context,

@@ -31,6 +31,7 @@ EXAMPLES = {
     "get-file": "dataver get-file training@master:/iris.csv -o copy.csv",
     "list-file": "dataver list-file training master data",
     "glob-file": "dataver glob-file training master '/data/*.csv'",
+    "find-commits": "dataver find-commits training@master:/iris.csv",
     "inspect-file": "dataver inspect-file inference master 2 --provenance",
     "diff-file": "dataver diff-file training@master training@master^",
     "delete-file": "dataver delete-file training master data -r",
