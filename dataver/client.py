@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from .remotes.transfer import Selection, TransferReport
 
 Ref = str | CommitRef
+SUBSCRIBE_POLL = 0.2
+"""How often `subscribe_commits` looks for new commits (seconds)."""
 Progress = Callable[["JobInfo"], None]
 
 
@@ -194,6 +197,17 @@ class Client:
         if not found:
             raise NotFound(f"branch {name} not found in repo {repo}: see `dataver list-branch {repo}`")
         return found[0]
+
+    def subscribe_commits(self, repo: str, branch: str, *, new: bool = False) -> Iterator[CommitInfo]:
+        """Each finished commit of a branch, oldest first, then each new one as it lands (forever:
+        stop iterating to stop). `new`: only commits that land from now on."""
+        seen = {c.id for c in self.list_commits(repo, branch)} if new else set()
+        while True:
+            for commit in reversed(self.list_commits(repo, branch)):
+                if commit.id not in seen and commit.finished is not None:
+                    seen.add(commit.id)
+                    yield commit
+            time.sleep(SUBSCRIBE_POLL)
 
     def list_all_commits(self, limit: int | None = None) -> list[CommitInfo]:
         return self.repos.list_all_commits(limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -228,3 +229,26 @@ def test_delete_all_asks_for_yes_then_leaves_an_empty_store(cli, client):
     assert done.code == 0 and "deleted 1 pipeline(s) and 1 repo(s)" in done.err
     assert (client.list_repos(), client.list_pipelines()) == ([], [])
     assert client.fsck().ok and client.gc().removed_objects > 0
+
+
+def test_subscribe_commit_prints_each_commit_as_it_lands(dv):
+    import subprocess
+    import sys as system
+
+    dv("create-repo", "r")
+    dv("put-file", "r@master:/a", "-f", "pipelines/data/test/1.csv")
+    env = {**os.environ, "DATAVER_ROOT": str(dv.root)}
+    watcher = subprocess.Popen(
+        [system.executable, "-m", "dataver", "subscribe-commit", "r@master", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = json.loads(watcher.stdout.readline())
+        dv("put-file", "r@master:/b", "-f", "pipelines/data/test/2.csv")
+        second = json.loads(watcher.stdout.readline())
+    finally:
+        watcher.kill()
+    commits = json.loads(dv("list-commit", "r", "--json").stdout)
+    assert [first["id"], second["id"]] == [commits[1]["id"], commits[0]["id"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -112,3 +113,23 @@ def inspect_commit(
         return output.as_json(info)
     job = c.job_for_commit(info.id)
     show_commit(info, f"{job.id} (pipeline {job.pipeline} v{job.version})" if job else None)
+
+
+@app.command("subscribe-commit")
+def subscribe_commit(
+    ctx: typer.Context,
+    address: Annotated[list[str], typer.Argument(help="REPO BRANCH or REPO@BRANCH", show_default=False)],
+    new: Annotated[bool, typer.Option("--new", help="Only commits that land from now on.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Print each commit of a branch as it lands (the existing ones first, unless --new), until Ctrl-C."""
+    t = target(address, what="REPO BRANCH")
+    try:
+        for commit in client(ctx).subscribe_commits(t.repo, required_ref(t).base, new=new):
+            if json:
+                output.as_json_line(commit)
+            else:
+                typer.echo(f"{commit.repo}@{commit.id}")
+                sys.stdout.flush()
+    except KeyboardInterrupt:  # how a subscription ends
+        return

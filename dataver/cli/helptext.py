@@ -27,6 +27,7 @@ EXAMPLES = {
     "delete-commit": "dataver delete-commit training master",
     "list-commit": "dataver list-commit training@master -n 5",
     "inspect-commit": "dataver inspect-commit training master^",
+    "subscribe-commit": "dataver subscribe-commit training@master --new",
     "put-file": "dataver put-file training master data/ -f iris.csv",
     "get-file": "dataver get-file training@master:/iris.csv -o copy.csv",
     "list-file": "dataver list-file training master data",

@@ -62,19 +62,25 @@ def fields(pairs: Iterable[tuple[str, Any]]) -> None:
         sys.stdout.write(f"{key}: {'-' if value is None or value == '' else value}\n")
 
 
+def _plain(item: Any) -> Any:
+    if hasattr(item, "to_dict"):
+        return item.to_dict()
+    if isinstance(item, list):
+        return [_plain(i) for i in item]
+    if isinstance(item, dict):
+        return {k: _plain(v) for k, v in item.items()}
+    return item
+
+
 def as_json(data: Any) -> None:
     """Print `data` (a dataclass with to_dict, a list of them, or plain values) as indented JSON."""
+    sys.stdout.write(json.dumps(_plain(data), indent=2) + "\n")
 
-    def convert(item: Any) -> Any:
-        if hasattr(item, "to_dict"):
-            return item.to_dict()
-        if isinstance(item, list):
-            return [convert(i) for i in item]
-        if isinstance(item, dict):
-            return {k: convert(v) for k, v in item.items()}
-        return item
 
-    sys.stdout.write(json.dumps(convert(data), indent=2) + "\n")
+def as_json_line(data: Any) -> None:
+    """Print `data` as one line of JSON, flushed (a stream a script reads as it comes)."""
+    sys.stdout.write(json.dumps(_plain(data)) + "\n")
+    sys.stdout.flush()
 
 
 def note(message: str) -> None:
