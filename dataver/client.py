@@ -24,7 +24,7 @@ from .names import CommitRef, check_name, did_you_mean, normalize_path, parse_co
 from .presence import DaemonInfo, remote_daemon, running_daemon
 from .repos import RepoStore
 from .store import Store, StoreSetup, default_root, init_store
-from .uploads import expand_source, expand_sources, fetch
+from .uploads import expand_source, expand_sources, fetch, untar
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
     from .backends.sqlite import SalvagedTable
@@ -250,6 +250,7 @@ class Client:
         append: bool = False,
         message: str = "",
         progress: Transfer | None = None,
+        untar: bool = False,
     ) -> CommitInfo:
         """Put a host file, a host directory (`recursive`), an http(s) URL, a stream or bytes into a
         branch or open commit; or several files, directories and URLs (a list) in one commit.
@@ -257,8 +258,13 @@ class Client:
         A `path` ending in '/' names a folder: a file goes inside it under its own name, as with `cp`
         (with several sources, `path` is always a folder).
 
+        With `untar`, `source` (a file or a stream) is a tar archive whose files are put under
+        `path` (default: the root).
+
         Outside an open commit the change lands as a commit of its own, finished at once.
         """
+        if untar:
+            return self._put_archive(source, repo, ref, path, append, message, progress)
         if isinstance(source, list | tuple):
             if not source:
                 raise InvalidArgument("nothing to put: give one or more files, directories or URLs")
@@ -340,6 +346,28 @@ class Client:
 
     def delete_file(self, repo: str, ref: Ref, path: str, *, recursive: bool = False) -> CommitInfo:
         return self._landed(self.files.delete_file(repo, _ref(ref), path, recursive=recursive))
+
+    def _put_archive(
+        self,
+        source: str | Path | BinaryIO | bytes | list[str | Path],
+        repo: str,
+        ref: Ref,
+        path: str | None,
+        append: bool,
+        message: str,
+        progress: Transfer | None,
+    ) -> CommitInfo:
+        if isinstance(source, list | tuple):
+            if len(source) != 1:
+                raise InvalidArgument("--untar takes one archive")
+            source = source[0]
+        archive: str | BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source  # type: ignore[assignment]
+        with tempfile.TemporaryDirectory(dir=self.store.objects.tmp_dir, prefix="untar-") as folder:
+            unpacked = untar(str(archive) if isinstance(archive, Path) else archive, Path(folder) / "archive")
+            files = expand_source(str(unpacked), normalize_path(path or ""), True)
+            return self._landed(
+                self.files.put_files(repo, _ref(ref), files, append=append, description=message, progress=progress)
+            )
 
     def _put_several(
         self,

@@ -15,6 +15,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import InvalidArgument, NotFound
 from .names import normalize_path
@@ -144,3 +145,31 @@ def fetch(url: str, folder: Path) -> Path:
         reason = getattr(exc, "reason", exc)
         raise InvalidArgument(f"cannot fetch {url}: {reason}: check the address and your network") from None
     return target
+
+
+def untar(archive: str | BinaryIO, folder: Path) -> Path:
+    """Unpack a tar archive (plain, gzip, bzip2 or xz; a file or a stream) into `folder`, for
+    `put-file --untar`. Only files and folders inside it are taken: a link, a device or a path
+    leaving the archive is refused, naming it (whatever it unpacked is in `folder`, which the
+    caller removes: nothing is put)."""
+    import tarfile
+
+    shown = archive if isinstance(archive, str) else "the archive on stdin"
+    try:
+        tar = tarfile.open(archive) if isinstance(archive, str) else tarfile.open(fileobj=archive, mode="r|*")
+    except FileNotFoundError:
+        raise NotFound(f"source {archive} does not exist: check the path given to -f") from None
+    except (tarfile.TarError, OSError) as exc:
+        raise InvalidArgument(f"{shown} is not a tar archive ({exc}): --untar takes .tar, .tar.gz, .tgz...") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    with tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+                raise InvalidArgument(
+                    f"{shown}: member {member.name} is not a plain file or folder inside the archive "
+                    "(links, devices and paths leaving it are refused): nothing was put"
+                )
+            member.mode = 0o755 if member.isdir() else 0o644
+            tar.extract(member, folder)
+    return folder

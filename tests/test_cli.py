@@ -252,3 +252,31 @@ def test_subscribe_commit_prints_each_commit_as_it_lands(dv):
         watcher.kill()
     commits = json.loads(dv("list-commit", "r", "--json").stdout)
     assert [first["id"], second["id"]] == [commits[1]["id"], commits[0]["id"]]
+
+
+def test_put_file_untar_puts_the_archives_files(cli, client, tmp_path):
+    import io
+    import tarfile
+
+    def archive(path, members):
+        with tarfile.open(path, "w:gz") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                if data is None:
+                    info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                    tar.addfile(info)
+                else:
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        return path
+
+    client.create_repo("r")
+    good = archive(tmp_path / "good.tgz", {"a": b"A", "d/b": b"B"})
+    assert cli("put-file", "r@master:/x", "-f", str(good), "--untar").code == 0
+    assert cli("put-file", "r", "master", "--untar", input=good.read_bytes()).code == 0
+    assert client.get_file("r", "master", "x/d/b") == b"B" and client.get_file("r", "master", "a") == b"A"
+    bad = archive(tmp_path / "bad.tgz", {"ok": b"fine", "leak": None})
+    refused = cli("put-file", "r", "master", "-f", str(bad), "--untar")
+    assert refused.code == 2 and "member leak is not a plain file or folder" in refused.err
+    assert len(client.list_commits("r")) == 2
+    assert cli("put-file", "r", "master", "-f", str(tmp_path / "nothing.tar"), "--untar").code == 1

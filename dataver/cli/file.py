@@ -43,6 +43,7 @@ def put_file(
         Path | None, typer.Option("--input-file", "-i", help="A file listing sources (paths or URLs), one per line.")
     ] = None,
     recursive: Recursive = False,
+    untar: Annotated[bool, typer.Option("--untar", help="The source is a tar archive: put the files in it.")] = False,
     append: Annotated[
         bool, typer.Option("--append", "-a", help="Append to the file instead of overwriting it.")
     ] = False,
@@ -79,6 +80,7 @@ def put_file(
         append=append,
         message=message,
         progress=bar,
+        untar=untar,
     )
     bar.close()
 
