@@ -413,6 +413,11 @@ class S3ObjectStore(ObjectStore):
                 raise FileNotFoundError(errno.ENOENT, "no such object", f"s3://{self.bucket}/{source}") from None
             self.client.delete_object(Bucket=self.bucket, Key=source)
 
+    def upload_as(self, name: str, source: BinaryIO) -> None:
+        """A file of another system's at `<prefix><name>` (egress), streamed, any size."""
+        with self._talking():
+            self.client.upload_fileobj(source, self.bucket, self.prefix + name, Config=self._transfer)
+
     def read_document(self, name: str) -> bytes | None:
         from botocore.exceptions import ClientError
 

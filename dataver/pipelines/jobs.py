@@ -21,6 +21,7 @@ from ..store import Store
 from . import planner
 from .committer import Committer
 from .datums import InputCommit, compute_datums
+from .egress import egress
 from .models import JobInfo, JobInput
 from .records import JobGone, PipelineRecord, Records
 from .spec import PipelineSpec
@@ -129,6 +130,11 @@ class JobRunner:
                 )
             tree = committer.merge([d for d in datums if d.id in seen or d.id in committer.succeeded])
         committer.commit(tree, spec.output_branch, inputs)
+        if spec.egress is not None:  # the output commit stands; a failed egress fails the job
+            try:
+                egress(spec.egress.url, tree.oid, self.store)
+            except DataverError as exc:
+                return "failure", f"the output was committed, but egress failed: {exc}"
         return "success", ""
 
 

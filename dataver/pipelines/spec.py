@@ -159,6 +159,18 @@ class ResourceLimits(_Model):
         return value
 
 
+class Egress(_Model):
+    url: str = Field(alias="URL", min_length=1)
+    """Where each job's output goes too: a folder, file:///folder, or s3://bucket/prefix."""
+
+    @field_validator("url")
+    @classmethod
+    def _where(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("file://", "s3://")):
+            raise ValueError(f"{value!r}: egress goes to a folder, file:///folder or s3://bucket/prefix")
+        return value
+
+
 class PipelineSpec(_Model):
     pipeline: PipelineName
     description: str = ""
@@ -174,6 +186,7 @@ class PipelineSpec(_Model):
     """Pachyderm's: every_job runs every datum in every job, not only the new ones."""
     salt: str = ""
     """Pachyderm's: mixed into datum ids (default: one of its own); a new salt reruns every datum."""
+    egress: Egress | None = None
     network: bool = False
     """Not in Pachyderm's spec: the Docker runtime gives containers no network unless this is true."""
 
@@ -261,7 +274,7 @@ PLAIN = {
 def _field_names() -> list[str]:
     """Every field name the spec's models know, snake_case and camelCase."""
     names: set[str] = set()
-    for model in (PipelineSpec, PipelineName, Transform, PfsInput, Input, ParallelismSpec, ResourceLimits):
+    for model in (PipelineSpec, PipelineName, Transform, PfsInput, Input, ParallelismSpec, ResourceLimits, Egress):
         for name, info in model.model_fields.items():
             names.update({name, info.alias or name})
     return sorted(names)

@@ -311,3 +311,22 @@ def test_edit_pipeline_opens_the_editor_and_records_a_new_version(repo, cli, mon
     monkeypatch.setenv("EDITOR", "false")
     failed = cli("edit-pipeline", "copy")
     assert failed.code == 2 and "exited with code 1: nothing was changed" in failed.err
+
+
+def test_egress_copies_each_output_commit_out(repo, tmp_path):
+    out = tmp_path / "egress"
+    repo.create_pipeline(spec("copy", COPY, pfs("in"), egress={"URL": f"file://{out}"}))
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b"] and (out / "a").read_bytes() == b"A"
+    repo.put_file("in", "master", "c", source=b"C")
+    assert (out / "c").read_bytes() == b"C"
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    repo.update_pipeline(spec("copy", COPY, pfs("in"), egress={"URL": str(tmp_path / "blocked")}))
+    job = repo.list_jobs("copy")[0]
+    assert job.state == "failure" and "the output was committed, but egress failed" in job.reason
+
+
+def test_egress_to_a_bucket(repo, s3_server, s3_bucket):
+    repo.create_pipeline(spec("copy", COPY, pfs("in"), egress={"URL": s3_bucket + "/results"}))
+    bucket, prefix = s3_bucket.removeprefix("s3://").split("/", 1)
+    listed = s3_server.client().list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/results/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == [f"{prefix}/results/a", f"{prefix}/results/b"]
