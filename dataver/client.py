@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from .remotes.registry import RemoteInfo
     from .remotes.transfer import Progress as TransferProgress
     from .remotes.transfer import Selection, TransferReport
+    from .secrets import SecretInfo
 
 Ref = str | CommitRef
 SUBSCRIBE_POLL = 0.2
@@ -401,6 +402,25 @@ class Client:
     ) -> CommitInfo:
         return self._landed(self.files.copy_file(src_repo, _ref(src_ref), src_path, dst_repo, _ref(dst_ref), dst_path))
 
+    # ---- secrets -----------------------------------------------------------------------
+
+    def create_secret(self, manifest: str | Path) -> SecretInfo:
+        """Create or replace a secret from a Kubernetes Secret manifest (a file, or its text)."""
+        from .secrets import create_secret, parse_manifest
+
+        text, source = (Path(manifest).read_text(), str(manifest)) if _is_file(manifest) else (str(manifest), "secret")
+        return create_secret(self.root, *parse_manifest(text, source))
+
+    def list_secrets(self) -> list[SecretInfo]:
+        from .secrets import list_secrets
+
+        return list_secrets(self.root)
+
+    def delete_secret(self, name: str) -> None:
+        from .secrets import delete_secret
+
+        delete_secret(self.root, name)
+
     # ---- remotes -----------------------------------------------------------------------
 
     def add_remote(self, name: str, url: str) -> RemoteInfo:
@@ -744,6 +764,18 @@ def _spec_path(spec: str | Path | dict) -> Path | None:
     if isinstance(spec, str) and "\n" not in spec and not spec.lstrip().startswith(("{", "[", "http://", "https://")):
         return Path(spec)
     return None
+
+
+def _is_file(given: str | Path) -> bool:
+    """A path rather than a document's text."""
+    if isinstance(given, Path):
+        return True
+    if "\n" in given or given.lstrip().startswith("{"):
+        return False
+    try:
+        return Path(given).is_file()
+    except OSError:
+        return False
 
 
 def _shown(spec: str | Path | dict) -> str:

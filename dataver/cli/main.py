@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from typer.core import TyperGroup
 
 from ..errors import DataverError
-from . import admin, branch, commit, config, daemon, file, helptext, job, pipeline, remote, repo
+from . import admin, branch, commit, config, daemon, file, helptext, job, pipeline, remote, repo, secret
 from .session import Session
 
 
@@ -81,7 +81,7 @@ def _version() -> None:
     _print_version(True)
 
 
-for module in (repo, branch, commit, file, pipeline, job, admin, remote):
+for module in (repo, branch, commit, file, pipeline, job, admin, remote, secret):
     app.add_typer(module.app)
 app.add_typer(daemon.app, name="daemon")
 app.add_typer(remote.remote_app, name="remote")

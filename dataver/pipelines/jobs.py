@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import DataverError
 from ..executors.base import DatumTask, Executor, JobTask
 from ..repos import RepoStore
 from ..runtimes.base import JobContext, Runtime, job_folder
+from ..secrets import secret_env
 from ..store import Store
 from . import planner
 from .committer import Committer
@@ -100,6 +102,9 @@ class JobRunner:
         progress: Progress | None,
         folder: Path,
     ) -> tuple[str, str]:
+        if spec.transform.secrets:  # read now, so a missing one fails this job naming it
+            wanted = [(s.name, s.key, s.env_var) for s in spec.transform.secrets]
+            job = replace(job, env={**job.env, **secret_env(self.store.root, wanted)})
         datums = compute_datums(spec.input, {i.name: i for i in inputs}, self.store.trees, row.salt)
         self.records.start_job(job.job_id, len(datums))
         every_job = spec.reprocess_spec == "every_job"

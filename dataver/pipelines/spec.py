@@ -34,6 +34,27 @@ class PipelineName(_Model):
         return value
 
 
+class SecretRef(_Model):
+    """One of Pachyderm's `transform.secrets`: a key of a secret (`create-secret`) given to the
+    command as an environment variable."""
+
+    name: str
+    key: str = ""
+    env_var: str = ""
+    mount_path: str = ""
+
+    @model_validator(mode="after")
+    def _as_env(self) -> SecretRef:
+        if self.mount_path:
+            raise ValueError(
+                "mount_path (a secret as files) is not supported: give env_var and key, and the command "
+                "reads the value from its environment"
+            )
+        if not (self.key and self.env_var):
+            raise ValueError("a secret needs key and env_var: which value, in which environment variable")
+        return self
+
+
 class Transform(_Model):
     image: str = ""
     cmd: list[str] = Field(min_length=1)
@@ -43,6 +64,7 @@ class Transform(_Model):
     err_stdin: list[str] = []
     accept_return_code: list[int] = []
     working_dir: str = ""
+    secrets: list[SecretRef] = []
 
     @field_validator("working_dir")
     @classmethod
@@ -274,7 +296,17 @@ PLAIN = {
 def _field_names() -> list[str]:
     """Every field name the spec's models know, snake_case and camelCase."""
     names: set[str] = set()
-    for model in (PipelineSpec, PipelineName, Transform, PfsInput, Input, ParallelismSpec, ResourceLimits, Egress):
+    for model in (
+        PipelineSpec,
+        PipelineName,
+        Transform,
+        PfsInput,
+        Input,
+        ParallelismSpec,
+        ResourceLimits,
+        Egress,
+        SecretRef,
+    ):
         for name, info in model.model_fields.items():
             names.update({name, info.alias or name})
     return sorted(names)

@@ -330,3 +330,28 @@ def test_egress_to_a_bucket(repo, s3_server, s3_bucket):
     bucket, prefix = s3_bucket.removeprefix("s3://").split("/", 1)
     listed = s3_server.client().list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/results/")["Contents"]
     assert sorted(o["Key"] for o in listed) == [f"{prefix}/results/a", f"{prefix}/results/b"]
+
+
+def test_secrets_reach_the_command_as_environment_variables_and_nowhere_else(repo, cli, tmp_path):
+    import base64
+
+    manifest = tmp_path / "db.yaml"
+    manifest.write_text(
+        "kind: Secret\nmetadata: {name: db}\n"
+        f"data: {{password: {base64.b64encode(b'hunter2').decode()}}}\nstringData: {{user: ana}}\n"
+    )
+    assert cli("create-secret", "-f", str(manifest)).code == 0
+    assert json.loads(cli("list-secret", "--json").out) == [{"name": "db", "keys": ["password", "user"]}]
+    assert oct((repo.root / "secrets" / "db.json").stat().st_mode & 0o777) == "0o600"
+    secret = {"name": "db", "key": "password", "env_var": "DB_PASSWORD"}
+    cmd = 'printf %s "$DB_PASSWORD" > /pfs/out/$(basename "$in")'
+    repo.create_pipeline(spec("p", cmd, pfs("in"), transform={"secrets": [secret]}))
+    assert repo.get_file("p", "master", "a") == b"hunter2"
+    job = repo.list_jobs("p")[0]
+    assert "hunter2" not in json.dumps(repo.inspect_pipeline("p").spec) + json.dumps(job.to_dict())
+    assert cli("delete-secret", "db").code == 0
+    repo.put_file("in", "master", "c", source=b"C")
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure" and "secret db not found: create it with `dataver create-secret" in job.reason
+    bad = cli("create-secret", "-f", "-", input="kind: Secret\nmetadata: {name: x}\ndata: {k: '%%%'}\n")
+    assert bad.code == 2 and "data.k is not base64" in bad.err
