@@ -129,9 +129,15 @@ def dv(tmp_path: Path):
     root = tmp_path / "store"
     env = {**os.environ, "DATAVER_ROOT": str(root)}
 
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    def run(*args: str, ok: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "dataver", *args],
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            input=input_text,
         )
         if ok:
             assert done.returncode == 0, done.stderr
