@@ -260,10 +260,14 @@ class BundleSide(Side):
             self._loose = set(self.objects.loose())
         return self._index.present(sorted(oids)) | (oids & self._loose)
 
-    def repo_names(self) -> list[str]:
+    def _names(self, folder: str) -> list[str]:
+        """The names of the `<folder>/<name>.json` documents (none on a place not yet a remote)."""
         if self.fresh:
             return []
-        return sorted(name[len("repos/") : -len(".json")] for name in self.objects.documents("repos/"))
+        return sorted(doc[len(folder) + 1 : -len(".json")] for doc in self.objects.documents(f"{folder}/"))
+
+    def repo_names(self) -> list[str]:
+        return self._names("repos")
 
     def manifest(self, repo: str) -> RepoManifest | None:
         if self.fresh:
@@ -278,9 +282,7 @@ class BundleSide(Side):
         return {i for name in self.repo_names() if (m := self.manifest(name)) is not None for i in m.commits}
 
     def pipeline_names(self) -> list[str]:
-        if self.fresh:
-            return []
-        return sorted(name[len("pipelines/") : -len(".json")] for name in self.objects.documents("pipelines/"))
+        return self._names("pipelines")
 
     def pipeline(self, name: str) -> PipelineExport | None:
         if self.fresh:
