@@ -112,7 +112,7 @@ def iris_example(work: Path, runtime: str) -> Row:
         ["put-file", "training", "master", "-f", "pipelines/data/iris.csv"],
         ["create-pipeline", "-f", "pipelines/train.json", *flag],
         ["create-pipeline", "-f", "pipelines/infer.json", *flag],
-        ["put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/"],
+        ["put-file", "attributes", "master", "/", "-r", "-f", "pipelines/data/test/"],
     ]
     start = time.perf_counter()
     for step in steps:

@@ -47,7 +47,7 @@ def _pipeline(work: Path, env: dict[str, str], files: int, cmd: list[str]) -> Ru
         for i in range(files):
             (data / f"f{i:04}").write_text(f"{i}\n")
     run([*DATAVER, "create-repo", "in"], env=env)
-    run([*DATAVER, "put-file", "in", "master", "-r", "-f", f"{data}/"], env=env)
+    run([*DATAVER, "put-file", "in", "master", "/", "-r", "-f", f"{data}/"], env=env)
     spec = Path(env["DATAVER_ROOT"]).with_suffix(".json")
     pipeline = {"pipeline": {"name": "p"}, "transform": {"cmd": cmd}, "input": {"pfs": {"repo": "in", "glob": "/*"}}}
     spec.write_text(json.dumps(pipeline))

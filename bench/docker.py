@@ -20,7 +20,7 @@ def overhead(work: Path) -> list[Row]:
     loop = run(["bash", "-c", f"for i in $(seq {DATUMS}); do docker run --rm {IMAGE} true; done"])
     env = {"DATAVER_ROOT": str(work / "store")}
     run([*DATAVER, "create-repo", "in"], env=env)
-    run([*DATAVER, "put-file", "in", "master", "-r", "-f", str(src)], env=env)
+    run([*DATAVER, "put-file", "in", "master", "/", "-r", "-f", str(src)], env=env)
     spec = work / "true.json"
     spec.write_text(
         json.dumps(

@@ -50,7 +50,7 @@ def overhead(work: Path, rounds: int = 3) -> list[Row]:
         loops.append(run(["bash", "-c", f'for f in {src}/*; do cp "$f" {out}/; done']).seconds)
         env = {"DATAVER_ROOT": str(work / f"store{n}")}
         run([*DATAVER, "create-repo", "in"], env=env)
-        run([*DATAVER, "put-file", "in", "master", "-r", "-f", str(src)], env=env)
+        run([*DATAVER, "put-file", "in", "master", "/", "-r", "-f", str(src)], env=env)
         pipelines.append(run([*DATAVER, "create-pipeline", "-f", str(spec)], env=env).seconds)
         first_jobs.append(_seconds(_jobs(env)[0]))
         run([*DATAVER, "put-file", "in", "master", "-f", str(work / "extra.txt")], env=env)

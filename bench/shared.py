@@ -64,12 +64,12 @@ def small_files(work: Path, postgres, s3, rounds: int = 3) -> list[Row]:
     for n in range(rounds):
         root, env = _shared_root(work, f"shared{n}", postgres, s3)
         run([*DATAVER, "create-repo", "bench"], env=env)
-        shared.append(run([*DATAVER, "put-file", "bench", "master", "-r", "-f", str(data)], env=env))
+        shared.append(run([*DATAVER, "put-file", "bench", "master", "/", "-r", "-f", str(data)], env=env))
         bucket = s3.new_bucket()
         each.append(run([sys.executable, "-c", PUT_EACH, str(data), bucket, str(DVC_JOBS)]))
         local_env = {"DATAVER_ROOT": str(work / f"local{n}")}
         run([*DATAVER, "create-repo", "bench"], env=local_env)
-        local.append(run([*DATAVER, "put-file", "bench", "master", "-r", "-f", str(data)], env=local_env))
+        local.append(run([*DATAVER, "put-file", "bench", "master", "/", "-r", "-f", str(data)], env=local_env))
     ours, theirs, home = (min(r.seconds for r in runs) for runs in (shared, each, local))
     return [
         Row(
@@ -126,7 +126,7 @@ def huge_commit(work: Path, postgres, s3) -> list[Row]:
         ("local", {"DATAVER_ROOT": str(local_root)}),
     ):
         run([*DATAVER, "create-repo", "huge"], env=env)
-        run([*DATAVER, "put-file", "huge", "master", "-r", "-f", str(data)], env=env)
+        run([*DATAVER, "put-file", "huge", "master", "/", "-r", "-f", str(data)], env=env)
         listing = best(3, lambda env=env: run([*DATAVER, "list-file", "huge", "master", "d05/e3"], env=env))
         getting = best(3, lambda env=env: run([*DATAVER, "get-file", "huge", "master", "d05/e3/f005342.bin"], env=env))
         target, limit = ("< 1 s", 1.0) if where == "shared" else ("< 0.5 s", 0.5)

@@ -34,9 +34,9 @@ def small_files(work: Path, rounds: int = 3) -> list[Row]:
     for n in range(rounds):
         env = {"DATAVER_ROOT": str(work / f"store{n}")}
         run([*DATAVER, "create-repo", "bench"], env=env)
-        firsts.append(run([*DATAVER, "put-file", "bench", "master", "-r", "-f", str(data)], env=env))
+        firsts.append(run([*DATAVER, "put-file", "bench", "master", "/", "-r", "-f", str(data)], env=env))
         objects = _count_objects(work / f"store{n}")
-        agains.append(run([*DATAVER, "put-file", "bench", "master", "-r", "-f", str(data)], env=env))
+        agains.append(run([*DATAVER, "put-file", "bench", "master", "/", "-r", "-f", str(data)], env=env))
         new_objects.append(_count_objects(work / f"store{n}") - objects)
         git = ["git", f"--git-dir={work}/git{n}", f"--work-tree={data}", "-c", "user.name=b", "-c", "user.email=b@b"]
         run([*git, "init", "-q"])
@@ -98,7 +98,7 @@ def huge_commit(work: Path) -> list[Row]:
     data = _tree(work / "huge", HUGE_COMMIT, 16)
     env = {"DATAVER_ROOT": str(work / "store")}
     run([*DATAVER, "create-repo", "huge"], env=env)
-    run([*DATAVER, "put-file", "huge", "master", "-r", "-f", str(data)], env=env)
+    run([*DATAVER, "put-file", "huge", "master", "/", "-r", "-f", str(data)], env=env)
     listing = best(3, lambda: run([*DATAVER, "list-file", "huge", "master", "d05/e3"], env=env))
     getting = best(3, lambda: run([*DATAVER, "get-file", "huge", "master", "d05/e3/f005342.bin"], env=env))
     help_ = best(5, lambda: run([*DATAVER, "--help"]))

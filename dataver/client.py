@@ -19,34 +19,43 @@ from .config import Config
 from .errors import Conflict, InvalidArgument, NotFound, SpecError
 from .files import FileStore, Transfer
 from .maintenance import OuterReferences, fsck, gc, repair_database
-from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
-from .names import CommitRef, check_name, did_you_mean, normalize_path, parse_commit_ref
+from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, ProjectInfo, RepoInfo
+from .names import DEFAULT_PROJECT, CommitRef, check_name, did_you_mean, normalize_path, parse_commit_ref, qualify
 from .presence import DaemonInfo, remote_daemon, running_daemon
-from .repos import RepoStore
+from .projects import ProjectStore, check_project
+from .repos import RepoStore, new_commit_id
+from .splits import Split
 from .store import Store, StoreSetup, default_root, init_store
+from .transaction_runner import TransactionRunner
+from .transactions import Request, TransactionInfo, Transactions
 from .uploads import expand_source, expand_sources, fetch, untar
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
     from .backends.sqlite import SalvagedTable
+    from .mounts import MountedRepo
     from .pipelines.models import DatumInfo, JobInfo, PipelineInfo, PipelineVersion, ProvenanceNode
     from .pipelines.spec import PipelineSpec
     from .remotes.registry import RemoteInfo
     from .remotes.transfer import Progress as TransferProgress
     from .remotes.transfer import Selection, TransferReport
     from .secrets import SecretInfo
+    from .serving.status import ServiceInfo
 
 Ref = str | CommitRef
 SUBSCRIBE_POLL = 0.2
 """How often `subscribe_commits` looks for new commits (seconds)."""
 Progress = Callable[["JobInfo"], None]
+_NOT_QUEUED = object()
+"""What `Client._queue` says when no transaction is active: run the command now."""
 
 
 def _ref(ref: Ref) -> CommitRef:
     return ref if isinstance(ref, CommitRef) else parse_commit_ref(ref)
 
 
-def _selection(repos: list[str] | None) -> list[Selection] | None:
-    """`repo` or `repo@branch` -> what a push or pull moves (None: every repo)."""
+def _selection(repos: list[str] | None, project: str) -> list[Selection] | None:
+    """`repo` or `repo@branch` (of `project` unless qualified) -> what a push or pull moves
+    (None: every repo)."""
     from .remotes.transfer import Selection
 
     if not repos:
@@ -54,7 +63,7 @@ def _selection(repos: list[str] | None) -> list[Selection] | None:
     picked = []
     for spec in repos:
         repo, at, branch = spec.partition("@")
-        picked.append(Selection(check_name("repo", repo), check_name("branch", branch) if at else None))
+        picked.append(Selection(qualify(project, repo), check_name("branch", branch) if at else None))
     return picked
 
 
@@ -69,14 +78,19 @@ class Client:
         progress: Progress | None = None,
         notice: Callable[[str], None] | None = None,
         on_commit: Callable[[CommitInfo], None] | None = None,
+        project: str | None = None,
     ):
         """`run_jobs`: run the jobs a new commit triggers before returning (the default, like the
         CLI), unless a daemon serves the store, which then runs them. `progress` is called with
         each job's state as it advances; `notice` with one-line remarks for the user; `on_commit`
-        with each commit a call lands (or writes into), before the jobs it triggers run."""
+        with each commit a call lands (or writes into), before the jobs it triggers run.
+        `project`: where bare repo and pipeline names are (default: the `project` setting,
+        `default` unless set); `P/name` names one of project P wherever a name is taken."""
         self.store = Store.open(root)
         self.repos = RepoStore(self.store)
         self.files = FileStore(self.store, self.repos)
+        self.projects = ProjectStore(self.store)
+        self.project = check_project(project if project is not None else self.config.get("project"))
         self.run_jobs = run_jobs
         self.progress = progress
         self.notice = notice
@@ -88,6 +102,28 @@ class Client:
         from .pipelines.layer import PipelineLayer
 
         return PipelineLayer(self.store, self.repos)
+
+    @cached_property
+    def _transactions(self) -> Transactions:
+        return Transactions(self.store.root)
+
+    @cached_property
+    def _runner(self) -> TransactionRunner:
+        return TransactionRunner(self.store, self.repos, lambda: self._pipes)
+
+    def _queue(self, operation: str, **args: Any) -> Any:
+        """While a transaction is active, add this command to it instead of running it, and return
+        what it will give (the whole transaction is tried with it first, so a command that could
+        not apply is refused now, in one line); `_NOT_QUEUED` when no transaction is active."""
+        txn = self._transactions.active()
+        if txn is None:
+            return _NOT_QUEUED
+        request = Request(operation, args)
+        result = self._runner.trial(txn, request)
+        self._transactions.append(txn.id, request)
+        if self.notice is not None:
+            self.notice(f"added to transaction {txn.id}")
+        return result
 
     def has_pipelines(self) -> bool:
         """Whether the store has any pipeline (without loading the pipeline layer)."""
@@ -160,6 +196,13 @@ class Client:
         path = Path(root).expanduser() if root is not None else default_root()
         return init_store(path, metadata, objects, executor)
 
+    def _repo(self, name: str) -> str:
+        """A repo name as the layers below know it (see `dataver.names.qualify`)."""
+        return qualify(self.project, name)
+
+    def _pipeline(self, name: str) -> str:
+        return qualify(self.project, name, "pipeline")
+
     def close(self) -> None:
         if "_pipes" in self.__dict__:
             self._pipes.close()
@@ -171,19 +214,60 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ---- projects ----------------------------------------------------------------------
+
+    def create_project(self, name: str, description: str = "") -> ProjectInfo:
+        return self.projects.create_project(name, description)
+
+    def list_projects(self) -> list[ProjectInfo]:
+        return self.projects.list_projects()
+
+    def inspect_project(self, name: str) -> ProjectInfo:
+        return self.projects.inspect_project(name)
+
+    def delete_project(self, name: str, *, force: bool = False) -> None:
+        """Refused while the project holds repos or pipelines, unless `force`: then its pipelines
+        (with their jobs) and its repos go first, as pachctl does once told yes."""
+        self.projects.check_deletable(name)
+        pipelines = [p.name for p in self._all_pipelines() if p.project == name]
+        if pipelines and not force:
+            raise Conflict(
+                f"cannot delete project {name}: it still holds pipeline(s) {', '.join(pipelines)}: delete them first, "
+                f"or `dataver delete-project {name} --force` to delete them too"
+            )
+        if force:
+            repos = self.projects.repos_in(name)
+            readers = (
+                {r for repo in repos for r in self._pipes.records.readers_of(repo)} if self._has_pipelines() else set()
+            )
+            if outside := sorted(readers - set(pipelines)):
+                raise Conflict(
+                    f"cannot delete project {name}: pipeline(s) {', '.join(outside)} of other projects read its "
+                    "repos: delete them first"
+                )
+            self._delete_everything(pipelines, repos)
+        self.projects.delete_project(name)
+
     # ---- repos -------------------------------------------------------------------------
 
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
+        name = self._repo(name)
+        if (queued := self._queue("create_repo", name=name, description=description)) is not _NOT_QUEUED:
+            return queued
         return self.repos.create_repo(name, description)
 
-    def list_repos(self) -> list[RepoInfo]:
-        return self.repos.list_repos()
+    def list_repos(self, *, all_projects: bool = False) -> list[RepoInfo]:
+        """The current project's repos, newest first (every project's with `all_projects`)."""
+        return self.repos.list_repos(None if all_projects else self.project)
 
     def inspect_repo(self, name: str) -> RepoInfo:
-        return self.repos.inspect_repo(name)
+        return self.repos.inspect_repo(self._repo(name))
 
     def delete_repo(self, name: str, *, force: bool = False) -> None:
         """Refused while a pipeline reads the repo (or writes it), unless `force`."""
+        name = self._repo(name)
+        if self._queue("delete_repo", name=name, force=force) is not _NOT_QUEUED:
+            return
         if not force and self._has_pipelines():
             self._pipes.check_deletable(name)
         self.repos.delete_repo(name)
@@ -191,10 +275,14 @@ class Client:
     # ---- branches ----------------------------------------------------------------------
 
     def create_branch(self, repo: str, name: str, head: Ref | None = None) -> BranchInfo:
-        return self._landed(self.repos.create_branch(repo, name, _ref(head) if head is not None else None))
+        repo = self._repo(repo)
+        head_ref = _ref(head) if head is not None else None
+        if (queued := self._queue("create_branch", repo=repo, name=name, head=_text(head_ref))) is not _NOT_QUEUED:
+            return queued
+        return self._landed(self.repos.create_branch(repo, name, head_ref))
 
     def inspect_branch(self, repo: str, name: str) -> BranchInfo:
-        found = [b for b in self.repos.list_branches(repo) if b.name == name]
+        found = [b for b in self.repos.list_branches(self._repo(repo)) if b.name == name]
         if not found:
             raise NotFound(f"branch {name} not found in repo {repo}: see `dataver list-branch {repo}`")
         return found[0]
@@ -214,29 +302,68 @@ class Client:
         return self.repos.list_all_commits(limit)
 
     def list_branches(self, repo: str) -> list[BranchInfo]:
-        return self.repos.list_branches(repo)
+        return self.repos.list_branches(self._repo(repo))
 
     def delete_branch(self, repo: str, name: str) -> None:
+        repo = self._repo(repo)
+        if self._queue("delete_branch", repo=repo, name=name) is not _NOT_QUEUED:
+            return
         self.repos.delete_branch(repo, name)
 
     # ---- commits -----------------------------------------------------------------------
 
     def start_commit(self, repo: str, branch: str, parent: Ref | None = None, message: str = "") -> CommitInfo:
-        return self.repos.start_commit(repo, branch, _ref(parent) if parent is not None else None, message)
+        """Open a commit on `branch`. In a transaction: queued, with the id it will have (and the
+        transaction's id as its global id)."""
+        repo = self._repo(repo)
+        parent_ref = _ref(parent) if parent is not None else None
+        queued = self._queue(
+            "start_commit",
+            repo=repo,
+            branch=branch,
+            parent=_text(parent_ref),
+            description=message,
+            commit=new_commit_id(),
+        )
+        if queued is not _NOT_QUEUED:
+            return queued
+        return self.repos.start_commit(repo, branch, parent_ref, message)
 
     def finish_commit(self, repo: str, ref: Ref, message: str | None = None) -> CommitInfo:
-        return self._landed(self.repos.finish_commit(repo, _ref(ref), message))
+        repo, commit_ref = self._repo(repo), _ref(ref)
+        queued = self._queue("finish_commit", repo=repo, ref=str(commit_ref), description=message)
+        if queued is not _NOT_QUEUED:
+            return queued
+        return self._landed(self.repos.finish_commit(repo, commit_ref, message))
 
     def delete_commit(self, repo: str, ref: Ref) -> None:
-        self.repos.delete_commit(repo, _ref(ref))
+        repo, commit_ref = self._repo(repo), _ref(ref)
+        if self._queue("delete_commit", repo=repo, ref=str(commit_ref)) is not _NOT_QUEUED:
+            return
+        self.repos.delete_commit(repo, commit_ref)
+
+    def squash_commit(self, repo: str | None, ref: Ref, *, recursive: bool = False) -> list[CommitInfo]:
+        """Fold a finished commit into its children (they keep every file; it leaves history),
+        as Pachyderm 2.x's squash commit: refused for a commit with no children or an open child,
+        and, unless `recursive`, for one other commits were computed from. With `repo` None,
+        `ref` is a commit id and the commits computed from it go too (pachctl's commit set).
+        The jobs that read or wrote a squashed commit are forgotten. Returns what was removed."""
+        forget = self._pipes.forget_commits if self._has_pipelines() else lambda ids: None
+        repo = self._repo(repo) if repo is not None else None
+        return self.repos.squash_commit(repo, _ref(ref), recursive=recursive, forget=forget)
 
     def inspect_commit(self, repo: str, ref: Ref) -> CommitInfo:
-        return self.repos.inspect_commit(repo, _ref(ref))
+        return self.repos.inspect_commit(self._repo(repo), _ref(ref))
 
     def list_commits(self, repo: str, branch: str | None = None, limit: int | None = None) -> list[CommitInfo]:
         if branch is not None:
             check_name("branch", branch)
-        return self.repos.list_commits(repo, branch, limit)
+        return self.repos.list_commits(self._repo(repo), branch, limit)
+
+    def commit_set(self, global_id: str) -> list[CommitInfo]:
+        """Every commit of a commit set (Pachyderm 2.x's global id: the commits one change caused,
+        in every repo), in the order they were made: the change first, then what it caused."""
+        return self.repos.commit_set(global_id)
 
     # ---- files -------------------------------------------------------------------------
 
@@ -252,31 +379,49 @@ class Client:
         message: str = "",
         progress: Transfer | None = None,
         untar: bool = False,
+        under_own_name: bool = False,
+        split: Split | None = None,
     ) -> CommitInfo:
         """Put a host file, a host directory (`recursive`), an http(s) URL, a stream or bytes into a
         branch or open commit; or several files, directories and URLs (a list) in one commit.
 
         A `path` ending in '/' names a folder: a file goes inside it under its own name, as with `cp`
-        (with several sources, `path` is always a folder).
+        (with several sources, `path` is always a folder). A directory's files go below `path`
+        (default: the root); with `under_own_name`, below a folder of the directory's own name
+        there, which is where pachctl puts them when no path, or several sources, are given
+        (`put file repo@master -r -f data` puts /data/...).
 
         With `untar`, `source` (a file or a stream) is a tar archive whose files are put under
-        `path` (default: the root).
+        `path` (default: the root). With `split`, each file becomes a folder of pieces of whole
+        records at its path, as pachctl's `put file --split` (see `dataver.splits`).
 
         Outside an open commit the change lands as a commit of its own, finished at once.
         """
+        repo, commit_ref = self._repo(repo), _ref(ref)
+
+        def put(files: list[tuple[str, str]] | list[tuple[str, str | BinaryIO]]) -> CommitInfo:
+            if split is not None:
+                done = self.files.put_split(
+                    repo, commit_ref, files, split, append=append, description=message, progress=progress
+                )
+            else:
+                done = self.files.put_files(
+                    repo, commit_ref, files, append=append, description=message, progress=progress
+                )
+            return self._landed(done)
+
         if untar:
-            return self._put_archive(source, repo, ref, path, append, message, progress)
+            if split is not None:
+                raise InvalidArgument("--split and --untar cannot be combined: untar first, then split the files")
+            return self._put_archive(source, path, put)
         if isinstance(source, list | tuple):
             if not source:
                 raise InvalidArgument("nothing to put: give one or more files, directories or URLs")
             if len(source) > 1:
-                return self._put_several(
-                    [str(s) for s in source], repo, ref, path, recursive, append, message, progress
-                )
+                return self._put_several([str(s) for s in source], path, recursive, under_own_name, put)
             source = source[0]
         if isinstance(source, str) and source.startswith(("http://", "https://")):
-            return self._put_several([source], repo, ref, path, recursive, append, message, progress)
-        commit_ref = _ref(ref)
+            return self._put_several([source], path, recursive, False, put)
         into_folder = path is not None and path.endswith("/") and normalize_path(path) != ""
         if isinstance(source, bytes):
             source = io.BytesIO(source)
@@ -289,24 +434,23 @@ class Client:
                 raise InvalidArgument(
                     "reading from stdin or a stream needs a destination path, e.g. repo@master:/data.csv"
                 )
+            if split is not None:
+                return put([(path, source)])
             return self._landed(
                 self.files.put_stream(
                     repo, commit_ref, path, source, append=append, description=message, progress=progress
                 )
             )
         dest = normalize_path(path, allow_root=recursive) if path is not None else None
-        sources = expand_source(str(source), dest, recursive, into_folder=into_folder)
-        return self._landed(
-            self.files.put_files(repo, commit_ref, sources, append=append, description=message, progress=progress)
-        )
+        return put(expand_source(str(source), dest, recursive, into_folder=into_folder, nest=under_own_name))
 
     def get_file(self, repo: str, ref: Ref, path: str) -> bytes:
         out = io.BytesIO()
-        self.files.get_file(repo, _ref(ref), path, out)
+        self.files.get_file(self._repo(repo), _ref(ref), path, out)
         return out.getvalue()
 
     def get_file_to(self, repo: str, ref: Ref, path: str, out: BinaryIO) -> FileInfo:
-        return self.files.get_file(repo, _ref(ref), path, out)
+        return self.files.get_file(self._repo(repo), _ref(ref), path, out)
 
     def get_file_to_path(
         self,
@@ -320,43 +464,42 @@ class Client:
     ) -> list[FileInfo]:
         """Fetch a file (or with `recursive` a directory) to a host path; `progress` is told
         (files, bytes) done so far, out of the totals, after each file."""
-        return self.files.get_to_path(repo, _ref(ref), path, Path(dest), recursive=recursive, progress=progress)
+        return self.files.get_to_path(
+            self._repo(repo), _ref(ref), path, Path(dest), recursive=recursive, progress=progress
+        )
 
     def list_files(self, repo: str, ref: Ref, path: str = "") -> list[FileInfo]:
-        return self.files.list_files(repo, _ref(ref), path)
+        return self.files.list_files(self._repo(repo), _ref(ref), path)
 
     def file_history(self, repo: str, ref: Ref, path: str) -> list[FileInfo]:
         """Every version of a file, newest first, each with the commit that made it (`committed`)."""
-        return self.files.file_history(repo, _ref(ref), path)
+        return self.files.file_history(self._repo(repo), _ref(ref), path)
 
     def find_commits(self, repo: str, ref: Ref, path: str) -> list[tuple[str, str]]:
         """(commit id, added|modified|deleted) of each commit, newest first, that changed `path`."""
-        return [(commit, kind) for commit, kind, _ in self.files.path_changes(repo, _ref(ref), path)]
+        return [(commit, kind) for commit, kind, _ in self.files.path_changes(self._repo(repo), _ref(ref), path)]
 
     def glob_files(self, repo: str, ref: Ref, pattern: str) -> list[FileInfo]:
-        return self.files.glob_files(repo, _ref(ref), pattern)
+        return self.files.glob_files(self._repo(repo), _ref(ref), pattern)
 
     def inspect_file(self, repo: str, ref: Ref, path: str) -> FileInfo:
-        return self.files.inspect_file(repo, _ref(ref), path)
+        return self.files.inspect_file(self._repo(repo), _ref(ref), path)
 
     def diff_files(
         self, repo: str, new_ref: Ref, old_ref: Ref | None = None, path: str = "", *, old_repo: str | None = None
     ) -> list[DiffEntry]:
         old = _ref(old_ref) if old_ref is not None else None
-        return self.files.diff(repo, _ref(new_ref), old, path, old_repo=old_repo)
+        old_repo = self._repo(old_repo) if old_repo else None
+        return self.files.diff(self._repo(repo), _ref(new_ref), old, path, old_repo=old_repo)
 
     def delete_file(self, repo: str, ref: Ref, path: str, *, recursive: bool = False) -> CommitInfo:
-        return self._landed(self.files.delete_file(repo, _ref(ref), path, recursive=recursive))
+        return self._landed(self.files.delete_file(self._repo(repo), _ref(ref), path, recursive=recursive))
 
     def _put_archive(
         self,
         source: str | Path | BinaryIO | bytes | list[str | Path],
-        repo: str,
-        ref: Ref,
         path: str | None,
-        append: bool,
-        message: str,
-        progress: Transfer | None,
+        put: Callable[[list[tuple[str, str]]], CommitInfo],
     ) -> CommitInfo:
         if isinstance(source, list | tuple):
             if len(source) != 1:
@@ -365,21 +508,15 @@ class Client:
         archive: str | BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source  # type: ignore[assignment]
         with tempfile.TemporaryDirectory(dir=self.store.objects.tmp_dir, prefix="untar-") as folder:
             unpacked = untar(str(archive) if isinstance(archive, Path) else archive, Path(folder) / "archive")
-            files = expand_source(str(unpacked), normalize_path(path or ""), True)
-            return self._landed(
-                self.files.put_files(repo, _ref(ref), files, append=append, description=message, progress=progress)
-            )
+            return put(expand_source(str(unpacked), normalize_path(path or ""), True))
 
     def _put_several(
         self,
         sources: list[str],
-        repo: str,
-        ref: Ref,
         path: str | None,
         recursive: bool,
-        append: bool,
-        message: str,
-        progress: Transfer | None,
+        under_own_name: bool,
+        put: Callable[[list[tuple[str, str]]], CommitInfo],
     ) -> CommitInfo:
         """Several sources in one commit; URLs are downloaded first (into the store's own
         temporary folder), so a bad one changes nothing."""
@@ -392,15 +529,66 @@ class Client:
             dest = normalize_path(path, allow_root=True) if path is not None else None
             if len(local) == 1 and not into_folder and dest == "":
                 dest = None
-            files = expand_sources(local, dest or None, recursive, into_folder=into_folder)
-            return self._landed(
-                self.files.put_files(repo, _ref(ref), files, append=append, description=message, progress=progress)
-            )
+            return put(expand_sources(local, dest or None, recursive, into_folder=into_folder, nest=under_own_name))
 
     def copy_file(
         self, src_repo: str, src_ref: Ref, src_path: str, dst_repo: str, dst_ref: Ref, dst_path: str
     ) -> CommitInfo:
-        return self._landed(self.files.copy_file(src_repo, _ref(src_ref), src_path, dst_repo, _ref(dst_ref), dst_path))
+        src, dst = self._repo(src_repo), self._repo(dst_repo)
+        return self._landed(self.files.copy_file(src, _ref(src_ref), src_path, dst, _ref(dst_ref), dst_path))
+
+    # ---- mounts ------------------------------------------------------------------------
+
+    def plan_mount(self, folder: str | Path, repos: list[str] | None = None) -> tuple[Path, list[MountedRepo]]:
+        """Check that a mount of `repos` at `folder` can be made here, without making it: every
+        repo and reference resolves, FUSE is there, the folder is empty (it is made if missing).
+        Returns the mount point and what it would show."""
+        from .mounts import mount_point, plan, require_fuse
+
+        mounted = plan(self.repos, repos or [], self.project)
+        require_fuse()
+        return mount_point(Path(folder)), mounted
+
+    def mount(
+        self,
+        folder: str | Path,
+        repos: list[str] | None = None,
+        *,
+        on_ready: Callable[[Path, list[MountedRepo]], None] | None = None,
+    ) -> list[MountedRepo]:
+        """Show repos read-only as folders, `folder/<repo>`, as pachctl's mount does: `repos` are
+        `repo` (its master), `repo@ref` (a branch's newest finished commit, a commit, `branch^`)
+        or pachctl's `repo@branch=commit`; none means every repo at master. Each shows the commit
+        its reference names now. Blocks until unmounted (`unmount`, or the process is told to
+        stop); `on_ready` is told the mount point and what it shows once it answers. Needs FUSE:
+        without it, a DataverError says what is missing."""
+        from .mounts import MountView, source_name
+
+        point, mounted = self.plan_mount(folder, repos)
+        from .fusefs import serve  # imports mfusepy, which plan_mount found to be there
+
+        announce = (lambda: on_ready(point, mounted)) if on_ready is not None else (lambda: None)
+        serve(
+            MountView(self.store.trees, mounted),
+            self.store.objects,
+            point,
+            source_name(self.root),
+            time.time(),
+            announce,
+        )
+        return mounted
+
+    def unmount(self, folder: str | Path) -> Path:
+        """End the dataver mount at `folder`; returns its mount point."""
+        from .mounts import unmount
+
+        return unmount(Path(folder))
+
+    def mounts(self) -> list[Path]:
+        """The mount points of this store's mounts (on this host)."""
+        from .mounts import mounts_of
+
+        return mounts_of(self.root)
 
     # ---- secrets -----------------------------------------------------------------------
 
@@ -489,7 +677,13 @@ class Client:
             here = StoreSide(self.store, "this store")
             src, dst = (here, there) if outward else (there, here)
             return transfer(
-                src, dst, _selection(repos), force=force, pipelines=pipelines, keep_ahead=not outward, progress=progress
+                src,
+                dst,
+                _selection(repos, self.project),
+                force=force,
+                pipelines=pipelines,
+                keep_ahead=not outward,
+                progress=progress,
             )
         finally:
             there.close()
@@ -535,6 +729,41 @@ class Client:
         with Client(Remotes(self.root).get(remote).url, run_jobs=False) as store:  # a dataver store
             return store.fsck()
 
+    # ---- transactions ------------------------------------------------------------------
+
+    def start_transaction(self) -> TransactionInfo:
+        """Start a transaction and make it the active one: from now on, on this store, create/delete
+        repo, start/finish/delete commit, create/delete branch and create/update pipeline are
+        queued in it (each returns what it will give) until `finish_transaction` applies them all
+        at once, as one change: its commits share its id as their global id, and a pipeline
+        reading several of them runs one job over all of them."""
+        return self._transactions.start()
+
+    def finish_transaction(self, txn_id: str | None = None) -> TransactionInfo:
+        """Apply a transaction's requests (the active transaction's by default) together, then
+        run the jobs they trigger; if one cannot apply, none is, and the transaction stays."""
+        txn = self._transactions.get(txn_id)
+        self._runner.run(txn)
+        self._transactions.remove(txn.id)
+        return self._landed(txn)
+
+    def stop_transaction(self) -> TransactionInfo:
+        """Stop queueing into the active transaction (it stays: resume or finish it by id)."""
+        return self._transactions.stop()
+
+    def resume_transaction(self, txn_id: str) -> TransactionInfo:
+        return self._transactions.resume(txn_id)
+
+    def delete_transaction(self, txn_id: str | None = None) -> TransactionInfo:
+        """Drop a transaction (the active one by default) without applying anything of it."""
+        return self._transactions.remove(txn_id)
+
+    def inspect_transaction(self, txn_id: str | None = None) -> TransactionInfo:
+        return self._transactions.get(txn_id)
+
+    def list_transactions(self) -> list[TransactionInfo]:
+        return self._transactions.list()
+
     # ---- maintenance -------------------------------------------------------------------
 
     def fsck(self) -> FsckReport:
@@ -573,19 +802,24 @@ class Client:
 
     # ---- pipelines ---------------------------------------------------------------------
 
-    def parse_specs(self, spec: str | Path | dict) -> list[PipelineSpec]:
+    def parse_specs(self, spec: str | Path | dict, jsonnet_args: dict[str, str] | None = None) -> list[PipelineSpec]:
         """The specs of a file, an http(s) URL, a text (JSON, several JSON objects, or YAML
         documents) or a dict, in Pachyderm's format (snake or camel case). Fields that only mean
-        something on Kubernetes are ignored, each named in a notice."""
+        something on Kubernetes are ignored, each named in a notice. With `jsonnet_args`, `spec`
+        is a Jsonnet template (file or URL) given those top-level arguments. A spec that names no
+        `pipeline.project` is the current project's."""
         from .pipelines.sources import read_specs
         from .pipelines.spec import validate_spec
 
-        source = read_specs(spec)
+        source = read_specs(spec, jsonnet_args)
         ignored: list[str] = []
         many = len(source.documents) > 1
         parsed = [
             validate_spec(
-                raw, f"{source.shown} (spec {i} of {len(source.documents)})" if many else source.shown, ignored
+                raw,
+                f"{source.shown} (spec {i} of {len(source.documents)})" if many else source.shown,
+                ignored,
+                self.project,
             )
             for i, raw in enumerate(source.documents, start=1)
         ]
@@ -606,16 +840,38 @@ class Client:
         `runtime` (auto, local or docker) defaults to the `runtime` setting (auto)."""
         return self._create(self.parse_spec(spec), runtime, _spec_path(spec))
 
-    def create_pipelines(self, spec: str | Path | dict, *, runtime: str | None = None) -> list[PipelineInfo]:
-        """Create every pipeline a file, URL or text holds, in order (all are checked first)."""
-        specs = self.parse_specs(spec)
+    def create_pipelines(
+        self, spec: str | Path | dict, *, runtime: str | None = None, jsonnet_args: dict[str, str] | None = None
+    ) -> list[PipelineInfo]:
+        """Create every pipeline a file, URL or text holds, in order (all are checked first).
+        With `jsonnet_args`, `spec` is a Jsonnet template given those top-level arguments."""
+        specs = self.parse_specs(spec, jsonnet_args)
         return [self._create(parsed, runtime, _spec_path(spec)) for parsed in specs]
 
     def _create(self, parsed: PipelineSpec, runtime: str | None, spec_path: Path | None) -> PipelineInfo:
         self._pipes.executor()  # a bad `executor` setting is refused before anything is recorded
-        self._pipes.service.create(parsed, self.config.get("runtime", runtime), spec_path)
+        runtime = self.config.get("runtime", runtime)
+        queued = self._queue("create_pipeline", spec=_spec_dict(parsed), runtime=runtime, spec_path=_text(spec_path))
+        if queued is not _NOT_QUEUED:
+            return queued
+        self._pipes.service.create(parsed, runtime, spec_path)
         self._warn_missing_branches(parsed)
+        self._warn_unmet_fields(parsed)
+        self._say_who_serves(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
+
+    def _say_who_serves(self, spec: PipelineSpec) -> None:
+        """A service runs no job: say where it will answer, and what serves it."""
+        if spec.service is None or self.notice is None:
+            return
+        where = self.inspect_service(spec.name).url
+        daemon = self.serving_daemon()
+        if daemon is not None:
+            self.notice(f"service {spec.name}: {daemon.describe()} serves it at {where}")
+        else:
+            self.notice(
+                f"service {spec.name}: run `dataver serve {spec.name}` to serve it at {where} (or start the daemon)"
+            )
 
     def update_pipeline(
         self, spec: str | Path | dict, *, runtime: str | None = None, reprocess: bool = False
@@ -624,18 +880,29 @@ class Client:
         return self._update(self.parse_spec(spec), runtime, reprocess, _spec_path(spec))
 
     def update_pipelines(
-        self, spec: str | Path | dict, *, runtime: str | None = None, reprocess: bool = False
+        self,
+        spec: str | Path | dict,
+        *,
+        runtime: str | None = None,
+        reprocess: bool = False,
+        jsonnet_args: dict[str, str] | None = None,
     ) -> list[PipelineInfo]:
-        """Update every pipeline a file, URL or text holds, in order."""
-        specs = self.parse_specs(spec)
+        """Update every pipeline a file, URL or text holds, in order (or a Jsonnet template's)."""
+        specs = self.parse_specs(spec, jsonnet_args)
         return [self._update(parsed, runtime, reprocess, _spec_path(spec)) for parsed in specs]
 
     def _update(
         self, parsed: PipelineSpec, runtime: str | None, reprocess: bool, spec_path: Path | None
     ) -> PipelineInfo:
         self._pipes.executor()
+        queued = self._queue(
+            "update_pipeline", spec=_spec_dict(parsed), runtime=runtime, spec_path=_text(spec_path), reprocess=reprocess
+        )
+        if queued is not _NOT_QUEUED:
+            return queued
         self._pipes.service.update(parsed, runtime=runtime, spec_path=spec_path, reprocess=reprocess)
         self._warn_missing_branches(parsed)
+        self._warn_unmet_fields(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
 
     def _warn_missing_branches(self, spec: PipelineSpec) -> None:
@@ -644,62 +911,104 @@ class Client:
         if self.notice is None:
             return
         for pfs in spec.input.pfs_inputs():
-            branches = [b.name for b in self.repos.list_branches(pfs.repo)]
+            branches = [b.name for b in self.repos.list_branches(pfs.full_repo)]
             if pfs.branch not in branches:
                 close = did_you_mean(pfs.branch, branches)
                 self.notice(
-                    f"note: repo {pfs.repo} has no branch {pfs.branch} yet{close}: "
+                    f"note: repo {pfs.full_repo} has no branch {pfs.branch} yet{close}: "
                     f"pipeline {spec.name} runs once a commit lands there"
                 )
 
-    def list_pipelines(self) -> list[PipelineInfo]:
-        return self._pipes.list_pipelines()
+    def _warn_unmet_fields(self, spec: PipelineSpec) -> None:
+        """Spec fields this host runs the pipeline without: root as transform.user (never given),
+        and resource_limits on the local runtime where no control group can be made."""
+        from .runtimes.base import runs_as_root
+        from .runtimes.choice import resolve_runtime
+
+        if self.notice is None:
+            return
+        if runs_as_root(spec.transform.user):
+            self.notice(
+                f"note: transform.user {spec.transform.user}: dataver never runs a command as root; it runs as nobody"
+            )
+        row = self._pipes.records.pipeline(spec.name)
+        if spec.resource_limits and resolve_runtime(row.runtime, spec.transform.image) == "local":
+            from .runtimes.cgroups import limiter
+
+            found = limiter()
+            if isinstance(found, str):
+                self.notice(f"note: resource_limits are not enforced on the local runtime here: {found}")
+
+    def list_pipelines(self, *, all_projects: bool = False) -> list[PipelineInfo]:
+        """The current project's pipelines (every project's with `all_projects`)."""
+        if all_projects:
+            return self._all_pipelines()
+        self.projects.inspect_project(self.project)
+        return [p for p in self._all_pipelines() if p.project == self.project]
+
+    def _all_pipelines(self) -> list[PipelineInfo]:
+        return self._pipes.list_pipelines() if self._has_pipelines() else []
 
     def inspect_pipeline(self, name: str) -> PipelineInfo:
-        return self._pipes.inspect_pipeline(name)
+        return self._pipes.inspect_pipeline(self._pipeline(name))
 
     def pipeline_history(self, name: str) -> list[PipelineVersion]:
         """Every version of a pipeline's spec, oldest first."""
-        return self._pipes.records.versions(name)
+        return self._pipes.records.versions(self._pipeline(name))
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
-        self._pipes.service.delete(name, keep_repo=keep_repo)
+        self._pipes.service.delete(self._pipeline(name), keep_repo=keep_repo)
 
     def delete_all(self) -> tuple[int, int]:
-        """Delete every pipeline (with its jobs and output repo) and every repo, as `pachctl
-        delete all` does; objects are freed by `gc`. Returns (pipelines, repos) deleted."""
-        pipelines = [p.name for p in self.list_pipelines()] if self._has_pipelines() else []
-        for name in pipelines:
-            self._pipes.service.delete(name, keep_repo=False)
-        repos = [r.name for r in self.list_repos()]
-        for name in repos:
-            self.repos.delete_repo(name)
+        """Delete every pipeline (with its jobs and output repo), every repo, every project but
+        `default` and every transaction, as `pachctl delete all` does; objects are freed by `gc`.
+        Returns (pipelines, repos) deleted."""
+        pipelines = [p.name for p in self._all_pipelines()]
+        repos = [r.name for r in self.repos.list_repos() if r.name not in pipelines]
+        self._delete_everything(pipelines, repos)
+        for project in self.projects.list_projects():
+            if project.name != DEFAULT_PROJECT:
+                self.projects.delete_project(project.name)
+        self._transactions.remove_all()  # as Pachyderm's delete all does
         return len(pipelines), len(repos)
 
+    def _delete_everything(self, pipelines: list[str], repos: list[str]) -> None:
+        """Pipelines (with their jobs and output repos), downstream first, then repos."""
+        left = list(pipelines)
+        while left:
+            last = [p for p in left if not set(self._pipes.records.readers_of(p)) & set(left)] or left[:1]
+            for name in last:  # (an output repo deleted by force before is not there to delete)
+                self._pipes.service.delete(name, keep_repo=not self.repos.repo_exists(name))
+                left.remove(name)
+        for name in repos:
+            if self.repos.repo_exists(name):
+                self.repos.delete_repo(name)
+
     def stop_pipeline(self, name: str) -> PipelineInfo:
-        self._pipes.service.set_state(name, "paused")
+        self._pipes.service.set_state(self._pipeline(name), "paused")
         return self.inspect_pipeline(name)
 
     def start_pipeline(self, name: str) -> PipelineInfo:
-        self._pipes.service.set_state(name, "running")
+        self._pipes.service.set_state(self._pipeline(name), "running")
         return self._landed(self.inspect_pipeline(name))
 
     def dag(self, fmt: str = "text") -> str:
-        """The graph of repos and pipelines: `text`, `mermaid` or `dot` (Graphviz)."""
-        return self._pipes.dag(fmt, [r.name for r in self.list_repos()])
+        """The graph of repos and pipelines (of every project): `text`, `mermaid` or `dot` (Graphviz)."""
+        return self._pipes.dag(fmt, [r.name for r in self.repos.list_repos()])
 
     def rerun_pipeline(self, name: str) -> JobInfo:
         """Run a job over the pipeline's current inputs now, even if it is up to date (after a job
         failed for a reason outside its datums, such as a cluster that went away); datums that
         succeeded before are skipped."""
-        return self._pipes.scheduler.rerun(name, self.progress)
+        return self._pipes.scheduler.rerun(self._pipeline(name), self.progress)
 
     def run_pending(self) -> list[JobInfo]:
         """Run every job that new commits call for, upstream first; returns the jobs run."""
         return self._pipes.scheduler.run_pending(self.progress)
 
-    def list_jobs(self, pipeline: str | None = None) -> list[JobInfo]:
-        return self._pipes.list_jobs(pipeline)
+    def list_jobs(self, pipeline: str | None = None, global_id: str | None = None) -> list[JobInfo]:
+        """Newest first; with `global_id`, only the jobs of that commit set (one change's jobs)."""
+        return self._pipes.list_jobs(self._pipeline(pipeline) if pipeline is not None else None, global_id)
 
     def inspect_job(self, job_id: str) -> JobInfo:
         return self._pipes.inspect_job(job_id)
@@ -715,6 +1024,20 @@ class Client:
         """One datum of a job, by id or a prefix of it."""
         return self._pipes.inspect_datum(job_id, datum)
 
+    def stop_job(self, job_id: str) -> bool:
+        """Stop a running job: marked killed, its commands here killed, no output commit, not
+        run again until its inputs or spec change. False if it had ended already."""
+        return self._pipes.stop_job(job_id)
+
+    def delete_job(self, job_id: str) -> None:
+        """Stop a job if it runs, then forget it (a job whose output commit landed is kept)."""
+        self._pipes.delete_job(job_id)
+
+    def restart_datum(self, job_id: str, datums: list[str]) -> int:
+        """Kill these running datums' commands (by datum id or input path) so that they are
+        tried again; how many commands were killed."""
+        return self._pipes.restart_datum(job_id, datums)
+
     def wait_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
         """Wait until a job is done (a daemon runs it); JobFailed if it did not succeed."""
         return self._pipes.wait_job(job_id, timeout)
@@ -723,18 +1046,18 @@ class Client:
         self, *, pipeline: str | None = None, job: str | None = None, datum: str | None = None
     ) -> list[tuple[str, str, str]]:
         """(job id, datum id, log text) of a job's datums (the newest job of `pipeline` by default)."""
-        return self._pipes.logs(pipeline=pipeline, job=job, datum=datum)
+        return self._pipes.logs(pipeline=self._pipeline(pipeline) if pipeline else pipeline, job=job, datum=datum)
 
     def wait_commit(self, repo: str, ref: Ref, *, timeout: float | None = None) -> list[CommitInfo]:
         """Wait until every job downstream of this commit is done (run here, or by the daemon),
         then return the commits computed from it."""
         return self._pipes.wait_commit(
-            repo, _ref(ref), timeout, served=self.serving_daemon() is not None, progress=self.progress
+            self._repo(repo), _ref(ref), timeout, served=self.serving_daemon() is not None, progress=self.progress
         )
 
     def file_provenance(self, repo: str, ref: Ref, path: str) -> ProvenanceNode:
         """Where a file came from: its job and datum, and theirs, back to the data users put in."""
-        return self._pipes.provenance(repo, _ref(ref), path)
+        return self._pipes.provenance(self._repo(repo), _ref(ref), path)
 
     def build_images(
         self,
@@ -753,8 +1076,65 @@ class Client:
         say = say or self.notice or (lambda _: None)
         return build_images(paths, offline=offline, rebuild_base=rebuild_base, say=say)
 
+    # ---- services ----------------------------------------------------------------------
+
+    def serve(self, name: str, *, address: str | None = None, log: Any = None, stop: Any = None) -> None:
+        """Serve service pipeline `name` in this process until `stop` (a threading.Event) is set or
+        Ctrl-C: its port on `address` (default: the `serve.address` setting, 127.0.0.1), a server
+        on the newest commits of its inputs, switched as they move. `log` (a logging.Logger) hears
+        what happens. Conflict if another process (the daemon) serves it."""
+        import logging
+        import threading
+
+        from .serving.supervisor import Supervisor
+
+        supervisor = Supervisor(
+            self._pipes,
+            self._pipeline(name),
+            address or self.config.get("serve.address"),
+            log or logging.getLogger("dataver.serve"),
+        )
+        if stop is not None:
+            threading.Thread(target=lambda: (stop.wait(), supervisor.stop()), daemon=True).start()
+        supervisor.run()
+
+    def list_services(self) -> list[ServiceInfo]:
+        """Every service pipeline: its URL, state, the input commits it answers from, requests and
+        errors (as the process serving it last wrote them)."""
+        return [self._service_info(row) for row in self._pipes.records.pipelines() if row.is_service]
+
+    def inspect_service(self, name: str) -> ServiceInfo:
+        name = self._pipeline(name)
+        row = self._pipes.records.pipeline(name)
+        if not row.is_service:
+            raise InvalidArgument(f'pipeline {name} is not a service (its spec has no "service"): it runs jobs')
+        return self._service_info(row)
+
+    def _service_info(self, row: Any) -> ServiceInfo:
+        from .pipelines.spec import PipelineSpec
+        from .serving.status import ServiceInfo, read_status
+        from .serving.supervisor import url
+
+        found = read_status(self.store.root, row.name)
+        if found is not None:
+            return found
+        port = PipelineSpec.model_validate_json(row.spec).service.external_port  # type: ignore[union-attr]
+        state = "paused" if row.state != "running" else "not served"
+        return ServiceInfo(row.name, url(self.config.get("serve.address"), port), state)
+
     def job_for_commit(self, commit_id: str) -> JobInfo | None:
         return self._pipes.job_for_commit(commit_id) if self._has_pipelines() else None
+
+
+def _text(value: object | None) -> str | None:
+    """A reference or path as a transaction request keeps it (JSON)."""
+    return None if value is None else str(value)
+
+
+def _spec_dict(spec: PipelineSpec) -> dict[str, Any]:
+    import json
+
+    return json.loads(spec.to_json())
 
 
 def _spec_path(spec: str | Path | dict) -> Path | None:

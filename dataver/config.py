@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import DataverError, InvalidArgument
+from .names import check_name
 
 FILE = "config.toml"
 
@@ -38,6 +39,8 @@ class Key:
     """Its URLs are scheme://host:port, with nothing else (a Dask scheduler's address)."""
     init_only: bool = False
     """Chosen when the store is made (`dataver init`): changing it later would hide the store's data."""
+    name_of: str = ""
+    """Its value is the name of one of these (a project), with a name's rules."""
 
 
 KEYS = {
@@ -45,6 +48,13 @@ KEYS = {
     for k in (
         Key("root", "DATAVER_ROOT", "~/.dataver", "the store used when --root is not given", user_only=True),
         Key("runtime", "DATAVER_RUNTIME", "auto", "create-pipeline's runtime", choices=("auto", "local", "docker")),
+        Key(
+            "project",
+            "DATAVER_PROJECT",
+            "default",
+            "the current project: where repo and pipeline names without a project are (pachctl's context project)",
+            name_of="project",
+        ),
         Key(
             "sandbox",
             "DATAVER_SANDBOX",
@@ -95,6 +105,12 @@ KEYS = {
             kind=int,
         ),
         Key("daemon.log_backups", "DATAVER_DAEMON_LOG_BACKUPS", 3, "rotated daemon logs kept", kind=int),
+        Key(
+            "serve.address",
+            "DATAVER_SERVE_ADDRESS",
+            "127.0.0.1",
+            "where service pipelines listen (their external_port): another address opens them to the network",
+        ),
     )
 }
 
@@ -171,6 +187,11 @@ def _check(key: Key, value: Any, where: str) -> Any:
             raise InvalidArgument(f"{key.name}{at} must be at least 1, not {value}")
         return value
     value = str(value)
+    if key.name_of:
+        try:
+            return check_name(key.name_of, value)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{key.name}{at}: {exc}") from None
     if key.schemes and value.startswith(key.schemes):
         if value.startswith("s3://") and not value[len("s3://") :].split("/")[0]:
             raise InvalidArgument(f"{key.name}{at} must name a bucket, like s3://my-bucket/dataver, not {value!r}")

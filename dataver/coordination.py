@@ -72,7 +72,9 @@ def store_lock(root: Path, mode: int) -> Iterator[None]:
 
 
 def _file_name(lease: str) -> str:
-    return lease.replace("/", "-")
+    """`kind/name` -> `kind-name`; a project's `/` inside the name (`pipeline/P/x`) becomes `~`,
+    which no name holds, so that `pipeline/P-x` keeps a lock file of its own."""
+    return lease.replace("/", "-", 1).replace("/", "~")
 
 
 class LocalCoordination(Coordination):

@@ -29,6 +29,7 @@ from .presence import LOCK, PID, daemon_lease, running_daemon
 if TYPE_CHECKING:
     from .client import Client
     from .pipelines.models import JobInfo
+    from .serving.supervisor import Keeper
 
 LOG = "daemon.log"
 OUTPUT = "daemon.out"
@@ -99,6 +100,8 @@ class Daemon:
         commit will wake us, but if it dies instead nothing would, until its lease expires."""
         self.recheck_after = float(client.config.get("lease_seconds"))
         client.config.get("executor")  # a bad setting stops the daemon as it starts, not every job
+        self.services: Keeper | None = None
+        """Supervisors of the service pipelines (made once the store has pipelines)."""
 
     def run(self) -> None:
         lock_fd = _take_lock(self.root)
@@ -126,6 +129,8 @@ class Daemon:
                     self._dispatch()
         finally:
             self._finish_running()
+            if self.services is not None:
+                self.services.stop()
             watch.stop()
             announced.close()
             (self.root / PID).unlink(missing_ok=True)
@@ -146,6 +151,7 @@ class Daemon:
         scheduler = self.client._pipes.scheduler if self.client._has_pipelines() else None
         if scheduler is None:
             return
+        self._keep_services()
         for job_id, pipeline in scheduler.reap_orphans():
             self.log.info("job %s (%s) was interrupted: it is marked killed and rerun", job_id, pipeline)
         if set(scheduler.unfinished()) - busy:  # running elsewhere: if that process dies, nothing wakes us
@@ -157,6 +163,20 @@ class Daemon:
                 self.running[pipeline] = thread
             self.log.info("pipeline %s is behind its inputs: starting a job", pipeline)
             thread.start()
+
+    def _keep_services(self) -> None:
+        """Serve every running service pipeline (see `dataver.serving`); each one's supervisor
+        follows its inputs and stops when the pipeline is deleted or paused."""
+        if self.services is None:
+            from .serving.supervisor import Keeper
+
+            address = self.client.config.get("serve.address")
+            self.services = Keeper(self.client._pipes, address, self.log, self.wake.set)
+        retry = self.services.reconcile()
+        if retry is not None:
+            with self._lock:
+                later = time.monotonic() + retry
+                self.recheck = later if self.recheck is None else min(self.recheck, later)
 
     def _run_job(self, pipeline: str) -> None:
         ran = True

@@ -11,6 +11,7 @@ import errno
 import os
 import shutil
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +23,7 @@ from .models import CommitInfo, DiffEntry, FileInfo
 from .names import CommitRef, normalize_path
 from .objects import ObjectWriter
 from .repos import RepoStore
+from .splits import PIECE, Split, piece_name, pieces
 from .store import Store
 from .trees import FILE, Entry, TreeEditor, join_path, split_path
 
@@ -111,6 +113,65 @@ class FileStore:
                 progress(1, size, 1, size)
             placer = self._placer([(dest, Entry(FILE, oid, size))], append)
             return self.repos.modify(repo, ref, placer, description=description)
+
+    def put_split(
+        self,
+        repo: str,
+        ref: CommitRef,
+        sources: list[tuple[str, str | BinaryIO]],
+        split: Split,
+        *,
+        append: bool = False,
+        description: str = "",
+        progress: Transfer | None = None,
+    ) -> CommitInfo:
+        """Put each source (a host file, or a stream) as a folder of pieces at its repo path (see
+        `dataver.splits`), replacing what was there, or with `append` adding pieces after the
+        folder's last. `progress` is told (pieces, bytes) made so far."""
+        self.repos.require_repo(repo)
+        made = written = 0
+        total = sum(os.stat(s).st_size for _, s in sources if isinstance(s, str))
+        staged: list[tuple[str, list[Entry]]] = []
+        with self.store.writing():
+            with self.store.objects.writer() as writer:
+                for dest, source in sources:
+                    shown = source if isinstance(source, str) else "stdin"
+                    with open(source, "rb") if isinstance(source, str) else nullcontext(source) as stream:
+                        entries = []
+                        for piece in pieces(stream, split, shown):
+                            entries.append(Entry(FILE, writer.add_bytes(piece), len(piece)))
+                            made, written = made + 1, written + len(piece)
+                            if progress is not None and made % 1000 == 0:
+                                progress(made, written, made, total)
+                    if not entries:
+                        past = f" past its {split.header_records} header record(s)" if split.header_records else ""
+                        raise InvalidArgument(f"{shown} holds no records{past}: nothing to split (nothing was put)")
+                    staged.append((normalize_path(dest, allow_root=False), entries))
+            if progress is not None:
+                progress(made, written, made, total)
+            return self.repos.modify(repo, ref, self._splitter(staged, append), description=description)
+
+    @staticmethod
+    def _splitter(staged: list[tuple[str, list[Entry]]], append: bool):
+        def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
+            for dest, entries in staged:
+                existing = editor.get(dest)
+                names = editor.names(dest)
+                strangers = [name for name in names if not PIECE.fullmatch(name)]
+                if existing is not None and not existing.is_dir and append:
+                    raise Conflict(f"/{dest} is a file: --split --append adds pieces to a folder of pieces")
+                if strangers:
+                    raise Conflict(
+                        f"/{dest} holds /{dest}/{strangers[0]}, which is not a piece of a split: "
+                        "split into another path, or delete that folder first"
+                    )
+                if existing is not None and not append:
+                    editor.delete(dest)
+                first = int(names[-1], 16) + 1 if append and names else 0
+                for index, entry in enumerate(entries, start=first):
+                    editor.set(join_path(dest, piece_name(index)), entry)
+
+        return edit
 
     def _placer(self, staged: list[tuple[str, Entry]], append: bool):
         objects = self.store.objects

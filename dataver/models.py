@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from .names import split_qualified
+
 
 def iso(ts: float | None) -> str | None:
     """Timestamps in JSON are ISO 8601 in UTC, e.g. 2026-11-22T00:52:55.123456+00:00."""
@@ -12,16 +14,31 @@ def iso(ts: float | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class ProjectInfo:
+    name: str
+    description: str
+    created: float
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "created": iso(self.created)}
+
+
+@dataclass(frozen=True)
 class RepoInfo:
     name: str
+    """`P/name` for a repo of project P, the bare name for one of the default project."""
     description: str
     created: float
     size: int
     """Bytes in the newest finished commit of the repo's master branch (pachctl's SIZE (MASTER))."""
     branches: list[str] = field(default_factory=list)
 
+    @property
+    def project(self) -> str:
+        return split_qualified(self.name)[0]
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "created": iso(self.created)}
+        return {**asdict(self), "project": self.project, "created": iso(self.created)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,9 @@ class CommitInfo:
     tree: str
     provenance: list[str] = field(default_factory=list)
     """Ids of the commits this one was computed from (empty for data put by users)."""
+    global_id: str = ""
+    """Its commit set (Pachyderm 2.x's global id): the id of the change that caused it, shared with
+    every commit and job that change caused (its own id for a commit a user made)."""
 
     def to_dict(self) -> dict:
         return {**asdict(self), "started": iso(self.started), "finished": iso(self.finished)}

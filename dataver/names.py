@@ -3,6 +3,11 @@
 `repo@branch:/path`, `repo@<commit id or prefix>`, `repo@master^2` (or `~2`): every
 command accepts these. Paths inside a repo are stored normalised, without a leading
 slash; a leading slash in user input means the repo root, as in Pachyderm.
+
+Repos and pipelines belong to projects, as in Pachyderm 2.x. Those of the `default` project
+keep their bare names (`training`); those of project P are named `P/training` wherever the
+layers below the Client see them, which is also how Pachyderm prints them and how a user
+may type them (`P/training@master:/iris.csv`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ COMMIT_PREFIX_RE = re.compile(r"^[0-9a-f]{6,32}$")
 ANCESTRY_RE = re.compile(r"^(?P<base>[^\^~]+)(?P<marks>(?:[\^~][0-9]*)*)$")
 
 
+DEFAULT_PROJECT = "default"
+"""The project every store has, whose repos and pipelines keep their bare names."""
+
+
 def check_name(kind: str, name: str) -> str:
     """A repo, branch or pipeline name: letters, digits, '_' and '-' only."""
     if not name:
@@ -29,6 +38,39 @@ def check_name(kind: str, name: str) -> str:
             f"invalid {kind} name {name!r}: use only letters, digits, '_' or '-' (at most {MAX_NAME} characters)"
         )
     return name
+
+
+def check_qualified(kind: str, name: str) -> str:
+    """A repo or pipeline name, bare (`training`, its project's) or with its project
+    (`P/training`): each part a name as `check_name` takes it."""
+    project, slash, bare = name.rpartition("/")
+    if slash and (not project or "/" in project or not NAME_RE.match(project) or not NAME_RE.match(bare)):
+        raise InvalidArgument(
+            f"invalid {kind} name {name!r}: write NAME or PROJECT/NAME, each of letters, digits, '_' or '-'"
+        )
+    check_name(kind, bare)
+    return name
+
+
+def qualify(project: str, name: str, kind: str = "repo") -> str:
+    """The name repos and pipelines go by below the Client: a bare name in `project` (an already
+    qualified one stays in its own), `default/x` and `x` being the same."""
+    check_qualified(kind, name)
+    if "/" in name:
+        project, _, name = name.partition("/")
+    return name if project == DEFAULT_PROJECT else f"{project}/{name}"
+
+
+def file_name(name: str) -> str:
+    """A repo or pipeline name as one file or folder name: a project's `P/x` is `P.x` (no name
+    holds a '.', so no two names meet)."""
+    return name.replace("/", ".")
+
+
+def split_qualified(name: str) -> tuple[str, str]:
+    """`P/x` -> ('P', 'x'); a bare name is the default project's."""
+    project, _, bare = name.rpartition("/")
+    return project or DEFAULT_PROJECT, bare
 
 
 MAX_DEPTH = 255
@@ -99,18 +141,18 @@ def parse_target(args: list[str], *, what: str = "REPO[@REF[:PATH]]") -> Target:
         return parse_address(args[0])
     if len(args) > 3:
         raise InvalidArgument(f"too many arguments {args!r}: expected {what}")
-    repo = check_name("repo", args[0])
+    repo = check_qualified("repo", args[0])
     ref = parse_commit_ref(args[1]) if len(args) > 1 else None
     path = normalize_path(args[2]) if len(args) > 2 else None
     return Target(repo, ref, path)
 
 
 def parse_address(text: str) -> Target:
-    """`repo`, `repo@ref`, `repo@ref:/path`."""
+    """`repo`, `repo@ref`, `repo@ref:/path`, each with the repo's project if wanted (`P/repo@ref`)."""
     repo_part, _, rest = text.partition("@")
     if ":" in repo_part:
         raise InvalidArgument(f"invalid address {text!r}: write repo@branch:/path")
-    repo = check_name("repo", repo_part)
+    repo = check_qualified("repo", repo_part)
     if not rest:
         if "@" in text:
             raise InvalidArgument(f"invalid address {text!r}: name a branch or commit after '@'")

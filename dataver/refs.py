@@ -12,9 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 from .meta import Database
+from .names import split_qualified
 
 MAX_LIMIT = (1 << 63) - 1
 """The largest count a query can take (64-bit integers in both backends)."""
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    name: str
+    description: str
+    created: float
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,10 @@ class CommitRecord:
     started: float
     finished: float | None
     size: int
+    global_id: str
+    """The commit set it belongs to (Pachyderm 2.x's global id): the id of the change that caused it,
+    shared by every commit and job that change caused downstream. A commit a user makes is a change
+    of its own (its own id), unless a transaction made it (the transaction's id)."""
 
 
 def columns(record: type) -> str:
@@ -51,16 +63,40 @@ def columns(record: type) -> str:
     return ", ".join(f.name for f in fields(record))
 
 
+_PROJECT = columns(ProjectRecord)
 _REPO = columns(RepoRecord)
 _BRANCH = columns(BranchRecord)
 _COMMIT = columns(CommitRecord)
 
 
 class RefsTable:
-    """The repos, branches, commits and commit_provenance tables."""
+    """The projects, repos, branches, commits and commit_provenance tables."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    # ---- projects ----------------------------------------------------------------------
+
+    def project(self, name: str) -> ProjectRecord | None:
+        row = self.db.query_one(f"SELECT {_PROJECT} FROM projects WHERE name = ?", (name,))
+        return ProjectRecord(*row) if row is not None else None
+
+    def projects(self) -> list[ProjectRecord]:
+        """By name."""
+        return [ProjectRecord(*r) for r in self.db.query(f"SELECT {_PROJECT} FROM projects ORDER BY name")]
+
+    def insert_project(self, project: ProjectRecord) -> bool:
+        """Add a project; False if one of that name exists."""
+        return (
+            self.db.execute(
+                "INSERT INTO projects (name, description, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (project.name, project.description, project.created),
+            )
+            == 1
+        )
+
+    def delete_project(self, name: str) -> None:
+        self.db.execute("DELETE FROM projects WHERE name = ?", (name,))
 
     # ---- repos -------------------------------------------------------------------------
 
@@ -76,7 +112,9 @@ class RefsTable:
         return [r[0] for r in self.db.query("SELECT name FROM repos")]
 
     def insert_repo(self, repo: RepoRecord) -> bool:
-        """Add a repo; False if one of that name exists (the primary key decides, not a prior read)."""
+        """Add a repo; False if one of that name exists (the primary key decides, not a prior read).
+        Its project is recorded too if it was not (a repo pulled from a remote brings its project)."""
+        self.insert_project(ProjectRecord(split_qualified(repo.name)[0], "", repo.created))
         return (
             self.db.execute(
                 "INSERT INTO repos (name, description, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
@@ -153,6 +191,25 @@ class RefsTable:
         )
         return [CommitRecord(*r) for r in rows]
 
+    def commit_set(self, global_id: str, repo: str | None = None) -> list[CommitRecord]:
+        """The commits of one commit set (of one repo, with `repo`), oldest first."""
+        if repo is None:
+            sql, params = f"SELECT {_COMMIT} FROM commits WHERE global_id = ?", (global_id,)
+        else:
+            sql, params = f"SELECT {_COMMIT} FROM commits WHERE global_id = ? AND repo = ?", (global_id, repo)
+        return [CommitRecord(*r) for r in self.db.query(sql + " ORDER BY started, rowid", params)]
+
+    def open_in_sets(self, global_ids: Iterable[str]) -> list[CommitRecord]:
+        """The open commits of these commit sets."""
+        ids = sorted(set(global_ids))
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        rows = self.db.query(
+            f"SELECT {_COMMIT} FROM commits WHERE state = 'open' AND global_id IN ({marks})", tuple(ids)
+        )
+        return [CommitRecord(*r) for r in rows]
+
     def commits(self, repo: str | None = None, limit: int = MAX_LIMIT) -> list[CommitRecord]:
         """A repo's commits newest first (every commit of the store, unordered, with `repo` None)."""
         if repo is None:
@@ -186,6 +243,15 @@ class RefsTable:
             "SELECT commit_id FROM commit_provenance WHERE upstream_id = ? ORDER BY rowid", (commit_id,)
         )
         return [r[0] for r in rows]
+
+    def children(self, commit_id: str) -> list[CommitRecord]:
+        """The commits whose parent is `commit_id`, oldest first."""
+        rows = self.db.query(f"SELECT {_COMMIT} FROM commits WHERE parent = ? ORDER BY started, rowid", (commit_id,))
+        return [CommitRecord(*r) for r in rows]
+
+    def reparent(self, old: str, new: str | None) -> None:
+        """Point every child of `old` at `new` instead (a squash folds `old` into its children)."""
+        self.db.execute("UPDATE commits SET parent = ? WHERE parent = ?", (new, old))
 
     def insert_commit(self, commit: CommitRecord, provenance: Iterable[str] = ()) -> None:
         values = ", ".join("?" * len(fields(CommitRecord)))

@@ -179,6 +179,17 @@ class TreeEditor:
             return Entry(DIR, child.oid or EMPTY_TREE, 0)
         return child
 
+    def names(self, path: str) -> list[str]:
+        """The names in the directory at `path` as edited so far ([] where there is none)."""
+        parts = split_path(path)
+        node: Entry | _Dir | None = self.root
+        if parts:
+            parent = self._descend(parts, create=False)
+            node = self._children(parent).get(parts[-1]) if parent is not None else None
+        if isinstance(node, _Dir):
+            return sorted(self._children(node))
+        return sorted(self.trees.load(node.oid)) if node is not None and node.is_dir else []
+
     def set(self, path: str, entry: Entry) -> None:
         """Place `entry` (a file or a whole directory tree) at `path`, replacing a file there."""
         parts = split_path(path)

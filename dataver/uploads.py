@@ -27,11 +27,15 @@ def _check_readable(path: Path) -> None:
 
 
 def expand_source(
-    source: str, dest: str | None, recursive: bool, *, into_folder: bool = False
+    source: str, dest: str | None, recursive: bool, *, into_folder: bool = False, nest: bool = False
 ) -> list[tuple[str, str]]:
     """The files `source` stands for: (repo path, host path) pairs, sorted. With `into_folder`,
     `dest` is a folder and a single file keeps its own name inside it. Host paths are plain
-    strings: for 10,000 files, building Path objects cost a fifth of an unchanged re-put."""
+    strings: for 10,000 files, building Path objects cost a fifth of an unchanged re-put.
+
+    A directory's files go below `dest` (the root if None), or with `nest` below a folder of the
+    directory's own name there, as pachctl places them when no path or several sources are
+    given (`-r -f data` puts /data/...; `-r -f .` puts at the root)."""
     path = Path(source)
     try:
         st = path.stat()
@@ -42,6 +46,8 @@ def expand_source(
     if stat.S_ISDIR(st.st_mode):
         if not recursive:
             raise InvalidArgument(f"{source} is a directory: add -r to put everything below it")
+        if nest:
+            dest = "/".join(part for part in (dest, _folder_name(source)) if part)
         return _expand_dir(path, normalize_path(dest or ""))
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgument(f"{source} is not a regular file: put-file takes files, directories (-r) or '-'")
@@ -50,6 +56,15 @@ def expand_source(
     if dest is None:
         return [(name, str(path))]
     return [(f"{dest}/{name}" if into_folder else dest, str(path))]
+
+
+def _folder_name(source: str) -> str:
+    """The name a host directory is put under: its own (`data/` is data), none for `.` or `/`."""
+    name = os.path.basename(os.path.normpath(source))
+    if name in ("", ".", ".."):
+        return ""
+    _check_utf8(name, source)
+    return name
 
 
 def walk_entries(top: Path | str) -> Iterator[tuple[str, os.DirEntry[str]]]:
@@ -104,13 +119,15 @@ def _check_link(link: str, top: Path, top_real: str) -> None:
 
 
 def expand_sources(
-    sources: list[str], dest: str | None, recursive: bool, *, into_folder: bool = False
+    sources: list[str], dest: str | None, recursive: bool, *, into_folder: bool = False, nest: bool = False
 ) -> list[tuple[str, str]]:
     """`expand_source` of each (several `-f`): with more than one, `dest` is a folder for all.
     Two sources landing on one repo path are refused, naming both."""
     found: dict[str, str] = {}
     for source in sources:
-        for repo_path, host in expand_source(source, dest, recursive, into_folder=into_folder or len(sources) > 1):
+        for repo_path, host in expand_source(
+            source, dest, recursive, into_folder=into_folder or len(sources) > 1, nest=nest
+        ):
             if repo_path in found and found[repo_path] != host:
                 raise InvalidArgument(
                     f"{found[repo_path]} and {host} would both be put at /{repo_path}: give them different names"

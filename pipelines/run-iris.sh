@@ -19,7 +19,7 @@ step dataver list-job
 step dataver list-file model master
 step dataver get-file model master model.txt
 step dataver create-pipeline -f pipelines/infer.json
-step dataver put-file attributes master -r -f pipelines/data/test/
+step dataver put-file attributes master / -r -f pipelines/data/test/
 step dataver list-file inference master
 step dataver get-file inference master 2
 step dataver list-job

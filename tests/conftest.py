@@ -91,6 +91,7 @@ DOCKER_IMAGES = (
     "dataver/pytrain-svm:latest",
     "dataver/pytrain-lda:latest",
     "dataver/pyinfer:latest",
+    "dataver/pyserve:latest",
 )
 
 
@@ -152,6 +153,23 @@ def dv(tmp_path: Path):
             os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
         except (ProcessLookupError, ValueError, KeyError):
             pass
+
+
+@pytest.fixture
+def fuse(root: Path) -> Iterator[None]:
+    """For tests that mount commits: skip where FUSE (libfuse 3, /dev/fuse, mfusepy) is missing, or
+    fail where it is required (DATAVER_REQUIRE_FUSE=1, as in CI). Mounts of the test's store left
+    behind are unmounted afterwards, so its folders can be removed."""
+    from dataver.mounts import fuse_problem, mounts_of, unmount
+
+    problem = fuse_problem()
+    if problem is not None:
+        if os.environ.get("DATAVER_REQUIRE_FUSE") == "1":
+            pytest.fail(f"FUSE is required here (DATAVER_REQUIRE_FUSE=1), but {problem}")
+        pytest.skip(problem)
+    yield
+    for point in mounts_of(root.resolve()):
+        unmount(point)
 
 
 @pytest.fixture

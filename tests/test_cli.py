@@ -19,15 +19,15 @@ def loaded(cli, tmp_path):
     assert cli("create-repo", "training", "--description", "iris data").code == 0
     assert cli("create-repo", "attributes").code == 0
     assert cli("put-file", "training", "master", "-f", str(iris)).code == 0
-    assert cli("put-file", "attributes", "master", "-r", "-f", str(tmp_path / "data" / "test") + "/").code == 0
+    assert cli("put-file", "attributes", "master", "/", "-r", "-f", str(tmp_path / "data" / "test") + "/").code == 0
     return tmp_path
 
 
 def test_list_repo_table(cli, loaded):
     result = cli("list-repo")
     lines = result.out.splitlines()
-    assert lines[0].split() == ["NAME", "CREATED", "SIZE", "DESCRIPTION"]
-    assert lines[1].startswith("attributes")  # newest first
+    assert lines[0].split() == ["PROJECT", "NAME", "CREATED", "SIZE", "DESCRIPTION"]
+    assert lines[1].split()[:2] == ["default", "attributes"]  # newest first
     assert "training" in lines[2] and "840 B" in lines[2] and "iris data" in lines[2]
 
 
@@ -54,7 +54,7 @@ def test_list_commit_and_inspect_commit(cli, loaded):
 
 def test_json_shapes_are_stable(cli, loaded):
     repos = json.loads(cli("list-repo", "--json").out)
-    assert set(repos[0]) == {"name", "description", "created", "size", "branches"}
+    assert set(repos[0]) == {"name", "project", "description", "created", "size", "branches"}
     commit = json.loads(cli("inspect-commit", "training@master", "--json").out)
     assert set(commit) == {
         "id",
@@ -69,6 +69,7 @@ def test_json_shapes_are_stable(cli, loaded):
         "size",
         "tree",
         "provenance",
+        "global_id",
     }
     files = json.loads(cli("list-file", "training@master", "--json").out)
     assert files[0] == {
@@ -121,7 +122,7 @@ BAD_INPUT = [
     (["put-file", "training", "master", "-f", "{missing}"], "does not exist"),
     (["put-file", "training", "master", "-f", "{dir}"], "is a directory: add -r"),
     (["put-file", "training", "master", "-f", "-"], "needs a destination path"),
-    (["put-file", "training", "master", "-r", "-f", "{leaky}"], "symlink"),
+    (["put-file", "training", "master", "/", "-r", "-f", "{leaky}"], "symlink"),
     (["finish-commit", "training", "master"], "already finished"),
     (["delete-commit", "training", "master"], "immutable"),
     (["list-file", "training", "master^9"], "past the first commit"),

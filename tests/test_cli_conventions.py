@@ -103,7 +103,7 @@ def test_pachctl_2_spellings_run_the_same_commands(cli, tmp_path):
     assert cli("create", "repo", "x").code == 0
     assert cli("put", "file", "x@master:/a", "-f", str(source)).code == 0
     assert cli("get", "file", "x@master:/a").out == "hello"
-    assert [line.split()[0] for line in cli("list", "repo").out.splitlines()] == ["NAME", "x"]
+    assert [line.split()[1] for line in cli("list", "repo").out.splitlines()] == ["NAME", "x"]
     assert cli("inspect", "commit", "x@master").out == cli("inspect-commit", "x@master").out
     assert cli("list", "job").code == 0
     refused = cli("create", "nothing")

@@ -18,7 +18,7 @@ COMMIT = r"r@[0-9a-f]{32}: "
 def test_each_writing_command_names_its_commit(client, cli, tmp_path):
     client.create_repo("r")
     src = make_tree(tmp_path / "src", {"a.csv": "x" * 2048, "b/c.csv": "yy"})
-    put = cli("put-file", "r", "master", "-r", "-f", str(src))
+    put = cli("put-file", "r", "master", "/", "-r", "-f", str(src))
     assert re.fullmatch(COMMIT + r"2 files, 2\.0 KiB put\n", put.err), put.err
     head = client.inspect_commit("r", "master").id
     assert head in put.err

@@ -29,6 +29,7 @@ def test_sigkill_during_put_leaves_old_or_new_head(root, many_files, delay):
         "put-file",
         "r",
         "master",
+        "/",
         "-r",
         "-f",
         str(many_files),

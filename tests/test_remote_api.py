@@ -137,6 +137,36 @@ def test_pipelines_travel_only_with_their_repos(pair, tmp_path):
         assert c.pull("origin", pipelines=True).pipelines == ["copy"]
 
 
+def test_commit_sets_travel_with_their_commits_and_jobs(pair, tmp_path):
+    """A clone (here through a remote, and from a remote written before commit sets: format 1)
+    follows a change through the DAG by its global id as the original does."""
+    a, _ = pair
+    a.create_pipeline(spec("copy", 'cp "$data" /pfs/out/', pfs("data")), runtime="local")
+    a.create_pipeline(spec("again", 'cp "$copy" /pfs/out/', pfs("copy")), runtime="local")
+    a.put_file("data", "master", "w", source=b"w1")
+    change = a.inspect_commit("data", "master").id
+    a.push("origin", pipelines=True)
+    Client.clone(str(tmp_path / "remote"), tmp_path / "c", pipelines=True)
+    with Client(tmp_path / "c") as c:
+        assert c.commit_set(change) == a.commit_set(change)
+        assert [c.repo for c in c.commit_set(change)] == ["data", "copy", "again"]
+        assert c.list_jobs(global_id=change) == a.list_jobs(global_id=change)
+        assert c.inspect_commit("again", change).id == a.inspect_commit("again", "master").id
+
+    for manifest in (tmp_path / "remote" / "documents" / "repos").glob("*.json"):  # as an older dataver wrote it
+        data = json.loads(manifest.read_text())
+        data["format"] = 1
+        for commit in data["commits"]:
+            del commit["global_id"]
+        for job in data["jobs"]:
+            del job["job"]["global_id"]
+        manifest.write_text(json.dumps(data))
+    Client.clone(str(tmp_path / "remote"), tmp_path / "old", pipelines=True)
+    with Client(tmp_path / "old") as old:
+        assert [c.global_id for c in old.list_commits("again")] == [c.id for c in old.list_commits("again")]
+        assert [j.global_id for j in old.list_jobs("again")] == [j.output_commit for j in old.list_jobs("again")]
+
+
 def test_malformed_requests_are_refused(pair):
     a, _ = pair
     with pytest.raises(InvalidArgument, match="branch name is empty"):

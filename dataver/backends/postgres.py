@@ -196,6 +196,26 @@ SCHEMA: list[str] = [
     f"""
     ALTER TABLE job_datums ADD COLUMN worker {_T} NOT NULL DEFAULT ''
     """,
+    # 3: SQLite's migration 6: the commit set (global id) of every commit and job (and spec version).
+    f"""
+    ALTER TABLE commits ADD COLUMN global_id {_T} NOT NULL DEFAULT '';
+    UPDATE commits SET global_id = id;
+    CREATE INDEX commits_global ON commits(global_id);
+    ALTER TABLE jobs ADD COLUMN global_id {_T} NOT NULL DEFAULT '';
+    UPDATE jobs SET global_id = output_commit;
+    CREATE INDEX jobs_global ON jobs(global_id);
+    ALTER TABLE pipeline_versions ADD COLUMN global_id {_T} NOT NULL DEFAULT ''
+    """,
+    # 4: projects, as in Pachyderm 2.x; `default` (which the repos made before held) always exists.
+    f"""
+    CREATE TABLE projects (
+        name        {_T} PRIMARY KEY,
+        description {_T} NOT NULL DEFAULT '',
+        created     DOUBLE PRECISION NOT NULL
+    );
+    INSERT INTO projects (name, description, created)
+        SELECT 'default', '', COALESCE(MIN(created), extract(epoch from now())) FROM repos
+    """,
 ]
 
 

@@ -178,6 +178,27 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE job_datums ADD COLUMN worker TEXT NOT NULL DEFAULT '';
     """,
+    # 6: the commit set (global id) of every commit and job, and of each spec version made in a
+    # transaction. Older commits are each a set of their own, an older job is in its output's.
+    """
+    ALTER TABLE commits ADD COLUMN global_id TEXT NOT NULL DEFAULT '';
+    UPDATE commits SET global_id = id;
+    CREATE INDEX commits_global ON commits(global_id);
+    ALTER TABLE jobs ADD COLUMN global_id TEXT NOT NULL DEFAULT '';
+    UPDATE jobs SET global_id = output_commit;
+    CREATE INDEX jobs_global ON jobs(global_id);
+    ALTER TABLE pipeline_versions ADD COLUMN global_id TEXT NOT NULL DEFAULT '';
+    """,
+    # 7: projects, as in Pachyderm 2.x; `default` (which the repos made before held) always exists.
+    """
+    CREATE TABLE projects (
+        name        TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created     REAL NOT NULL
+    );
+    INSERT INTO projects (name, description, created)
+        SELECT 'default', '', COALESCE(MIN(created), CAST(strftime('%s', 'now') AS REAL)) FROM repos;
+    """,
 ]
 
 

@@ -1,4 +1,4 @@
-"""start-commit, finish-commit, list-commit, inspect-commit, delete-commit."""
+"""start-commit, finish-commit, list-commit, inspect-commit, delete-commit, squash-commit, subscribe-commit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..models import CommitInfo
+from ..names import COMMIT_ID_RE
 from . import output
 from .file import Quiet
 from .repo import JsonOpt
@@ -47,18 +48,50 @@ def delete_commit(ctx: typer.Context, address: Address) -> None:
     client(ctx).delete_commit(t.repo, required_ref(t))
 
 
+@app.command("squash-commit")
+def squash_commit(
+    ctx: typer.Context,
+    address: Annotated[
+        list[str],
+        typer.Argument(
+            help="REPO@REF or a bare commit ID (its commit set: with what was computed from it)", show_default=False
+        ),
+    ],
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Squash the commits computed from it too.")
+    ] = False,
+) -> None:
+    """Fold a commit into its children: they keep every file, it leaves the history.
+
+    Refused for the newest commit of a branch (no children), and for a commit other commits were
+    computed from unless --recursive. Given a bare commit id, as pachctl's `squash commit ID`,
+    the commits computed from it go too. The jobs that read or wrote them are forgotten.
+    """
+    if len(address) == 1 and "@" not in address[0]:
+        squashed = client(ctx).squash_commit(None, address[0])
+    else:
+        t = target(address, what="REPO@REF or a commit id")
+        squashed = client(ctx).squash_commit(t.repo, required_ref(t), recursive=recursive)
+    for info in squashed:
+        output.note(f"squashed {info.repo}@{info.id}")
+
+
 @app.command("list-commit")
 def list_commit(
     ctx: typer.Context,
     address: Annotated[
-        list[str] | None, typer.Argument(help="[REPO], REPO BRANCH or REPO@BRANCH", show_default=False)
+        list[str] | None,
+        typer.Argument(help="[REPO], REPO BRANCH, REPO@BRANCH, or a commit set's ID", show_default=False),
     ] = None,
     number: Annotated[int | None, typer.Option("-n", "--number", help="Show at most N commits.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """List commits, newest first (a branch's history, the whole repo, or every repo's)."""
+    """List commits, newest first (a branch's history, the whole repo, or every repo's); with a
+    global ID, the commits of that commit set (one change and all it caused), the change first."""
     if not address:
         commits = client(ctx).list_all_commits(number)
+    elif len(address) == 1 and COMMIT_ID_RE.match(address[0]):  # as pachctl tells them apart
+        commits = client(ctx).commit_set(address[0])[:number]
     else:
         t = target(address, what="REPO[@BRANCH]", ref=False)
         commits = client(ctx).list_commits(t.repo, t.ref.base if t.ref else None, number)
@@ -84,6 +117,7 @@ def show_commit(info: CommitInfo, job: str | None) -> None:
     output.fields(
         [
             ("Commit", f"{info.repo}@{info.id}"),
+            ("Global ID", info.global_id),
             ("Branch", info.branch),
             ("Parent", info.parent),
             ("State", info.state),

@@ -18,8 +18,9 @@ def _config(ctx: typer.Context):
     """The settings of this invocation's store, read without opening (or making) the store."""
     from ..client import Client
 
-    root = ctx.find_object(Session).root
-    return Client.settings(root, flags={"root": str(root)} if root is not None else None)
+    session = ctx.find_object(Session)
+    flags = {"root": str(session.root) if session.root is not None else None, "project": session.project}
+    return Client.settings(session.root, flags={k: v for k, v in flags.items() if v is not None})
 
 
 init_app = typer.Typer()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from . import output
 from .progress import TransferBar
 from .repo import JsonOpt
 from .session import client, commit_note, required_ref, target
+
+if TYPE_CHECKING:
+    from ..splits import Split
 
 app = typer.Typer()
 FILE = "REPO REF PATH or REPO@REF:PATH"
@@ -49,13 +52,29 @@ def put_file(
     ] = False,
     message: Annotated[str, typer.Option("--message", "-m", help="Description of the commit.")] = "",
     quiet: Quiet = False,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="Put each file as a folder of pieces of whole records: line, json or csv."),
+    ] = None,
+    target_file_datums: Annotated[
+        int, typer.Option("--target-file-datums", help="With --split: at most N records a piece (default 1).")
+    ] = 0,
+    target_file_bytes: Annotated[
+        int, typer.Option("--target-file-bytes", help="With --split: a piece ends once it holds N bytes.")
+    ] = 0,
+    header_records: Annotated[
+        int, typer.Option("--header-records", help="With --split: the first N records start every piece.")
+    ] = 0,
     _commit: Annotated[bool, typer.Option("--commit", "-c", help="Pachyderm 1.x's flag: a commit of its own.")] = False,
     _overwrite: Annotated[bool, typer.Option("--overwrite", "-o", help="Pachyderm 1.x's flag: overwrite.")] = False,
 ) -> None:
     """Put files, directories or URLs into a branch (its own commit) or into the branch's open commit.
 
-    Several -f (or -i LIST) go into one commit. Says on stderr which commit it made (repo@id,
-    files and bytes put) unless --quiet. 1.x's -c and -o are what put-file does anyway.
+    Several -f (or -i LIST) go into one commit. A directory (-r) goes where pachctl puts it:
+    below a folder of its own name (-r -f data puts /data/...), or with a PATH and a single
+    source, right at PATH (repo@master:/ -r -f data puts its files at the root). Says on stderr
+    which commit it made (repo@id, files and bytes put) unless --quiet. 1.x's -c and -o are
+    what put-file does anyway.
     """
     t = target(address, what="REPO BRANCH [PATH]")
     sources = list(source or [])
@@ -67,7 +86,8 @@ def put_file(
     if "-" in sources and len(sources) > 1:
         raise InvalidArgument("stdin (-f -) cannot be put together with other sources: put it on its own")
     data = sys.stdin.buffer if sources in ([], ["-"]) else sources
-    bar = TransferBar("putting")
+    cut = _split(split, target_file_datums, target_file_bytes, header_records)
+    bar = TransferBar("splitting", unit="pieces") if cut is not None else TransferBar("putting")
     commit_note(ctx, quiet, lambda: f"{bar.summary()} put" + (" from stdin" if data is sys.stdin.buffer else ""))
     raw_path = address[0].partition("@")[2].partition(":")[2] if len(address) == 1 else address[2:][:1]
     into_folder = bool(t.path) and "".join(raw_path).endswith("/")  # `dir/`: the file goes inside dir
@@ -81,8 +101,26 @@ def put_file(
         message=message,
         progress=bar,
         untar=untar,
+        under_own_name=t.path is None or len(sources) > 1,  # where pachctl puts a directory
+        split=cut,
     )
     bar.close()
+
+
+def _split(mode: str | None, datums: int, size: int, header: int) -> Split | None:
+    """put-file's --split options, checked as pachctl checks them."""
+    from ..splits import Split, SplitMode
+
+    if mode is None:
+        options = {"target-file-datums": datums, "target-file-bytes": size, "header-records": header}
+        given = [name for name, value in options.items() if value]
+        if given:
+            raise InvalidArgument(f"--{given[0]} only works with --split line|json|csv")
+        return None
+    if mode not in {m.value for m in SplitMode}:
+        hint = " (pg_dump files are not supported)" if mode == "sql" else ""
+        raise InvalidArgument(f"--split {mode}: unknown kind of record{hint}: use line, json or csv")
+    return Split(SplitMode(mode), datums, size, header)
 
 
 @app.command("get-file")

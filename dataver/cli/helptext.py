@@ -13,6 +13,10 @@ import types
 from typing import Any
 
 EXAMPLES = {
+    "create-project": "dataver create-project vision --description 'image models'",
+    "list-project": "dataver list-project --json",
+    "inspect-project": "dataver inspect-project vision",
+    "delete-project": "dataver delete-project vision --force",
     "create-repo": "dataver create-repo training --description 'iris data'",
     "list-repo": "dataver list-repo --json",
     "inspect-repo": "dataver inspect-repo training",
@@ -28,7 +32,10 @@ EXAMPLES = {
     "list-commit": "dataver list-commit training@master -n 5",
     "inspect-commit": "dataver inspect-commit training master^",
     "subscribe-commit": "dataver subscribe-commit training@master --new",
+    "squash-commit": "dataver squash-commit training@master^",
     "put-file": "dataver put-file training master data/ -f iris.csv",
+    "mount": "dataver mount /mnt/pfs training@master model",
+    "unmount": "dataver unmount /mnt/pfs",
     "get-file": "dataver get-file training@master:/iris.csv -o copy.csv",
     "list-file": "dataver list-file training master data",
     "glob-file": "dataver glob-file training master '/data/*.csv'",
@@ -42,6 +49,8 @@ EXAMPLES = {
     "edit-pipeline": "dataver edit-pipeline model --reprocess",
     "list-pipeline": "dataver list-pipeline",
     "inspect-pipeline": "dataver inspect-pipeline model --history",
+    "serve": "dataver serve serve --address 127.0.0.1",
+    "list-service": "dataver list-service --json",
     "delete-pipeline": "dataver delete-pipeline inference",
     "stop-pipeline": "dataver stop-pipeline model",
     "start-pipeline": "dataver start-pipeline model",
@@ -54,6 +63,9 @@ EXAMPLES = {
     "list-datum": "dataver list-datum 94e756a6b3d7",
     "inspect-datum": "dataver inspect-datum 94e756a6b3d7 9f76ffa4fb54",
     "wait-job": "dataver wait-job 94e756a6b3d7 --timeout 600",
+    "stop-job": "dataver stop-job 94e756a6b3d7",
+    "delete-job": "dataver delete-job 94e756a6b3d7",
+    "restart-datum": "dataver restart-datum 94e756a6b3d7 /iris.csv",
     "logs": "dataver logs -p model",
     "wait-commit": "dataver wait-commit training@master --timeout 600",
     "provenance": "dataver provenance inference master 2",
@@ -82,6 +94,13 @@ EXAMPLES = {
     "push": "dataver push origin training model@master",
     "pull": "dataver pull origin training@master",
     "clone": "dataver clone s3://ml-data/dataver --root ~/copy",
+    "start-transaction": "dataver start-transaction",
+    "finish-transaction": "dataver finish-transaction",
+    "stop-transaction": "dataver stop-transaction",
+    "resume-transaction": "dataver resume-transaction 854e85036e5d4542805ca73a39200bf8",
+    "delete-transaction": "dataver delete-transaction",
+    "inspect-transaction": "dataver inspect-transaction --json",
+    "list-transaction": "dataver list-transaction",
 }
 
 

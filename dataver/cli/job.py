@@ -24,11 +24,15 @@ INSPECT_DATUMS = 20
 @app.command("list-job")
 def list_job(
     ctx: typer.Context,
+    global_id: Annotated[
+        str | None, typer.Argument(help="A commit set's ID: only the jobs of that change.", show_default=False)
+    ] = None,
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline's jobs.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first (PROGRESS: processed + skipped / total datums; + recovered before the / if any)."""
-    jobs = client(ctx).list_jobs(pipeline)
+    """List jobs, newest first (PROGRESS: processed + skipped / total datums; + recovered before the / if any);
+    with a global ID, the jobs one change caused."""
+    jobs = client(ctx).list_jobs(pipeline, global_id)
     if json:
         return output.as_json(jobs)
     output.table(
@@ -50,7 +54,11 @@ def list_job(
 
 
 @app.command("inspect-job")
-def inspect_job(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
+def inspect_job(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="JOB, or PIPELINE@ID (a job id or its commit set's)", show_default=False)],
+    json: JsonOpt = False,
+) -> None:
     """Show a job: inputs, output commit, datums, timing, runtime and why it failed."""
     c = client(ctx)
     info = c.inspect_job(job)
@@ -60,6 +68,7 @@ def inspect_job(ctx: typer.Context, job: str, json: JsonOpt = False) -> None:
     output.fields(
         [
             ("ID", info.id),
+            ("Global ID", info.global_id),
             ("Pipeline", f"{info.pipeline} (version {info.version})"),
             ("State", info.state),
             ("Reason", info.reason),
@@ -101,13 +110,18 @@ def list_datum(
     ctx: typer.Context,
     job: Annotated[str | None, typer.Argument(help="JOB (or -f SPEC).", show_default=False)] = None,
     spec: Annotated[
-        str | None, typer.Option("--file", "-f", help="A spec: list the datums its job would have now (a dry run).")
+        str | None,
+        typer.Option(
+            "--file", "-f", help="A spec (or - for stdin): list the datums its job would have now (a dry run)."
+        ),
     ] = None,
     json: JsonOpt = False,
 ) -> None:
     """List a job's datums: id, input files, state and time; or, with -f SPEC, a dry run's."""
     if (job is None) == (spec is None):
         raise InvalidArgument("name either a job, or a spec with -f (a dry run)")
+    if spec == "-":
+        spec = sys.stdin.read()
     datums = client(ctx).plan_datums(spec) if spec is not None else client(ctx).list_datums(job or "")
     if json:
         return output.as_json(datums)
@@ -156,6 +170,37 @@ def wait_job(
     """Wait until a job is done; exit 1 if it did not succeed."""
     info = client(ctx).wait_job(job, timeout=timeout)
     typer.echo(f"job {info.id} ({info.pipeline}): {datum_counts(info)} datums, {info.state}")
+
+
+JobArg = Annotated[str, typer.Argument(help="JOB (an id or a prefix of 6 or more), or PIPELINE@ID (a job or its set).")]
+
+
+@app.command("stop-job")
+def stop_job(ctx: typer.Context, job: JobArg) -> None:
+    """Stop a running job: its datums are killed, no output commit is made, and it is not run
+    again until its inputs or spec change (`rerun-pipeline` runs it now)."""
+    if client(ctx).stop_job(job):
+        typer.echo(f"job {job} stopped")
+    else:
+        output.note(f"job {job} had ended already: nothing to stop")
+
+
+@app.command("delete-job")
+def delete_job(ctx: typer.Context, job: JobArg) -> None:
+    """Stop a job if it runs, then forget it (a job whose output commit landed is kept: its
+    files name it as their provenance)."""
+    client(ctx).delete_job(job)
+
+
+@app.command("restart-datum")
+def restart_datum(
+    ctx: typer.Context,
+    job: JobArg,
+    datums: Annotated[str, typer.Argument(help="DATUM[,DATUM...]: datum ids (or prefixes) or input file paths.")],
+) -> None:
+    """Kill running datums of a job on this host so that they are tried again (as another attempt)."""
+    killed = client(ctx).restart_datum(job, [d for d in datums.split(",") if d])
+    typer.echo(f"restarted: {killed} command(s) killed, tried again")
 
 
 def _datum_time(d: DatumInfo) -> str:

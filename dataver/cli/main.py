@@ -15,24 +15,64 @@ from typing import Annotated, Any
 import typer
 
 try:  # typer 0.29+ ships its own copy of click; older versions use click itself.
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException, UsageError
 from typer.core import TyperGroup
 
 from ..errors import DataverError
-from . import admin, branch, commit, config, daemon, file, helptext, job, pipeline, remote, repo, secret
+from . import (
+    admin,
+    branch,
+    commit,
+    config,
+    daemon,
+    file,
+    helptext,
+    job,
+    mount,
+    pipeline,
+    project,
+    remote,
+    repo,
+    secret,
+    service,
+    transaction,
+)
 from .session import Session
 
 
 class _VerbNoun(TyperGroup):
     """Takes pachctl 2.x's spelling of every command too: `create repo`, `list job`, `put file
-    repo@branch:/path -f x` run `create-repo`, `list-job`, `put-file` (1.x's spelling, ours)."""
+    repo@branch:/path -f x` run `create-repo`, `list-job`, `put-file` (1.x's spelling, ours).
+    `--project P` is taken after the command too, where pachctl users put it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _project_first(args))
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if len(args) >= 2 and args[0] not in self.commands and f"{args[0]}-{args[1]}" in self.commands:
             args = [f"{args[0]}-{args[1]}", *args[2:]]
         return super().resolve_command(ctx, args)
+
+
+def _project_first(args: list[str]) -> list[str]:
+    """`--project P` (or `--project=P`) anywhere before a `--`, moved to the front, where the
+    global option is parsed."""
+    end = args.index("--") if "--" in args else len(args)
+    moved: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < end:
+        if args[i] == "--project":
+            if i + 1 == end:
+                raise UsageError("Option '--project' requires an argument: a project's name")
+            moved += args[i : i + 2]
+            i += 2
+            continue
+        (moved if args[i].startswith("--project=") else rest).append(args[i])
+        i += 1
+    return [*moved, *rest, *args[end:]]
 
 
 app = typer.Typer(
@@ -64,12 +104,21 @@ def _root(
             "--root", envvar="DATAVER_ROOT", help="The store's folder (default ~/.dataver).", show_default=False
         ),
     ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="The project repo and pipeline names without one are in (default: the project setting, "
+            "else `default`); taken after the command too.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print dataver's version and exit."),
     ] = False,
 ) -> None:
-    ctx.obj = Session(root)
+    ctx.obj = Session(root, project)
 
 
 @app.command("version")
@@ -81,7 +130,7 @@ def _version() -> None:
     _print_version(True)
 
 
-for module in (repo, branch, commit, file, pipeline, job, admin, remote, secret):
+for module in (project, repo, branch, commit, file, mount, pipeline, service, job, admin, remote, secret, transaction):
     app.add_typer(module.app)
 app.add_typer(daemon.app, name="daemon")
 app.add_typer(remote.remote_app, name="remote")

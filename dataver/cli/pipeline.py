@@ -13,15 +13,23 @@ import typer
 from ..errors import InvalidArgument, JobFailed
 from . import output
 from .progress import BuildStatus
-from .repo import JsonOpt
+from .repo import AllProjects, JsonOpt
 from .session import client
 
 app = typer.Typer()
 SpecFile = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--file", "-f", help="Pipeline specs: a file, an http(s) URL or - (stdin); JSON, several JSON objects, or YAML."
     ),
+]
+Jsonnet = Annotated[
+    str | None,
+    typer.Option("--jsonnet", help="A Jsonnet template (file or URL) giving one spec or a list of them."),
+]
+JsonnetArgs = Annotated[
+    list[str] | None,
+    typer.Option("--arg", help="A top-level argument of the --jsonnet template, NAME=VALUE (repeatable)."),
 ]
 Runtime = Annotated[
     str | None, typer.Option("--runtime", help="auto, local or docker (default: the runtime setting, auto).")
@@ -29,25 +37,48 @@ Runtime = Annotated[
 
 
 @app.command("create-pipeline")
-def create_pipeline(ctx: typer.Context, spec: SpecFile, runtime: Runtime = None) -> None:
+def create_pipeline(
+    ctx: typer.Context,
+    spec: SpecFile = None,
+    runtime: Runtime = None,
+    jsonnet: Jsonnet = None,
+    arg: JsonnetArgs = None,
+) -> None:
     """Create a pipeline and its output repo; runs a job at once if its inputs have data."""
-    client(ctx).create_pipelines(_specs(spec), runtime=runtime)
+    given, args = _source(spec, jsonnet, arg)
+    client(ctx).create_pipelines(given, runtime=runtime, jsonnet_args=args)
 
 
 @app.command("update-pipeline")
 def update_pipeline(
     ctx: typer.Context,
-    spec: SpecFile,
+    spec: SpecFile = None,
     reprocess: Annotated[bool, typer.Option("--reprocess", help="Rerun every datum, not only new ones.")] = False,
     runtime: Runtime = None,
+    jsonnet: Jsonnet = None,
+    arg: JsonnetArgs = None,
 ) -> None:
     """Record a new version of a pipeline's spec and run it over the current inputs."""
-    client(ctx).update_pipelines(_specs(spec), runtime=runtime, reprocess=reprocess)
+    given, args = _source(spec, jsonnet, arg)
+    client(ctx).update_pipelines(given, runtime=runtime, reprocess=reprocess, jsonnet_args=args)
 
 
-def _specs(given: str) -> str:
-    """`-f -` is the specs' text on stdin; anything else a file or URL, read by the Client."""
-    return sys.stdin.read() if given == "-" else given
+def _source(spec: str | None, jsonnet: str | None, args: list[str] | None) -> tuple[str, dict[str, str] | None]:
+    """What to read specs from: `-f` (`-f -` is the specs' text on stdin; anything else a file or
+    URL, read by the Client), or a `--jsonnet` template with its `--arg`s."""
+    if (spec is None) == (jsonnet is None):
+        raise InvalidArgument("give the specs with exactly one of -f FILE and --jsonnet TEMPLATE")
+    if jsonnet is None:
+        if args:
+            raise InvalidArgument("--arg is for a --jsonnet template: -f takes a spec as it is")
+        return (sys.stdin.read() if spec == "-" else spec), None
+    values: dict[str, str] = {}
+    for pair in args or []:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise InvalidArgument(f"--arg {pair!r}: write it as NAME=VALUE")
+        values[name] = value
+    return jsonnet, values
 
 
 @app.command("edit-pipeline")
@@ -66,7 +97,7 @@ def edit_pipeline(
     before = jsonlib.dumps(c.inspect_pipeline(name).spec, indent=2) + "\n"
     editor = os.environ.get("EDITOR") or os.environ.get("VISUAL") or "vi"
     with tempfile.TemporaryDirectory(prefix="dataver-edit-") as folder:
-        path = Path(folder) / f"{name}.json"
+        path = Path(folder) / f"{name.rpartition('/')[2]}.json"
         path.write_text(before)
         try:
             finished = subprocess.run([*shlex.split(editor), str(path)], check=False)
@@ -82,16 +113,17 @@ def edit_pipeline(
 
 
 @app.command("list-pipeline")
-def list_pipeline(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """List pipelines with their version, inputs, state and last job's state."""
-    pipelines = client(ctx).list_pipelines()
+def list_pipeline(ctx: typer.Context, json: JsonOpt = False, all_projects: AllProjects = False) -> None:
+    """List the current project's pipelines (every project's with -A): version, inputs, state, last job's state."""
+    pipelines = client(ctx).list_pipelines(all_projects=all_projects)
     if json:
         return output.as_json(pipelines)
     output.table(
-        ["NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB", "DESCRIPTION"],
+        ["PROJECT", "NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB", "DESCRIPTION"],
         [
             (
-                p.name,
+                p.project,
+                p.name.rpartition("/")[2],
                 p.version,
                 ", ".join(f"{i.repo}@{i.branch}" for i in p.inputs),
                 output.ago(p.created),
@@ -122,19 +154,29 @@ def inspect_pipeline(
     info = client(ctx).inspect_pipeline(name)
     if json:
         return output.as_json(info)
-    output.fields(
-        [
-            ("Name", info.name),
-            ("Version", info.version),
-            ("State", info.state),
-            ("Runtime", info.runtime),
-            ("Created", output.ago(info.created)),
-            ("Updated", output.ago(info.updated)),
-            ("Inputs", [f"{i.name} = {i.repo}@{i.branch}" for i in info.inputs]),
-            ("Output", f"{info.name}@{info.output_branch}"),
-            ("Last job", info.last_job_state),
+    rows = [
+        ("Name", info.name),
+        ("Version", info.version),
+        ("State", info.state),
+        ("Runtime", info.runtime),
+        ("Created", output.ago(info.created)),
+        ("Updated", output.ago(info.updated)),
+        ("Inputs", [f"{i.name} = {i.repo}@{i.branch}" for i in info.inputs]),
+        ("Output", f"{info.name}@{info.output_branch}"),
+    ]
+    if "service" in info.spec:
+        served = client(ctx).inspect_service(name)
+        rows += [
+            ("Service", f"{served.url} ({served.state})"),
+            ("Serving", [f"{i.name} = {i.repo}@{i.commit}" for i in served.serving] or "-"),
+            ("Requests", f"{served.requests} ({served.errors} errors, {served.rejected} rejected)"),
+            ("Restarts", served.restarts),
         ]
-    )
+        if served.reason:
+            rows.append(("Reason", served.reason))
+    else:
+        rows.append(("Last job", info.last_job_state))
+    output.fields(rows)
     typer.echo("Spec:")
     typer.echo(jsonlib.dumps(info.spec, indent=2))
 

@@ -25,19 +25,28 @@ def create_repo(
     client(ctx).create_repo(name, description)
 
 
+AllProjects = Annotated[bool, typer.Option("--all-projects", "-A", help="Every project's, not the current one's.")]
+
+
 @app.command("list-repo")
 def list_repo(
     ctx: typer.Context,
     json: JsonOpt = False,
-    _all: Annotated[bool, typer.Option("--all", help="Pachyderm's: every project's repos (all of them here).")] = False,
+    all_projects: AllProjects = False,
+    _all: Annotated[
+        bool, typer.Option("--all", help="Pachyderm's: system repos too (dataver has none: all repos are shown).")
+    ] = False,
 ) -> None:
-    """List repos, newest first."""
-    repos = client(ctx).list_repos()
+    """List the current project's repos (every project's with -A), newest first."""
+    repos = client(ctx).list_repos(all_projects=all_projects)
     if json:
         return output.as_json(repos)
     output.table(
-        ["NAME", "CREATED", "SIZE", "DESCRIPTION"],
-        [(r.name, output.ago(r.created), output.size(r.size), r.description) for r in repos],
+        ["PROJECT", "NAME", "CREATED", "SIZE", "DESCRIPTION"],
+        [
+            (r.project, r.name.rpartition("/")[2], output.ago(r.created), output.size(r.size), r.description)
+            for r in repos
+        ],
     )
 
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 @dataclass
 class Session:
     root: Path | None
+    project: str | None = None
+    """`--project`: the project bare repo and pipeline names are in (else the `project` setting)."""
     _client: Client | None = field(default=None, repr=False)
     commit_note: CommitNote = field(default_factory=CommitNote)
 
@@ -29,7 +31,9 @@ class Session:
             from ..client import Client  # imported per command, so `dataver --help` stays quick
             from .progress import JobProgress
 
-            self._client = Client(self.root, progress=JobProgress(), notice=self._note, on_commit=self.commit_note)
+            self._client = Client(
+                self.root, progress=JobProgress(), notice=self._note, on_commit=self.commit_note, project=self.project
+            )
         return self._client
 
     def _note(self, message: str) -> None:

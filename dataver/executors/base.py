@@ -44,6 +44,16 @@ class JobTask:
     """`parallelism_spec.constant`, or None where the spec leaves it to the executor."""
     resources: dict[str, float] = field(default_factory=dict)
     """`resource_limits` as Dask resource amounts (CPU, MEMORY in bytes, GPU)."""
+    datum_batching: bool = False
+    """Pachyderm's: one command runs the job's datums on a worker, asking for each in turn."""
+    requests: dict[str, float] = field(default_factory=dict)
+    """`resource_requests` (CPU, MEMORY in bytes): what this host must have to run the job's
+    datums, and how many run at once (a Dask worker must declare them: they are in `resources`)."""
+    deadline: float | None = None
+    """When `job_timeout` runs out (epoch seconds, set as the job starts): no datum starts after
+    it, and a running one is stopped at it."""
+    job_timeout: str = ""
+    """The spec's `job_timeout`, as datums' reasons name it."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import Corruption, InvalidArgument
-from ..names import normalize_path
+from ..names import normalize_path, split_qualified
 from ..objects import ObjectStore, ObjectWriter
 from ..runtimes import jobfiles
 from ..runtimes.base import MAX_FILE_ENV, Outcome, Request, Runtime, Worker, Workspace
@@ -135,20 +135,45 @@ def _accepted(outcome: Outcome, accept: list[int]) -> bool:
     return not outcome.error and (outcome.exit_code == 0 or outcome.exit_code in accept)
 
 
-def request(job: JobTask, runtime: Runtime, task: DatumTask, cmd: list[str], stdin: list[str]) -> Request:
+def datum_env(job: JobTask, task: DatumTask) -> dict[str, str]:
+    """The variables of one datum, as Pachyderm's worker sets them: each input's path and commit
+    (and join/group keys), then the job's and datum's ids. Also written to /pfs/.env, where a
+    datum_batching command, started before this datum, reads them."""
+    project, pipeline = split_qualified(job.pipeline)
+    return {
+        **task.env,
+        "PACH_JOB_ID": job.job_id,
+        "PACH_OUTPUT_COMMIT_ID": job.output_commit,
+        "PACH_DATUM_ID": task.datum_id,
+        "PPS_PIPELINE_NAME": pipeline,
+        "PPS_PROJECT_NAME": project,
+    }
+
+
+def request(
+    job: JobTask, runtime: Runtime, task: DatumTask, cmd: list[str], stdin: list[str], batch: bool = False
+) -> Request:
     """The command as the agent gets it: the runtime's environment, then the image's and the
     spec's, then each input's variables unless the spec set them, then Pachyderm's job variables."""
     env = {**runtime.base_env(), **job.env}
-    for name, value in task.env.items():
-        env.setdefault(name, value)
-    env.update(
-        PACH_JOB_ID=job.job_id,
-        PACH_OUTPUT_COMMIT_ID=job.output_commit,
-        PACH_DATUM_ID=task.datum_id,
-        PPS_PIPELINE_NAME=job.pipeline,
-        DATAVER_JOB_ID=job.job_id,
-    )
-    return Request(cmd, stdin, env, job.cwd, job.timeout)
+    for name, value in datum_env(job, task).items():
+        if name in task.env:
+            env.setdefault(name, value)
+        else:
+            env[name] = value
+    env["DATAVER_JOB_ID"] = job.job_id
+    timeout = job.timeout
+    if job.deadline is not None:  # the job's time left bounds each command too
+        left = max(job.deadline - time.time(), 0.001)
+        timeout = left if timeout is None else min(timeout, left)
+    return Request(cmd, stdin, env, job.cwd, timeout, batch)
+
+
+def job_timed_out(job: JobTask) -> str:
+    """The reason a datum gives when the job's `job_timeout` ran out, or '' while time is left."""
+    if job.deadline is None or time.time() < job.deadline:
+        return ""
+    return f"the job ran out of time (job_timeout {job.job_timeout})"
 
 
 class DatumRunner:
@@ -187,6 +212,8 @@ class DatumRunner:
         started = time.time()
         reason, exit_code, outcome = "", None, None
         for attempt in range(1, job.datum_tries + 1):
+            if late := job_timed_out(job):
+                return self._result(task, "failed", started, attempt - 1, exit_code=exit_code, reason=late)
             try:
                 workspace.stage(list(task.layout), self.objects, self.runtime.link_inputs)
             except Corruption as exc:  # no retry mends a damaged input
@@ -194,7 +221,11 @@ class DatumRunner:
                 return self._result(
                     task, "failed", started, attempt, reason=f"a damaged input: {exc}", damaged_input=left
                 )
-            worker.send(request(job, self.runtime, task, job.cmd, job.stdin), f"{task.datum_id}.log")
+            env_file = "".join(f"{k}={worker.translate(v)}\n" for k, v in datum_env(job, task).items())
+            (workspace.pfs / ".env").write_text(env_file)
+            worker.send(
+                request(job, self.runtime, task, job.cmd, job.stdin, job.datum_batching), f"{task.datum_id}.log"
+            )
             while_running()
             outcome = worker.receive()
             exit_code = outcome.exit_code
@@ -209,8 +240,8 @@ class DatumRunner:
                 plain = [f for f in listing if f.link is None]
                 files, moved = _move_aside(workspace.out, plain, workspace.base / "done", task.datum_id[:16])
                 return Finishing(result, files, outcome.log, moved, linked)
-            reason = outcome.error or exit_reason(exit_code, job.ctx.memory)
-            if job.err_cmd:
+            reason = job_timed_out(job) or outcome.error or exit_reason(exit_code, job.ctx.memory)
+            if job.err_cmd and not job_timed_out(job):
                 log_oid = store_log(outcome.log, writer)
                 recovery = worker.run(
                     request(job, self.runtime, task, job.err_cmd, job.err_stdin), f"{task.datum_id}.err.log"

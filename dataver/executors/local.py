@@ -5,12 +5,16 @@ previous one's outputs are stored and the next one's packed inputs are written o
 
 from __future__ import annotations
 
+import os
 import queue
 import socket
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from humanize import naturalsize
+
+from ..errors import DataverError
 from ..objects import ObjectStore, ObjectWriter
 from ..runtimes.base import Runtime, Workspace
 from .base import DatumResult, DatumTask, Executor, JobTask
@@ -34,7 +38,7 @@ class LocalExecutor(Executor):
         for task in tasks:
             pending.put(task)
         results: queue.Queue[DatumResult | BaseException] = queue.Queue()
-        count = min(job.parallelism or 1, len(tasks))
+        count = min(job.parallelism or 1, len(tasks), _room(job.requests))
         threads = [
             threading.Thread(
                 target=self._worker_loop, args=(job, runtime, folder / f"w{i}", pending, results, writer), daemon=True
@@ -104,6 +108,25 @@ class LocalExecutor(Executor):
             results.put(exc)
         finally:
             workspace.remove()
+
+
+def _room(requests: dict[str, float]) -> int:
+    """How many datums asking `resource_requests` fit on this host at once (at least one); a
+    request more than the whole host has fails the job, where Pachyderm's pod would wait forever."""
+    cpus = len(os.sched_getaffinity(0))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    fits = []
+    for name, have, shown in (("CPU", cpus, f"{cpus} CPUs"), ("MEMORY", memory, naturalsize(memory, binary=True))):
+        wanted = requests.get(name)
+        if not wanted:
+            continue
+        if wanted > have:
+            raise DataverError(
+                f"resource_requests.{name.lower()} asks for more than this host has ({shown}): lower it, "
+                "or run the pipeline on a Dask cluster whose workers have it"
+            )
+        fits.append(int(have // wanted))
+    return max(1, min(fits, default=1 << 16))
 
 
 def _take(pending: queue.Queue[DatumTask]) -> DatumTask | None:

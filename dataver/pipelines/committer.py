@@ -18,8 +18,10 @@ from ..repos import RepoStore
 from ..store import Store
 from ..trees import FILE, Entry, TreeEditor
 from .datums import Datum, InputCommit
-from .records import Records
+from .records import STOPPED, JobStopped, Records
 
+STOP_CHECK = 0.5
+"""Seconds between looks at whether a user stopped the job (`stop-job`)."""
 FLUSH_EVERY = 500
 """Finished datums are recorded in batches this large at most (or this old, see
 `Executor.flush_seconds`): a crash redoes at most that much work."""
@@ -50,11 +52,23 @@ class Committer:
                 self.store.objects.index.add(placed)
             self.records.record_datums(self.job.job_id, self.job.pipeline, batch)
 
-    def consume(self, results: Iterable[list[DatumResult]], flush_seconds: float, progress: Callable[[], None]) -> None:
-        """Record `results` as they finish, in batches of `FLUSH_EVERY` or `flush_seconds`."""
+    def consume(
+        self,
+        results: Iterable[list[DatumResult]],
+        flush_seconds: float,
+        progress: Callable[[], None],
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Record `results` as they finish, in batches of `FLUSH_EVERY` or `flush_seconds`;
+        JobStopped once `stopped()` (asked at each result, at most every `STOP_CHECK` seconds)."""
         batch: list[DatumResult] = []
-        last_flush = time.monotonic()
+        last_flush = last_check = time.monotonic()
         for finished in results:
+            if time.monotonic() - last_check >= STOP_CHECK:
+                last_check = time.monotonic()
+                if stopped():
+                    self.record(batch + finished)
+                    raise JobStopped(STOPPED)
             batch.extend(finished)
             for result in finished:
                 if result.state == "success":
@@ -92,8 +106,9 @@ class Committer:
         self.writer.publish()
         return root
 
-    def commit(self, tree: Entry, output_branch: str, inputs: list[InputCommit]) -> None:
-        """The output lands only while the job (so its pipeline) exists, and its lease is ours."""
+    def commit(self, tree: Entry, output_branch: str, inputs: list[InputCommit], global_id: str) -> None:
+        """The output lands, in the job's commit set, only while the job (so its pipeline) exists,
+        and its lease is ours."""
         with self.store.db.write():
             self.records.require_job(self.job.job_id)
             self.store.coordination.confirm(pipeline_lease(self.job.pipeline))
@@ -106,4 +121,5 @@ class Committer:
                 origin="job",
                 description=f"output of job {self.job.job_id}",
                 provenance=[i.commit for i in inputs],
+                global_id=global_id,
             )

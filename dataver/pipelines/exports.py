@@ -52,8 +52,9 @@ class JobExport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobExport:
+        job = data["job"]
         return cls(
-            JobRecord(**data["job"]),
+            JobRecord(**{"global_id": job["output_commit"], **job}),  # (a remote of format 1 has no sets)
             [JobInput(**i) for i in data["inputs"]],
             [JobDatum(**d) for d in data["datums"]],
             [

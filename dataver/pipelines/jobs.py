@@ -25,8 +25,8 @@ from .committer import Committer
 from .datums import InputCommit, compute_datums
 from .egress import egress
 from .models import JobInfo, JobInput
-from .records import JobGone, PipelineRecord, Records
-from .spec import PipelineSpec
+from .records import STOPPED, JobGone, JobStopped, PipelineRecord, Records
+from .spec import PipelineSpec, parse_duration
 
 Progress = Callable[[JobInfo], None]
 
@@ -46,10 +46,14 @@ class JobRunner:
         ctx_for: Callable[[str], JobContext],
         sandbox: str,
         progress: Progress | None = None,
+        global_id: str | None = None,
     ) -> JobInfo:
+        """Run one job over `inputs`, in the commit set `global_id` (None: the job starts a set of
+        its own, named by its output commit's id, as a user's commit names its own)."""
         row = self.records.pipeline(pipeline)
         spec = PipelineSpec.model_validate_json(row.spec)
         job_id, output_commit = uuid.uuid4().hex, uuid.uuid4().hex
+        global_id = global_id or output_commit
         job = planner.job_task(spec, job_id, output_commit, ctx_for(job_id), runtime.name, sandbox)
         try:
             described = executor.describe(runtime.describe(job.ctx))
@@ -61,15 +65,18 @@ class JobRunner:
             described,
             output_commit,
             [JobInput(i.name, i.repo, i.branch, i.commit) for i in inputs],
+            global_id,
         )
         try:
             with self.store.writing(), job_folder(self.store.root, job_id) as folder:
-                state, reason = self._execute(job, spec, row, inputs, runtime, executor, progress, folder)
+                state, reason = self._execute(job, spec, row, inputs, runtime, executor, progress, folder, global_id)
         except KeyboardInterrupt:
             self.records.finish_job(job_id, "killed", "interrupted")
             raise
         except JobGone as exc:
-            return self._cancelled(job_id, pipeline, str(exc), progress)
+            return self._cancelled(job_id, pipeline, str(exc), progress, global_id)
+        except JobStopped:  # its row says so already
+            state, reason = "killed", STOPPED
         except DataverError as exc:
             state, reason = "failure", str(exc)
         except Exception as exc:  # a runtime's or a library's failure still ends the job, with its reason
@@ -77,16 +84,18 @@ class JobRunner:
         try:
             self.records.finish_job(job_id, state, reason)
         except JobGone as exc:
-            return self._cancelled(job_id, pipeline, str(exc), progress)
+            return self._cancelled(job_id, pipeline, str(exc), progress, global_id)
         info = self.records.job_info(self.records.job(job_id))
         if progress:
             progress(info)
         return info
 
-    def _cancelled(self, job_id: str, pipeline: str, reason: str, progress: Progress | None) -> JobInfo:
+    def _cancelled(self, job_id: str, pipeline: str, reason: str, progress: Progress | None, global_id: str) -> JobInfo:
         """What is left to say of a job whose pipeline was deleted under it: no row, no commit."""
         now = time.time()
-        info = JobInfo(job_id, pipeline, 0, "killed", "", now, now, now, None, reason, 0, 0, 0, 0, 0, 0)
+        info = JobInfo(
+            job_id, pipeline, 0, "killed", "", now, now, now, None, reason, 0, 0, 0, 0, 0, 0, global_id=global_id
+        )
         if progress:
             progress(info)
         return info
@@ -101,12 +110,15 @@ class JobRunner:
         executor: Executor,
         progress: Progress | None,
         folder: Path,
+        global_id: str,
     ) -> tuple[str, str]:
         if spec.transform.secrets:  # read now, so a missing one fails this job naming it
             wanted = [(s.name, s.key, s.env_var) for s in spec.transform.secrets]
             job = replace(job, env={**job.env, **secret_env(self.store.root, wanted)})
         datums = compute_datums(spec.input, {i.name: i for i in inputs}, self.store.trees, row.salt)
         self.records.start_job(job.job_id, len(datums))
+        if spec.job_timeout:  # counted from the start, as Pachyderm's worker does
+            job = replace(job, deadline=time.time() + parse_duration(spec.job_timeout))
         every_job = spec.reprocess_spec == "every_job"
         seen = set() if every_job else self.records.successful_datums(job.pipeline)
         todo, skipped = planner.plan(datums, seen)
@@ -123,18 +135,25 @@ class JobRunner:
             committer.record(skipped)
             results = executor.run(job, runtime, todo, folder, writer)
             try:
-                committer.consume(results, executor.flush_seconds, report)
+                committer.consume(results, executor.flush_seconds, report, lambda: self.records.stopped(job.job_id))
             finally:
                 results.close()  # type: ignore[attr-defined]
             if committer.failures:
                 first = committer.failures[0]
+                if job.deadline is not None and time.time() >= job.deadline:
+                    return "failure", (
+                        f"the job timed out after {spec.job_timeout} (job_timeout): {len(committer.failures)} of "
+                        f"{len(datums)} datum(s) did not finish; the output commit was not made"
+                    )
                 return "failure", (
                     f"{len(committer.failures)} of {len(datums)} datum(s) failed; datum {first.datum_id[:12]} "
                     f"({_describe(todo, first.datum_id)}): {first.reason} "
                     f"(see `dataver logs -j {job.job_id} --datum {first.datum_id[:12]}`)"
                 )
             tree = committer.merge([d for d in datums if d.id in seen or d.id in committer.succeeded])
-        committer.commit(tree, spec.output_branch, inputs)
+        if self.records.stopped(job.job_id):  # stopped as its last datum finished: no output commit
+            raise JobStopped(STOPPED)
+        committer.commit(tree, spec.output_branch, inputs, global_id)
         if spec.egress is not None:  # the output commit stands; a failed egress fails the job
             try:
                 egress(spec.egress.url, tree.oid, self.store)

@@ -16,7 +16,7 @@ from ..maintenance import OuterReferences
 from ..models import CommitInfo
 from ..names import CommitRef
 from ..repos import RepoStore
-from ..runtimes import images
+from ..runtimes import images, procs
 from ..runtimes.base import JobContext, Runtime, max_file_bytes
 from ..runtimes.choice import make_runtime, resolve_runtime
 from ..store import Store
@@ -25,12 +25,18 @@ from .jobs import JobRunner, Progress
 from .models import DatumFileRef, DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
 from .provenance import file_provenance
 from .records import Records
-from .scheduler import Scheduler
+from .scheduler import Scheduler, input_head
 from .service import PipelineService, render_dag
 from .spec import PipelineSpec
 
 WAIT_POLL = 0.1
 """How often wait-commit looks again while the daemon works (the client side, not the daemon)."""
+
+
+STOP_PATIENCE = 15.0
+"""Seconds `stop-job` keeps killing a job's commands on this host (retries included)."""
+STOP_QUIET = 1.5
+"""Seconds without a command of the stopped job after which `stop-job` is done."""
 
 
 class PipelineLayer:
@@ -93,6 +99,7 @@ class PipelineLayer:
             network=spec.network,
             memory=limits.memory if limits else "",
             cpu=limits.cpu if limits else None,
+            user=spec.transform.user,
             max_file_bytes=max_file_bytes(self.store.root),
         )
 
@@ -101,6 +108,19 @@ class PipelineLayer:
         named = {oid: "a datum output" for oid in self.records.output_objects()}
         named.update((oid, "a datum log") for oid in self.records.logged_objects())
         return OuterReferences(named, self.records.commit_references())
+
+    def forget_commits(self, commit_ids: set[str]) -> None:
+        """Commits are being squashed: drop the jobs that read or wrote them, as Pachyderm drops
+        the jobs of a squashed commit set (nothing would be left for them to name); refused
+        while one of those jobs has not finished. Runs inside the squash's transaction."""
+        jobs = self.records.jobs_of_commits(commit_ids)
+        for job in jobs:
+            if job.state in ("created", "running"):
+                raise Conflict(
+                    f"job {job.id} (pipeline {job.pipeline}) is {job.state} on a commit being squashed: wait for "
+                    f"it (`dataver wait-job {job.id}`) and retry (nothing was changed)"
+                )
+        self.records.delete_jobs([job.id for job in jobs])
 
     def check_deletable(self, repo: str) -> None:
         readers = self.records.readers_of(repo)
@@ -122,13 +142,70 @@ class PipelineLayer:
             raise InvalidArgument(f"unknown graph format {fmt!r}: choose text, mermaid or dot")
         return render_dag(self.service.edges(), sorted(repos), fmt)
 
-    def list_jobs(self, pipeline: str | None) -> list[JobInfo]:
+    def list_jobs(self, pipeline: str | None, global_id: str | None = None) -> list[JobInfo]:
         if pipeline is not None:
             self.records.pipeline(pipeline)
-        return [self.records.job_info(r) for r in self.records.jobs(pipeline)]
+        if global_id is None:
+            return [self.records.job_info(r) for r in self.records.jobs(pipeline)]
+        rows = [r for r in reversed(self.records.job_set(global_id)) if pipeline in (None, r.pipeline)]
+        if not rows:
+            advice = (
+                f"for pipeline {global_id}'s jobs, use `dataver list-job -p {global_id}`"
+                if self.records.exists(global_id)
+                else "a global id is the id of the change that caused the jobs (see `dataver list-commit ID`)"
+            )
+            of = f" of pipeline {pipeline}" if pipeline else ""
+            raise NotFound(f"no job{of} in commit set {global_id}: {advice}")
+        return [self.records.job_info(r) for r in rows]
 
     def inspect_job(self, job_id: str) -> JobInfo:
         return self.records.job_info(self.records.job(job_id))
+
+    def stop_job(self, job_id: str) -> bool:
+        """Stop a created or running job (False if it had ended): it is marked killed, its
+        commands on this host are killed until the process running it has seen that (its
+        datums elsewhere finish first), and no output commit is made. It is not run again."""
+        job = self.records.job(job_id)
+        if not self.records.stop_job(job.id):
+            return False
+        quiet_since = time.monotonic()
+        give_up = quiet_since + STOP_PATIENCE
+        while time.monotonic() < give_up and time.monotonic() - quiet_since < STOP_QUIET:
+            if pids := procs.job_commands(job.id):  # datums retried meanwhile are killed too
+                procs.kill(pids)
+                quiet_since = time.monotonic()
+            time.sleep(0.05)
+        self.store.notify("pipelines")
+        return True
+
+    def restart_datum(self, job_id: str, datums: list[str]) -> int:
+        """Kill the running commands of these datums of a running job (by id or input path): each
+        is tried again, as another attempt. Returns how many commands were killed."""
+        job = self.records.job(job_id)
+        if job.state not in ("created", "running"):
+            raise Conflict(
+                f"job {job.id} is not running ({job.state}): `dataver rerun-pipeline {job.pipeline}` runs again"
+            )
+        pids = procs.job_commands(job.id, datums)
+        if not pids:
+            raise NotFound(
+                f"no datum matching {', '.join(datums)} is running in job {job.id} on this host: "
+                f"see `dataver list-datum {job.id}`"
+            )
+        procs.kill(pids)
+        return len(pids)
+
+    def delete_job(self, job_id: str) -> None:
+        """Stop a job if it runs, then forget it. A job whose output commit landed is kept: that
+        commit's files name it as their provenance."""
+        job = self.records.job(job_id)
+        if job.state == "success" or self.repos.refs.commit_in(job.pipeline, job.output_commit) is not None:
+            raise Conflict(
+                f"job {job.id} made commit {job.output_commit} of {job.pipeline}, whose files name it as their "
+                "provenance: it is kept"
+            )
+        self.stop_job(job.id)
+        self.records.delete_job(job.id)
 
     def job_for_commit(self, commit_id: str) -> JobInfo | None:
         row = self.records.job_for_commit(commit_id)
@@ -141,10 +218,10 @@ class PipelineLayer:
         with self.store.db.read():
             inputs = {}
             for pfs in spec.input.pfs_inputs():
-                head = self.repos.readable_head(pfs.repo, pfs.branch)
+                head = input_head(self.repos, pfs.full_repo, pfs.branch, pfs.commit)
                 if head is None:
                     return []
-                inputs[pfs.input_name] = InputCommit(pfs.input_name, pfs.repo, pfs.branch, head.id, head.tree)
+                inputs[pfs.input_name] = InputCommit(pfs.input_name, pfs.full_repo, pfs.branch, head.id, head.tree)
             known = self.records.exists(spec.name)
             salt = self.records.pipeline(spec.name).salt if known else spec.salt
             seen = self.records.successful_datums(spec.name) if known else set()

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..models import iso
+from ..names import split_qualified
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class JobInfo:
     failed: int
     recovered: int
     inputs: list[JobInput] = field(default_factory=list)
+    global_id: str = ""
+    """Its commit set (Pachyderm 2.x's global id): the id of the change that caused it, shared with
+    the other jobs and the commits that change caused."""
 
     @property
     def duration(self) -> float | None:
@@ -107,8 +111,12 @@ class PipelineInfo:
     last_job_state: str | None
     spec: dict[str, Any]
 
+    @property
+    def project(self) -> str:
+        return split_qualified(self.name)[0]
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "created": iso(self.created), "updated": iso(self.updated)}
+        return {**asdict(self), "project": self.project, "created": iso(self.created), "updated": iso(self.updated)}
 
 
 @dataclass(frozen=True)

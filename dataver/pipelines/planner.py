@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from ..executors.base import DatumResult, DatumTask, JobTask
 from ..objects import hash_bytes
-from ..runtimes.base import JobContext
+from ..runtimes.base import JobContext, memory_bytes
 from .datums import Datum
-from .spec import PipelineSpec, memory_bytes
+from .spec import PipelineSpec, ResourceLimits
 
 
 def job_task(
     spec: PipelineSpec, job_id: str, output_commit: str, ctx: JobContext, runtime: str, sandbox: str
 ) -> JobTask:
-    limits = spec.resource_limits
-    resources: dict[str, float] = {}
-    if limits is not None and limits.cpu:
-        resources["CPU"] = limits.cpu
-    if limits is not None and limits.memory:
-        resources["MEMORY"] = memory_bytes(limits.memory)
+    limits, requests = _amounts(spec.resource_limits), _amounts(spec.resource_requests)
+    resources = {k: max(limits.get(k, 0), requests.get(k, 0)) for k in {**limits, **requests}}
     transform = spec.transform
     return JobTask(
         job_id=job_id,
@@ -42,7 +38,20 @@ def job_task(
         env={**ctx.image_env, **transform.env},
         parallelism=spec.parallelism_spec.constant if spec.parallelism_spec else None,
         resources=resources,
+        requests=requests,
+        job_timeout=spec.job_timeout,
+        datum_batching=transform.datum_batching,
     )
+
+
+def _amounts(resources: ResourceLimits | None) -> dict[str, float]:
+    """`resource_limits` or `resource_requests` as resource amounts: CPU, MEMORY in bytes."""
+    amounts: dict[str, float] = {}
+    if resources is not None and resources.cpu:
+        amounts["CPU"] = resources.cpu
+    if resources is not None and resources.memory:
+        amounts["MEMORY"] = memory_bytes(resources.memory)
+    return amounts
 
 
 EMPTY_BLOB = hash_bytes(b"")

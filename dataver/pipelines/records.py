@@ -34,6 +34,11 @@ class PipelineRecord:
     created: float
     updated: float
 
+    @property
+    def is_service(self) -> bool:
+        """A service pipeline runs a server (see `dataver.serving`), never a job."""
+        return json.loads(self.spec).get("service") is not None
+
 
 @dataclass(frozen=True)
 class PipelineInput:
@@ -62,6 +67,8 @@ class JobRecord:
     skipped: int
     failed: int
     recovered: int
+    global_id: str
+    """The commit set of the change that caused it (its output commit lands in the same set)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,14 @@ class JobGone(DataverError):
     """The job's row is gone: its pipeline was deleted while it ran."""
 
 
+class JobStopped(DataverError):
+    """The job was stopped by a user (`stop-job`) while it ran."""
+
+
+STOPPED = "stopped by the user (stop-job)"
+"""The reason of a job `stop-job` killed: unlike a job killed by a crash, it is not run again."""
+
+
 class Records:
     """The pipelines, pipeline_versions, pipeline_inputs, jobs, job_inputs, datums, datum_inputs,
     datum_outputs and job_datums tables."""
@@ -126,7 +141,8 @@ class Records:
     def exists(self, name: str) -> bool:
         return self.db.query_one("SELECT 1 FROM pipelines WHERE name = ?", (name,)) is not None
 
-    def insert_pipeline(self, spec: PipelineSpec, runtime: str, context: str | None) -> None:
+    def insert_pipeline(self, spec: PipelineSpec, runtime: str, context: str | None, global_id: str = "") -> None:
+        """`global_id`: the commit set the new spec is part of (a transaction's), if any."""
         now = time.time()
         added = self.db.execute(
             "INSERT INTO pipelines (name, version, spec, salt, runtime, context, created, updated)"
@@ -135,9 +151,11 @@ class Records:
         )
         if not added:
             raise AlreadyExists(f"pipeline {spec.name} already exists: use `dataver update-pipeline -f SPEC`")
-        self._record_version(spec, 1, now)
+        self._record_version(spec, 1, now, global_id)
 
-    def update_pipeline(self, spec: PipelineSpec, runtime: str, context: str | None, reprocess: bool) -> int:
+    def update_pipeline(
+        self, spec: PipelineSpec, runtime: str, context: str | None, reprocess: bool, global_id: str = ""
+    ) -> int:
         row = self.pipeline(spec.name)
         version = row.version + 1
         salt = secrets.token_hex(16) if reprocess else (spec.salt or row.salt)
@@ -148,17 +166,17 @@ class Records:
             (version, spec.to_json(), salt, runtime, context, now, spec.name),
         )
         self.db.execute("DELETE FROM pipeline_inputs WHERE pipeline = ?", (spec.name,))
-        self._record_version(spec, version, now)
+        self._record_version(spec, version, now, global_id)
         return version
 
-    def _record_version(self, spec: PipelineSpec, version: int, now: float) -> None:
+    def _record_version(self, spec: PipelineSpec, version: int, now: float, global_id: str) -> None:
         self.db.execute(
-            "INSERT INTO pipeline_versions (pipeline, version, spec, created) VALUES (?, ?, ?, ?)",
-            (spec.name, version, spec.to_json(), now),
+            "INSERT INTO pipeline_versions (pipeline, version, spec, created, global_id) VALUES (?, ?, ?, ?, ?)",
+            (spec.name, version, spec.to_json(), now, global_id),
         )
         self.db.executemany(
             "INSERT INTO pipeline_inputs (pipeline, name, repo, branch) VALUES (?, ?, ?, ?)",
-            [(spec.name, p.input_name, p.repo, p.branch) for p in spec.input.pfs_inputs()],
+            [(spec.name, p.input_name, p.full_repo, p.branch) for p in spec.input.pfs_inputs()],
         )
 
     def versions(self, pipeline: str) -> list[PipelineVersion]:
@@ -168,6 +186,13 @@ class Records:
             "SELECT version, spec, created FROM pipeline_versions WHERE pipeline = ? ORDER BY version", (pipeline,)
         )
         return [PipelineVersion(pipeline, version, created, json.loads(spec)) for version, spec, created in rows]
+
+    def version_set(self, pipeline: str, version: int) -> str | None:
+        """The commit set a spec version was made in (a transaction's), or None (a change of its own)."""
+        row = self.db.query_one(
+            "SELECT global_id FROM pipeline_versions WHERE pipeline = ? AND version = ?", (pipeline, version)
+        )
+        return row[0] if row and row[0] else None
 
     def inputs(self, pipeline: str) -> list[PipelineInput]:
         rows = self.db.query(
@@ -211,11 +236,17 @@ class Records:
     # ---- jobs --------------------------------------------------------------------------
 
     def create_job(
-        self, job_id: str, pipeline: PipelineRecord, runtime: str, output_commit: str, inputs: list[JobInput]
+        self,
+        job_id: str,
+        pipeline: PipelineRecord,
+        runtime: str,
+        output_commit: str,
+        inputs: list[JobInput],
+        global_id: str,
     ) -> None:
-        """Record a job as `created` (its datums not yet planned). Its `restarts` count how many
-        jobs before it were killed doing the same work (same spec version, same input commits):
-        RESTART in list-job."""
+        """Record a job as `created` (its datums not yet planned), in the commit set `global_id`.
+        Its `restarts` count how many jobs before it were killed doing the same work (same spec
+        version, same input commits): RESTART in list-job."""
         now = time.time()
         with self.db.write():
             last = self.last_job(pipeline.name)
@@ -224,9 +255,9 @@ class Records:
                 same = {(i.name, i.commit) for i in self.job_inputs(last.id)} == {(i.name, i.commit) for i in inputs}
                 restarts = last.restarts + 1 if same else 0
             self.db.execute(
-                "INSERT INTO jobs (id, pipeline, version, state, runtime, created, output_commit, restarts)"
-                " VALUES (?, ?, ?, 'created', ?, ?, ?, ?)",
-                (job_id, pipeline.name, pipeline.version, runtime, now, output_commit, restarts),
+                "INSERT INTO jobs (id, pipeline, version, state, runtime, created, output_commit, restarts, global_id)"
+                " VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?)",
+                (job_id, pipeline.name, pipeline.version, runtime, now, output_commit, restarts, global_id),
             )
             self.db.executemany(
                 "INSERT INTO job_inputs (job_id, name, repo, branch, commit_id) VALUES (?, ?, ?, ?, ?)",
@@ -248,19 +279,66 @@ class Records:
             )
 
     def finish_job(self, job_id: str, state: str, reason: str = "") -> None:
+        """Record how a job ended (a job a user stopped meanwhile stays stopped)."""
         with self.db.write():
             self.require_job(job_id)
             self.db.execute(
-                "UPDATE jobs SET state = ?, reason = ?, finished = ? WHERE id = ?", (state, reason, time.time(), job_id)
+                "UPDATE jobs SET state = ?, reason = ?, finished = ? "
+                "WHERE id = ? AND NOT (state = 'killed' AND reason = ?)",
+                (state, reason, time.time(), job_id, STOPPED),
             )
 
+    def stop_job(self, job_id: str) -> bool:
+        """Mark a created or running job killed by the user; False if it had ended already. The
+        process running it sees this at its next datum result and stops (see `Committer`)."""
+        with self.db.write():
+            self.require_job(job_id)
+            return (
+                self.db.execute(
+                    "UPDATE jobs SET state = 'killed', reason = ?, finished = ? "
+                    "WHERE id = ? AND state IN ('created', 'running')",
+                    (STOPPED, time.time(), job_id),
+                )
+                > 0
+            )
+
+    def stopped(self, job_id: str) -> bool:
+        row = self.db.query_one("SELECT state, reason FROM jobs WHERE id = ?", (job_id,))
+        return row is not None and tuple(row) == ("killed", STOPPED)
+
+    def delete_job(self, job_id: str) -> None:
+        """Forget a job: its row, inputs and datum results (datums it ran stay done for the pipeline)."""
+        with self.db.write():
+            self.require_job(job_id)
+            for table in ("job_datums", "job_inputs"):
+                self.db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+            self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
     def job(self, job_id: str) -> JobRecord:
+        """A job by its id or a prefix of it, or as Pachyderm 2.x names one: `PIPELINE@ID`, where ID is
+        the job's id (or prefix) or its commit set's (the global id shared by the jobs of one change)."""
+        pipeline, at, job_id = job_id.rpartition("@")
+        if at:
+            self.pipeline(pipeline)  # NotFound, naming it
+            in_set = self.db.query(
+                f"SELECT {_JOB} FROM jobs WHERE pipeline = ? AND global_id = ?"
+                " ORDER BY created DESC, rowid DESC LIMIT 1",
+                (pipeline, job_id),
+            )
+            if in_set:
+                return JobRecord(*in_set[0])
         rows = self.db.query(f"SELECT {_JOB} FROM jobs WHERE id >= ? AND id < ? LIMIT 2", (job_id, job_id + "g"))
-        if len(job_id) < 6 or not rows:
-            raise NotFound(f"job {job_id} not found: see `dataver list-job` (give at least 6 characters)")
+        if len(job_id) < 6 or not rows or (at and rows[0][1] != pipeline):
+            where = f" of pipeline {pipeline}" if at else ""
+            raise NotFound(f"job {job_id}{where} not found: see `dataver list-job` (give at least 6 characters)")
         if len(rows) > 1 and rows[0][0] != job_id:
             raise NotFound(f"job prefix {job_id} matches several jobs: give more characters")
         return JobRecord(*rows[0])
+
+    def job_set(self, global_id: str) -> list[JobRecord]:
+        """The jobs of one commit set, oldest first (upstream pipelines' before downstream ones')."""
+        rows = self.db.query(f"SELECT {_JOB} FROM jobs WHERE global_id = ? ORDER BY created, rowid", (global_id,))
+        return [JobRecord(*r) for r in rows]
 
     def jobs(self, pipeline: str | None = None) -> list[JobRecord]:
         """Newest first."""
@@ -286,6 +364,21 @@ class Records:
     def job_for_commit(self, commit_id: str) -> JobRecord | None:
         row = self.db.query_one(f"SELECT {_JOB} FROM jobs WHERE output_commit = ? AND state = 'success'", (commit_id,))
         return JobRecord(*row) if row is not None else None
+
+    def jobs_of_commits(self, commit_ids: set[str]) -> list[JobRecord]:
+        """The jobs that read or wrote any of `commit_ids`."""
+        ids = sorted(commit_ids)
+        marks = ", ".join("?" * len(ids))
+        rows = self.db.query(
+            f"SELECT {_JOB} FROM jobs WHERE output_commit IN ({marks})"
+            f" OR id IN (SELECT job_id FROM job_inputs WHERE commit_id IN ({marks})) ORDER BY created, rowid",
+            (*ids, *ids),
+        )
+        return [JobRecord(*r) for r in rows]
+
+    def delete_jobs(self, job_ids: list[str]) -> None:
+        """Forget jobs (their inputs and datum states go with them; datums stay for later jobs)."""
+        self.db.executemany("DELETE FROM jobs WHERE id = ?", [(job_id,) for job_id in job_ids])
 
     def commit_references(self) -> list[tuple[str, str]]:
         """(who, commit id) for every commit a job read or wrote: fsck reports those missing,
@@ -323,6 +416,7 @@ class Records:
             failed=row.failed,
             recovered=row.recovered,
             inputs=self.job_inputs(row.id),
+            global_id=row.global_id,
         )
 
     # ---- datums ------------------------------------------------------------------------

@@ -25,6 +25,8 @@ def spec_schema() -> dict[str, Any]:
         "": schema,
         "transform": schema["$defs"]["Transform"],
         "parallelism_spec": schema["$defs"]["ParallelismSpec"],
+        "resource_limits": schema["$defs"]["ResourceLimits"],
+        "resource_requests": schema["$defs"]["ResourceLimits"],
     }
     for section, names in KUBERNETES_ONLY.items():
         for name in names:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AlreadyExists, Conflict, NotFound, SpecError
+from ..errors import AlreadyExists, Ambiguous, Conflict, InvalidArgument, NotFound, SpecError
+from ..names import parse_commit_ref
 from ..repos import RepoStore
 from ..runtimes import images
 from ..runtimes.choice import check_runtime, resolve_runtime
@@ -38,18 +39,27 @@ class PipelineService:
 
     def _check_inputs(self, spec: PipelineSpec) -> None:
         for i, pfs in enumerate(spec.input.pfs_inputs()):
-            if pfs.repo == spec.name or pfs.repo in self.downstream(spec.name):
+            if pfs.full_repo == spec.name or pfs.full_repo in self.downstream(spec.name):
                 raise SpecError(
-                    f"pipeline {spec.name} would read its own output through repo {pfs.repo}: "
+                    f"pipeline {spec.name} would read its own output through repo {pfs.full_repo}: "
                     "a pipeline graph cannot have cycles"
                 )
             try:
-                self.repos.require_repo(pfs.repo)
+                self.repos.require_repo(pfs.full_repo)
             except NotFound as exc:
-                advice = str(exc).partition(" not found")[2]  # a did-you-mean, or how to create it
+                said = str(exc)
+                # a did-you-mean, or how to create it (the repo, or first its project)
+                advice = f": {said}" if said.startswith("project ") else said.partition(" not found")[2]
                 raise NotFound(
-                    f"pipeline {spec.name}: input repo {pfs.repo} (input #{i + 1}) does not exist{advice}"
+                    f"pipeline {spec.name}: input repo {pfs.full_repo} (input #{i + 1}) does not exist{advice}"
                 ) from None
+            if pfs.commit:
+                try:
+                    self.repos.resolve(pfs.full_repo, parse_commit_ref(pfs.commit))
+                except (NotFound, InvalidArgument, Ambiguous) as exc:
+                    raise NotFound(
+                        f"pipeline {spec.name}: input {pfs.input_name} (pfs.commit {pfs.commit}): {exc}"
+                    ) from None
 
     def _context(self, spec: PipelineSpec, runtime: str, spec_path: Path | None) -> str | None:
         """The image's build context (for the local runtime), resolved now so that an image no
@@ -62,11 +72,18 @@ class PipelineService:
             if not has_image(image):
                 raise NotFound(f"image {image} is not built on this Docker engine: run `dataver build-images` first")
             return None
+        if spec.transform.user:  # a name this host does not know is refused now, not at the first job
+            from ..runtimes.local import command_user
+
+            command_user(spec.transform.user)
         if not image:
             return None
         return str(images.resolve(image, images.search_path(spec_path)).path)
 
-    def create(self, spec: PipelineSpec, runtime: str = "auto", spec_path: Path | None = None) -> None:
+    def create(
+        self, spec: PipelineSpec, runtime: str = "auto", spec_path: Path | None = None, global_id: str = ""
+    ) -> None:
+        """`global_id`: the commit set (a transaction's) the new pipeline is part of, if any."""
         check_runtime(runtime)
         with self.store.db.write():
             if self.records.exists(spec.name):
@@ -79,18 +96,25 @@ class PipelineService:
             self._check_inputs(spec)
             context = self._context(spec, runtime, spec_path)
             self.repos.create_repo(spec.name, f"output of pipeline {spec.name}")
-            self.records.insert_pipeline(spec, runtime, context)
+            self.records.insert_pipeline(spec, runtime, context, global_id)
             self.store.db.after_commit(self._notify)
 
     def update(
-        self, spec: PipelineSpec, *, runtime: str | None = None, spec_path: Path | None = None, reprocess: bool = False
+        self,
+        spec: PipelineSpec,
+        *,
+        runtime: str | None = None,
+        spec_path: Path | None = None,
+        reprocess: bool = False,
+        global_id: str = "",
     ) -> int:
         with self.store.db.write():
             row = self.records.pipeline(spec.name)
             runtime = check_runtime(runtime or row.runtime)
             self._check_inputs(spec)
             self.store.db.after_commit(self._notify)
-            return self.records.update_pipeline(spec, runtime, self._context(spec, runtime, spec_path), reprocess)
+            context = self._context(spec, runtime, spec_path)
+            return self.records.update_pipeline(spec, runtime, context, reprocess, global_id)
 
     def delete(self, name: str, *, keep_repo: bool = False) -> None:
         with self.store.db.write():
@@ -118,15 +142,21 @@ class PipelineService:
         return [(i.repo, row.name, row.name) for row in self.records.pipelines() for i in self.records.inputs(row.name)]
 
 
+def _node(name: str) -> str:
+    """A Mermaid node id for a repo or pipeline name: a project's `/` cannot be in one, so it
+    becomes `-1` (and `-` becomes `-0`, so that no two names meet)."""
+    return name.replace("-", "-0").replace("/", "-1")
+
+
 def render_dag(edges: list[tuple[str, str, str]], repos: list[str], fmt: str) -> str:
     """The graph of repos and pipelines as text, Mermaid or Graphviz dot."""
     pipelines = sorted({p for _, p, _ in edges})
     if fmt == "mermaid":
         lines = ["graph LR"]
-        lines += [f"  repo_{r}[({r})]" for r in repos]
-        lines += [f"  pipe_{p}{{{{{p}}}}}" for p in pipelines]
-        lines += [f"  repo_{src} --> pipe_{p}" for src, p, _ in edges]
-        lines += [f"  pipe_{p} --> repo_{p}" for p in pipelines]
+        lines += [f"  repo_{_node(r)}[({r})]" for r in repos]
+        lines += [f"  pipe_{_node(p)}{{{{{p}}}}}" for p in pipelines]
+        lines += [f"  repo_{_node(src)} --> pipe_{_node(p)}" for src, p, _ in edges]
+        lines += [f"  pipe_{_node(p)} --> repo_{_node(p)}" for p in pipelines]
         return "\n".join(lines)
     if fmt == "dot":
         lines = ["digraph dataver {", "  rankdir=LR;"]

@@ -27,8 +27,14 @@ class SpecSource:
     """The spec file, if they came from one (its folder holds the images built for it)."""
 
 
-def read_specs(spec: str | Path | dict) -> SpecSource:
-    """`spec`: a dict, a file path, an http(s):// URL, or the text of one or more specs."""
+def read_specs(spec: str | Path | dict, jsonnet_args: dict[str, str] | None = None) -> SpecSource:
+    """`spec`: a dict, a file path, an http(s):// URL, or the text of one or more specs. With
+    `jsonnet_args` (pachctl's `--jsonnet FILE --arg k=v`), the file or URL is a Jsonnet template
+    evaluated with those top-level arguments."""
+    if jsonnet_args is not None:
+        if isinstance(spec, dict):
+            raise InvalidArgument("a Jsonnet template is a file or URL, not a dict")
+        return _render_jsonnet(str(spec), jsonnet_args)
     if isinstance(spec, dict):
         return SpecSource([json.loads(json.dumps(spec))], "the spec", None)
     if isinstance(spec, str) and spec.startswith(("http://", "https://")):
@@ -41,6 +47,35 @@ def read_specs(spec: str | Path | dict) -> SpecSource:
             raise InvalidArgument(f"cannot read spec file {path}: {exc.strerror}") from None
         return SpecSource(split_specs(text, str(path)), str(path), path)
     return SpecSource(split_specs(spec, "the spec"), "the spec", None)
+
+
+def _render_jsonnet(template: str, args: dict[str, str]) -> SpecSource:
+    """Evaluate a Jsonnet template as pachctl does: `args` are top-level arguments (strings), and
+    the result is one spec or a list of them."""
+    if template.startswith(("http://", "https://")):
+        text, path = _fetch(template), None
+    else:
+        path = Path(template)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read Jsonnet template {path}: {exc.strerror}") from None
+    try:
+        import _jsonnet
+    except ImportError:
+        raise InvalidArgument("--jsonnet needs the jsonnet package: pip install jsonnet") from None
+    try:
+        rendered = _jsonnet.evaluate_snippet(template, text, tla_vars=args)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        hint = " (give it with --arg NAME=VALUE)" if "not bound" in lines[0] else ""
+        raise InvalidArgument(f"Jsonnet template {template}: {lines[0]}{hint}") from None
+    documents = json.loads(rendered)
+    if isinstance(documents, dict):
+        documents = [documents]
+    if not isinstance(documents, list) or not documents:
+        raise InvalidArgument(f"Jsonnet template {template}: gives no pipeline spec (want an object or a list of them)")
+    return SpecSource(documents, template, path)
 
 
 def _fetch(url: str) -> str:

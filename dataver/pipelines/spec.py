@@ -10,22 +10,54 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from ..errors import InvalidArgument, SpecError
 from ..globs import compile_glob
-from ..names import check_name
+from ..names import DEFAULT_PROJECT, check_name, qualify
+from ..runtimes.base import memory_bytes
+
+
+def _size(value: str) -> str:
+    if value:
+        memory_bytes(value)  # a ValueError naming the text if it is not a size
+    return value
+
+
+Size = Annotated[str, AfterValidator(_size)]
+"""A quantity of bytes as Kubernetes or Docker write it ('512Mi', '1g'), or empty."""
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+class ProjectName(_Model):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        _check(lambda: check_name("project", value))
+        return value
+
+
 class PipelineName(_Model):
     name: str
+    project: ProjectName | None = None
+    """Pachyderm's: the project the pipeline (and its output repo) is in (default: the current one)."""
 
     @field_validator("name")
     @classmethod
@@ -65,6 +97,18 @@ class Transform(_Model):
     accept_return_code: list[int] = []
     working_dir: str = ""
     secrets: list[SecretRef] = []
+    datum_batching: bool = False
+    """Pachyderm's: the command is started once per worker and loops, calling `pachctl next
+    datum` when done with each datum (reading its variables from /pfs/.env)."""
+    user: str = ""
+    """Pachyderm's: who the command runs as, a name or UID[:GID] (default nobody; never root)."""
+
+    @field_validator("user")
+    @classmethod
+    def _who(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z_][\w.-]*(:[A-Za-z_][\w.-]*)?|\d+(:\d+)?", value):
+            raise ValueError(f"{value!r} is not a user: give a name or UID[:GID], e.g. 1000 or 1000:1000")
+        return value
 
     @field_validator("working_dir")
     @classmethod
@@ -74,8 +118,37 @@ class Transform(_Model):
         return value
 
 
+class Trigger(_Model):
+    """Pachyderm's branch trigger: the input's branch follows `branch` once enough has landed."""
+
+    branch: str
+    size: Size = ""
+    """Bytes added since the input's branch last moved, e.g. 1M or 100Ki."""
+    commits: int = Field(default=0, ge=0)
+    """Commits made since the input's branch last moved."""
+    all: bool = False
+    """Every condition given must hold (default: any one)."""
+    cron_spec: str = ""
+    rate_limit_spec: str = ""
+
+    @field_validator("branch")
+    @classmethod
+    def _valid_branch(cls, value: str) -> str:
+        _check(lambda: check_name("branch", value))
+        return value
+
+    @field_validator("cron_spec", "rate_limit_spec")
+    @classmethod
+    def _not_yet(cls, value: str, info: ValidationInfo) -> str:
+        if value:
+            raise ValueError(f"{info.field_name} is not supported yet: use size or commits")
+        return value
+
+
 class PfsInput(_Model):
     repo: str
+    project: str = ""
+    """Pachyderm's: the project of `repo` (default: the pipeline's)."""
     branch: str = "master"
     glob: str
     name: str = ""
@@ -87,11 +160,16 @@ class PfsInput(_Model):
     only needs the names)."""
     lazy: bool = False
     """Pachyderm's: fetch files as they are read. Accepted: dataver links big inputs already."""
+    trigger: Trigger | None = None
+    """Pachyderm's: `branch` moves to the head of `trigger.branch` only when its condition holds."""
+    commit: str = ""
+    """Pachyderm's: pin the input to this commit (an id, or a prefix of 6 or more) instead of
+    following the branch's head."""
 
-    @field_validator("repo", "branch", "name")
+    @field_validator("repo", "branch", "name", "project")
     @classmethod
     def _valid_name(cls, value: str, info: ValidationInfo) -> str:
-        if value or info.field_name != "name":
+        if value or info.field_name not in ("name", "project"):
             _check(lambda: check_name(info.field_name, value))
         return value
 
@@ -114,7 +192,13 @@ class PfsInput(_Model):
 
     @property
     def input_name(self) -> str:
+        """Where the datum finds it (/pfs/<input name>): the bare repo name unless `name` says."""
         return self.name or self.repo
+
+    @property
+    def full_repo(self) -> str:
+        """The repo as the store names it, `P/repo` in project P (see `dataver.names.qualify`)."""
+        return qualify(self.project or DEFAULT_PROJECT, self.repo)
 
 
 class Input(_Model):
@@ -154,31 +238,9 @@ class ParallelismSpec(_Model):
     constant: int = Field(default=1, ge=1, le=64)
 
 
-_QUANTITY = re.compile(r"^\s*([0-9.]+)\s*([KMGTP]i?|[kmgtp])?[bB]?\s*$")
-_POWERS = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
-
-
-def memory_bytes(text: str) -> float:
-    """A Kubernetes quantity ('512Mi', '2G') or Docker's ('512m') in bytes."""
-    match = _QUANTITY.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a size: write it like 512Mi, 2G or 1000000000")
-    number, unit = float(match.group(1)), match.group(2) or ""
-    if unit.endswith("i"):
-        return number * 1024 ** ("KMGTP".index(unit[0]) + 1)
-    return number * _POWERS.get(unit.lower(), 1)
-
-
 class ResourceLimits(_Model):
-    memory: str = ""
+    memory: Size = ""
     cpu: float | None = Field(default=None, gt=0)
-
-    @field_validator("memory")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        if value:
-            memory_bytes(value)
-        return value
 
 
 class Egress(_Model):
@@ -193,6 +255,33 @@ class Egress(_Model):
         return value
 
 
+class Service(_Model):
+    """Pachyderm's `service`: the command is one long-lived server, not a job per commit. dataver
+    listens on `external_port` and forwards to `internal_port` of the server on the newest commits
+    of its inputs (see `dataver.serving`)."""
+
+    internal_port: int = Field(ge=1, le=65535)
+    """Where the command listens, inside its own network namespace (no other process sees it)."""
+    external_port: int = Field(ge=1, le=65535)
+    """Where dataver listens (on 127.0.0.1 unless `serve --address` says otherwise)."""
+    type: str = ""
+    """Pachyderm's Kubernetes service type (NodePort...): accepted, meaningless here."""
+    ip: str = ""
+    """Pachyderm's: accepted, meaningless here (the bind address is `serve --address`)."""
+    log_requests: bool = False
+    """dataver's own: requests and answers are committed in batches to the pipeline's output repo,
+    with provenance to the input commits that answered them."""
+    health_path: str = "/"
+    """dataver's own: a new server takes traffic once GET on this path answers below 500."""
+
+    @field_validator("health_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} is not a request path: give one such as / or /health")
+        return value
+
+
 class PipelineSpec(_Model):
     pipeline: PipelineName
     description: str = ""
@@ -202,8 +291,14 @@ class PipelineSpec(_Model):
     """None: one datum at a time locally, as many as the cluster runs at once on Dask."""
     datum_tries: int = Field(default=3, ge=1, le=100)
     datum_timeout: str = ""
+    job_timeout: str = ""
+    """Pachyderm's: a job still running this long after it started is stopped and fails; datums
+    not finished by then fail naming it."""
     output_branch: str = "master"
     resource_limits: ResourceLimits | None = None
+    resource_requests: ResourceLimits | None = None
+    """Pachyderm's: what a worker must have to take a datum (this host's CPUs and memory, or a Dask
+    worker's declared resources); on this host, also how many datums run at once."""
     reprocess_spec: Literal["until_success", "every_job"] = "until_success"
     """Pachyderm's: every_job runs every datum in every job, not only the new ones."""
     salt: str = ""
@@ -211,6 +306,19 @@ class PipelineSpec(_Model):
     egress: Egress | None = None
     network: bool = False
     """Not in Pachyderm's spec: the Docker runtime gives containers no network unless this is true."""
+    service: Service | None = None
+    """Pachyderm's: a long-lived server over the newest commits of its inputs instead of jobs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inputs_in_pipeline_project(cls, raw: Any) -> Any:
+        """As in Pachyderm, a pfs input that names no project reads from the pipeline's."""
+        pipeline = raw.get("pipeline") if isinstance(raw, dict) else None
+        project = pipeline.get("project") if isinstance(pipeline, dict) else None
+        name = project.get("name") if isinstance(project, dict) else None
+        if not isinstance(name, str) or name in ("", DEFAULT_PROJECT) or "input" not in raw:
+            return raw
+        return {**raw, "input": _with_project(raw["input"], name)}
 
     @model_validator(mode="after")
     def _valid(self) -> PipelineSpec:
@@ -224,9 +332,23 @@ class PipelineSpec(_Model):
             )
         if "out" in names:
             raise ValueError("an input cannot be named 'out': /pfs/out is where the pipeline writes")
+        if self.service is not None:
+            self._valid_service()
         return self
 
-    @field_validator("datum_timeout")
+    def _valid_service(self) -> None:
+        """A server sees the whole newest commit of each input: one datum, so glob "/" only, and
+        no join or group (which pair files of datums)."""
+        if self.input.join is not None or self.input.group is not None or self.input.union is not None:
+            raise ValueError("a service's input is a pfs input or a cross of them (it sees whole commits)")
+        for pfs in self.input.pfs_inputs():
+            if pfs.glob != "/":
+                raise ValueError(
+                    f"input {pfs.input_name}: a service sees the whole newest commit of its inputs: "
+                    f'give it glob "/" (not {pfs.glob!r})'
+                )
+
+    @field_validator("datum_timeout", "job_timeout")
     @classmethod
     def _duration(cls, value: str) -> str:
         if value:
@@ -234,8 +356,13 @@ class PipelineSpec(_Model):
         return value
 
     @property
+    def project(self) -> str:
+        return self.pipeline.project.name if self.pipeline.project else DEFAULT_PROJECT
+
+    @property
     def name(self) -> str:
-        return self.pipeline.name
+        """The pipeline (and its output repo) as the store names it: `P/name` in project P."""
+        return qualify(self.project, self.pipeline.name, "pipeline")
 
     def timeout_seconds(self) -> float | None:
         return parse_duration(self.datum_timeout) if self.datum_timeout else None
@@ -243,6 +370,19 @@ class PipelineSpec(_Model):
     def to_json(self) -> str:
         """The normalised spec (snake_case, defaults filled in) as stored with each version."""
         return self.model_dump_json(exclude_none=True)
+
+
+def _with_project(raw: Any, project: str) -> Any:
+    """A raw input whose pfs inputs without a project get `project`."""
+    if not isinstance(raw, dict):
+        return raw
+    found = dict(raw)
+    for key, value in raw.items():
+        if key == "pfs" and isinstance(value, dict) and not value.get("project"):
+            found[key] = {**value, "project": project}
+        elif key in ("cross", "union", "join", "group") and isinstance(value, list):
+            found[key] = [_with_project(child, project) for child in value]
+    return found
 
 
 def _check(fn: Any) -> Any:
@@ -299,13 +439,16 @@ def _field_names() -> list[str]:
     for model in (
         PipelineSpec,
         PipelineName,
+        ProjectName,
         Transform,
         PfsInput,
+        Trigger,
         Input,
         ParallelismSpec,
         ResourceLimits,
         Egress,
         SecretRef,
+        Service,
     ):
         for name, info in model.model_fields.items():
             names.update({name, info.alias or name})
@@ -350,6 +493,8 @@ KUBERNETES_ONLY = {
         "tf_job",
     ),
     "transform": ("image_pull_secrets", "debug"),
+    "resource_limits": ("gpu", "disk"),
+    "resource_requests": ("gpu", "disk"),
     "parallelism_spec": ("coefficient",),
 }
 """Fields of Pachyderm's spec that only mean something to Kubernetes (pods, nodes, scaling) or to
@@ -410,12 +555,20 @@ def parse_spec(text: str, source: str = "spec", ignored: list[str] | None = None
     return validate_spec(specs[0], source, ignored)
 
 
-def validate_spec(raw: Any, source: str = "spec", ignored: list[str] | None = None) -> PipelineSpec:
+def validate_spec(
+    raw: Any, source: str = "spec", ignored: list[str] | None = None, project: str = DEFAULT_PROJECT
+) -> PipelineSpec:
     """Validate a spec already parsed; any problem is one SpecError naming the place. The names
-    of Kubernetes-only fields taken out are added to `ignored`."""
+    of Kubernetes-only fields taken out are added to `ignored`. A spec that names no project
+    is `project`'s, as pachctl puts it in the current one."""
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: a pipeline spec is a JSON object, not {type(raw).__name__}")
     raw.pop("$schema", None)  # editors' pointer to docs/pipeline-spec.schema.json
+    pipeline = raw.get("pipeline")
+    if project != DEFAULT_PROJECT and isinstance(pipeline, dict):
+        named = pipeline.get("project")
+        if named is None or (isinstance(named, dict) and not named.get("name")):
+            raw["pipeline"] = {**pipeline, "project": {**(named or {}), "name": project}}
     taken = kubernetes_fields(raw)
     if ignored is not None:
         ignored += taken

@@ -12,8 +12,10 @@ from typing import Any
 from ..pipelines.exports import JobExport
 from ..refs import CommitRecord, RepoRecord
 
-FORMAT = 1
-"""The manifest format this dataver writes and reads."""
+FORMAT = 2
+"""The manifest format this dataver writes; it reads this one and the ones before (`READS`)."""
+READS = (1, 2)
+"""1: before commit sets; its commits are each a set of their own, its jobs in their output's."""
 
 
 @dataclass
@@ -54,12 +56,12 @@ class RepoManifest:
         """`where`: how messages name the document, if it is not one this dataver reads."""
         try:
             data = json.loads(raw)
-            if data.get("format") != FORMAT:
-                raise ValueError(f"format {data.get('format')!r}, this dataver reads {FORMAT}")
+            if data.get("format") not in READS:
+                raise ValueError(f"format {data.get('format')!r}, this dataver reads {', '.join(map(str, READS))}")
             return cls(
                 RepoRecord(**data["repo"]),
                 dict(data["branches"]),
-                {c["id"]: CommitRecord(**c) for c in data["commits"]},
+                {c["id"]: CommitRecord(**{"global_id": c["id"], **c}) for c in data["commits"]},
                 {k: list(v) for k, v in data["provenance"].items()},
                 [JobExport.from_dict(j) for j in data["jobs"]],
             )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..backends.sqlite import SqliteDatabase
 from ..errors import Conflict, InvalidArgument, NotFound
+from ..names import file_name
 from ..objects import ObjectStore, ObjectWriter
 from ..packs import PackIndex
 from ..pipelines.exports import Exports, JobExport, PipelineExport
@@ -31,6 +32,12 @@ from ..trees import TreeStore
 from .manifest import RepoManifest
 
 MARKER = "remote.json"
+
+
+def document(folder: str, name: str) -> str:
+    """Where a repo's manifest or a pipeline's export is kept: `<folder>/<name>.json`, with a
+    project's `P/x` as `P.x` (no name holds a '.', and a listing of the folder holds only files)."""
+    return f"{folder}/{file_name(name)}.json"
 
 
 @dataclass
@@ -264,7 +271,9 @@ class BundleSide(Side):
         """The names of the `<folder>/<name>.json` documents (none on a place not yet a remote)."""
         if self.fresh:
             return []
-        return sorted(doc[len(folder) + 1 : -len(".json")] for doc in self.objects.documents(f"{folder}/"))
+        return sorted(
+            doc[len(folder) + 1 : -len(".json")].replace(".", "/") for doc in self.objects.documents(f"{folder}/")
+        )
 
     def repo_names(self) -> list[str]:
         return self._names("repos")
@@ -273,7 +282,7 @@ class BundleSide(Side):
         if self.fresh:
             return None
         if repo not in self._manifests:
-            raw = self.objects.read_document(f"repos/{repo}.json")
+            raw = self.objects.read_document(document("repos", repo))
             where = f"the manifest of repo {repo} in {self.label}"
             self._manifests[repo] = RepoManifest.from_json(raw, where) if raw is not None else None
         return self._manifests[repo]
@@ -287,7 +296,7 @@ class BundleSide(Side):
     def pipeline(self, name: str) -> PipelineExport | None:
         if self.fresh:
             return None
-        raw = self.objects.read_document(f"pipelines/{name}.json")
+        raw = self.objects.read_document(document("pipelines", name))
         return PipelineExport.from_dict(json.loads(raw)) if raw is not None else None
 
     @contextmanager
@@ -309,7 +318,9 @@ class BundleSide(Side):
     def record(self, updates: list[RepoUpdate], pipelines: list[PipelineExport]) -> None:
         self._mark()
         for export in pipelines:
-            self.objects.write_document(f"pipelines/{export.record.name}.json", json.dumps(export.to_dict()).encode())
+            self.objects.write_document(
+                document("pipelines", export.record.name), json.dumps(export.to_dict()).encode()
+            )
         for update in updates:
             name = update.repo.name
             self._manifests.pop(name, None)
@@ -333,7 +344,7 @@ class BundleSide(Side):
             merged.jobs += [j for j in update.jobs if j.job.id not in have]
             for branch, (_, new) in update.moves.items():
                 merged.branches[branch] = new
-            self.objects.write_document(f"repos/{name}.json", merged.to_json())
+            self.objects.write_document(document("repos", name), merged.to_json())
             self._manifests[name] = merged
 
     def close(self) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import select
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +58,30 @@ class JobContext:
     network: bool = False
     memory: str = ""
     cpu: float | None = None
+    user: str = ""
+    """`transform.user`: who commands run as (default nobody; never root)."""
     max_file_bytes: int = 64 << 30
     """The per-file size limit (the `max_file_bytes` setting where the job was planned)."""
+
+
+_QUANTITY = re.compile(r"^\s*([0-9.]+)\s*([KMGTP]i?|[kmgtp])?[bB]?\s*$")
+_POWERS = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
+
+
+def memory_bytes(text: str) -> float:
+    """A Kubernetes quantity ('512Mi', '2G') or Docker's ('512m') in bytes."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size: write it like 512Mi, 2G or 1000000000")
+    number, unit = float(match.group(1)), match.group(2) or ""
+    if unit.endswith("i"):
+        return number * 1024 ** ("KMGTP".index(unit[0]) + 1)
+    return number * _POWERS.get(unit.lower(), 1)
+
+
+def runs_as_root(user: str) -> bool:
+    """Whether `transform.user` asks for root, which dataver never gives a command."""
+    return user.partition(":")[0] in ("root", "0")
 
 
 @dataclass
@@ -70,6 +93,8 @@ class Request:
     env: dict[str, str]
     cwd: str
     timeout: float | None
+    batch: bool = False
+    """Part of a datum_batching command's batch: sent to the running command (see the agent)."""
 
 
 @dataclass
@@ -222,11 +247,13 @@ class Channel(ABC):
 class ProcessChannel(Channel):
     """An agent running as a local process (directly, or inside bubblewrap)."""
 
-    def __init__(self, argv: list[str], stderr_path: Path) -> None:
+    def __init__(self, argv: list[str], stderr_path: Path, cleanup: Callable[[], None] | None = None) -> None:
         self._stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         self._buffer = b""
+        self._cleanup = cleanup
+        """Run once the agent is gone (removing the worker's control groups)."""
 
     def write_line(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -264,6 +291,8 @@ class ProcessChannel(Channel):
             self.proc.kill()
             self.proc.wait()
         self._stderr.close()
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 class Worker:
@@ -288,7 +317,20 @@ class Worker:
         """Start a command; `receive` waits for it (the host can work in between)."""
         self._log_name = log_name
         self._timeout = request.timeout
-        message = {
+        self.channel.write_line(json.dumps(self._message(request, log_name)) + "\n")
+
+    def serve(self, request: Request, log_name: str, socket_name: str, port: int) -> None:
+        """Start a service's server: the agent relays connections to the Unix socket `socket_name`
+        in the logs folder (`workspace.logs` on the host) to `port` inside the worker, whose network
+        is its own. `receive` waits until the server exits; closing the worker stops it."""
+        self._log_name = log_name
+        self._timeout = None
+        message = self._message(request, log_name)
+        message["serve"] = {"socket": f"{self.log_dir_inside}/{socket_name}", "port": port}
+        self.channel.write_line(json.dumps(message) + "\n")
+
+    def _message(self, request: Request, log_name: str) -> dict[str, object]:
+        return {
             "cmd": [self.translate(a) for a in request.cmd],
             "stdin": [self.translate(line) for line in request.stdin],
             "env": {k: self.translate(v) for k, v in request.env.items()},
@@ -296,8 +338,8 @@ class Worker:
             "log": f"{self.log_dir_inside}/{log_name}",
             "timeout": request.timeout,
             "log_limit": LOG_LIMIT,
+            "batch": request.batch,
         }
-        self.channel.write_line(json.dumps(message) + "\n")
 
     def receive(self) -> Outcome:
         """The reply to the command sent. With a datum timeout, the agent must answer within it
@@ -335,6 +377,11 @@ class Runtime(ABC):
     def describe(self, ctx: JobContext) -> str:
         """What `inspect-job` shows as the job's runtime."""
         return self.name
+
+    def own_loopback(self, ctx: JobContext) -> bool:
+        """Whether a worker's 127.0.0.1 is its own (a network namespace of its own), so that two
+        servers of a service can listen on the same port while traffic moves between them."""
+        return True
 
     def base_env(self) -> dict[str, str]:
         """Environment every command starts from (the spec's and Pachyderm's variables go on top)."""

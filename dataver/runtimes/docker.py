@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataverError, NotFound
-from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace, agent_args
+from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace, agent_args, runs_as_root
 
 LOGS_INSIDE = "/.dataver/logs"
 AGENT_INSIDE = "/.dataver/worker.py"
@@ -30,6 +30,7 @@ API_TIMEOUT = 180
 """Seconds an engine call may take once the engine has answered (a loaded machine is slow)."""
 STORE_LABEL = "dataver.store"
 JOB_LABEL = "dataver.job"
+PIPELINE_LABEL = "dataver.pipeline"
 
 
 @functools.cache
@@ -79,6 +80,21 @@ def reap(store_root: Path, jobs: Iterable[str]) -> list[str]:
     removed = []
     for container in client.containers.list(all=True, filters={"label": f"{STORE_LABEL}={store_root}"}):
         if container.labels.get(JOB_LABEL) in wanted:
+            _remove(container)
+            removed.append(container.id)
+    return removed
+
+
+def reap_service(store_root: Path, pipeline: str) -> list[str]:
+    """Remove this store's containers of service `pipeline`'s servers (left by a serving process
+    that was killed; the caller serves it now). Returns the ids removed."""
+    client = engine()
+    if client is None:
+        return []
+    labels = [f"{STORE_LABEL}={store_root}", f"{PIPELINE_LABEL}={pipeline}"]
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": labels}):
+        if container.labels.get(JOB_LABEL, "").startswith("svc-"):
             _remove(container)
             removed.append(container.id)
     return removed
@@ -223,12 +239,12 @@ class DockerRuntime(Runtime):
             command=["python3", "-I", AGENT_INSIDE, *agent_args(ctx)],
             stdin_open=True,  # and, not detached, StdinOnce: the agent sees EOF when we go away
             tty=False,
-            user=NOBODY,
+            user=ctx.user if ctx.user and not runs_as_root(ctx.user) else NOBODY,
             working_dir=ctx.working_dir or "/",
             network_disabled=not ctx.network,
             security_opt=["no-new-privileges"],
             cap_drop=["ALL"],
-            labels={STORE_LABEL: str(self.store_root), JOB_LABEL: ctx.job_id, "dataver.pipeline": ctx.pipeline},
+            labels={STORE_LABEL: str(self.store_root), JOB_LABEL: ctx.job_id, PIPELINE_LABEL: ctx.pipeline},
             volumes={
                 str(workspace.pfs): {"bind": "/pfs", "mode": "ro"},
                 str(workspace.out): {"bind": "/pfs/out", "mode": "rw"},

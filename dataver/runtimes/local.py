@@ -16,7 +16,9 @@ workspace's real path; inputs are then copies, so a job cannot alter stored obje
 from __future__ import annotations
 
 import functools
+import grp
 import os
+import pwd
 import re
 import shutil
 import site
@@ -25,7 +27,9 @@ import sys
 from pathlib import Path
 
 from ..config import Config
-from .base import AGENT, Channel, JobContext, ProcessChannel, Runtime, Worker, Workspace, agent_args
+from ..errors import InvalidArgument
+from . import cgroups
+from .base import AGENT, Channel, JobContext, ProcessChannel, Runtime, Worker, Workspace, agent_args, memory_bytes
 
 SANDBOX_ENV = "DATAVER_SANDBOX"
 LOGS_INSIDE = "/.dataver/logs"
@@ -45,7 +49,27 @@ def bwrap_works() -> bool:
 
 
 NOBODY = (65534, 65534)
-"""Who commands run as when dataver runs as root."""
+"""Who commands run as when dataver runs as root (unless `transform.user` names someone)."""
+
+
+def command_user(user: str) -> tuple[int, int]:
+    """`transform.user` (a name or UID[:GID], resolved on this host) as (uid, gid); nobody when
+    empty. Root (and its group) is never given: a spec asking for it runs as nobody (said at
+    create-pipeline)."""
+    if not user:
+        return NOBODY
+    name, _, group = user.partition(":")
+    try:
+        entry = pwd.getpwnam(name) if not name.isdigit() else None
+        uid = entry.pw_uid if entry else int(name)
+        if group:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        else:
+            gid = entry.pw_gid if entry else uid
+    except KeyError:
+        raise InvalidArgument(f"transform.user {user}: no such user or group on this host") from None
+    return NOBODY if uid == 0 else (uid, gid or NOBODY[1])  # nor the root group
+
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 """What a sandboxed command sees of the host (read-only), besides the Python running dataver."""
@@ -120,7 +144,25 @@ class LocalRuntime(Runtime):
         self.link_inputs = self.sandboxed
 
     def describe(self, ctx: JobContext) -> str:
-        return "local (bubblewrap sandbox)" if self.sandboxed else "local (path rewriting, no sandbox)"
+        how = "bubblewrap sandbox" if self.sandboxed else "path rewriting, no sandbox"
+        if ctx.memory or ctx.cpu:
+            found = cgroups.limiter()
+            how += f"; resource_limits not enforced: {found}" if isinstance(found, str) else ", limits by cgroups"
+        if ctx.user and not self.sandboxed and os.geteuid() != 0:
+            how += "; transform.user not applied (it needs the sandbox, or root)"
+        return f"local ({how})"
+
+    def own_loopback(self, ctx: JobContext) -> bool:
+        """Only the sandbox has a network of its own (unless the spec asks for the host's)."""
+        return self.sandboxed and not ctx.network
+
+    def _limits(self, ctx: JobContext, workspace: Workspace) -> cgroups.WorkerGroup | None:
+        """The worker's control groups with the spec's resource_limits, where they can be made."""
+        found = cgroups.limiter() if ctx.memory or ctx.cpu else None
+        if found is None or isinstance(found, str):
+            return None  # `describe` says so in inspect-job
+        memory = int(memory_bytes(ctx.memory)) if ctx.memory else None
+        return found.create(f"{ctx.job_id[:16]}-{workspace.base.name}", cgroups.Limits(memory, ctx.cpu))
 
     def base_env(self) -> dict[str, str]:
         """The host's PATH, led by the folder of the Python running dataver, so that `python3` in a
@@ -130,8 +172,25 @@ class LocalRuntime(Runtime):
 
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         python = sys.executable
+        group = self._limits(ctx, workspace)
+        try:
+            return self._start(ctx, workspace, python, group)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+
+    def _start(self, ctx: JobContext, workspace: Workspace, python: str, group: cgroups.WorkerGroup | None) -> Worker:
+        wrap = group.wrap if group is not None else (lambda argv: argv)
+        cleanup = group.remove if group is not None else None
+        uid, gid = command_user(ctx.user)
         if not self.sandboxed:
-            channel = ProcessChannel([python, "-I", str(AGENT), *agent_args(ctx)], workspace.base / "agent.log")
+            agent = [python, "-I", str(AGENT), *agent_args(ctx)]
+            if os.geteuid() == 0 and ctx.user:
+                agent += ["--user", f"{uid}:{gid}"]
+                for folder in (workspace.out, workspace.logs):
+                    os.chown(folder, uid, gid)
+            channel = ProcessChannel(wrap(agent), workspace.base / "agent.log", cleanup)
             return _RewritingWorker(channel, workspace, ctx.code_dir)
         argv = [
             "bwrap",
@@ -167,17 +226,19 @@ class LocalRuntime(Runtime):
         agent = [python, "-I", AGENT_INSIDE, *agent_args(ctx)]
         if os.geteuid() != 0:
             argv += ["--unshare-all", *(["--share-net"] if ctx.network else [])]
+            if ctx.user:  # who the command is in its user namespace
+                argv += ["--uid", str(uid), "--gid", str(gid)]
         else:
             # Root's bubblewrap would keep every capability: keep only what becoming nobody needs,
             # and no user namespace (nobody must be a real, unprivileged uid, not a mapped root).
             argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
             argv += [] if ctx.network else ["--unshare-net"]
             argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-            agent += ["--user", f"{NOBODY[0]}:{NOBODY[1]}"]
+            agent += ["--user", f"{uid}:{gid}"]
             for folder in (workspace.out, workspace.logs):
-                os.chown(folder, *NOBODY)
+                os.chown(folder, uid, gid)
         return Worker(
-            ProcessChannel([*argv, *agent], workspace.base / "agent.log"),
+            ProcessChannel(wrap([*argv, *agent]), workspace.base / "agent.log", cleanup),
             workspace,
             log_dir_inside=LOGS_INSIDE,
             failure_hint=(

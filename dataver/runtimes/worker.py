@@ -8,6 +8,9 @@ file, cut at `log_limit` bytes so a flood cannot fill the disk; `--max-file-byte
 every file a command writes; `--user UID:GID` makes the agent (and so every command) that
 unprivileged user, with no capabilities, before it reads a request.
 
+A request with "serve" ({"socket", "port"}) starts a service's server instead (see `serve`): it
+runs until it exits or the host closes stdin, and the one reply comes then.
+
 No process of a datum outlives it: the agent is a child subreaper, so a command's background
 processes (even those that left its session) stay the agent's descendants, and every one of
 them is killed before the reply is sent, that is before dataver reads the datum's outputs.
@@ -19,6 +22,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -180,43 +184,294 @@ def kill_descendants():
         time.sleep(0.002)
 
 
-def run(request):
-    stdin_data = "".join(line + "\n" for line in request.get("stdin") or []).encode()
+def _start(request, env=None):
+    """Start a request's command in a session of its own, stdout and stderr on one pipe, its stdin
+    lines fed by a thread: (process, None), or (None, the reply) when it cannot start."""
     cwd = request.get("cwd") or "/"
     if not os.path.isdir(cwd):
-        return _refuse(request, 126, f"working directory {cwd} does not exist (transform.working_dir)")
+        return None, _refuse(request, 126, f"working directory {cwd} does not exist (transform.working_dir)")
+    stdin_data = "".join(line + "\n" for line in request.get("stdin") or []).encode()
     try:
         proc = subprocess.Popen(
             request["cmd"],
             stdin=subprocess.PIPE if stdin_data else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=request["env"],
+            env=request["env"] if env is None else env,
             cwd=cwd,
             start_new_session=True,
         )
     except FileNotFoundError:
-        return _refuse(request, 127, f"command not found: {request['cmd'][0]}")
+        return None, _refuse(request, 127, f"command not found: {request['cmd'][0]}")
     except PermissionError:
-        return _refuse(request, 126, f"command not executable: {request['cmd'][0]}")
+        return None, _refuse(request, 126, f"command not executable: {request['cmd'][0]}")
     except OSError as exc:
-        return _refuse(request, 126, f"cannot start {request['cmd'][0]}: {exc.strerror}")
+        return None, _refuse(request, 126, f"cannot start {request['cmd'][0]}: {exc.strerror}")
     if stdin_data:
         threading.Thread(target=_feed, args=(proc.stdin, stdin_data), daemon=True).start()
+    return proc, None
+
+
+def _end(proc):
+    """Kill a command and everything it started, and reap them all."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    kill_descendants()
+    proc.stdout.close()
+
+
+def run(request):
+    proc, refused = _start(request)
+    if refused is not None:
+        return refused
     log = _BoundedLog(request["log"], request["log_limit"])
     try:
         timed_out = not _pump(proc, log, request.get("timeout"))
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        kill_descendants()
-        proc.stdout.close()
+        _end(proc)
         log.close()
     error = f"timed out after {request['timeout']} s" if timed_out else ""
     return {"exit_code": proc.returncode, "error": error, "timed_out": timed_out}
+
+
+SHIM = """#!{python}
+# `pachctl next datum [--error MESSAGE]` for a datum_batching command run by dataver: it says the
+# datum laid out before is done (or failed, with --error) and waits until the next one is.
+import os, socket, sys, time
+
+args = sys.argv[1:]
+if args[:2] != ["next", "datum"]:
+    sys.exit("dataver: inside a job only `pachctl next datum [--error MESSAGE]` is available")
+error = " ".join(args[args.index("--error") + 1 :]) if "--error" in args else ""
+agent = socket.socket(socket.AF_UNIX)
+agent.connect(os.environ["DATAVER_NEXT_SOCKET"])
+agent.sendall(("error " + error if error else "next").encode() + b"\\n")
+if not agent.makefile().readline():  # no datum left: the job stops this command
+    while True:
+        time.sleep(3600)
+"""
+
+
+class Batch:
+    """A datum_batching command (Pachyderm's): started once, it processes one datum after another,
+    calling `pachctl next datum` when it is done with each (and once to start). The command is not
+    killed between datums: that is the point, a model loaded once."""
+
+    def __init__(self):
+        self.proc = None
+        self.server = None
+        self.waiting = None
+        """The shim's connection held until the next datum is laid out."""
+        self.log = None
+        self.folder = None
+
+    def run(self, request):
+        if self.log is not None:
+            self.log.close()
+        self.log = _BoundedLog(request["log"], request["log_limit"])
+        timeout = request.get("timeout")
+        if self.proc is None:
+            started = self._start(request)
+            if started is not None:
+                return started
+            outcome = self._wait(timeout)  # its first call: ready for a datum
+            if outcome[0] != "call":
+                return self._ended(outcome)
+            self.waiting = outcome[1]
+        self._answer(b"go\n")
+        outcome = self._wait(timeout)
+        if outcome[0] != "call":
+            return self._ended(outcome)
+        self.waiting, message = outcome[1], outcome[2]
+        if message.startswith("error"):
+            said = message[len("error") :].strip() or "no message"
+            return {"exit_code": 1, "error": f"pachctl next datum --error: {said}", "timed_out": False}
+        return {"exit_code": 0, "error": "", "timed_out": False}
+
+    def _start(self, request):
+        import socket
+        import tempfile
+
+        self.folder = tempfile.mkdtemp(prefix="dataver-batch-")
+        with open(f"{self.folder}/pachctl", "w") as f:
+            f.write(SHIM.replace("{python}", sys.executable))
+        os.chmod(f"{self.folder}/pachctl", 0o755)
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(f"{self.folder}/next.sock")
+        self.server.listen(1)
+        env = dict(request["env"])
+        env["DATAVER_NEXT_SOCKET"] = f"{self.folder}/next.sock"
+        env["PATH"] = self.folder + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+        self.proc, refused = _start(request, env)
+        if refused is not None:
+            self.stop()
+        return refused
+
+    def _answer(self, line):
+        try:
+            self.waiting.sendall(line)
+        except OSError:
+            pass
+        self.waiting.close()
+        self.waiting = None
+
+    def _wait(self, timeout):
+        """The command's next `pachctl next datum` ("call", connection, message), its exit
+        ("exit", code) or the deadline ("timeout",), copying its output to the datum's log."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return ("timeout",)
+            wait = POLL_SECONDS if remaining is None else min(POLL_SECONDS, remaining)
+            ready = select.select([s for s in (fd, self.server) if s is not None], [], [], wait)[0]
+            if fd in ready:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    self.log.write(chunk)
+                else:
+                    fd = None
+            if self.server in ready:
+                conn, _ = self.server.accept()
+                conn.settimeout(10)
+                try:
+                    message = conn.makefile().readline().strip()
+                except OSError:
+                    conn.close()
+                    continue
+                return ("call", conn, message)
+            if not ready and self.proc.poll() is not None:
+                return ("exit", self.proc.returncode)
+
+    def _ended(self, outcome):
+        """The command exited (or ran out of time) within a datum: that datum's reply."""
+        timed_out = outcome[0] == "timeout"
+        self.stop()
+        if timed_out:
+            return {"exit_code": None, "error": "timed out waiting for `pachctl next datum`", "timed_out": True}
+        return {"exit_code": outcome[1], "error": "", "timed_out": False}
+
+    def stop(self):
+        """Kill the command and everything it started; the next datum starts it again."""
+        if self.proc is not None:
+            _end(self.proc)
+            self.proc = None
+        if self.waiting is not None:
+            self.waiting.close()
+            self.waiting = None
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.folder is not None:
+            for name in os.listdir(self.folder):
+                os.unlink(f"{self.folder}/{name}")
+            os.rmdir(self.folder)
+            self.folder = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+def _copy(src, dst):
+    """Bytes from `src` to `dst` until `src` ends, then end `dst`'s writing side too."""
+    try:
+        while True:
+            chunk = src.recv(65536)
+            if not chunk:
+                break
+            dst.sendall(chunk)
+    except OSError:
+        pass
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+class Relay:
+    """Connections to a Unix socket, relayed to 127.0.0.1:`port`: how dataver reaches a server
+    listening in a network namespace of its own (it gets no network, and needs none). The socket
+    lies in the logs folder, which the host sees too. Two threads per connection: a connection is
+    a client's keep-alive stream, not a request, so there are few."""
+
+    def __init__(self, path, port):
+        self.port = port
+        folder, name = os.path.split(path)
+        here = os.getcwd()
+        os.chdir(folder)  # bind by a short name: a socket's path may not pass 107 bytes
+        try:
+            if os.path.lexists(name):
+                os.unlink(name)
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(name)
+            os.chmod(name, 0o777)  # dataver's process may be another user (Docker: the agent is nobody)
+        finally:
+            os.chdir(here)
+        self.listener.listen(128)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: the server is stopping
+                return
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn):
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+        except OSError:  # not listening (yet): the host sees the connection close, and tries again
+            conn.close()
+            return
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        back = threading.Thread(target=_copy, args=(upstream, conn), daemon=True)
+        back.start()
+        _copy(conn, upstream)
+        back.join()
+        conn.close()
+        upstream.close()
+
+    def close(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+
+
+def serve(request):
+    """Run a service's server until it exits or the host closes stdin (then it is killed, with
+    everything it started), relaying the host's connections to its port meanwhile."""
+    proc, refused = _start(request)
+    if refused is not None:
+        return refused
+    relay = Relay(request["serve"]["socket"], request["serve"]["port"])
+    log = _BoundedLog(request["log"], request["log_limit"])
+    watched = [proc.stdout.fileno(), 0]
+    stopped = False
+    try:
+        while not stopped:
+            ready = select.select(watched, [], [], POLL_SECONDS)[0]
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if fd == 0:
+                    stopped = not chunk  # the host closed stdin: stop the server
+                elif chunk:
+                    log.write(chunk)
+                else:
+                    watched.remove(fd)
+            if not ready and proc.poll() is not None:
+                break
+    finally:
+        relay.close()
+        _end(proc)
+        log.close()
+    return {"exit_code": proc.returncode, "error": "stopped" if stopped else "", "timed_out": False}
 
 
 def _prctl(option, value):
@@ -259,10 +514,19 @@ def main():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # nothing the agent imports may write into the protocol stream
+    batch = Batch()
     for line in sys.stdin:
         if line.strip():
-            replies.write(json.dumps(run(json.loads(line))) + "\n")
+            request = json.loads(line)
+            if not request.get("batch"):
+                batch.stop()  # a datum_batching command never outlives its batch's datums
+            if request.get("serve"):
+                reply = serve(request)
+            else:
+                reply = batch.run(request) if request.get("batch") else run(request)
+            replies.write(json.dumps(reply) + "\n")
             replies.flush()
+    batch.stop()
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from dataver.errors import AlreadyExists, Conflict
+from dataver.errors import AlreadyExists, Conflict, NotFound
 from dataver.executors.base import DatumResult
 from dataver.names import CommitRef
 from dataver.objects import ObjectWriter
 from dataver.pipelines.records import Records
 from dataver.pipelines.spec import parse_spec
+from dataver.projects import ProjectStore
 from dataver.refs import CommitRecord, RefsTable, RepoRecord
 from dataver.repos import RepoStore
 from dataver.store import Store
@@ -94,6 +95,28 @@ def test_records_not_rows(opener):
     assert repos.refs.repo("training").description == "iris"
 
 
+def test_commit_sets_are_found_by_their_global_id(opener):
+    """A commit is its own set unless given one; the set's commits come back in the order made,
+    per repo too, and its open ones are found (what the scheduler holds pipelines on)."""
+    repos = RepoStore(opener())
+    for name in ("a", "b"):
+        repos.create_repo(name)
+    _put(repos, "a", "master", "x", b"1")
+    alone = repos.readable_head("a", "master")
+    assert alone.global_id == alone.id and [c.id for c in repos.commit_set(alone.id)] == [alone.id]
+    change = "f" * 32
+    first = repos.start_commit("a", "master", global_id=change)
+    second = repos.start_commit("b", "master", commit_id="e" * 32, global_id=change)
+    assert second.id == "e" * 32 and [c.id for c in repos.commit_set(change)] == [first.id, second.id]
+    with repos.db.read():
+        assert [c.id for c in repos.refs.commit_set(change, "b")] == [second.id]
+        assert {c.id for c in repos.refs.open_in_sets([change, alone.id])} == {first.id, second.id}
+    repos.finish_commit("a", CommitRef("master"))
+    assert repos.resolve("b", CommitRef(change), include_open=True).id == second.id
+    with repos.db.read():
+        assert [c.id for c in repos.refs.open_in_sets([change])] == [second.id]
+
+
 def test_heads_move_only_by_compare_and_swap(opener):
     store = opener()
     repos = RepoStore(store)
@@ -161,6 +184,29 @@ def test_create_repo_races_have_one_winner(opener):
     assert [r.name for r in RepoStore(opener()).list_repos()] == ["contested"]
 
 
+def test_projects_hold_their_repos(opener):
+    store = opener()
+    projects, repos = ProjectStore(store), RepoStore(store)
+    assert [p.name for p in projects.list_projects()] == ["default"]
+    projects.create_project("team", "the team's")
+    repos.create_repo("team/data")
+    with pytest.raises(NotFound, match="project other not found"):
+        repos.create_repo("other/data")
+    with store.db.write():  # a repo pulled from a remote brings its project along
+        RefsTable(store.db).insert_repo(RepoRecord("pulled/data", "", 1.0))
+    assert [(p.name, p.description) for p in ProjectStore(opener()).list_projects()] == [
+        ("default", ""),
+        ("pulled", ""),
+        ("team", "the team's"),
+    ]
+    assert [r.name for r in repos.list_repos("team")] == ["team/data"]
+    with pytest.raises(Conflict, match="still holds repo"):
+        projects.delete_project("team")
+    repos.delete_repo("team/data")
+    projects.delete_project("team")
+    assert [p.name for p in projects.list_projects()] == ["default", "pulled"]
+
+
 SPEC = '{"pipeline": {"name": "p"}, "transform": {"cmd": ["true"]}, "input": {"pfs": {"repo": "r", "glob": "/*"}}}'
 
 
@@ -189,7 +235,7 @@ def test_record_datums_from_racing_jobs_keeps_one_set_of_inputs(opener):
         records.insert_pipeline(parse_spec(SPEC), "local", None)
     pipeline = records.pipeline("p")
     for job in ("a" * 32, "b" * 32):
-        records.create_job(job, pipeline, "local", job, [])
+        records.create_job(job, pipeline, "local", job, [], job)
 
     def record(i: int) -> None:
         mine = Records(opener().db)
@@ -253,3 +299,24 @@ def test_pack_index_keeps_the_first_place_of_an_object(opener):
     assert index.locate("o1").pack == "p3" and index.locate("o2") is None
     index.forget("o1")
     assert index.all() == []
+
+
+def test_a_squash_reparents_and_moves_branches_in_one_transaction(opener):
+    repos = RepoStore(opener())
+    repos.create_repo("r")
+    for name in "abc":
+        _put(repos, "r", "master", name, name.encode())
+    third, second, first = (c.id for c in repos.list_commits("r", "master"))
+    repos.create_branch("r", "old", CommitRef(second))
+
+    def refuse(ids: set[str]) -> None:
+        raise Conflict("the layer above says no")
+
+    with pytest.raises(Conflict):
+        repos.squash_commit("r", CommitRef(second), recursive=False, forget=refuse)
+    assert len(repos.list_commits("r", "master")) == 3  # refused late: nothing was changed
+    told: list[set[str]] = []
+    repos.squash_commit("r", CommitRef(second), recursive=False, forget=told.append)
+    other = RepoStore(opener())
+    assert told == [{second}] and [c.id for c in other.list_commits("r", "master")] == [third, first]
+    assert other.refs.branch("r", "old").head == first and other.refs.children(first)[0].id == third

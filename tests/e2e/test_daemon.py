@@ -35,7 +35,7 @@ def test_iris_chain_runs_from_put_file_alone(dv):
     dv("create-pipeline", "-f", "pipelines/infer.json")
     put = dv("put-file", "training", "master", "-f", "pipelines/data/iris.csv")
     assert "the daemon (pid" in put.stderr and "datums" not in put.stderr  # handed off, not run here
-    dv("put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/")
+    dv("put-file", "attributes", "master", "/", "-r", "-f", "pipelines/data/test/")
     downstream = dv("wait-commit", "attributes@master", "--timeout", "240").stdout
     assert [line.split()[0] for line in downstream.splitlines()[1:]] == ["inference"]
     assert dv("get-file", "inference", "master", "2").stdout.split() == EXPECTED_2

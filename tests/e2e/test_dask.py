@@ -62,7 +62,7 @@ def _copy_pipeline(dv: Dv, tmp_path: Path, files: int, cmd: str) -> Path:
     for i in range(files):
         (data / f"f{i:03}").write_text(f"{i}\n")
     dv("create-repo", "in")
-    dv("put-file", "in", "master", "-r", "-f", f"{data}/")
+    dv("put-file", "in", "master", "/", "-r", "-f", f"{data}/")
     path = tmp_path / "copy.json"
     path.write_text(json.dumps(spec("copy", cmd, pfs("in"))))
     return path
@@ -99,7 +99,7 @@ def test_iris_runs_on_the_cluster_with_the_same_predictions(dv):
     assert "(model): 1 + 0 / 1 datums, success" in created.stderr
     assert dv("get-file", "model", "master", "model.txt").stdout == "SVC(kernel='linear')\n"
     dv("create-pipeline", "-f", "pipelines/infer.json")
-    dv("put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/")
+    dv("put-file", "attributes", "master", "/", "-r", "-f", "pipelines/data/test/")
     assert dv("get-file", "inference", "master", "2").stdout.split() == EXPECTED_2
     assert dv("get-file", "inference", "master", "1").stdout.split() == ["Iris-virginica"]
 

@@ -38,7 +38,7 @@ def test_iris_on_docker_matches_the_local_runtime(dv, docker_engine):
     dv("put-file", "training", "master", "-f", "pipelines/data/iris.csv")
     dv("create-pipeline", "-f", "pipelines/train.json", "--runtime", "docker")
     dv("create-pipeline", "-f", "pipelines/infer.json", "--runtime", "docker")
-    dv("put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/")
+    dv("put-file", "attributes", "master", "/", "-r", "-f", "pipelines/data/test/")
     assert dv("get-file", "model", "master", "model.txt").stdout == "SVC(kernel='linear')\n"
     assert dv("get-file", "inference", "master", "2").stdout.split() == EXPECTED_2
     jobs = json.loads(dv("list-job", "--json").stdout)

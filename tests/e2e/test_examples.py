@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from conftest import PROJECT
+
 EXAMPLES = "pipelines/examples"
 
 
@@ -95,3 +97,31 @@ def test_word_count(dv):
     dv("put", "file", "-r", "scraper@master:/Github", "-f", f"{here}/data/Github")
     assert "1 + 2 / 3" in dv("list", "job", "-p", "map").stdout.splitlines()[1]  # only the new page
     assert [dv("get", "file", f"reduce@master:/{w}").stdout for w in ("license", "pachyderm")] == ["3\n", "3\n"]
+
+
+def test_hyperparameter(dv, tmp_path):
+    """Pachyderm's tuning example, its commands as its README gives them, with 3 values of C and 2
+    of gamma instead of 11 and 7 (so 6 models, not 77: the same work, smaller)."""
+    here = f"{EXAMPLES}/hyperparameter"
+    dv("create", "repo", "raw_data")
+    dv("create", "repo", "parameters")
+    dv("put", "file", "raw_data@master:iris.csv", "-f", f"{here}/data/noisy_iris.csv")
+    for name, keep in (("c_parameters", 3), ("gamma_parameters", 2)):
+        values = (PROJECT / here / "data/parameters" / f"{name}.txt").read_text().splitlines()
+        (tmp_path / f"{name}.txt").write_text("\n".join(values[:keep]) + "\n")
+        split = ("--split", "line", "--target-file-datums", "1")
+        dv("put", "file", "parameters@master", "-f", str(tmp_path / f"{name}.txt"), *split)
+    assert dv("get", "file", "parameters@master:c_parameters.txt/0000000000000001").stdout == "0.125\n"
+    for spec in ("split", "model", "test", "select"):
+        dv("create", "pipeline", "-f", f"{here}/{spec}.pipeline.json")
+    assert _files(dv, "split") == ["/test.csv", "/train.csv"]
+    models = _files(dv, "model")
+    assert models == [f"/model_C{c}_G{g}.pkl" for c in ("0.031", "0.125", "0.5") for g in ("0.001", "0.004")]
+    scores = {f: float(dv("get", "file", f"test@master:{f}").stdout) for f in _files(dv, "test")}
+    assert len(scores) == 6 and all(0 <= s <= 1 for s in scores.values())
+    best = max(scores.values())
+    chosen = sorted(f"/{f.removesuffix('_metric.txt').lstrip('/')}.pkl" for f, s in scores.items() if s == best)
+    assert _files(dv, "select") == chosen
+    hashes = {f["path"]: f["hash"] for f in json.loads(dv("list", "file", "model@master", "--json").stdout)}
+    selected = json.loads(dv("list", "file", "select@master", "--json").stdout)
+    assert all(f["hash"] == hashes[f["path"]] for f in selected)  # the links: the models themselves

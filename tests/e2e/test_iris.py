@@ -32,7 +32,7 @@ def test_iris_reference_example(dv):
     ]
     assert dv("get-file", "model", "master", "model.txt").stdout == "SVC(kernel='linear')\n"
     dv("create-pipeline", "-f", "pipelines/infer.json")
-    dv("put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/")
+    dv("put-file", "attributes", "master", "/", "-r", "-f", "pipelines/data/test/")
     assert [line.split()[0] for line in dv("list-file", "inference", "master").stdout.splitlines()[1:]] == ["/1", "/2"]
     assert dv("get-file", "inference", "master", "2").stdout.split() == EXPECTED_2
     assert dv("get-file", "inference", "master", "1").stdout.split() == ["Iris-virginica"]

@@ -35,7 +35,7 @@ def _iris(dv) -> None:
     dv("put-file", "training", "master", "-f", "pipelines/data/iris.csv")
     dv("create-pipeline", "-f", "pipelines/train.json", "--runtime", "local")
     dv("create-pipeline", "-f", "pipelines/infer.json", "--runtime", "local")
-    dv("put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/")
+    dv("put-file", "attributes", "master", "/", "-r", "-f", "pipelines/data/test/")
 
 
 def _state(dv, root: Path) -> dict:
@@ -47,11 +47,12 @@ def _state(dv, root: Path) -> dict:
         commits = json.loads(dv(*on, "list-commit", repo, "--json").stdout)
         files = json.loads(dv(*on, "list-file", repo, "master", "--json").stdout)
         seen[repo] = (
-            [(c["id"], c["parent"], c["size"], c["origin"]) for c in commits],
+            [(c["id"], c["parent"], c["size"], c["origin"], c["global_id"]) for c in commits],
             sorted((f["path"], f["hash"]) for f in files),
         )
     seen["provenance"] = dv(*on, "inspect-file", "inference", "master", "2", "--provenance").stdout
-    seen["jobs"] = sorted((j["id"], j["state"]) for j in json.loads(dv(*on, "list-job", "--json").stdout))
+    jobs = json.loads(dv(*on, "list-job", "--json").stdout)
+    seen["jobs"] = sorted((j["id"], j["state"], j["global_id"]) for j in jobs)
     seen["pipelines"] = sorted(p["name"] for p in json.loads(dv(*on, "list-pipeline", "--json").stdout))
     return seen
 
@@ -196,7 +197,7 @@ def test_sigkill_at_random_instants_of_push_and_pull(kind, request, dv, tmp_path
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     dv("create-repo", "data")
-    dv("put-file", "data", "master", "-r", "-f", str(_files(tmp_path / "files", 3000)))
+    dv("put-file", "data", "master", "/", "-r", "-f", str(_files(tmp_path / "files", 3000)))
     dv("put-file", "data", "master", "later", "-f", "pipelines/data/test/1.csv")
     dv("remote", "add", "origin", remote)
     dv("remote", "add", "scratch", scratch)

@@ -40,7 +40,7 @@ def test_init_joins_and_the_iris_example_runs_on_one_host_and_extends_on_the_oth
     a("put-file", "training", "master", "-f", "pipelines/data/iris.csv")
     a("create-pipeline", "-f", "pipelines/train.json")
     a("create-pipeline", "-f", "pipelines/infer.json")
-    a("put-file", "attributes", "master", "-r", "-f", "pipelines/data/test/")
+    a("put-file", "attributes", "master", "/", "-r", "-f", "pipelines/data/test/")
     # b sees everything a made: repos, files byte for byte, jobs, provenance.
     assert {r["name"] for r in json.loads(b("list-repo", "--json").stdout)} == {
         "training",
@@ -93,12 +93,12 @@ def test_eight_writers_over_two_hosts_lose_nothing(hosts):
 def test_sigkill_during_a_put_leaves_fsck_clean_on_both_hosts(hosts, tmp_path, delay):
     a, b = hosts
     a("create-repo", "r")
-    a("put-file", "r", "master", "-r", "-f", str(_files(tmp_path / "seed", 1)))
+    a("put-file", "r", "master", "/", "-r", "-f", str(_files(tmp_path / "seed", 1)))
     before = json.loads(a("inspect-commit", "r", "master", "--json").stdout)["id"]
     data = _files(tmp_path / "many", 1500, tag="x")
     env = {**os.environ, "DATAVER_ROOT": str(a.root)}
     put = subprocess.Popen(
-        [sys.executable, "-m", "dataver", "put-file", "r", "master", "-r", "-f", str(data)],
+        [sys.executable, "-m", "dataver", "put-file", "r", "master", "/", "-r", "-f", str(data)],
         env=env,
         cwd=PROJECT,
         stdout=subprocess.DEVNULL,
@@ -113,7 +113,7 @@ def test_sigkill_during_a_put_leaves_fsck_clean_on_both_hosts(hosts, tmp_path, d
     assert head["state"] == "finished"
     count = len(json.loads(b("glob-file", "r", "master", "/*/*", "--json").stdout))
     assert (head["id"], count) == (before, 1) or (head["parent"], count) == (before, 1501)
-    a("put-file", "r", "master", "-r", "-f", str(data))  # the retried put finishes the work
+    a("put-file", "r", "master", "/", "-r", "-f", str(data))  # the retried put finishes the work
     assert len(json.loads(b("glob-file", "r", "master", "/*/*", "--json").stdout)) == 1501
     b("gc")
     assert a("fsck").returncode == 0
@@ -122,13 +122,13 @@ def test_sigkill_during_a_put_leaves_fsck_clean_on_both_hosts(hosts, tmp_path, d
 def test_the_s3_server_going_away_gives_one_line_and_changes_nothing(hosts, tmp_path, s3_server):
     a, b = hosts
     a("create-repo", "r")
-    a("put-file", "r", "master", "-r", "-f", str(_files(tmp_path / "seed", 1)))
+    a("put-file", "r", "master", "/", "-r", "-f", str(_files(tmp_path / "seed", 1)))
     before = a("list-commit", "r@master", "--json").stdout
     data = _files(tmp_path / "more", 50, tag="y")
     s3_server.pause()  # accepts connections, answers nothing: the hardest way to go away
     try:
         started = time.monotonic()
-        failed = a("put-file", "r", "master", "-r", "-f", str(data), ok=False)
+        failed = a("put-file", "r", "master", "/", "-r", "-f", str(data), ok=False)
         took = time.monotonic() - started
     finally:
         s3_server.resume()
@@ -137,20 +137,20 @@ def test_the_s3_server_going_away_gives_one_line_and_changes_nothing(hosts, tmp_
     assert took < 60
     assert b("list-commit", "r@master", "--json").stdout == before
     assert a("fsck").returncode == 0
-    a("put-file", "r", "master", "-r", "-f", str(data))  # back: the same put works
+    a("put-file", "r", "master", "/", "-r", "-f", str(data))  # back: the same put works
     assert len(json.loads(b("glob-file", "r", "master", "/*/*", "--json").stdout)) == 51
 
 
 def test_postgresql_going_away_gives_one_line_and_changes_nothing(hosts, tmp_path, postgres_server):
     a, b = hosts
     a("create-repo", "r")
-    a("put-file", "r", "master", "-r", "-f", str(_files(tmp_path / "seed", 1)))
+    a("put-file", "r", "master", "/", "-r", "-f", str(_files(tmp_path / "seed", 1)))
     before = a("list-commit", "r@master", "--json").stdout
     postgres_server.kill()
     try:
         for command in (
             ["list-repo"],
-            ["put-file", "r", "master", "-r", "-f", str(_files(tmp_path / "m", 5, tag="z"))],
+            ["put-file", "r", "master", "/", "-r", "-f", str(_files(tmp_path / "m", 5, tag="z"))],
         ):
             line = _one_line_error(a(*command, ok=False))
             assert "metadata database postgresql://" in line and "cannot be reached" in line, line
@@ -167,8 +167,8 @@ def test_gc_on_one_host_frees_what_no_commit_references_and_the_other_still_read
     a, b = hosts
     a("create-repo", "keep")
     a("create-repo", "scratch")
-    a("put-file", "keep", "master", "-r", "-f", str(_files(tmp_path / "k", 20, size=100_000, tag="k")))
-    b("put-file", "scratch", "master", "-r", "-f", str(_files(tmp_path / "s", 20, size=100_000, tag="s")))
+    a("put-file", "keep", "master", "/", "-r", "-f", str(_files(tmp_path / "k", 20, size=100_000, tag="k")))
+    b("put-file", "scratch", "master", "/", "-r", "-f", str(_files(tmp_path / "s", 20, size=100_000, tag="s")))
     bucket, prefix = s3_bucket[len("s3://") :].split("/", 1)
     client = s3_server.client()
 

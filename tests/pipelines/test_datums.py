@@ -6,8 +6,8 @@ import pytest
 from helpers import pfs, spec
 
 # Each datum writes one file named after what it saw, listing the files under /pfs.
-SHOW = (
-    'cd /pfs && find . -path ./out -prune -o -type f -print | sort | tr "\\n" " "'
+SHOW = (  # every file a datum sees, but /pfs/out and /pfs/.env (its variables, as in Pachyderm)
+    'cd /pfs && find . -path ./out -prune -o -path ./.env -prune -o -type f -print | sort | tr "\\n" " "'
     ' > "/pfs/out/$(echo $PACH_DATUM_ID | cut -c1-12)"'
 )
 

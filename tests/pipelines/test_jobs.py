@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import pfs, spec
 
-from dataver.errors import Conflict
+from dataver.errors import Conflict, SpecError
 
 COPY = "cp -r /pfs/in/* /pfs/out/"
 
@@ -242,7 +242,8 @@ def test_a_job_is_created_then_running(client):
     client.create_repo("in")
     client.create_pipeline(spec("p", "true", pfs("in")))
     records = client._pipes.records
-    records.create_job("j" * 32, records.pipeline("p"), "local", "c" * 32, [JobInput("in", "in", "master", "x")])
+    inputs = [JobInput("in", "in", "master", "x")]
+    records.create_job("j" * 32, records.pipeline("p"), "local", "c" * 32, inputs, "c" * 32)
     job = client.inspect_job("j" * 32)
     assert job.state == "created" and job.started is None
     records.start_job("j" * 32, 5)
@@ -355,3 +356,92 @@ def test_secrets_reach_the_command_as_environment_variables_and_nowhere_else(rep
     assert job.state == "failure" and "secret db not found: create it with `dataver create-secret" in job.reason
     bad = cli("create-secret", "-f", "-", input="kind: Secret\nmetadata: {name: x}\ndata: {k: '%%%'}\n")
     assert bad.code == 2 and "data.k is not base64" in bad.err
+
+
+def test_job_timeout_stops_the_job_and_fails_it_naming_the_limit(repo):
+    """Pachyderm's job_timeout, counted from the job's start: the datum running at the limit is
+    stopped, those after it never start, and the job fails with no output commit."""
+    repo.put_file("in", "master", "c", source=b"C")
+    slow = 'sleep 1; cp "$in" /pfs/out/'
+    repo.create_pipeline(spec("slow", slow, pfs("in"), job_timeout="1500ms", datum_tries=3))
+    job = repo.list_jobs("slow")[0]
+    assert job.state == "failure" and job.output_commit is None
+    assert job.reason.startswith("the job timed out after 1500ms (job_timeout): 2 of 3 datum(s) did not finish")
+    states = sorted((d.state, d.reason) for d in repo.list_datums(job.id))
+    late = "the job ran out of time (job_timeout 1500ms)"
+    assert states == [("failed", late), ("failed", late), ("success", "")]
+    assert job.finished - job.started < 5  # neither retried nor waited out
+    bad = pytest.raises(SpecError, repo.create_pipeline, spec("bad", slow, pfs("in"), job_timeout="soon"))
+    assert "job_timeout: invalid duration 'soon'" in str(bad.value)
+
+
+def test_an_input_pinned_to_a_commit_ignores_newer_commits(repo, cli):
+    """`pfs.commit`: the pipeline reads that commit (an id or a prefix), not the branch's head;
+    a pin to a commit that does not exist is refused in one line, creating nothing."""
+    first = repo.inspect_commit("in", "master").id
+    repo.put_file("in", "master", "c", source=b"C")
+    repo.create_pipeline(spec("pinned", COPY, {"pfs": {"repo": "in", "glob": "/*", "commit": first[:8]}}))
+    assert [f.path for f in repo.list_files("pinned", "master")] == ["/a", "/b"]
+    repo.put_file("in", "master", "d", source=b"D")
+    assert len(repo.list_jobs("pinned")) == 1
+    assert repo.inspect_job(repo.list_jobs("pinned")[0].id).inputs[0].commit == first
+    dry = cli("list-datum", "-f", "-", "--json", input=json.dumps(repo.inspect_pipeline("pinned").spec))
+    assert [d["state"] for d in json.loads(dry.out)] == ["skipped", "skipped"]  # the pinned commit's two files
+    bad = cli("create-pipeline", "-f", "-", input=json.dumps(spec("bad", COPY, pfs("in", commit="0" * 32))))
+    assert bad.code != 0 and bad.err.count("\n") == 1, bad.err
+    assert f"pipeline bad: input in (pfs.commit {'0' * 32}): no branch or commit {'0' * 32} in repo in" in bad.err
+    assert "bad" not in [p.name for p in repo.list_pipelines()]
+
+
+def test_a_branch_trigger_runs_the_pipeline_on_batches(client, cli):
+    """`pfs.trigger`: commits land on staging; the pipeline reads master, which follows staging
+    every 2 commits (or once 1 KiB more has landed); a bad trigger is one line."""
+    client.create_repo("data")
+    trigger = {"branch": "staging", "commits": 2, "size": "1Ki"}
+    client.create_pipeline(
+        spec("batched", COPY.replace("/in/", "/data/"), pfs("data", "/", branch="master", trigger=trigger))
+    )
+    client.put_file("data", "staging", "a", source=b"a")
+    assert client.list_jobs("batched") == []
+    client.put_file("data", "staging", "b", source=b"b")
+    assert [f.path for f in client.list_files("batched", "master")] == ["/a", "/b"]
+    client.put_file("data", "staging", "big", source=b"x" * 2048)  # one commit, but past the size
+    assert len(client.list_jobs("batched")) == 2 and client.get_file("batched", "master", "big") == b"x" * 2048
+    client.put_file("data", "staging", "c", source=b"c")
+    assert len(client.list_jobs("batched")) == 2
+    assert client.inspect_commit("data", "master").id != client.inspect_commit("data", "staging").id
+    bad = cli("create-pipeline", "-f", "-", input=json.dumps(spec("bad", "true", pfs("data", trigger={"size": "1M"}))))
+    assert (
+        bad.code != 0 and bad.err.count("\n") == 1 and "input.pfs.trigger.branch: required field is missing" in bad.err
+    )
+
+
+BATCHING = """
+while true; do
+  pachctl next datum
+  n=$(cat /tmp/count-$PACH_JOB_ID 2>/dev/null || echo 0); n=$((n + 1)); echo $n > /tmp/count-$PACH_JOB_ID
+  name=$(ls /pfs/in)
+  test "$name" != "$FAIL" || { pachctl next datum --error "cannot read $name"; continue; }
+  cp /pfs/in/$name /pfs/out/$name
+  echo $n > /pfs/out/$name.n
+  grep '^PACH_DATUM_ID=' /pfs/.env | cut -d= -f2 > /pfs/out/$name.id
+done
+"""
+
+
+def test_datum_batching_runs_one_command_over_every_datum(repo):
+    """transform.datum_batching: the command starts once, loops on `pachctl next datum`, and reads
+    each datum's variables from /pfs/.env; `--error` fails the datum it was given."""
+    repo.put_file("in", "master", "c", source=b"C")
+    batched = {"cmd": ["sh"], "stdin": [BATCHING], "datum_batching": True}
+    repo.create_pipeline(spec("batch", "", pfs("in"), transform=batched, datum_tries=1))
+    job = repo.list_jobs("batch")[0]
+    assert job.state == "success", job.reason
+    counts = sorted(int(repo.get_file("batch", "master", f"{n}.n")) for n in "abc")
+    assert counts == [1, 2, 3]  # one process counted every datum
+    ids = {repo.get_file("batch", "master", f"{n}.id").decode().strip() for n in "abc"}
+    assert ids == {d.id for d in repo.list_datums(job.id)}
+    failing = {**batched, "env": {"FAIL": "b"}}
+    repo.update_pipeline(spec("batch", "", pfs("in"), transform=failing, datum_tries=1), reprocess=True)
+    job = repo.list_jobs("batch")[0]
+    assert job.state == "failure" and "pachctl next datum --error: cannot read b" in job.reason, job.reason

@@ -13,7 +13,8 @@ CASES = [
     ('{\n  "pipeline": {"name": "p"},\n  oops\n}', "malformed JSON at line 3, column 3"),
     ("[1, 2]", "a pipeline spec is a JSON object"),
     (json.dumps({**GOOD, "scheduling": {}}), "scheduling: unknown field"),
-    (json.dumps({**GOOD, "transform": {"cmd": ["x"], "user": "root"}}), "transform.user: unknown field"),
+    (json.dumps({**GOOD, "transform": {"cmd": ["x"], "usr": "root"}}), "transform.usr: unknown field (did you mean"),
+    (json.dumps({**GOOD, "transform": {"cmd": ["x"], "user": "a b"}}), "transform.user: 'a b' is not a user"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "input"}), "input: required field is missing"),
     (json.dumps({**GOOD, "transform": {"image": "x"}}), "transform.cmd: required field is missing"),
     (
@@ -26,8 +27,10 @@ CASES = [
     (json.dumps({**GOOD, "input": {"join": [pfs("in", "/(*)", join_on="$2")]}}), "capture group $2"),
     (
         json.dumps({**GOOD, "input": {"pfs": {"repo": "in", "glob": "/", "project": "x"}}}),
-        "input.pfs.project: unknown field",
+        "input repo x/in (input #1) does not exist: project x not found: create it with `dataver create-project x`",
     ),
+    (json.dumps({**GOOD, "pipeline": {"name": "p", "project": {"name": "a b"}}}), "pipeline.project.name: invalid"),
+    (json.dumps({**GOOD, "input": {"pfs": {"repo": "in", "glob": "/", "project": "x/y"}}}), "input.pfs.project"),
     (json.dumps({**GOOD, "pipeline": {"name": "in"}}), "a repo named in already exists"),
     (json.dumps({**GOOD, "datum_tries": 0}), "datum_tries"),
     (json.dumps({**GOOD, "datum_timeout": "soon"}), "invalid duration"),
@@ -220,4 +223,49 @@ def test_bad_yaml_is_one_line_naming_the_spec_and_creates_nothing(client, cli, t
     path.write_text(text)
     result = cli("create-pipeline", "-f", str(path))
     assert result.code == 2 and message in result.err and result.err.count("\n") == 1, result.err
+    assert client.list_pipelines() == []
+
+
+JSONNET_TEMPLATE = """
+function(suffix, src)
+[{
+  pipeline: { name: "copy-" + suffix },
+  transform: { cmd: ["sh", "-c", "cp /pfs/" + src + "/* /pfs/out/"] },
+  input: { pfs: { repo: src, glob: "/*" } },
+}]
+"""
+
+
+def test_jsonnet_templates_with_args_as_pachctl_takes_them(client, cli, tmp_path):
+    """`create-pipeline --jsonnet FILE --arg k=v`: top-level arguments fill the template; the
+    same template makes a second pipeline with another suffix, and `update-pipeline` takes it too."""
+    client.create_repo("images")
+    client.put_file("images", "master", "a", source=b"abc")
+    template = tmp_path / "copy.jsonnet"
+    template.write_text(JSONNET_TEMPLATE)
+    for suffix in ("1", "2"):
+        made = cli("create-pipeline", "--jsonnet", str(template), "--arg", f"suffix={suffix}", "--arg", "src=images")
+        assert made.code == 0, made.err
+    assert [client.get_file(f"copy-{n}", "master", "a") for n in "12"] == [b"abc", b"abc"]
+    updated = cli("update-pipeline", "--jsonnet", str(template), "--arg", "suffix=1", "--arg", "src=images")
+    assert updated.code == 0 and client.inspect_pipeline("copy-1").version == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--arg", "suffix=1"], "function parameter src not bound in call. (give it with --arg NAME=VALUE)"),
+        (["--arg", "suffix"], "--arg 'suffix': write it as NAME=VALUE"),
+        (["-f", "x.json"], "give the specs with exactly one of -f FILE and --jsonnet TEMPLATE"),
+    ],
+)
+def test_bad_jsonnet_use_is_one_line_and_creates_nothing(client, cli, tmp_path, args, message):
+    template = tmp_path / "copy.jsonnet"
+    template.write_text(JSONNET_TEMPLATE)
+    result = cli("create-pipeline", "--jsonnet", str(template), *args)
+    assert result.code == 2 and message in result.err and result.err.count("\n") == 1, result.err
+    broken = tmp_path / "broken.jsonnet"
+    broken.write_text("function(a) { a: a ")
+    result = cli("create-pipeline", "--jsonnet", str(broken), "--arg", "a=1")
+    assert result.code == 2 and "STATIC ERROR" in result.err and result.err.count("\n") == 1, result.err
     assert client.list_pipelines() == []

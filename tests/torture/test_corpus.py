@@ -55,7 +55,7 @@ SPECS = [
     _with(datum_tries=-1),
     _with(datum_timeout="5 minutes"),
     _with(output_branch=""),
-    _with(resource_limits={"gpu": 1}),
+    _with(resource_limits={"gpus": 1}),
     _with(scheduling={}),
     _with(pipeline={"name": "in"}),
     _with(input=pfs("missing")),
@@ -87,8 +87,8 @@ ARGS = [
     ["glob-file", "in", "master", "/[x"],
     ["list-commit", "in", "-n", "99999999999999999999999"],
     ["put-file", "in", "master", "a/" * 1000 + "f", "-f", "/etc/hostname"],
-    ["put-file", "in", "master", "-r", "-f", "{non-utf8 dir}"],
-    ["put-file", "in", "master", "-r", "-f", "{deep dir}"],
+    ["put-file", "in", "master", "/", "-r", "-f", "{non-utf8 dir}"],
+    ["put-file", "in", "master", "/", "-r", "-f", "{deep dir}"],
 ]
 
 

@@ -35,14 +35,14 @@ def _timed(fn) -> float:
 
 def test_sigkill_put_file(tmp_path, data, trials):
     rng = random.Random(2)
-    duration = _timed(lambda: start(tmp_path / "probe", "put-file", "r", "master", "-r", "-f", str(data)).wait())
+    duration = _timed(lambda: start(tmp_path / "probe", "put-file", "r", "master", "/", "-r", "-f", str(data)).wait())
     outcomes = {"old head": 0, "new head": 0}
     for trial in range(trials):
         root = tmp_path / f"s{trial}"
         with Client(root) as client:
             client.create_repo("r")
             seed = client.put_file("r", "master", "seed", source=b"seed")
-        kill_after(start(root, "put-file", "r", "master", "-r", "-f", str(data)), rng.uniform(0, duration * 1.2))
+        kill_after(start(root, "put-file", "r", "master", "/", "-r", "-f", str(data)), rng.uniform(0, duration * 1.2))
         assert_consistent(root)
         with Client(root) as client:
             head = client.inspect_commit("r", "master")

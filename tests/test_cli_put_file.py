@@ -1,0 +1,141 @@
+"""put-file as pachctl's: where -r puts a directory, and --split into pieces of whole records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import make_tree
+
+
+def _files(client, repo: str) -> dict[str, bytes]:
+    """Every file of the branch head, by path."""
+    found = client.glob_files(repo, "master", "/**")
+    return {f.path: client.get_file(repo, "master", f.path) for f in found if f.type == "file"}
+
+
+@pytest.mark.parametrize(
+    ("address", "sources", "expected"),
+    [
+        # pachctl 2.x: no path puts a directory under its own name...
+        (["r", "master"], ["data"], {"/data/a", "/data/sub/b"}),
+        (["r", "master"], ["data/"], {"/data/a", "/data/sub/b"}),
+        # ...`.` at the root (the iris example's `cd data/test; put file -r -f .`)...
+        (["r", "master"], ["."], {"/a", "/sub/b"}),
+        # ...a path given with one source gets its files...
+        (["r@master:/"], ["data"], {"/a", "/sub/b"}),
+        (["r", "master", "/"], ["data"], {"/a", "/sub/b"}),
+        (["r@master:/x"], ["data"], {"/x/a", "/x/sub/b"}),
+        (["r@master:/x/"], ["data/"], {"/x/a", "/x/sub/b"}),
+        # ...and several sources each go under their own name, in the path if one is given.
+        (["r", "master"], ["data", "more"], {"/data/a", "/data/sub/b", "/more/c"}),
+        (["r@master:/x"], ["data", "more"], {"/x/data/a", "/x/data/sub/b", "/x/more/c"}),
+    ],
+)
+def test_put_file_r_places_a_directory_as_pachctl_does(cli, client, tmp_path, monkeypatch, address, sources, expected):
+    make_tree(tmp_path / "data", {"a": "A", "sub/b": "B"})
+    make_tree(tmp_path / "more", {"c": "C"})
+    monkeypatch.chdir(tmp_path / "data" if sources == ["."] else tmp_path)
+    client.create_repo("r")
+    flags = [arg for source in sources for arg in ("-f", source)]
+    result = cli("put-file", *address, "-r", *flags)
+    assert result.code == 0, result.err
+    assert set(_files(client, "r")) == expected
+
+
+LINES = b"1,a\n2,b\n3,c\n4,d\n5,e"
+
+
+def test_split_line_makes_a_folder_of_pieces_named_as_pachctl_names_them(cli, client, tmp_path):
+    (tmp_path / "users.csv").write_bytes(LINES)
+    client.create_repo("r")
+    put = cli("put-file", "r", "master", "-f", str(tmp_path / "users.csv"), "--split", "line")
+    assert put.code == 0 and put.err.endswith(": 5 pieces, 19 B put\n"), put.err
+    assert _files(client, "r") == {
+        "/users.csv/0000000000000000": b"1,a\n",
+        "/users.csv/0000000000000001": b"2,b\n",
+        "/users.csv/0000000000000002": b"3,c\n",
+        "/users.csv/0000000000000003": b"4,d\n",
+        "/users.csv/0000000000000004": b"5,e",  # the last line needs no newline
+    }
+    listed = cli("list-file", "r@master:/users.csv").out.splitlines()
+    assert [line.split()[0] for line in listed[1:3]] == ["/users.csv/0000000000000000", "/users.csv/0000000000000001"]
+    # 2 records a piece; and a piece ends once it holds 8 bytes (pachctl's target is reached, not kept under)
+    assert cli("put-file", "r@master:/two", "--split", "line", "--target-file-datums", "2", input=LINES).code == 0
+    assert cli("put-file", "r@master:/big", "--split", "line", "--target-file-bytes", "6", input=LINES).code == 0
+    files = _files(client, "r")
+    assert [v for k, v in files.items() if k.startswith("/two/")] == [b"1,a\n2,b\n", b"3,c\n4,d\n", b"5,e"]
+    assert [v for k, v in files.items() if k.startswith("/big/")] == [b"1,a\n2,b\n", b"3,c\n4,d\n", b"5,e"]
+    # a new split replaces the folder; --append adds pieces after its last, as pachctl 1.x did
+    assert cli("put-file", "r@master:/two", "--split", "line", input=b"x\ny\n").code == 0
+    assert cli("put-file", "r@master:/two", "--split", "line", "--append", input=b"z\n").code == 0
+    two = {k: v for k, v in _files(client, "r").items() if k.startswith("/two/")}
+    assert two == {"/two/0000000000000000": b"x\n", "/two/0000000000000001": b"y\n", "/two/0000000000000002": b"z\n"}
+
+
+def test_split_json_takes_each_value_and_csv_each_record(cli, client, tmp_path):
+    client.create_repo("r")
+    values = b'{"a": 1}\n{"b": [1,\n 2]}  "text" 12\n\n{}'
+    assert cli("put-file", "r@master:/v.json", "--split", "json", input=values).code == 0
+    assert list(_files(client, "r").values()) == [b'{"a": 1}', b'{"b": [1,\n 2]}', b'"text"', b"12", b"{}"]
+    assert cli("put-file", "r@master:/v.json", "--split", "json", "--target-file-datums", "2", input=values).code == 0
+    assert list(_files(client, "r").values()) == [b'{"a": 1}{"b": [1,\n 2]}', b'"text"12', b"{}"]
+    big = json.dumps([{"row": i, "text": "x" * 100} for i in range(20_000)]).encode()  # one value over 2 MB
+    assert cli("put-file", "r@master:/big.json", "--split", "json", input=big + b" " + big).code == 0
+    assert [len(v) for k, v in _files(client, "r").items() if k.startswith("/big.json/")] == [len(big)] * 2
+
+    # a quoted field may hold a newline: the record is kept whole, its bytes as written
+    table = b'name,note\n"Smith, J","says ""hi""\nthen leaves"\nDoe,plain\n\nRoe,"last"\n'
+    assert cli("put-file", "r@master:/t.csv", "--split", "csv", input=table).code == 0
+    assert [v for k, v in _files(client, "r").items() if k.startswith("/t.csv/")] == [
+        b"name,note\n",
+        b'"Smith, J","says ""hi""\nthen leaves"\n',
+        b"Doe,plain\n\n",  # a blank line is no record: it stays with the one before
+        b'Roe,"last"\n',
+    ]
+    # --header-records: the header starts every piece (Pachyderm prepended it on every read)
+    put = cli("put-file", "r@master:/t.csv", "--split", "csv", "--header-records", "1", input=table)
+    assert put.code == 0
+    assert [v for k, v in _files(client, "r").items() if k.startswith("/t.csv/")] == [
+        b'name,note\n"Smith, J","says ""hi""\nthen leaves"\n',
+        b"name,note\nDoe,plain\n\n",
+        b'name,note\nRoe,"last"\n',
+    ]
+
+
+def test_split_refuses_bad_input_in_one_line_and_puts_nothing(cli, client, tmp_path):
+    client.create_repo("r")
+    client.put_file("r", "master", "keep/notes.txt", source=b"mine")
+    client.put_file("r", "master", "plain", source=b"a file")
+    (tmp_path / "empty").write_bytes(b"")
+    cases = [
+        (["r@master:/x", "--split", "sql"], b"", 2, "--split sql: unknown kind of record (pg_dump files are not"),
+        (["r@master:/x", "--split", "words"], b"", 2, "use line, json or csv"),
+        (["r@master:/x", "--target-file-datums", "2"], b"a", 2, "--target-file-datums only works with --split"),
+        (["r@master:/x", "--split", "json"], b'{"a": 1} {"b":', 2, "stdin is not a stream of JSON values"),
+        (["r@master:/x", "--split", "json"], b"\xff", 2, "stdin is not UTF-8 text"),
+        (["r@master:/x", "--split", "csv"], b'a,"b\nc\n', 2, "stdin is not valid CSV at line 2"),
+        (["r@master:/x", "--split", "line", "--header-records", "3"], b"h\nx\n", 2, "no records past its 3 header"),
+        (["r", "master", "-f", str(tmp_path / "empty"), "--split", "line"], b"", 2, "empty holds no records"),
+        (["r@master:/keep", "--split", "line"], b"a\n", 1, "/keep holds /keep/notes.txt, which is not a piece"),
+        (["r@master:/plain", "--split", "line", "--append"], b"a\n", 1, "/plain is a file: --split --append adds"),
+        (["r@master:/x", "--split", "line", "--untar"], b"a\n", 2, "--split and --untar cannot be combined"),
+        (["r@master:/x", "--split", "line", "--target-file-bytes", "-1"], b"a\n", 2, "must be 0 or more"),
+    ]
+    for args, data, code, message in cases:
+        result = cli("put-file", *args, input=data)
+        assert (result.code, result.err.count("\n")) == (code, 1), (args, result.err)
+        assert message in result.err, (args, result.err)
+    assert set(_files(client, "r")) == {"/keep/notes.txt", "/plain"} and len(client.list_commits("r")) == 2
+
+
+def test_split_puts_every_file_of_a_directory_and_replaces_a_whole_file(cli, client, tmp_path):
+    make_tree(tmp_path / "logs", {"a.log": "1\n2\n", "b.log": "3\n"})
+    client.create_repo("r")
+    client.put_file("r", "master", "logs/a.log", source=b"was one file")
+    assert cli("put-file", "r", "master", "-r", "-f", str(tmp_path / "logs"), "--split", "line").code == 0
+    assert _files(client, "r") == {
+        "/logs/a.log/0000000000000000": b"1\n",
+        "/logs/a.log/0000000000000001": b"2\n",
+        "/logs/b.log/0000000000000000": b"3\n",
+    }
