@@ -70,6 +70,14 @@ def has_image(tag: str) -> bool:
         return False
 
 
+def _labelled(client: Any, labels: list[str]) -> list[Any]:
+    """Containers (running or not) carrying every label, from one listing call. Not docker's
+    `containers.list`: it inspects each listed container afterwards, and one removed in between
+    (an auto-removed container, or another process reaping) fails the whole listing with 404."""
+    found = client.api.containers(all=True, filters={"label": labels})
+    return [client.containers.prepare_model({"Id": row["Id"], "Config": {"Labels": row.get("Labels") or {}}}) for row in found]
+
+
 def reap(store_root: Path, jobs: Iterable[str]) -> list[str]:
     """Remove this store's containers of `jobs` (orphaned: their dataver process was killed).
     Returns the ids removed."""
@@ -78,7 +86,7 @@ def reap(store_root: Path, jobs: Iterable[str]) -> list[str]:
         return []
     wanted = set(jobs)
     removed = []
-    for container in client.containers.list(all=True, filters={"label": f"{STORE_LABEL}={store_root}"}):
+    for container in _labelled(client, [f"{STORE_LABEL}={store_root}"]):
         if container.labels.get(JOB_LABEL) in wanted:
             _remove(container)
             removed.append(container.id)
@@ -93,7 +101,7 @@ def reap_service(store_root: Path, pipeline: str) -> list[str]:
         return []
     labels = [f"{STORE_LABEL}={store_root}", f"{PIPELINE_LABEL}={pipeline}"]
     removed = []
-    for container in client.containers.list(all=True, filters={"label": labels}):
+    for container in _labelled(client, labels):
         if container.labels.get(JOB_LABEL, "").startswith("svc-"):
             _remove(container)
             removed.append(container.id)
