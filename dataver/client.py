@@ -858,6 +858,7 @@ class Client:
         self._warn_missing_branches(parsed)
         self._warn_unmet_fields(parsed)
         self._say_who_serves(parsed)
+        self._say_who_ticks(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
 
     def _say_who_serves(self, spec: PipelineSpec) -> None:
@@ -910,7 +911,10 @@ class Client:
         Pachyderm), but it is most often a typo: say so, with the closest branch."""
         if self.notice is None:
             return
-        for pfs in spec.input.pfs_inputs():
+        ticked = {c.as_pfs.full_repo for c in spec.cron_inputs()}  # master comes with the first tick
+        for pfs in spec.pfs_inputs():
+            if pfs.full_repo in ticked:
+                continue
             branches = [b.name for b in self.repos.list_branches(pfs.full_repo)]
             if pfs.branch not in branches:
                 close = did_you_mean(pfs.branch, branches)
@@ -918,6 +922,20 @@ class Client:
                     f"note: repo {pfs.full_repo} has no branch {pfs.branch} yet{close}: "
                     f"pipeline {spec.name} runs once a commit lands there"
                 )
+
+    def _say_who_ticks(self, spec: PipelineSpec) -> None:
+        """Cron ticks and spouts' commands are the daemon's work: say who does it, or how to get it."""
+        if self.notice is None or not (spec.cron_inputs() or spec.spout):
+            return
+        daemon = self.serving_daemon()
+        if spec.spout is not None:
+            runs = f"{daemon.describe()} runs" if daemon else "the daemon runs (`dataver daemon start`)"
+            self.notice(f"spout {spec.name}: its command is kept running while {runs}")
+        elif daemon is None:
+            self.notice(
+                f"note: the cron inputs of {spec.name} tick while the daemon runs (`dataver daemon start`); "
+                f"`dataver run-cron {spec.name}` ticks them now"
+            )
 
     def _warn_unmet_fields(self, spec: PipelineSpec) -> None:
         """Spec fields this host runs the pipeline without: root as transform.user (never given),
@@ -1001,6 +1019,16 @@ class Client:
         failed for a reason outside its datums, such as a cluster that went away); datums that
         succeeded before are skipped."""
         return self._pipes.scheduler.rerun(self._pipeline(name), self.progress)
+
+    def run_cron(self, name: str) -> list[CommitInfo]:
+        """Pachyderm's `run cron`: a tick now on every cron input of the pipeline, due or not (the
+        daemon makes the scheduled ones); the tick commits. Then, as after any commit, the job runs
+        here unless a daemon runs it."""
+        from .pipelines.cron import run_cron
+
+        ticks = run_cron(self.repos, self._pipes.records, self._pipeline(name))
+        commits = [self.repos.inspect_commit(t.repo, parse_commit_ref(t.commit)) for t in ticks]
+        return self._landed(commits)
 
     def run_pending(self) -> list[JobInfo]:
         """Run every job that new commits call for, upstream first; returns the jobs run."""

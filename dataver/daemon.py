@@ -100,6 +100,8 @@ class Daemon:
         commit will wake us, but if it dies instead nothing would, until its lease expires."""
         self.recheck_after = float(client.config.get("lease_seconds"))
         client.config.get("executor")  # a bad setting stops the daemon as it starts, not every job
+        self.next_tick: float | None = None
+        """When the next cron input tick is due (monotonic time; see `dataver.pipelines.cron`)."""
         self.services: Keeper | None = None
         """Supervisors of the service pipelines (made once the store has pipelines)."""
 
@@ -119,9 +121,11 @@ class Daemon:
             while not self.stopping.is_set():
                 woken = self.wake.wait(TICK)
                 with self._lock:
-                    due = self.recheck is not None and time.monotonic() >= self.recheck
+                    now = time.monotonic()
+                    due = self.recheck is not None and now >= self.recheck
                     if due:
                         self.recheck = None
+                    due = due or (self.next_tick is not None and now >= self.next_tick)
                 if not (woken or due):
                     continue  # a tick costs nothing: the database is asked only when there is cause
                 self.wake.clear()
@@ -152,6 +156,7 @@ class Daemon:
         if scheduler is None:
             return
         self._keep_services()
+        self._tick_crons()
         for job_id, pipeline in scheduler.reap_orphans():
             self.log.info("job %s (%s) was interrupted: it is marked killed and rerun", job_id, pipeline)
         if set(scheduler.unfinished()) - busy:  # running elsewhere: if that process dies, nothing wakes us
@@ -177,6 +182,23 @@ class Daemon:
             with self._lock:
                 later = time.monotonic() + retry
                 self.recheck = later if self.recheck is None else min(self.recheck, later)
+
+    def _tick_crons(self) -> None:
+        """Make the cron inputs' due ticks (commits the scheduler then sees), and note when the
+        next one is due: the loop's clock, not an event, wakes the daemon for it."""
+        from .pipelines.cron import fire, tick_name
+
+        try:
+            ticks, wait = fire(self.client.repos, self.client._pipes.records)
+        except DataverError as exc:  # a repo deleted meanwhile, say: looked at again shortly
+            self.log.info("cron ticks: %s (trying again in %g s)", exc, self.recheck_after)
+            ticks, wait = [], self.recheck_after
+        for made in ticks:
+            self.log.info(
+                "cron tick %s of pipeline %s: %s@%s", tick_name(made.at), made.pipeline, made.repo, made.commit
+            )
+        with self._lock:
+            self.next_tick = None if wait is None else time.monotonic() + wait
 
     def _run_job(self, pipeline: str) -> None:
         ran = True

@@ -55,6 +55,7 @@ EXAMPLES = {
     "stop-pipeline": "dataver stop-pipeline model",
     "start-pipeline": "dataver start-pipeline model",
     "rerun-pipeline": "dataver rerun-pipeline model",
+    "run-cron": "dataver run-cron scraper",
     "dag": "dataver dag --mermaid",
     "build-images": "dataver build-images --offline",
     "build-image": "dataver build-image images/pyinfer",

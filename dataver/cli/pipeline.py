@@ -1,5 +1,5 @@
 """create-pipeline, update-pipeline, list-pipeline, inspect-pipeline, delete-pipeline,
-stop-pipeline, start-pipeline, rerun-pipeline, dag."""
+stop-pipeline, start-pipeline, rerun-pipeline, run-cron, dag."""
 
 from __future__ import annotations
 
@@ -212,6 +212,14 @@ def rerun_pipeline(ctx: typer.Context, name: str) -> None:
     if info.state != "success":
         raise JobFailed(f"job {info.id} of pipeline {name} ended {info.state}: {info.reason}")
     typer.echo(f"job {info.id}: {info.processed} datum(s) processed, {info.skipped} skipped")
+
+
+@app.command("run-cron")
+def run_cron(ctx: typer.Context, name: str) -> None:
+    """Tick every cron input of a pipeline now, due or not (the daemon makes the scheduled
+    ticks); the pipeline's job then runs, here unless a daemon runs it."""
+    for commit in client(ctx).run_cron(name):
+        typer.echo(f"{commit.repo}@{commit.id}")
 
 
 @app.command("dag")

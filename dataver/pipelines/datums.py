@@ -104,8 +104,8 @@ def _key(template: str, part: DatumPart) -> str:
 
 
 def _combine(spec: Input, commits: dict[str, InputCommit], trees: TreeStore) -> list[tuple[DatumPart, ...]]:
-    if spec.pfs is not None:
-        return [(p,) for p in _pfs_parts(spec.pfs, commits[spec.pfs.input_name], trees)]
+    if spec.leaf is not None:
+        return [(p,) for p in _pfs_parts(spec.leaf, commits[spec.leaf.input_name], trees)]
     if spec.cross is not None:
         lists = [_combine(child, commits, trees) for child in spec.cross]
         return [tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(*lists)]

@@ -115,6 +115,7 @@ class JobRunner:
         if spec.transform.secrets:  # read now, so a missing one fails this job naming it
             wanted = [(s.name, s.key, s.env_var) for s in spec.transform.secrets]
             job = replace(job, env={**job.env, **secret_env(self.store.root, wanted)})
+        assert spec.input is not None  # spouts run no jobs
         datums = compute_datums(spec.input, {i.name: i for i in inputs}, self.store.trees, row.salt)
         self.records.start_job(job.job_id, len(datums))
         if spec.job_timeout:  # counted from the start, as Pachyderm's worker does
@@ -122,7 +123,7 @@ class JobRunner:
         every_job = spec.reprocess_spec == "every_job"
         seen = set() if every_job else self.records.successful_datums(job.pipeline)
         todo, skipped = planner.plan(datums, seen)
-        if any(p.empty_files for p in spec.input.pfs_inputs()):
+        if any(p.empty_files for p in spec.pfs_inputs()):
             with self.store.objects.writer() as empty:  # stored before any datum lays it out
                 empty.add_bytes(b"")
 

@@ -215,9 +215,11 @@ class PipelineLayer:
         """The datums a job of `spec` would have over its inputs' heads now (`list-datum -f`):
         `skipped` where the pipeline of that name already succeeded on them, else `pending`.
         A new pipeline's ids use the spec's salt (or none): they name the same files."""
+        if spec.input is None:  # a spout: no datums
+            return []
         with self.store.db.read():
             inputs = {}
-            for pfs in spec.input.pfs_inputs():
+            for pfs in spec.pfs_inputs():
                 head = input_head(self.repos, pfs.full_repo, pfs.branch, pfs.commit)
                 if head is None:
                     return []

@@ -39,6 +39,16 @@ class PipelineRecord:
         """A service pipeline runs a server (see `dataver.serving`), never a job."""
         return json.loads(self.spec).get("service") is not None
 
+    @property
+    def is_spout(self) -> bool:
+        """A spout runs one long-lived command whose streams become commits (`dataver.serving.spout`)."""
+        return json.loads(self.spec).get("spout") is not None
+
+    @property
+    def runs_jobs(self) -> bool:
+        """Whether the scheduler runs jobs of it: not a service or a spout (those the daemon keeps up)."""
+        return not (self.is_service or self.is_spout)
+
 
 @dataclass(frozen=True)
 class PipelineInput:
@@ -176,7 +186,7 @@ class Records:
         )
         self.db.executemany(
             "INSERT INTO pipeline_inputs (pipeline, name, repo, branch) VALUES (?, ?, ?, ?)",
-            [(spec.name, p.input_name, p.full_repo, p.branch) for p in spec.input.pfs_inputs()],
+            [(spec.name, p.input_name, p.full_repo, p.branch) for p in spec.pfs_inputs()],
         )
 
     def versions(self, pipeline: str) -> list[PipelineVersion]:

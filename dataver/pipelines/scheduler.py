@@ -70,7 +70,7 @@ class Scheduler:
     def upstream(self) -> dict[str, set[str]]:
         """For every running pipeline, the running pipelines whose output it reads, directly or not.
         Service pipelines run servers, not jobs (`dataver.serving`): the scheduler leaves them out."""
-        rows = [r for r in self.records.pipelines() if r.state == "running" and not r.is_service]
+        rows = [r for r in self.records.pipelines() if r.state == "running" and r.runs_jobs]
         names = {r.name for r in rows}
         direct = {r.name: {i.repo for i in self.records.inputs(r.name)} & names for r in rows}
         closure: dict[str, set[str]] = {}
@@ -109,7 +109,7 @@ class Scheduler:
         spec = self.records.pipeline(pipeline).spec
         if '"commit"' not in spec:
             return {}
-        inputs = PipelineSpec.model_validate_json(spec).input.pfs_inputs()
+        inputs = PipelineSpec.model_validate_json(spec).pfs_inputs()
         return {p.input_name: p.commit for p in inputs if p.commit}
 
     def is_behind(self, pipeline: str, inputs: list[InputCommit]) -> bool:
@@ -239,8 +239,11 @@ class Scheduler:
     def rerun(self, pipeline: str, progress: Progress | None = None) -> JobInfo:
         """Run a job of `pipeline` over its current inputs even if it is up to date (after a job
         failed for a reason outside its datums, say): datums that succeeded before are skipped."""
-        if self.records.pipeline(pipeline).is_service:  # (NotFound, naming it, if there is none)
+        row = self.records.pipeline(pipeline)  # (NotFound, naming it, if there is none)
+        if row.is_service:
             raise Conflict(f"pipeline {pipeline} is a service: it runs a server, not jobs (`dataver list-service`)")
+        if row.is_spout:
+            raise Conflict(f"pipeline {pipeline} is a spout: it runs one long-lived command, not jobs")
         with self.store.coordination.hold(pipeline_lease(pipeline)) as owned:
             if not owned:
                 raise Conflict(

@@ -38,7 +38,7 @@ class PipelineService:
         return seen
 
     def _check_inputs(self, spec: PipelineSpec) -> None:
-        for i, pfs in enumerate(spec.input.pfs_inputs()):
+        for i, pfs in enumerate(spec.pfs_inputs()):
             if pfs.full_repo == spec.name or pfs.full_repo in self.downstream(spec.name):
                 raise SpecError(
                     f"pipeline {spec.name} would read its own output through repo {pfs.full_repo}: "
@@ -60,6 +60,14 @@ class PipelineService:
                     raise NotFound(
                         f"pipeline {spec.name}: input {pfs.input_name} (pfs.commit {pfs.commit}): {exc}"
                     ) from None
+
+    def _make_cron_repos(self, spec: PipelineSpec) -> None:
+        """A cron input's repo is made with its pipeline (Pachyderm's `<pipeline>_<name>`); one
+        left by an earlier pipeline of that name is taken over, ticks and all."""
+        for cron in spec.cron_inputs():
+            repo = cron.as_pfs.full_repo
+            if not self.repos.repo_exists(repo):
+                self.repos.create_repo(repo, f"cron ticks of pipeline {spec.name} ({cron.spec})")
 
     def _context(self, spec: PipelineSpec, runtime: str, spec_path: Path | None) -> str | None:
         """The image's build context (for the local runtime), resolved now so that an image no
@@ -93,6 +101,7 @@ class PipelineService:
                     f"a repo named {spec.name} already exists, and a pipeline's output repo takes its name: "
                     "rename the pipeline or delete the repo"
                 )
+            self._make_cron_repos(spec)
             self._check_inputs(spec)
             context = self._context(spec, runtime, spec_path)
             self.repos.create_repo(spec.name, f"output of pipeline {spec.name}")
@@ -111,6 +120,7 @@ class PipelineService:
         with self.store.db.write():
             row = self.records.pipeline(spec.name)
             runtime = check_runtime(runtime or row.runtime)
+            self._make_cron_repos(spec)
             self._check_inputs(spec)
             self.store.db.after_commit(self._notify)
             context = self._context(spec, runtime, spec_path)
@@ -125,9 +135,15 @@ class PipelineService:
                     f"pipeline(s) {', '.join(readers)} read the output of {name}: delete them first, "
                     "or use --keep-repo to keep the repo they read"
                 )
+            crons = PipelineSpec.model_validate_json(self.records.pipeline(name).spec).cron_inputs()
             self.records.delete_pipeline(name)
             if not keep_repo:
                 self.repos.delete_repo(name)
+                for cron in crons:  # made with the pipeline, gone with it (as in Pachyderm)
+                    if self.repos.repo_exists(cron.as_pfs.full_repo) and not self.records.readers_of(
+                        cron.as_pfs.full_repo
+                    ):
+                        self.repos.delete_repo(cron.as_pfs.full_repo)
 
     def set_state(self, name: str, state: str) -> None:
         with self.store.db.write():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -28,6 +29,7 @@ from ..errors import InvalidArgument, SpecError
 from ..globs import compile_glob
 from ..names import DEFAULT_PROJECT, check_name, qualify
 from ..runtimes.base import memory_bytes
+from ..schedules import parse_schedule
 
 
 def _size(value: str) -> str:
@@ -201,20 +203,66 @@ class PfsInput(_Model):
         return qualify(self.project or DEFAULT_PROJECT, self.repo)
 
 
+class CronInput(_Model):
+    """Pachyderm's cron input: a repo of the pipeline's own that gets a commit on every tick of
+    `spec`, holding one empty file named for the tick's time (RFC 3339, UTC). The pipeline reads it
+    as a pfs input of branch master with glob /* named `name`, so each job sees the new tick."""
+
+    name: str
+    spec: str
+    """When to tick: 5 or 6 cron fields, @every <duration>, @hourly and the like, or @never."""
+    repo: str = ""
+    """The repo the ticks land in (default `<pipeline>_<name>`), made with the pipeline."""
+    project: str = ""
+    """Pachyderm's: the project of `repo` (default: the pipeline's)."""
+    start: datetime | None = None
+    """No tick before this time (default: when the pipeline was created)."""
+    overwrite: bool = False
+    """Each tick replaces the previous one's file (the job sees only the newest tick)."""
+
+    @field_validator("name", "repo", "project")
+    @classmethod
+    def _valid_name(cls, value: str, info: ValidationInfo) -> str:
+        if value or info.field_name == "name":
+            _check(lambda: check_name(info.field_name, value))
+        return value
+
+    @field_validator("spec")
+    @classmethod
+    def _valid_spec(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is UTC, as in Pachyderm's RFC 3339 timestamps."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @property
+    def as_pfs(self) -> PfsInput:
+        """How the pipeline reads the ticks: Pachyderm's cron datum factory, a pfs input of master
+        with glob /*."""
+        return PfsInput(repo=self.repo, project=self.project, branch="master", glob="/*", name=self.name)
+
+
 class Input(_Model):
     pfs: PfsInput | None = None
     cross: list[Input] | None = None
     union: list[Input] | None = None
     join: list[Input] | None = None
     group: list[Input] | None = None
+    cron: CronInput | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Input:
-        kinds = [k for k in ("pfs", "cross", "union", "join", "group") if getattr(self, k) is not None]
+        kinds = [k for k in ("pfs", "cross", "union", "join", "group", "cron") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"an input needs exactly one of pfs, cross, union, join or group (got {kinds or 'none'})")
+            raise ValueError(
+                f"an input needs exactly one of pfs, cross, union, join, group or cron (got {kinds or 'none'})"
+            )
         children = getattr(self, kinds[0])
-        if kinds[0] != "pfs" and not children:
+        if kinds[0] not in ("pfs", "cron") and not children:
             raise ValueError(f"{kinds[0]} needs at least one input")
         if kinds[0] == "join":
             for child in children:
@@ -226,12 +274,24 @@ class Input(_Model):
                     raise ValueError("every input of a group must be a pfs input with group_by")
         return self
 
+    @property
+    def leaf(self) -> PfsInput | None:
+        """The pfs input this one is (a cron input read as one), or None for a combination."""
+        return self.pfs if self.cron is None else self.cron.as_pfs
+
     def pfs_inputs(self) -> list[PfsInput]:
-        """Every pfs input below this one, left to right."""
-        if self.pfs is not None:
-            return [self.pfs]
+        """Every pfs input below this one, left to right (cron inputs as the pfs inputs they are read as)."""
+        if self.leaf is not None:
+            return [self.leaf]
         children = self.cross or self.union or self.join or self.group or []
         return [p for child in children for p in child.pfs_inputs()]
+
+    def cron_inputs(self) -> list[CronInput]:
+        """Every cron input below this one, left to right."""
+        if self.cron is not None:
+            return [self.cron]
+        children = self.cross or self.union or self.join or self.group or []
+        return [c for child in children for c in child.cron_inputs()]
 
 
 class ParallelismSpec(_Model):
@@ -282,11 +342,24 @@ class Service(_Model):
         return value
 
 
+class Spout(_Model):
+    """Pachyderm's spout: a pipeline with no input whose command runs for ever, bringing data in
+    from outside. /pfs/out is a named pipe: each tar stream the command writes to it (opened,
+    written, closed) becomes one commit of the output repo (Pachyderm 1.x's spout protocol)."""
+
+    overwrite: bool = False
+    """Pachyderm 1.x's: each commit holds only that stream's files (default: they are added to the
+    files of the commits before)."""
+
+
 class PipelineSpec(_Model):
     pipeline: PipelineName
     description: str = ""
     transform: Transform
-    input: Input
+    input: Input | None = None
+    """Required, except of a spout (which has none)."""
+    spout: Spout | None = None
+    """Pachyderm's: a long-running command whose /pfs/out streams become commits, not jobs."""
     parallelism_spec: ParallelismSpec | None = None
     """None: one datum at a time locally, as many as the cluster runs at once on Dask."""
     datum_tries: int = Field(default=3, ge=1, le=100)
@@ -311,19 +384,26 @@ class PipelineSpec(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _inputs_in_pipeline_project(cls, raw: Any) -> Any:
-        """As in Pachyderm, a pfs input that names no project reads from the pipeline's."""
+    def _input_defaults(cls, raw: Any) -> Any:
+        """As in Pachyderm, a pfs or cron input that names no project reads from the pipeline's,
+        and a cron input's repo is `<pipeline>_<name>` and its start the time of creation."""
         pipeline = raw.get("pipeline") if isinstance(raw, dict) else None
-        project = pipeline.get("project") if isinstance(pipeline, dict) else None
-        name = project.get("name") if isinstance(project, dict) else None
-        if not isinstance(name, str) or name in ("", DEFAULT_PROJECT) or "input" not in raw:
+        if not isinstance(pipeline, dict) or "input" not in raw:
             return raw
-        return {**raw, "input": _with_project(raw["input"], name)}
+        project = pipeline.get("project")
+        name = project.get("name") if isinstance(project, dict) else None
+        project_name = name if isinstance(name, str) and name not in ("", DEFAULT_PROJECT) else ""
+        pipeline_name = pipeline.get("name")
+        return {**raw, "input": _with_defaults(raw["input"], project_name, pipeline_name)}
 
     @model_validator(mode="after")
     def _valid(self) -> PipelineSpec:
         _check(lambda: check_name("branch", self.output_branch))
-        names = [p.input_name for p in self.input.pfs_inputs()]
+        if self.spout is not None:
+            self._valid_spout()
+        elif self.input is None:
+            raise ValueError('input: required field is missing (only a spout, "spout": {}, has no input)')
+        names = [p.input_name for p in self.pfs_inputs()]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(
@@ -336,9 +416,28 @@ class PipelineSpec(_Model):
             self._valid_service()
         return self
 
+    def _valid_spout(self) -> None:
+        """A spout brings data in from outside: it has no input to read, and it is no server."""
+        name = self.pipeline.name
+        if self.input is not None:
+            raise ValueError(f"spout {name} has an input: a spout reads none (remove input, or spout)")
+        if self.service is not None:
+            raise ValueError(f"spout {name} has a service: dataver runs a spout or a service, not both")
+        for field in ("job_timeout", "datum_timeout"):
+            if getattr(self, field):
+                raise ValueError(f"spout {name} has {field}: a spout runs no jobs or datums (remove it)")
+
+    def pfs_inputs(self) -> list[PfsInput]:
+        """Every pfs input the pipeline reads (none for a spout)."""
+        return self.input.pfs_inputs() if self.input is not None else []
+
+    def cron_inputs(self) -> list[CronInput]:
+        return self.input.cron_inputs() if self.input is not None else []
+
     def _valid_service(self) -> None:
         """A server sees the whole newest commit of each input: one datum, so glob "/" only, and
         no join or group (which pair files of datums)."""
+        assert self.input is not None
         if self.input.join is not None or self.input.group is not None or self.input.union is not None:
             raise ValueError("a service's input is a pfs input or a cross of them (it sees whole commits)")
         for pfs in self.input.pfs_inputs():
@@ -372,16 +471,24 @@ class PipelineSpec(_Model):
         return self.model_dump_json(exclude_none=True)
 
 
-def _with_project(raw: Any, project: str) -> Any:
-    """A raw input whose pfs inputs without a project get `project`."""
+def _with_defaults(raw: Any, project: str, pipeline: Any) -> Any:
+    """A raw input whose pfs and cron inputs without a project get `project` (if not empty), and
+    whose cron inputs get their default repo and start."""
     if not isinstance(raw, dict):
         return raw
     found = dict(raw)
     for key, value in raw.items():
-        if key == "pfs" and isinstance(value, dict) and not value.get("project"):
-            found[key] = {**value, "project": project}
+        if key in ("pfs", "cron") and isinstance(value, dict):
+            value = dict(value)
+            if project and not value.get("project"):
+                value["project"] = project
+            if key == "cron":
+                if not value.get("repo") and isinstance(pipeline, str) and isinstance(value.get("name"), str):
+                    value["repo"] = f"{pipeline}_{value['name']}"
+                value.setdefault("start", datetime.now(UTC).replace(microsecond=0).isoformat())
+            found[key] = value
         elif key in ("cross", "union", "join", "group") and isinstance(value, list):
-            found[key] = [_with_project(child, project) for child in value]
+            found[key] = [_with_defaults(child, project, pipeline) for child in value]
     return found
 
 
@@ -411,7 +518,7 @@ def _location(loc: tuple[Any, ...]) -> str:
             continue
         else:
             out += ("." if out else "") + str(part)
-    return out or "spec"
+    return out
 
 
 PLAIN = {
@@ -449,6 +556,8 @@ def _field_names() -> list[str]:
         Egress,
         SecretRef,
         Service,
+        CronInput,
+        Spout,
     ):
         for name, info in model.model_fields.items():
             names.update({name, info.alias or name})
@@ -469,8 +578,9 @@ def _describe(error: dict[str, Any]) -> str:
     if kind in ("less_than_equal", "less_than"):
         return f"{where}: must be at most {ctx.get('le', ctx.get('lt'))}"
     if kind in PLAIN:
-        return f"{where}: {PLAIN[kind]}"
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+        return f"{where or 'spec'}: {PLAIN[kind]}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 KUBERNETES_ONLY = {

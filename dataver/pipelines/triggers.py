@@ -36,7 +36,7 @@ def fire(repos: RepoStore, records: Records) -> list[tuple[str, str, str]]:
     for row in records.pipelines():
         if '"trigger"' not in row.spec:
             continue
-        for pfs in PipelineSpec.model_validate_json(row.spec).input.pfs_inputs():
+        for pfs in PipelineSpec.model_validate_json(row.spec).pfs_inputs():
             if pfs.trigger is None:
                 continue
             with repos.db.read():

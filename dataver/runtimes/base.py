@@ -319,14 +319,15 @@ class Worker:
         self._timeout = request.timeout
         self.channel.write_line(json.dumps(self._message(request, log_name)) + "\n")
 
-    def serve(self, request: Request, log_name: str, socket_name: str, port: int) -> None:
-        """Start a service's server: the agent relays connections to the Unix socket `socket_name`
-        in the logs folder (`workspace.logs` on the host) to `port` inside the worker, whose network
-        is its own. `receive` waits until the server exits; closing the worker stops it."""
+    def serve(self, request: Request, log_name: str, socket_name: str = "", port: int = 0) -> None:
+        """Start a long-lived command: a service's server, or a spout's command. With a `port`, the
+        agent relays connections to the Unix socket `socket_name` in the logs folder
+        (`workspace.logs` on the host) to `port` inside the worker, whose network is its own.
+        `receive` waits until the command exits; closing the worker stops it at once."""
         self._log_name = log_name
         self._timeout = None
         message = self._message(request, log_name)
-        message["serve"] = {"socket": f"{self.log_dir_inside}/{socket_name}", "port": port}
+        message["serve"] = {"socket": f"{self.log_dir_inside}/{socket_name}", "port": port} if port else {}
         self.channel.write_line(json.dumps(message) + "\n")
 
     def _message(self, request: Request, log_name: str) -> dict[str, object]:

@@ -75,7 +75,10 @@ def _labelled(client: Any, labels: list[str]) -> list[Any]:
     `containers.list`: it inspects each listed container afterwards, and one removed in between
     (an auto-removed container, or another process reaping) fails the whole listing with 404."""
     found = client.api.containers(all=True, filters={"label": labels})
-    return [client.containers.prepare_model({"Id": row["Id"], "Config": {"Labels": row.get("Labels") or {}}}) for row in found]
+    return [
+        client.containers.prepare_model({"Id": row["Id"], "Config": {"Labels": row.get("Labels") or {}}})
+        for row in found
+    ]
 
 
 def reap(store_root: Path, jobs: Iterable[str]) -> list[str]:

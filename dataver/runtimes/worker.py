@@ -8,8 +8,9 @@ file, cut at `log_limit` bytes so a flood cannot fill the disk; `--max-file-byte
 every file a command writes; `--user UID:GID` makes the agent (and so every command) that
 unprivileged user, with no capabilities, before it reads a request.
 
-A request with "serve" ({"socket", "port"}) starts a service's server instead (see `serve`): it
-runs until it exits or the host closes stdin, and the one reply comes then.
+A request with "serve" ({"socket", "port"}, or {} for a spout's command) starts a long-lived
+command instead (see `serve`): it runs until it exits or the host closes stdin, and the one reply
+comes then.
 
 No process of a datum outlives it: the agent is a child subreaper, so a command's background
 processes (even those that left its session) stay the agent's descendants, and every one of
@@ -445,12 +446,14 @@ class Relay:
 
 
 def serve(request):
-    """Run a service's server until it exits or the host closes stdin (then it is killed, with
-    everything it started), relaying the host's connections to its port meanwhile."""
+    """Run a long-lived command until it exits or the host closes stdin (then it is killed, with
+    everything it started), relaying the host's connections to its port meanwhile if it has one
+    (a service's server; a spout's command has none)."""
     proc, refused = _start(request)
     if refused is not None:
         return refused
-    relay = Relay(request["serve"]["socket"], request["serve"]["port"])
+    port = request["serve"].get("port")
+    relay = Relay(request["serve"]["socket"], port) if port else None
     log = _BoundedLog(request["log"], request["log_limit"])
     watched = [proc.stdout.fileno(), 0]
     stopped = False
@@ -468,7 +471,8 @@ def serve(request):
             if not ready and proc.poll() is not None:
                 break
     finally:
-        relay.close()
+        if relay is not None:
+            relay.close()
         _end(proc)
         log.close()
     return {"exit_code": proc.returncode, "error": "stopped" if stopped else "", "timed_out": False}
@@ -520,7 +524,7 @@ def main():
             request = json.loads(line)
             if not request.get("batch"):
                 batch.stop()  # a datum_batching command never outlives its batch's datums
-            if request.get("serve"):
+            if "serve" in request:
                 reply = serve(request)
             else:
                 reply = batch.run(request) if request.get("batch") else run(request)

@@ -90,6 +90,7 @@ class Instance:
             self._dir_fd = os.open(workspace.logs, os.O_PATH | os.O_CLOEXEC)
             self._stack.callback(os.close, self._dir_fd)
             commits = {i.name: i for i in self.provenance.inputs}
+            assert self.spec.input is not None  # a service has one
             datums = compute_datums(self.spec.input, commits, self.store.trees, "")
             task = datum_task(datums[0]) if datums else None
             workspace.stage(list(task.layout) if task else [], self.store.objects, self.runtime.link_inputs)

@@ -22,6 +22,7 @@ from ..pipelines.spec import PipelineSpec
 from .instance import Instance, instance_id
 from .proxy import Exchange, Proxy
 from .requestlog import RequestLog
+from .spout import SpoutSupervisor
 from .status import ServedInput, ServiceInfo, remove_status, write_status
 
 if TYPE_CHECKING:
@@ -327,8 +328,9 @@ RETRY_SECONDS = 10.0
 
 
 class Keeper:
-    """The daemon's services: a supervisor thread for every running service pipeline, started as
-    they appear (`reconcile` at each of the daemon's looks), each ending as its pipeline goes."""
+    """The daemon's long-lived pipelines, services and spouts: a supervisor thread for every running
+    one, started as they appear (`reconcile` at each of the daemon's looks), each ending as its
+    pipeline goes."""
 
     def __init__(self, layer: PipelineLayer, address: str, log: logging.Logger, wake: Callable[[], None]) -> None:
         self.layer = layer
@@ -336,34 +338,39 @@ class Keeper:
         self.log = log
         self.wake = wake
         """Called when a supervisor ends: its pipeline may want another (a new port, say)."""
-        self.running: dict[str, tuple[Supervisor, threading.Thread]] = {}
+        self.running: dict[str, tuple[Supervisor | SpoutSupervisor, threading.Thread]] = {}
         self._retry: dict[str, float] = {}
 
     def reconcile(self) -> float | None:
-        """Start supervisors for running services that have none; returns in how many seconds to
-        look again (a service that could not be served yet), or None."""
+        """Start supervisors for running services and spouts that have none; returns in how many
+        seconds to look again (one that could not be kept up yet), or None."""
         for name in [n for n, (_, t) in self.running.items() if not t.is_alive()]:
             del self.running[name]
-        wanted = [r.name for r in self.layer.records.pipelines() if r.is_service and r.state == "running"]
+        wanted = {r.name: r for r in self.layer.records.pipelines() if not r.runs_jobs and r.state == "running"}
         now = time.monotonic()
-        for name in wanted:
+        for name, row in wanted.items():
             if name in self.running or self._retry.get(name, 0) > now:
                 continue
-            supervisor = Supervisor(self.layer, name, self.address, self.log)
-            thread = threading.Thread(target=self._serve, args=(supervisor,), name=f"service-{name}", daemon=True)
+            supervisor: Supervisor | SpoutSupervisor = (
+                Supervisor(self.layer, name, self.address, self.log)
+                if row.is_service
+                else SpoutSupervisor(self.layer, name, self.log)
+            )
+            thread = threading.Thread(target=self._keep, args=(supervisor,), name=f"keep-{name}", daemon=True)
             self.running[name] = (supervisor, thread)
             thread.start()
         later = [at - now for name, at in self._retry.items() if name in wanted and at > now]
         return min(later) if later else None
 
-    def _serve(self, supervisor: Supervisor) -> None:
+    def _keep(self, supervisor: Supervisor | SpoutSupervisor) -> None:
+        kind = "service" if isinstance(supervisor, Supervisor) else "spout"
         try:
             supervisor.run()
         except DataverError as exc:
-            self.log.info("service %s: %s (trying again in %g s)", supervisor.name, exc, RETRY_SECONDS)
+            self.log.info("%s %s: %s (trying again in %g s)", kind, supervisor.name, exc, RETRY_SECONDS)
             self._retry[supervisor.name] = time.monotonic() + RETRY_SECONDS
-        except Exception:  # the daemon outlives one service's bug; the log keeps the traceback
-            self.log.exception("service %s: crashed", supervisor.name)
+        except Exception:  # the daemon outlives one pipeline's bug; the log keeps the traceback
+            self.log.exception("%s %s: crashed", kind, supervisor.name)
             self._retry[supervisor.name] = time.monotonic() + RETRY_SECONDS
         finally:
             self.wake()

@@ -15,7 +15,17 @@ CASES = [
     (json.dumps({**GOOD, "scheduling": {}}), "scheduling: unknown field"),
     (json.dumps({**GOOD, "transform": {"cmd": ["x"], "usr": "root"}}), "transform.usr: unknown field (did you mean"),
     (json.dumps({**GOOD, "transform": {"cmd": ["x"], "user": "a b"}}), "transform.user: 'a b' is not a user"),
-    (json.dumps({k: v for k, v in GOOD.items() if k != "input"}), "input: required field is missing"),
+    (
+        json.dumps({k: v for k, v in GOOD.items() if k != "input"}),
+        'json: input: required field is missing (only a spout, "spout": {}, has no input)',
+    ),
+    (json.dumps({**GOOD, "spout": {}}), "json: spout p has an input: a spout reads none (remove input, or spout)"),
+    (
+        json.dumps({**{k: v for k, v in GOOD.items() if k != "input"}, "spout": {}, "job_timeout": "1m"}),
+        "spout p has job_timeout: a spout runs no jobs or datums",
+    ),
+    (json.dumps({**GOOD, "input": {"cron": {"name": "t", "spec": "@every 1s"}, **pfs("in")}}), "exactly one of"),
+    (json.dumps({**GOOD, "input": {"join": [{"cron": {"name": "t", "spec": "@daily"}}]}}), "every input of a join"),
     (json.dumps({**GOOD, "transform": {"image": "x"}}), "transform.cmd: required field is missing"),
     (
         json.dumps({**GOOD, "input": {"cross": [pfs("in"), pfs("other", "/[")]}}),

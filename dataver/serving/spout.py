@@ -1,0 +1,325 @@
+"""Spouts (Pachyderm's `spout`): a pipeline with no input whose command runs for ever, bringing
+data in from outside. Its /pfs/out is a named pipe: every tar stream the command writes there
+(open, write, close) becomes one commit of the pipeline's output repo, as in Pachyderm 1.x's spout
+protocol. A stream that is not a whole tar archive (the command died half-way, say) commits
+nothing: a commit is all of a stream or none of it.
+
+The command runs as a job's does (same sandbox or container, nobody, no capabilities, no network
+unless the spec asks). One process keeps a spout (the lease `spout/<name>`): the daemon, which
+restarts a command that exits after a pause doubling from 1 s to 60 s, and stops it when the
+pipeline is paused, changed (then starts the new version) or deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tarfile
+import threading
+import time
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ..errors import Conflict, DataverError, NotFound
+from ..names import normalize_path, parse_commit_ref
+from ..objects import ObjectWriter
+from ..pipelines.spec import PipelineSpec
+from ..runtimes.base import JobContext, Request, Runtime, Worker, Workspace, job_folder
+from ..secrets import secret_env
+from ..trees import FILE, Entry, TreeEditor
+from .instance import instance_id
+
+if TYPE_CHECKING:
+    from ..pipelines.layer import PipelineLayer
+
+LOG = "spout.log"
+ORIGIN = "spout"
+TICK = 1.0
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 60.0
+STEADY = 60.0
+"""Seconds a command must have run for its exit to restart the backoff from the start."""
+
+
+def spout_lease(pipeline: str) -> str:
+    return f"spout/{pipeline}"
+
+
+class StreamRefused(DataverError):
+    """A stream on /pfs/out that cannot be a commit (not a tar archive, or a member that is not
+    a plain file or folder, or a path outside the repo)."""
+
+
+COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
+"""How gzip, bzip2 and xz streams start (tarfile's `r|*` reads them)."""
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with its first bytes (read to look at them) put back in front."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._head[: len(buffer)] if self._head else self._rest.read(len(buffer))
+        self._head = self._head[len(data) :]
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_stream(stream: BinaryIO, writer: ObjectWriter) -> list[tuple[str, Entry]]:
+    """The files of what the command wrote between opening /pfs/out and closing it, stored: one tar
+    archive, or several one after another (a command that opened the pipe again before we saw it
+    closed); [] for nothing written. A stream that does not start as a tar archive is refused."""
+    head = stream.read(tarfile.BLOCKSIZE)
+    if not head:
+        return []
+    if not head.startswith(COMPRESSED) and head.strip(b"\0"):
+        try:
+            tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), tarfile.ENCODING, "surrogateescape")
+        except tarfile.HeaderError:
+            raise StreamRefused("not a tar stream (write one tar archive each time /pfs/out is opened)") from None
+    entries: list[tuple[str, Entry]] = []
+    try:
+        with tarfile.open(fileobj=_Prefixed(head, stream), mode="r|*", ignore_zeros=True) as tar:
+            for member in tar:
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise StreamRefused(f"{member.name} is not a plain file (links and devices are refused)")
+                try:
+                    path = normalize_path(member.name, allow_root=False)
+                except DataverError as exc:
+                    raise StreamRefused(f"{member.name}: {exc}") from None
+                data = tar.extractfile(member)
+                assert data is not None
+                oid, size = writer.add_stream(data)
+                entries.append((path, Entry(FILE, oid, size)))
+    except tarfile.TarError as exc:  # cut short: the command died half-way through a file
+        raise StreamRefused(f"the tar stream is cut short or damaged ({exc})") from None
+    finally:
+        while stream.read(1 << 16):  # whatever follows a refused stream: the next one starts clean
+            pass
+    return entries
+
+
+class SpoutRun:
+    """One run of a spout's command, and the reader turning its streams into commits."""
+
+    def __init__(
+        self, layer: PipelineLayer, spec: PipelineSpec, runtime: Runtime, ctx: JobContext, log: logging.Logger
+    ):
+        self.layer = layer
+        self.store = layer.store
+        self.spec = spec
+        self.runtime = runtime
+        self.ctx = ctx
+        self.log = log
+        self.id = ctx.job_id
+        self.exited = threading.Event()
+        self.error = ""
+        self.commits = 0
+        self._stopping = threading.Event()
+        self._stack = contextlib.ExitStack()
+        self._worker: Worker | None = None
+        self._pipe = ""
+        self._log = ""
+
+    def start(self) -> None:
+        try:
+            folder = self._stack.enter_context(job_folder(self.store.root, self.id))
+            workspace = Workspace(folder / "w")
+            workspace.out.rmdir()
+            os.mkfifo(workspace.out, 0o600)  # the runtime gives it to the command's user, as it does the folder
+            self._pipe, self._log = str(workspace.out), str(workspace.logs / LOG)
+            worker = self.runtime.start(self.ctx, workspace)
+            self._stack.callback(worker.close)
+            self._worker = worker
+            worker.serve(self._request(), LOG)  # killed, with all it started, when the worker closes
+        except BaseException:
+            self._stack.close()
+            raise
+        threading.Thread(target=self._read, name=f"spout-read-{self.id}", daemon=True).start()
+        threading.Thread(target=self._watch, name=f"spout-watch-{self.id}", daemon=True).start()
+
+    def _request(self) -> Request:
+        transform = self.spec.transform
+        env = {**self.runtime.base_env(), **self.ctx.image_env, **transform.env}
+        env["PPS_PIPELINE_NAME"] = self.spec.name
+        env["DATAVER_JOB_ID"] = self.id  # how `procs` finds the command's processes, as a job's
+        if transform.secrets:
+            env.update(secret_env(self.store.root, [(s.name, s.key, s.env_var) for s in transform.secrets]))
+        return Request(transform.cmd, transform.stdin, env, transform.working_dir or self.ctx.working_dir or "/", None)
+
+    def _watch(self) -> None:
+        assert self._worker is not None
+        try:
+            outcome = self._worker.receive()
+            self.error = outcome.error or f"the command exited with code {outcome.exit_code}"
+        except DataverError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # the channel broke as the run was stopped
+            self.error = f"{type(exc).__name__}: {exc}"
+        self.exited.set()
+        self._wake_reader()
+
+    def _read(self) -> None:
+        """Each open-write-close of /pfs/out by the command: one stream, one commit."""
+        while not (self._stopping.is_set() or self.exited.is_set()):
+            try:
+                with open(self._pipe, "rb") as stream:  # blocks until the command opens it
+                    if self._stopping.is_set():
+                        return
+                    self._commit(stream)
+            except OSError as exc:
+                if not self._stopping.is_set():
+                    self.log.info("spout %s: reading /pfs/out failed: %s", self.spec.name, exc)
+                return
+
+    def _commit(self, stream: BinaryIO) -> None:
+        spec = self.spec
+        try:
+            with self.store.writing():
+                with self.store.objects.writer() as writer:
+                    entries = read_stream(stream, writer)
+                if not entries:
+                    return
+
+                def edit(editor: TreeEditor, _writer: ObjectWriter) -> None:
+                    if spec.spout is not None and spec.spout.overwrite:
+                        editor.clear()
+                    for path, entry in entries:
+                        editor.set(path, entry)
+
+                commit = self.layer.repos.modify(
+                    spec.name,
+                    parse_commit_ref(spec.output_branch),
+                    edit,
+                    description=f"{len(entries)} file(s) from spout {spec.name}",
+                    origin=ORIGIN,
+                )
+        except StreamRefused as exc:
+            self.log.info("spout %s: a stream on /pfs/out was dropped, nothing committed: %s", spec.name, exc)
+            return
+        self.commits += 1
+        self.log.info("spout %s: committed %d file(s): %s@%s", spec.name, len(entries), spec.name, commit.id)
+
+    def _wake_reader(self) -> None:
+        """A reader waiting for the command to open the pipe waits for ever once it has exited:
+        open the pipe's other end ourselves, so its open returns (then sees the flag)."""
+        with contextlib.suppress(OSError):
+            os.close(os.open(self._pipe, os.O_WRONLY | os.O_NONBLOCK))
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            with open(self._log, "rb") as f:
+                text = f.read()[-4096:].decode(errors="replace").strip()
+        except OSError:
+            return ""
+        return " | ".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Kill the command and everything it started; remove its workspace."""
+        self._stopping.set()
+        self._wake_reader()
+        self._stack.close()
+        self.exited.wait(15)
+
+
+class SpoutSupervisor:
+    """Keeps one spout's command running until `stop` (or until the pipeline is deleted or paused)."""
+
+    def __init__(self, layer: PipelineLayer, name: str, log: logging.Logger) -> None:
+        self.layer = layer
+        self.name = name
+        self.log = log
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.current: SpoutRun | None = None
+        self._version = 0
+        self._since = 0.0
+        self._backoff = BACKOFF_FIRST
+        self._retry_at = 0.0
+
+    def run(self) -> None:
+        store = self.layer.store
+        with store.coordination.hold(spout_lease(self.name)) as owned:
+            if not owned:
+                raise Conflict(f"spout {self.name} is run by another process already")
+            from ..runtimes.docker import reap_service
+
+            reap_service(store.root, self.name)  # containers a killed keeper left
+            watch = store.coordination.watch(lambda _topic: self.wake.set())
+            try:
+                while not self.stopping.is_set() and self._step():
+                    self.wake.wait(TICK)
+                    self.wake.clear()
+            finally:
+                watch.stop()
+                if self.current is not None:
+                    self.current.stop()
+                self.log.info("spout %s: stopped", self.name)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def _step(self) -> bool:
+        """Bring the command in line with the pipeline; False once it is no longer to run."""
+        try:
+            row = self.layer.records.pipeline(self.name)
+        except NotFound:
+            self.log.info("spout %s: the pipeline was deleted: stopping", self.name)
+            return False
+        if row.state != "running" or not row.is_spout:
+            self.log.info("spout %s: the pipeline was paused or is no longer a spout: stopping", self.name)
+            return False
+        current = self.current
+        if current is not None and current.exited.is_set():
+            steady = time.monotonic() - self._since >= STEADY
+            if steady:
+                self._backoff = BACKOFF_FIRST
+            tail = current.log_tail()
+            self.log.info(
+                "spout %s: command stopped (%s): restarting in %g s%s",
+                self.name,
+                current.error,
+                self._backoff,
+                f"; its log ends: {tail}" if tail else "",
+            )
+            current.stop()
+            self.current = None
+            self._retry_later()
+            return True
+        if current is not None and row.version == self._version:
+            return True
+        if time.monotonic() < self._retry_at:
+            return True
+        if current is not None:  # a new version of the spec: its command replaces the old one
+            self.log.info("spout %s: the spec changed: restarting its command", self.name)
+            current.stop()
+            self.current = None
+        self._start(PipelineSpec.model_validate_json(row.spec), row.version)
+        return True
+
+    def _start(self, spec: PipelineSpec, version: int) -> None:
+        scheduler = self.layer.scheduler
+        run_id = instance_id(self.name)  # labelled as a service's server: reaped as one
+        ctx = scheduler.ctx_for(self.name, run_id)
+        spout = SpoutRun(self.layer, spec, scheduler.runtime_for(self.name), ctx, self.log)
+        try:
+            spout.start()
+        except (DataverError, OSError) as exc:
+            self.log.info("spout %s: command did not start: %s (trying again in %g s)", self.name, exc, self._backoff)
+            self._retry_later()
+            return
+        self.current, self._version, self._since = spout, version, time.monotonic()
+        self.log.info("spout %s: command started (%s)", self.name, spout.id)
+
+    def _retry_later(self) -> None:
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX)

@@ -1,0 +1,129 @@
+"""Cron inputs ticking in a real daemon, and spout pipelines, end to end: real daemon processes,
+the spout's command confined as a job's (sandbox, or a Docker container), its tar streams on the
+named pipe /pfs/out becoming commits."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime
+
+import pytest
+from helpers import spec
+
+from dataver import Client
+
+
+def spout_spec(name: str, code: str, transform: dict | None = None, **spout) -> dict:
+    """A spout running `code` with python3; no input."""
+    raw = spec(name, ["python3", "-c", code], {}, transform=transform or {})
+    del raw["input"]
+    return {**raw, "spout": spout}
+
+
+def files(client: Client, commit: str) -> set[str]:
+    return {f.path for f in client.glob_files("feed", commit, "/**") if f.type == "file"}
+
+
+def wait_for(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_the_daemon_ticks_a_cron_input_and_each_job_runs_the_new_tick(dv, tmp_path):
+    path = tmp_path / "scraper.json"
+    each_tick = "for t in /pfs/tick/*; do echo scraped > /pfs/out/$(basename $t); done"
+    path.write_text(json.dumps(spec("scraper", each_tick, {"cron": {"name": "tick", "spec": "@every 1s"}})))
+    dv("daemon", "start")
+    dv("create-pipeline", "-f", str(path))
+    with Client(dv.root) as client:
+        wait_for(lambda: len([j for j in client.list_jobs("scraper") if j.state == "success"]) >= 3, 60)
+        dv("stop-pipeline", "scraper")  # no more ticks
+        ticks = [c for c in client.list_commits("scraper_tick")]
+        times = sorted(datetime.strptime(c.description.removeprefix("cron tick "), "%Y-%m-%dT%H:%M:%SZ") for c in ticks)
+        assert all((b - a).total_seconds() == 1 for a, b in zip(times, times[1:], strict=False))  # on the schedule
+        done = [j for j in client.list_jobs("scraper") if j.state == "success"]
+        assert all(j.processed == 1 for j in done)  # each job runs its new tick; the earlier ones are skipped
+        outputs = {f.path for f in client.list_files("scraper", "master")}
+        assert outputs <= {f.path for f in client.list_files("scraper_tick", "master")} and len(outputs) >= 3
+    assert re.search(r"cron tick \S+Z of pipeline scraper: scraper_tick@[0-9a-f]{32}", dv("daemon", "logs").stdout)
+
+
+SPOUT = r"""
+import io, os, sys, tarfile, time
+
+def stream(files):
+    with tarfile.open("/pfs/out", "w|") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    time.sleep(0.3)
+
+run = os.environ["DATAVER_JOB_ID"][-12:]
+stream({f"runs/{run}/first": b"1", "latest": run.encode()})
+with open("/pfs/out", "wb") as out:
+    out.write(b"this is not a tar stream")
+time.sleep(0.3)
+link = tarfile.TarInfo("escape")
+link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+with tarfile.open("/pfs/out", "w|") as tar:
+    tar.addfile(link)
+time.sleep(0.3)
+stream({f"runs/{run}/second": b"2"})
+print("run", run, "done", flush=True)
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("runtime", ["local", "docker"])
+def test_a_spout_commits_each_tar_stream_refuses_bad_ones_and_is_restarted(dv, tmp_path, runtime, request):
+    request.getfixturevalue("docker_engine" if runtime == "docker" else "sandbox")
+    image = {"image": "dataver/pyinfer:latest"} if runtime == "docker" else {}
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(spout_spec("feed", SPOUT, image)))
+    made = dv("create-pipeline", "-f", str(path), "--runtime", runtime)
+    assert "spout feed: its command is kept running while the daemon runs (`dataver daemon start`)" in made.stderr
+    dv("daemon", "start")
+    with Client(dv.root) as client:
+        # Two runs (the command exits after its streams; the daemon starts it again after 1 s).
+        wait_for(lambda: len(client.list_commits("feed")) >= 4, 90)
+        dv("stop-pipeline", "feed")
+        commits = client.list_commits("feed")[::-1]  # oldest first
+        first = files(client, commits[0].id)
+        run = next(p for p in first if p.startswith("/runs/")).split("/")[2]
+        assert first == {"/latest", f"/runs/{run}/first"}  # a stream is a commit
+        second = files(client, commits[1].id)
+        assert second == first | {f"/runs/{run}/second"}  # files add up (no overwrite)
+        assert len(client.list_files("feed", "master", "/runs")) >= 2  # a second run, after the restart
+        assert all(c.description.endswith("from spout feed") for c in commits)
+        assert "escape" not in {f.path.strip("/") for f in client.list_files("feed", "master")}
+    log = dv("daemon", "logs").stdout
+    assert "spout feed: a stream on /pfs/out was dropped, nothing committed: not a tar stream" in log
+    assert "spout feed: a stream on /pfs/out was dropped, nothing committed: escape is not a plain file" in log
+    assert re.search(r"spout feed: command stopped \(the command exited with code 3\): restarting in 1 s", log)
+    assert "spout feed: the pipeline was paused or is no longer a spout: stopping" in log
+
+
+def test_overwrite_keeps_only_the_newest_stream_and_delete_stops_the_command(dv, tmp_path, sandbox):
+    counter = r"""
+import io, tarfile, time
+for i in range(1000):
+    with tarfile.open("/pfs/out", "w|") as tar:
+        info = tarfile.TarInfo(f"n{i}")
+        tar.addfile(info, io.BytesIO(b""))
+    time.sleep(0.2)
+"""
+    path = tmp_path / "counter.json"
+    path.write_text(json.dumps(spout_spec("counter", counter, overwrite=True)))
+    dv("create-pipeline", "-f", str(path))
+    dv("daemon", "start")
+    with Client(dv.root) as client:
+        wait_for(lambda: len(client.list_commits("counter")) >= 3, 60)
+        assert len(client.list_files("counter", "master")) == 1
+        dv("delete-pipeline", "counter")
+        wait_for(lambda: "spout counter: stopped" in dv("daemon", "logs").stdout, 30)
+    assert "spout counter: the pipeline was deleted: stopping" in dv("daemon", "logs").stdout
