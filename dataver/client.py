@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
-from .errors import Conflict, InvalidArgument, NotFound, SpecError
+from .errors import Conflict, InvalidArgument, JobFailed, NotFound, SpecError
 from .files import FileStore, Transfer
 from .maintenance import OuterReferences, fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, ProjectInfo, RepoInfo
@@ -225,6 +225,9 @@ class Client:
     def inspect_project(self, name: str) -> ProjectInfo:
         return self.projects.inspect_project(name)
 
+    def update_project(self, name: str, description: str) -> ProjectInfo:
+        return self.projects.update_project(name, description)
+
     def delete_project(self, name: str, *, force: bool = False) -> None:
         """Refused while the project holds repos or pipelines, unless `force`: then its pipelines
         (with their jobs) and its repos go first, as pachctl does once told yes."""
@@ -381,6 +384,7 @@ class Client:
         untar: bool = False,
         under_own_name: bool = False,
         split: Split | None = None,
+        full_path: bool = False,
     ) -> CommitInfo:
         """Put a host file, a host directory (`recursive`), an http(s) URL, a stream or bytes into a
         branch or open commit; or several files, directories and URLs (a list) in one commit.
@@ -394,6 +398,9 @@ class Client:
         With `untar`, `source` (a file or a stream) is a tar archive whose files are put under
         `path` (default: the root). With `split`, each file becomes a folder of pieces of whole
         records at its path, as pachctl's `put file --split` (see `dataver.splits`).
+
+        With `full_path` (pachctl's --full-path), host files and directories land at their whole
+        path as given, below `path` (default: the root), not under their base name.
 
         Outside an open commit the change lands as a commit of its own, finished at once.
         """
@@ -414,6 +421,11 @@ class Client:
             if split is not None:
                 raise InvalidArgument("--split and --untar cannot be combined: untar first, then split the files")
             return self._put_archive(source, path, put)
+        if full_path:
+            named = [str(s) for s in source] if isinstance(source, list | tuple) else [source]
+            if not all(isinstance(s, str | Path) and not str(s).startswith(("http://", "https://")) for s in named):
+                raise InvalidArgument("--full-path places host files and directories: not stdin or URLs")
+            return put(expand_sources([str(s) for s in named], normalize_path(path or ""), recursive, full_path=True))
         if isinstance(source, list | tuple):
             if not source:
                 raise InvalidArgument("nothing to put: give one or more files, directories or URLs")
@@ -1069,6 +1081,29 @@ class Client:
     def wait_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
         """Wait until a job is done (a daemon runs it); JobFailed if it did not succeed."""
         return self._pipes.wait_job(job_id, timeout)
+
+    def has_job(self, job_id: str) -> bool:
+        """Whether a job has exactly this id (32 characters may also be a change's global id)."""
+        try:
+            return self._has_pipelines() and self.inspect_job(job_id).id == job_id
+        except NotFound:
+            return False
+
+    def wait_job_set(self, global_id: str, *, timeout: float | None = None) -> list[JobInfo]:
+        """Pachyderm 2.x's `wait job ID` with a global id: wait until every job of that change is
+        done, downstream ones included (dataver makes those as their inputs finish); oldest first.
+        JobFailed names the first that did not succeed."""
+        for commit in self.repos.commit_set(global_id):  # NotFound, saying what a global id is
+            if commit.origin != "job":
+                self.wait_commit(commit.repo, commit.id, timeout=timeout)
+        jobs = self._pipes.list_jobs(None, global_id)[::-1]
+        failed = [j for j in jobs if j.state != "success"]
+        if failed:
+            job = failed[0]
+            raise JobFailed(
+                f"job {job.id} (pipeline {job.pipeline}) ended {job.state}: {job.reason or 'no reason given'}"
+            )
+        return jobs
 
     def logs(
         self, *, pipeline: str | None = None, job: str | None = None, datum: str | None = None

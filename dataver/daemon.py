@@ -101,7 +101,10 @@ class Daemon:
         self.recheck_after = float(client.config.get("lease_seconds"))
         client.config.get("executor")  # a bad setting stops the daemon as it starts, not every job
         self.next_tick: float | None = None
-        """When the next cron input tick is due (monotonic time; see `dataver.pipelines.cron`)."""
+        """When the next cron input tick or cron trigger tick is due (monotonic time)."""
+        from .pipelines.triggers import CronTriggers
+
+        self.cron_triggers = CronTriggers()
         self.services: Keeper | None = None
         """Supervisors of the service pipelines (made once the store has pipelines)."""
 
@@ -184,21 +187,27 @@ class Daemon:
                 self.recheck = later if self.recheck is None else min(self.recheck, later)
 
     def _tick_crons(self) -> None:
-        """Make the cron inputs' due ticks (commits the scheduler then sees), and note when the
-        next one is due: the loop's clock, not an event, wakes the daemon for it."""
+        """Make the cron inputs' due ticks (commits the scheduler then sees) and move the branches
+        of cron triggers whose tick came; note when the next one is due: the loop's clock, not an
+        event, wakes the daemon for it."""
         from .pipelines.cron import fire, tick_name
 
+        records = self.client._pipes.records
         try:
-            ticks, wait = fire(self.client.repos, self.client._pipes.records)
+            ticks, wait = fire(self.client.repos, records)
+            moved, trigger_wait = self.cron_triggers.fire(self.client.repos, records)
         except DataverError as exc:  # a repo deleted meanwhile, say: looked at again shortly
             self.log.info("cron ticks: %s (trying again in %g s)", exc, self.recheck_after)
-            ticks, wait = [], self.recheck_after
+            ticks, moved, wait, trigger_wait = [], [], self.recheck_after, None
         for made in ticks:
             self.log.info(
                 "cron tick %s of pipeline %s: %s@%s", tick_name(made.at), made.pipeline, made.repo, made.commit
             )
+        for repo, branch, commit in moved:
+            self.log.info("cron trigger: %s@%s moved to %s", repo, branch, commit)
+        waits = [w for w in (wait, trigger_wait) if w is not None]
         with self._lock:
-            self.next_tick = None if wait is None else time.monotonic() + wait
+            self.next_tick = time.monotonic() + min(waits) if waits else None
 
     def _run_job(self, pipeline: str) -> None:
         ran = True

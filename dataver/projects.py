@@ -56,6 +56,14 @@ class ProjectStore:
             found = require_project(self.refs, name)
             return ProjectInfo(found.name, found.description, found.created)
 
+    def update_project(self, name: str, description: str) -> ProjectInfo:
+        """Pachyderm's `update project --description`: the one thing about a project that changes."""
+        check_project(name)
+        with self.db.write():
+            require_project(self.refs, name)
+            self.refs.set_project_description(name, description)
+        return self.inspect_project(name)
+
     def repos_in(self, name: str) -> list[str]:
         return sorted(r for r in self.refs.repo_names() if split_qualified(r)[0] == name)
 

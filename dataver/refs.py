@@ -95,6 +95,9 @@ class RefsTable:
             == 1
         )
 
+    def set_project_description(self, name: str, description: str) -> None:
+        self.db.execute("UPDATE projects SET description = ? WHERE name = ?", (description, name))
+
     def delete_project(self, name: str) -> None:
         self.db.execute("DELETE FROM projects WHERE name = ?", (name,))
 

@@ -119,15 +119,26 @@ def _check_link(link: str, top: Path, top_real: str) -> None:
 
 
 def expand_sources(
-    sources: list[str], dest: str | None, recursive: bool, *, into_folder: bool = False, nest: bool = False
+    sources: list[str],
+    dest: str | None,
+    recursive: bool,
+    *,
+    into_folder: bool = False,
+    nest: bool = False,
+    full_path: bool = False,
 ) -> list[tuple[str, str]]:
     """`expand_source` of each (several `-f`): with more than one, `dest` is a folder for all.
-    Two sources landing on one repo path are refused, naming both."""
+    With `full_path` (pachctl's --full-path), each source lands at its whole path as given, below
+    `dest` (data/a.png at /data/a.png, not /a.png). Two sources landing on one repo path are
+    refused, naming both."""
     found: dict[str, str] = {}
     for source in sources:
-        for repo_path, host in expand_source(
-            source, dest, recursive, into_folder=into_folder or len(sources) > 1, nest=nest
-        ):
+        if full_path:
+            where = "/".join(part for part in (dest, normalize_path(source, allow_root=False)) if part)
+            placed = expand_source(source, where, recursive)
+        else:
+            placed = expand_source(source, dest, recursive, into_folder=into_folder or len(sources) > 1, nest=nest)
+        for repo_path, host in placed:
             if repo_path in found and found[repo_path] != host:
                 raise InvalidArgument(
                     f"{found[repo_path]} and {host} would both be put at /{repo_path}: give them different names"

@@ -139,3 +139,34 @@ def test_split_puts_every_file_of_a_directory_and_replaces_a_whole_file(cli, cli
         "/logs/a.log/0000000000000001": b"2\n",
         "/logs/b.log/0000000000000000": b"3\n",
     }
+
+
+@pytest.mark.parametrize(
+    ("address", "flags", "expected"),
+    [
+        (["r@master"], ["-f", "data/sub/b", "--full-path"], {"/data/sub/b"}),
+        (["r@master"], ["-f", "data/a", "-f", "more/c", "--full-path"], {"/data/a", "/more/c"}),
+        (["r@master:/x"], ["-f", "data/a", "-f", "more/c", "--full-path"], {"/x/data/a", "/x/more/c"}),
+        (["r@master"], ["-r", "-f", "data/sub", "--full-path"], {"/data/sub/b"}),
+        (["r@master:/y"], ["-f", "data/a", "--full-path"], {"/y"}),  # one source and a path: the path, as pachctl
+        (["r@master"], ["-f", "data/sub/b"], {"/b"}),  # without it, the base name
+    ],
+)
+def test_full_path_puts_each_file_at_its_whole_path(cli, client, tmp_path, monkeypatch, address, flags, expected):
+    make_tree(tmp_path / "data", {"a": "A", "sub/b": "B"})
+    make_tree(tmp_path / "more", {"c": "C"})
+    monkeypatch.chdir(tmp_path)
+    client.create_repo("r")
+    assert cli("put-file", *address, *flags).code == 0
+    assert set(_files(client, "r")) == expected
+
+
+def test_full_path_refuses_stdin_and_paths_leaving_the_folder(cli, client, tmp_path, monkeypatch):
+    make_tree(tmp_path / "data", {"a": "A"})
+    monkeypatch.chdir(tmp_path / "data")
+    client.create_repo("r")
+    up = cli("put-file", "r@master", "-f", "../data/a", "--full-path")
+    assert up.code == 2 and "'../data/a' uses '..'" in up.err and up.err.count("\n") == 1
+    piped = cli("put-file", "r@master", "-f", "-", "--full-path", input=b"x")
+    assert piped.code == 2 and "--full-path places host files and directories: not stdin or URLs" in piped.err
+    assert client.list_commits("r") == []

@@ -238,3 +238,12 @@ def test_a_mount_shows_a_projects_repos_without_the_project(client, cli, root, t
         assert cli("unmount", str(point)).code == 0
     twice = cli("mount", str(point), "data", "proj/data")
     assert twice.code == 2 and "repo data is named twice" in twice.err
+
+
+def test_update_project_changes_its_description_only(cli, client):
+    client.create_project("vision", "image models")
+    assert cli("update", "project", "vision", "--description", "images and their edges").code == 0
+    info = client.inspect_project("vision")
+    assert info.description == "images and their edges" and info.name == "vision"
+    missing = cli("update-project", "visoin", "-d", "x")
+    assert missing.code == 1 and "project visoin not found (did you mean vision?)" in missing.err

@@ -65,6 +65,9 @@ def put_file(
     header_records: Annotated[
         int, typer.Option("--header-records", help="With --split: the first N records start every piece.")
     ] = 0,
+    full_path: Annotated[
+        bool, typer.Option("--full-path", help="Put each -f at its whole path as given (data/a.png at /data/a.png).")
+    ] = False,
     _commit: Annotated[bool, typer.Option("--commit", "-c", help="Pachyderm 1.x's flag: a commit of its own.")] = False,
     _overwrite: Annotated[bool, typer.Option("--overwrite", "-o", help="Pachyderm 1.x's flag: overwrite.")] = False,
 ) -> None:
@@ -103,6 +106,7 @@ def put_file(
         untar=untar,
         under_own_name=t.path is None or len(sources) > 1,  # where pachctl puts a directory
         split=cut,
+        full_path=full_path and (t.path is None or len(sources) > 1),  # one source at PATH: PATH wins, as in pachctl
     )
     bar.close()
 

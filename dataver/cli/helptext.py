@@ -16,6 +16,7 @@ EXAMPLES = {
     "create-project": "dataver create-project vision --description 'image models'",
     "list-project": "dataver list-project --json",
     "inspect-project": "dataver inspect-project vision",
+    "update-project": "dataver update-project vision --description 'images and their edges'",
     "delete-project": "dataver delete-project vision --force",
     "create-repo": "dataver create-repo training --description 'iris data'",
     "list-repo": "dataver list-repo --json",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import InvalidArgument
+from ..names import COMMIT_ID_RE
 from . import output
 from .progress import datum_counts
 from .repo import JsonOpt
@@ -167,9 +168,15 @@ def wait_job(
     job: str,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Give up after this many seconds.")] = None,
 ) -> None:
-    """Wait until a job is done; exit 1 if it did not succeed."""
-    info = client(ctx).wait_job(job, timeout=timeout)
-    typer.echo(f"job {info.id} ({info.pipeline}): {datum_counts(info)} datums, {info.state}")
+    """Wait until a job is done (JOB, or PIPELINE@ID), or with a global id every job of that change,
+    downstream ones included; exit 1 if one did not succeed."""
+    session = client(ctx)
+    if "@" not in job and COMMIT_ID_RE.match(job) and not session.has_job(job):
+        jobs = session.wait_job_set(job, timeout=timeout)
+    else:
+        jobs = [session.wait_job(job, timeout=timeout)]
+    for info in jobs:
+        typer.echo(f"job {info.id} ({info.pipeline}): {datum_counts(info)} datums, {info.state}")
 
 
 JobArg = Annotated[str, typer.Argument(help="JOB (an id or a prefix of 6 or more), or PIPELINE@ID (a job or its set).")]

@@ -1,4 +1,4 @@
-"""create-project, list-project, inspect-project, delete-project."""
+"""create-project, list-project, inspect-project, update-project, delete-project."""
 
 from __future__ import annotations
 
@@ -45,6 +45,16 @@ def inspect_project(
     if json:
         return output.as_json(info)
     output.fields([("Name", info.name), ("Description", info.description), ("Created", output.ago(info.created))])
+
+
+@app.command("update-project")
+def update_project(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="PROJECT")],
+    description: Annotated[str, typer.Option("--description", "-d", help="What the project is for.")] = "",
+) -> None:
+    """Change a project's description (pachctl's `update project`)."""
+    client(ctx).update_project(name, description)
 
 
 @app.command("delete-project")

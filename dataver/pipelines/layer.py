@@ -140,7 +140,7 @@ class PipelineLayer:
     def dag(self, fmt: str, repos: list[str]) -> str:
         if fmt not in ("text", "mermaid", "dot"):
             raise InvalidArgument(f"unknown graph format {fmt!r}: choose text, mermaid or dot")
-        return render_dag(self.service.edges(), sorted(repos), fmt)
+        return render_dag(self.service.edges(), sorted(repos), fmt, tuple(self.service.spouts()))
 
     def list_jobs(self, pipeline: str | None, global_id: str | None = None) -> list[JobInfo]:
         if pipeline is not None:

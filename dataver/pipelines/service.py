@@ -153,6 +153,9 @@ class PipelineService:
     def _notify(self) -> None:
         self.store.notify("pipelines")
 
+    def spouts(self) -> list[str]:
+        return [row.name for row in self.records.pipelines() if row.is_spout]
+
     def edges(self) -> list[tuple[str, str, str]]:
         """(input repo, pipeline, output repo) for every pipeline input."""
         return [(i.repo, row.name, row.name) for row in self.records.pipelines() for i in self.records.inputs(row.name)]
@@ -164,9 +167,10 @@ def _node(name: str) -> str:
     return name.replace("-", "-0").replace("/", "-1")
 
 
-def render_dag(edges: list[tuple[str, str, str]], repos: list[str], fmt: str) -> str:
-    """The graph of repos and pipelines as text, Mermaid or Graphviz dot."""
-    pipelines = sorted({p for _, p, _ in edges})
+def render_dag(edges: list[tuple[str, str, str]], repos: list[str], fmt: str, spouts: tuple[str, ...] = ()) -> str:
+    """The graph of repos and pipelines as text, Mermaid or Graphviz dot; `spouts` are pipelines
+    with no input (their data comes from outside)."""
+    pipelines = sorted({p for _, p, _ in edges} | set(spouts))
     if fmt == "mermaid":
         lines = ["graph LR"]
         lines += [f"  repo_{_node(r)}[({r})]" for r in repos]
@@ -184,6 +188,6 @@ def render_dag(edges: list[tuple[str, str, str]], repos: list[str], fmt: str) ->
     inputs: dict[str, list[str]] = {}
     for src, p, _ in edges:
         inputs.setdefault(p, []).append(src)
-    lines = [f"{' + '.join(inputs[p])} -> [{p}] -> {p}" for p in pipelines]
+    lines = [f"{' + '.join(inputs.get(p, [])) or '(spout)'} -> [{p}] -> {p}" for p in pipelines]
     lonely = [r for r in repos if r not in pipelines and not any(r in srcs for srcs in inputs.values())]
     return "\n".join(lines + [f"{r} (no pipeline reads it)" for r in lonely])

@@ -131,7 +131,9 @@ class Trigger(_Model):
     all: bool = False
     """Every condition given must hold (default: any one)."""
     cron_spec: str = ""
+    """Move the branch on this schedule instead, whatever landed (the daemon's clock does)."""
     rate_limit_spec: str = ""
+    """A condition: a tick of this schedule passed between the two heads' finishing."""
 
     @field_validator("branch")
     @classmethod
@@ -141,9 +143,9 @@ class Trigger(_Model):
 
     @field_validator("cron_spec", "rate_limit_spec")
     @classmethod
-    def _not_yet(cls, value: str, info: ValidationInfo) -> str:
+    def _schedule(cls, value: str) -> str:
         if value:
-            raise ValueError(f"{info.field_name} is not supported yet: use size or commits")
+            parse_schedule(value)
         return value
 
 

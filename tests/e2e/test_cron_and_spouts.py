@@ -120,6 +120,8 @@ for i in range(1000):
     path = tmp_path / "counter.json"
     path.write_text(json.dumps(spout_spec("counter", counter, overwrite=True)))
     dv("create-pipeline", "-f", str(path))
+    assert dv("dag").stdout.strip() == "(spout) -> [counter] -> counter"
+    assert "pipe_counter --> repo_counter" in dv("dag", "--mermaid").stdout
     dv("daemon", "start")
     with Client(dv.root) as client:
         wait_for(lambda: len(client.list_commits("counter")) >= 3, 60)
@@ -127,3 +129,21 @@ for i in range(1000):
         dv("delete-pipeline", "counter")
         wait_for(lambda: "spout counter: stopped" in dv("daemon", "logs").stdout, 30)
     assert "spout counter: the pipeline was deleted: stopping" in dv("daemon", "logs").stdout
+
+
+def test_the_daemon_moves_a_cron_triggered_branch_on_its_schedule(dv, tmp_path):
+    path = tmp_path / "batched.json"
+    trigger = {"branch": "staging", "cron_spec": "@every 2s"}
+    path.write_text(
+        json.dumps(
+            spec("batched", "cp /pfs/data/* /pfs/out/", {"pfs": {"repo": "data", "glob": "/", "trigger": trigger}})
+        )
+    )
+    dv("daemon", "start")
+    dv("create-repo", "data")
+    dv("create-pipeline", "-f", str(path))
+    dv("put-file", "data@staging:/a", input_text="a")
+    with Client(dv.root) as client:
+        wait_for(lambda: [j.state for j in client.list_jobs("batched")] == ["success"], 30)
+        assert [f.path for f in client.list_files("batched", "master")] == ["/a"]
+    assert re.search(r"cron trigger: data@master moved to [0-9a-f]{32}", dv("daemon", "logs").stdout)

@@ -124,3 +124,29 @@ def test_an_older_store_gets_sets_when_opened(tmp_path):
         assert commits and all(c.global_id == c.id for c in commits)
         [job] = client.list_jobs("edges")
         assert job.global_id == job.output_commit
+
+
+def test_wait_job_with_a_global_id_waits_for_every_job_of_the_change(cli, tmp_path):
+    x = _chain(cli, tmp_path)
+    waited = cli("wait-job", x)
+    assert waited.code == 0
+    lines = waited.out.splitlines()
+    assert [line.split()[2] for line in lines] == ["(edges):", "(montage):"] and all(
+        "success" in line for line in lines
+    )
+    job = json.loads(cli("list-job", x, "--json").out)[0]["id"]
+    assert cli("wait-job", job).out.startswith(f"job {job} ")  # a job's own id is still a job
+    missing = cli("wait-job", "0123456789abcdef0123456789abcdef")
+    assert missing.code == 1 and "no commit set 0123456789abcdef0123456789abcdef" in missing.err
+
+
+def test_wait_job_with_a_global_id_fails_naming_the_job_that_failed(cli, tmp_path):
+    (tmp_path / "broken.json").write_text(json.dumps(spec("broken", "exit 3", pfs("edges", "/"))))
+    x = _chain(cli, tmp_path)
+    assert cli("create-pipeline", "-f", str(tmp_path / "broken.json")).code == 1  # its first job fails
+    (tmp_path / "b.png").write_text("more pixels")
+    cli("put-file", "images@master:/b.png", "-f", str(tmp_path / "b.png"))
+    y = json.loads(cli("inspect-commit", "images@master", "--json").out)["id"]
+    assert x != y
+    waited = cli("wait-job", y)
+    assert waited.code == 1 and "pipeline(s) failed: broken" in waited.err and waited.err.count("\n") == 1

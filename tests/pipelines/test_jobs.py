@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from helpers import pfs, spec
@@ -414,6 +415,46 @@ def test_a_branch_trigger_runs_the_pipeline_on_batches(client, cli):
     assert (
         bad.code != 0 and bad.err.count("\n") == 1 and "input.pfs.trigger.branch: required field is missing" in bad.err
     )
+
+
+def test_a_rate_limited_trigger_moves_once_a_tick_passed_between_the_heads(client):
+    """`rate_limit_spec` (with `all`, next to `commits`): the branch follows staging once 1 commit
+    landed and a tick of the schedule passed since master's head finished."""
+    client.create_repo("data")
+    trigger = {"branch": "staging", "commits": 1, "rate_limit_spec": "@every 1s", "all": True}
+    client.create_pipeline(spec("limited", COPY.replace("/in/", "/data/"), pfs("data", "/", trigger=trigger)))
+    client.put_file("data", "staging", "a", source=b"a")  # master has no head: the first moves it
+    assert [f.path for f in client.list_files("limited", "master")] == ["/a"]
+    client.put_file("data", "staging", "b", source=b"b")  # within the second: held back
+    assert len(client.list_jobs("limited")) == 1
+    time.sleep(2.1)
+    client.put_file("data", "staging", "c", source=b"c")
+    assert [f.path for f in client.list_files("limited", "master")] == ["/a", "/b", "/c"]
+
+
+def test_a_cron_trigger_moves_its_branch_on_its_schedule_only(client):
+    """`cron_spec`: master follows staging at each tick of the schedule, whatever landed, and
+    not in between (the daemon's clock calls `CronTriggers.fire`)."""
+    from datetime import UTC, datetime, timedelta
+
+    from dataver.pipelines.triggers import CronTriggers
+
+    client.create_repo("data")
+    trigger = {"branch": "staging", "cron_spec": "@every 1h"}
+    client.create_pipeline(spec("hourly", COPY.replace("/in/", "/data/"), pfs("data", "/", trigger=trigger)))
+    client.put_file("data", "staging", "a", source=b"a")
+    assert client.list_jobs("hourly") == []  # no tick yet
+    clock, records, now = CronTriggers(), client._pipes.records, datetime.now(UTC)
+    moved, wait = clock.fire(client.repos, records, now)
+    assert moved == [] and 3500 < wait <= 3600
+    staged = client.inspect_commit("data", "staging").id
+    moved, _ = clock.fire(client.repos, records, now + timedelta(hours=1, seconds=1))
+    assert moved == [("data", "master", staged)]
+    client.run_pending()
+    assert [f.path for f in client.list_files("hourly", "master")] == ["/a"]
+    client.put_file("data", "staging", "b", source=b"b")  # lands between ticks: master stays
+    assert clock.fire(client.repos, records, now + timedelta(hours=1, minutes=30))[0] == []
+    assert client.inspect_commit("data", "master").id == staged
 
 
 BATCHING = """
