@@ -89,7 +89,8 @@ def test_resource_requests_bound_how_many_datums_run_at_once(client):
     client.create_repo("in")
     for name in "ab":
         client.put_file("in", "master", name, source=name.encode())
-    stamp = 'date +%s.%N > /pfs/out/$(basename "$in").start; sleep 0.5; date +%s.%N > /pfs/out/$(basename "$in").end'
+    # Each datum sleeps long enough that two workers starting a sandbox apart under load still overlap.
+    stamp = 'date +%s.%N > /pfs/out/$(basename "$in").start; sleep 2; date +%s.%N > /pfs/out/$(basename "$in").end'
     cpus = len(os.sched_getaffinity(0))
 
     def overlap(pipeline: str) -> bool:
