@@ -363,6 +363,14 @@ class Client:
             check_name("branch", branch)
         return self.repos.list_commits(self._repo(repo), branch, limit)
 
+    def computed_from(self, repo: str, ref: Ref) -> list[CommitInfo]:
+        """Every commit computed from this one, directly or not (what jobs made from it), oldest first."""
+        return self.repos.computed_from(self._repo(repo), _ref(ref))
+
+    def upstream_commits(self, repo: str, ref: Ref) -> list[CommitInfo]:
+        """The commits this one was computed from, directly (its provenance)."""
+        return self.repos.upstream(self._repo(repo), _ref(ref))
+
     def commit_set(self, global_id: str) -> list[CommitInfo]:
         """Every commit of a commit set (Pachyderm 2.x's global id: the commits one change caused,
         in every repo), in the order they were made: the change first, then what it caused."""
@@ -496,6 +504,10 @@ class Client:
 
     def inspect_file(self, repo: str, ref: Ref, path: str) -> FileInfo:
         return self.files.inspect_file(self._repo(repo), _ref(ref), path)
+
+    def read_file_head(self, repo: str, ref: Ref, path: str, limit: int) -> tuple[FileInfo, bytes]:
+        """A file's first `limit` bytes, for a preview (verified when the whole file fits)."""
+        return self.files.read_head(self._repo(repo), _ref(ref), path, limit)
 
     def diff_files(
         self, repo: str, new_ref: Ref, old_ref: Ref | None = None, path: str = "", *, old_repo: str | None = None
@@ -1046,9 +1058,24 @@ class Client:
         """Run every job that new commits call for, upstream first; returns the jobs run."""
         return self._pipes.scheduler.run_pending(self.progress)
 
-    def list_jobs(self, pipeline: str | None = None, global_id: str | None = None) -> list[JobInfo]:
-        """Newest first; with `global_id`, only the jobs of that commit set (one change's jobs)."""
-        return self._pipes.list_jobs(self._pipeline(pipeline) if pipeline is not None else None, global_id)
+    def list_jobs(
+        self, pipeline: str | None = None, global_id: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[JobInfo]:
+        """Newest first; with `global_id`, only the jobs of that commit set (one change's jobs);
+        with `limit`, one page of them (from `offset`)."""
+        name = self._pipeline(pipeline) if pipeline is not None else None
+        return self._pipes.list_jobs(name, global_id, limit, offset)
+
+    def count_jobs(self, pipeline: str | None = None) -> int:
+        """How many jobs there are (of `pipeline`), for paging through them."""
+        if not self._has_pipelines():
+            return 0
+        return self._pipes.records.count_jobs(self._pipeline(pipeline) if pipeline is not None else None)
+
+    def last_job(self, pipeline: str) -> JobInfo | None:
+        """The pipeline's newest job, if it has one."""
+        row = self._pipes.records.last_job(self._pipeline(pipeline))
+        return self._pipes.records.job_info(row) if row is not None else None
 
     def inspect_job(self, job_id: str) -> JobInfo:
         return self._pipes.inspect_job(job_id)

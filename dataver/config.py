@@ -111,6 +111,18 @@ KEYS = {
             "127.0.0.1",
             "where service pipelines listen (their external_port): another address opens them to the network",
         ),
+        Key(
+            "console.address",
+            "DATAVER_CONSOLE_ADDRESS",
+            "127.0.0.1:8800",
+            "where `dataver console` listens (HOST:PORT): another host than 127.0.0.1 needs the console's token",
+        ),
+        Key(
+            "console.token",
+            "DATAVER_CONSOLE_TOKEN",
+            "",
+            "the token a console bound beyond 127.0.0.1 asks for (default: a new one, printed at start)",
+        ),
     )
 }
 

@@ -361,6 +361,18 @@ class FileStore:
             shutil.copyfileobj(f, out, 1 << 20)
         return self._info(repo, commit, path, entry)
 
+    def read_head(self, repo: str, ref: CommitRef, path: str, limit: int) -> tuple[FileInfo, bytes]:
+        """A file's first `limit` bytes (a preview). A file that fits is verified against its hash
+        first, as `get_file` does; a longer one's head cannot be, and says nothing of the rest."""
+        path = normalize_path(path, allow_root=False)
+        commit, entry = self._commit_and_entry(repo, ref, path)
+        if entry.is_dir:
+            raise InvalidArgument(f"/{path} is a directory: list it instead")
+        if entry.size <= limit:
+            self.store.objects.verify(entry.oid)
+        with self.store.objects.open(entry.oid) as f:
+            return self._info(repo, commit, path, entry), f.read(limit)
+
     def get_to_path(
         self,
         repo: str,

@@ -431,6 +431,18 @@ class RepoStore:
                 self.db.after_commit(self._notify)
             return squashed
 
+    def computed_from(self, repo: str, ref: CommitRef) -> list[CommitInfo]:
+        """Every commit computed from this one, directly or not (its subvenance), oldest first."""
+        with self.db.read():
+            rows = self._computed_from(self.resolve(repo, ref).id)
+            return [self.info(r) for r in sorted(rows, key=lambda r: (r.started, r.id))]
+
+    def upstream(self, repo: str, ref: CommitRef) -> list[CommitInfo]:
+        """The commits this one was computed from, directly (its provenance)."""
+        with self.db.read():
+            row = self.resolve(repo, ref)
+            return [self.info(self.commit_row(c)) for c in self.refs.provenance(row.id)]
+
     def _computed_from(self, commit_id: str) -> list[CommitRecord]:
         """Every commit computed from `commit_id`, directly or not (its subvenance), in order found."""
         found: dict[str, CommitRecord] = {}

@@ -86,6 +86,33 @@ def sandbox() -> None:
         pytest.skip("bubblewrap is not available: the local runtime runs unsandboxed")
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by selenium through chromium-driver (never downloaded): skip
+    without them, or fail where they are required (DATAVER_REQUIRE_BROWSER=1, as in CI)."""
+    import shutil
+
+    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("selenium (pip)")
+    if missing:
+        if os.environ.get("DATAVER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"a browser is required here (DATAVER_REQUIRE_BROWSER=1), but {', '.join(missing)} is missing")
+        pytest.skip(f"no browser to test the console with: {', '.join(missing)} missing")
+    options = Options()
+    options.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
 DOCKER_IMAGES = (
     "dataver/base:latest",
     "dataver/pytrain-svm:latest",

@@ -19,37 +19,65 @@ from .session import client
 app = typer.Typer(help="The watcher: runs jobs as commits land (start, stop, status, logs, run).")
 
 
+ConsoleOpt = Annotated[bool, typer.Option("--console", help="Serve the web console too (see `dataver console`).")]
+ConsoleAddressOpt = Annotated[
+    str | None,
+    typer.Option("--console-address", help="HOST:PORT of the console (default: the console.address setting)."),
+]
+
+
 @app.command("run")
-def run(ctx: typer.Context) -> None:
+def run(ctx: typer.Context, console: ConsoleOpt = False, console_address: ConsoleAddressOpt = None) -> None:
     """Run the daemon in the foreground (Ctrl-C stops it after running jobs finish)."""
     from ..daemon import Daemon, daemon_logger
 
     c = client(ctx)
     c.run_jobs = False
-    Daemon(c, daemon_logger(c.root, echo=sys.stderr.isatty())).run()
+    log = daemon_logger(c.root, echo=sys.stderr.isatty())
+    server = None
+    if console:
+        from ..console.server import ConsoleServer, console_binding
+
+        binding, token = console_binding(c.config, console_address)
+        server = ConsoleServer(c.root, binding, token)
+        server.start(on_error=lambda exc: log.info("console stopped: %s", exc))
+        log.info("console at %s", binding.url())
+    try:
+        Daemon(c, log).run()
+    finally:
+        if server is not None:
+            server.stop()
 
 
 @app.command("start")
-def start(ctx: typer.Context) -> None:
-    """Start the daemon in the background; returns once it is watching."""
+def start(ctx: typer.Context, console: ConsoleOpt = False, console_address: ConsoleAddressOpt = None) -> None:
+    """Start the daemon in the background (with --console, the web console too); returns once it
+    is watching, printing the console's URL."""
     from ..daemon import LOG, OUTPUT
 
     c = client(ctx)
     if (existing := c.daemon()) is not None:
         raise Conflict(f"a daemon is already running for the store {c.root} (pid {existing.pid})")
+    argv = [sys.executable, "-m", "dataver", "--root", str(c.root), "daemon", "run"]
+    env = dict(os.environ)
+    url = ""
+    if console:
+        from ..console.server import console_binding
+
+        binding, token = console_binding(c.config, console_address)
+        argv += ["--console", "--console-address", f"{binding.host}:{binding.port}"]
+        if token:  # handed over in the environment, not the command line others can read
+            env["DATAVER_CONSOLE_TOKEN"] = token
+        url = binding.url(token)
     with open(c.root / OUTPUT, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dataver", "--root", str(c.root), "daemon", "run"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         info = c.daemon()
         if info is not None and info.pid == proc.pid:
             typer.echo(f"daemon started (pid {proc.pid}), logging to {c.root / LOG}")
+            if url:
+                typer.echo(f"console at {url}")
             return
         if proc.poll() is not None:
             raise DataverError(f"the daemon exited at once: {_last_line(c.root / OUTPUT)}")

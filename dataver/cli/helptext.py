@@ -51,6 +51,7 @@ EXAMPLES = {
     "list-pipeline": "dataver list-pipeline",
     "inspect-pipeline": "dataver inspect-pipeline model --history",
     "serve": "dataver serve serve --address 127.0.0.1",
+    "console": "dataver console --address 127.0.0.1:8800",
     "list-service": "dataver list-service --json",
     "delete-pipeline": "dataver delete-pipeline inference",
     "stop-pipeline": "dataver stop-pipeline model",

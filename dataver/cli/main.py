@@ -26,6 +26,7 @@ from . import (
     branch,
     commit,
     config,
+    console,
     daemon,
     file,
     helptext,
@@ -130,7 +131,22 @@ def _version() -> None:
     _print_version(True)
 
 
-for module in (project, repo, branch, commit, file, mount, pipeline, service, job, admin, remote, secret, transaction):
+for module in (
+    project,
+    repo,
+    branch,
+    commit,
+    file,
+    mount,
+    pipeline,
+    service,
+    job,
+    console,
+    admin,
+    remote,
+    secret,
+    transaction,
+):
     app.add_typer(module.app)
 app.add_typer(daemon.app, name="daemon")
 app.add_typer(remote.remote_app, name="remote")

@@ -4,38 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
-import humanize
-
-
-def size(n: int | None) -> str:
-    """4505 -> '4.4 KiB' (binary units, as pachctl shows sizes)."""
-    if n is None:
-        return "-"
-    return f"{n} B" if n < 1024 else humanize.naturalsize(n, binary=True)
-
-
-def ago(ts: float | None) -> str:
-    """A timestamp as '39 seconds ago'."""
-    if ts is None:
-        return "-"
-    return humanize.naturaltime(datetime.fromtimestamp(ts), when=datetime.fromtimestamp(time.time()))
-
-
-def duration(seconds: float | None) -> str:
-    """Seconds as '1 second', '3 minutes' (pachctl's DURATION column)."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return "less than a second"
-    whole = int(round(seconds))
-    if whole < 60:
-        return f"{whole} second{'s' if whole != 1 else ''}"
-    return humanize.naturaldelta(seconds)
+from ..display import ago as ago
+from ..display import duration as duration
+from ..display import size as size
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from ..display import datum_counts as datum_counts
 from . import output
 
 if TYPE_CHECKING:
@@ -20,13 +21,6 @@ def failure_lines() -> list[str]:
     """One line per job of this invocation that failed, with the reason (which names the failed
     datum and the `logs` command)."""
     return [f"job {job.id} (pipeline {job.pipeline}) failed: {job.reason}" for job in FAILED]
-
-
-def datum_counts(job: JobInfo) -> str:
-    """Pachyderm's PROGRESS: processed + skipped / total, with the recovered (err_cmd) datums
-    as a third term when there are any (its pretty.Progress)."""
-    recovered = f" + {job.recovered}" if job.recovered else ""
-    return f"{job.processed} + {job.skipped}{recovered} / {job.total}"
 
 
 class JobProgress:

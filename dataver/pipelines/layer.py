@@ -142,11 +142,13 @@ class PipelineLayer:
             raise InvalidArgument(f"unknown graph format {fmt!r}: choose text, mermaid or dot")
         return render_dag(self.service.edges(), sorted(repos), fmt, tuple(self.service.spouts()))
 
-    def list_jobs(self, pipeline: str | None, global_id: str | None = None) -> list[JobInfo]:
+    def list_jobs(
+        self, pipeline: str | None, global_id: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[JobInfo]:
         if pipeline is not None:
             self.records.pipeline(pipeline)
         if global_id is None:
-            return [self.records.job_info(r) for r in self.records.jobs(pipeline)]
+            return [self.records.job_info(r) for r in self.records.jobs(pipeline, limit, offset)]
         rows = [r for r in reversed(self.records.job_set(global_id)) if pipeline in (None, r.pipeline)]
         if not rows:
             advice = (

@@ -350,15 +350,18 @@ class Records:
         rows = self.db.query(f"SELECT {_JOB} FROM jobs WHERE global_id = ? ORDER BY created, rowid", (global_id,))
         return [JobRecord(*r) for r in rows]
 
-    def jobs(self, pipeline: str | None = None) -> list[JobRecord]:
-        """Newest first."""
-        if pipeline is None:
-            rows = self.db.query(f"SELECT {_JOB} FROM jobs ORDER BY created DESC, rowid DESC")
-        else:
-            rows = self.db.query(
-                f"SELECT {_JOB} FROM jobs WHERE pipeline = ? ORDER BY created DESC, rowid DESC", (pipeline,)
-            )
+    def jobs(self, pipeline: str | None = None, limit: int | None = None, offset: int = 0) -> list[JobRecord]:
+        """Newest first; a page of them with `limit` (and `offset`)."""
+        where, args = ("WHERE pipeline = ? ", [pipeline]) if pipeline is not None else ("", [])
+        page = " LIMIT ? OFFSET ?" if limit is not None else ""
+        args += [limit, offset] if limit is not None else []
+        rows = self.db.query(f"SELECT {_JOB} FROM jobs {where}ORDER BY created DESC, rowid DESC{page}", tuple(args))
         return [JobRecord(*r) for r in rows]
+
+    def count_jobs(self, pipeline: str | None = None) -> int:
+        if pipeline is None:
+            return int(self.db.query_one("SELECT count(*) FROM jobs")[0])
+        return int(self.db.query_one("SELECT count(*) FROM jobs WHERE pipeline = ?", (pipeline,))[0])
 
     def active_pipelines(self) -> set[str]:
         """Pipelines with a job created or running."""

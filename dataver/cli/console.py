@@ -1,0 +1,39 @@
+"""console: the web console over the store (read-only), in the foreground."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .session import client
+
+app = typer.Typer()
+
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="HOST:PORT to listen on (default: the console.address setting, 127.0.0.1:8800). "
+        "Another host than 127.0.0.1 asks every visitor for the console's token.",
+    ),
+]
+
+
+@app.command("console")
+def console(ctx: typer.Context, address: AddressOpt = None) -> None:
+    """Open the web console: the DAG, repos, files, pipelines, jobs, logs and provenance in a
+    browser, read-only. Prints the URL (with the token, when bound beyond 127.0.0.1); Ctrl-C stops it."""
+    from ..console.server import ConsoleServer, console_binding
+
+    c = client(ctx)
+    binding, token = console_binding(c.config, address)
+    server = ConsoleServer(c.root, binding, token)
+    thread = server.start()
+    typer.echo(f"console at {binding.url(token)} (Ctrl-C stops it)")  # once it listens
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        server.stop()
+        thread.join(10)

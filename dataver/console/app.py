@@ -1,0 +1,400 @@
+"""The console's pages: one Starlette route each, reading through `dataver.Client`, rendering a
+Jinja2 template. Read-only: every route answers GET (and HEAD) only. Lists are pages of `PAGE`
+rows, so a store with 10,000 jobs or a 100,000-file folder renders as fast as a small one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..client import Client
+from ..display import ago, datum_counts, duration, size
+from ..errors import DataverError, InvalidArgument, NotFound
+from ..models import CommitInfo
+from . import graph, preview
+from .graph import Graph, Node
+
+HERE = Path(__file__).parent
+PAGE = 50
+COOKIE = "dataver_console"
+
+
+def _link(where: str, /, **params: Any) -> str:
+    """A console address with its query (`path` is often one of the parameters)."""
+    shown = {k: v for k, v in params.items() if v not in (None, "")}
+    return f"{where}?{urlencode(shown)}" if shown else where
+
+
+def _templates() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    env.globals.update(link=_link, ago=ago, size=size, duration=duration, progress=datum_counts)
+    return env
+
+
+class Console:
+    """The pages over one store (a Client opened per request: the store may be shared, and a
+    Client is cheap to open)."""
+
+    def __init__(self, root: Path, token: str | None) -> None:
+        self.root = root
+        self.token = token
+        self.templates = _templates()
+
+    def client(self) -> Client:
+        return Client(self.root)
+
+    def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        body = self.templates.get_template(template).render(request=request, **context)
+        return HTMLResponse(body, status_code=status)
+
+    # ---- the DAG --------------------------------------------------------------------------
+
+    def dag_graph(self, client: Client) -> str:
+        """Repos and pipelines, each pipeline with its state and its last job's progress; a
+        pipeline whose last job failed links its first failed datum's log."""
+        drawn = Graph()
+        for repo in client.list_repos(all_projects=True):
+            drawn.add(Node(f"repo:{repo.name}", repo.name, _link("/repo", repo=repo.name), "repo", size(repo.size)))
+        for pipeline in client.list_pipelines(all_projects=True):
+            job = client.last_job(pipeline.name)
+            state = pipeline.state if pipeline.state != "running" or job is None else job.state
+            paused = "paused · " if pipeline.state != "running" else ""
+            detail = f"{paused}{job.state} · {datum_counts(job)}" if job else pipeline.state
+            badge = None
+            if job is not None and job.state == "failure":
+                failed = next((d for d in client.list_datums(job.id) if d.state == "failed"), None)
+                if failed is not None:
+                    badge = ("log", _link("/datum", job=job.id, datum=failed.id))
+            node = Node(
+                f"pipeline:{pipeline.name}",
+                pipeline.name,
+                _link("/pipeline", name=pipeline.name),
+                "pipeline",
+                detail,
+                state,
+                badge,
+            )
+            drawn.add(node)
+            for source in pipeline.inputs:
+                drawn.add(Node(f"repo:{source.repo}", source.repo, _link("/repo", repo=source.repo), "repo"))
+                drawn.link(f"repo:{source.repo}", node.id)
+            drawn.add(Node(f"repo:{pipeline.name}", pipeline.name, _link("/repo", repo=pipeline.name), "repo"))
+            drawn.link(node.id, f"repo:{pipeline.name}")
+        return graph.render(drawn, "The DAG of repos and pipelines")
+
+    async def dag(self, request: Request) -> Response:
+        with self.client() as client:
+            return self.page(request, "dag.html", title="DAG", svg=self.dag_graph(client))
+
+    async def dag_fragment(self, request: Request) -> Response:
+        with self.client() as client:
+            return HTMLResponse(self.dag_graph(client))
+
+    # ---- repos, commits, files --------------------------------------------------------------
+
+    async def repos(self, request: Request) -> Response:
+        with self.client() as client:
+            repos = client.list_repos(all_projects=True)
+        return self.page(request, "repos.html", title="Repos", repos=repos)
+
+    async def repo(self, request: Request) -> Response:
+        name = _arg(request, "repo")
+        branch = request.query_params.get("branch") or None
+        number = _page(request)
+        with self.client() as client:
+            info = client.inspect_repo(name)
+            branches = client.list_branches(name)
+            # one page past this one is asked for, to know whether there is a next page
+            commits = client.list_commits(name, branch, limit=(number + 1) * PAGE + 1)
+        shown = commits[number * PAGE : (number + 1) * PAGE]
+        more = len(commits) > (number + 1) * PAGE
+        return self.page(
+            request,
+            "repo.html",
+            title=name,
+            repo=info,
+            branches=branches,
+            branch=branch,
+            commits=shown,
+            number=number,
+            more=more,
+        )
+
+    async def commit(self, request: Request) -> Response:
+        repo, ref = _arg(request, "repo"), _arg(request, "commit")
+        with self.client() as client:
+            info = client.inspect_commit(repo, ref)
+            upstream = client.upstream_commits(repo, info.id)
+            downstream = client.computed_from(repo, info.id)
+            job = _job_of(client, info)
+        return self.page(
+            request,
+            "commit.html",
+            title=f"{repo}@{info.id}",
+            commit=info,
+            upstream=upstream,
+            downstream=downstream,
+            job=job,
+        )
+
+    async def files(self, request: Request) -> Response:
+        repo, ref = _arg(request, "repo"), _arg(request, "commit")
+        path = request.query_params.get("path", "/") or "/"
+        with self.client() as client:
+            commit = client.inspect_commit(repo, ref)
+            info = client.inspect_file(repo, commit.id, path) if path.strip("/") else None
+            if info is not None and info.type == "file":
+                info, head = client.read_file_head(repo, commit.id, path, preview.LIMIT)
+                shown = preview.preview(path, head, info.size)
+                return self.page(
+                    request,
+                    "file.html",
+                    title=f"{repo}@{commit.id[:12]}:{path}",
+                    commit=commit,
+                    file=info,
+                    preview=shown,
+                )
+            entries = client.list_files(repo, commit.id, path)
+        number = _page(request)
+        return self.page(
+            request,
+            "folder.html",
+            title=f"{repo}@{commit.id[:12]}:{path}",
+            commit=commit,
+            path="/" + path.strip("/"),
+            parents=_parents(path),
+            entries=entries[number * PAGE : (number + 1) * PAGE],
+            count=len(entries),
+            number=number,
+            more=len(entries) > (number + 1) * PAGE,
+        )
+
+    async def raw(self, request: Request) -> Response:
+        """The file's bytes (verified against its hash as they are fetched): a download, or an
+        image shown in a preview."""
+        repo, ref, path = _arg(request, "repo"), _arg(request, "commit"), _arg(request, "path")
+        with self.client() as client:
+            spool = tempfile.NamedTemporaryFile(delete=False, prefix="console-", dir=client.store.objects.tmp_dir)
+            try:
+                with spool:
+                    client.get_file_to(repo, ref, path, spool)
+            except BaseException:
+                os.unlink(spool.name)
+                raise
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        image = preview.media_type(path)
+        return FileResponse(
+            spool.name,
+            media_type=image or "application/octet-stream",
+            filename=None if image and request.query_params.get("inline") else name,
+            background=BackgroundTask(os.unlink, spool.name),
+        )
+
+    async def diff(self, request: Request) -> Response:
+        repo, new = _arg(request, "repo"), _arg(request, "new")
+        old = request.query_params.get("old") or None
+        with self.client() as client:
+            newer = client.inspect_commit(repo, new)
+            older = client.inspect_commit(repo, old or newer.parent) if (old or newer.parent) else None
+            changes = client.diff_files(repo, newer.id, older.id if older else None)
+        return self.page(request, "diff.html", title=f"diff {repo}", repo=repo, new=newer, old=older, changes=changes)
+
+    # ---- pipelines, jobs, datums --------------------------------------------------------------
+
+    async def pipelines(self, request: Request) -> Response:
+        with self.client() as client:
+            pipelines = [(p, client.last_job(p.name)) for p in client.list_pipelines(all_projects=True)]
+        return self.page(request, "pipelines.html", title="Pipelines", pipelines=pipelines)
+
+    async def pipeline(self, request: Request) -> Response:
+        name = _arg(request, "name")
+        number = _page(request)
+        with self.client() as client:
+            info = client.inspect_pipeline(name)
+            versions = client.pipeline_history(name)
+            jobs = client.list_jobs(name, limit=PAGE, offset=number * PAGE)
+            count = client.count_jobs(name)
+        wanted = request.query_params.get("version")
+        version = next((v for v in versions if str(v.version) == wanted), versions[-1])
+        return self.page(
+            request,
+            "pipeline.html",
+            title=name,
+            pipeline=info,
+            versions=versions,
+            version=version,
+            spec=json.dumps(version.spec, indent=2),
+            jobs=jobs,
+            count=count,
+            number=number,
+            more=count > (number + 1) * PAGE,
+        )
+
+    async def jobs(self, request: Request) -> Response:
+        number = _page(request)
+        with self.client() as client:
+            jobs = client.list_jobs(limit=PAGE, offset=number * PAGE)
+            count = client.count_jobs()
+        return self.page(
+            request, "jobs.html", title="Jobs", jobs=jobs, count=count, number=number, more=count > (number + 1) * PAGE
+        )
+
+    async def job(self, request: Request) -> Response:
+        job_id = _arg(request, "id")
+        number = _page(request)
+        with self.client() as client:
+            info = client.inspect_job(job_id)
+            datums = client.list_datums(info.id)
+        return self.page(
+            request,
+            "job.html",
+            title=f"job {info.id}",
+            job=info,
+            datums=datums[number * PAGE : (number + 1) * PAGE],
+            count=len(datums),
+            number=number,
+            more=len(datums) > (number + 1) * PAGE,
+        )
+
+    async def datum(self, request: Request) -> Response:
+        job_id, datum_id = _arg(request, "job"), _arg(request, "datum")
+        with self.client() as client:
+            job = client.inspect_job(job_id)
+            datum = client.inspect_datum(job.id, datum_id)
+            logs = client.logs(job=job.id, datum=datum.id)
+        log = "".join(text for _, _, text in logs)
+        return self.page(request, "datum.html", title=f"datum {datum.id}", job=job, datum=datum, log=log)
+
+    # ---- provenance -----------------------------------------------------------------------
+
+    async def provenance(self, request: Request) -> Response:
+        repo, ref, path = _arg(request, "repo"), _arg(request, "commit"), _arg(request, "path")
+        with self.client() as client:
+            root = client.file_provenance(repo, ref, path)
+        drawn = Graph()
+        _provenance_graph(drawn, root)
+        return self.page(
+            request,
+            "provenance.html",
+            title=f"provenance of {repo}:{path}",
+            root=root,
+            svg=graph.render(drawn, f"Where {path} came from"),
+        )
+
+
+def _provenance_graph(drawn: Graph, node: Any) -> str:
+    """Add a file, the datum that wrote it and, recursively, that datum's input files."""
+    file_id = f"file:{node.repo}@{node.commit}:{node.path}"
+    href = _link("/files", repo=node.repo, commit=node.commit, path=node.path)
+    drawn.add(Node(file_id, f"{node.repo}:{node.path}", href, "file", f"@{node.commit[:8]} · {size(node.size)}"))
+    if node.job is not None:
+        datum_id = f"datum:{node.job}:{node.datum}"
+        label = f"{node.pipeline} v{node.version}"
+        datum_href = _link("/datum", job=node.job, datum=node.datum)
+        drawn.add(Node(datum_id, label, datum_href, "datum", f"datum {node.datum[:12]}"))
+        drawn.link(datum_id, file_id)
+        for source in node.inputs:
+            drawn.link(_provenance_graph(drawn, source), datum_id)
+    return file_id
+
+
+def _job_of(client: Client, commit: CommitInfo) -> Any:
+    """The job that made an output commit (None for a commit a user made)."""
+    if commit.origin != "job" or not commit.global_id:
+        return None
+    try:
+        found = client.list_jobs(commit.repo, commit.global_id)
+    except NotFound:
+        return None
+    return next((j for j in found if j.output_commit == commit.id), None)
+
+
+def _arg(request: Request, name: str) -> str:
+    value = request.query_params.get(name, "")
+    if not value:
+        raise InvalidArgument(f"the address names no {name}: follow a link from the console's pages")
+    return value
+
+
+def _page(request: Request) -> int:
+    try:
+        return max(int(request.query_params.get("page", "0")), 0)
+    except ValueError:
+        raise InvalidArgument("page must be a whole number") from None
+
+
+def _parents(path: str) -> list[tuple[str, str]]:
+    """(name, path) of each folder above and including `path`, for the breadcrumb."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    return [(part, "/" + "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+
+
+def make_app(root: Path, token: str | None = None) -> Starlette:
+    """The console over the store at `root`; with a `token`, every request must carry it (a
+    `?token=` once, which sets a cookie, or `Authorization: Bearer TOKEN`)."""
+    console = Console(root, token)
+    pages = {
+        "/": console.dag,
+        "/dag/graph": console.dag_fragment,
+        "/repos": console.repos,
+        "/repo": console.repo,
+        "/commit": console.commit,
+        "/files": console.files,
+        "/raw": console.raw,
+        "/diff": console.diff,
+        "/pipelines": console.pipelines,
+        "/pipeline": console.pipeline,
+        "/jobs": console.jobs,
+        "/job": console.job,
+        "/datum": console.datum,
+        "/provenance": console.provenance,
+    }
+    routes: list[Any] = [Route(path, _guard(console, handler), methods=["GET"]) for path, handler in pages.items()]
+    routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
+    return Starlette(routes=routes)
+
+
+def _guard(console: Console, handler: Any) -> Any:
+    """The token check, then the page; a DataverError is a page of one line (404 for what is not
+    there, 400 for a bad address), never a traceback."""
+
+    async def guarded(request: Request) -> Response:
+        if console.token is not None:
+            given = request.query_params.get("token")
+            if given is not None and hmac.compare_digest(given, console.token):
+                response = RedirectResponse(_without_token(request), status_code=303)
+                response.set_cookie(COOKIE, console.token, httponly=True, samesite="strict")
+                return response
+            header = request.headers.get("authorization", "")
+            held = request.cookies.get(COOKIE) or header.removeprefix("Bearer ").strip()
+            if not held or not hmac.compare_digest(held, console.token):
+                return PlainTextResponse(
+                    "this console needs its token: open the URL `dataver console` printed (with ?token=...)\n",
+                    status_code=401,
+                )
+        try:
+            return await handler(request)
+        except DataverError as exc:
+            status = 404 if isinstance(exc, NotFound) else 400
+            return console.page(request, "error.html", status=status, title="Not found", message=str(exc))
+
+    return guarded
+
+
+def _without_token(request: Request) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+    return request.url.path + (f"?{urlencode(params)}" if params else "")

@@ -1,0 +1,261 @@
+"""The web console, end to end: a real console server (uvicorn) over a real store with the iris
+pipelines, driven in headless chromium (selenium with chromium-driver) as a user clicks through it,
+and over HTTP for the token, read-only and error answers."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from helpers import pfs, spec
+from selenium.webdriver.common.by import By
+
+from dataver import Client
+from dataver.console.server import Binding, ConsoleServer
+
+PROJECT = Path(__file__).resolve().parents[2]
+BROKEN = spec("broken", "echo reading $(ls /pfs/attributes); echo cannot parse >&2; exit 2", pfs("attributes"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory):
+    """A store with the iris example run through (model, inference) and a pipeline that fails."""
+    root = tmp_path_factory.mktemp("console") / "store"
+    Client.init(root)
+    with Client(root) as client:
+        client.create_repo("training")
+        client.create_repo("attributes")
+        client.create_pipeline(PROJECT / "pipelines/train.json", runtime="local")
+        client.create_pipeline(PROJECT / "pipelines/infer.json", runtime="local")
+        client.put_file("training", "master", "iris.csv", source=PROJECT / "pipelines/data/iris.csv")
+        client.put_file("attributes", "master", "/", source=[str(PROJECT / "pipelines/data/test")], recursive=True)
+        client.create_pipeline({**BROKEN, "datum_tries": 1})
+    return root
+
+
+@pytest.fixture(scope="module")
+def console(iris):
+    """The console over the iris store, on a free port of 127.0.0.1; its base URL."""
+    server = ConsoleServer(iris, Binding("127.0.0.1", free_port()), None)
+    server.start()
+    yield server.binding.url().rstrip("/")
+    server.stop()
+
+
+def get(url: str, **headers: str) -> tuple[int, str, dict]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read().decode(), dict(answer.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def node(browser, name: str):
+    """A DAG node's link, by the node's id (`pipeline:NAME`, `repo:NAME`)."""
+    return browser.find_element(By.CSS_SELECTOR, f'g[data-node="{name}"] > a')
+
+
+def test_the_dag_shows_the_iris_pipelines_and_a_failed_datum_log_is_one_click_away(browser, console):
+    browser.get(console + "/")
+    assert browser.title == "DAG · dataver"
+    nodes = {g.get_attribute("data-node") for g in browser.find_elements(By.CSS_SELECTOR, "svg.graph g.node")}
+    assert {"repo:training", "pipeline:model", "repo:model", "pipeline:inference", "repo:attributes"} <= nodes
+    model = browser.find_element(By.CSS_SELECTOR, 'g[data-node="pipeline:model"]')
+    assert "state-success" in model.get_attribute("class") and "1 + 0 / 1" in model.text
+    broken = browser.find_element(By.CSS_SELECTOR, 'g[data-node="pipeline:broken"]')
+    assert "state-failure" in broken.get_attribute("class")
+    broken.find_element(By.CSS_SELECTOR, "a.badge").click()  # the failed datum's log
+    assert browser.title.startswith("datum ")
+    assert re.search(r"reading [12]\.csv", browser.find_element(By.ID, "log").text)
+    assert "cannot parse" in browser.find_element(By.ID, "log").text
+    assert "the command exited with code 2" in browser.page_source
+
+
+def test_from_the_dag_to_a_pipeline_its_job_and_a_datum(browser, console):
+    browser.get(console + "/")
+    node(browser, "pipeline:inference").click()
+    assert browser.title == "inference · dataver"
+    assert '"name": "inference"' in browser.find_element(By.CSS_SELECTOR, "pre.spec").text
+    browser.find_element(By.CSS_SELECTOR, "table.jobs tbody tr td a").click()
+    assert browser.title.startswith("job ")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.datums tbody tr")
+    assert len(rows) == 2 and all("success" in r.text for r in rows)
+    files = sorted(r.find_elements(By.TAG_NAME, "td")[2].text for r in rows)
+    assert files == ["attributes:/1.csv, model:/", "attributes:/2.csv, model:/"] or all(
+        "attributes:/" in f for f in files
+    )
+    rows[0].find_element(By.TAG_NAME, "a").click()
+    assert browser.title.startswith("datum ")
+    assert browser.find_element(By.ID, "log").text  # the log, or that the command printed nothing
+
+
+def test_a_file_previews_downloads_and_shows_its_provenance_down_to_the_users_data(browser, console):
+    browser.get(console + "/repos")
+    browser.find_element(By.LINK_TEXT, "inference").click()
+    browser.find_element(By.LINK_TEXT, "files").click()
+    browser.find_element(By.LINK_TEXT, "2").click()
+    assert browser.find_element(By.CSS_SELECTOR, "pre.preview").text.split() == [
+        "Iris-versicolor",
+        "Iris-virginica",
+        "Iris-virginica",
+        "Iris-virginica",
+        "Iris-setosa",
+        "Iris-setosa",
+    ]
+    download = browser.find_element(By.ID, "download").get_attribute("href")
+    status, body, headers = get(download)
+    assert status == 200 and body.split()[0] == "Iris-versicolor" and "attachment" in headers["content-disposition"]
+    browser.find_element(By.ID, "provenance").click()
+    nodes = {g.get_attribute("data-node") for g in browser.find_elements(By.CSS_SELECTOR, "svg.graph g.node")}
+    files = {n.split("@")[0] + ":" + n.split(":", 2)[2] for n in nodes if n.startswith("file:")}
+    assert files == {
+        "file:inference:/2",
+        "file:model:/model.pkl",
+        "file:model:/model.txt",
+        "file:attributes:/2.csv",
+        "file:training:/iris.csv",
+    }
+    assert {n.split(":")[0] for n in nodes} == {"file", "datum"}
+    browser.find_element(By.CSS_SELECTOR, 'g.file[data-node^="file:training@"] > a').click()  # the data put in
+    assert "training@" in browser.find_element(By.TAG_NAME, "h1").text
+    assert browser.find_element(By.CSS_SELECTOR, "table.csv").text.startswith("5.1")
+
+
+def test_a_commit_shows_what_it_came_from_what_was_computed_from_it_and_a_diff(browser, console, iris):
+    with Client(iris) as client:
+        model = client.inspect_commit("model", "master")
+        training = client.inspect_commit("training", "master")
+    browser.get(f"{console}/commit?repo=model&commit={model.id}")
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#upstream a")] == [f"training@{training.id[:12]}"]
+    assert [a.text.split("@")[0] for a in browser.find_elements(By.CSS_SELECTOR, "#downstream a")] == ["inference"]
+    browser.get(f"{console}/diff?repo=model&new={model.id}")
+    changes = [r.text.split()[:2] for r in browser.find_elements(By.CSS_SELECTOR, "table.diff tbody tr")]
+    assert changes == [["added", "/model.pkl"], ["added", "/model.txt"]]
+
+
+def test_the_dag_follows_the_store_as_jobs_run(browser, console, iris):
+    browser.get(console + "/")
+    before = browser.find_element(By.CSS_SELECTOR, 'g[data-node="pipeline:inference"]').text
+    assert "2 + 0 / 2" in before
+    with Client(iris) as client:  # a third attributes file: inference runs one new datum
+        client.put_file("attributes", "master", "3.csv", source=b"6.3,3.3,6.0,2.5\n")
+    deadline = time.monotonic() + 15
+    while "1 + 2 / 3" not in browser.find_element(By.CSS_SELECTOR, 'g[data-node="pipeline:inference"]').text:
+        assert time.monotonic() < deadline, "the DAG did not follow the new job"
+        time.sleep(0.3)
+
+
+def test_a_big_folder_is_paged(browser, console, iris, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(120):
+        (folder / f"f{i:03d}").write_text("x")
+    with Client(iris) as client:
+        client.create_repo("many")
+        client.put_file("many", "master", "/", source=[str(folder)], recursive=True)
+    browser.get(f"{console}/files?repo=many&commit=master")
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "table.files tbody td:first-child a")]
+    assert names == [f"f{i:03d}" for i in range(50)]
+    assert "120 in all" in browser.find_element(By.CSS_SELECTOR, ".pager").text
+    browser.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+    browser.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "table.files tbody td:first-child a")]
+    assert names == [f"f{i:03d}" for i in range(100, 120)]
+    assert not browser.find_elements(By.CSS_SELECTOR, "a[rel=next]")
+
+
+def test_what_is_not_there_is_one_line_and_the_console_is_read_only(console):
+    status, body, _ = get(console + "/repo?repo=nope")
+    assert status == 404 and "repo nope not found" in body and "Traceback" not in body
+    status, body, _ = get(console + "/files?repo=training&commit=master&path=/nope.csv")
+    assert status == 404 and "nope.csv" in body
+    status, body, _ = get(console + "/repo")
+    assert status == 400 and "the address names no repo" in body
+    for method in ("POST", "PUT", "DELETE"):
+        request = urllib.request.Request(console + "/repos", method=method, data=b"")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 405
+
+
+def test_bound_beyond_loopback_every_request_needs_the_token(iris):
+    port = free_port()
+    server = ConsoleServer(iris, Binding("0.0.0.0", port), "s3cret-token")
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        status, body, _ = get(base + "/repos")
+        assert status == 401 and "needs its token" in body and "training" not in body
+        assert get(base + "/repos", Authorization="Bearer wrong")[0] == 401
+        status, body, _ = get(base + "/repos", Authorization="Bearer s3cret-token")
+        assert status == 200 and "training" in body
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(base + "/repos?token=s3cret-token", timeout=10) as answer:  # the URL printed: a cookie
+            assert answer.status == 200 and answer.url == base + "/repos" and "training" in answer.read().decode()
+        with opener.open(base + "/pipelines", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        server.stop()
+
+
+def test_the_console_command_prints_its_url_and_refuses_a_bad_address(iris):
+    env_root = ["--root", str(iris)]
+    bad = subprocess.run(
+        [sys.executable, "-m", "dataver", *env_root, "console", "--address", "here:port"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "dataver: error: console address 'here:port': give HOST:PORT, e.g. 127.0.0.1:8800"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dataver", *env_root, "console", "--address", f"0.0.0.0:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"console at http://0.0.0.0:{port}/?token=") and "(Ctrl-C stops it)" in line
+        token = line.split("token=")[1].split()[0]
+        assert get(f"http://127.0.0.1:{port}/repos", Authorization=f"Bearer {token}")[0] == 200
+        taken = subprocess.run(
+            [sys.executable, "-m", "dataver", *env_root, "console", "--address", f"0.0.0.0:{port}"],
+            capture_output=True,
+            text=True,
+        )
+        assert taken.returncode == 1 and taken.stderr.count("\n") == 1
+        assert f"the console cannot listen on http://0.0.0.0:{port}/" in taken.stderr
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: stops, quietly
+        assert proc.wait(10) == 0 and "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_the_daemon_serves_the_console_too(dv):
+    port = free_port()
+    started = dv("daemon", "start", "--console", "--console-address", f"127.0.0.1:{port}")
+    assert f"console at http://127.0.0.1:{port}/" in started.stdout
+    dv("create-repo", "training")
+    status, body, _ = get(f"http://127.0.0.1:{port}/repos")
+    assert status == 200 and "training" in body
+    assert json.loads(dv("daemon", "status", "--json").stdout)["pid"]
+    dv("daemon", "stop")
