@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["store", "pipelines", "daemon", "docker", "shared", "dask", "remotes", "serving"]
+SUITES = ["store", "pipelines", "daemon", "docker", "shared", "dask", "remotes", "serving", "console"]
 
 for name in sys.argv[1:] or SUITES:
     if name not in SUITES:

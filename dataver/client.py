@@ -491,6 +491,12 @@ class Client:
     def list_files(self, repo: str, ref: Ref, path: str = "") -> list[FileInfo]:
         return self.files.list_files(self._repo(repo), _ref(ref), path)
 
+    def list_files_page(
+        self, repo: str, ref: Ref, path: str, *, limit: int, offset: int = 0
+    ) -> tuple[list[FileInfo], int]:
+        """One page of a directory (by name, from `offset`), and how many entries it has in all."""
+        return self.files.list_page(self._repo(repo), _ref(ref), path, limit, offset)
+
     def file_history(self, repo: str, ref: Ref, path: str) -> list[FileInfo]:
         """Every version of a file, newest first, each with the commit that made it (`committed`)."""
         return self.files.file_history(self._repo(repo), _ref(ref), path)

@@ -254,6 +254,17 @@ class FileStore:
             for name, child in sorted(self.trees.load(entry.oid).items())
         ]
 
+    def list_page(self, repo: str, ref: CommitRef, path: str, limit: int, offset: int) -> tuple[list[FileInfo], int]:
+        """One page of a directory's entries, by name, and how many it holds in all (a folder of
+        100,000 files is shown 50 at a time without describing the other 99,950)."""
+        path = normalize_path(path)
+        commit, entry = self._commit_and_entry(repo, ref, path)
+        if not entry.is_dir:
+            return [self._info(repo, commit, path, entry)], 1
+        children = self.trees.load(entry.oid)
+        names = sorted(children)[offset : offset + limit]
+        return [self._info(repo, commit, join_path(path, n), children[n]) for n in names], len(children)
+
     def file_history(self, repo: str, ref: CommitRef, path: str) -> list[FileInfo]:
         """Every version of a path, newest first (`list-file --history`): each commit where it
         changed, with what it was there (`committed`)."""

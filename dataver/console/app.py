@@ -5,10 +5,12 @@ rows, so a store with 10,000 jobs or a 100,000-file folder renders as fast as a 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
 import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -46,16 +48,26 @@ def _templates() -> Environment:
 
 
 class Console:
-    """The pages over one store (a Client opened per request: the store may be shared, and a
-    Client is cheap to open)."""
+    """The pages over one store, through one Client kept open: its caches of trees (which never
+    change: they are named by their hash) then serve every request. The pages run on the server's
+    event loop, one at a time, so the Client is never used by two at once."""
 
     def __init__(self, root: Path, token: str | None) -> None:
         self.root = root
         self.token = token
         self.templates = _templates()
+        self._client: Client | None = None
 
-    def client(self) -> Client:
-        return Client(self.root)
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Client]:
+        if self._client is None:
+            self._client = Client(self.root)
+        yield self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         body = self.templates.get_template(template).render(request=request, **context)
@@ -168,8 +180,8 @@ class Console:
                     file=info,
                     preview=shown,
                 )
-            entries = client.list_files(repo, commit.id, path)
-        number = _page(request)
+            number = _page(request)
+            entries, count = client.list_files_page(repo, commit.id, path, limit=PAGE, offset=number * PAGE)
         return self.page(
             request,
             "folder.html",
@@ -177,10 +189,10 @@ class Console:
             commit=commit,
             path="/" + path.strip("/"),
             parents=_parents(path),
-            entries=entries[number * PAGE : (number + 1) * PAGE],
-            count=len(entries),
+            entries=entries,
+            count=count,
             number=number,
-            more=len(entries) > (number + 1) * PAGE,
+            more=count > (number + 1) * PAGE,
         )
 
     async def raw(self, request: Request) -> Response:
@@ -365,7 +377,13 @@ def make_app(root: Path, token: str | None = None) -> Starlette:
     }
     routes: list[Any] = [Route(path, _guard(console, handler), methods=["GET"]) for path, handler in pages.items()]
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
-    return Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        console.close()
+
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def _guard(console: Console, handler: Any) -> Any:
