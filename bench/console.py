@@ -11,6 +11,7 @@ after one to warm it.
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 import urllib.request
 import uuid
@@ -25,16 +26,10 @@ FETCHES = 7
 
 
 def _iris(root: Path) -> None:
-    from dataver import Client
+    sys.path.insert(0, str(PROJECT / "tests"))
+    from helpers import iris_store
 
-    Client.init(root)
-    with Client(root) as client:
-        client.create_repo("training")
-        client.create_repo("attributes")
-        client.create_pipeline(PROJECT / "pipelines/train.json", runtime="local")
-        client.create_pipeline(PROJECT / "pipelines/infer.json", runtime="local")
-        client.put_file("training", "master", "iris.csv", source=PROJECT / "pipelines/data/iris.csv")
-        client.put_file("attributes", "master", "/", source=[str(PROJECT / "pipelines/data/test")], recursive=True)
+    iris_store(root)
 
 
 def _big(root: Path, work: Path) -> None:

@@ -7,6 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def iris_store(root: Path) -> None:
+    """A new store at `root` with the iris example run through on the local runtime: training and
+    attributes repos, the model and inference pipelines, each with one successful job (used by the
+    console's tests, its benchmark and its screenshots)."""
+    from dataver import Client
+
+    Client.init(root)
+    with Client(root) as client:
+        client.create_repo("training", "the iris measurements, labelled")
+        client.create_repo("attributes", "measurements to classify")
+        client.create_pipeline(PROJECT / "pipelines/train.json", runtime="local")
+        client.create_pipeline(PROJECT / "pipelines/infer.json", runtime="local")
+        client.put_file("training", "master", "iris.csv", source=PROJECT / "pipelines/data/iris.csv")
+        client.put_file("attributes", "master", "/", source=[str(PROJECT / "pipelines/data/test")], recursive=True)
+
 
 def dataver_process(root: Path, *args: str, **kwargs) -> subprocess.Popen:
     """Start the real console script in its own process (for kill and concurrency tests)."""

@@ -11,7 +11,9 @@ import tempfile
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT))
+sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
+
+from helpers import iris_store  # noqa: E402
 
 from dataver import Client  # noqa: E402
 from dataver.console.server import Binding, ConsoleServer  # noqa: E402
@@ -26,14 +28,8 @@ BROKEN = {
 
 def store(root: Path) -> dict[str, str]:
     """The iris example and a failing report; the pages to capture, by screenshot name."""
-    Client.init(root)
+    iris_store(root)
     with Client(root) as client:
-        client.create_repo("training", "the iris measurements, labelled")
-        client.create_repo("attributes", "measurements to classify")
-        client.create_pipeline(PROJECT / "pipelines/train.json", runtime="local")
-        client.create_pipeline(PROJECT / "pipelines/infer.json", runtime="local")
-        client.put_file("training", "master", "iris.csv", source=PROJECT / "pipelines/data/iris.csv")
-        client.put_file("attributes", "master", "/", source=[str(PROJECT / "pipelines/data/test")], recursive=True)
         client.create_pipeline(BROKEN)
         job = client.last_job("inference")
         assert job is not None

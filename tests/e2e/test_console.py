@@ -13,16 +13,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from helpers import pfs, spec
+from helpers import iris_store, pfs, spec
 from selenium.webdriver.common.by import By
 
 from dataver import Client
 from dataver.console.server import Binding, ConsoleServer
 
-PROJECT = Path(__file__).resolve().parents[2]
 BROKEN = spec("broken", "echo reading $(ls /pfs/attributes); echo cannot parse >&2; exit 2", pfs("attributes"))
 
 
@@ -36,14 +34,8 @@ def free_port() -> int:
 def iris(tmp_path_factory):
     """A store with the iris example run through (model, inference) and a pipeline that fails."""
     root = tmp_path_factory.mktemp("console") / "store"
-    Client.init(root)
+    iris_store(root)
     with Client(root) as client:
-        client.create_repo("training")
-        client.create_repo("attributes")
-        client.create_pipeline(PROJECT / "pipelines/train.json", runtime="local")
-        client.create_pipeline(PROJECT / "pipelines/infer.json", runtime="local")
-        client.put_file("training", "master", "iris.csv", source=PROJECT / "pipelines/data/iris.csv")
-        client.put_file("attributes", "master", "/", source=[str(PROJECT / "pipelines/data/test")], recursive=True)
         client.create_pipeline({**BROKEN, "datum_tries": 1})
     return root
 
