@@ -251,3 +251,22 @@ def test_the_daemon_serves_the_console_too(dv):
     assert status == 200 and "training" in body
     assert json.loads(dv("daemon", "status", "--json").stdout)["pid"]
     dv("daemon", "stop")
+
+
+def test_the_console_works_on_a_shared_store(hosts, tmp_path):
+    """Host a puts a file in the shared store (PostgreSQL and a bucket); a console on host b
+    shows the repo and previews the file, read from the bucket."""
+    a, b = hosts
+    a("create-repo", "shared")
+    (tmp_path / "notes.txt").write_text("written on host a\n")
+    a("put-file", "shared", "master", "-f", str(tmp_path / "notes.txt"))
+    server = ConsoleServer(b.root, Binding("127.0.0.1", free_port()), None)
+    server.start()
+    try:
+        base = server.binding.url().rstrip("/")
+        status, body, _ = get(base + "/repos")
+        assert status == 200 and "shared" in body
+        status, body, _ = get(base + "/files?repo=shared&commit=master&path=/notes.txt")
+        assert status == 200 and "written on host a" in body
+    finally:
+        server.stop()
