@@ -193,19 +193,18 @@ class Daemon:
         from .pipelines.cron import fire, tick_name
 
         records = self.client._pipes.records
-        try:
-            ticks, wait = fire(self.client.repos, records)
-            moved, trigger_wait = self.cron_triggers.fire(self.client.repos, records)
-        except DataverError as exc:  # a repo deleted meanwhile, say: looked at again shortly
-            self.log.info("cron ticks: %s (trying again in %g s)", exc, self.recheck_after)
-            ticks, moved, wait, trigger_wait = [], [], self.recheck_after, None
-        for made in ticks:
-            self.log.info(
-                "cron tick %s of pipeline %s: %s@%s", tick_name(made.at), made.pipeline, made.repo, made.commit
-            )
+        fired = fire(self.client.repos, records)
+        moved, problems, trigger_wait = self.cron_triggers.fire(self.client.repos, records)
+        for made in fired.ticks:
+            when = tick_name(made.at)
+            self.log.info("cron tick %s of pipeline %s: %s@%s", when, made.pipeline, made.repo, made.commit)
         for repo, branch, commit in moved:
             self.log.info("cron trigger: %s@%s moved to %s", repo, branch, commit)
-        waits = [w for w in (wait, trigger_wait) if w is not None]
+        for problem in fired.problems + problems:
+            self.log.info("%s (trying again in %g s)", problem, self.recheck_after)
+        waits = [w for w in (fired.wait, trigger_wait) if w is not None]
+        if fired.problems or problems:
+            waits.append(self.recheck_after)
         with self._lock:
             self.next_tick = time.monotonic() + min(waits) if waits else None
 

@@ -22,9 +22,11 @@ DESCRIPTORS = {
     "@hourly": "0 * * * *",
 }
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-MAX_CATCH_UP = 100_000
-"""How many missed ticks `latest_due` steps over at most (a year of minutes is half a million: past
-this, the newest due tick is taken as the one after the first `MAX_CATCH_UP`)."""
+SPANS = (1, 60, 3600, 86400, 32 * 86400, 366 * 86400, 8 * 366 * 86400)
+"""Seconds back from now that `latest_due` looks for the newest tick, nearest first: a schedule
+that ticked within a span has few ticks in it to step over."""
+MAX_PERIOD = 100 * 366 * 86400.0
+"""The longest @every period taken (a century): longer ones are not a schedule anyone means."""
 
 
 @dataclass(frozen=True)
@@ -37,32 +39,36 @@ class Schedule:
     every: float = 0.0
 
     def next_after(self, moment: datetime) -> datetime | None:
-        """The first tick strictly after `moment` (timezone-aware), or None if there is none."""
-        if self.every:
-            return moment.replace(microsecond=0) + timedelta(seconds=self.every)
-        if not self.fields:
+        """The first tick strictly after `moment` (timezone-aware), or None if there is none (or
+        it would fall past the year 9999)."""
+        if not (self.every or self.fields):
             return None
-        from cronsim import CronSim
-
         try:
+            if self.every:
+                return moment.replace(microsecond=0) + timedelta(seconds=self.every)
+            from cronsim import CronSim
+
             return next(CronSim(self.fields, moment))
-        except StopIteration:
+        except (StopIteration, OverflowError, ValueError):
             return None
 
     def latest_due(self, after: datetime, now: datetime) -> datetime | None:
         """The newest tick in (after, now], or None if none is due yet. Ticks missed while nobody
-        watched (the daemon was off) are not made one by one: the newest stands for them."""
+        watched (the daemon was off) are not made one by one: the newest stands for them, found
+        by looking back from now (never by stepping through years of missed ticks)."""
         due = self.next_after(after)
         if due is None or due > now:
             return None
         if self.every:  # jump straight to the newest period boundary
             periods = int((now - due).total_seconds() // self.every)
             return due + timedelta(seconds=periods * self.every)
-        for _ in range(MAX_CATCH_UP):
-            following = self.next_after(due)
-            if following is None or following > now:
-                break
-            due = following
+        for span in SPANS:
+            start = max(after, now - timedelta(seconds=span))
+            found = self.next_after(start)
+            if found is not None and found <= now:
+                while (following := self.next_after(found)) is not None and following <= now:
+                    found = following
+                return found
         return due
 
 
@@ -74,6 +80,8 @@ def _period(text: str) -> float:
     seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     if seconds < 1:
         raise ValueError(f"@every {text}: the period must be at least 1s")
+    if seconds > MAX_PERIOD:
+        raise ValueError(f"@every {text}: the period must be at most a century")
     return seconds
 
 

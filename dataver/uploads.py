@@ -12,6 +12,7 @@ a host file the user did not hand it.
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,9 +134,10 @@ def expand_sources(
     refused, naming both."""
     found: dict[str, str] = {}
     for source in sources:
-        if full_path:
-            where = "/".join(part for part in (dest, normalize_path(source, allow_root=False)) if part)
-            placed = expand_source(source, where, recursive)
+        if full_path:  # ./data/a.png is data/a.png, and . the root, as pachctl cleans them
+            cleaned = posixpath.normpath(source)
+            where = "/".join(part for part in (dest, "" if cleaned == "." else normalize_path(cleaned)) if part)
+            placed = expand_source(source, where or None, recursive)
         else:
             placed = expand_source(source, dest, recursive, into_folder=into_folder or len(sources) > 1, nest=nest)
         for repo_path, host in placed:

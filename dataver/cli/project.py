@@ -51,7 +51,7 @@ def inspect_project(
 def update_project(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="PROJECT")],
-    description: Annotated[str, typer.Option("--description", "-d", help="What the project is for.")] = "",
+    description: Annotated[str, typer.Option("--description", "-d", help="What the project is for now.")],
 ) -> None:
     """Change a project's description (pachctl's `update project`)."""
     client(ctx).update_project(name, description)

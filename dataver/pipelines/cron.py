@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..errors import InvalidArgument
+from ..errors import DataverError, InvalidArgument
 from ..names import parse_commit_ref
 from ..objects import ObjectWriter
 from ..repos import RepoStore
@@ -107,27 +107,41 @@ def _cron_pipelines(records: Records) -> list[tuple[str, list[CronInput]]]:
     return found
 
 
-def fire(repos: RepoStore, records: Records, now: datetime | None = None) -> tuple[list[Tick], float | None]:
-    """Make every tick that is due; the ticks made, and the seconds until the next one is due (None
-    if no schedule has another tick)."""
+@dataclass
+class Fired:
+    """What one look at the cron inputs did: the ticks made, the problems met (one line each,
+    naming the pipeline: one pipeline's broken input never stops another's ticks), and the seconds
+    until the next tick is due (None if no schedule has another)."""
+
+    ticks: list[Tick]
+    problems: list[str]
+    wait: float | None
+
+
+def fire(repos: RepoStore, records: Records, now: datetime | None = None) -> Fired:
+    """Make every tick that is due."""
     now = now or datetime.now(UTC)
     made: list[Tick] = []
+    problems: list[str] = []
     upcoming: list[datetime] = []
     for pipeline, crons in _cron_pipelines(records):
         for cron in crons:
             schedule = parse_schedule(cron.spec)
-            last = last_tick(repos, cron)
-            due = schedule.latest_due(last, now)
-            if due is not None:
-                done = tick(repos, pipeline, cron, due)
-                if done is not None:
-                    made.append(done)
-                last = max(last, due)
+            try:
+                last = last_tick(repos, cron)
+                due = schedule.latest_due(last, now)
+                if due is not None:
+                    done = tick(repos, pipeline, cron, due)
+                    if done is not None:
+                        made.append(done)
+                    last = max(last, due)
+            except DataverError as exc:  # its repo deleted meanwhile, say
+                problems.append(f"pipeline {pipeline}, cron input {cron.name}: {exc}")
+                continue
             following = schedule.next_after(last)
             if following is not None:
                 upcoming.append(following)
-    wait = max(0.0, (min(upcoming) - now).total_seconds()) if upcoming else None
-    return made, wait
+    return Fired(made, problems, max(0.0, (min(upcoming) - now).total_seconds()) if upcoming else None)
 
 
 def run_cron(repos: RepoStore, records: Records, pipeline: str) -> list[Tick]:

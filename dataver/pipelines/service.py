@@ -61,13 +61,22 @@ class PipelineService:
                         f"pipeline {spec.name}: input {pfs.input_name} (pfs.commit {pfs.commit}): {exc}"
                     ) from None
 
-    def _make_cron_repos(self, spec: PipelineSpec) -> None:
-        """A cron input's repo is made with its pipeline (Pachyderm's `<pipeline>_<name>`); one
-        left by an earlier pipeline of that name is taken over, ticks and all."""
+    def _make_cron_repos(self, spec: PipelineSpec, current: PipelineSpec | None = None) -> None:
+        """A cron input's repo is made with its pipeline (Pachyderm's `<pipeline>_<name>`), and
+        deleted with it: so it must be new, never a repo that holds someone's data or another
+        pipeline's output (an update keeps the repos its current version made)."""
+        owned = {c.as_pfs.full_repo for c in current.cron_inputs()} if current is not None else set()
         for cron in spec.cron_inputs():
             repo = cron.as_pfs.full_repo
-            if not self.repos.repo_exists(repo):
-                self.repos.create_repo(repo, f"cron ticks of pipeline {spec.name} ({cron.spec})")
+            if repo in owned:
+                continue
+            if self.repos.repo_exists(repo):
+                raise AlreadyExists(
+                    f"pipeline {spec.name}: cron input {cron.name} would tick into repo {repo}, which exists already: "
+                    'a cron input makes its own repo (and deletes it with the pipeline): give it another "repo", '
+                    "or delete that repo"
+                )
+            self.repos.create_repo(repo, f"cron ticks of pipeline {spec.name} ({cron.spec})")
 
     def _context(self, spec: PipelineSpec, runtime: str, spec_path: Path | None) -> str | None:
         """The image's build context (for the local runtime), resolved now so that an image no
@@ -120,7 +129,7 @@ class PipelineService:
         with self.store.db.write():
             row = self.records.pipeline(spec.name)
             runtime = check_runtime(runtime or row.runtime)
-            self._make_cron_repos(spec)
+            self._make_cron_repos(spec, PipelineSpec.model_validate_json(row.spec))
             self._check_inputs(spec)
             self.store.db.after_commit(self._notify)
             context = self._context(spec, runtime, spec_path)

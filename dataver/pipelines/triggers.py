@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ..errors import DataverError
 from ..names import parse_commit_ref
 from ..refs import CommitRecord
 from ..repos import RepoStore
@@ -68,29 +69,36 @@ class CronTriggers:
     def __init__(self) -> None:
         self._last: dict[tuple[str, str, str], datetime] = {}
 
-    def fire(self, repos: RepoStore, records: Records, now: datetime | None = None) -> tuple[list, float | None]:
-        """Move every cron-triggered branch whose tick came; (repo, branch, commit) moved, and the
-        seconds until the next tick (None if no cron trigger has one)."""
+    def fire(
+        self, repos: RepoStore, records: Records, now: datetime | None = None
+    ) -> tuple[list[tuple[str, str, str]], list[str], float | None]:
+        """Move every cron-triggered branch whose tick came: (repo, branch, commit) moved, problems
+        met (one line each; one trigger's never stops another's), and the seconds until the next
+        tick (None if no cron trigger has one)."""
         now = now or datetime.now(UTC)
-        moved, upcoming = [], []
+        moved, problems, upcoming = [], [], []
         for pfs, trigger, created in _triggered(records):
             if not trigger.cron_spec:
                 continue
             key = (pfs.full_repo, pfs.branch, trigger.cron_spec)
             schedule = parse_schedule(trigger.cron_spec)
-            with repos.db.read():
-                current = repos.readable_head(pfs.full_repo, pfs.branch)
-                source = repos.readable_head(pfs.full_repo, trigger.branch)
-            last = self._last.get(key) or _at(current.started if current else created)
-            tick = schedule.latest_due(last, now)
-            if tick is not None:
-                last = self._last[key] = tick
-                if source is not None and (current is None or current.id != source.id):
-                    moved.append(_move(repos, pfs, source))
+            try:
+                with repos.db.read():
+                    current = repos.readable_head(pfs.full_repo, pfs.branch)
+                    source = repos.readable_head(pfs.full_repo, trigger.branch)
+                last = self._last.get(key) or _at(current.started if current else created)
+                tick = schedule.latest_due(last, now)
+                if tick is not None:
+                    last = self._last[key] = tick
+                    if source is not None and (current is None or current.id != source.id):
+                        moved.append(_move(repos, pfs, source))
+            except DataverError as exc:
+                problems.append(f"cron trigger of {pfs.full_repo}@{pfs.branch}: {exc}")
+                continue
             following = schedule.next_after(last)
             if following is not None:
                 upcoming.append(following)
-        return moved, (max(0.0, (min(upcoming) - now).total_seconds()) if upcoming else None)
+        return moved, problems, (max(0.0, (min(upcoming) - now).total_seconds()) if upcoming else None)
 
 
 def fire(repos: RepoStore, records: Records) -> list[tuple[str, str, str]]:

@@ -16,6 +16,8 @@ import contextlib
 import io
 import logging
 import os
+import posixpath
+import select
 import tarfile
 import threading
 import time
@@ -75,24 +77,24 @@ def read_stream(stream: BinaryIO, writer: ObjectWriter) -> list[tuple[str, Entry
     """The files of what the command wrote between opening /pfs/out and closing it, stored: one tar
     archive, or several one after another (a command that opened the pipe again before we saw it
     closed); [] for nothing written. A stream that does not start as a tar archive is refused."""
-    head = stream.read(tarfile.BLOCKSIZE)
-    if not head:
-        return []
-    if not head.startswith(COMPRESSED) and head.strip(b"\0"):
-        try:
-            tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), tarfile.ENCODING, "surrogateescape")
-        except tarfile.HeaderError:
-            raise StreamRefused("not a tar stream (write one tar archive each time /pfs/out is opened)") from None
     entries: list[tuple[str, Entry]] = []
     try:
+        head = stream.read(tarfile.BLOCKSIZE)
+        if not head:
+            return []
+        if not head.startswith(COMPRESSED) and head.strip(b"\0"):
+            try:
+                tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), tarfile.ENCODING, "surrogateescape")
+            except tarfile.HeaderError:
+                raise StreamRefused("not a tar stream (write one tar archive each time /pfs/out is opened)") from None
         with tarfile.open(fileobj=_Prefixed(head, stream), mode="r|*", ignore_zeros=True) as tar:
             for member in tar:
                 if member.isdir():
                     continue
                 if not member.isfile():
                     raise StreamRefused(f"{member.name} is not a plain file (links and devices are refused)")
-                try:
-                    path = normalize_path(member.name, allow_root=False)
+                try:  # `tar -C dir -cf /pfs/out .` names its files ./x, as pachctl's cleaning allows
+                    path = normalize_path(posixpath.normpath(member.name), allow_root=False)
                 except DataverError as exc:
                     raise StreamRefused(f"{member.name}: {exc}") from None
                 data = tar.extractfile(member)
@@ -182,6 +184,7 @@ class SpoutRun:
 
     def _commit(self, stream: BinaryIO) -> None:
         spec = self.spec
+        select.select([stream], [], [])  # data (or the end): only then hold off gc, as a put-file does
         try:
             with self.store.writing():
                 with self.store.objects.writer() as writer:
@@ -204,6 +207,9 @@ class SpoutRun:
                 )
         except StreamRefused as exc:
             self.log.info("spout %s: a stream on /pfs/out was dropped, nothing committed: %s", spec.name, exc)
+            return
+        except DataverError as exc:  # the commit was refused (a path that is a folder there...): the next may not be
+            self.log.info("spout %s: a stream on /pfs/out could not be committed: %s", spec.name, exc)
             return
         self.commits += 1
         self.log.info("spout %s: committed %d file(s): %s@%s", spec.name, len(entries), spec.name, commit.id)
@@ -240,7 +246,8 @@ class SpoutSupervisor:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.current: SpoutRun | None = None
-        self._version = 0
+        self._version: tuple[float, int] = (0.0, 0)
+        """The pipeline (its creation time: deleted and made again is another) and spec version running."""
         self._since = 0.0
         self._backoff = BACKOFF_FIRST
         self._retry_at = 0.0
@@ -295,7 +302,7 @@ class SpoutSupervisor:
             self.current = None
             self._retry_later()
             return True
-        if current is not None and row.version == self._version:
+        if current is not None and (row.created, row.version) == self._version:
             return True
         if time.monotonic() < self._retry_at:
             return True
@@ -303,10 +310,10 @@ class SpoutSupervisor:
             self.log.info("spout %s: the spec changed: restarting its command", self.name)
             current.stop()
             self.current = None
-        self._start(PipelineSpec.model_validate_json(row.spec), row.version)
+        self._start(PipelineSpec.model_validate_json(row.spec), (row.created, row.version))
         return True
 
-    def _start(self, spec: PipelineSpec, version: int) -> None:
+    def _start(self, spec: PipelineSpec, version: tuple[float, int]) -> None:
         scheduler = self.layer.scheduler
         run_id = instance_id(self.name)  # labelled as a service's server: reaped as one
         ctx = scheduler.ctx_for(self.name, run_id)

@@ -69,7 +69,8 @@ class Supervisor:
         self.since: float | None = None
         self._backoff = BACKOFF_FIRST
         self._retry_at = 0.0
-        self._version = 0
+        self._version: tuple[float, int] = (0.0, 0)
+        """The pipeline (its creation time: deleted and made again is another) and spec version served."""
         self._written: dict | None = None
 
     # ---- the loop -----------------------------------------------------------------------
@@ -157,14 +158,18 @@ class Supervisor:
             self.since = None
             return True
         wanted = {i.name: i.commit for i in inputs}
-        if current is not None and current.provenance.commits() == wanted and row.version == self._version:
+        if (
+            current is not None
+            and current.provenance.commits() == wanted
+            and (row.created, row.version) == self._version
+        ):
             return True
         if time.monotonic() < self._retry_at:
             return True
-        self._switch(spec, row.version, inputs)
+        self._switch(spec, (row.created, row.version), inputs)
         return True
 
-    def _switch(self, spec: PipelineSpec, version: int, inputs: list[InputCommit]) -> None:
+    def _switch(self, spec: PipelineSpec, version: tuple[float, int], inputs: list[InputCommit]) -> None:
         """Start a server on `inputs`, move traffic to it once healthy, then stop the old one."""
         assert spec.service is not None and self.proxy is not None
         old = self.current

@@ -147,3 +147,50 @@ def test_the_daemon_moves_a_cron_triggered_branch_on_its_schedule(dv, tmp_path):
         wait_for(lambda: [j.state for j in client.list_jobs("batched")] == ["success"], 30)
         assert [f.path for f in client.list_files("batched", "master")] == ["/a"]
     assert re.search(r"cron trigger: data@master moved to [0-9a-f]{32}", dv("daemon", "logs").stdout)
+
+
+CONFLICT = r"""
+import io, tarfile, time
+
+def stream(files):
+    with tarfile.open("/pfs/out", "w|") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    time.sleep(0.3)
+
+stream({"data": b"1"})
+stream({"data/inside": b"2"})  # /data is a file: this commit cannot be made
+stream({"after": b"3"})
+time.sleep(600)
+"""
+
+
+def test_a_spout_outlives_a_refused_commit_and_a_new_spout_of_the_same_name_runs_its_own_command(dv, tmp_path, sandbox):
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(spout_spec("feed", CONFLICT)))
+    dv("create-pipeline", "-f", str(path))
+    dv("daemon", "start")
+    with Client(dv.root) as client:
+        wait_for(
+            lambda: (
+                "/after" in {f.path for f in client.list_files("feed", "master")}
+                if client.list_commits("feed")
+                else False
+            ),
+            60,
+        )
+        assert client.get_file("feed", "master", "data") == b"1"
+        assert "spout feed: a stream on /pfs/out could not be committed" in dv("daemon", "logs").stdout
+        # deleted and made again at once: the new command runs, not the old one
+        dv("delete-pipeline", "feed")
+        path.write_text(json.dumps(spout_spec("feed", CONFLICT.replace('b"1"', b'b"again"'.decode()))))
+        dv("create-pipeline", "-f", str(path))
+        wait_for(
+            lambda: (
+                client.list_commits("feed")
+                and client.get_file("feed", client.list_commits("feed")[-1].id, "data") == b"again"
+            ),
+            60,
+        )

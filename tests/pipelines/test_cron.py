@@ -45,12 +45,23 @@ def test_missed_ticks_are_one_tick_the_newest_due():
     assert every.latest_due(T0, T0 + timedelta(hours=1, seconds=5)) == T0 + timedelta(hours=1)
     minutely = parse_schedule("* * * * *")
     assert minutely.latest_due(T0, T0 + timedelta(minutes=30, seconds=20)) == T0 + timedelta(minutes=30)
+    # a quarter of a century of missed seconds: found at once, not stepped through
+    secondly, then = parse_schedule("* * * * * *"), datetime(2000, 1, 1, tzinfo=UTC)
+    assert secondly.latest_due(then, T0 + timedelta(microseconds=5)) == T0
+    yearly = parse_schedule("@yearly")
+    assert yearly.latest_due(then, T0) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_tick_past_the_year_9999_is_no_tick():
+    assert parse_schedule("@hourly").next_after(datetime(9999, 12, 31, 23, 30, tzinfo=UTC)) is None
+    assert parse_schedule("@every 87600h").next_after(datetime(9999, 6, 1, tzinfo=UTC)) is None
 
 
 @pytest.mark.parametrize(
     ("bad", "said"),
     [
         ("@every 0.5s", "input.cron.spec: @every 0.5s: the period must be at least 1s"),
+        ("@every 90000000h", "input.cron.spec: @every 90000000h: the period must be at most a century"),
         ("@every soon", "input.cron.spec: @every 'soon': give a duration such as 10s, 5m or 1h30m"),
         ("@fortnightly", "input.cron.spec: '@fortnightly' is not a cron descriptor: use @every <duration>"),
         ("* * *", "input.cron.spec: '* * *' is not a cron spec: give 5 fields"),
@@ -91,8 +102,8 @@ def test_each_job_runs_the_new_tick_only_and_overwrite_keeps_one_file(client):
     client.create_pipeline(spec("latest", LIST_TICKS, cron_input(overwrite=True)))
     records, repos = client._pipes.records, client.repos
     for seconds in (10, 20, 30):
-        made, wait = cron.fire(repos, records, datetime.now(UTC) + timedelta(seconds=seconds))
-        assert len(made) == 2 and wait is not None
+        fired = cron.fire(repos, records, datetime.now(UTC) + timedelta(seconds=seconds))
+        assert len(fired.ticks) == 2 and fired.wait is not None and fired.problems == []
         client.run_pending()
     kept = [f.path for f in client.list_files("keep_tick", "master")]
     assert len(kept) == 3  # three ticks, ten seconds apart
@@ -109,8 +120,8 @@ def test_a_tick_already_made_is_not_made_again(client):
     client.create_pipeline(spec("scraper", LIST_TICKS, cron_input()))
     records, repos = client._pipes.records, client.repos
     later = datetime.now(UTC) + timedelta(seconds=15)
-    assert len(cron.fire(repos, records, later)[0]) == 1
-    assert cron.fire(repos, records, later)[0] == []  # another daemon's pass at the same moment
+    assert len(cron.fire(repos, records, later).ticks) == 1
+    assert cron.fire(repos, records, later).ticks == []  # another daemon's pass at the same moment
     assert len(client.list_commits("scraper_tick")) == 1
 
 
@@ -118,10 +129,10 @@ def test_no_ticks_before_start_and_none_while_paused(client):
     start = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     client.create_pipeline(spec("later", LIST_TICKS, cron_input(start=start)))
     records, repos = client._pipes.records, client.repos
-    made, wait = cron.fire(repos, records)
-    assert made == [] and 3590 < wait <= 3610
+    fired = cron.fire(repos, records)
+    assert fired.ticks == [] and 3590 < fired.wait <= 3610
     client.stop_pipeline("later")
-    assert cron.fire(repos, records, datetime.now(UTC) + timedelta(hours=2)) == ([], None)
+    assert cron.fire(repos, records, datetime.now(UTC) + timedelta(hours=2)) == cron.Fired([], [], None)
 
 
 def test_the_tick_repo_follows_pachydermss_naming_and_projects(client):
@@ -154,3 +165,22 @@ def test_run_cron_on_a_pipeline_without_cron_input_is_one_line(client, cli):
         "dataver: error: pipeline plain has no cron input: run-cron ticks the cron inputs of a pipeline "
         '("input": {"cron": {"name": ..., "spec": ...}})'
     )
+
+
+def test_a_cron_input_never_takes_over_a_repo_that_exists(client, cli, root):
+    """Its repo is deleted with the pipeline: a user's repo, or another pipeline's output, is refused."""
+    client.create_repo("p_tick")
+    client.put_file("p_tick", "master", "precious.txt", source=b"mine")
+    path = root.parent / "p.json"
+    path.write_text(json.dumps(spec("p", LIST_TICKS, cron_input(overwrite=True))))
+    refused = cli("create-pipeline", "-f", str(path))
+    assert refused.code == 1 and refused.err.count("\n") == 1
+    assert "cron input tick would tick into repo p_tick, which exists already" in refused.err
+    assert [p.name for p in client.list_pipelines()] == []
+    client.create_repo("in")
+    client.create_pipeline(spec("up", "true", {"pfs": {"repo": "in", "glob": "/"}}))
+    path.write_text(json.dumps(spec("q", LIST_TICKS, cron_input(repo="up"))))
+    assert "would tick into repo up, which exists already" in cli("create-pipeline", "-f", str(path)).err
+    client.create_pipeline(spec("r", LIST_TICKS, cron_input()))
+    client.update_pipeline(spec("r", LIST_TICKS, cron_input(every="@hourly")))  # its own repo: kept
+    assert client.get_file("p_tick", "master", "precious.txt") == b"mine"

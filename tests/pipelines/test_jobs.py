@@ -421,13 +421,13 @@ def test_a_rate_limited_trigger_moves_once_a_tick_passed_between_the_heads(clien
     """`rate_limit_spec` (with `all`, next to `commits`): the branch follows staging once 1 commit
     landed and a tick of the schedule passed since master's head finished."""
     client.create_repo("data")
-    trigger = {"branch": "staging", "commits": 1, "rate_limit_spec": "@every 1s", "all": True}
+    trigger = {"branch": "staging", "commits": 1, "rate_limit_spec": "@every 2s", "all": True}
     client.create_pipeline(spec("limited", COPY.replace("/in/", "/data/"), pfs("data", "/", trigger=trigger)))
     client.put_file("data", "staging", "a", source=b"a")  # master has no head: the first moves it
     assert [f.path for f in client.list_files("limited", "master")] == ["/a"]
-    client.put_file("data", "staging", "b", source=b"b")  # within the second: held back
+    client.put_file("data", "staging", "b", source=b"b")  # before the next tick (1 to 2 s away): held back
     assert len(client.list_jobs("limited")) == 1
-    time.sleep(2.1)
+    time.sleep(3.1)
     client.put_file("data", "staging", "c", source=b"c")
     assert [f.path for f in client.list_files("limited", "master")] == ["/a", "/b", "/c"]
 
@@ -445,10 +445,10 @@ def test_a_cron_trigger_moves_its_branch_on_its_schedule_only(client):
     client.put_file("data", "staging", "a", source=b"a")
     assert client.list_jobs("hourly") == []  # no tick yet
     clock, records, now = CronTriggers(), client._pipes.records, datetime.now(UTC)
-    moved, wait = clock.fire(client.repos, records, now)
-    assert moved == [] and 3500 < wait <= 3600
+    moved, problems, wait = clock.fire(client.repos, records, now)
+    assert moved == [] and problems == [] and 3500 < wait <= 3600
     staged = client.inspect_commit("data", "staging").id
-    moved, _ = clock.fire(client.repos, records, now + timedelta(hours=1, seconds=1))
+    moved, _, _ = clock.fire(client.repos, records, now + timedelta(hours=1, seconds=1))
     assert moved == [("data", "master", staged)]
     client.run_pending()
     assert [f.path for f in client.list_files("hourly", "master")] == ["/a"]
