@@ -1206,6 +1206,20 @@ class Client:
             raise InvalidArgument(f'pipeline {name} is not a service (its spec has no "service"): it runs jobs')
         return self._service_info(row)
 
+    def inspect_spout(self, name: str) -> ServiceInfo:
+        """A spout: whether its command runs (in the daemon), since when, its restarts and why the
+        last command stopped, and the commits its streams made."""
+        from .serving.status import ServiceInfo, read_status
+
+        name = self._pipeline(name)
+        row = self._pipes.records.pipeline(name)
+        if not row.is_spout:
+            raise InvalidArgument(f'pipeline {name} is not a spout (its spec has no "spout")')
+        found = read_status(self.store.root, name)
+        if found is not None:
+            return found
+        return ServiceInfo(name, "", "paused" if row.state != "running" else "not running")
+
     def _service_info(self, row: Any) -> ServiceInfo:
         from .pipelines.spec import PipelineSpec
         from .serving.status import ServiceInfo, read_status

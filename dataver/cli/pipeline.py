@@ -174,6 +174,16 @@ def inspect_pipeline(
         ]
         if served.reason:
             rows.append(("Reason", served.reason))
+    elif "spout" in info.spec:
+        spout = client(ctx).inspect_spout(name)
+        since = f" since {output.ago(spout.since)}" if spout.since else ""
+        rows += [
+            ("Spout", f"{spout.state}{since} (the daemon runs its command)"),
+            ("Commits", spout.commits),
+            ("Restarts", spout.restarts),
+        ]
+        if spout.reason:
+            rows.append(("Reason", spout.reason))
     else:
         rows.append(("Last job", info.last_job_state))
     output.fields(rows)

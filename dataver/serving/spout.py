@@ -31,6 +31,7 @@ from ..runtimes.base import JobContext, Request, Runtime, Worker, Workspace, job
 from ..secrets import secret_env
 from ..trees import FILE, Entry, TreeEditor
 from .instance import instance_id
+from .status import ServiceInfo, remove_status, write_status
 
 if TYPE_CHECKING:
     from ..pipelines.layer import PipelineLayer
@@ -251,6 +252,9 @@ class SpoutSupervisor:
         self._since = 0.0
         self._backoff = BACKOFF_FIRST
         self._retry_at = 0.0
+        self.restarts = 0
+        self.reason = ""
+        self._written: dict | None = None
 
     def run(self) -> None:
         store = self.layer.store
@@ -263,13 +267,35 @@ class SpoutSupervisor:
             watch = store.coordination.watch(lambda _topic: self.wake.set())
             try:
                 while not self.stopping.is_set() and self._step():
+                    self._write_status()
                     self.wake.wait(TICK)
                     self.wake.clear()
             finally:
                 watch.stop()
                 if self.current is not None:
                     self.current.stop()
+                remove_status(store.root, self.name)
                 self.log.info("spout %s: stopped", self.name)
+
+    def _write_status(self) -> None:
+        """What `inspect-pipeline` shows of it: running or restarting, since when, how often it
+        stopped and why, and the commits the running command's streams made."""
+        current = self.current
+        info = ServiceInfo(
+            self.name,
+            "",
+            "running" if current is not None and not current.exited.is_set() else "restarting",
+            pid=os.getpid(),
+            instance=current.id if current else "",
+            since=time.time() - (time.monotonic() - self._since) if current else None,
+            restarts=self.restarts,
+            reason=self.reason,
+            commits=current.commits if current else 0,
+        )
+        shown = {**info.to_dict(), "since": None}
+        if shown != self._written:
+            self._written = shown
+            write_status(self.layer.store.root, ServiceInfo(**{**info.__dict__, "updated": time.time()}))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -300,6 +326,8 @@ class SpoutSupervisor:
             )
             current.stop()
             self.current = None
+            self.restarts += 1
+            self.reason = current.error + (f"; its log ends: {tail}" if tail else "")
             self._retry_later()
             return True
         if current is not None and (row.created, row.version) == self._version:
@@ -322,6 +350,7 @@ class SpoutSupervisor:
             spout.start()
         except (DataverError, OSError) as exc:
             self.log.info("spout %s: command did not start: %s (trying again in %g s)", self.name, exc, self._backoff)
+            self.reason = f"the command did not start: {exc}"
             self._retry_later()
             return
         self.current, self._version, self._since = spout, version, time.monotonic()

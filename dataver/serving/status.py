@@ -1,4 +1,5 @@
-"""What a service is doing, as `list-service` shows it: the process serving it writes
+"""What a long-lived pipeline is doing, as `list-service` and `inspect-pipeline` show it: the
+process keeping it (serving a service, running a spout's command) writes
 `<root>/services/<name>.json` (atomically, as it changes), any command reads it.
 
 A status file whose process is gone describes the past: the service is then shown as not served.
@@ -27,13 +28,15 @@ class ServedInput:
 
 @dataclass(frozen=True)
 class ServiceInfo:
-    """One service pipeline, and what serves it now."""
+    """One service pipeline and what serves it now, or one spout and the command it runs (a spout
+    has no URL, inputs or requests)."""
 
     pipeline: str
     url: str
     state: str
     """not served (no process serves it), starting, serving, restarting (the server crashed),
-    failing (it could not start: see `reason`), waiting (its inputs have no commit yet) or paused."""
+    failing (it could not start: see `reason`), waiting (its inputs have no commit yet) or paused;
+    a spout's: not running, running, restarting or paused."""
     pid: int | None = None
     """The process serving it: a daemon, or `dataver serve`."""
     serving: list[ServedInput] = field(default_factory=list)
@@ -48,7 +51,9 @@ class ServiceInfo:
     rejected: int = 0
     """Malformed requests dataver answered 4xx."""
     restarts: int = 0
-    """Times the server crashed and was started again."""
+    """Times the server (or the spout's command) stopped and was started again."""
+    commits: int = 0
+    """A spout's: the commits its streams made since its command started."""
     reason: str = ""
     """Why the last server stopped, or could not start."""
     updated: float | None = None

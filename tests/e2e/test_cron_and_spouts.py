@@ -91,6 +91,9 @@ def test_a_spout_commits_each_tar_stream_refuses_bad_ones_and_is_restarted(dv, t
     with Client(dv.root) as client:
         # Two runs (the command exits after its streams; the daemon starts it again after 1 s).
         wait_for(lambda: len(client.list_commits("feed")) >= 4, 90)
+        shown = dv("inspect-pipeline", "feed").stdout
+        assert re.search(r"Spout: +(running|restarting)", shown) and re.search(r"Restarts: +[1-9]", shown)
+        assert "the command exited with code 3" in shown and "run " in shown  # why, and the end of its log
         dv("stop-pipeline", "feed")
         commits = client.list_commits("feed")[::-1]  # oldest first
         first = files(client, commits[0].id)
