@@ -190,7 +190,9 @@ def test_constant_n_runs_n_datums_at_once_when_n_are_pending(subject):
     """Pachyderm's `parallelism_spec.constant: 2` with two datums: both run together (the second
     must not wait behind the first on one worker while the other worker idles)."""
     tasks = _tasks(subject, {"a": b"x", "b": b"y"})
-    cmd = 'python3 -c "import time,json; s=time.time(); time.sleep(2); print(json.dumps([s, time.time()]))"'
+    # 4 s: long enough that a second worker whose sandbox starts slowly on a loaded machine still
+    # begins before the first datum ends, short enough that waiting behind it cannot pass
+    cmd = 'python3 -c "import time,json; s=time.time(); time.sleep(4); print(json.dumps([s, time.time()]))"'
     results = _run(subject, _job(f"{cmd} > /pfs/out/$(basename $in)", parallelism=2), tasks)
     first, second = sorted(json.loads(next(iter(_output(subject, r).values()))) for r in results.values())
     assert second[0] < first[1], f"the second datum started {second[0] - first[1]:.2f} s after the first ended"
