@@ -326,13 +326,7 @@ def _provenance_graph(drawn: Graph, node: Any) -> str:
 
 def _job_of(client: Client, commit: CommitInfo) -> Any:
     """The job that made an output commit (None for a commit a user made)."""
-    if commit.origin != "job" or not commit.global_id:
-        return None
-    try:
-        found = client.list_jobs(commit.repo, commit.global_id)
-    except NotFound:
-        return None
-    return next((j for j in found if j.output_commit == commit.id), None)
+    return client.job_for_commit(commit.id) if commit.origin == "job" else None
 
 
 def _arg(request: Request, name: str) -> str:
