@@ -33,6 +33,13 @@ from .graph import Graph, Node
 HERE = Path(__file__).parent
 PAGE = 50
 COOKIE = "dataver_console"
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+PAGE_HEADERS = {
+    **NOSNIFF,
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+"""The console's own pages load only its own script, styles and images, and are never framed."""
 
 
 def _link(where: str, /, **params: Any) -> str:
@@ -71,7 +78,7 @@ class Console:
 
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         body = self.templates.get_template(template).render(request=request, **context)
-        return HTMLResponse(body, status_code=status)
+        return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
     # ---- the DAG --------------------------------------------------------------------------
 
@@ -214,6 +221,8 @@ class Console:
             media_type=image or "application/octet-stream",
             filename=None if image and request.query_params.get("inline") else name,
             background=BackgroundTask(os.unlink, spool.name),
+            # a file is data, never a page of the console: an SVG in a repo runs no script here
+            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox", **NOSNIFF},
         )
 
     async def diff(self, request: Request) -> Response:

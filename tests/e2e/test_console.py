@@ -270,3 +270,23 @@ def test_the_console_works_on_a_shared_store(hosts, tmp_path):
         assert status == 200 and "written on host a" in body
     finally:
         server.stop()
+
+
+def test_a_file_from_a_repo_never_runs_as_a_console_page(console, iris):
+    """An SVG holding a script, put by anyone: served sandboxed, as data; pages load only the console's own."""
+    with Client(iris) as client:
+        client.create_repo("pictures")
+        client.put_file(
+            "pictures",
+            "master",
+            "evil.svg",
+            source=b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+        )
+    status, _, headers = get(console + "/raw?repo=pictures&commit=master&path=/evil.svg&inline=1")
+    assert (
+        status == 200
+        and "sandbox" in headers["content-security-policy"]
+        and headers["x-content-type-options"] == "nosniff"
+    )
+    status, _, headers = get(console + "/repos")
+    assert status == 200 and "frame-ancestors 'none'" in headers["content-security-policy"]
