@@ -52,17 +52,21 @@ def test_the_daemon_ticks_a_cron_input_and_each_job_runs_the_new_tick(dv, tmp_pa
     assert re.search(r"cron tick \S+Z of pipeline scraper: scraper_tick@[0-9a-f]{32}", dv("daemon", "logs").stdout)
 
 
-SPOUT = r"""
+STREAM = r"""
 import io, os, sys, tarfile, time
 
 def stream(files):
+    "One tar stream on /pfs/out: one commit."
     with tarfile.open("/pfs/out", "w|") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     time.sleep(0.3)
+"""
+"""The start of the spouts' commands below (Python, as the example images have it)."""
 
+SPOUT = STREAM + r"""
 run = os.environ["DATAVER_JOB_ID"][-12:]
 stream({f"runs/{run}/first": b"1", "latest": run.encode()})
 with open("/pfs/out", "wb") as out:
@@ -152,17 +156,7 @@ def test_the_daemon_moves_a_cron_triggered_branch_on_its_schedule(dv, tmp_path):
     assert re.search(r"cron trigger: data@master moved to [0-9a-f]{32}", dv("daemon", "logs").stdout)
 
 
-CONFLICT = r"""
-import io, tarfile, time
-
-def stream(files):
-    with tarfile.open("/pfs/out", "w|") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    time.sleep(0.3)
-
+CONFLICT = STREAM + r"""
 stream({"data": b"1"})
 stream({"data/inside": b"2"})  # /data is a file: this commit cannot be made
 stream({"after": b"3"})
