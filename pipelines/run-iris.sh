@@ -5,7 +5,7 @@
 # The example gets a store of its own (.dataver-example/, made afresh each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source tools/venv.sh example
+source tools/venv.sh example,console
 
 export DATAVER_ROOT="$PWD/.dataver-example"
 rm -rf "$DATAVER_ROOT"
@@ -25,4 +25,4 @@ step dataver get-file inference master 2
 step dataver list-job
 step dataver inspect-file inference master 2 --provenance
 step dataver dag
-printf '\nThe example store is %s. To explore it:\n  source .venv/bin/activate && export DATAVER_ROOT=%s\n' "$DATAVER_ROOT" "$DATAVER_ROOT"
+printf '\nThe example store is %s. To explore it:\n  source .venv/bin/activate && export DATAVER_ROOT=%s\n  dataver console   # then open http://127.0.0.1:8800/ in a browser\n' "$DATAVER_ROOT" "$DATAVER_ROOT"

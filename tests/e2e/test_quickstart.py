@@ -6,6 +6,7 @@ DATAVER_REQUIRE_MANAGED_PYTHON=1 (as in CI, which installs Debian's)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -59,6 +60,23 @@ def test_command_one_on_an_externally_managed_python(tmp_path):
         ["bash", "pipelines/run-iris.sh"], cwd=clone, env=env, capture_output=True, text=True, timeout=900
     )
     assert again.returncode == 0 and "installing dataver" not in again.stderr  # reused, not reinstalled
+    assert "dataver console" in done.stdout  # where it points a new user next: the console, over the example
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    console = subprocess.Popen(
+        [clone / ".venv" / "bin" / "dataver", "console", "--address", f"127.0.0.1:{port}"],
+        env={**env, "DATAVER_ROOT": str(clone / ".dataver-example")},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert console.stdout.readline().startswith(f"console at http://127.0.0.1:{port}/")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+            assert 'data-node="pipeline:inference"' in page.read().decode()
+    finally:
+        console.kill()
+        console.wait(10)
 
 
 def test_pip_is_bootstrapped_where_python_has_no_ensurepip(tmp_path):
