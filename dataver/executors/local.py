@@ -39,11 +39,18 @@ class LocalExecutor(Executor):
             pending.put(task)
         results: queue.Queue[DatumResult | BaseException] = queue.Queue()
         count = min(job.parallelism or 1, len(tasks), _room(job.requests))
+        # Each worker is dealt its first datum here, before any thread runs: N datums run at once
+        # whenever N are pending. (Taken by the threads, one that started its runtime quickly
+        # took a second one to prefetch before another thread took its first, and two 2 s datums
+        # on 2 workers took 4 s.)
+        firsts = [pending.get_nowait() for _ in range(count)]
         threads = [
             threading.Thread(
-                target=self._worker_loop, args=(job, runtime, folder / f"w{i}", pending, results, writer), daemon=True
+                target=self._worker_loop,
+                args=(job, runtime, folder / f"w{i}", first, pending, results, writer),
+                daemon=True,
             )
-            for i in range(count)
+            for i, first in enumerate(firsts)
         ]
         for t in threads:
             t.start()
@@ -64,6 +71,7 @@ class LocalExecutor(Executor):
         job: JobTask,
         runtime: Runtime,
         base: Path,
+        first: DatumTask,
         pending: queue.Queue[DatumTask],
         results: queue.Queue[DatumResult | BaseException],
         writer: ObjectWriter,
@@ -75,14 +83,8 @@ class LocalExecutor(Executor):
             while previous:
                 results.put(previous.pop().finish(writer))
 
+        task: DatumTask | None = first
         try:
-            # The first datum is taken before the (slow) start of the runtime's worker: every
-            # worker thread holds one before any takes a second to prefetch, so N datums run at
-            # once whenever N are pending (taken after, one thread took two while the other
-            # was still starting, and two 2 s datums on 2 workers took 4 s).
-            task = _take(pending)
-            if task is None:
-                return
             worker = runtime.start(job.ctx, workspace)
             try:
                 runner = DatumRunner(job, runtime, worker, workspace, self.objects, self.host)
