@@ -9,6 +9,7 @@ import contextlib
 import hmac
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -27,12 +30,17 @@ from ..client import Client
 from ..display import ago, datum_counts, duration, size
 from ..errors import DataverError, InvalidArgument, NotFound
 from ..models import CommitInfo
+from ..names import DEFAULT_PROJECT
 from . import graph, preview
 from .graph import Graph, Node
 
 HERE = Path(__file__).parent
 PAGE = 50
+MAX_PAGE = 10**9
 COOKIE = "dataver_console"
+PROVENANCE_NODES = 400
+"""The most boxes a provenance graph draws (an output computed from 20,000 files would be a
+picture a million pixels tall): the rest are counted in a line under it."""
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 PAGE_HEADERS = {
     **NOSNIFF,
@@ -62,13 +70,15 @@ class Console:
     def __init__(self, root: Path, token: str | None) -> None:
         self.root = root
         self.token = token
+        self.session = secrets.token_urlsafe(32)
+        """What the cookie holds once the token was given (see `_guard`)."""
         self.templates = _templates()
         self._client: Client | None = None
 
     @contextlib.contextmanager
     def client(self) -> Iterator[Client]:
-        if self._client is None:
-            self._client = Client(self.root)
+        if self._client is None:  # names on the pages are qualified from the default project (P/x, or x)
+            self._client = Client(self.root, project=DEFAULT_PROJECT, run_jobs=False)
         yield self._client
 
     def close(self) -> None:
@@ -307,21 +317,24 @@ class Console:
         with self.client() as client:
             root = client.file_provenance(repo, ref, path)
         drawn = Graph()
-        _provenance_graph(drawn, root)
+        left = _provenance_graph(drawn, root)[1]
         return self.page(
             request,
             "provenance.html",
             title=f"provenance of {repo}:{path}",
             root=root,
             svg=graph.render(drawn, f"Where {path} came from"),
+            left=left,
         )
 
 
-def _provenance_graph(drawn: Graph, node: Any) -> str:
-    """Add a file, the datum that wrote it and, recursively, that datum's input files."""
+def _provenance_graph(drawn: Graph, node: Any) -> tuple[str, int]:
+    """Add a file, the datum that wrote it and, recursively, that datum's input files, up to
+    `PROVENANCE_NODES` boxes; its node id, and how many files were left out."""
     file_id = f"file:{node.repo}@{node.commit}:{node.path}"
     href = _link("/files", repo=node.repo, commit=node.commit, path=node.path)
     drawn.add(Node(file_id, f"{node.repo}:{node.path}", href, "file", f"@{node.commit[:8]} · {size(node.size)}"))
+    left = 0
     if node.job is not None:
         datum_id = f"datum:{node.job}:{node.datum}"
         label = f"{node.pipeline} v{node.version}"
@@ -329,8 +342,13 @@ def _provenance_graph(drawn: Graph, node: Any) -> str:
         drawn.add(Node(datum_id, label, datum_href, "datum", f"datum {node.datum[:12]}"))
         drawn.link(datum_id, file_id)
         for source in node.inputs:
-            drawn.link(_provenance_graph(drawn, source), datum_id)
-    return file_id
+            if len(drawn.nodes) >= PROVENANCE_NODES:
+                left += 1
+                continue
+            source_id, more = _provenance_graph(drawn, source)
+            drawn.link(source_id, datum_id)
+            left += more
+    return file_id, left
 
 
 def _job_of(client: Client, commit: CommitInfo) -> Any:
@@ -347,9 +365,12 @@ def _arg(request: Request, name: str) -> str:
 
 def _page(request: Request) -> int:
     try:
-        return max(int(request.query_params.get("page", "0")), 0)
+        number = int(request.query_params.get("page", "0"))
     except ValueError:
         raise InvalidArgument("page must be a whole number") from None
+    if not 0 <= number <= MAX_PAGE:
+        raise InvalidArgument(f"page must be between 0 and {MAX_PAGE}")
+    return number
 
 
 def _parents(path: str) -> list[tuple[str, str]]:
@@ -358,9 +379,14 @@ def _parents(path: str) -> list[tuple[str, str]]:
     return [(part, "/" + "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
 
 
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
 def make_app(root: Path, token: str | None = None) -> Starlette:
     """The console over the store at `root`; with a `token`, every request must carry it (a
-    `?token=` once, which sets a cookie, or `Authorization: Bearer TOKEN`)."""
+    `?token=` once, which sets a cookie, or `Authorization: Bearer TOKEN`). Without one (bound to
+    loopback) only requests naming a loopback host are answered: a web page whose own name was
+    made to point at 127.0.0.1 (DNS rebinding) is refused instead of reading the store."""
     console = Console(root, token)
     pages = {
         "/": console.dag,
@@ -386,23 +412,32 @@ def make_app(root: Path, token: str | None = None) -> Starlette:
         yield
         console.close()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [] if token is not None else [Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _guard(console: Console, handler: Any) -> Any:
     """The token check, then the page; a DataverError is a page of one line (404 for what is not
-    there, 400 for a bad address), never a traceback."""
+    there, 400 for a bad address), and anything else one line too (500), never a traceback."""
 
     async def guarded(request: Request) -> Response:
         if console.token is not None:
             given = request.query_params.get("token")
-            if given is not None and hmac.compare_digest(given, console.token):
+            if given is not None and _same(given, console.token):
                 response = RedirectResponse(_without_token(request), status_code=303)
-                response.set_cookie(COOKIE, console.token, httponly=True, samesite="strict")
+                # the cookie holds this run's session, not the token: a browser sends a cookie to
+                # every port of the host, and a session dies with the console that made it
+                response.set_cookie(COOKIE, console.session, httponly=True, samesite="strict")
                 return response
-            header = request.headers.get("authorization", "")
-            held = request.cookies.get(COOKIE) or header.removeprefix("Bearer ").strip()
-            if not held or not hmac.compare_digest(held, console.token):
+            scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+            held = (scheme.lower() == "bearer" and _same(bearer.strip(), console.token)) or _same(
+                request.cookies.get(COOKIE, ""), console.session
+            )
+            if not held:
                 return PlainTextResponse(
                     "this console needs its token: open the URL `dataver console` printed (with ?token=...)\n",
                     status_code=401,
@@ -411,7 +446,11 @@ def _guard(console: Console, handler: Any) -> Any:
             return await handler(request)
         except DataverError as exc:
             status = 404 if isinstance(exc, NotFound) else 400
-            return console.page(request, "error.html", status=status, title="Not found", message=str(exc))
+            title = "Not found" if status == 404 else "Bad request"
+            return console.page(request, "error.html", status=status, title=title, message=str(exc))
+        except Exception as exc:  # a page's own bug: one line, and the console goes on
+            message = f"this page failed: {type(exc).__name__}: {exc}"
+            return console.page(request, "error.html", status=500, title="Error", message=message)
 
     return guarded
 

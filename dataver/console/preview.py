@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 LIMIT = 256 * 1024
 ROWS = 200
+SNIFF = 4096
 IMAGES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -53,9 +54,12 @@ def preview(path: str, head: bytes, size: int) -> Preview:
         lines = text.splitlines()[: ROWS + 1]
         dialect = csv.excel_tab if path.lower().endswith(".tsv") else csv.excel
         sample = "\n".join(lines)
-        rows = list(csv.reader(io.StringIO(sample), dialect))
         try:
-            header = csv.Sniffer().has_header(sample)
+            rows = list(csv.reader(io.StringIO(sample), dialect))
+        except csv.Error:  # not CSV after all (a field past csv's limit...): shown as text
+            return Preview("text", text=text, truncated=truncated)
+        try:  # the Sniffer's guess costs time with the sample's size: its first lines are enough
+            header = csv.Sniffer().has_header(sample[:SNIFF])
         except csv.Error:
             header = False
         return Preview("table", rows=rows, header=header, truncated=truncated or len(text.splitlines()) > ROWS + 1)

@@ -68,8 +68,7 @@ def _check_free(binding: Binding) -> None:
             probe.bind((binding.host, binding.port))
         except OSError as exc:
             raise Conflict(
-                f"the console cannot listen on {binding.url()}: {exc.strerror or exc} "
-                "(give another with --address HOST:PORT)"
+                f"the console cannot listen on {binding.url()}: {exc.strerror or exc} (give it another address)"
             ) from None
 
 

@@ -299,3 +299,40 @@ def test_a_file_from_a_repo_never_runs_as_a_console_page(console, iris):
     )
     status, _, headers = get(console + "/repos")
     assert status == 200 and "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
+def test_a_web_page_cannot_read_a_loopback_console_by_another_name(console):
+    """DNS rebinding: a page whose name was made to point at 127.0.0.1 is refused."""
+    assert get(console + "/repos", Host="attacker.example:8800")[0] == 400
+    assert get(console + "/repos", Host="localhost")[0] == 200
+
+
+def test_odd_tokens_pages_and_projects_are_one_line_answers(iris, monkeypatch):
+    with Client(iris) as client:
+        client.create_project("p")
+        client.create_repo("p/data")
+    monkeypatch.setenv("DATAVER_PROJECT", "p")  # a current project: the pages still name repos from the default
+    port = free_port()
+    server = ConsoleServer(iris, Binding("0.0.0.0", port), "s3cret-token")
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert get(base + "/repos?token=%C3%A9")[0] == 401  # not a 500
+        assert get(base + "/repos", Authorization="Bearer \u00e9")[0] == 401
+        auth = {"Authorization": "Bearer s3cret-token"}
+        assert get(base + "/repo?repo=training", **auth)[0] == 200
+        assert get(base + "/repo?repo=p/data", **auth)[0] == 200
+        status, body, _ = get(base + "/jobs?page=99999999999999999999", **auth)
+        assert status == 400 and "page must be between 0 and" in body
+        redirect = urllib.request.build_opener(NoRedirect()).open
+        with pytest.raises(urllib.error.HTTPError) as moved:
+            redirect(base + "/repos?token=s3cret-token", timeout=10)
+        cookie = moved.value.headers["set-cookie"]
+        assert moved.value.code == 303 and "s3cret-token" not in cookie and "HttpOnly" in cookie
+    finally:
+        server.stop()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
