@@ -11,7 +11,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -75,11 +75,11 @@ class Console:
         self.templates = _templates()
         self._client: Client | None = None
 
-    @contextlib.contextmanager
-    def client(self) -> Iterator[Client]:
+    @property
+    def client(self) -> Client:
         if self._client is None:  # names on the pages are qualified from the default project (P/x, or x)
             self._client = Client(self.root, project=DEFAULT_PROJECT, run_jobs=False)
-        yield self._client
+        return self._client
 
     def close(self) -> None:
         if self._client is not None:
@@ -126,29 +126,29 @@ class Console:
         return graph.render(drawn, "The DAG of repos and pipelines")
 
     async def dag(self, request: Request) -> Response:
-        with self.client() as client:
-            return self.page(request, "dag.html", title="DAG", svg=self.dag_graph(client))
+        client = self.client
+        return self.page(request, "dag.html", title="DAG", svg=self.dag_graph(client))
 
     async def dag_fragment(self, request: Request) -> Response:
-        with self.client() as client:
-            return HTMLResponse(self.dag_graph(client))
+        client = self.client
+        return HTMLResponse(self.dag_graph(client))
 
     # ---- repos, commits, files --------------------------------------------------------------
 
     async def repos(self, request: Request) -> Response:
-        with self.client() as client:
-            repos = client.list_repos(all_projects=True)
+        client = self.client
+        repos = client.list_repos(all_projects=True)
         return self.page(request, "repos.html", title="Repos", repos=repos)
 
     async def repo(self, request: Request) -> Response:
         name = _arg(request, "repo")
         branch = request.query_params.get("branch") or None
         number = _page(request)
-        with self.client() as client:
-            info = client.inspect_repo(name)
-            branches = client.list_branches(name)
-            # one page past this one is asked for, to know whether there is a next page
-            commits = client.list_commits(name, branch, limit=(number + 1) * PAGE + 1)
+        client = self.client
+        info = client.inspect_repo(name)
+        branches = client.list_branches(name)
+        # one page past this one is asked for, to know whether there is a next page
+        commits = client.list_commits(name, branch, limit=(number + 1) * PAGE + 1)
         shown = commits[number * PAGE : (number + 1) * PAGE]
         more = len(commits) > (number + 1) * PAGE
         return self.page(
@@ -165,11 +165,11 @@ class Console:
 
     async def commit(self, request: Request) -> Response:
         repo, ref = _arg(request, "repo"), _arg(request, "commit")
-        with self.client() as client:
-            info = client.inspect_commit(repo, ref)
-            upstream = client.upstream_commits(repo, info.id)
-            downstream = client.computed_from(repo, info.id)
-            job = _job_of(client, info)
+        client = self.client
+        info = client.inspect_commit(repo, ref)
+        upstream = client.upstream_commits(repo, info.id)
+        downstream = client.computed_from(repo, info.id)
+        job = _job_of(client, info)
         return self.page(
             request,
             "commit.html",
@@ -183,22 +183,22 @@ class Console:
     async def files(self, request: Request) -> Response:
         repo, ref = _arg(request, "repo"), _arg(request, "commit")
         path = request.query_params.get("path", "/") or "/"
-        with self.client() as client:
-            commit = client.inspect_commit(repo, ref)
-            info = client.inspect_file(repo, commit.id, path) if path.strip("/") else None
-            if info is not None and info.type == "file":
-                info, head = client.read_file_head(repo, commit.id, path, preview.LIMIT)
-                shown = preview.preview(path, head, info.size)
-                return self.page(
-                    request,
-                    "file.html",
-                    title=f"{repo}@{commit.id[:12]}:{path}",
-                    commit=commit,
-                    file=info,
-                    preview=shown,
-                )
-            number = _page(request)
-            entries, count = client.list_files_page(repo, commit.id, path, limit=PAGE, offset=number * PAGE)
+        client = self.client
+        commit = client.inspect_commit(repo, ref)
+        info = client.inspect_file(repo, commit.id, path) if path.strip("/") else None
+        if info is not None and info.type == "file":
+            info, head = client.read_file_head(repo, commit.id, path, preview.LIMIT)
+            shown = preview.preview(path, head, info.size)
+            return self.page(
+                request,
+                "file.html",
+                title=f"{repo}@{commit.id[:12]}:{path}",
+                commit=commit,
+                file=info,
+                preview=shown,
+            )
+        number = _page(request)
+        entries, count = client.list_files_page(repo, commit.id, path, limit=PAGE, offset=number * PAGE)
         return self.page(
             request,
             "folder.html",
@@ -207,23 +207,21 @@ class Console:
             path="/" + path.strip("/"),
             parents=_parents(path),
             entries=entries,
-            count=count,
-            number=number,
-            more=count > (number + 1) * PAGE,
+            **_paging(number, count),
         )
 
     async def raw(self, request: Request) -> Response:
         """The file's bytes (verified against its hash as they are fetched): a download, or an
         image shown in a preview."""
         repo, ref, path = _arg(request, "repo"), _arg(request, "commit"), _arg(request, "path")
-        with self.client() as client:
-            spool = tempfile.NamedTemporaryFile(delete=False, prefix="console-", dir=client.store.objects.tmp_dir)
-            try:
-                with spool:
-                    client.get_file_to(repo, ref, path, spool)
-            except BaseException:
-                os.unlink(spool.name)
-                raise
+        client = self.client
+        spool = tempfile.NamedTemporaryFile(delete=False, prefix="console-", dir=client.store.objects.tmp_dir)
+        try:
+            with spool:
+                client.get_file_to(repo, ref, path, spool)
+        except BaseException:
+            os.unlink(spool.name)
+            raise
         name = path.rstrip("/").rsplit("/", 1)[-1]
         image = preview.media_type(path)
         return FileResponse(
@@ -238,27 +236,27 @@ class Console:
     async def diff(self, request: Request) -> Response:
         repo, new = _arg(request, "repo"), _arg(request, "new")
         old = request.query_params.get("old") or None
-        with self.client() as client:
-            newer = client.inspect_commit(repo, new)
-            older = client.inspect_commit(repo, old or newer.parent) if (old or newer.parent) else None
-            changes = client.diff_files(repo, newer.id, older.id if older else None)
+        client = self.client
+        newer = client.inspect_commit(repo, new)
+        older = client.inspect_commit(repo, old or newer.parent) if (old or newer.parent) else None
+        changes = client.diff_files(repo, newer.id, older.id if older else None)
         return self.page(request, "diff.html", title=f"diff {repo}", repo=repo, new=newer, old=older, changes=changes)
 
     # ---- pipelines, jobs, datums --------------------------------------------------------------
 
     async def pipelines(self, request: Request) -> Response:
-        with self.client() as client:
-            pipelines = [(p, client.last_job(p.name)) for p in client.list_pipelines(all_projects=True)]
+        client = self.client
+        pipelines = [(p, client.last_job(p.name)) for p in client.list_pipelines(all_projects=True)]
         return self.page(request, "pipelines.html", title="Pipelines", pipelines=pipelines)
 
     async def pipeline(self, request: Request) -> Response:
         name = _arg(request, "name")
         number = _page(request)
-        with self.client() as client:
-            info = client.inspect_pipeline(name)
-            versions = client.pipeline_history(name)
-            jobs = client.list_jobs(name, limit=PAGE, offset=number * PAGE)
-            count = client.count_jobs(name)
+        client = self.client
+        info = client.inspect_pipeline(name)
+        versions = client.pipeline_history(name)
+        jobs = client.list_jobs(name, limit=PAGE, offset=number * PAGE)
+        count = client.count_jobs(name)
         wanted = request.query_params.get("version")
         version = next((v for v in versions if str(v.version) == wanted), versions[-1])
         return self.page(
@@ -270,43 +268,37 @@ class Console:
             version=version,
             spec=json.dumps(version.spec, indent=2),
             jobs=jobs,
-            count=count,
-            number=number,
-            more=count > (number + 1) * PAGE,
+            **_paging(number, count),
         )
 
     async def jobs(self, request: Request) -> Response:
         number = _page(request)
-        with self.client() as client:
-            jobs = client.list_jobs(limit=PAGE, offset=number * PAGE)
-            count = client.count_jobs()
-        return self.page(
-            request, "jobs.html", title="Jobs", jobs=jobs, count=count, number=number, more=count > (number + 1) * PAGE
-        )
+        client = self.client
+        jobs = client.list_jobs(limit=PAGE, offset=number * PAGE)
+        count = client.count_jobs()
+        return self.page(request, "jobs.html", title="Jobs", jobs=jobs, **_paging(number, count))
 
     async def job(self, request: Request) -> Response:
         job_id = _arg(request, "id")
         number = _page(request)
-        with self.client() as client:
-            info = client.inspect_job(job_id)
-            datums = client.list_datums(info.id)
+        client = self.client
+        info = client.inspect_job(job_id)
+        datums = client.list_datums(info.id)
         return self.page(
             request,
             "job.html",
             title=f"job {info.id}",
             job=info,
             datums=datums[number * PAGE : (number + 1) * PAGE],
-            count=len(datums),
-            number=number,
-            more=len(datums) > (number + 1) * PAGE,
+            **_paging(number, len(datums)),
         )
 
     async def datum(self, request: Request) -> Response:
         job_id, datum_id = _arg(request, "job"), _arg(request, "datum")
-        with self.client() as client:
-            job = client.inspect_job(job_id)
-            datum = client.inspect_datum(job.id, datum_id)
-            logs = client.logs(job=job.id, datum=datum.id)
+        client = self.client
+        job = client.inspect_job(job_id)
+        datum = client.inspect_datum(job.id, datum_id)
+        logs = client.logs(job=job.id, datum=datum.id)
         log = "".join(text for _, _, text in logs)
         return self.page(request, "datum.html", title=f"datum {datum.id}", job=job, datum=datum, log=log)
 
@@ -314,8 +306,8 @@ class Console:
 
     async def provenance(self, request: Request) -> Response:
         repo, ref, path = _arg(request, "repo"), _arg(request, "commit"), _arg(request, "path")
-        with self.client() as client:
-            root = client.file_provenance(repo, ref, path)
+        client = self.client
+        root = client.file_provenance(repo, ref, path)
         drawn = Graph()
         left = _provenance_graph(drawn, root)[1]
         return self.page(
@@ -371,6 +363,11 @@ def _page(request: Request) -> int:
     if not 0 <= number <= MAX_PAGE:
         raise InvalidArgument(f"page must be between 0 and {MAX_PAGE}")
     return number
+
+
+def _paging(number: int, count: int) -> dict[str, int | bool]:
+    """What the pager shows of page `number` of `count` rows."""
+    return {"number": number, "count": count, "more": count > (number + 1) * PAGE}
 
 
 def _parents(path: str) -> list[tuple[str, str]]:

@@ -76,12 +76,7 @@ class Instance:
         return f"/proc/self/fd/{self._dir_fd}/{LOG}"
 
     def log_tail(self, lines: int = 5) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read()[-4096:].decode(errors="replace").strip()
-        except OSError:
-            return ""
-        return " | ".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def start(self) -> None:
         try:
@@ -108,18 +103,7 @@ class Instance:
         return self.spec.service.internal_port
 
     def _request(self, input_env: dict[str, str]) -> Request:
-        """The command with a job's environment: the runtime's, the image's, the spec's, each input's
-        path and commit (unless the spec sets them), Pachyderm's pipeline name and the secrets."""
-        transform = self.spec.transform
-        env = {**self.runtime.base_env(), **self.ctx.image_env, **transform.env}
-        for name, value in input_env.items():
-            env.setdefault(name, value)
-        env["PPS_PIPELINE_NAME"] = self.spec.name
-        env["DATAVER_JOB_ID"] = self.id  # how `procs` finds the server's processes, as a job's
-        if transform.secrets:
-            env.update(secret_env(self.store.root, [(s.name, s.key, s.env_var) for s in transform.secrets]))
-        cwd = transform.working_dir or self.ctx.working_dir or "/"
-        return Request(transform.cmd, transform.stdin, env, cwd, None)
+        return long_lived_request(self.store, self.spec, self.runtime, self.ctx, input_env)
 
     def _watch(self) -> None:
         assert self._worker is not None
@@ -172,6 +156,33 @@ class Instance:
         """Kill the server and everything it started; remove its workspace."""
         self._stack.close()
         self.exited.wait(15)
+
+
+def long_lived_request(
+    store: Store, spec: PipelineSpec, runtime: Runtime, ctx: JobContext, input_env: dict[str, str]
+) -> Request:
+    """A service's server or a spout's command, with a job's environment: the runtime's, the
+    image's, the spec's, each input's path and commit (unless the spec sets them), Pachyderm's
+    pipeline name and the secrets; no timeout."""
+    transform = spec.transform
+    env = {**runtime.base_env(), **ctx.image_env, **transform.env}
+    for name, value in input_env.items():
+        env.setdefault(name, value)
+    env["PPS_PIPELINE_NAME"] = spec.name
+    env["DATAVER_JOB_ID"] = ctx.job_id  # how `procs` finds its processes, as a job's
+    if transform.secrets:
+        env.update(secret_env(store.root, [(s.name, s.key, s.env_var) for s in transform.secrets]))
+    return Request(transform.cmd, transform.stdin, env, transform.working_dir or ctx.working_dir or "/", None)
+
+
+def log_tail(path: str, lines: int = 5) -> str:
+    """The last lines of a long-lived command's log, on one line (for a log line of the daemon's)."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read()[-4096:].decode(errors="replace").strip()
+    except OSError:
+        return ""
+    return " | ".join(text.splitlines()[-lines:])
 
 
 def instance_id(pipeline: str) -> str:

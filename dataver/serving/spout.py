@@ -27,10 +27,9 @@ from ..errors import Conflict, DataverError, NotFound
 from ..names import normalize_path, parse_commit_ref
 from ..objects import ObjectWriter
 from ..pipelines.spec import PipelineSpec
-from ..runtimes.base import JobContext, Request, Runtime, Worker, Workspace, job_folder
-from ..secrets import secret_env
+from ..runtimes.base import JobContext, Runtime, Worker, Workspace, job_folder
 from ..trees import FILE, Entry, TreeEditor
-from .instance import instance_id
+from .instance import instance_id, log_tail, long_lived_request
 from .status import ServiceInfo, remove_status, write_status
 
 if TYPE_CHECKING:
@@ -142,21 +141,14 @@ class SpoutRun:
             worker = self.runtime.start(self.ctx, workspace)
             self._stack.callback(worker.close)
             self._worker = worker
-            worker.serve(self._request(), LOG)  # killed, with all it started, when the worker closes
+            worker.serve(
+                long_lived_request(self.store, self.spec, self.runtime, self.ctx, {}), LOG
+            )  # killed, with all it started, when the worker closes
         except BaseException:
             self._stack.close()
             raise
         threading.Thread(target=self._read, name=f"spout-read-{self.id}", daemon=True).start()
         threading.Thread(target=self._watch, name=f"spout-watch-{self.id}", daemon=True).start()
-
-    def _request(self) -> Request:
-        transform = self.spec.transform
-        env = {**self.runtime.base_env(), **self.ctx.image_env, **transform.env}
-        env["PPS_PIPELINE_NAME"] = self.spec.name
-        env["DATAVER_JOB_ID"] = self.id  # how `procs` finds the command's processes, as a job's
-        if transform.secrets:
-            env.update(secret_env(self.store.root, [(s.name, s.key, s.env_var) for s in transform.secrets]))
-        return Request(transform.cmd, transform.stdin, env, transform.working_dir or self.ctx.working_dir or "/", None)
 
     def _watch(self) -> None:
         assert self._worker is not None
@@ -222,12 +214,7 @@ class SpoutRun:
             os.close(os.open(self._pipe, os.O_WRONLY | os.O_NONBLOCK))
 
     def log_tail(self, lines: int = 5) -> str:
-        try:
-            with open(self._log, "rb") as f:
-                text = f.read()[-4096:].decode(errors="replace").strip()
-        except OSError:
-            return ""
-        return " | ".join(text.splitlines()[-lines:])
+        return log_tail(self._log, lines)
 
     def stop(self) -> None:
         """Kill the command and everything it started; remove its workspace."""
