@@ -77,6 +77,28 @@ MAX_DEPTH = 255
 """Folders a path may nest: deeper trees are refused up front (no real data set nests like that,
 and every layer that walks a path, the host's included, would pay for it)."""
 
+MAX_COMPONENT_BYTES = 255
+"""Bytes one file or folder name may have: what Linux filesystems hold (NAME_MAX). A longer name
+could be stored, but no job could lay it out, so it is refused when it is put."""
+
+
+def is_component(name: str) -> bool:
+    """Whether `name` is one path component that a host can hold and that cannot leave its
+    folder: not empty, `.` or `..`, no `/` or NUL, at most MAX_COMPONENT_BYTES in UTF-8."""
+    if name in ("", ".", "..") or "/" in name or "\x00" in name:
+        return False
+    try:
+        return len(name.encode("utf-8")) <= MAX_COMPONENT_BYTES
+    except UnicodeEncodeError:  # a lone surrogate: not text any host or remote can agree on
+        return False
+
+
+def is_stored_path(path: str) -> bool:
+    """Whether `path` is a path as the store keeps it (`a/b.csv`: no leading, trailing or double
+    slash), every component one that `is_component` accepts, at most MAX_DEPTH deep."""
+    parts = path.split("/")
+    return len(parts) <= MAX_DEPTH and all(is_component(p) for p in parts)
+
 
 def normalize_path(path: str, *, allow_root: bool = True) -> str:
     """'/a//b/' -> 'a/b'. Refuses NUL, '.', '..' and (unless allowed) the root itself."""
@@ -91,6 +113,11 @@ def normalize_path(path: str, *, allow_root: bool = True) -> str:
         if part in (".", ".."):
             raise InvalidArgument(
                 f"path {path!r} uses '{part}': paths are relative to the repo root and cannot leave it"
+            )
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT_BYTES:
+            raise InvalidArgument(
+                f"path {path[:60]!r}... has a name of {len(part.encode('utf-8', 'surrogateescape'))} bytes: "
+                f"a file or folder name may have at most {MAX_COMPONENT_BYTES} (what filesystems hold): shorten it"
             )
     if not parts and not allow_root:
         raise InvalidArgument("the path is empty (the repo root): name a file inside the repo, e.g. /data.csv")
