@@ -5,9 +5,9 @@ import os
 
 import pytest
 
+from dataver.errors import InvalidArgument
 from dataver.hostpaths import UnsafePath, join_below, write_below
 from dataver.names import is_component, normalize_path
-from dataver.errors import InvalidArgument
 
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a\x00", "x" * 256, "\udcff"])
