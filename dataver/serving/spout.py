@@ -25,6 +25,7 @@ import tarfile
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -101,7 +102,11 @@ class _Member(tarfile.TarInfo):
         return info
 
 
-COMPRESSED = {b"\x1f\x8b": gzip.GzipFile, b"BZh": bz2.BZ2File, b"\xfd7zXZ": lzma.LZMAFile}
+COMPRESSED: dict[bytes, Callable[[BinaryIO], BinaryIO]] = {
+    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    b"BZh": bz2.BZ2File,
+    b"\xfd7zXZ": lzma.LZMAFile,
+}
 """How gzip, bzip2 and xz streams start, and what expands them."""
 DAMAGED = (OSError, EOFError, zlib.error, lzma.LZMAError)
 """What the decompressors raise for a stream that is cut short or not what its start said."""
@@ -127,7 +132,7 @@ class _Expanded(io.RawIOBase):
     """The tar stream, uncompressed if it was compressed, refused once it grows past `limit`."""
 
     def __init__(self, source: BinaryIO, limit: int) -> None:
-        self._source, self._limit, self._read = source, limit, 0
+        self._source, self.limit, self.count = source, limit, 0
 
     def readable(self) -> bool:
         return True
@@ -137,30 +142,32 @@ class _Expanded(io.RawIOBase):
             data = self._source.read(len(buffer))
         except DAMAGED as exc:
             raise StreamRefused(f"the compressed stream is cut short or damaged ({exc})") from None
-        self._read += len(data)
-        if self._read > self._limit:
-            raise StreamRefused(
-                f"the archive expands to more than spout.max_archive_bytes ({self._limit} bytes): "
-                "write smaller streams, or raise the setting"
-            )
+        self.count += len(data)
+        if self.count > self.limit:
+            raise self.too_big()
         buffer[: len(data)] = data
         return len(data)
 
+    def too_big(self) -> StreamRefused:
+        return StreamRefused(
+            f"the archive expands to more than spout.max_archive_bytes ({self.limit} bytes): "
+            "write smaller streams, or raise the setting"
+        )
 
-def _open_tar(head: bytes, stream: BinaryIO, limits: ArchiveLimits) -> tarfile.TarFile:
+
+def _expand(head: bytes, stream: BinaryIO, limits: ArchiveLimits) -> _Expanded:
     """The tar archive(s) of a stream that starts with `head`, expanded by us (not by tarfile) so
     that every uncompressed byte is counted against the limit."""
     raw: BinaryIO = io.BufferedReader(_Prefixed(head, stream))
     expand = next((opener for magic, opener in COMPRESSED.items() if head.startswith(magic)), None)
     if expand is not None:
-        raw = expand(fileobj=raw, mode="rb")  # type: ignore[operator]
+        raw = expand(raw)
     elif head.strip(b"\0"):
         try:
             tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), tarfile.ENCODING, "surrogateescape")
         except tarfile.HeaderError:
             raise StreamRefused("not a tar stream (write one tar archive each time /pfs/out is opened)") from None
-    expanded = io.BufferedReader(_Expanded(raw, limits.max_archive_bytes))
-    return tarfile.open(fileobj=expanded, mode="r|", ignore_zeros=True, tarinfo=_Member)
+    return _Expanded(raw, limits.max_archive_bytes)
 
 
 def _member_path(member: tarfile.TarInfo) -> str:
@@ -177,18 +184,15 @@ def _member_path(member: tarfile.TarInfo) -> str:
     return path
 
 
-def _check_size(member: tarfile.TarInfo, total: int, limits: ArchiveLimits) -> None:
+def _check_size(member: tarfile.TarInfo, expanded: _Expanded, max_file_bytes: int) -> None:
     """Refuse a member by its header, before a byte of it is expanded."""
-    if member.size > limits.max_file_bytes:
+    if member.size > max_file_bytes:
         raise StreamRefused(
-            f"{member.name} is {member.size} bytes, over max_file_bytes ({limits.max_file_bytes}): "
+            f"{member.name} is {member.size} bytes, over max_file_bytes ({max_file_bytes}): "
             "write smaller files, or raise the setting"
         )
-    if total > limits.max_archive_bytes:
-        raise StreamRefused(
-            f"the archive's files add up to more than spout.max_archive_bytes ({limits.max_archive_bytes} bytes) "
-            f"at {member.name}: write smaller streams, or raise the setting"
-        )
+    if expanded.count + member.size > expanded.limit:
+        raise expanded.too_big()
 
 
 def read_stream(stream: BinaryIO, writer: ObjectWriter, limits: ArchiveLimits) -> list[tuple[str, Entry]]:
@@ -201,14 +205,13 @@ def read_stream(stream: BinaryIO, writer: ObjectWriter, limits: ArchiveLimits) -
         head = stream.read(tarfile.BLOCKSIZE)
         if not head:
             return []
-        total = 0
-        with _open_tar(head, stream, limits) as tar:
+        expanded = _expand(head, stream, limits)
+        with tarfile.open(fileobj=io.BufferedReader(expanded), mode="r|", ignore_zeros=True, tarinfo=_Member) as tar:
             for member in tar:
                 if member.isdir():
                     continue
                 path = _member_path(member)
-                total += member.size
-                _check_size(member, total, limits)
+                _check_size(member, expanded, limits.max_file_bytes)
                 data = tar.extractfile(member)
                 assert data is not None
                 oid, size = writer.add_stream(data)
