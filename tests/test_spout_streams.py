@@ -49,10 +49,10 @@ def test_archives_back_to_back_and_dot_slash_names(client):
     ("data", "said"),
     [
         (b"not a tar stream" * 100_000, "not a tar stream"),
-        (archive({}, links=("escape",)), "escape is not a plain file"),
+        (archive({}, links=("escape",)), "'escape' is not a plain file"),
         (archive({"../up": b"1"}), "'../up' uses '..'"),
         (archive({"big": b"x" * 5000})[:2000], "cut short"),
-        (archive({"bomb": bytes(2 << 20)}, compress="gz"), r"bomb is 2097152 bytes, over max_file_bytes \(1048576\)"),
+        (archive({"bomb": bytes(2 << 20)}, compress="gz"), r"'bomb' is 2097152 bytes, over max_file_bytes \(1048576\)"),
         (
             archive({f"f{i}": bytes(1 << 20) for i in range(5)}, compress="xz"),
             r"expands to more than spout.max_archive_bytes \(4194304 bytes\): write smaller streams",

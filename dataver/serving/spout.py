@@ -174,11 +174,11 @@ def _member_path(member: tarfile.TarInfo) -> str:
     """Where a member goes in the repo, or StreamRefused if it cannot be a file there."""
     if not member.isfile() or member.issparse():
         kind = "a sparse file" if member.issparse() else "not a plain file"
-        raise StreamRefused(f"{member.name} is {kind} (links, devices and sparse files are refused)")
+        raise StreamRefused(f"{member.name!r} is {kind} (links, devices and sparse files are refused)")
     try:  # `tar -C dir -cf /pfs/out .` names its files ./x, as pachctl's cleaning allows
         path = normalize_path(posixpath.normpath(member.name), allow_root=False)
     except DataverError as exc:
-        raise StreamRefused(f"{member.name}: {exc}") from None
+        raise StreamRefused(f"{member.name!r}: {exc}") from None
     if not is_stored_path(path):  # what is left: bytes that are not UTF-8 (no repo or host agrees on those)
         raise StreamRefused(f"the member name {member.name!r} is not UTF-8: name the archive's files in UTF-8")
     return path
@@ -188,7 +188,7 @@ def _check_size(member: tarfile.TarInfo, expanded: _Expanded, max_file_bytes: in
     """Refuse a member by its header, before a byte of it is expanded."""
     if member.size > max_file_bytes:
         raise StreamRefused(
-            f"{member.name} is {member.size} bytes, over max_file_bytes ({max_file_bytes}): "
+            f"{member.name!r} is {member.size} bytes, over max_file_bytes ({max_file_bytes}): "
             "write smaller files, or raise the setting"
         )
     if expanded.count + member.size > expanded.limit:

@@ -110,7 +110,7 @@ def test_a_spout_commits_each_tar_stream_refuses_bad_ones_and_is_restarted(dv, t
         assert "escape" not in {f.path.strip("/") for f in client.list_files("feed", "master")}
     log = dv("daemon", "logs").stdout
     assert "spout feed: a stream on /pfs/out was dropped, nothing committed: not a tar stream" in log
-    assert "spout feed: a stream on /pfs/out was dropped, nothing committed: escape is not a plain file" in log
+    assert "spout feed: a stream on /pfs/out was dropped, nothing committed: 'escape' is not a plain file" in log
     assert re.search(r"spout feed: command stopped \(the command exited with code 3\): restarting in 1 s", log)
     assert "spout feed: the pipeline was paused or is no longer a spout: stopping" in log
 
@@ -223,7 +223,7 @@ def test_a_spout_refuses_a_gzip_bomb_and_a_name_that_is_not_utf8_and_goes_on(dv,
         assert len(client.list_commits("feed")) == 1
     log = dv("daemon", "logs").stdout
     dropped = "spout feed: a stream on /pfs/out was dropped, nothing committed: "
-    assert dropped + "bomb is 52428800 bytes, over max_file_bytes (1048576): write smaller files, or raise" in log
+    assert dropped + "'bomb' is 52428800 bytes, over max_file_bytes (1048576): write smaller files, or raise" in log
     assert dropped + "the member name 'caf\\udce9' is not UTF-8: name the archive's files in UTF-8" in log
     shown = dv("inspect-pipeline", "feed").stdout
     assert re.search(r"Spout: +running", shown) and not re.search(r"Restarts: +[1-9]", shown)
