@@ -67,3 +67,14 @@ def test_a_refused_stream_is_read_to_its_end(client, data, said):
     with client.store.objects.writer() as writer, pytest.raises(StreamRefused, match=said):
         read_stream(stream, writer, LIMITS)
     assert stream.read() == b""  # nothing left for the next open of the pipe to read
+
+
+def test_the_expanded_size_of_an_archive_is_a_setting(cli, root):
+    from dataver.runtimes.base import JobContext
+
+    assert cli("config", "get", "spout.max_archive_bytes").out.strip() == str(16 << 30)
+    assert cli("config", "set", "spout.max_archive_bytes", "2M").code == 0
+    ctx = JobContext("run", "feed", "", None, max_file_bytes=1 << 20)
+    assert ArchiveLimits.of(root, ctx) == ArchiveLimits(max_file_bytes=1 << 20, max_archive_bytes=2 << 20)
+    bad = cli("config", "set", "spout.max_archive_bytes", "lots")
+    assert bad.code == 2 and "spout.max_archive_bytes must be a number, like 1000000, 512M or 64GiB" in bad.err
