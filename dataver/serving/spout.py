@@ -224,6 +224,14 @@ def read_stream(stream: BinaryIO, writer: ObjectWriter, limits: ArchiveLimits) -
     return entries
 
 
+@dataclass(frozen=True)
+class Landed:
+    """A stream that became a commit."""
+
+    commit: str
+    files: int
+
+
 def commit_stream(layer: PipelineLayer, spec: PipelineSpec, stream: BinaryIO, limits: ArchiveLimits) -> Landed | None:
     """One stream on /pfs/out as one commit of the spout's output branch (None: nothing was
     written). StreamRefused, or another DataverError when the commit cannot be made: nothing
@@ -249,14 +257,6 @@ def commit_stream(layer: PipelineLayer, spec: PipelineSpec, stream: BinaryIO, li
             origin=ORIGIN,
         )
     return Landed(commit.id, len(entries))
-
-
-@dataclass(frozen=True)
-class Landed:
-    """A stream that became a commit."""
-
-    commit: str
-    files: int
 
 
 class SpoutRun:
