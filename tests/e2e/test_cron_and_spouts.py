@@ -229,3 +229,34 @@ def test_a_spout_refuses_a_gzip_bomb_and_a_name_that_is_not_utf8_and_goes_on(dv,
     assert re.search(r"Spout: +running", shown) and not re.search(r"Restarts: +[1-9]", shown)
     assert "Traceback" not in log
 
+
+
+SLOW = r"""
+import io, tarfile, time
+with open("/pfs/out", "wb") as out:
+    time.sleep(3)  # the pipe held open: the test replaces it on the host meanwhile
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        tar.addfile(tarfile.TarInfo("first"), io.BytesIO(b""))
+time.sleep(600)
+"""
+
+
+def test_a_spout_whose_reader_fails_is_restarted_and_inspect_says_why(dv, tmp_path, sandbox):
+    """Something on the host puts a folder where the spout's pipe was: the reader's next open
+    fails. Its command must not go on writing to a pipe nobody reads, shown as running."""
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(spout_spec("feed", SLOW)))
+    dv("create-pipeline", "-f", str(path))
+    dv("daemon", "start")
+    pipes: list = []
+    wait_for(lambda: pipes.extend((dv.root / "work").glob("*/w/pfs/out")) or pipes, 60)
+    time.sleep(1)  # the command has opened it, and holds it
+    pipes[0].rename(pipes[0].with_name("gone"))
+    pipes[0].mkdir()
+    wait_for(lambda: re.search(r"Restarts: +[1-9]", dv("inspect-pipeline", "feed").stdout), 30)
+    assert "reading /pfs/out failed (Is a directory)" in dv("inspect-pipeline", "feed").stdout
+    log = dv("daemon", "logs").stdout
+    assert "spout feed: reading /pfs/out failed (Is a directory): stopping its command" in log
+    assert re.search(r"spout feed: command stopped \(reading /pfs/out failed \(Is a directory\)\): restarting", log)
+    with Client(dv.root) as client:
+        assert [f.path for f in client.list_files("feed", "master")] == ["/first"]
