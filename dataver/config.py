@@ -100,8 +100,9 @@ KEYS = {
         Key(
             "spout.max_archive_bytes",
             "DATAVER_SPOUT_MAX_ARCHIVE_BYTES",
-            16 << 30,
-            "the most one tar stream from a spout may expand to (uncompressed): a bigger one is refused whole",
+            1 << 30,
+            "the most one tar stream from a spout may expand to, uncompressed (a bigger one is refused whole): "
+            "a batch, not a bomb",
             kind=int,
         ),
         Key(

@@ -72,7 +72,7 @@ def test_a_refused_stream_is_read_to_its_end(client, data, said):
 def test_the_expanded_size_of_an_archive_is_a_setting(cli, root):
     from dataver.runtimes.base import JobContext
 
-    assert cli("config", "get", "spout.max_archive_bytes").out.strip() == str(16 << 30)
+    assert cli("config", "get", "spout.max_archive_bytes").out.strip() == str(1 << 30)
     assert cli("config", "set", "spout.max_archive_bytes", "2M").code == 0
     ctx = JobContext("run", "feed", "", None, max_file_bytes=1 << 20)
     assert ArchiveLimits.of(root, ctx) == ArchiveLimits(max_file_bytes=1 << 20, max_archive_bytes=2 << 20)
