@@ -74,9 +74,16 @@ def check_target(url: str, store: Store) -> None:
             "the store's own files; choose a folder outside it"
         )
     for place in (target, *target.parents):
-        if place.is_dir():
+        if not place.is_dir():
+            continue
+        try:
             with open_dir_below(place, "", "egress.URL", create=False) as fd:
                 _refuse_if_marked(fd, place, url)
+        except OSError as exc:  # a folder this user cannot list could hold a store it may still write into
+            raise EgressRefused(
+                f"egress.URL {url}: cannot look into {place} ({exc.strerror}) to check that it holds no store "
+                "or remote; choose a folder this user can read"
+            ) from None
 
 
 def _check_bucket(url: str, objects: str) -> None:
