@@ -98,6 +98,14 @@ KEYS = {
         ),
         Key("max_file_bytes", "DATAVER_MAX_FILE_BYTES", 64 << 30, "largest file a job may write", kind=int),
         Key(
+            "spout.max_archive_bytes",
+            "DATAVER_SPOUT_MAX_ARCHIVE_BYTES",
+            1 << 30,
+            "the most one tar stream from a spout may expand to, uncompressed (a bigger one is refused whole): "
+            "a batch, not a bomb",
+            kind=int,
+        ),
+        Key(
             "daemon.log_max_bytes",
             "DATAVER_DAEMON_LOG_MAX_BYTES",
             10 << 20,

@@ -9,12 +9,14 @@ import tarfile
 
 import pytest
 
-from dataver.serving.spout import StreamRefused, read_stream
+from dataver.serving.spout import ArchiveLimits, StreamRefused, read_stream
+
+LIMITS = ArchiveLimits(max_file_bytes=1 << 20, max_archive_bytes=4 << 20)
 
 
-def archive(files: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
+def archive(files: dict[str, bytes], links: tuple[str, ...] = (), compress: str = "") -> bytes:
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w|") as tar:
+    with tarfile.open(fileobj=out, mode=f"w|{compress}") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -26,9 +28,16 @@ def archive(files: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
     return out.getvalue()
 
 
+def pax_header_claiming(size: int) -> bytes:
+    """A pax header that says 2 GiB of header records follow (tarfile would hold them in memory)."""
+    info = tarfile.TarInfo("pax")
+    info.type, info.size = tarfile.XHDTYPE, size
+    return info.tobuf(tarfile.USTAR_FORMAT) + bytes(4096)
+
+
 def paths(client, data: bytes) -> list[str]:
     with client.store.objects.writer() as writer:
-        return [path for path, _ in read_stream(io.BytesIO(data), writer)]
+        return [path for path, _ in read_stream(io.BytesIO(data), writer, LIMITS)]
 
 
 def test_archives_back_to_back_and_dot_slash_names(client):
@@ -40,13 +49,32 @@ def test_archives_back_to_back_and_dot_slash_names(client):
     ("data", "said"),
     [
         (b"not a tar stream" * 100_000, "not a tar stream"),
-        (archive({}, links=("escape",)), "escape is not a plain file"),
+        (archive({}, links=("escape",)), "'escape' is not a plain file"),
         (archive({"../up": b"1"}), "'../up' uses '..'"),
         (archive({"big": b"x" * 5000})[:2000], "cut short"),
+        (archive({"bomb": bytes(2 << 20)}, compress="gz"), r"'bomb' is 2097152 bytes, over max_file_bytes \(1048576\)"),
+        (
+            archive({f"f{i}": bytes(1 << 20) for i in range(5)}, compress="xz"),
+            r"expands to more than spout.max_archive_bytes \(4194304 bytes\): write smaller streams",
+        ),
+        (archive({"ok": b"1"}, compress="bz2")[:-20], "the compressed stream is cut short or damaged"),
+        (pax_header_claiming(1 << 31), "an extended tar header claims 2147483648 bytes"),
+        (archive({b"caf\xe9".decode("utf-8", "surrogateescape"): b"1"}), "'caf\\\\udce9' is not UTF-8"),
     ],
 )
 def test_a_refused_stream_is_read_to_its_end(client, data, said):
     stream = io.BytesIO(data)
     with client.store.objects.writer() as writer, pytest.raises(StreamRefused, match=said):
-        read_stream(stream, writer)
+        read_stream(stream, writer, LIMITS)
     assert stream.read() == b""  # nothing left for the next open of the pipe to read
+
+
+def test_the_expanded_size_of_an_archive_is_a_setting(cli, root):
+    from dataver.runtimes.base import JobContext
+
+    assert cli("config", "get", "spout.max_archive_bytes").out.strip() == str(1 << 30)
+    assert cli("config", "set", "spout.max_archive_bytes", "2M").code == 0
+    ctx = JobContext("run", "feed", "", None, max_file_bytes=1 << 20)
+    assert ArchiveLimits.of(root, ctx) == ArchiveLimits(max_file_bytes=1 << 20, max_archive_bytes=2 << 20)
+    bad = cli("config", "set", "spout.max_archive_bytes", "lots")
+    assert bad.code == 2 and "spout.max_archive_bytes must be a number, like 1000000, 512M or 64GiB" in bad.err

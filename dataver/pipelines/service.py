@@ -15,6 +15,7 @@ from ..repos import RepoStore
 from ..runtimes import images
 from ..runtimes.choice import check_runtime, resolve_runtime
 from ..store import Store
+from .egress import check_target
 from .records import Records
 from .spec import PipelineSpec
 
@@ -97,11 +98,18 @@ class PipelineService:
             return None
         return str(images.resolve(image, images.search_path(spec_path)).path)
 
+    def _check_egress(self, spec: PipelineSpec) -> None:
+        """An egress into a store or a remote is refused before anything is recorded (and again
+        at every egress: a folder may become a store later)."""
+        if spec.egress is not None:
+            check_target(spec.egress.url, self.store)
+
     def create(
         self, spec: PipelineSpec, runtime: str = "auto", spec_path: Path | None = None, global_id: str = ""
     ) -> None:
         """`global_id`: the commit set (a transaction's) the new pipeline is part of, if any."""
         check_runtime(runtime)
+        self._check_egress(spec)
         with self.store.db.write():
             if self.records.exists(spec.name):
                 raise AlreadyExists(f"pipeline {spec.name} already exists: use `dataver update-pipeline -f SPEC`")
@@ -126,6 +134,7 @@ class PipelineService:
         reprocess: bool = False,
         global_id: str = "",
     ) -> int:
+        self._check_egress(spec)
         with self.store.db.write():
             row = self.records.pipeline(spec.name)
             runtime = check_runtime(runtime or row.runtime)

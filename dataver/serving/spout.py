@@ -12,19 +12,27 @@ pipeline is paused, changed (then starts the new version) or deleted.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
 import io
 import logging
+import lzma
 import os
 import posixpath
 import select
 import tarfile
 import threading
 import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ..config import Config
 from ..errors import Conflict, DataverError, NotFound
-from ..names import normalize_path, parse_commit_ref
+from ..names import is_stored_path, normalize_path, parse_commit_ref
 from ..objects import ObjectWriter
 from ..pipelines.spec import PipelineSpec
 from ..runtimes.base import JobContext, Runtime, Worker, Workspace, job_folder
@@ -50,11 +58,58 @@ def spout_lease(pipeline: str) -> str:
 
 class StreamRefused(DataverError):
     """A stream on /pfs/out that cannot be a commit (not a tar archive, or a member that is not
-    a plain file or folder, or a path outside the repo)."""
+    a plain file or folder, a path outside the repo, a name that is not UTF-8, or too big)."""
 
 
-COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
-"""How gzip, bzip2 and xz streams start (tarfile's `r|*` reads them)."""
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What one stream on /pfs/out may expand to. Sizes are checked against each member's header
+    before its bytes are read, and the uncompressed stream is counted as it is read, so a small
+    gzip that claims (or holds) a huge file is refused without being expanded."""
+
+    max_file_bytes: int
+    """The `max_file_bytes` setting: the largest file a job, or a spout, may write."""
+    max_archive_bytes: int
+    """The `spout.max_archive_bytes` setting: the most one stream may expand to, tar headers included."""
+
+    @classmethod
+    def of(cls, store_root: Path, ctx: JobContext) -> ArchiveLimits:
+        return cls(ctx.max_file_bytes, Config(store_root).get("spout.max_archive_bytes"))
+
+
+MAX_HEADER_BYTES = 1 << 20
+"""The largest extended header (pax, or GNU's long name) read: tarfile holds one in memory whole."""
+EXTENDED = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
+
+
+class _Member(tarfile.TarInfo):
+    """A member header, refused before tarfile reads an extended header bigger than anyone writes."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> _Member:
+        info = super().frombuf(buf, encoding, errors)
+        if info.type in EXTENDED and info.size > MAX_HEADER_BYTES:
+            raise StreamRefused(
+                f"an extended tar header claims {info.size} bytes (at most {MAX_HEADER_BYTES} are read): "
+                "the archive is damaged or hostile"
+            )
+        return info
+
+
+COMPRESSED: dict[bytes, Callable[[BinaryIO], BinaryIO]] = {
+    b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    b"BZh": bz2.BZ2File,
+    b"\xfd7zXZ": lzma.LZMAFile,
+}
+"""How gzip, bzip2 and xz streams start, and what expands them."""
+DAMAGED = (OSError, EOFError, zlib.error, lzma.LZMAError)
+"""What the decompressors raise for a stream that is cut short or not what its start said."""
 
 
 class _Prefixed(io.RawIOBase):
@@ -73,30 +128,90 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def read_stream(stream: BinaryIO, writer: ObjectWriter) -> list[tuple[str, Entry]]:
+class _Expanded(io.RawIOBase):
+    """The tar stream, uncompressed if it was compressed, refused once it grows past `limit`."""
+
+    def __init__(self, source: BinaryIO, limit: int) -> None:
+        self._source, self.limit, self.count = source, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._source.read(len(buffer))
+        except DAMAGED as exc:
+            raise StreamRefused(f"the compressed stream is cut short or damaged ({exc})") from None
+        self.count += len(data)
+        if self.count > self.limit:
+            raise self.too_big()
+        buffer[: len(data)] = data
+        return len(data)
+
+    def too_big(self) -> StreamRefused:
+        return StreamRefused(
+            f"the archive expands to more than spout.max_archive_bytes ({self.limit} bytes): "
+            "write smaller streams, or raise the setting"
+        )
+
+
+def _expand(head: bytes, stream: BinaryIO, limits: ArchiveLimits) -> _Expanded:
+    """The tar archive(s) of a stream that starts with `head`, expanded by us (not by tarfile) so
+    that every uncompressed byte is counted against the limit."""
+    raw: BinaryIO = io.BufferedReader(_Prefixed(head, stream))
+    expand = next((opener for magic, opener in COMPRESSED.items() if head.startswith(magic)), None)
+    if expand is not None:
+        raw = expand(raw)
+    elif head.strip(b"\0"):
+        try:
+            tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), tarfile.ENCODING, "surrogateescape")
+        except tarfile.HeaderError:
+            raise StreamRefused("not a tar stream (write one tar archive each time /pfs/out is opened)") from None
+    return _Expanded(raw, limits.max_archive_bytes)
+
+
+def _member_path(member: tarfile.TarInfo) -> str:
+    """Where a member goes in the repo, or StreamRefused if it cannot be a file there."""
+    if not member.isfile() or member.issparse():
+        kind = "a sparse file" if member.issparse() else "not a plain file"
+        raise StreamRefused(f"{member.name!r} is {kind} (links, devices and sparse files are refused)")
+    try:  # `tar -C dir -cf /pfs/out .` names its files ./x, as pachctl's cleaning allows
+        path = normalize_path(posixpath.normpath(member.name), allow_root=False)
+    except DataverError as exc:
+        raise StreamRefused(f"{member.name!r}: {exc}") from None
+    if not is_stored_path(path):  # what is left: bytes that are not UTF-8 (no repo or host agrees on those)
+        raise StreamRefused(f"the member name {member.name!r} is not UTF-8: name the archive's files in UTF-8")
+    return path
+
+
+def _check_size(member: tarfile.TarInfo, expanded: _Expanded, max_file_bytes: int) -> None:
+    """Refuse a member by its header, before a byte of it is expanded."""
+    if member.size > max_file_bytes:
+        raise StreamRefused(
+            f"{member.name!r} is {member.size} bytes, over max_file_bytes ({max_file_bytes}): "
+            "write smaller files, or raise the setting"
+        )
+    if expanded.count + member.size > expanded.limit:
+        raise expanded.too_big()
+
+
+def read_stream(stream: BinaryIO, writer: ObjectWriter, limits: ArchiveLimits) -> list[tuple[str, Entry]]:
     """The files of what the command wrote between opening /pfs/out and closing it, stored: one tar
     archive, or several one after another (a command that opened the pipe again before we saw it
-    closed); [] for nothing written. A stream that does not start as a tar archive is refused."""
+    closed); [] for nothing written. A stream that does not start as a tar archive, or breaks
+    one of `limits`, is refused whole (StreamRefused)."""
     entries: list[tuple[str, Entry]] = []
     try:
         head = stream.read(tarfile.BLOCKSIZE)
         if not head:
             return []
-        if not head.startswith(COMPRESSED) and head.strip(b"\0"):
-            try:
-                tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), tarfile.ENCODING, "surrogateescape")
-            except tarfile.HeaderError:
-                raise StreamRefused("not a tar stream (write one tar archive each time /pfs/out is opened)") from None
-        with tarfile.open(fileobj=_Prefixed(head, stream), mode="r|*", ignore_zeros=True) as tar:
+        expanded = _expand(head, stream, limits)
+        with tarfile.open(fileobj=io.BufferedReader(expanded), mode="r|", ignore_zeros=True, tarinfo=_Member) as tar:
             for member in tar:
                 if member.isdir():
                     continue
-                if not member.isfile():
-                    raise StreamRefused(f"{member.name} is not a plain file (links and devices are refused)")
-                try:  # `tar -C dir -cf /pfs/out .` names its files ./x, as pachctl's cleaning allows
-                    path = normalize_path(posixpath.normpath(member.name), allow_root=False)
-                except DataverError as exc:
-                    raise StreamRefused(f"{member.name}: {exc}") from None
+                path = _member_path(member)
+                _check_size(member, expanded, limits.max_file_bytes)
                 data = tar.extractfile(member)
                 assert data is not None
                 oid, size = writer.add_stream(data)
@@ -107,6 +222,41 @@ def read_stream(stream: BinaryIO, writer: ObjectWriter) -> list[tuple[str, Entry
         while stream.read(1 << 16):  # whatever follows a refused stream: the next one starts clean
             pass
     return entries
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A stream that became a commit."""
+
+    commit: str
+    files: int
+
+
+def commit_stream(layer: PipelineLayer, spec: PipelineSpec, stream: BinaryIO, limits: ArchiveLimits) -> Landed | None:
+    """One stream on /pfs/out as one commit of the spout's output branch (None: nothing was
+    written). StreamRefused, or another DataverError when the commit cannot be made: nothing
+    of the stream is committed."""
+    store = layer.store
+    with store.writing():
+        with store.objects.writer() as writer:
+            entries = read_stream(stream, writer, limits)
+        if not entries:
+            return None
+
+        def edit(editor: TreeEditor, _writer: ObjectWriter) -> None:
+            if spec.spout is not None and spec.spout.overwrite:
+                editor.clear()
+            for path, entry in entries:
+                editor.set(path, entry)
+
+        commit = layer.repos.modify(
+            spec.name,
+            parse_commit_ref(spec.output_branch),
+            edit,
+            description=f"{len(entries)} file(s) from spout {spec.name}",
+            origin=ORIGIN,
+        )
+    return Landed(commit.id, len(entries))
 
 
 class SpoutRun:
@@ -130,6 +280,7 @@ class SpoutRun:
         self._worker: Worker | None = None
         self._pipe = ""
         self._log = ""
+        self.limits = ArchiveLimits.of(self.store.root, ctx)  # a bad setting: the run does not start, and says why
 
     def start(self) -> None:
         try:
@@ -154,58 +305,50 @@ class SpoutRun:
         assert self._worker is not None
         try:
             outcome = self._worker.receive()
-            self.error = outcome.error or f"the command exited with code {outcome.exit_code}"
+            error = outcome.error or f"the command exited with code {outcome.exit_code}"
         except DataverError as exc:
-            self.error = str(exc)
+            error = str(exc)
         except Exception as exc:  # the channel broke as the run was stopped
-            self.error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+        self.error = self.error or error  # a failed reader stopped it: that is the reason to show
         self.exited.set()
         self._wake_reader()
 
     def _read(self) -> None:
-        """Each open-write-close of /pfs/out by the command: one stream, one commit."""
-        while not (self._stopping.is_set() or self.exited.is_set()):
-            try:
+        """Each open-write-close of /pfs/out by the command: one stream, one commit. A reader that
+        fails stops the run (logged, and shown by inspect-pipeline as the reason of a restart):
+        never a dead reader beside a command that blocks for ever on a pipe nobody reads."""
+        try:
+            while not (self._stopping.is_set() or self.exited.is_set()):
                 with open(self._pipe, "rb") as stream:  # blocks until the command opens it
                     if self._stopping.is_set():
                         return
                     self._commit(stream)
-            except OSError as exc:
-                if not self._stopping.is_set():
-                    self.log.info("spout %s: reading /pfs/out failed: %s", self.spec.name, exc)
+        except Exception as exc:  # whatever it is, the run must not go on without its reader
+            if self._stopping.is_set():
                 return
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+            self.error = f"reading /pfs/out failed ({why})"
+            self.log.info("spout %s: %s: stopping its command", self.spec.name, self.error)
+            self.exited.set()
 
     def _commit(self, stream: BinaryIO) -> None:
-        spec = self.spec
-        select.select([stream], [], [])  # data (or the end): only then hold off gc, as a put-file does
+        name = self.spec.name
+        waiting = select.poll()  # not select(): a daemon may hold more than FD_SETSIZE descriptors
+        waiting.register(stream, select.POLLIN)
+        waiting.poll()  # data (or the end): only then hold off gc, as a put-file does
         try:
-            with self.store.writing():
-                with self.store.objects.writer() as writer:
-                    entries = read_stream(stream, writer)
-                if not entries:
-                    return
-
-                def edit(editor: TreeEditor, _writer: ObjectWriter) -> None:
-                    if spec.spout is not None and spec.spout.overwrite:
-                        editor.clear()
-                    for path, entry in entries:
-                        editor.set(path, entry)
-
-                commit = self.layer.repos.modify(
-                    spec.name,
-                    parse_commit_ref(spec.output_branch),
-                    edit,
-                    description=f"{len(entries)} file(s) from spout {spec.name}",
-                    origin=ORIGIN,
-                )
+            landed = commit_stream(self.layer, self.spec, stream, self.limits)
         except StreamRefused as exc:
-            self.log.info("spout %s: a stream on /pfs/out was dropped, nothing committed: %s", spec.name, exc)
+            self.log.info("spout %s: a stream on /pfs/out was dropped, nothing committed: %s", name, exc)
             return
         except DataverError as exc:  # the commit was refused (a path that is a folder there...): the next may not be
-            self.log.info("spout %s: a stream on /pfs/out could not be committed: %s", spec.name, exc)
+            self.log.info("spout %s: a stream on /pfs/out could not be committed: %s", name, exc)
+            return
+        if landed is None:
             return
         self.commits += 1
-        self.log.info("spout %s: committed %d file(s): %s@%s", spec.name, len(entries), spec.name, commit.id)
+        self.log.info("spout %s: committed %d file(s): %s@%s", name, landed.files, name, landed.commit)
 
     def _wake_reader(self) -> None:
         """A reader waiting for the command to open the pipe waits for ever once it has exited:
@@ -332,8 +475,8 @@ class SpoutSupervisor:
         scheduler = self.layer.scheduler
         run_id = instance_id(self.name)  # labelled as a service's server: reaped as one
         ctx = scheduler.ctx_for(self.name, run_id)
-        spout = SpoutRun(self.layer, spec, scheduler.runtime_for(self.name), ctx, self.log)
         try:
+            spout = SpoutRun(self.layer, spec, scheduler.runtime_for(self.name), ctx, self.log)
             spout.start()
         except (DataverError, OSError) as exc:
             self.log.info("spout %s: command did not start: %s (trying again in %g s)", self.name, exc, self._backoff)

@@ -110,7 +110,7 @@ def test_a_spout_commits_each_tar_stream_refuses_bad_ones_and_is_restarted(dv, t
         assert "escape" not in {f.path.strip("/") for f in client.list_files("feed", "master")}
     log = dv("daemon", "logs").stdout
     assert "spout feed: a stream on /pfs/out was dropped, nothing committed: not a tar stream" in log
-    assert "spout feed: a stream on /pfs/out was dropped, nothing committed: escape is not a plain file" in log
+    assert "spout feed: a stream on /pfs/out was dropped, nothing committed: 'escape' is not a plain file" in log
     assert re.search(r"spout feed: command stopped \(the command exited with code 3\): restarting in 1 s", log)
     assert "spout feed: the pipeline was paused or is no longer a spout: stopping" in log
 
@@ -191,3 +191,72 @@ def test_a_spout_outlives_a_refused_commit_and_a_new_spout_of_the_same_name_runs
             ),
             60,
         )
+
+
+HOSTILE = STREAM + r"""
+import gzip
+with open("/pfs/out", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
+    with tarfile.open(fileobj=gz, mode="w|") as tar:  # 50 MiB of zeros: a 50 KB gzip
+        info = tarfile.TarInfo("bomb")
+        info.size = 50 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+time.sleep(0.3)
+with tarfile.open("/pfs/out", "w|", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape") as tar:
+    info = tarfile.TarInfo(b"caf\xe9".decode("utf-8", "surrogateescape"))  # latin-1, not UTF-8
+    info.size = 1
+    tar.addfile(info, io.BytesIO(b"x"))
+time.sleep(0.3)
+stream({"after": b"ok"})
+time.sleep(600)
+"""
+
+
+def test_a_spout_refuses_a_gzip_bomb_and_a_name_that_is_not_utf8_and_goes_on(dv, tmp_path, sandbox):
+    dv("config", "set", "max_file_bytes", "1M")
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(spout_spec("feed", HOSTILE)))
+    dv("create-pipeline", "-f", str(path))
+    dv("daemon", "start")
+    with Client(dv.root) as client:
+        wait_for(lambda: bool(client.list_commits("feed")), 60)  # the stream after them is committed
+        assert [f.path for f in client.list_files("feed", "master")] == ["/after"]
+        assert len(client.list_commits("feed")) == 1
+    log = dv("daemon", "logs").stdout
+    dropped = "spout feed: a stream on /pfs/out was dropped, nothing committed: "
+    assert dropped + "'bomb' is 52428800 bytes, over max_file_bytes (1048576): write smaller files, or raise" in log
+    assert dropped + "the member name 'caf\\udce9' is not UTF-8: name the archive's files in UTF-8" in log
+    shown = dv("inspect-pipeline", "feed").stdout
+    assert re.search(r"Spout: +running", shown) and not re.search(r"Restarts: +[1-9]", shown)
+    assert "Traceback" not in log
+
+
+
+SLOW = r"""
+import io, tarfile, time
+with open("/pfs/out", "wb") as out:
+    time.sleep(3)  # the pipe held open: the test replaces it on the host meanwhile
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        tar.addfile(tarfile.TarInfo("first"), io.BytesIO(b""))
+time.sleep(600)
+"""
+
+
+def test_a_spout_whose_reader_fails_is_restarted_and_inspect_says_why(dv, tmp_path, sandbox):
+    """Something on the host puts a folder where the spout's pipe was: the reader's next open
+    fails. Its command must not go on writing to a pipe nobody reads, shown as running."""
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(spout_spec("feed", SLOW)))
+    dv("create-pipeline", "-f", str(path))
+    dv("daemon", "start")
+    pipes: list = []
+    wait_for(lambda: pipes.extend((dv.root / "work").glob("*/w/pfs/out")) or pipes, 60)
+    time.sleep(1)  # the command has opened it, and holds it
+    pipes[0].rename(pipes[0].with_name("gone"))
+    pipes[0].mkdir()
+    wait_for(lambda: re.search(r"Restarts: +[1-9]", dv("inspect-pipeline", "feed").stdout), 30)
+    assert "reading /pfs/out failed (Is a directory)" in dv("inspect-pipeline", "feed").stdout
+    log = dv("daemon", "logs").stdout
+    assert "spout feed: reading /pfs/out failed (Is a directory): stopping its command" in log
+    assert re.search(r"spout feed: command stopped \(reading /pfs/out failed \(Is a directory\)\): restarting", log)
+    with Client(dv.root) as client:
+        assert [f.path for f in client.list_files("feed", "master")] == ["/first"]
