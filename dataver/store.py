@@ -15,15 +15,20 @@ import shutil
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backends.folder import FolderObjectStore
 from .backends.sqlite import SqliteDatabase
 from .coordination import Coordination, LocalCoordination, store_lock
+from .credentials import WHERE_IT_BELONGS, has_password, masked, read_password_file, without_password
 from .errors import AlreadyExists, DataverError, InvalidArgument, not_writable
 from .meta import Database
 from .objects import ObjectStore
 from .packs import PackIndex
 from .trees import TreeStore
+
+if TYPE_CHECKING:
+    from .config import Config
 
 ROOT_ENV = "DATAVER_ROOT"
 DATABASE = "meta.db"
@@ -68,28 +73,55 @@ class StoreSetup:
 
 
 def init_store(
-    root: Path, metadata: str = "sqlite", objects: str = "folder", executor: str | None = None
+    root: Path,
+    metadata: str = "sqlite",
+    objects: str = "folder",
+    executor: str | None = None,
+    password_file: str | Path | None = None,
 ) -> StoreSetup:
     """Make the store at `root` with its backends, or join a shared store from a new root, and
     with `executor`, say where its jobs run their datums (a setting that can change later).
 
     The config is written first and taken back if the backends cannot be reached, so a failed
     init leaves nothing behind. A root that already holds a store of its own (meta.db, objects)
-    is refused: pointing it elsewhere would hide its data.
+    is refused: pointing it elsewhere would hide its data. So is a metadata URL with a password:
+    stored, it would sit in config.toml and travel with every Dask task; stripped, init would
+    succeed and every later command fail to log in. The password stays where each host keeps it.
     """
     from .config import Config
 
     if executor is not None:
         Config(root).lookup("executor", executor)  # checked before anything is made
-    setup = _init_backends(root, metadata, objects)
+    setup = _init_backends(root, metadata, objects, _credentials(root, metadata, password_file))
     config = Config(root)
     if executor is not None:
         config.set("executor", executor, "store")
     return replace(setup, executor=config.get("executor"))
 
 
-def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
-    from .config import FILE, Config
+def _credentials(root: Path, metadata: str, password_file: str | Path | None) -> dict[str, str]:
+    """The settings that say where the database's password is (none is ever in the URL)."""
+    from .config import FILE
+
+    if has_password(metadata):
+        raise InvalidArgument(
+            f"the metadata URL holds a password, which would be stored in {root / FILE} and sent to every Dask "
+            f"worker: give {without_password(metadata)} and put the password in {WHERE_IT_BELONGS} "
+            "(init --password-file PATH)"
+        )
+    if password_file is None:
+        return {}
+    if metadata == "sqlite":
+        raise InvalidArgument("--password-file is the password of a postgresql:// metadata URL: give --metadata too")
+    path = Path(password_file).expanduser().absolute()
+    read_password_file(path)  # checked before anything is made
+    return {"password_file": str(path)}
+
+
+def _init_backends(root: Path, metadata: str, objects: str, extra: dict[str, str]) -> StoreSetup:
+    """Write the store's settings (`metadata`, `objects`, then `extra`) and check both backends
+    answer; on any failure the config is taken back."""
+    from .config import FILE, Config, write_private
 
     if metadata != "sqlite" and objects == "folder":
         raise InvalidArgument(
@@ -98,18 +130,15 @@ def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
         )
     config = Config(root)
     current = (config.lookup("metadata"), config.lookup("objects"))
-    if all(s.source == "store" for s in current) and (current[0].value, current[1].value) == (metadata, objects):
-        store = Store.open(root)  # initialized before, the same way: check it still answers
-        try:
-            return StoreSetup(root, _shown(metadata), objects, len(store.repo_names()), joined=False)
-        finally:
-            store.close()
-    if any(s.source == "store" for s in current):
+    again = all(s.source == "store" for s in current) and (current[0].value, current[1].value) == (metadata, objects)
+    if not again and any(s.source == "store" for s in current):
         raise AlreadyExists(
-            f"{root} was initialized with metadata in {_shown(current[0].value)} and objects in {current[1].value}: "
+            f"{root} was initialized with metadata in {masked(current[0].value)} and objects in {current[1].value}: "
             "init does not move a store; pick a new --root"
         )
-    if (root / DATABASE).exists() or any((root / "objects").glob("??")) or any((root / "objects" / "pack").glob("*")):
+    if not again and (
+        (root / DATABASE).exists() or any((root / "objects").glob("??")) or any((root / "objects" / "pack").glob("*"))
+    ):
         raise AlreadyExists(
             f"{root} already holds a store: init only makes new ones (its data would be hidden); pick a new --root"
         )
@@ -117,8 +146,8 @@ def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / FILE
     before = config_file.read_bytes() if config_file.exists() else None
-    for name, value in (("metadata", metadata), ("objects", objects)):
-        config.set(name, value, "store", initializing=True)
+    for name, value in {"metadata": metadata, "objects": objects, **extra}.items():
+        config.set(name, value, "store", initializing=True)  # (again: rewritten 0600, as a store made before was not)
     try:
         store = Store.open(root)
         try:
@@ -130,27 +159,25 @@ def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
         if before is None:
             config_file.unlink(missing_ok=True)
         else:
-            config_file.write_bytes(before)
+            write_private(config_file, before)
         if made:
             shutil.rmtree(root, ignore_errors=True)
         raise
-    return StoreSetup(root.resolve(), _shown(metadata), objects, len(repos), joined=bool(repos))
+    return StoreSetup(root.resolve(), masked(metadata), objects, len(repos), joined=bool(repos) and not again)
 
 
-def _shown(metadata: str) -> str:
-    """The metadata URL as it may be printed: never with its password."""
-    if metadata == "sqlite":
-        return metadata
-    from .backends.postgres import display_url
-
-    return display_url(metadata)
+def password_file(config: Config) -> Path | None:
+    """The file the `password_file` setting names, if any (read at each connection)."""
+    named = config.get("password_file")
+    return Path(named).expanduser() if named else None
 
 
 @dataclass(frozen=True)
 class StoreAddress:
     """How a process elsewhere (a Dask worker) reaches a store's objects and its pack index: the
     store's metadata and objects settings, and its root (for a store in a folder, reachable only
-    on its own host)."""
+    on its own host). It travels to other machines, so it never holds a password: the process
+    there uses its own (~/.pgpass, PGPASSWORD, or its password_file setting)."""
 
     root: str
     metadata: str
@@ -172,8 +199,9 @@ class StoreAddress:
             db = SqliteDatabase(Path(self.root) / DATABASE, readonly=True)
         else:
             from .backends.postgres import PostgresDatabase
+            from .config import Config
 
-            db = PostgresDatabase(self.metadata, readonly=True)
+            db = PostgresDatabase(self.metadata, readonly=True, password_file=password_file(Config()))
         objects: ObjectStore
         if self.objects == "folder":
             objects = FolderObjectStore(Path(self.root), PackIndex(db))
@@ -219,7 +247,7 @@ class Store:
                 from .backends.postgres import PostgresCoordination, PostgresDatabase
 
                 path.mkdir(parents=True, exist_ok=True)
-                db = PostgresDatabase(metadata)
+                db = PostgresDatabase(metadata, password_file=password_file(config))
                 local_db = SqliteDatabase(path / LOCAL_DATABASE)
                 coordination = PostgresCoordination(db, config.get("lease_seconds"))
             objects: ObjectStore
@@ -240,7 +268,7 @@ class Store:
         from .config import Config
 
         config = Config(self.root)
-        return StoreAddress(str(self.root), config.get("metadata"), config.get("objects"))
+        return StoreAddress(str(self.root), without_password(config.get("metadata")), config.get("objects"))
 
     @property
     def readonly(self) -> bool:

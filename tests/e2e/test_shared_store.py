@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import pfs, spec
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
@@ -214,28 +217,62 @@ def test_init_refuses_what_would_lose_or_hide_data(tmp_path, postgres_url, s3_bu
     assert "init does not move a store" in line
 
 
-def test_init_never_prints_the_database_password(tmp_path, postgres_url, s3_bucket):
-    with_password = postgres_url.replace("postgresql://dataver@", "postgresql://dataver:s3cret@")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dataver",
-            "init",
-            "--root",
-            str(tmp_path / "t"),
-            "--metadata",
-            with_password,
-            "--objects",
-            s3_bucket,
-            "--json",
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    shown = json.loads(done.stdout)
-    assert shown["metadata"].startswith("postgresql://dataver@127.0.0.1:") and "s3cret" not in done.stdout
-    assert shown["joined"] is False and shown["repos"] == 0
+def test_a_database_password_is_never_stored_or_shown_and_comes_from_where_it_belongs(
+    tmp_path, postgres_server, postgres_url, s3_bucket
+):
+    password = f"pw-{secrets.token_hex(8)}"
+    role = postgres_server.role_with_password(password)
+    url = postgres_url.replace("//dataver@", f"//{role}@")
+    root = tmp_path / "team"
+    shown: list[str] = []
+
+    def dv(*args: str | Path, ok: bool = True, **env: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "-m", "dataver", *map(str, args)],
+            cwd=PROJECT,
+            env={**os.environ, "DATAVER_ROOT": str(root), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        shown.append(done.stdout + done.stderr)
+        assert done.returncode == 0 or not ok, done.stderr
+        return done
+
+    with_password = url.replace(f"//{role}@", f"//{role}:{password}@")
+    line = _one_line_error(dv("init", "--metadata", with_password, "--objects", s3_bucket, ok=False))
+    assert f"give {url} and put the password in ~/.pgpass, PGPASSWORD, or a file of mode 0600" in line
+    line = _one_line_error(dv("init", "--metadata", url, "--objects", s3_bucket, ok=False))
+    assert "refused this host's login" in line and "PGPASSWORD" in line
+    secret = tmp_path / "pg.pass"
+    secret.write_text(f"{password}\n")
+    secret.chmod(0o644)
+    line = _one_line_error(dv("init", "--metadata", url, "--objects", s3_bucket, "--password-file", secret, ok=False))
+    assert line.endswith(f"may be read by other users (mode 0644): `chmod 600 {secret}`")
+    assert not root.exists()  # nothing of the refused inits is left
+
+    secret.chmod(0o600)
+    dv("init", "--metadata", url, "--objects", s3_bucket, "--password-file", secret)
+    assert stat.S_IMODE((root / "config.toml").stat().st_mode) == 0o600
+    dv("create-repo", "in")
+    (tmp_path / "x.txt").write_text("x\n")
+    dv("daemon", "start")
+    (tmp_path / "copy.json").write_text(json.dumps(spec("copy", "cp -r /pfs/in/. /pfs/out/", pfs("in"))))
+    dv("create-pipeline", "-f", tmp_path / "copy.json")
+    dv("put-file", "in", "master", "-f", tmp_path / "x.txt")
+    dv("wait-commit", "in@master", "--timeout", "120")
+    assert dv("get-file", "copy", "master", "x.txt").stdout == "x\n"
+    assert f"{url}\n" == dv("config", "get", "metadata").stdout
+    for args in (["config", "list"], ["config", "list", "--json"], ["list-job"], ["fsck"], ["daemon", "status"]):
+        dv(*args)
+    assert "(copy) success" in dv("daemon", "logs").stdout
+    dv("daemon", "stop")
+
+    other = tmp_path / "other"  # libpq's own places serve as well: here PGPASSWORD
+    dv("--root", other, "init", "--metadata", url, "--objects", s3_bucket, PGPASSWORD=password)
+    assert dv("--root", other, "list-repo", PGPASSWORD=password).stdout.count("\n") == 3  # header, in, copy
+    _one_line_error(dv("--root", other, "list-repo", ok=False))  # and without it, no login
+
+    assert not [out for out in shown if password in out]
+    stored = [f for f in tmp_path.rglob("*") if f.is_file() and f != secret and password.encode() in f.read_bytes()]
+    assert not stored
