@@ -29,6 +29,7 @@ class Key:
 
     name: str
     env: str
+    """Its environment variable ("": none: what init records must not change with a shell)."""
     default: Any
     help: str
     kind: type = str
@@ -79,6 +80,23 @@ KEYS = {
             "where file contents are stored: folder (objects/ in the store folder) or an s3://bucket/prefix URL",
             choices=("folder",),
             schemes=("s3://",),
+            init_only=True,
+        ),
+        Key(
+            "s3.endpoint",
+            "",
+            "",
+            "the S3 server of the store's bucket, recorded by init (aws: AWS's own): always used, whatever "
+            "AWS_ENDPOINT_URL says; a process whose AWS_ENDPOINT_URL names another is refused",
+            choices=("aws",),
+            schemes=("http://", "https://"),
+            init_only=True,
+        ),
+        Key(
+            "s3.region",
+            "",
+            "",
+            "the region of the store's bucket, recorded by init: always used, whatever AWS_REGION says",
             init_only=True,
         ),
         Key(
@@ -304,7 +322,7 @@ class Config:
         if key.init_only and not initializing:
             raise InvalidArgument(
                 f"{name} is chosen when a store is made, and changing it would hide the store's data: "
-                f"use `dataver init --{name} VALUE` on a new root"
+                f"use `dataver init --{name.replace('.', '-')} VALUE` on a new root"
             )
         if key.user_only and level != "user":
             raise InvalidArgument(f"{name} can only be set for the user (add --user): a store cannot say where it is")

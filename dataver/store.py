@@ -78,13 +78,18 @@ def init_store(
     objects: str = "folder",
     executor: str | None = None,
     password_file: str | Path | None = None,
+    s3_endpoint: str | None = None,
+    s3_region: str | None = None,
 ) -> StoreSetup:
     """Make the store at `root` with its backends, or join a shared store from a new root, and
     with `executor`, say where its jobs run their datums (a setting that can change later).
 
     The config is written first and taken back if the backends cannot be reached, so a failed
     init leaves nothing behind. A root that already holds a store of its own (meta.db, objects)
-    is refused: pointing it elsewhere would hide its data. So is a metadata URL with a password:
+    is refused: pointing it elsewhere would hide its data. The bucket's endpoint and region
+    (`s3_endpoint`, `s3_region`, else this process's AWS settings) are recorded, so that a
+    process that forgot them never sends the bucket's requests elsewhere. A metadata URL with a
+    password is refused:
     stored, it would sit in config.toml and travel with every Dask task; stripped, init would
     succeed and every later command fail to log in. The password stays where each host keeps it.
     """
@@ -92,7 +97,8 @@ def init_store(
 
     if executor is not None:
         Config(root).lookup("executor", executor)  # checked before anything is made
-    setup = _init_backends(root, metadata, objects, _credentials(root, metadata, password_file))
+    extra = {**_credentials(root, metadata, password_file), **_endpoint(objects, s3_endpoint, s3_region)}
+    setup = _init_backends(root, metadata, objects, extra)
     config = Config(root)
     if executor is not None:
         config.set("executor", executor, "store")
@@ -116,6 +122,21 @@ def _credentials(root: Path, metadata: str, password_file: str | Path | None) ->
     path = Path(password_file).expanduser().absolute()
     read_password_file(path)  # checked before anything is made
     return {"password_file": str(path)}
+
+
+def _endpoint(objects: str, url: str | None, region: str | None) -> dict[str, str]:
+    """The settings that pin the bucket's endpoint and region (for objects in a bucket)."""
+    if objects == "folder":
+        if url is not None or region is not None:
+            raise InvalidArgument("--s3-endpoint and --s3-region are for objects in a bucket: give --objects s3://...")
+        return {}
+    from .backends.s3 import configured_endpoint
+    from .config import Config
+
+    if url is not None:
+        Config().lookup("s3.endpoint", url)  # checked before boto3 is asked
+    found = configured_endpoint(url, region)
+    return {"s3.endpoint": found.url, "s3.region": found.region}
 
 
 def _init_backends(root: Path, metadata: str, objects: str, extra: dict[str, str]) -> StoreSetup:
@@ -182,6 +203,9 @@ class StoreAddress:
     root: str
     metadata: str
     objects: str
+    s3_endpoint: str = ""
+    """The bucket's endpoint and region as init recorded them ("": a store made before it did)."""
+    s3_region: str = ""
 
     def open_objects(self, scratch: Path) -> ObjectStore:
         """The store's objects, staging new ones in `scratch` (a folder of this process's own).
@@ -209,7 +233,9 @@ class StoreAddress:
             from .backends.s3 import S3ObjectStore
 
             scratch.mkdir(parents=True, exist_ok=True)
-            objects = S3ObjectStore(scratch, self.objects, PackIndex(db))
+            from .backends.s3 import Endpoint
+
+            objects = S3ObjectStore(scratch, self.objects, PackIndex(db), Endpoint(self.s3_endpoint, self.s3_region))
         objects.sets_aside = False
         return objects
 
@@ -254,9 +280,10 @@ class Store:
             if objects_url == "folder":
                 objects = FolderObjectStore(path, PackIndex(db))
             else:
-                from .backends.s3 import S3ObjectStore
+                from .backends.s3 import Endpoint, S3ObjectStore
 
-                objects = S3ObjectStore(path, objects_url, PackIndex(db))
+                endpoint = Endpoint(config.get("s3.endpoint"), config.get("s3.region"))
+                objects = S3ObjectStore(path, objects_url, PackIndex(db), endpoint)
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
@@ -268,7 +295,13 @@ class Store:
         from .config import Config
 
         config = Config(self.root)
-        return StoreAddress(str(self.root), without_password(config.get("metadata")), config.get("objects"))
+        return StoreAddress(
+            str(self.root),
+            without_password(config.get("metadata")),
+            config.get("objects"),
+            config.get("s3.endpoint"),
+            config.get("s3.region"),
+        )
 
     @property
     def readonly(self) -> bool:

@@ -52,12 +52,27 @@ def init(
             help="A file of mode 0600 holding the database's password (else ~/.pgpass or PGPASSWORD).",
         ),
     ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            metavar="URL",
+            help="The bucket's S3 server, recorded for good (default: AWS_ENDPOINT_URL or ~/.aws, else AWS).",
+        ),
+    ] = None,
+    s3_region: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-region", metavar="NAME", help="The bucket's region, recorded (default: AWS_REGION or ~/.aws)."
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Make a store here whose metadata and objects may live on shared servers, or join one.
 
     Every host of a team runs the same init on a root of its own, then sets DATAVER_ROOT to it.
-    S3 credentials and endpoint come from the usual AWS settings (AWS_ENDPOINT_URL, ~/.aws);
+    S3 credentials come from the usual AWS settings (AWS_ACCESS_KEY_ID, ~/.aws); the endpoint and
+    region too (AWS_ENDPOINT_URL, AWS_REGION), and are recorded: every later command uses them;
     PostgreSQL's password from libpq's places (~/.pgpass, PGPASSWORD) or --password-file, never
     from the URL (it would be stored, and sent to Dask workers). A local store needs no init.
     """
@@ -69,6 +84,8 @@ def init(
         objects=objects,
         executor=executor,
         password_file=password_file,
+        s3_endpoint=s3_endpoint,
+        s3_region=s3_region,
     )
     if json:
         output.as_json(setup)

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -276,3 +277,44 @@ def test_a_database_password_is_never_stored_or_shown_and_comes_from_where_it_be
     assert not [out for out in shown if password in out]
     stored = [f for f in tmp_path.rglob("*") if f.is_file() and f != secret and password.encode() in f.read_bytes()]
     assert not stored
+
+
+def test_init_records_the_s3_endpoint_and_no_other_one_is_ever_used(tmp_path, postgres_url, s3_bucket, s3_server):
+    root = tmp_path / "team"
+    at_init = {**os.environ, "DATAVER_ROOT": str(root)}  # AWS_ENDPOINT_URL: the test's server, region us-east-1
+
+    def dv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert dv("init", "--metadata", postgres_url, "--objects", s3_bucket, env=at_init).returncode == 0
+    endpoint = s3_server.endpoint.rstrip("/")
+    settings = {s["key"]: s["value"] for s in json.loads(dv("config", "list", "--json", env=at_init).stdout)}
+    assert (settings["s3.endpoint"], settings["s3.region"]) == (endpoint, "us-east-1")
+
+    forgot = {k: v for k, v in at_init.items() if k not in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    (tmp_path / "x.txt").write_bytes(b"x" * 100_000)  # a loose object: its own PUT
+    assert dv("create-repo", "in", env=forgot).returncode == 0
+    put = dv("put-file", "in", "master", "-f", str(tmp_path / "x.txt"), env=forgot)
+    assert put.returncode == 0, put.stderr
+    assert dv("get-file", "in", "master", "x.txt", env=forgot).stdout == "x" * 100_000
+    assert s3_server.client().list_objects_v2(Bucket=s3_bucket.split("/")[2])["KeyCount"] > 0  # it went there
+
+    with socket.socket() as other:  # another server, which must never hear from the store
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        other.setblocking(False)
+        elsewhere = f"http://127.0.0.1:{other.getsockname()[1]}"
+        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            line = _one_line_error(dv("get-file", "in", "master", "x.txt", env={**forgot, name: elsewhere}))
+            assert line == (
+                f"dataver: error: the object store {s3_bucket} is served at {endpoint} (recorded by `dataver init`), "
+                f"and ${name} names {elsewhere}: unset {name} here (the store's endpoint is used without it)"
+            )
+        with pytest.raises(BlockingIOError):
+            other.accept()
+    same = dv("get-file", "in", "master", "x.txt", env={**forgot, "AWS_ENDPOINT_URL": f"{endpoint.upper()}/"})
+    assert same.returncode == 0, same.stderr  # the recorded server, spelled another way
+    refused = dv("config", "set", "s3.endpoint", elsewhere, env=forgot)
+    assert refused.returncode == 2 and "use `dataver init --s3-endpoint VALUE` on a new root" in refused.stderr
