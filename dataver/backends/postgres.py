@@ -259,8 +259,8 @@ def server_error(location: str, exc: BaseException) -> DataverError | None:
         return None
     if _refused_login(exc):
         return DataverError(
-            f"the metadata database {location} refused this host's login ({_first_line(exc)}): give this host the "
-            f"password in {WHERE_IT_BELONGS}; nothing was changed"
+            f"the metadata database {location} refused the login of host {socket.gethostname()} ({_first_line(exc)}): "
+            f"give that host the password in {WHERE_IT_BELONGS}; nothing was changed"
         )
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return DataverError(

@@ -299,4 +299,16 @@ def test_no_task_carries_the_database_password_and_workers_log_in_with_their_own
     assert password.encode() not in carried and role.encode() in carried  # the user travels, not the password
     with Client(root) as dv:
         assert dv.get_file("copy", "master", "x.txt") == b"x\n"
+        dv.config.set("executor", dask_cluster(workers=1).address, "store")  # its worker has no password
+    (tmp_path / "y.txt").write_text("y\n")
+    put = subprocess.run(
+        [sys.executable, "-m", "dataver", "put-file", "in", "master", "-f", str(tmp_path / "y.txt")],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert put.returncode == 1 and "refused the login of host" in put.stderr and "PGPASSWORD" in put.stderr
+    assert password not in put.stderr and "Traceback" not in put.stderr, put.stderr
 

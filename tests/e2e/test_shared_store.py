@@ -244,7 +244,7 @@ def test_a_database_password_is_never_stored_or_shown_and_comes_from_where_it_be
     line = _one_line_error(dv("init", "--metadata", with_password, "--objects", s3_bucket, ok=False))
     assert f"give {url} and put the password in ~/.pgpass, PGPASSWORD, or a file of mode 0600" in line
     line = _one_line_error(dv("init", "--metadata", url, "--objects", s3_bucket, ok=False))
-    assert "refused this host's login" in line and "PGPASSWORD" in line
+    assert "refused the login of host" in line and "PGPASSWORD" in line
     secret = tmp_path / "pg.pass"
     secret.write_text(f"{password}\n")
     secret.chmod(0o644)
