@@ -97,7 +97,7 @@ def init_store(
 
     if executor is not None:
         Config(root).lookup("executor", executor)  # checked before anything is made
-    extra = {**_credentials(root, metadata, password_file), **_endpoint(objects, s3_endpoint, s3_region)}
+    extra = {**_credentials(root, metadata, password_file), **_endpoint(root, objects, s3_endpoint, s3_region)}
     setup = _init_backends(root, metadata, objects, extra)
     config = Config(root)
     if executor is not None:
@@ -124,8 +124,10 @@ def _credentials(root: Path, metadata: str, password_file: str | Path | None) ->
     return {"password_file": str(path)}
 
 
-def _endpoint(objects: str, url: str | None, region: str | None) -> dict[str, str]:
-    """The settings that pin the bucket's endpoint and region (for objects in a bucket)."""
+def _endpoint(root: Path, objects: str, url: str | None, region: str | None) -> dict[str, str]:
+    """The settings that pin the bucket's endpoint and region (for objects in a bucket): the
+    flags, else what a store initialized before recorded (an init run again keeps them, whatever
+    this shell's AWS settings say), else this process's AWS settings."""
     if objects == "folder":
         if url is not None or region is not None:
             raise InvalidArgument("--s3-endpoint and --s3-region are for objects in a bucket: give --objects s3://...")
@@ -133,8 +135,11 @@ def _endpoint(objects: str, url: str | None, region: str | None) -> dict[str, st
     from .backends.s3 import configured_endpoint
     from .config import Config
 
+    config = Config(root)
     if url is not None:
-        Config().lookup("s3.endpoint", url)  # checked before boto3 is asked
+        config.lookup("s3.endpoint", url)  # checked before boto3 is asked
+    url = url if url is not None else config.get("s3.endpoint") or None
+    region = region if region is not None else config.get("s3.region") or None
     found = configured_endpoint(url, region)
     return {"s3.endpoint": found.url, "s3.region": found.region}
 
@@ -142,7 +147,7 @@ def _endpoint(objects: str, url: str | None, region: str | None) -> dict[str, st
 def _init_backends(root: Path, metadata: str, objects: str, extra: dict[str, str]) -> StoreSetup:
     """Write the store's settings (`metadata`, `objects`, then `extra`) and check both backends
     answer; on any failure the config is taken back."""
-    from .config import FILE, Config, write_private
+    from .config import FILE, KEYS, Config, write_private
 
     if metadata != "sqlite" and objects == "folder":
         raise InvalidArgument(
@@ -150,13 +155,12 @@ def _init_backends(root: Path, metadata: str, objects: str, extra: dict[str, str
             "give --objects s3://bucket/prefix too"
         )
     config = Config(root)
-    current = (config.lookup("metadata"), config.lookup("objects"))
-    again = all(s.source == "store" for s in current) and (current[0].value, current[1].value) == (metadata, objects)
-    if not again and any(s.source == "store" for s in current):
-        raise AlreadyExists(
-            f"{root} was initialized with metadata in {masked(current[0].value)} and objects in {current[1].value}: "
-            "init does not move a store; pick a new --root"
-        )
+    wanted = {"metadata": metadata, "objects": objects, **extra}
+    recorded = {n: s.value for n in wanted if KEYS[n].init_only and (s := config.lookup(n)).source == "store"}
+    if any(value != wanted[name] for name, value in recorded.items()):
+        was = ", ".join(f"{name} {masked(str(value))}" for name, value in recorded.items())
+        raise AlreadyExists(f"{root} was initialized with {was}: init does not move a store; pick a new --root")
+    again = bool(recorded)
     if not again and (
         (root / DATABASE).exists() or any((root / "objects").glob("??")) or any((root / "objects" / "pack").glob("*"))
     ):
@@ -167,7 +171,7 @@ def _init_backends(root: Path, metadata: str, objects: str, extra: dict[str, str
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / FILE
     before = config_file.read_bytes() if config_file.exists() else None
-    for name, value in {"metadata": metadata, "objects": objects, **extra}.items():
+    for name, value in wanted.items():
         config.set(name, value, "store", initializing=True)  # (again: rewritten 0600, as a store made before was not)
     try:
         store = Store.open(root)

@@ -318,3 +318,8 @@ def test_init_records_the_s3_endpoint_and_no_other_one_is_ever_used(tmp_path, po
     assert same.returncode == 0, same.stderr  # the recorded server, spelled another way
     refused = dv("config", "set", "s3.endpoint", elsewhere, env=forgot)
     assert refused.returncode == 2 and "use `dataver init --s3-endpoint VALUE` on a new root" in refused.stderr
+    assert dv("init", "--metadata", postgres_url, "--objects", s3_bucket, env=forgot).returncode == 0  # kept
+    moved = dv("init", "--metadata", postgres_url, "--objects", s3_bucket, "--s3-endpoint", elsewhere, env=forgot)
+    line = _one_line_error(moved)
+    assert f"s3.endpoint {endpoint}, s3.region us-east-1: init does not move a store" in line
+    assert dv("config", "get", "s3.endpoint", env=forgot).stdout == f"{endpoint}\n"
