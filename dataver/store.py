@@ -89,9 +89,9 @@ def init_store(
     is refused: pointing it elsewhere would hide its data. The bucket's endpoint and region
     (`s3_endpoint`, `s3_region`, else this process's AWS settings) are recorded, so that a
     process that forgot them never sends the bucket's requests elsewhere. A metadata URL with a
-    password is refused:
-    stored, it would sit in config.toml and travel with every Dask task; stripped, init would
-    succeed and every later command fail to log in. The password stays where each host keeps it.
+    password is refused: stored, it would sit in config.toml and travel with every Dask task;
+    stripped, init would succeed and every later command fail to log in. The password stays
+    where each host keeps it.
     """
     from .config import Config
 
