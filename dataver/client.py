@@ -188,13 +188,19 @@ class Client:
         metadata: str = "sqlite",
         objects: str = "folder",
         executor: str | None = None,
+        password_file: str | Path | None = None,
+        s3_endpoint: str | None = None,
+        s3_region: str | None = None,
     ) -> StoreSetup:
         """Make a store whose metadata and objects live where given (defaults: this folder), or
-        join a shared store from a new root: `metadata` is `sqlite` or a postgresql:// URL,
-        `objects` is `folder` or an s3://bucket/prefix URL, `executor` is `local` or a Dask
-        scheduler's address (tcp://host:8786). A local store needs no init."""
+        join a shared store from a new root: `metadata` is `sqlite` or a postgresql:// URL
+        without a password, `objects` is `folder` or an s3://bucket/prefix URL, `executor` is
+        `local` or a Dask scheduler's address (tcp://host:8786), `password_file` a file of mode
+        0600 holding the database's password (else libpq's ~/.pgpass or PGPASSWORD). The bucket's
+        `s3_endpoint` and `s3_region` (default: this process's AWS settings) are recorded and
+        used by every later process. A local store needs no init."""
         path = Path(root).expanduser() if root is not None else default_root()
-        return init_store(path, metadata, objects, executor)
+        return init_store(path, metadata, objects, executor, password_file, s3_endpoint, s3_region)
 
     def _repo(self, name: str) -> str:
         """A repo name as the layers below know it (see `dataver.names.qualify`)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .credentials import masked
 from .errors import DataverError, InvalidArgument
 from .names import check_name
 
@@ -28,6 +29,7 @@ class Key:
 
     name: str
     env: str
+    """Its environment variable ("": none: what init records must not change with a shell)."""
     default: Any
     help: str
     kind: type = str
@@ -81,6 +83,23 @@ KEYS = {
             init_only=True,
         ),
         Key(
+            "s3.endpoint",
+            "",
+            "",
+            "the S3 server of the store's bucket, recorded by init (aws: AWS's own): always used, whatever "
+            "AWS_ENDPOINT_URL says; a process whose AWS_ENDPOINT_URL names another is refused",
+            choices=("aws",),
+            schemes=("http://", "https://"),
+            init_only=True,
+        ),
+        Key(
+            "s3.region",
+            "",
+            "",
+            "the region of the store's bucket, recorded by init: always used, whatever AWS_REGION says",
+            init_only=True,
+        ),
+        Key(
             "executor",
             "DATAVER_EXECUTOR",
             "local",
@@ -88,6 +107,13 @@ KEYS = {
             choices=("local",),
             schemes=("tcp://", "tls://", "ws://", "wss://"),
             host_port=True,
+        ),
+        Key(
+            "password_file",
+            "DATAVER_PASSWORD_FILE",
+            "",
+            "a file of mode 0600 holding the metadata database's password, read at each connection "
+            "(or libpq's ~/.pgpass or PGPASSWORD): a password is never kept in the metadata URL",
         ),
         Key(
             "lease_seconds",
@@ -142,8 +168,14 @@ class Setting:
     source: str
     """flag, env, store, user or default."""
 
+    @property
+    def shown(self) -> Any:
+        """The value as it may be printed: a URL's password masked (a store made before init
+        refused them may still hold one)."""
+        return masked(self.value) if isinstance(self.value, str) else self.value
+
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "value": self.value, "source": self.source}
+        return {"key": self.key, "value": self.shown, "source": self.source}
 
 
 def user_file() -> Path:
@@ -201,7 +233,7 @@ def _check(key: Key, value: Any, where: str) -> Any:
             value = _number(value)
         except (TypeError, ValueError):
             raise InvalidArgument(
-                f"{key.name}{at} must be a number, like 1000000, 512M or 64GiB, not {value!r}"
+                f"{key.name}{at} must be a number, like 1000000, 512M or 64GiB, not {_shown(value)}"
             ) from None
         if value < 1:
             raise InvalidArgument(f"{key.name}{at} must be at least 1, not {value}")
@@ -214,19 +246,26 @@ def _check(key: Key, value: Any, where: str) -> Any:
             raise InvalidArgument(f"{key.name}{at}: {exc}") from None
     if key.schemes and value.startswith(key.schemes):
         if value.startswith("s3://") and not value[len("s3://") :].split("/")[0]:
-            raise InvalidArgument(f"{key.name}{at} must name a bucket, like s3://my-bucket/dataver, not {value!r}")
+            raise InvalidArgument(
+                f"{key.name}{at} must name a bucket, like s3://my-bucket/dataver, not {_shown(value)}"
+            )
         if key.host_port and not _is_host_port(value):
             raise InvalidArgument(
                 f"{key.name}{at} must be a host and a port from 1 to 65535, like {value.split('://')[0]}://sched:8786, "
-                f"not {value!r}"
+                f"not {_shown(value)}"
             )
         return value
     if key.choices and value not in key.choices:
         urls = f", or a {' or '.join(key.schemes)} URL" if key.schemes else ""
         allowed = ", ".join(key.choices) if len(key.choices) > 1 else key.choices[0]
         one_of = "one of " if len(key.choices) > 1 else ""
-        raise InvalidArgument(f"{key.name}{at} must be {one_of}{allowed}{urls}, not {value!r}")
+        raise InvalidArgument(f"{key.name}{at} must be {one_of}{allowed}{urls}, not {_shown(value)}")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A rejected value, quoted as an error message may show it (never a password)."""
+    return repr(masked(value) if isinstance(value, str) else value)
 
 
 def _is_host_port(url: str) -> bool:
@@ -291,7 +330,7 @@ class Config:
         if key.init_only and not initializing:
             raise InvalidArgument(
                 f"{name} is chosen when a store is made, and changing it would hide the store's data: "
-                f"use `dataver init --{name} VALUE` on a new root"
+                f"use `dataver init --{name.replace('.', '-')} VALUE` on a new root"
             )
         if key.user_only and level != "user":
             raise InvalidArgument(f"{name} can only be set for the user (add --user): a store cannot say where it is")
@@ -334,7 +373,27 @@ def _write(path: Path, settings: dict[str, Any]) -> None:
     lines = [f"{k} = {_toml_value(v)}" for k, v in sorted(top.items())]
     for table, values in sorted(tables.items()):
         lines += ["", f"[{table}]", *(f"{k} = {_toml_value(v)}" for k, v in sorted(values.items()))]
+    write_private(path, ("\n".join(lines).lstrip("\n") + "\n").encode())
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`, atomically, readable by its owner alone (0600, whatever the
+    umask or the mode of the file replaced): a config names where credentials are, and one made
+    by an older dataver may hold a password."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines).lstrip("\n") + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its old mode through O_CREAT
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

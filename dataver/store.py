@@ -15,15 +15,20 @@ import shutil
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backends.folder import FolderObjectStore
 from .backends.sqlite import SqliteDatabase
 from .coordination import Coordination, LocalCoordination, store_lock
+from .credentials import WHERE_IT_BELONGS, has_password, masked, read_password_file, without_password
 from .errors import AlreadyExists, DataverError, InvalidArgument, not_writable
 from .meta import Database
 from .objects import ObjectStore
 from .packs import PackIndex
 from .trees import TreeStore
+
+if TYPE_CHECKING:
+    from .config import Config
 
 ROOT_ENV = "DATAVER_ROOT"
 DATABASE = "meta.db"
@@ -68,28 +73,81 @@ class StoreSetup:
 
 
 def init_store(
-    root: Path, metadata: str = "sqlite", objects: str = "folder", executor: str | None = None
+    root: Path,
+    metadata: str = "sqlite",
+    objects: str = "folder",
+    executor: str | None = None,
+    password_file: str | Path | None = None,
+    s3_endpoint: str | None = None,
+    s3_region: str | None = None,
 ) -> StoreSetup:
     """Make the store at `root` with its backends, or join a shared store from a new root, and
     with `executor`, say where its jobs run their datums (a setting that can change later).
 
     The config is written first and taken back if the backends cannot be reached, so a failed
     init leaves nothing behind. A root that already holds a store of its own (meta.db, objects)
-    is refused: pointing it elsewhere would hide its data.
+    is refused: pointing it elsewhere would hide its data. The bucket's endpoint and region
+    (`s3_endpoint`, `s3_region`, else this process's AWS settings) are recorded, so that a
+    process that forgot them never sends the bucket's requests elsewhere. A metadata URL with a
+    password is refused: stored, it would sit in config.toml and travel with every Dask task;
+    stripped, init would succeed and every later command fail to log in. The password stays
+    where each host keeps it.
     """
     from .config import Config
 
     if executor is not None:
         Config(root).lookup("executor", executor)  # checked before anything is made
-    setup = _init_backends(root, metadata, objects)
+    extra = {**_credentials(root, metadata, password_file), **_endpoint(root, objects, s3_endpoint, s3_region)}
+    setup = _init_backends(root, metadata, objects, extra)
     config = Config(root)
     if executor is not None:
         config.set("executor", executor, "store")
     return replace(setup, executor=config.get("executor"))
 
 
-def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
-    from .config import FILE, Config
+def _credentials(root: Path, metadata: str, password_file: str | Path | None) -> dict[str, str]:
+    """The settings that say where the database's password is (none is ever in the URL)."""
+    from .config import FILE
+
+    if has_password(metadata):
+        raise InvalidArgument(
+            f"the metadata URL holds a password, which would be stored in {root / FILE} and sent to every Dask "
+            f"worker: give {without_password(metadata)} and put the password in {WHERE_IT_BELONGS} "
+            "(init --password-file PATH)"
+        )
+    if password_file is None:
+        return {}
+    if metadata == "sqlite":
+        raise InvalidArgument("--password-file is the password of a postgresql:// metadata URL: give --metadata too")
+    path = Path(password_file).expanduser().absolute()
+    read_password_file(path)  # checked before anything is made
+    return {"password_file": str(path)}
+
+
+def _endpoint(root: Path, objects: str, url: str | None, region: str | None) -> dict[str, str]:
+    """The settings that pin the bucket's endpoint and region (for objects in a bucket): the
+    flags, else what a store initialized before recorded (an init run again keeps them, whatever
+    this shell's AWS settings say), else this process's AWS settings."""
+    if objects == "folder":
+        if url is not None or region is not None:
+            raise InvalidArgument("--s3-endpoint and --s3-region are for objects in a bucket: give --objects s3://...")
+        return {}
+    from .backends.s3 import configured_endpoint
+    from .config import Config
+
+    config = Config(root)
+    if url is not None:
+        config.lookup("s3.endpoint", url)  # checked before boto3 is asked
+    url = url if url is not None else config.get("s3.endpoint") or None
+    region = region if region is not None else config.get("s3.region") or None
+    found = configured_endpoint(url, region)
+    return {"s3.endpoint": found.url, "s3.region": found.region}
+
+
+def _init_backends(root: Path, metadata: str, objects: str, extra: dict[str, str]) -> StoreSetup:
+    """Write the store's settings (`metadata`, `objects`, then `extra`) and check both backends
+    answer; on any failure the config is taken back."""
+    from .config import FILE, KEYS, Config, write_private
 
     if metadata != "sqlite" and objects == "folder":
         raise InvalidArgument(
@@ -97,19 +155,15 @@ def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
             "give --objects s3://bucket/prefix too"
         )
     config = Config(root)
-    current = (config.lookup("metadata"), config.lookup("objects"))
-    if all(s.source == "store" for s in current) and (current[0].value, current[1].value) == (metadata, objects):
-        store = Store.open(root)  # initialized before, the same way: check it still answers
-        try:
-            return StoreSetup(root, _shown(metadata), objects, len(store.repo_names()), joined=False)
-        finally:
-            store.close()
-    if any(s.source == "store" for s in current):
-        raise AlreadyExists(
-            f"{root} was initialized with metadata in {_shown(current[0].value)} and objects in {current[1].value}: "
-            "init does not move a store; pick a new --root"
-        )
-    if (root / DATABASE).exists() or any((root / "objects").glob("??")) or any((root / "objects" / "pack").glob("*")):
+    wanted = {"metadata": metadata, "objects": objects, **extra}
+    recorded = {n: s.value for n in wanted if KEYS[n].init_only and (s := config.lookup(n)).source == "store"}
+    if any(value != wanted[name] for name, value in recorded.items()):
+        was = ", ".join(f"{name} {masked(str(value))}" for name, value in recorded.items())
+        raise AlreadyExists(f"{root} was initialized with {was}: init does not move a store; pick a new --root")
+    again = bool(recorded)
+    if not again and (
+        (root / DATABASE).exists() or any((root / "objects").glob("??")) or any((root / "objects" / "pack").glob("*"))
+    ):
         raise AlreadyExists(
             f"{root} already holds a store: init only makes new ones (its data would be hidden); pick a new --root"
         )
@@ -117,8 +171,8 @@ def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / FILE
     before = config_file.read_bytes() if config_file.exists() else None
-    for name, value in (("metadata", metadata), ("objects", objects)):
-        config.set(name, value, "store", initializing=True)
+    for name, value in wanted.items():
+        config.set(name, value, "store", initializing=True)  # (again: rewritten 0600, as a store made before was not)
     try:
         store = Store.open(root)
         try:
@@ -130,31 +184,32 @@ def _init_backends(root: Path, metadata: str, objects: str) -> StoreSetup:
         if before is None:
             config_file.unlink(missing_ok=True)
         else:
-            config_file.write_bytes(before)
+            write_private(config_file, before)
         if made:
             shutil.rmtree(root, ignore_errors=True)
         raise
-    return StoreSetup(root.resolve(), _shown(metadata), objects, len(repos), joined=bool(repos))
+    return StoreSetup(root.resolve(), masked(metadata), objects, len(repos), joined=bool(repos) and not again)
 
 
-def _shown(metadata: str) -> str:
-    """The metadata URL as it may be printed: never with its password."""
-    if metadata == "sqlite":
-        return metadata
-    from .backends.postgres import display_url
-
-    return display_url(metadata)
+def password_file(config: Config) -> Path | None:
+    """The file the `password_file` setting names, if any (read at each connection)."""
+    named = config.get("password_file")
+    return Path(named).expanduser() if named else None
 
 
 @dataclass(frozen=True)
 class StoreAddress:
     """How a process elsewhere (a Dask worker) reaches a store's objects and its pack index: the
     store's metadata and objects settings, and its root (for a store in a folder, reachable only
-    on its own host)."""
+    on its own host). It travels to other machines, so it never holds a password: the process
+    there uses its own (~/.pgpass, PGPASSWORD, or its password_file setting)."""
 
     root: str
     metadata: str
     objects: str
+    s3_endpoint: str = ""
+    """The bucket's endpoint and region as init recorded them ("": a store made before it did)."""
+    s3_region: str = ""
 
     def open_objects(self, scratch: Path) -> ObjectStore:
         """The store's objects, staging new ones in `scratch` (a folder of this process's own).
@@ -172,8 +227,9 @@ class StoreAddress:
             db = SqliteDatabase(Path(self.root) / DATABASE, readonly=True)
         else:
             from .backends.postgres import PostgresDatabase
+            from .config import Config
 
-            db = PostgresDatabase(self.metadata, readonly=True)
+            db = PostgresDatabase(self.metadata, readonly=True, password_file=password_file(Config()))
         objects: ObjectStore
         if self.objects == "folder":
             objects = FolderObjectStore(Path(self.root), PackIndex(db))
@@ -181,7 +237,9 @@ class StoreAddress:
             from .backends.s3 import S3ObjectStore
 
             scratch.mkdir(parents=True, exist_ok=True)
-            objects = S3ObjectStore(scratch, self.objects, PackIndex(db))
+            from .backends.s3 import Endpoint
+
+            objects = S3ObjectStore(scratch, self.objects, PackIndex(db), Endpoint(self.s3_endpoint, self.s3_region))
         objects.sets_aside = False
         return objects
 
@@ -219,16 +277,17 @@ class Store:
                 from .backends.postgres import PostgresCoordination, PostgresDatabase
 
                 path.mkdir(parents=True, exist_ok=True)
-                db = PostgresDatabase(metadata)
+                db = PostgresDatabase(metadata, password_file=password_file(config))
                 local_db = SqliteDatabase(path / LOCAL_DATABASE)
                 coordination = PostgresCoordination(db, config.get("lease_seconds"))
             objects: ObjectStore
             if objects_url == "folder":
                 objects = FolderObjectStore(path, PackIndex(db))
             else:
-                from .backends.s3 import S3ObjectStore
+                from .backends.s3 import Endpoint, S3ObjectStore
 
-                objects = S3ObjectStore(path, objects_url, PackIndex(db))
+                endpoint = Endpoint(config.get("s3.endpoint"), config.get("s3.region"))
+                objects = S3ObjectStore(path, objects_url, PackIndex(db), endpoint)
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
@@ -240,7 +299,13 @@ class Store:
         from .config import Config
 
         config = Config(self.root)
-        return StoreAddress(str(self.root), config.get("metadata"), config.get("objects"))
+        return StoreAddress(
+            str(self.root),
+            without_password(config.get("metadata")),
+            config.get("objects"),
+            config.get("s3.endpoint"),
+            config.get("s3.region"),
+        )
 
     @property
     def readonly(self) -> bool:

@@ -365,15 +365,17 @@ def dask_local_cluster():
 @pytest.fixture
 def dask_cluster(s3_server):
     """Start a Dask cluster of this test's own, whose workers reach the test's S3 server (and
-    nothing of the test's stores but what the store's address gives them): `dask_cluster(workers=2)`.
-    Stopped after the test, whatever the test did to it."""
+    nothing of the test's stores but what the store's address gives them): `dask_cluster(workers=2)`,
+    with `env` added to the workers' environment (a worker's own PGPASSWORD). Stopped after the
+    test, whatever the test did to it."""
     from services import start_dask
 
     made = []
 
-    def start(workers: int = 2, nthreads: int = 1):
+    def start(workers: int = 2, nthreads: int = 1, env: dict[str, str] | None = None):
+        worker_env = {**_worker_aws_env(s3_server), **(env or {})}
         cluster = _service(
-            lambda: start_dask(workers, nthreads, _worker_aws_env(s3_server)), "DATAVER_REQUIRE_DASK", "a Dask cluster"
+            lambda: start_dask(workers, nthreads, worker_env), "DATAVER_REQUIRE_DASK", "a Dask cluster"
         )
         made.append(cluster)
         return cluster

@@ -187,6 +187,20 @@ class Postgres:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql://dataver@127.0.0.1:{self.port}/{name}"
 
+    def role_with_password(self, password: str) -> str:
+        """A new superuser role that logs in over TCP only with `password` (scram-sha-256; every
+        other role keeps trust auth, so other tests are not affected); returns its name."""
+        import psycopg
+        from psycopg import sql
+
+        name = _unique("pw").replace("-", "_")
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {name} 127.0.0.1/32 scram-sha-256\n{hba.read_text()}")  # the first match wins
+        with psycopg.connect(self.url, autocommit=True, sslmode="disable", connect_timeout=10) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(sql.Identifier(name), password))
+            conn.execute("SELECT pg_reload_conf()")
+        return name
+
 
 def start_postgres() -> Postgres:
     """A running PostgreSQL of its own, or Unavailable saying why not."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 
 import pytest
 from helpers import pfs, spec
@@ -144,3 +145,26 @@ def test_a_tls_scheduler_without_tls_settings_is_one_line(client, cli, tmp_path)
     result = cli("create-pipeline", "-f", str(path))
     assert result.code == 1 and "the Dask scheduler at tls://127.0.0.1:1 speaks TLS" in result.err
     assert "distributed.comm.tls" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("metadata", "masked"),
+    [
+        ("postgresql://dv:s3cret@127.0.0.1:9/x", "postgresql://dv:***@127.0.0.1:9/x"),  # the server does not answer
+        ("postgresql://dv@127.0.0.1:9/x?password=s3cr%zz", "postgresql://dv@127.0.0.1:9/x?password=***"),  # malformed
+    ],
+)
+def test_a_password_a_store_already_holds_is_masked_and_its_config_made_private(cli, root, metadata, masked):
+    """A store made before init refused passwords keeps its settings, and shows none of it."""
+    root.mkdir()
+    config = root / "config.toml"
+    config.write_text(f'metadata = "{metadata}"\nobjects = "s3://b/p"\n')
+    config.chmod(0o644)
+    assert cli("config", "get", "metadata").out == f"{masked}\n"
+    listed = [cli("config", "list"), cli("config", "list", "--json"), cli("list-repo")]
+    listed.append(cli("config", "set", "executor", "tcp://u:s3cr@sched"))  # refused: no port
+    for done in listed:
+        assert "s3cr" not in done.out + done.err and done.err.count("\n") <= 1, done.err
+    assert "the metadata" in listed[2].err and masked in listed[2].err
+    assert cli("config", "set", "runtime", "local").code == 0
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600 and "s3cr" in config.read_text()

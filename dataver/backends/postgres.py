@@ -27,9 +27,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ..coordination import Coordination, Watch
+from ..credentials import WHERE_IT_BELONGS, masked, read_password_file, scrubbed
 from ..errors import Conflict, DataverError
 from ..meta import Database
 
@@ -219,38 +221,34 @@ SCHEMA: list[str] = [
 ]
 
 
-def display_url(url: str) -> str:
-    """The URL as a user may see it: never the password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        info = conninfo_to_dict(url)
-    except Exception:
-        return "postgresql://..."
-    user = f"{info['user']}@" if info.get("user") else ""
-    port = f":{info['port']}" if info.get("port") else ""
-    return f"postgresql://{user}{info.get('host', '')}{port}/{info.get('dbname', '')}"
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def connect(url: str) -> Any:
-    """An autocommit connection that notices a dead peer within about a minute, on both ends."""
+def connect(url: str, password_file: Path | None = None) -> Any:
+    """An autocommit connection that notices a dead peer within about a minute, on both ends.
+    The password, if the store names a file for it, is read now: a changed one is picked up."""
     import psycopg
 
-    return psycopg.connect(
-        url,
-        autocommit=True,
-        connect_timeout=CONNECT_TIMEOUT,
-        keepalives=1,
-        keepalives_idle=30,
-        keepalives_interval=10,
-        keepalives_count=3,
-        options="-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
-    )
+    password = {"password": read_password_file(password_file)} if password_file is not None else {}
+    try:
+        return psycopg.connect(
+            url,
+            **password,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT,
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+            options="-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+        )
+    except psycopg.ProgrammingError as exc:  # the URL is malformed, and libpq's message may quote its password
+        raise DataverError(
+            f"the metadata URL {masked(url)} is malformed ({scrubbed(_first_line(exc), url)}): "
+            "fix it (`dataver config get metadata`)"
+        ) from None
 
 
 def server_error(location: str, exc: BaseException) -> DataverError | None:
@@ -259,6 +257,11 @@ def server_error(location: str, exc: BaseException) -> DataverError | None:
 
     if not isinstance(exc, psycopg.Error):
         return None
+    if _refused_login(exc):
+        return DataverError(
+            f"the metadata database {location} refused the login of host {socket.gethostname()} ({_first_line(exc)}): "
+            f"give that host the password in {WHERE_IT_BELONGS}; nothing was changed"
+        )
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return DataverError(
             f"the metadata database {location} cannot be reached ({_first_line(exc)}): check that PostgreSQL is "
@@ -267,16 +270,24 @@ def server_error(location: str, exc: BaseException) -> DataverError | None:
     return DataverError(f"the metadata database {location} failed: {_first_line(exc)}")
 
 
+def _refused_login(exc: BaseException) -> bool:
+    """Whether the server turned the login down (a wrong or missing password): SQLSTATE class 28,
+    or libpq's own "no password supplied", which never reached the server."""
+    return str(getattr(exc, "sqlstate", "") or "").startswith("28") or "no password supplied" in str(exc)
+
+
 class PostgresDatabase(Database):
     """One PostgreSQL database, reached by URL (libpq's usual places supply what it leaves out:
     PGPASSWORD, ~/.pgpass, PGHOST...)."""
 
-    def __init__(self, url: str, *, readonly: bool = False) -> None:
+    def __init__(self, url: str, *, readonly: bool = False, password_file: Path | None = None) -> None:
         """`readonly`: a process that must not write (a Dask worker): no migration, and every
-        session is read-only on the server too."""
+        session is read-only on the server too. `password_file`: where the password is, if not
+        in libpq's places."""
         super().__init__(readonly=readonly)
         self.url = url
-        self.location = display_url(url)
+        self.password_file = password_file
+        self.location = masked(url)
         self._sql: dict[str, str] = {}
         if readonly:
             self._check_version()
@@ -284,7 +295,7 @@ class PostgresDatabase(Database):
             self._migrate()
 
     def _connect(self) -> Any:
-        conn = connect(self.url)
+        conn = connect(self.url, self.password_file)
         if self.readonly:
             conn.execute("SET default_transaction_read_only = on")
         return conn
@@ -455,7 +466,7 @@ class _LeaseKeeper:
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = connect(self.db.url)
+                    self._conn = connect(self.db.url, self.db.password_file)
                 return self._conn.execute(sql, params).rowcount
             except Exception as exc:
                 if self._conn is not None:
@@ -515,7 +526,7 @@ class _Listener(Watch):
         self._thread.start()
 
     def _listen(self) -> Any:
-        conn = connect(self.db.url)
+        conn = connect(self.db.url, self.db.password_file)
         conn.execute(f"LISTEN {CHANNEL}")
         return conn
 

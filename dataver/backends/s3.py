@@ -15,6 +15,11 @@ once its whole PUT (or multipart upload) completed, so a name never points at pa
 as the shared ObjectStore docstring requires. Every request costs a round trip, which is why
 small objects reach the bucket inside one pack per write batch and never one PUT each.
 
+A store's endpoint and region are recorded by `dataver init` (`s3.endpoint`, `s3.region`) and
+pinned from then on: a shell, daemon or worker that forgot AWS_ENDPOINT_URL still reaches the
+store's server, never AWS with its credentials, and one whose AWS_ENDPOINT_URL names another
+server is refused before any request (`Endpoint`).
+
 Every failure of the bucket (unreachable endpoint, missing bucket, refused credentials) becomes
 one `DataverError` line naming the store and what to do (`_translate`); FileNotFoundError is kept
 where the interface promises it, since the shared code turns it into "object missing".
@@ -29,6 +34,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
@@ -84,6 +90,77 @@ _DENIED = {
 _BUSY = {"SlowDown", "503", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
 
 
+AWS = "aws"
+"""The recorded endpoint of a store on AWS itself: its endpoints for the recorded region."""
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+"""Where boto3 takes a process's endpoint from (the first wins)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a store's bucket is served, as `init` recorded it: `url`, an http(s) URL or `aws`,
+    and `region`. Empty for a store made before init recorded them (and for buckets that are
+    not a store's: remotes, egress): then the standard AWS chain decides, as it always did."""
+
+    url: str = ""
+    region: str = ""
+
+    def check_environment(self, location: str) -> None:
+        """Refuse a process whose environment names another endpoint: boto3 would not send the
+        bucket's requests there (the recorded one is pinned), but the user meant something else."""
+        if not self.url:
+            return
+        for name in ENDPOINT_VARIABLES:
+            named = os.environ.get(name)
+            if named and (self.url == AWS or _normal(named) != _normal(self.url)):
+                served = "on AWS" if self.url == AWS else f"at {self.url}"
+                raise DataverError(
+                    f"the object store {location} is served {served} (recorded by `dataver init`), and ${name} "
+                    f"names {named}: unset {name} here (the store's endpoint is used without it)"
+                )
+
+    def client(self, session: Any, config: Any) -> Any:
+        """A boto3 S3 client of `session` pinned to this endpoint and region (environment and
+        ~/.aws/config endpoints ignored), or the standard chain's for an unrecorded one."""
+        if not self.url:
+            return session.client("s3", config=config)
+        from botocore.config import Config
+
+        pins = Config(ignore_configured_endpoint_urls=True, region_name=self.region or None)
+        return session.client("s3", config=config.merge(pins), endpoint_url=None if self.url == AWS else self.url)
+
+
+def configured_endpoint(url: str | None = None, region: str | None = None) -> Endpoint:
+    """The endpoint and region this process's AWS settings name (`url` and `region`, the flags,
+    first): what `init` records. AWS's own endpoint is recorded as `aws`, so that the store
+    follows its region and no configured endpoint ever replaces it."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    try:
+        found = session.client("s3", endpoint_url=url, region_name=region)
+        aws = session.client("s3", region_name=region, config=Config(ignore_configured_endpoint_urls=True))
+    except ValueError as exc:  # a malformed endpoint
+        raise DataverError(
+            f"the S3 endpoint cannot be used: {_one_line(str(exc))}: check --s3-endpoint or AWS_ENDPOINT_URL"
+        ) from None
+    endpoint = found.meta.endpoint_url.rstrip("/")
+    on_aws = url is None and endpoint == aws.meta.endpoint_url.rstrip("/")
+    return Endpoint(AWS if on_aws else endpoint, found.meta.region_name or "")
+
+
+def _normal(url: str) -> tuple[str, str, int | None, str]:
+    """An endpoint URL compared as a server: scheme and host in any case, the default port
+    spelled or not, a trailing slash or not."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return (url, "", None, "")
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/"))
+
+
 def _error_code(exc: BaseException) -> str:
     """The S3 error code of a ClientError ("NoSuchKey", "404", ...), else ""."""
     response = getattr(exc, "response", None)
@@ -99,13 +176,18 @@ def _one_line(text: str) -> str:
 class S3ObjectStore(ObjectStore):
     """Objects in a bucket, staged on this host under `<root>/tmp/` (see the module docstring)."""
 
-    def __init__(self, root: Path, url: str, index: PackIndex | None = None) -> None:
-        """`url`: `s3://bucket/prefix` (the prefix may be empty). Nothing is sent to the bucket
-        until an object is read or written."""
+    def __init__(
+        self, root: Path, url: str, index: PackIndex | None = None, endpoint: Endpoint = Endpoint()
+    ) -> None:
+        """`url`: `s3://bucket/prefix` (the prefix may be empty); `endpoint`: the store's, as init
+        recorded it (refused here if this process's environment names another). Nothing is sent
+        to the bucket until an object is read or written."""
         super().__init__(root, index)
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
             raise InvalidArgument(f"{url!r} is not an object store url: write s3://bucket or s3://bucket/prefix")
+        endpoint.check_environment(url)
+        self.endpoint = endpoint
         self.location = url
         self.damaged_location = f"{url.rstrip('/')}/damaged/"
         self.bucket = parts.netloc
@@ -154,9 +236,9 @@ class S3ObjectStore(ObjectStore):
                     )
                     session = boto3.session.Session()
                     try:
-                        client = session.client("s3", config=config)
-                        self._assembler = session.client(
-                            "s3", config=config.merge(Config(read_timeout=ASSEMBLY_TIMEOUT))
+                        client = self.endpoint.client(session, config)
+                        self._assembler = self.endpoint.client(
+                            session, config.merge(Config(read_timeout=ASSEMBLY_TIMEOUT))
                         )
                     except ValueError as exc:  # a malformed AWS_ENDPOINT_URL
                         raise DataverError(
@@ -209,9 +291,9 @@ class S3ObjectStore(ObjectStore):
         if isinstance(
             exc, Unreachable | ReadTimeoutError | ConnectionClosedError | ResponseStreamingError | IncompleteReadError
         ):
-            return DataverError(
-                f"{store} cannot be reached ({detail}): check AWS_ENDPOINT_URL and that the server is up"
-            )
+            pinned = self.endpoint.url not in ("", AWS)
+            server = f"the server at {self.endpoint.url}" if pinned else "AWS_ENDPOINT_URL and that the server"
+            return DataverError(f"{store} cannot be reached ({detail}): check {server} is up")
         if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
             return DataverError(
                 f"{store} needs credentials ({detail}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "

@@ -44,17 +44,49 @@ def init(
             "--executor", metavar="ADDRESS", help="Where datums run: local, or a Dask scheduler (tcp://HOST:8786)."
         ),
     ] = None,
+    password_file: Annotated[
+        str | None,
+        typer.Option(
+            "--password-file",
+            metavar="PATH",
+            help="A file of mode 0600 holding the database's password (else ~/.pgpass or PGPASSWORD).",
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            metavar="URL",
+            help="The bucket's S3 server, recorded for good (default: AWS_ENDPOINT_URL or ~/.aws, else AWS).",
+        ),
+    ] = None,
+    s3_region: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-region", metavar="NAME", help="The bucket's region, recorded (default: AWS_REGION or ~/.aws)."
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Make a store here whose metadata and objects may live on shared servers, or join one.
 
     Every host of a team runs the same init on a root of its own, then sets DATAVER_ROOT to it.
-    S3 credentials and endpoint come from the usual AWS settings (AWS_ENDPOINT_URL, ~/.aws);
-    PostgreSQL's from the URL or libpq's (PGPASSWORD, ~/.pgpass). A local store needs no init.
+    S3 credentials come from the usual AWS settings (AWS_ACCESS_KEY_ID, ~/.aws); the endpoint and
+    region too (AWS_ENDPOINT_URL, AWS_REGION), and are recorded: every later command uses them;
+    PostgreSQL's password from libpq's places (~/.pgpass, PGPASSWORD) or --password-file, never
+    from the URL (it would be stored, and sent to Dask workers). A local store needs no init.
     """
     from ..client import Client
 
-    setup = Client.init(root or ctx.find_object(Session).root, metadata=metadata, objects=objects, executor=executor)
+    setup = Client.init(
+        root or ctx.find_object(Session).root,
+        metadata=metadata,
+        objects=objects,
+        executor=executor,
+        password_file=password_file,
+        s3_endpoint=s3_endpoint,
+        s3_region=s3_region,
+    )
     if json:
         output.as_json(setup)
         return
@@ -68,7 +100,7 @@ def init(
 @app.command("get")
 def get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="KEY, e.g. runtime")]) -> None:
     """Print a setting's value, wherever it comes from (flag, environment, store, user, default)."""
-    typer.echo(_config(ctx).get(key))
+    typer.echo(_config(ctx).lookup(key).shown)
 
 
 @app.command("set")
@@ -81,8 +113,8 @@ def set_(
     """Set a setting in the store's config file (or the user's, with --user)."""
     config = _config(ctx)
     level = "user" if user else "store"
-    config.set(key, value, level)
-    output.note(f"{key} = {value} ({level} config {config.path(level)})")
+    setting = config.set(key, value, level)
+    output.note(f"{key} = {setting.shown} ({level} config {config.path(level)})")
 
 
 @app.command("unset")
@@ -105,5 +137,5 @@ def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
     if json:
         return output.as_json(settings)
     output.table(
-        ["KEY", "VALUE", "SOURCE", "MEANING"], [(s.key, s.value, s.source, KEYS[s.key].help) for s in settings]
+        ["KEY", "VALUE", "SOURCE", "MEANING"], [(s.key, s.shown, s.source, KEYS[s.key].help) for s in settings]
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -244,3 +245,70 @@ def test_a_damaged_input_met_on_a_worker_is_set_aside_by_the_coordinator(
     dv("put-file", "in", "master", "-f", str(tmp_path / "data" / "f001"), "f001")  # the original, again
     dv("rerun-pipeline", "copy")
     _copied(dv, 3)
+
+
+def test_no_task_carries_the_database_password_and_workers_log_in_with_their_own(
+    tmp_path, postgres_server, postgres_url, s3_bucket, dask_cluster
+):
+    password = f"pw-{secrets.token_hex(8)}"
+    role = postgres_server.role_with_password(password)
+    cluster = dask_cluster(workers=1, env={"PGPASSWORD": password})  # the worker's own, as on its host
+    root = tmp_path / "old"
+    root.mkdir()
+    with_password = postgres_url.replace("//dataver@", f"//{role}:{password}@")
+    (root / "config.toml").write_text(  # as init wrote it before it refused a password in the URL
+        f'metadata = "{with_password}"\nobjects = "{s3_bucket}"\nexecutor = "{cluster.address}"\nruntime = "local"\n'
+    )
+    path = tmp_path / "copy.json"
+    path.write_text(json.dumps(spec("copy", "sleep 2; cp $in /pfs/out/", pfs("in"))))
+    (tmp_path / "x.txt").write_text("x\n")
+    with Client(root) as dv:
+        dv.create_repo("in")
+        dv.put_file("in", "master", source=str(tmp_path / "x.txt"))
+    env = {**os.environ, "DATAVER_ROOT": str(root)}
+    job = subprocess.Popen(
+        [sys.executable, "-m", "dataver", "create-pipeline", "-f", str(path)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def held(dask_worker) -> bytes:  # run on the worker: everything the coordinator sent it
+        import cloudpickle
+
+        return cloudpickle.dumps(([*dask_worker.data.values()], [t.run_spec for t in dask_worker.state.tasks.values()]))
+
+    def scheduled(dask_scheduler) -> bytes:
+        import cloudpickle
+
+        return cloudpickle.dumps([t.run_spec for t in dask_scheduler.tasks.values()])
+
+    from distributed import Client as DaskClient
+
+    carried = b""
+    with DaskClient(cluster.address, timeout=10, set_as_default=False) as dask:
+        deadline = time.monotonic() + 120
+        while b"RemoteJob" not in carried:  # the job shipped to the worker, its datum running
+            assert time.monotonic() < deadline and job.poll() is None, job.stderr.read() if job.poll() else ""
+            carried = b"".join(dask.run(held).values()) + dask.run_on_scheduler(scheduled)
+            time.sleep(0.2)
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 0 and "(copy): 1 + 0 / 1 datums, success" in err, err
+    assert password.encode() not in carried and role.encode() in carried  # the user travels, not the password
+    with Client(root) as dv:
+        assert dv.get_file("copy", "master", "x.txt") == b"x\n"
+        dv.config.set("executor", dask_cluster(workers=1).address, "store")  # its worker has no password
+    (tmp_path / "y.txt").write_text("y\n")
+    put = subprocess.run(
+        [sys.executable, "-m", "dataver", "put-file", "in", "master", "-f", str(tmp_path / "y.txt")],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert put.returncode == 1 and "refused the login of host" in put.stderr and "PGPASSWORD" in put.stderr
+    assert password not in put.stderr and "Traceback" not in put.stderr, put.stderr
+

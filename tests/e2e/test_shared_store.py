@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import pfs, spec
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
@@ -214,28 +218,108 @@ def test_init_refuses_what_would_lose_or_hide_data(tmp_path, postgres_url, s3_bu
     assert "init does not move a store" in line
 
 
-def test_init_never_prints_the_database_password(tmp_path, postgres_url, s3_bucket):
-    with_password = postgres_url.replace("postgresql://dataver@", "postgresql://dataver:s3cret@")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dataver",
-            "init",
-            "--root",
-            str(tmp_path / "t"),
-            "--metadata",
-            with_password,
-            "--objects",
-            s3_bucket,
-            "--json",
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    shown = json.loads(done.stdout)
-    assert shown["metadata"].startswith("postgresql://dataver@127.0.0.1:") and "s3cret" not in done.stdout
-    assert shown["joined"] is False and shown["repos"] == 0
+def test_a_database_password_is_never_stored_or_shown_and_comes_from_where_it_belongs(
+    tmp_path, postgres_server, postgres_url, s3_bucket
+):
+    password = f"pw-{secrets.token_hex(8)}"
+    role = postgres_server.role_with_password(password)
+    url = postgres_url.replace("//dataver@", f"//{role}@")
+    root = tmp_path / "team"
+    shown: list[str] = []
+
+    def dv(*args: str | Path, ok: bool = True, **env: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "-m", "dataver", *map(str, args)],
+            cwd=PROJECT,
+            env={**os.environ, "DATAVER_ROOT": str(root), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        shown.append(done.stdout + done.stderr)
+        assert done.returncode == 0 or not ok, done.stderr
+        return done
+
+    with_password = url.replace(f"//{role}@", f"//{role}:{password}@")
+    line = _one_line_error(dv("init", "--metadata", with_password, "--objects", s3_bucket, ok=False))
+    assert f"give {url} and put the password in ~/.pgpass, PGPASSWORD, or a file of mode 0600" in line
+    line = _one_line_error(dv("init", "--metadata", url, "--objects", s3_bucket, ok=False))
+    assert "refused the login of host" in line and "PGPASSWORD" in line
+    secret = tmp_path / "pg.pass"
+    secret.write_text(f"{password}\n")
+    secret.chmod(0o644)
+    line = _one_line_error(dv("init", "--metadata", url, "--objects", s3_bucket, "--password-file", secret, ok=False))
+    assert line.endswith(f"may be read by other users (mode 0644): `chmod 600 {secret}`")
+    assert not root.exists()  # nothing of the refused inits is left
+
+    secret.chmod(0o600)
+    dv("init", "--metadata", url, "--objects", s3_bucket, "--password-file", secret)
+    assert stat.S_IMODE((root / "config.toml").stat().st_mode) == 0o600
+    dv("create-repo", "in")
+    (tmp_path / "x.txt").write_text("x\n")
+    dv("daemon", "start")
+    (tmp_path / "copy.json").write_text(json.dumps(spec("copy", "cp -r /pfs/in/. /pfs/out/", pfs("in"))))
+    dv("create-pipeline", "-f", tmp_path / "copy.json")
+    dv("put-file", "in", "master", "-f", tmp_path / "x.txt")
+    dv("wait-commit", "in@master", "--timeout", "120")
+    assert dv("get-file", "copy", "master", "x.txt").stdout == "x\n"
+    assert f"{url}\n" == dv("config", "get", "metadata").stdout
+    for args in (["config", "list"], ["config", "list", "--json"], ["list-job"], ["fsck"], ["daemon", "status"]):
+        dv(*args)
+    assert "(copy) success" in dv("daemon", "logs").stdout
+    dv("daemon", "stop")
+
+    other = tmp_path / "other"  # libpq's own places serve as well: here PGPASSWORD
+    dv("--root", other, "init", "--metadata", url, "--objects", s3_bucket, PGPASSWORD=password)
+    assert dv("--root", other, "list-repo", PGPASSWORD=password).stdout.count("\n") == 3  # header, in, copy
+    _one_line_error(dv("--root", other, "list-repo", ok=False))  # and without it, no login
+
+    assert not [out for out in shown if password in out]
+    stored = [f for f in tmp_path.rglob("*") if f.is_file() and f != secret and password.encode() in f.read_bytes()]
+    assert not stored
+
+
+def test_init_records_the_s3_endpoint_and_no_other_one_is_ever_used(tmp_path, postgres_url, s3_bucket, s3_server):
+    root = tmp_path / "team"
+    at_init = {**os.environ, "DATAVER_ROOT": str(root)}  # AWS_ENDPOINT_URL: the test's server, region us-east-1
+
+    def dv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert dv("init", "--metadata", postgres_url, "--objects", s3_bucket, env=at_init).returncode == 0
+    endpoint = s3_server.endpoint.rstrip("/")
+    settings = {s["key"]: s["value"] for s in json.loads(dv("config", "list", "--json", env=at_init).stdout)}
+    assert (settings["s3.endpoint"], settings["s3.region"]) == (endpoint, "us-east-1")
+
+    forgot = {k: v for k, v in at_init.items() if k not in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    (tmp_path / "x.txt").write_bytes(b"x" * 100_000)  # a loose object: its own PUT
+    assert dv("create-repo", "in", env=forgot).returncode == 0
+    put = dv("put-file", "in", "master", "-f", str(tmp_path / "x.txt"), env=forgot)
+    assert put.returncode == 0, put.stderr
+    assert dv("get-file", "in", "master", "x.txt", env=forgot).stdout == "x" * 100_000
+    assert s3_server.client().list_objects_v2(Bucket=s3_bucket.split("/")[2])["KeyCount"] > 0  # it went there
+
+    with socket.socket() as other:  # another server, which must never hear from the store
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        other.setblocking(False)
+        elsewhere = f"http://127.0.0.1:{other.getsockname()[1]}"
+        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            line = _one_line_error(dv("get-file", "in", "master", "x.txt", env={**forgot, name: elsewhere}))
+            assert line == (
+                f"dataver: error: the object store {s3_bucket} is served at {endpoint} (recorded by `dataver init`), "
+                f"and ${name} names {elsewhere}: unset {name} here (the store's endpoint is used without it)"
+            )
+        with pytest.raises(BlockingIOError):
+            other.accept()
+    same = dv("get-file", "in", "master", "x.txt", env={**forgot, "AWS_ENDPOINT_URL": f"{endpoint.upper()}/"})
+    assert same.returncode == 0, same.stderr  # the recorded server, spelled another way
+    refused = dv("config", "set", "s3.endpoint", elsewhere, env=forgot)
+    assert refused.returncode == 2 and "use `dataver init --s3-endpoint VALUE` on a new root" in refused.stderr
+    assert dv("init", "--metadata", postgres_url, "--objects", s3_bucket, env=forgot).returncode == 0  # kept
+    moved = dv("init", "--metadata", postgres_url, "--objects", s3_bucket, "--s3-endpoint", elsewhere, env=forgot)
+    line = _one_line_error(moved)
+    assert f"s3.endpoint {endpoint}, s3.region us-east-1: init does not move a store" in line
+    assert dv("config", "get", "s3.endpoint", env=forgot).stdout == f"{endpoint}\n"
