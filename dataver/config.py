@@ -121,7 +121,7 @@ KEYS = {
         Key(
             "serve.max_buffered_bytes",
             "DATAVER_SERVE_MAX_BUFFERED_BYTES",
-            256 << 20,
+            128 << 20,
             "body bytes a service's port holds at once, all requests together: more wait, then get 503",
             kind=int,
         ),

@@ -333,8 +333,7 @@ class Upstream:
 
     async def send(self, head: bytes, body: list[bytes]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """Send one request; its answer's status line and headers (interim answers skipped)."""
-        self.writer.writelines([head, *body])
-        await self.writer.drain()
+        await _write(self.writer, [head, *body], None)
         self.used = True
         while True:
             block = await self.reader.readuntil(b"\r\n\r\n")
@@ -342,6 +341,16 @@ class Upstream:
             headers = _headers(rest)
             if not 100 <= _status(status_line) < 200:  # 100 Continue: dataver has sent the body already
                 return status_line, headers
+
+
+async def _write(writer: asyncio.StreamWriter, parts: list[bytes], idle: float | None) -> None:
+    """Send `parts` one by one, each once the last has drained: the transport then never copies a
+    whole body (it would, handed all at once to a socket not ready for it). A client that reads
+    nothing for `idle` seconds gets TimeoutError."""
+    for part in parts:
+        writer.write(part)
+        async with asyncio.timeout(idle):
+            await writer.drain()
 
 
 def _status(status_line: bytes) -> int:
@@ -559,9 +568,7 @@ class Proxy:
             response += b"Content-Length: %d\r\n" % sum(map(len, response_body))
         if not keep_alive:
             response += b"Connection: close\r\n"
-        writer.writelines([response, b"\r\n", *response_body])
-        async with asyncio.timeout(self.limits.idle_seconds):  # a client that does not read its answer
-            await writer.drain()
+        await _write(writer, [response + b"\r\n", *response_body], self.limits.idle_seconds)
         self._count(status)
         if logged is not None:
             exchange = Exchange(

@@ -477,7 +477,7 @@ def test_bodies_in_flight_are_bounded_in_memory(dv, echo, sandbox):
         client.join(60)
     assert answers == [(200, f"{6 * MiB}\n")] * 12
     grown = peak_rss(proc.pid) - before
-    assert grown < 48 * MiB, f"the server grew by {grown // MiB} MiB for 16 MiB of bodies"
+    assert grown < 32 * MiB, f"the server grew by {grown // MiB} MiB for 16 MiB of bodies"
 
     # Past the cap: refused from the headers, before a byte of the body is sent (no 100 Continue).
     big = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (9 * MiB)
