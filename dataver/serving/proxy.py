@@ -88,13 +88,12 @@ class Budget:
     def fits(self, size: int) -> bool:
         return self.held + size <= self.total
 
-    async def room(self, size: int, seconds: float) -> bool:
-        """Wait up to `seconds` until `size` more bytes fit; whether they do."""
+    async def room(self, size: int, seconds: float) -> None:
+        """Wait until `size` more bytes fit (TimeoutError after `seconds`)."""
         async with asyncio.timeout(seconds):
             while not self.fits(size):
                 self._freed.clear()
                 await self._freed.wait()
-            return True
 
     def release(self, size: int) -> None:
         self.held -= size
@@ -308,7 +307,7 @@ class BodyReader:
         except TimeoutError:
             raise BadRequest(408, self._stalled()) from None
         except asyncio.LimitOverrunError:
-            raise BadRequest(400, "a chunk size line is too long") from None
+            raise BadRequest(400, f"a line of the chunked body passes {MAX_HEAD} bytes") from None
 
     def _stalled(self) -> str:
         return f"the body stopped coming for {self.idle} s (serve.idle_timeout): send it without pauses"
