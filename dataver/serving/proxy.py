@@ -90,6 +90,8 @@ class Budget:
 
     async def room(self, size: int, seconds: float) -> None:
         """Wait until `size` more bytes fit (TimeoutError after `seconds`)."""
+        if self.fits(size):  # the usual case, without a timer
+            return
         async with asyncio.timeout(seconds):
             while not self.fits(size):
                 self._freed.clear()
@@ -332,7 +334,7 @@ class Upstream:
 
     async def send(self, head: bytes, body: list[bytes]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """Send one request; its answer's status line and headers (interim answers skipped)."""
-        await _write(self.writer, [head, *body], None)
+        await _write(self.writer, head, body, None)
         self.used = True
         while True:
             block = await self.reader.readuntil(b"\r\n\r\n")
@@ -342,14 +344,16 @@ class Upstream:
                 return status_line, headers
 
 
-async def _write(writer: asyncio.StreamWriter, parts: list[bytes], idle: float | None) -> None:
-    """Send `parts` one by one, each once the last has drained: the transport then never copies a
-    whole body (it would, handed all at once to a socket not ready for it). A client that reads
-    nothing for `idle` seconds gets TimeoutError."""
+async def _write(writer: asyncio.StreamWriter, head: bytes, body: list[bytes], idle: float | None) -> None:
+    """Send a message a piece at a time, each once the last has drained: the transport then never
+    copies a whole body (it would, handed all at once to a socket not ready for it). A small one
+    goes in one write. A reader that takes nothing for `idle` seconds gets TimeoutError."""
+    parts = [head, *body] if sum(map(len, body)) > PIECE else [head + b"".join(body)]
     for part in parts:
         writer.write(part)
-        async with asyncio.timeout(idle):
-            await writer.drain()
+        if writer.transport.get_write_buffer_size():  # else the socket took it all: nothing to wait for
+            async with asyncio.timeout(idle):
+                await writer.drain()
 
 
 def _status(status_line: bytes) -> int:
@@ -567,7 +571,7 @@ class Proxy:
             response += b"Content-Length: %d\r\n" % sum(map(len, response_body))
         if not keep_alive:
             response += b"Connection: close\r\n"
-        await _write(writer, [response + b"\r\n", *response_body], self.limits.idle_seconds)
+        await _write(writer, response + b"\r\n", response_body, self.limits.idle_seconds)
         self._count(status)
         if logged is not None:
             exchange = Exchange(
