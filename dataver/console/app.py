@@ -19,12 +19,13 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..client import Client
 from ..display import ago, datum_counts, duration, size
@@ -33,6 +34,7 @@ from ..models import CommitInfo
 from ..names import DEFAULT_PROJECT
 from . import graph, preview
 from .graph import Graph, Node
+from .server import is_loopback
 
 HERE = Path(__file__).parent
 PAGE = 50
@@ -376,7 +378,32 @@ def _parents(path: str) -> list[tuple[str, str]]:
     return [(part, "/" + "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
 
 
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+class LoopbackHosts:
+    """Answers only requests whose Host names the loopback (localhost, any of 127.0.0.0/8, ::1),
+    whichever loopback address the console is bound to: a web page whose own name was made to
+    point at 127.0.0.1 (DNS rebinding) sends that name, and is refused in one line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "")
+            if not is_loopback(_host_name(host)):
+                message = (
+                    f"this console answers requests for a loopback address only (localhost, 127.0.0.0/8, ::1), "
+                    f"not {host[:80]!r}: open the URL `dataver console` printed\n"
+                )
+                await PlainTextResponse(message, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_name(header: str) -> str:
+    """A Host header's name, without its port or an IPv6 address's brackets."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
 def make_app(root: Path, token: str | None = None) -> Starlette:
@@ -409,7 +436,7 @@ def make_app(root: Path, token: str | None = None) -> Starlette:
         yield
         console.close()
 
-    middleware = [] if token is not None else [Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)]
+    middleware = [] if token is not None else [Middleware(LoopbackHosts)]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 

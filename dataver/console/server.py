@@ -16,6 +16,17 @@ from typing import Any
 from ..errors import Conflict, InvalidArgument
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, without brackets or port) is this host's loopback:
+    localhost, any of 127.0.0.0/8, or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Binding:
     host: str
@@ -23,12 +34,7 @@ class Binding:
 
     @property
     def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
     def url(self, token: str | None = None) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..config import Config
 from ..errors import Conflict, DataverError, NotFound
 from ..pipelines.datums import InputCommit
 from ..pipelines.spec import PipelineSpec
 from .instance import Instance, instance_id
-from .proxy import Exchange, Proxy
+from .proxy import Exchange, Limits, Proxy
 from .requestlog import RequestLog
 from .spout import SpoutSupervisor
 from .status import ServedInput, ServiceInfo, remove_status, write_status
@@ -87,7 +88,8 @@ class Supervisor:
             self._reap_containers()
             spec = self._spec()
             assert spec.service is not None
-            self.proxy = Proxy(self.address, spec.service.external_port, self._exchange)
+            limits = Limits.from_config(Config(self.store.root))
+            self.proxy = Proxy(self.address, spec.service.external_port, limits, self._say)
             try:
                 self.proxy.start()
             except OSError as exc:
@@ -280,12 +282,14 @@ class Supervisor:
         reap_service(self.store.root, self.name)
 
     def _set_request_log(self, spec: PipelineSpec) -> None:
-        assert spec.service is not None
+        """Log requests if the spec says so; the proxy then keeps bodies for the log (and only then)."""
+        assert spec.service is not None and self.proxy is not None
         if spec.service.log_requests and self.requests is None:
             self.requests = RequestLog(self.layer.repos, self.name, spec.output_branch)
         elif not spec.service.log_requests:
             self._flush_requests(force=True)
             self.requests = None
+        self.proxy.on_exchange = self._exchange if self.requests is not None else None
 
     def _exchange(self, exchange: Exchange) -> None:
         requests = self.requests
@@ -293,6 +297,9 @@ class Supervisor:
             requests.add(exchange)
             if requests.full.is_set():
                 self.wake.set()
+
+    def _say(self, message: str) -> None:
+        self.log.info("service %s: %s", self.name, message)
 
     def _flush_requests(self, force: bool = False) -> None:
         requests = self.requests

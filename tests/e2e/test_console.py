@@ -307,6 +307,27 @@ def test_a_web_page_cannot_read_a_loopback_console_by_another_name(console):
     assert get(console + "/repos", Host="localhost")[0] == 200
 
 
+def test_a_console_on_another_loopback_address_answers_any_loopback_name(iris):
+    """Bound to 127.0.0.2: every loopback name is answered (it was 400 for all), another name not."""
+    server = ConsoleServer(iris, Binding("127.0.0.2", free_port()), None)
+    server.start()
+    try:
+        base = server.binding.url().rstrip("/")
+        port = server.binding.port
+        for host in (f"127.0.0.2:{port}", "127.0.0.1", f"127.9.9.9:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            status, body, _ = get(base + "/repos", Host=host)
+            assert status == 200 and "attributes" in body, host
+        others = ("attacker.example", f"127.0.0.2.attacker.example:{port}", "localhost.attacker.example", "10.0.0.1")
+        for host in others:
+            status, body, _ = get(base + "/repos", Host=host)
+            assert status == 400 and body == (
+                "this console answers requests for a loopback address only (localhost, 127.0.0.0/8, ::1), "
+                f"not {host!r}: open the URL `dataver console` printed\n"
+            )
+    finally:
+        server.stop()
+
+
 def test_odd_tokens_pages_and_projects_are_one_line_answers(iris, monkeypatch):
     with Client(iris) as client:
         client.create_project("p")

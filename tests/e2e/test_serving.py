@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -350,3 +351,206 @@ def test_serving_the_iris_model_on_docker(dv, iris, serving, docker_engine):
     check_service(dv, port)
     containers = docker_engine.containers.list(all=True, filters={"label": f"dataver.store={dv.root}"})
     assert [c.labels["dataver.pipeline"] for c in containers] == ["serve"]
+
+
+ECHO_SERVER = """
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.answer(b"ok\\n")
+
+    def do_POST(self):
+        size, got = int(self.headers["Content-Length"]), 0
+        while got < size:
+            got += len(self.rfile.read(min(size - got, 1 << 16)))
+        self.answer(b"%d\\n" % got)
+
+    def answer(self, body):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", 8080), Handler).serve_forever()  # one request at a time
+"""
+
+
+@pytest.fixture
+def echo(dv, tmp_path, serving):
+    """A service answering the size of what is POSTed (one request at a time), served by `dataver
+    serve` with the `serve.` settings given; its port and serving process."""
+
+    def start(**settings: str) -> tuple[int, subprocess.Popen]:
+        port = free_port()
+        dv("create-repo", "in")
+        dv("put-file", "in", "master", "server.py", "-f", "-", input_text=ECHO_SERVER)
+        spec = {
+            "pipeline": {"name": "echo"},
+            "transform": {"cmd": ["python3", "/pfs/in/server.py"]},
+            "input": {"pfs": {"repo": "in", "glob": "/"}},
+            "service": {"internal_port": 8080, "external_port": port, "health_path": "/"},
+        }
+        (tmp_path / "echo.json").write_text(json.dumps(spec))
+        dv("create-pipeline", "-f", str(tmp_path / "echo.json"))
+        dv.env.update({f"DATAVER_SERVE_{name.upper()}": value for name, value in settings.items()})
+        proc = serving("echo")
+        wait_for(lambda: services(dv)["echo"]["state"] == "serving", 60, "the echo service to serve")
+        return port, proc
+
+    return start
+
+
+def raw_answer(port: int, request: bytes, timeout: float = 10) -> bytes:
+    """Send `request` as it is and read the answer until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        raw.sendall(request)
+        return raw.makefile("rb").read()
+
+
+def one_line_answer(answer: bytes) -> tuple[int, str]:
+    """(status, body) of an answer dataver gave itself: a body of one line, the connection closed."""
+    head, _, body = answer.decode().partition("\r\n\r\n")
+    assert body.count("\n") == 1 and "Connection: close" in head, answer
+    return int(head.split()[1]), body
+
+
+def stop_serving(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    return proc.stderr.read()
+
+
+def test_a_malformed_chunked_body_gets_one_line_and_the_port_goes_on(dv, echo, sandbox):
+    """A chunk size that is negative, not hex, past 64 bits or past the body cap, or a chunk not
+    followed by CRLF: 400 (413) in one line, one line in the log, no traceback."""
+    port, proc = echo()
+    start = b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    cases = {
+        b"-5\r\nhello\r\n0\r\n\r\n": (400, "malformed chunk size b'-5': expected hex digits"),
+        b"zz\r\nhello\r\n0\r\n\r\n": (400, "malformed chunk size b'zz': expected hex digits"),
+        b"0x5\r\nhello\r\n0\r\n\r\n": (400, "malformed chunk size b'0x5': expected hex digits"),
+        b"1_0\r\n0123456789abcdef\r\n0\r\n\r\n": (400, "malformed chunk size b'1_0': expected hex digits"),
+        b"fffffffffffffffff\r\nx\r\n": (400, "malformed chunk size b'fffffffffffffffff': expected hex digits"),
+        b"7fffffffffffffff\r\nx\r\n": (413, f"the body passes {64 << 20} bytes, the most taken (serve.max_body_bytes)"),
+        b"5\r\nhelloXY0\r\n\r\n": (400, "a chunk is not followed by CRLF"),
+    }
+    for chunks, (status, message) in cases.items():
+        assert one_line_answer(raw_answer(port, start + chunks)) == (status, message + "\n"), chunks
+    closing = start.replace(b"Host: x", b"Host: x\r\nConnection: close")
+    assert raw_answer(port, closing + b"5\r\nhello\r\n0\r\n\r\n").endswith(b"\r\n\r\n5\n")  # well-formed: passed on
+    said = stop_serving(proc)
+    assert "Traceback" not in said
+    refused = [line for line in said.splitlines() if "refused a request from 127.0.0.1:" in line]
+    assert len(refused) == len(cases) and all(line.endswith(tuple(m for _, m in cases.values())) for line in refused)
+
+
+def peak_rss(pid: int) -> int:
+    """A process's highest resident memory so far, in bytes (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_bodies_in_flight_are_bounded_in_memory(dv, echo, sandbox):
+    """Twelve clients each sending 6 MiB at once to a port that holds 16 MiB of bodies: all are
+    answered (the later ones wait for room) and the server's memory grows by about the budget,
+    not by all the bodies; a body over the per-request cap gets 413 before it is sent."""
+    MiB = 1 << 20
+    port, proc = echo(max_body_bytes="8M", max_buffered_bytes="16M")
+    assert post(port, b"x" * MiB, "/")[:2] == (200, f"{MiB}\n")
+    before = peak_rss(proc.pid)
+
+    answers: list[tuple[int, str]] = []
+
+    def send() -> None:
+        answers.append(post(port, b"x" * (6 * MiB), "/")[:2])
+
+    clients = [threading.Thread(target=send) for _ in range(12)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(60)
+    assert answers == [(200, f"{6 * MiB}\n")] * 12
+    grown = peak_rss(proc.pid) - before
+    assert grown < 32 * MiB, f"the server grew by {grown // MiB} MiB for 16 MiB of bodies"
+
+    # Past the cap: refused from the headers, before a byte of the body is sent (no 100 Continue).
+    big = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (9 * MiB)
+    assert one_line_answer(raw_answer(port, big)) == (
+        413,
+        f"the body is {9 * MiB} bytes: at most {8 * MiB} are taken (serve.max_body_bytes)\n",
+    )
+    assert post(port, b"still here", "/")[:2] == (200, "10\n")
+
+
+def open_fds(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def test_connections_and_slow_clients_are_bounded(dv, echo, sandbox):
+    """A port that keeps 20 connections: 60 clients that send nothing hold 20 descriptors, not 60;
+    the other 40 get 503 at once, the 20 get 408 once the header time is up; a client trickling
+    its headers is cut off all the same, a kept-alive one that goes quiet is closed, and the port
+    answers others throughout."""
+    port, proc = echo(max_connections="20", header_timeout="2", idle_timeout="2")
+    before = open_fds(proc.pid)
+    opened = time.monotonic()
+    quiet = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(60)]
+    try:
+        wait_for(lambda: len(select.select(quiet, [], [], 0.1)[0]) == 40, 5, "40 clients to be refused")
+        held = open_fds(proc.pid) - before
+        answers = [one_line_answer(raw.makefile("rb").read()) for raw in quiet]
+    finally:
+        for raw in quiet:
+            raw.close()
+    assert held <= 22, f"{held} descriptors for 20 connections"
+    assert sorted(status for status, _ in answers) == [408] * 20 + [503] * 40
+    assert dict(answers) == {
+        503: "this service has 20 connections open, the most it takes (serve.max_connections): try again shortly\n",
+        408: "the request's head took more than 2 s (serve.header_timeout)\n",
+    }
+    assert time.monotonic() - opened < 8
+
+    # A client sending its head a byte at a time is cut off when the header time is up.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+        started, answer = time.monotonic(), b""
+        for byte in b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200:
+            try:
+                slow.sendall(bytes([byte]))
+            except OSError:
+                break
+            readable, _, _ = select.select([slow], [], [], 0.1)
+            if readable:
+                break
+        answer = slow.makefile("rb").read()
+    assert one_line_answer(answer) == (408, "the request's head took more than 2 s (serve.header_timeout)\n")
+    assert time.monotonic() - started < 5
+
+    # A kept-alive client that sends nothing more is closed when the idle time is up.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as kept:
+        kept.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        reading = kept.makefile("rb")
+        assert reading.readline() == b"HTTP/1.1 200 OK\r\n"
+        while reading.readline() != b"\r\n":
+            pass
+        assert reading.read(3) == b"ok\n"
+        idle = time.monotonic()
+        assert reading.read() == b""
+        assert 1.5 < time.monotonic() - idle < 5
+    assert post_get_root(port) == (200, b"ok\n")
+    assert open_fds(proc.pid) - before < 5
+
+
+def post_get_root(port: int) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
