@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from helpers import pfs, spec
 
@@ -113,3 +115,18 @@ def test_resource_requests_bound_how_many_datums_run_at_once(client):
         f"resource_requests.cpu asks for more than this host has ({cpus} CPUs): lower it, "
         "or run the pipeline on a Dask cluster whose workers have it"
     )
+
+
+def test_a_mount_point_that_is_not_utf8_does_not_hide_the_control_groups(as_root, tmp_path, monkeypatch):
+    """Any mount on the host (a FUSE mount of a file named b"\\xff", say) is listed in mountinfo:
+    finding the control groups must not fail on it (it raised UnicodeDecodeError)."""
+    import subprocess
+
+    point = os.path.join(os.fsencode(tmp_path), b"\xff")
+    os.mkdir(point)
+    subprocess.run([b"mount", b"-t", b"tmpfs", b"none", point], check=True)
+    try:
+        monkeypatch.setattr(cgroups, "_limiter", None)  # found once per process: find it again now
+        assert not isinstance(cgroups.limiter(), str)
+    finally:
+        subprocess.run([b"umount", point], check=True)
