@@ -150,9 +150,12 @@ def test_a_uid_in_use_is_never_leased_and_running_out_says_so(monkeypatch, as_ro
         busy.wait()
 
 
-def test_two_processes_never_hold_the_same_uid(as_root, tmp_path):
+def test_two_processes_never_hold_the_same_uid(as_root):
     """Leases are held across processes: a uid another dataver process holds is not leased here."""
-    hold = "from dataver.runtimes import uids; u = uids.lease(); print(u.uid, flush=True); input(); u.release()"
+    hold = (
+        "import sys; from dataver.runtimes import uids; "
+        "u = uids.lease(); print(u.uid, flush=True); sys.stdin.read(); u.release()"
+    )
     holder = subprocess.Popen(
         [sys.executable, "-c", hold],
         stdin=subprocess.PIPE,
@@ -167,4 +170,5 @@ def test_two_processes_never_hold_the_same_uid(as_root, tmp_path):
             lease.release()
     finally:
         holder.stdin.close()
-        holder.wait(timeout=30)
+        assert holder.wait(timeout=30) == 0
+    assert not Path(uids.lock_folder(), str(theirs)).exists()  # given back when it ended
