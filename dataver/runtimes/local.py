@@ -122,6 +122,39 @@ def _parents(path: str) -> list[str]:
     return args
 
 
+JOB_ACCOUNT = "dataver-job"
+"""The name a command's uid has in the sandbox when the host has no account for it (its own uid)."""
+
+
+def _account_binds(who: tuple[int, int], folder: Path) -> list[str]:
+    """The host's /etc/passwd and /etc/group, plus a line naming `who`'s uid (and gid) where the
+    host has no account for it (a uid of the worker's own), shown in the sandbox instead of the
+    host's: so that `whoami`, `id -un` and Python's getpass.getuser() work as they did for nobody."""
+    uid, gid = who
+    missing = {
+        "passwd": None if _known(pwd.getpwuid, uid) else f"{JOB_ACCOUNT}:x:{uid}:{gid}:dataver:/tmp:/usr/sbin/nologin",
+        "group": None if _known(grp.getgrgid, gid) else f"{JOB_ACCOUNT}:x:{gid}:",
+    }
+    args: list[str] = []
+    for name, line in missing.items():
+        host = Path("/etc", name)
+        if line is None or not host.is_file() or host.is_symlink():
+            continue
+        folder.mkdir(exist_ok=True)
+        lines = host.read_text(errors="surrogateescape").splitlines()
+        (folder / name).write_text("\n".join([*lines, line]) + "\n", errors="surrogateescape")
+        args += ["--ro-bind", str(folder / name), str(host)]
+    return args
+
+
+def _known(lookup: Callable[[int], object], number: int) -> bool:
+    try:
+        lookup(number)
+        return True
+    except KeyError:
+        return False
+
+
 class _RewritingWorker(Worker):
     """An unconfined worker: container paths in requests become the workspace's host paths."""
 
@@ -250,6 +283,8 @@ class LocalRuntime(Runtime):
         ]
         if ctx.code_dir is not None:
             argv += ["--ro-bind", str(ctx.code_dir), "/code"]
+        if who is not None:
+            argv += _account_binds(who, workspace.base / "etc")
         argv += ["--die-with-parent", "--cap-drop", "ALL"]
         if os.geteuid() != 0:
             argv += ["--unshare-all", *(["--share-net"] if ctx.network else [])]

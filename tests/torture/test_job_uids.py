@@ -172,3 +172,13 @@ def test_two_processes_never_hold_the_same_uid(as_root):
         holder.stdin.close()
         assert holder.wait(timeout=30) == 0
     assert not Path(uids.lock_folder(), str(theirs)).exists()  # given back when it ended
+
+
+def test_a_workers_own_uid_has_a_name_in_the_sandbox(client, sandbox, as_root):
+    """The host has no account for a worker's uid: the sandbox shows one (read-only), so commands
+    that look their user up (whoami, Python's getpass) work as they did for nobody."""
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"A")
+    who = "whoami; python3 -c 'import getpass; print(getpass.getuser())'; (echo x >>/etc/passwd) 2>/dev/null || echo ro"
+    client.create_pipeline(spec("p", f"({who}) > /pfs/out/who 2>&1", pfs("in", "/")))
+    assert client.get_file("p", "master", "who") == b"dataver-job\ndataver-job\nro\n"
