@@ -983,7 +983,8 @@ class Client:
             return
         if runs_as_root(spec.transform.user):
             self.notice(
-                f"note: transform.user {spec.transform.user}: dataver never runs a command as root; it runs as nobody"
+                f"note: transform.user {spec.transform.user}: dataver never runs a command as root; "
+                "it runs as a uid of its own, as with no transform.user"
             )
         row = self._pipes.records.pipeline(spec.name)
         if spec.resource_limits and resolve_runtime(row.runtime, spec.transform.image) == "local":

@@ -103,7 +103,7 @@ class Transform(_Model):
     """Pachyderm's: the command is started once per worker and loops, calling `pachctl next
     datum` when done with each datum (reading its variables from /pfs/.env)."""
     user: str = ""
-    """Pachyderm's: who the command runs as, a name or UID[:GID] (default nobody; never root)."""
+    """Pachyderm's: who the command runs as, a name or UID[:GID] (default a uid of the worker's own; never root)."""
 
     @field_validator("user")
     @classmethod

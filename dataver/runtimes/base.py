@@ -59,7 +59,7 @@ class JobContext:
     memory: str = ""
     cpu: float | None = None
     user: str = ""
-    """`transform.user`: who commands run as (default nobody; never root)."""
+    """`transform.user`: who commands run as (default a uid of the worker's own, see `uids`; never root)."""
     max_file_bytes: int = 64 << 30
     """The per-file size limit (the `max_file_bytes` setting where the job was planned)."""
 

@@ -48,7 +48,8 @@ def _mounts() -> list[Mount]:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             own[controllers] = path
     found = []
-    with open("/proc/self/mountinfo") as f:
+    # A mount point is any bytes (a folder a job or a test named b"\xff"): not ours to decode strictly.
+    with open("/proc/self/mountinfo", errors="surrogateescape") as f:
         for line in f:
             left, _, right = line.partition(" - ")
             fields, (fstype, _, options) = left.split(), right.split()[:3]

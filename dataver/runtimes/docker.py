@@ -3,7 +3,8 @@
 A job starts one container per worker (not one per datum: `docker run` costs about 0.3 s
 before the user's code starts) running the same agent as the local runtime, and feeds it
 datums over the container's attached stdin/stdout. The container sees the workspace: `/pfs`
-read-only, `/pfs/out` writable; it runs as nobody (65534), with no new privileges, every
+read-only, `/pfs/out` writable; it runs as a uid of its own (`uids`; or `transform.user`), so no
+other process running as a job's user can read its environment or signal it; with no new privileges, every
 capability dropped, no network unless the spec asks, and the spec's resource limits. Images
 are never pulled: a missing one is an error that names `dataver build-images`. Containers
 carry the store and job in labels, so any that outlive their job (their dataver process was
@@ -21,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataverError, NotFound
+from . import uids
 from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace, agent_args, runs_as_root
 
 LOGS_INSIDE = "/.dataver/logs"
 AGENT_INSIDE = "/.dataver/worker.py"
-NOBODY = "65534:65534"
 API_TIMEOUT = 180
 """Seconds an engine call may take once the engine has answered (a loaded machine is slow)."""
 STORE_LABEL = "dataver.store"
@@ -118,9 +119,11 @@ class DockerChannel(Channel):
     three zero bytes, big-endian length) and a payload; stream 1 is stdout, 2 is stderr.
     """
 
-    def __init__(self, container: Any, attached: Any) -> None:
+    def __init__(self, container: Any, attached: Any, lease: uids.UidLease | None) -> None:
         self.container = container
         self.sock: socket.socket = attached._sock
+        self.lease = lease
+        """The uid the container runs as, given back once the container is removed."""
         self._stdout = b""
         self._stderr = b""
 
@@ -176,7 +179,11 @@ class DockerChannel(Channel):
             self.sock.close()
         except OSError:
             pass
-        _remove(self.container)
+        try:
+            _remove(self.container)
+        finally:  # were it left running, its uid is seen in use and not given to another worker
+            if self.lease is not None:
+                self.lease.release()
 
 
 def _remove(container: Any, attempts: int = 3) -> None:
@@ -237,8 +244,24 @@ class DockerRuntime(Runtime):
 
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         image = self.image(ctx.image)
+        if ctx.user and not runs_as_root(ctx.user):
+            return self._start(ctx, workspace, image, ctx.user, None)
+        lease = uids.lease()
+        try:
+            return self._start(ctx, workspace, image, f"{lease.uid}:{lease.uid}", lease)
+        except BaseException:
+            lease.release()
+            raise
+
+    def _start(
+        self, ctx: JobContext, workspace: Workspace, image: Any, user: str, lease: uids.UidLease | None
+    ) -> Worker:
+        """Create and start the container, running as `user` (UID:GID, or a name the image knows)."""
         for folder in (workspace.out, workspace.logs):
-            os.chmod(folder, 0o777)  # the container runs as nobody
+            if lease is not None and os.geteuid() == 0:
+                os.chown(folder, *lease.user)  # its own, as the local sandbox's
+            else:
+                os.chmod(folder, 0o777)  # a user only the image knows (or one dataver may not give files to)
         limits: dict[str, Any] = {}
         if ctx.memory:
             limits["mem_limit"] = _memory(ctx.memory)
@@ -250,7 +273,7 @@ class DockerRuntime(Runtime):
             command=["python3", "-I", AGENT_INSIDE, *agent_args(ctx)],
             stdin_open=True,  # and, not detached, StdinOnce: the agent sees EOF when we go away
             tty=False,
-            user=ctx.user if ctx.user and not runs_as_root(ctx.user) else NOBODY,
+            user=user,
             working_dir=ctx.working_dir or "/",
             network_disabled=not ctx.network,
             security_opt=["no-new-privileges"],
@@ -266,4 +289,4 @@ class DockerRuntime(Runtime):
         )
         attached = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
         container.start()
-        return Worker(DockerChannel(container, attached), workspace, log_dir_inside=LOGS_INSIDE)
+        return Worker(DockerChannel(container, attached, lease), workspace, log_dir_inside=LOGS_INSIDE)

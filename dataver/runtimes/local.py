@@ -4,10 +4,11 @@ With bubblewrap (`bwrap`) the worker gets a private mount namespace: only the ho
 folders and the running Python's installation, read-only (no homes, /var, /srv, /opt, nor the
 store), `/pfs/<input>` read-only, `/pfs/out` writable, `/code` the image's build context, a
 private /tmp, its own PID namespace, and no network unless the spec asks for it. It never holds
-a capability: run by an ordinary user, bubblewrap gives it none; run by root, bubblewrap keeps
-only what the agent needs to become nobody (65534), which it does before it runs anything, so
-commands run as nobody with no capabilities (root-only files such as /etc/shadow stay
-unreadable, and the read-only mounts cannot be remounted). Where
+a capability: run by an ordinary user, bubblewrap gives it none (and commands run as that user);
+run by root, bubblewrap keeps only what the agent needs to become a uid of the worker's own
+(`uids`: no other process, another job's included, can read its environment or signal it), which
+it does before it runs anything, so commands run unprivileged with no capabilities (root-only
+files such as /etc/shadow stay unreadable, and the read-only mounts cannot be remounted). Where
 bubblewrap is missing (or DATAVER_SANDBOX=none), the worker runs unconfined and every
 `/pfs` and `/code` in the command, its stdin and its environment is rewritten to the
 workspace's real path; inputs are then copies, so a job cannot alter stored objects.
@@ -24,11 +25,12 @@ import shutil
 import site
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Config
 from ..errors import InvalidArgument
-from . import cgroups
+from . import cgroups, uids
 from .base import AGENT, Channel, JobContext, ProcessChannel, Runtime, Worker, Workspace, agent_args, memory_bytes
 
 SANDBOX_ENV = "DATAVER_SANDBOX"
@@ -48,16 +50,16 @@ def bwrap_works() -> bool:
     return probe.returncode == 0
 
 
-NOBODY = (65534, 65534)
-"""Who commands run as when dataver runs as root (unless `transform.user` names someone)."""
+NOGROUP = 65534
+"""The group of a `transform.user` whose own group is root's."""
 
 
-def command_user(user: str) -> tuple[int, int]:
-    """`transform.user` (a name or UID[:GID], resolved on this host) as (uid, gid); nobody when
-    empty. Root (and its group) is never given: a spec asking for it runs as nobody (said at
-    create-pipeline)."""
+def command_user(user: str) -> tuple[int, int] | None:
+    """`transform.user` (a name or UID[:GID], resolved on this host) as (uid, gid); None when
+    empty. Root (and its group) is never given: a spec asking for it runs as one that names no
+    user (said at create-pipeline)."""
     if not user:
-        return NOBODY
+        return None
     name, _, group = user.partition(":")
     try:
         entry = pwd.getpwnam(name) if not name.isdigit() else None
@@ -68,7 +70,7 @@ def command_user(user: str) -> tuple[int, int]:
             gid = entry.pw_gid if entry else uid
     except KeyError:
         raise InvalidArgument(f"transform.user {user}: no such user or group on this host") from None
-    return NOBODY if uid == 0 else (uid, gid or NOBODY[1])  # nor the root group
+    return None if uid == 0 else (uid, gid or NOGROUP)  # nor the root group
 
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -110,7 +112,7 @@ def _host_binds(store_root: Path) -> list[str]:
 
 def _parents(path: str) -> list[str]:
     """Make the folders above a mount point searchable by everyone: bubblewrap would create them
-    private to root, and commands of a root-run dataver run as nobody (a Python under /root)."""
+    private to root, and commands of a root-run dataver run unprivileged (a Python under /root)."""
     args: list[str] = []
     parts = Path(path).parent.parts[1:]
     for depth in range(1, len(parts) + 1):
@@ -118,6 +120,39 @@ def _parents(path: str) -> list[str]:
         if folder != "/tmp" and not any(folder == d or folder.startswith(d + "/") for d in SYSTEM_DIRS):
             args += ["--perms", "0755", "--dir", folder]
     return args
+
+
+JOB_ACCOUNT = "dataver-job"
+"""The name a command's uid has in the sandbox when the host has no account for it (its own uid)."""
+
+
+def _account_binds(who: tuple[int, int], folder: Path) -> list[str]:
+    """The host's /etc/passwd and /etc/group, plus a line naming `who`'s uid (and gid) where the
+    host has no account for it (a uid of the worker's own), shown in the sandbox instead of the
+    host's: so that `whoami`, `id -un` and Python's getpass.getuser() work as they did for nobody."""
+    uid, gid = who
+    missing = {
+        "passwd": None if _known(pwd.getpwuid, uid) else f"{JOB_ACCOUNT}:x:{uid}:{gid}:dataver:/tmp:/usr/sbin/nologin",
+        "group": None if _known(grp.getgrgid, gid) else f"{JOB_ACCOUNT}:x:{gid}:",
+    }
+    args: list[str] = []
+    for name, line in missing.items():
+        host = Path("/etc", name)
+        if line is None or not host.is_file() or host.is_symlink():
+            continue
+        folder.mkdir(exist_ok=True)
+        lines = host.read_text(errors="surrogateescape").splitlines()
+        (folder / name).write_text("\n".join([*lines, line]) + "\n", errors="surrogateescape")
+        args += ["--ro-bind", str(folder / name), str(host)]
+    return args
+
+
+def _known(lookup: Callable[[int], object], number: int) -> bool:
+    try:
+        lookup(number)
+        return True
+    except KeyError:
+        return False
 
 
 class _RewritingWorker(Worker):
@@ -171,25 +206,51 @@ class LocalRuntime(Runtime):
         return {**super().base_env(), "PATH": path}
 
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
-        python = sys.executable
         group = self._limits(ctx, workspace)
-        try:
-            return self._start(ctx, workspace, python, group)
-        except BaseException:
+        lease: uids.UidLease | None = None
+
+        def cleanup() -> None:
+            """Once the agent is gone: remove the worker's control groups, give its uid back."""
             if group is not None:
                 group.remove()
+            if lease is not None:
+                lease.release()
+
+        try:
+            who, lease = self._becomes(ctx)
+            return self._start(ctx, workspace, group, who, cleanup)
+        except BaseException:
+            cleanup()
             raise
 
-    def _start(self, ctx: JobContext, workspace: Workspace, python: str, group: cgroups.WorkerGroup | None) -> Worker:
+    def _becomes(self, ctx: JobContext) -> tuple[tuple[int, int] | None, uids.UidLease | None]:
+        """Who the agent becomes, (uid, gid) or None to stay who dataver is, and the lease holding
+        that uid when it is one of the worker's own. As root it always changes user in the sandbox,
+        and unconfined when the spec names one (an unconfined command works in the store's folders,
+        which another user may not reach); to the spec's user, or else to a uid of its own."""
+        if os.geteuid() != 0 or not (self.sandboxed or ctx.user):
+            return None, None
+        named = command_user(ctx.user)
+        if named is not None:
+            return named, None
+        lease = uids.lease()
+        return lease.user, lease
+
+    def _start(
+        self,
+        ctx: JobContext,
+        workspace: Workspace,
+        group: cgroups.WorkerGroup | None,
+        who: tuple[int, int] | None,
+        cleanup: Callable[[], None],
+    ) -> Worker:
         wrap = group.wrap if group is not None else (lambda argv: argv)
-        cleanup = group.remove if group is not None else None
-        uid, gid = command_user(ctx.user)
+        agent = [sys.executable, "-I", AGENT_INSIDE if self.sandboxed else str(AGENT), *agent_args(ctx)]
+        if who is not None:
+            agent += ["--user", f"{who[0]}:{who[1]}"]
+            for folder in (workspace.out, workspace.logs):
+                os.chown(folder, *who)
         if not self.sandboxed:
-            agent = [python, "-I", str(AGENT), *agent_args(ctx)]
-            if os.geteuid() == 0 and ctx.user:
-                agent += ["--user", f"{uid}:{gid}"]
-                for folder in (workspace.out, workspace.logs):
-                    os.chown(folder, uid, gid)
             channel = ProcessChannel(wrap(agent), workspace.base / "agent.log", cleanup)
             return _RewritingWorker(channel, workspace, ctx.code_dir)
         argv = [
@@ -222,21 +283,20 @@ class LocalRuntime(Runtime):
         ]
         if ctx.code_dir is not None:
             argv += ["--ro-bind", str(ctx.code_dir), "/code"]
+        if who is not None:
+            argv += _account_binds(who, workspace.base / "etc")
         argv += ["--die-with-parent", "--cap-drop", "ALL"]
-        agent = [python, "-I", AGENT_INSIDE, *agent_args(ctx)]
         if os.geteuid() != 0:
             argv += ["--unshare-all", *(["--share-net"] if ctx.network else [])]
-            if ctx.user:  # who the command is in its user namespace
-                argv += ["--uid", str(uid), "--gid", str(gid)]
+            named = command_user(ctx.user)
+            if named is not None:  # who the command is in its user namespace
+                argv += ["--uid", str(named[0]), "--gid", str(named[1])]
         else:
-            # Root's bubblewrap would keep every capability: keep only what becoming nobody needs,
-            # and no user namespace (nobody must be a real, unprivileged uid, not a mapped root).
+            # Root's bubblewrap would keep every capability: keep only what changing user needs, and
+            # no user namespace (the command's uid must be a real, unprivileged one, not a mapped root).
             argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
             argv += [] if ctx.network else ["--unshare-net"]
             argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-            agent += ["--user", f"{uid}:{gid}"]
-            for folder in (workspace.out, workspace.logs):
-                os.chown(folder, uid, gid)
         return Worker(
             ProcessChannel(wrap([*argv, *agent]), workspace.base / "agent.log", cleanup),
             workspace,

@@ -1,5 +1,5 @@
 """One run of a service's server: its inputs laid out whole under /pfs, its command started by the
-runtime's agent as a job's would be (same sandbox or container, nobody, no capabilities), and
+runtime's agent as a job's would be (same sandbox or container, a uid of its own, no capabilities), and
 reached through the Unix socket the agent relays to the server's port.
 
 The server listens in a network namespace of its own (the sandbox's, or the container's), so an

@@ -4,7 +4,7 @@ data in from outside. Its /pfs/out is a named pipe: every tar stream the command
 protocol. A stream that is not a whole tar archive (the command died half-way, say) commits
 nothing: a commit is all of a stream or none of it.
 
-The command runs as a job's does (same sandbox or container, nobody, no capabilities, no network
+The command runs as a job's does (same sandbox or container, a uid of its own, no capabilities, no network
 unless the spec asks). One process keeps a spout (the lease `spout/<name>`): the daemon, which
 restarts a command that exits after a pause doubling from 1 s to 60 s, and stops it when the
 pipeline is paused, changed (then starts the new version) or deleted.
