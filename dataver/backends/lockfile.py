@@ -168,6 +168,6 @@ def _refusal(path: Path) -> Conflict:
     who = holder.describe() if holder is not None else "held, with no holder written in it"
     also = f" (and {_guard(path)})" if _guard(path).exists() else ""
     return Conflict(
-        f"the lock {path} is {who}, for more than {WAIT:.0f} s: if no push to this remote is running there, "
+        f"the lock {path} is {who}, for more than {WAIT:g} s: if no push to this remote is running there, "
         f"remove that file{also} and try again"
     )
