@@ -179,3 +179,63 @@ def test_a_lock_held_elsewhere_is_waited_for_then_refused_in_one_line(tmp_path, 
     assert cli_at(tmp_path / "a", "push", "origin", "r0@left").code == 0
     b.pull("origin")
     assert _branches(b, "r0") == {"master", "left", "right"} and not lock.exists()
+
+
+# ---- a bucket whose server ignores conditional writes ------------------------------------------
+
+
+@pytest.fixture
+def forgetful_s3(s3_bucket, s3_server, monkeypatch):
+    """The test's S3 server behind a proxy that drops `If-Match` and `If-None-Match`, as a server
+    without conditional writes ignores them; the standard AWS chain points at the proxy."""
+    from http.client import HTTPConnection
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    upstream = urlsplit(s3_server.endpoint)
+
+    class Forget(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("if-match", "if-none-match")}
+            connection = HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+            connection.request(self.command, self.path, body=body, headers=headers)
+            answer = connection.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            connection.close()
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Forget)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.server_address[1]}")
+    yield s3_bucket.replace("/store", "/remote")
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_a_server_that_ignores_conditional_writes_is_refused_in_one_line(forgetful_s3, tmp_path, cli_at):
+    """Two pushes at once could lose a branch there, so none is recorded: one line says why."""
+    a = Client(tmp_path / "a", run_jobs=False)
+    a.create_repo("r0")
+    a.put_file("r0", "master", "x", source=b"x")
+    a.add_remote("origin", forgetful_s3)
+    refused = cli_at(tmp_path / "a", "push", "origin")
+    assert (refused.code, refused.out) == (1, "")
+    assert refused.err == (
+        f"dataver: error: the object store {forgetful_s3} ignores conditional writes (If-None-Match), so two "
+        "pushes at once could lose a branch: no branch was moved; use a server that honours them (AWS S3, MinIO)\n"
+    )
+    assert a.fsck_remote("origin").ok and Client.clone(forgetful_s3, tmp_path / "c").repos == []
