@@ -425,16 +425,7 @@ class S3ObjectStore(ObjectStore):
             self.client.upload_fileobj(source, self.bucket, self.prefix + name, Config=self._transfer)
 
     def read_document(self, name: str) -> bytes | None:
-        from botocore.exceptions import ClientError
-
-        with self._talking():
-            try:
-                return bytes(self.client.get_object(Bucket=self.bucket, Key=self._documents_at + name)["Body"].read())
-            except ClientError as exc:
-                if _error_code(exc) not in _NOT_FOUND:
-                    raise
-        self._missing_bucket()
-        return None
+        return self.read_document_version(name).data
 
     def write_document(self, name: str, data: bytes) -> None:
         """One PUT: S3 replaces a key whole, so readers see the old document or the new."""
@@ -458,13 +449,17 @@ class S3ObjectStore(ObjectStore):
     def swap_document(self, name: str, data: bytes, tag: str | None) -> bool:
         """One conditional PUT: `If-Match: <ETag>` to replace, `If-None-Match: *` to create; the
         server compares and writes as one step (AWS S3 since 2024, MinIO)."""
-        from botocore.exceptions import ClientError
-
         self._check_conditions()
         condition = {"IfMatch": tag} if tag is not None else {"IfNoneMatch": "*"}
+        return self._put_if(self._documents_at + name, data, condition)
+
+    def _put_if(self, key: str, data: bytes, condition: dict[str, str]) -> bool:
+        """A PUT with a condition; False if the server refused it for the condition."""
+        from botocore.exceptions import ClientError
+
         with self._talking():
             try:
-                self.client.put_object(Bucket=self.bucket, Key=self._documents_at + name, Body=data, **condition)
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **condition)
             except ClientError as exc:
                 if _error_code(exc) not in _CHANGED:
                     raise
@@ -477,22 +472,10 @@ class S3ObjectStore(ObjectStore):
         it is refused before anything depends on them."""
         if self._conditions_seen:
             return
-        from botocore.exceptions import ClientError
-
         key = self._documents_at + PROBE
-        with self._talking():
-            try:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"", IfNoneMatch="*")
-            except ClientError as exc:
-                if _error_code(exc) not in _CHANGED:
-                    raise
-            for header, condition in (("If-None-Match", {"IfNoneMatch": "*"}), ("If-Match", {"IfMatch": '"0"'})):
-                try:
-                    self.client.put_object(Bucket=self.bucket, Key=key, Body=b"", **condition)
-                except ClientError as exc:
-                    if _error_code(exc) not in _CHANGED:
-                        raise
-                    continue
+        self._put_if(key, b"", {"IfNoneMatch": "*"})  # there from now on, whoever made it
+        for header, condition in (("If-None-Match", {"IfNoneMatch": "*"}), ("If-Match", {"IfMatch": '"0"'})):
+            if self._put_if(key, b"", condition):
                 raise DataverError(
                     f"the object store {self.location} ignores conditional writes ({header}), so two pushes at "
                     "once could lose a branch: no branch was moved; use a server that honours them (AWS S3, MinIO)"
