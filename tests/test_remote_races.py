@@ -170,8 +170,8 @@ def test_a_lock_held_elsewhere_is_waited_for_then_refused_in_one_line(tmp_path, 
     refused = cli_at(tmp_path / "a", "push", "origin", "r0@left")
     assert (refused.code, refused.out) == (1, "") and socket.gethostname() != "build-7"
     assert refused.err == (
-        f"dataver: error: the lock {lock} is held by pid 4242 on host build-7 since 2027-01-15 08:00:00 UTC, "
-        "for more than 0.5 s: if no push to this remote is running there, remove that file and try again\n"
+        f"dataver: error: the lock {lock} is held by pid 4242 on host build-7 since 2027-01-15 08:00:00 UTC "
+        "(waited 0.5 s): if no push to this remote is running there, remove that file and try again\n"
     )
     b.pull("origin")
     assert _branches(b, "r0") == {"master", "right"}

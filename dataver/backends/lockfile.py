@@ -84,11 +84,15 @@ class Holder:
 
     @classmethod
     def parse(cls, raw: bytes) -> Holder | None:
-        """None for a file not (yet) written whole."""
+        """None for a file not (yet) written whole, or not one a holder writes."""
         try:
-            return cls(**json.loads(raw))
+            holder = cls(**json.loads(raw))
         except (ValueError, TypeError):
             return None
+        texts = (holder.host, holder.boot, holder.namespace, holder.started, holder.nonce)
+        if not all(isinstance(t, str) for t in texts) or type(holder.pid) is not int:
+            return None
+        return holder if isinstance(holder.since, int | float) else None
 
     def gone(self) -> bool:
         """Whether this holder has certainly stopped: only decidable on its own host."""
@@ -114,7 +118,9 @@ def held(path: Path) -> Iterator[None]:
         try:
             fd = os.open(path, _CREATE, 0o644)
         except FileExistsError:
-            if not _break_if_gone(path) and time.monotonic() > deadline:
+            if _break_if_gone(path):
+                continue
+            if time.monotonic() > deadline:
                 raise _refusal(path) from None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
@@ -168,6 +174,6 @@ def _refusal(path: Path) -> Conflict:
     who = holder.describe() if holder is not None else "held, with no holder written in it"
     also = f" (and {_guard(path)})" if _guard(path).exists() else ""
     return Conflict(
-        f"the lock {path} is {who}, for more than {WAIT:g} s: if no push to this remote is running there, "
+        f"the lock {path} is {who} (waited {WAIT:g} s): if no push to this remote is running there, "
         f"remove that file{also} and try again"
     )
