@@ -157,6 +157,32 @@ def test_a_lock_left_by_a_killed_push_on_this_host_is_broken(tmp_path, cli_at):
     assert _branches(b, "r0") == {"master", "left", "right"}
 
 
+_COUNT = """
+import sys
+from pathlib import Path
+from dataver.backends.folder import FolderObjectStore
+objects = FolderObjectStore(Path(sys.argv[1]))
+for _ in range(int(sys.argv[2])):
+    while True:
+        found = objects.read_document_version("count")
+        if objects.swap_document("count", str(int(found.data or b"0") + 1).encode(), found.tag):
+            break
+"""
+
+
+def test_processes_swapping_one_document_lose_no_write_even_past_a_dead_lock(tmp_path):
+    """Four processes add 1 to a counter document 50 times each, starting while a killed
+    holder's lock is there: they break it once between them, and no increment is lost."""
+    remote = tmp_path / "remote"
+    (remote / "documents").mkdir(parents=True)
+    died = subprocess.run([sys.executable, "-c", _TAKE_AND_DIE, str(remote / "documents" / ".count.lock")], timeout=60)
+    assert died.returncode == -signal.SIGKILL
+    counters = [subprocess.Popen([sys.executable, "-c", _COUNT, str(remote), "50"]) for _ in range(4)]
+    assert [p.wait(timeout=300) for p in counters] == [0, 0, 0, 0]
+    assert (remote / "documents" / "count").read_text() == "200"
+    assert sorted(p.name for p in (remote / "documents").iterdir()) == ["count"]
+
+
 def test_a_lock_held_elsewhere_is_waited_for_then_refused_in_one_line(tmp_path, cli_at, monkeypatch):
     """A holder on another host cannot be known to be gone: the push waits, then says which file
     to remove, and moves nothing; once the file is removed, the push goes through."""
