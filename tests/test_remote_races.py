@@ -116,7 +116,7 @@ def test_a_push_that_another_overtook_keeps_both_branches(remote_url, tmp_path):
     assert b.get_file("r0", "left", "l") == b"from a" and b.fsck_remote("origin").ok
 
 
-def test_a_push_whose_own_branch_moved_meanwhile_is_refused_in_one_line(remote_url, tmp_path, cli_at):
+def test_a_push_whose_own_branch_moved_meanwhile_is_refused(remote_url, tmp_path):
     """Same branch: the push that looked first and records last is refused, and moves nothing."""
     a, b = _two_stores(tmp_path, remote_url(0))
     a.put_file("r0", "master", "m", source=b"a's")
