@@ -26,6 +26,7 @@ import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,6 +50,16 @@ def hash_bytes(data: bytes) -> str:
 
 
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+@dataclass(frozen=True)
+class DocumentVersion:
+    """A document as it was read, with what names that version of it (see `swap_document`)."""
+
+    data: bytes | None
+    """None: there is no such document."""
+    tag: str | None
+    """None when there is no document; else what `swap_document` compares."""
 
 
 def _unlink(path: str) -> None:
@@ -143,6 +154,17 @@ class ObjectStore(ABC):
     def write_document(self, name: str, data: bytes) -> None:
         """Write a document whole, replacing any before it atomically: a reader sees the old
         bytes or the new, never a mix, and after a crash one of the two."""
+
+    @abstractmethod
+    def read_document_version(self, name: str) -> DocumentVersion:
+        """A document and the tag of this version of it, for a later `swap_document`."""
+
+    @abstractmethod
+    def swap_document(self, name: str, data: bytes, tag: str | None) -> bool:
+        """Compare-and-swap: write `data` whole only if the document is still the version `tag`
+        names (None: only if there is none); else write nothing and return False. Of two
+        writers that read the same version, one wins and the other reads again: what both add
+        (two pushes, two branches of a repo's manifest) survives."""
 
     @abstractmethod
     def documents(self, prefix: str) -> list[str]:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..objects import ObjectStore
+from ..objects import DocumentVersion, ObjectStore
 from ..packs import PackIndex
+from .lockfile import held
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
@@ -132,7 +135,7 @@ class FolderObjectStore(ObjectStore):
         """Written beside, flushed, then renamed over the old one (and the rename flushed)."""
         path = self.documents_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(data)
@@ -148,8 +151,28 @@ class FolderObjectStore(ObjectStore):
         finally:
             os.close(folder)
 
+    def read_document_version(self, name: str) -> DocumentVersion:
+        """A document's tag is the hash of its bytes: a folder has no version numbers to offer."""
+        data = self.read_document(name)
+        return DocumentVersion(data, _tag(data))
+
+    def swap_document(self, name: str, data: bytes, tag: str | None) -> bool:
+        """Under the document's lock (`.<name>.lock` beside it, see `lockfile`): read, compare,
+        replace. Readers take no lock: a document is replaced by a rename, so whole."""
+        path = self.documents_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with held(path.with_name(f".{path.name}.lock")):
+            if _tag(self.read_document(name)) != tag:
+                return False
+            self.write_document(name, data)
+        return True
+
     def documents(self, prefix: str) -> list[str]:
         folder = self.documents_dir / prefix
         if not folder.is_dir():
             return []
         return sorted(f"{prefix}{p.name}" for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _tag(data: bytes | None) -> str | None:
+    return hashlib.sha256(data).hexdigest() if data is not None else None

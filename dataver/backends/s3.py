@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from ..errors import DataverError, InvalidArgument
-from ..objects import CHUNK, ObjectStore
+from ..objects import CHUNK, DocumentVersion, ObjectStore
 from ..packs import PackIndex
 
 if TYPE_CHECKING:
@@ -88,6 +88,11 @@ _DENIED = {
     "AccountProblem",
 }
 _BUSY = {"SlowDown", "503", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
+_CHANGED = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"} | _NOT_FOUND
+"""A conditional PUT refused: another writer changed (or removed) the key first, or is changing it."""
+
+PROBE = ".conditional-writes"
+"""The document a store writes to learn whether its server honours conditional writes."""
 
 
 AWS = "aws"
@@ -201,6 +206,7 @@ class S3ObjectStore(ObjectStore):
         self._assembler: Any = None
         self._transfer: TransferConfig | None = None
         self._bucket_seen = False
+        self._conditions_seen = False
         self._lock = threading.Lock()
 
     # ---- keys -------------------------------------------------------------------------
@@ -501,21 +507,62 @@ class S3ObjectStore(ObjectStore):
             self.client.upload_fileobj(source, self.bucket, self.prefix + name, Config=self._transfer)
 
     def read_document(self, name: str) -> bytes | None:
-        from botocore.exceptions import ClientError
-
-        with self._talking():
-            try:
-                return bytes(self.client.get_object(Bucket=self.bucket, Key=self._documents_at + name)["Body"].read())
-            except ClientError as exc:
-                if _error_code(exc) not in _NOT_FOUND:
-                    raise
-        self._missing_bucket()
-        return None
+        return self.read_document_version(name).data
 
     def write_document(self, name: str, data: bytes) -> None:
         """One PUT: S3 replaces a key whole, so readers see the old document or the new."""
         with self._talking():
             self.client.put_object(Bucket=self.bucket, Key=self._documents_at + name, Body=data)
+
+    def read_document_version(self, name: str) -> DocumentVersion:
+        """The tag is the key's ETag, which a conditional PUT compares (`If-Match`)."""
+        from botocore.exceptions import ClientError
+
+        with self._talking():
+            try:
+                found = self.client.get_object(Bucket=self.bucket, Key=self._documents_at + name)
+                return DocumentVersion(bytes(found["Body"].read()), found["ETag"])
+            except ClientError as exc:
+                if _error_code(exc) not in _NOT_FOUND:
+                    raise
+        self._missing_bucket()
+        return DocumentVersion(None, None)
+
+    def swap_document(self, name: str, data: bytes, tag: str | None) -> bool:
+        """One conditional PUT: `If-Match: <ETag>` to replace, `If-None-Match: *` to create; the
+        server compares and writes as one step (AWS S3 since 2024, MinIO)."""
+        self._check_conditions()
+        condition = {"IfMatch": tag} if tag is not None else {"IfNoneMatch": "*"}
+        return self._put_if(self._documents_at + name, data, condition)
+
+    def _put_if(self, key: str, data: bytes, condition: dict[str, str]) -> bool:
+        """A PUT with a condition; False if the server refused it for the condition."""
+        from botocore.exceptions import ClientError
+
+        with self._talking():
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **condition)
+            except ClientError as exc:
+                if _error_code(exc) not in _CHANGED:
+                    raise
+                return False
+        return True
+
+    def _check_conditions(self) -> None:
+        """Once per store, two PUTs that must be refused (412) on a document of its own: a server
+        that ignores the conditions would let two writers each replace what the other wrote, so
+        it is refused before anything depends on them."""
+        if self._conditions_seen:
+            return
+        key = self._documents_at + PROBE
+        self._put_if(key, b"", {"IfNoneMatch": "*"})  # there from now on, whoever made it
+        for header, condition in (("If-None-Match", {"IfNoneMatch": "*"}), ("If-Match", {"IfMatch": '"0"'})):
+            if self._put_if(key, b"", condition):
+                raise DataverError(
+                    f"the object store {self.location} ignores conditional writes ({header}), so two pushes at "
+                    "once could lose a branch: no branch was moved; use a server that honours them (AWS S3, MinIO)"
+                )
+        self._conditions_seen = True
 
     def documents(self, prefix: str) -> list[str]:
         start = len(self._documents_at)

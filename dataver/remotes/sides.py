@@ -4,8 +4,10 @@ remote kept in a folder or a bucket with no database of its own.
 A remote in a folder or bucket is an object store (packs and loose objects, as a store's) plus
 documents beside it: `remote.json` (what it is), `packs/<id>.idx` (which objects each pack holds,
 written after the pack) and `repos/<name>.json` (a manifest per repo, written last). Whatever
-instant a transfer stops at, every manifest names only objects that are there. Its pack index
-is cached on this host (`<root>/remotes/<id>/`), refreshed from the `.idx` documents each time.
+instant a transfer stops at, every manifest names only objects that are there. A manifest is
+replaced by a compare-and-swap (a lock file in a folder, a conditional PUT in a bucket), so two
+pushes at once both keep their branches. Its pack index is cached on this host
+(`<root>/remotes/<id>/`), refreshed from the `.idx` documents each time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ..trees import TreeStore
 from .manifest import RepoManifest
 
 MARKER = "remote.json"
+SWAPS = 20
+"""Tries at writing one manifest: each one lost means another push wrote it meanwhile."""
 
 
 def document(folder: str, name: str) -> str:
@@ -322,30 +326,55 @@ class BundleSide(Side):
                 document("pipelines", export.record.name), json.dumps(export.to_dict()).encode()
             )
         for update in updates:
-            name = update.repo.name
-            self._manifests.pop(name, None)
-            now = self.manifest(name)  # as it is now: another push may have moved a branch meanwhile
-            before = update.before
-            if (now is None) != (before is None) or (now and before and now.branches != before.branches):
-                raise moved_meanwhile(self.label, name, ", ".join(sorted(update.moves)) or "(any)")
-            merged = now or RepoManifest(update.repo)
-            merged = replace(
-                merged,
-                branches=dict(merged.branches),
-                commits=dict(merged.commits),
-                provenance=dict(merged.provenance),
-                jobs=list(merged.jobs),
-            )
-            for commit in update.commits:
-                merged.commits[commit.id] = commit
-                if commit.id in update.provenance:
-                    merged.provenance[commit.id] = update.provenance[commit.id]
-            have = {j.job.id for j in merged.jobs}
-            merged.jobs += [j for j in update.jobs if j.job.id not in have]
-            for branch, (_, new) in update.moves.items():
-                merged.branches[branch] = new
-            self.objects.write_document(document("repos", name), merged.to_json())
-            self._manifests[name] = merged
+            self._manifests[update.repo.name] = self._record_repo(update)
+
+    def _record_repo(self, update: RepoUpdate) -> RepoManifest:
+        """Add the update to the manifest as it is now, and write it back only if no one else
+        wrote it meanwhile (a compare-and-swap: see `ObjectStore.swap_document`); else again, on
+        what the other push wrote. So a branch another push added or moved is kept, and one this
+        push moves is refused if it moved since the transfer looked at it."""
+        name = update.repo.name
+        doc = document("repos", name)
+        where = f"the manifest of repo {name} in {self.label}"
+        for _ in range(SWAPS):
+            found = self.objects.read_document_version(doc)
+            now = RepoManifest.from_json(found.data, where) if found.data is not None else None
+            merged = _updated(now, update, self.label)
+            data = merged.to_json()
+            if data == found.data or self.objects.swap_document(doc, data, found.tag):
+                return merged
+        raise Conflict(f"{where} kept changing while this transfer wrote it ({SWAPS} tries): run it again")
 
     def close(self) -> None:
         self._db.close()
+
+
+def _updated(now: RepoManifest | None, update: RepoUpdate, label: str) -> RepoManifest:
+    """The manifest `now` with the update's commits, jobs and branch moves added. A branch
+    moved is refused unless it is still where the transfer saw it (or already where it goes)."""
+    name = update.repo.name
+    before = update.before
+    if before is not None and now is None:  # removed meanwhile: the commits it had are not in the update
+        raise moved_meanwhile(label, name, ", ".join(sorted(update.moves)) or "(any)")
+    for branch, (old, new) in update.moves.items():
+        seen = (before is not None and branch in before.branches, old)
+        there = (now is not None and branch in now.branches, now.branches.get(branch) if now else None)
+        if there not in (seen, (True, new)):
+            raise moved_meanwhile(label, name, branch)
+    merged = now or RepoManifest(update.repo)
+    merged = replace(
+        merged,
+        branches=dict(merged.branches),
+        commits=dict(merged.commits),
+        provenance=dict(merged.provenance),
+        jobs=list(merged.jobs),
+    )
+    for commit in update.commits:
+        merged.commits[commit.id] = commit
+        if commit.id in update.provenance:
+            merged.provenance[commit.id] = update.provenance[commit.id]
+    have = {j.job.id for j in merged.jobs}
+    merged.jobs += [j for j in update.jobs if j.job.id not in have]
+    for branch, (_, new) in update.moves.items():
+        merged.branches[branch] = new
+    return merged

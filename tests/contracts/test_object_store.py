@@ -301,6 +301,22 @@ def test_documents_are_replaced_whole_and_listed_by_folder(subject):
     assert list(objects.loose()) == [] and objects.packs() == []  # documents are not objects
 
 
+def test_a_document_is_swapped_only_from_the_version_read(subject):
+    """Compare-and-swap (what two pushes to one remote rely on): of two writers that read the
+    same version, the second is told, and writes nothing."""
+    objects = subject.objects
+    none = objects.read_document_version("repos/r.json")
+    assert (none.data, none.tag) == (None, None)
+    assert objects.swap_document("repos/r.json", b"first", None)
+    assert not objects.swap_document("repos/r.json", b"also first", None)
+    one = objects.read_document_version("repos/r.json")
+    assert one.data == b"first" and one.tag is not None
+    assert objects.swap_document("repos/r.json", b"second", one.tag)
+    assert not objects.swap_document("repos/r.json", b"lost", one.tag)
+    assert objects.read_document("repos/r.json") == b"second"
+    assert objects.documents("repos/") == ["repos/r.json"]  # no lock or probe left in the listing
+
+
 def test_an_unreachable_s3_server_is_one_clear_line_soon(tmp_path, monkeypatch, aws_nowhere):
     from dataver.backends.s3 import S3ObjectStore
 
