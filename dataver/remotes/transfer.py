@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Conflict, Corruption, NotFound
-from ..names import did_you_mean
+from ..names import MAX_DEPTH, did_you_mean
 from ..objects import ObjectStore
 from ..packs import PackEntry
 from ..pipelines.exports import PipelineExport
+from .documents import damaged
 from .manifest import RepoManifest
 from .sides import RepoUpdate, Side
 
@@ -261,16 +262,18 @@ def _needed_objects(src: Side, dst: Side, updates: list[RepoUpdate], report: Tra
     not yet the pack holding its files), except for the trees of commits the destination has."""
     complete = {c.tree for u in updates if u.before is not None for c in u.before.commits.values()}
     sizes: dict[str, int | None] = {}
-    pending = [c.tree for u in updates for c in u.commits if c.tree not in complete]
+    pending = [(c.tree, 0) for u in updates for c in u.commits if c.tree not in complete]
     while pending:
-        tree = pending.pop()
+        tree, depth = pending.pop()
         if tree in sizes:
             continue
+        if depth > MAX_DEPTH:  # no path is that deep: every command walking it would pay (or recurse out)
+            raise damaged(src.label, f"tree {tree}", f"it lies more than {MAX_DEPTH} folders deep")
         sizes[tree] = None
         for entry in src.trees.load(tree).values():
             if entry.is_dir:
                 if entry.oid not in complete:
-                    pending.append(entry.oid)
+                    pending.append((entry.oid, depth + 1))
             else:
                 sizes[entry.oid] = entry.size
     for update in updates:
