@@ -156,8 +156,8 @@ def _parse(model: Any, raw: bytes, label: str, document: str) -> Any:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in error["loc"]) or "the document"
-        raise damaged(label, document, f"{where}: {error['msg'][:200]}") from None
+        where = "".join(f"{p}: " for p in [".".join(map(str, error["loc"]))] if p)
+        raise damaged(label, document, f"{where}{error['msg'][:200]}") from None
 
 
 @cache
