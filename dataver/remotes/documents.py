@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Corruption, InvalidArgument
 from ..names import check_name, check_qualified, file_name, is_stored_path
+from ..packs import PACK_LIMIT
 from ..trees import Entry, TreeStore, decode_tree
 
 if TYPE_CHECKING:
@@ -185,6 +186,8 @@ def _models() -> SimpleNamespace:
     uid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
     """A commit, job, pack or commit set id."""
     size = Annotated[int, Field(ge=0, le=MAX_SIZE)]
+    packed = Annotated[int, Field(ge=0, le=PACK_LIMIT)]
+    """Only objects up to PACK_LIMIT are packed: a bigger size is a lie that would be read whole."""
     count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
     when = Annotated[float, Field(ge=0, allow_inf_nan=False)]
     text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
@@ -204,7 +207,7 @@ def _models() -> SimpleNamespace:
         format: int
 
     class PackIndexDoc(Strict):
-        objects: list[tuple[oid, size, size]]
+        objects: list[tuple[oid, size, packed]]
 
     class RepoDoc(Strict):
         name: repo
