@@ -186,7 +186,11 @@ def _one_line_or_clean(result, dest: Path, cli_at, what: str) -> None:
 
 
 def test_crafted_remotes_are_cloned_clean_or_refused_in_one_line(request, template, cli_at, tmp_path):
-    examples = 1500 if request.config.getoption("--long") else int(os.environ.get("FUZZ_N", 30))
+    examples = 1500 if request.config.getoption("--long") else 30
+    untouched = cli_at(tmp_path / "untouched", "clone", str(template), "--pipelines")
+    assert untouched.code == 0 and cli_at(tmp_path / "untouched", "fsck").code == 0, untouched.err
+    jobs = json.loads((template / "documents" / "repos" / "copy.json").read_text())["jobs"]
+    assert jobs and jobs[0]["datum_records"], "the template's pipeline ran no job: its lineage goes unfuzzed"
 
     @settings(
         max_examples=examples,
