@@ -213,3 +213,14 @@ def test_a_repo_name_that_is_a_path_is_refused(dv, remote, tmp_path):
     _refused(dv, tmp_path, remote, "repo.name: Value error, invalid repo name")
     (remote / "documents" / "repos" / "data.json").rename(remote / "documents" / "repos" / "a.b.c.json")
     _refused(dv, tmp_path, remote, "repos/a.b.c.json: its name is not a repo or pipeline name")
+
+
+def test_a_commit_id_two_repos_claim_is_refused(dv, remote, tmp_path):
+    """A commit id is one commit of one repo: a second manifest bringing the same ids under
+    another repo name ended the clone blaming the disk ("UNIQUE constraint failed: check the disk")."""
+    manifest = _manifest(remote)
+    manifest["repo"]["name"] = "more"
+    for commit in manifest["commits"]:
+        commit["repo"] = "more"
+    (remote / "documents" / "repos" / "more.json").write_text(json.dumps(manifest))
+    _refused(dv, tmp_path, remote, "is already another repo's commit")

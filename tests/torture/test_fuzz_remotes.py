@@ -147,17 +147,19 @@ def _mutate_tree(data, remote: Path) -> str:
     return f"tree entry {entry!r}"
 
 
-def _mutate_parents(data, remote: Path) -> str:
-    manifest_path = remote / "documents" / "repos" / "data.json"
-    manifest = json.loads(manifest_path.read_text())
-    ids = [c["id"] for c in manifest["commits"]]
-    commit = data.draw(st.sampled_from(manifest["commits"]))
-    commit["parent"] = data.draw(st.sampled_from(ids) | IDS | st.none())
-    manifest_path.write_text(json.dumps(manifest))
-    return f"parent of {commit['id']} -> {commit['parent']}"
+def _mutate_commits(data, remote: Path) -> str:
+    """A commit given another parent, or the id of a commit (of this repo or another)."""
+    manifests = {p: json.loads(p.read_text()) for p in sorted((remote / "documents" / "repos").iterdir())}
+    ids = st.sampled_from([c["id"] for m in manifests.values() for c in m["commits"]])
+    path = data.draw(st.sampled_from(sorted(manifests)))
+    commit = data.draw(st.sampled_from(manifests[path]["commits"]))
+    field = data.draw(st.sampled_from(["parent", "id"]))
+    commit[field] = data.draw(ids | IDS | st.none())
+    path.write_text(json.dumps(manifests[path]))
+    return f"{field} of a commit of {path.name} -> {commit[field]}"
 
 
-MUTATIONS = [_mutate_json, _mutate_bytes, _mutate_tree, _mutate_parents]
+MUTATIONS = [_mutate_json, _mutate_bytes, _mutate_tree, _mutate_commits]
 
 
 def _snapshot(folder: Path, skip: Path) -> dict[str, tuple]:
