@@ -60,12 +60,14 @@ class Side(ABC):
     """How messages name it: "this store", "origin (s3://bucket/prefix)"."""
     objects: ObjectStore
 
+    remote = True
+    """Whether someone else writes it: its trees are then read by `documents.RemoteTrees`, whose
+    refusals name it (this store's own trees are read as strictly, by `trees.decode_tree`)."""
+
     @property
     def trees(self) -> TreeStore:
-        """Read strictly whatever the side (see `documents.RemoteTrees`): this store's own trees
-        cost the same checks, and another store used as a remote is as untrusted as a folder."""
         if not hasattr(self, "_trees"):
-            self._trees = documents.RemoteTrees(self.objects, self.label)
+            self._trees = documents.RemoteTrees(self.objects, self.label) if self.remote else TreeStore(self.objects)
         return self._trees
 
     @abstractmethod
@@ -112,6 +114,8 @@ def moved_meanwhile(label: str, repo: str, branch: str) -> Conflict:
 
 class StoreSide(Side):
     """A dataver store: its metadata database says what it holds."""
+
+    remote = False
 
     def __init__(self, store: Store, label: str) -> None:
         self.store = store
@@ -185,6 +189,8 @@ class RemoteStoreSide(StoreSide):
     """Another dataver store used as a remote: its database is as untrusted as a folder's
     documents (someone else writes it), so what a transfer reads of it goes through the same
     parser (`documents`) before anything of it is taken."""
+
+    remote = True
 
     def repo_names(self) -> list[str]:
         names = super().repo_names()
