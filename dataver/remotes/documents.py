@@ -20,15 +20,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Corruption, InvalidArgument
 from ..names import check_name, check_qualified, file_name, is_stored_path
 from ..packs import PACK_LIMIT
-from ..trees import Entry, TreeStore, decode_tree
+from ..trees import MAX_SIZE, Entry, TreeStore, decode_tree
 
 if TYPE_CHECKING:
     from ..objects import ObjectStore
     from ..pipelines.exports import PipelineExport
     from .manifest import RepoManifest
 
-MAX_SIZE = 1 << 62
-"""The largest size or offset a document may give: beyond any real data, within SQLite's integers."""
 MAX_TEXT = 1 << 20
 """The longest description, reason or spec a document may hold."""
 MAX_COUNT = 1 << 31
@@ -40,10 +38,16 @@ class RemoteDamaged(Corruption):
 
 
 def damaged(label: str, document: str, problem: str) -> RemoteDamaged:
-    """The one line every refusal of a remote's document is."""
+    """The one line every refusal of a remote's document is (what the remote wrote, a name with a
+    newline say, is escaped: it stays one line)."""
     return RemoteDamaged(
-        f"{label}: {document}: {problem}: the remote is damaged or hostile; nothing was transferred"
+        f"{label}: {_printable(document)}: {_printable(problem)}: the remote is damaged or hostile; "
+        "nothing was transferred"
     )
+
+
+def _printable(text: str) -> str:
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def pack_index(raw: bytes, label: str, document: str) -> list[tuple[str, int, int]]:

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from dataver import Client
 
 NAMES = st.sampled_from(
-    ["", ".", "..", "../x", "../../../../tmp/evil", "a/b", "/abs", "x\x00y", "é" * 200, "A" * 300, "ok", "P/x", "P.x"]
+    ["", ".", "..", "../x", "../../../../tmp/evil", "a/b", "/abs", "x\x00y", "a\nb", "é" * 200, "A" * 300]
+    + ["ok", "P/x", "P.x"]
 )
 IDS = st.sampled_from(["0" * 32, "0" * 64, "F" * 64, "g" * 64, "../../etc/passwd", "ab" * 33, "0" * 31])
 SIZES = st.sampled_from([-1, 0, 1, 2**31, 2**63, 2**64, 10**30, 1.5, float("inf")])
