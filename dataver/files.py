@@ -19,6 +19,7 @@ from typing import BinaryIO
 from .errors import Conflict, InvalidArgument, NotFound, no_space
 from .globs import compile_glob
 from .hashcache import HashCache
+from .hostpaths import write_below
 from .models import CommitInfo, DiffEntry, FileInfo
 from .names import CommitRef, normalize_path
 from .objects import ObjectWriter
@@ -401,24 +402,24 @@ class FileStore:
         if entry.is_dir and not recursive:
             raise InvalidArgument(f"/{path or ''} is a directory: add -r to fetch everything below it")
         if not entry.is_dir:
-            items = [(dest, path, entry)]
-        else:
+            items = [("", path, entry)]
+        else:  # each file's place below `dest`, joined by `hostpaths` (a stored name is data)
             depth = len(split_path(path))
-            items = [(dest.joinpath(*split_path(p)[depth:]), p, e) for p, e in self.trees.files(entry.oid, path)]
+            items = [("/".join(split_path(p)[depth:]), p, e) for p, e in self.trees.files(entry.oid, path)]
         infos = []
         total, done = sum(e.size for _, _, e in items), 0
-        for target, repo_path, file_entry in items:
+        for below, repo_path, file_entry in items:
             self.store.objects.verify(file_entry.oid)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_dir():
-                raise Conflict(f"{target} is a directory on this machine: choose another -o")
-            tmp = target.with_name(f".{target.name}.dataver-part")
+            target = dest / below if below else dest
             try:
-                with self.store.objects.open(file_entry.oid) as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                os.replace(tmp, target)
+                with self.store.objects.open(file_entry.oid) as src:
+                    if below:
+                        write_below(dest, below, src, f"repo {repo}")
+                    else:
+                        _write_whole(target, src)
+            except IsADirectoryError:
+                raise Conflict(f"{target} is a directory on this machine: choose another -o") from None
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
                 if exc.errno == errno.ENOSPC:
                     raise no_space(target.parent) from None
                 raise
@@ -427,3 +428,19 @@ class FileStore:
             if progress is not None:
                 progress(len(infos), done, len(items), total)
         return infos
+
+
+def _write_whole(target: Path, src: BinaryIO) -> None:
+    """Write `target` (a path the user chose) through a temporary beside it and a rename: no
+    half-written file is left."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
+    tmp = target.with_name(f".{target.name}.dataver-part")
+    try:
+        with open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

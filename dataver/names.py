@@ -21,6 +21,9 @@ from .errors import InvalidArgument
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_NAME = 128
 COMMIT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+OBJECT_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+"""An object id: the sha256 of its bytes, lowercase hex."""
+PACK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 COMMIT_PREFIX_RE = re.compile(r"^[0-9a-f]{6,32}$")
 ANCESTRY_RE = re.compile(r"^(?P<base>[^\^~]+)(?P<marks>(?:[\^~][0-9]*)*)$")
 

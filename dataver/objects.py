@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import Corruption, DataverError, InvalidArgument, no_space, not_writable
+from .names import OBJECT_ID_RE, PACK_ID_RE
 from .packs import PACK_LIMIT, PackEntry, PackIndex
 
 CHUNK = 1 << 20
@@ -42,6 +43,28 @@ PENDING_BYTES = 8 << 20
 
 SMALL_FILE = 1 << 20
 """Files up to this size are read in one call: fewer syscalls for the many-small-files case."""
+
+
+def check_oid(oid: str) -> str:
+    """`oid` if it is an object id (a sha256 in lowercase hex), else Corruption. Every backend asks
+    this before it builds a path or key from an id: an id is data (a tree or a remote may hold
+    `../../etc/passwd`), and one that is not a hash must never name a host file or be "stored"."""
+    if not OBJECT_ID_RE.fullmatch(oid):
+        raise Corruption(
+            f"{oid[:80]!r} is not an object id (a sha256 in 64 lowercase hex digits): whatever names it is "
+            "damaged or hostile; nothing was read or written for it (`dataver fsck` lists what names it)"
+        )
+    return oid
+
+
+def check_pack_id(pack: str) -> str:
+    """`pack` if it is a pack id (32 lowercase hex digits), else Corruption (see `check_oid`)."""
+    if not PACK_ID_RE.fullmatch(pack):
+        raise Corruption(
+            f"{pack[:80]!r} is not a pack id (32 lowercase hex digits): the pack index naming it is damaged or "
+            "hostile; nothing was read or written for it"
+        )
+    return pack
 
 
 def hash_bytes(data: bytes) -> str:

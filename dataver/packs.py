@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .errors import Corruption
 from .meta import Database
+from .names import OBJECT_ID_RE, PACK_ID_RE
 
 PACK_LIMIT = 64 << 10
 
@@ -29,6 +31,13 @@ class PackEntry:
 
 _ENTRY = 'oid, pack, "offset", size'
 """`offset` is a reserved word in PostgreSQL: quoted, it names the column in both backends."""
+
+
+def _checked(row: tuple[str, str, int, int]) -> tuple[str, str, int, int]:
+    oid, pack, offset, size = row
+    if not (OBJECT_ID_RE.match(oid) and PACK_ID_RE.match(pack) and 0 <= offset and 0 <= size):
+        raise Corruption(f"pack index row {row!r} is not (object id, pack id, offset, size): nothing was indexed")
+    return row
 
 
 class PackIndex:
@@ -60,7 +69,10 @@ class PackIndex:
         return found
 
     def add(self, rows: Iterable[tuple[str, str, int, int]]) -> None:
-        """Index (oid, pack, offset, size) rows; an object already packed elsewhere keeps its place."""
+        """Index (oid, pack, offset, size) rows; an object already packed elsewhere keeps its place.
+        A row whose ids are not hashes is refused (Corruption) before anything is indexed: an
+        index names where bytes are, so it must never point a lookup at something else."""
+        rows = [_checked(row) for row in rows]
         with self.db.write():
             self.db.executemany(f"INSERT INTO packed ({_ENTRY}) VALUES (?, ?, ?, ?) ON CONFLICT (oid) DO NOTHING", rows)
 

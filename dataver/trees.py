@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import Conflict, Corruption
+from .names import OBJECT_ID_RE, is_component
 from .objects import ObjectStore, ObjectWriter, hash_bytes
 
 FILE = "file"
 DIR = "dir"
+MAX_SIZE = 1 << 62
+"""The largest size an entry may give (a folder's is the total below it): beyond any real data."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,36 @@ EMPTY_TREE_BYTES = encode_tree({})
 EMPTY_TREE = hash_bytes(EMPTY_TREE_BYTES)
 
 
+def decode_tree(raw: bytes) -> dict[str, Entry]:
+    """The entries of a tree object, or ValueError saying what is wrong. Strict, because a tree
+    may come from someone else (a remote, a bucket): every name one path component a host can
+    hold (`names.is_component`), in canonical order and once, every id a sha256, every size a
+    count, so that no name or id read from a store can leave the folder it is laid out in."""
+    try:
+        rows = json.loads(raw)["entries"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a tree's JSON: {exc}") from None
+    if not isinstance(rows, list):
+        raise ValueError("its entries are not a list")
+    entries: dict[str, Entry] = {}
+    last = None
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 4):
+            raise ValueError(f"entry {str(row)[:80]} is not [name, kind, id, size]")
+        name, kind, child, size = row
+        if not (isinstance(name, str) and is_component(name)):
+            raise ValueError(f"entry {str(name)[:80]!r} is not one file or folder name")
+        if last is not None and name <= last:
+            raise ValueError(f"entry {name[:80]!r} is out of order or repeated")
+        if kind not in (FILE, DIR) or not (isinstance(child, str) and OBJECT_ID_RE.match(child)):
+            raise ValueError(f"entry {name[:80]!r} is not a file or folder with a sha256 id")
+        if type(size) is not int or not 0 <= size <= MAX_SIZE:
+            raise ValueError(f"entry {name[:80]!r} has the size {str(size)[:40]}, not a count of bytes")
+        entries[name] = Entry(kind, child, size)
+        last = name
+    return entries
+
+
 def split_path(path: str) -> list[str]:
     """'a/b/c' -> ['a', 'b', 'c']; '' (the root) -> []. Paths are already normalised."""
     return path.split("/") if path else []
@@ -60,11 +93,9 @@ class TreeStore:
         self.load = lru_cache(maxsize=4096)(self._load)
 
     def _load(self, oid: str) -> dict[str, Entry]:
-        raw = self.objects.read_bytes(oid)
         try:
-            rows = json.loads(raw)["entries"]
-            return {name: Entry(kind, child, size) for name, kind, child, size in rows}
-        except (ValueError, KeyError, TypeError) as exc:
+            return decode_tree(self.objects.read_bytes(oid))
+        except ValueError as exc:
             raise Corruption(f"tree object {oid} is not a valid tree ({exc}): run `dataver fsck`") from None
 
     def size(self, oid: str) -> int:

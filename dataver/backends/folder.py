@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..objects import DocumentVersion, ObjectStore
+from ..objects import DocumentVersion, ObjectStore, check_oid, check_pack_id
 from ..packs import PackIndex
 from .lockfile import held
 
@@ -60,12 +60,14 @@ class FolderObjectStore(ObjectStore):
 
     def path(self, oid: str) -> Path:
         """Where loose object `oid` lives (whether or not it exists)."""
+        check_oid(oid)
         return self.objects_dir / oid[:2] / oid[2:]
 
     def pack_path(self, pack: str) -> Path:
-        return self.pack_dir / f"{pack}.pack"
+        return self.pack_dir / f"{check_pack_id(pack)}.pack"
 
     def is_loose(self, oid: str) -> bool:
+        check_oid(oid)
         return os.path.exists(f"{self.objects_dir_str}{oid[:2]}/{oid[2:]}")
 
     def open_loose(self, oid: str) -> BinaryIO:
@@ -123,7 +125,7 @@ class FolderObjectStore(ObjectStore):
             (self.damaged_dir / oid).write_bytes(data)
 
     def has_damaged(self, oid: str) -> bool:
-        return os.path.exists(self.damaged_dir / oid)
+        return os.path.exists(self.damaged_dir / check_oid(oid))
 
     def read_document(self, name: str) -> bytes | None:
         try:

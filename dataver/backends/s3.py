@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from ..errors import DataverError, InvalidArgument
-from ..objects import CHUNK, DocumentVersion, ObjectStore
+from ..objects import CHUNK, DocumentVersion, ObjectStore, check_oid, check_pack_id
 from ..packs import PackIndex
 
 if TYPE_CHECKING:
@@ -213,13 +213,14 @@ class S3ObjectStore(ObjectStore):
 
     def key(self, oid: str) -> str:
         """The key of loose object `oid` (whether or not it exists)."""
+        check_oid(oid)
         return f"{self._loose_at}{oid[:2]}/{oid[2:]}"
 
     def pack_key(self, pack: str) -> str:
-        return f"{self._packs_at}{pack}.pack"
+        return f"{self._packs_at}{check_pack_id(pack)}.pack"
 
     def damaged_key(self, oid: str) -> str:
-        return f"{self._damaged_at}{oid}"
+        return f"{self._damaged_at}{check_oid(oid)}"
 
     # ---- talking to the bucket --------------------------------------------------------
 

@@ -54,7 +54,7 @@ class JobExport:
     def from_dict(cls, data: dict[str, Any]) -> JobExport:
         job = data["job"]
         return cls(
-            JobRecord(**{"global_id": job["output_commit"], **job}),  # (a remote of format 1 has no sets)
+            JobRecord(**{**job, "global_id": job.get("global_id") or job["output_commit"]}),  # (format 1: no sets)
             [JobInput(**i) for i in data["inputs"]],
             [JobDatum(**d) for d in data["datums"]],
             [

@@ -8,6 +8,7 @@ import hashlib
 
 from ..errors import Corruption
 from ..models import FsckReport
+from .documents import RemoteDamaged
 from .sides import BundleSide
 from .transfer import read_objects
 
@@ -68,6 +69,9 @@ def _walk(side: BundleSide, tree: str, who: str, wanted: dict[str, str], problem
     wanted[tree] = who
     try:
         entries = side.trees.load(tree)
+    except RemoteDamaged as exc:  # its bytes may hash right: what they say is what is wrong
+        problems.append(str(exc))
+        return
     except Corruption:
         return  # missing or damaged: reported with the other objects
     for entry in entries.values():

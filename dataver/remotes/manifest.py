@@ -1,6 +1,7 @@
 """What one repo is, as it moves between stores: its branches, finished commits with their
 provenance, and the jobs that wrote them. A remote in a folder or a bucket keeps one manifest per
-repo (`repos/<name>.json`, written last and whole), so it needs no database.
+repo (`repos/<name>.json`, written last and whole), so it needs no database. Manifests read from
+a remote are parsed by `documents.manifest`, never trusted as they are.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from ..pipelines.exports import JobExport
 from ..refs import CommitRecord, RepoRecord
 
 FORMAT = 2
-"""The manifest format this dataver writes; it reads this one and the ones before (`READS`)."""
-READS = (1, 2)
-"""1: before commit sets; its commits are each a set of their own, its jobs in their output's."""
+"""The manifest format this dataver writes; it reads this one and format 1 (before commit sets,
+whose commits are each a set of their own, its jobs in their output's): see `documents.manifest`."""
 
 
 @dataclass
@@ -50,22 +50,3 @@ class RepoManifest:
             "jobs": [j.to_dict() for j in self.jobs],
         }
         return json.dumps(data, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes, where: str) -> RepoManifest:
-        """`where`: how messages name the document, if it is not one this dataver reads."""
-        try:
-            data = json.loads(raw)
-            if data.get("format") not in READS:
-                raise ValueError(f"format {data.get('format')!r}, this dataver reads {', '.join(map(str, READS))}")
-            return cls(
-                RepoRecord(**data["repo"]),
-                dict(data["branches"]),
-                {c["id"]: CommitRecord(**{"global_id": c["id"], **c}) for c in data["commits"]},
-                {k: list(v) for k, v in data["provenance"].items()},
-                [JobExport.from_dict(j) for j in data["jobs"]],
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            from ..errors import Corruption
-
-            raise Corruption(f"{where} is not a manifest this dataver can read ({exc})") from None

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..names import check_name, did_you_mean
 from ..store import DATABASE, Store
-from .sides import BundleSide, Side, StoreSide
+from .sides import BundleSide, RemoteStoreSide, Side
 
 FILE = "remotes.json"
 CACHE = "remotes"
@@ -114,5 +114,5 @@ def open_side(url: str, cache: Path, label: str, *, create: bool) -> Side:
     if not url.startswith("s3://"):
         folder = Path(url)
         if (folder / "config.toml").is_file() or (folder / DATABASE).is_file():
-            return StoreSide(Store.open(folder), label)
+            return RemoteStoreSide(Store.open(folder), label)
     return BundleSide(url, cache, label, create=create)

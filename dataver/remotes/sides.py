@@ -24,13 +24,14 @@ from pathlib import Path
 
 from ..backends.sqlite import SqliteDatabase
 from ..errors import Conflict, InvalidArgument, NotFound
-from ..names import file_name
+from ..names import PACK_ID_RE, check_qualified, file_name
 from ..objects import ObjectStore, ObjectWriter
 from ..packs import PackIndex
 from ..pipelines.exports import Exports, JobExport, PipelineExport
 from ..refs import CommitRecord, RefsTable, RepoRecord
 from ..store import Store
 from ..trees import TreeStore
+from . import documents
 from .manifest import RepoManifest
 
 MARKER = "remote.json"
@@ -63,10 +64,14 @@ class Side(ABC):
     """How messages name it: "this store", "origin (s3://bucket/prefix)"."""
     objects: ObjectStore
 
+    remote = True
+    """Whether someone else writes it: its trees are then read by `documents.RemoteTrees`, whose
+    refusals name it (this store's own trees are read as strictly, by `trees.decode_tree`)."""
+
     @property
     def trees(self) -> TreeStore:
         if not hasattr(self, "_trees"):
-            self._trees = TreeStore(self.objects)
+            self._trees = documents.RemoteTrees(self.objects, self.label) if self.remote else TreeStore(self.objects)
         return self._trees
 
     @abstractmethod
@@ -113,6 +118,8 @@ def moved_meanwhile(label: str, repo: str, branch: str) -> Conflict:
 
 class StoreSide(Side):
     """A dataver store: its metadata database says what it holds."""
+
+    remote = False
 
     def __init__(self, store: Store, label: str) -> None:
         self.store = store
@@ -182,6 +189,30 @@ class StoreSide(Side):
         self.store.notify("commits")
 
 
+class RemoteStoreSide(StoreSide):
+    """Another dataver store used as a remote: its database is as untrusted as a folder's
+    documents (someone else writes it), so what a transfer reads of it goes through the same
+    parser (`documents`) before anything of it is taken."""
+
+    remote = True
+
+    def repo_names(self) -> list[str]:
+        names = super().repo_names()
+        return [documents.document_name(document("repos", n), "repos", self.label, check_qualified) for n in names]
+
+    def manifest(self, repo: str) -> RepoManifest | None:
+        found = super().manifest(repo)
+        if found is not None:
+            documents.manifest(found.to_json(), self.label, repo)
+        return found
+
+    def pipeline(self, name: str) -> PipelineExport | None:
+        found = super().pipeline(name)
+        if found is not None:
+            documents.pipeline(json.dumps(found.to_dict()).encode(), self.label, name)
+        return found
+
+
 class BundleSide(Side):
     """A remote in a folder or an S3 bucket (see the module docstring)."""
 
@@ -213,6 +244,7 @@ class BundleSide(Side):
         if self.fresh:  # what the cache knows is of a remote that was here before (emptied since)
             self._reset_cache()
         else:
+            documents.marker(self.objects.read_document(MARKER) or b"", label)
             self._refresh_index()
 
     @property
@@ -257,8 +289,10 @@ class BundleSide(Side):
             raw = self.objects.read_document(name)
             if raw is None:
                 continue
-            pack = name[len("packs/") : -len(".idx")]
-            rows = [(oid, pack, offset, size) for oid, offset, size in json.loads(raw)["objects"]]
+            pack = name[len("packs/") :].removesuffix(".idx")
+            if not PACK_ID_RE.match(pack) or not name.endswith(".idx"):
+                raise documents.damaged(self.label, name, "not a pack index's name (packs/<32 hex digits>.idx)")
+            rows = [(oid, pack, offset, size) for oid, offset, size in documents.pack_index(raw, self.label, name)]
             self._index.add(rows)
             loaded.add(name)
         self._save_loaded(loaded)
@@ -272,11 +306,13 @@ class BundleSide(Side):
         return self._index.present(sorted(oids)) | (oids & self._loose)
 
     def _names(self, folder: str) -> list[str]:
-        """The names of the `<folder>/<name>.json` documents (none on a place not yet a remote)."""
+        """The names of the `<folder>/<name>.json` documents (none on a place not yet a remote);
+        a document whose name is not a repo's or pipeline's is refused, not passed over."""
         if self.fresh:
             return []
         return sorted(
-            doc[len(folder) + 1 : -len(".json")].replace(".", "/") for doc in self.objects.documents(f"{folder}/")
+            documents.document_name(doc, folder, self.label, check_qualified)
+            for doc in self.objects.documents(f"{folder}/")
         )
 
     def repo_names(self) -> list[str]:
@@ -287,8 +323,7 @@ class BundleSide(Side):
             return None
         if repo not in self._manifests:
             raw = self.objects.read_document(document("repos", repo))
-            where = f"the manifest of repo {repo} in {self.label}"
-            self._manifests[repo] = RepoManifest.from_json(raw, where) if raw is not None else None
+            self._manifests[repo] = documents.manifest(raw, self.label, repo) if raw is not None else None
         return self._manifests[repo]
 
     def commit_ids(self) -> set[str]:
@@ -301,7 +336,7 @@ class BundleSide(Side):
         if self.fresh:
             return None
         raw = self.objects.read_document(document("pipelines", name))
-        return PipelineExport.from_dict(json.loads(raw)) if raw is not None else None
+        return documents.pipeline(raw, self.label, name) if raw is not None else None
 
     @contextmanager
     def writing(self) -> Iterator[ObjectWriter]:

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Conflict, Corruption, NotFound
-from ..names import did_you_mean
+from ..names import MAX_DEPTH, did_you_mean
 from ..objects import ObjectStore
 from ..packs import PackEntry
 from ..pipelines.exports import PipelineExport
+from .documents import damaged
 from .manifest import RepoManifest
-from .sides import RepoUpdate, Side
+from .sides import RepoUpdate, Side, document
 
 GAP = 1 << 20
 """Packed objects closer than this in one pack are read in one ranged read (bytes between them
@@ -113,7 +114,9 @@ def transfer(
         manifests[pick.repo] = theirs
         updates.append(_plan(pick, theirs, src, dst, force, keep_ahead, report))
     updates = _upstream_first(_merged(updates))
-    available = dst.commit_ids() | {c.id for u in updates for c in u.commits}
+    held = dst.commit_ids()
+    _check_new_commits(updates, held, src.label)
+    available = held | {c.id for u in updates for c in u.commits}
     for update in updates:  # a job whose inputs would be missing there waits for them: fsck stays clean
         update.jobs = [j for j in update.jobs if all(i.commit in available for i in j.inputs)]
     arriving = {u.repo.name for u in updates} | set(dst.repo_names())
@@ -183,6 +186,19 @@ def _plan(
     # inputs were not there yet) or cut off by a stopped transfer, so lineage always catches up.
     update.jobs = [j for j in theirs.jobs if j.job.output_commit in there and j.job.id not in known_jobs]
     return update
+
+
+def _check_new_commits(updates: list[RepoUpdate], held: set[str], label: str) -> None:
+    """A commit id is one commit of one repo in a store: a new commit whose id the destination
+    already holds (in another repo), or that two repos both bring, is refused before anything moves."""
+    seen: set[str] = set()
+    for update in updates:
+        for commit in update.commits:
+            if commit.id in held or commit.id in seen:
+                raise damaged(
+                    label, document("repos", update.repo.name), f"commit {commit.id} is already another repo's commit"
+                )
+            seen.add(commit.id)
 
 
 def _refused(repo: str, branch: str, src: Side, dst: Side, old: str, new: str | None, ahead: bool) -> Conflict:
@@ -261,16 +277,18 @@ def _needed_objects(src: Side, dst: Side, updates: list[RepoUpdate], report: Tra
     not yet the pack holding its files), except for the trees of commits the destination has."""
     complete = {c.tree for u in updates if u.before is not None for c in u.before.commits.values()}
     sizes: dict[str, int | None] = {}
-    pending = [c.tree for u in updates for c in u.commits if c.tree not in complete]
+    pending = [(c.tree, 0) for u in updates for c in u.commits if c.tree not in complete]
     while pending:
-        tree = pending.pop()
+        tree, depth = pending.pop()
         if tree in sizes:
             continue
+        if depth > MAX_DEPTH:  # no path is that deep: every command walking it would pay (or recurse out)
+            raise damaged(src.label, f"tree {tree}", f"it lies more than {MAX_DEPTH} folders deep")
         sizes[tree] = None
         for entry in src.trees.load(tree).values():
             if entry.is_dir:
                 if entry.oid not in complete:
-                    pending.append(entry.oid)
+                    pending.append((entry.oid, depth + 1))
             else:
                 sizes[entry.oid] = entry.size
     for update in updates:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import Corruption, DataverError
+from ..hostpaths import join_below
 from ..objects import ObjectStore
 from .jobfiles import empty_folder, remove_tree
 
@@ -182,7 +183,8 @@ class Workspace:
         otherwise they are copies. Every input is checked against its id as it is placed: a
         damaged object raises Corruption (and is set aside) instead of reaching the command.
         """
-        wanted = {f"{self.pfs}/{name}/{path}": oid for name, path, oid in parts}
+        # a stored name is data (it may have come from a remote): joined only once it is checked
+        wanted = {join_below(self.pfs, f"{name}/{path}", f"input {name} of a datum"): oid for name, path, oid in parts}
         for dest in [d for d, oid in self._staged.items() if wanted.get(d) != oid]:
             os.unlink(dest)
             del self._staged[dest]

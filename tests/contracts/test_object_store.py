@@ -91,6 +91,25 @@ def test_ids_are_sha256_and_bytes_round_trip(subject):
     assert {e.oid for e in subject.objects.packed()} == {small} and set(subject.objects.loose()) == {big}
 
 
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "../" * 8 + "tmp/x", "AB" * 32, "0" * 63, "g" * 64, ""])
+def test_an_id_that_is_not_a_hash_is_never_stored_or_read(subject, tmp_path, bad):
+    """Issue 23, finding 3: a tree (from a remote) naming `../../<host file>` as an object id made
+    the host file "already stored", then read as the committed file."""
+    host_file = tmp_path / "secret"
+    host_file.write_text("not the store's")
+    bad = bad.replace("tmp/x", str(host_file).lstrip("/"))
+    for ask in (subject.objects.exists, subject.objects.read_bytes, subject.objects.is_damaged, subject.objects.delete):
+        with pytest.raises(Corruption, match="is not an object id .* damaged or hostile"):
+            ask(bad)
+    with pytest.raises(Corruption, match="is not an object id"):
+        subject.objects.present({bad})
+    with pytest.raises(Corruption, match="is not a pack id"):
+        subject.objects.read_range("../../" + str(host_file), 0, 10)
+    with pytest.raises(Corruption, match="nothing was indexed"):
+        subject.objects.index.add([(bad, "0" * 32, 0, 1)])
+    assert host_file.read_text() == "not the store's"
+
+
 def test_streams_of_any_size_and_files(subject, tmp_path):
     data = bytes(range(256)) * 20_000  # 5 MB through the streaming path
     path = tmp_path / "f"
