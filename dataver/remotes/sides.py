@@ -373,7 +373,7 @@ class BundleSide(Side):
         where = f"the manifest of repo {name} in {self.label}"
         for _ in range(SWAPS):
             found = self.objects.read_document_version(doc)
-            now = RepoManifest.from_json(found.data, where) if found.data is not None else None
+            now = documents.manifest(found.data, self.label, name) if found.data is not None else None
             merged = _updated(now, update, self.label)
             data = merged.to_json()
             if data == found.data or self.objects.swap_document(doc, data, found.tag):
