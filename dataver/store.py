@@ -15,6 +15,7 @@ import shutil
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backends.folder import FolderObjectStore
 from .backends.sqlite import SqliteDatabase
@@ -24,6 +25,10 @@ from .meta import Database
 from .objects import ObjectStore
 from .packs import PackIndex
 from .trees import TreeStore
+
+if TYPE_CHECKING:
+    from .backends.s3 import Deadlines
+    from .config import Config
 
 ROOT_ENV = "DATAVER_ROOT"
 DATABASE = "meta.db"
@@ -179,11 +184,25 @@ class StoreAddress:
             objects = FolderObjectStore(Path(self.root), PackIndex(db))
         else:
             from .backends.s3 import S3ObjectStore
+            from .config import Config
 
             scratch.mkdir(parents=True, exist_ok=True)
-            objects = S3ObjectStore(scratch, self.objects, PackIndex(db))
+            # This host's own s3.* settings (its environment, its user config): the store's are not here.
+            objects = S3ObjectStore(scratch, self.objects, PackIndex(db), s3_deadlines(Config()))
         objects.sets_aside = False
         return objects
+
+
+def s3_deadlines(config: Config) -> Deadlines:
+    """The bucket's deadlines as the `s3.*` settings give them."""
+    from .backends.s3 import Deadlines
+
+    return Deadlines(
+        config.get("s3.connect_timeout"),
+        config.get("s3.read_timeout"),
+        config.get("s3.retries"),
+        config.get("s3.upload_timeout"),
+    )
 
 
 @dataclass
@@ -228,7 +247,7 @@ class Store:
             else:
                 from .backends.s3 import S3ObjectStore
 
-                objects = S3ObjectStore(path, objects_url, PackIndex(db))
+                objects = S3ObjectStore(path, objects_url, PackIndex(db), s3_deadlines(config))
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
