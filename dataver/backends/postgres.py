@@ -24,13 +24,14 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ..coordination import Coordination, Watch
-from ..errors import Conflict, DataverError
+from ..errors import Conflict, DataverError, Unreachable
 from ..meta import Database
 
 WRITE_LOCK = 0x64617461_7665_01
@@ -41,6 +42,10 @@ CHANNEL = "dataver_events"
 LEASE_SECONDS = 30.0
 """A lease not renewed for this long is free: how long a dead host's pipeline waits."""
 CONNECT_TIMEOUT = 10
+IDLE_CHECK = 5.0
+"""A connection unused for this many seconds is asked whether it still works (one round trip)
+before its next transaction: after the server restarted, the first command on it then runs on a
+new connection instead of failing."""
 NOW = "extract(epoch from clock_timestamp())"
 """The server's clock: leases never depend on hosts agreeing on the time."""
 
@@ -253,16 +258,18 @@ def connect(url: str) -> Any:
     )
 
 
-def server_error(location: str, exc: BaseException) -> DataverError | None:
-    """One line for a failure of the server or the connection to it (None: not psycopg's)."""
+def server_error(location: str, exc: BaseException, *, changed: bool = False) -> DataverError | None:
+    """One line for a failure of the server or the connection to it (None: not psycopg's).
+    `changed`: this process committed changes before, so "nothing was changed" would be untrue."""
     import psycopg
 
     if not isinstance(exc, psycopg.Error):
         return None
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return DataverError(
+        kept = "what it changed before this stands, the rest was not done" if changed else "nothing was changed"
+        return Unreachable(
             f"the metadata database {location} cannot be reached ({_first_line(exc)}): check that PostgreSQL is "
-            "up and the store's `metadata` setting (`dataver config get metadata`); nothing was changed"
+            f"up and the store's `metadata` setting (`dataver config get metadata`); {kept}"
         )
     return DataverError(f"the metadata database {location} failed: {_first_line(exc)}")
 
@@ -305,7 +312,22 @@ class PostgresDatabase(Database):
         return conn.info.transaction_status != TransactionStatus.IDLE
 
     def _error(self, exc: BaseException) -> DataverError | None:
-        return server_error(self.location, exc)
+        return server_error(self.location, exc, changed=self.changed)
+
+    def _usable(self, conn: Any) -> bool:
+        """Broken, or idle past IDLE_CHECK and no longer answering: replace it."""
+        import psycopg
+
+        if conn.broken or conn.closed:
+            return False
+        if time.monotonic() - getattr(self._local, "used", 0.0) < IDLE_CHECK:
+            return True
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        self._local.used = time.monotonic()
+        return True
 
     def _dialect(self, sql: str) -> str:
         """`?` placeholders become psycopg's `%s` (and a literal `%` is escaped)."""
@@ -315,6 +337,7 @@ class PostgresDatabase(Database):
         return converted
 
     def _run(self, conn: Any, sql: str, params: Sequence[Any], many: bool) -> Any:
+        self._local.used = time.monotonic()
         cursor = conn.cursor()
         if many:
             cursor.executemany(self._dialect(sql), params)
@@ -421,14 +444,15 @@ class PostgresCoordination(Coordination):
         """A session-level advisory lock on this thread's connection: the server releases it when
         the connection dies (keepalives notice a dead host within about a minute)."""
         kind = "" if exclusive else "_shared"
-        self.db.query_one(f"SELECT pg_advisory_lock{kind}(?)", (STORE_LOCK,))
-        try:
-            yield
-        finally:
+        with self.db.pinned():  # the lock lives on this connection: never swapped for a new one
+            self.db.query_one(f"SELECT pg_advisory_lock{kind}(?)", (STORE_LOCK,))
             try:
-                self.db.query_one(f"SELECT pg_advisory_unlock{kind}(?)", (STORE_LOCK,))
-            except DataverError:
-                self.db.close()  # the server or connection is gone: so is the lock
+                yield
+            finally:
+                try:
+                    self.db.query_one(f"SELECT pg_advisory_unlock{kind}(?)", (STORE_LOCK,))
+                except DataverError:
+                    self.db.close()  # the server or connection is gone: so is the lock
 
     def notify(self, topic: str) -> None:
         self.db.query_one("SELECT pg_notify(?, ?)", (CHANNEL, topic))
@@ -461,7 +485,7 @@ class _LeaseKeeper:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
-                raise server_error(self.db.location, exc) or exc from None
+                raise server_error(self.db.location, exc, changed=self.db.changed) or exc from None
 
     def acquire(self, name: str) -> bool:
         """Take the lease if it is free or expired: one statement, so two hosts cannot both win."""

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 from urllib.parse import urlsplit
 
-from ..errors import DataverError, InvalidArgument
+from ..errors import DataverError, InvalidArgument, Unreachable
 from ..objects import CHUNK, ObjectStore
 from ..packs import PackIndex
 
@@ -109,10 +109,6 @@ def _error_code(exc: BaseException) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-class Unreachable(DataverError):
-    """The bucket's endpoint did not answer within the deadlines (or refused the connection)."""
 
 
 _T = TypeVar("_T")

@@ -65,3 +65,26 @@ def test_two_daemons_never_run_the_same_job_twice(hosts, tmp_path):
     ]
     logs = a("daemon", "logs").stdout + b("daemon", "logs").stdout
     assert logs.count("(copy) success") == len(jobs)
+
+
+def _put(dv: Dv, tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_text(f"{name}\n")
+    dv("put-file", "in", "master", "-f", str(tmp_path / name))
+
+
+def test_a_daemon_outlives_a_postgresql_restart_and_runs_the_puts_made_after_it(hosts, tmp_path, postgres_server):
+    """PostgreSQL restarted under a running daemon: the daemon reconnects (its LISTEN connection
+    too) and runs the jobs of later puts; while the server was away, it said so in its log."""
+    a, b = hosts
+    _pipeline(a, tmp_path)
+    a("daemon", "start")
+    _put(b, tmp_path, "before")
+    b("wait-commit", "in@master", "--timeout", "120")
+    postgres_server.kill()
+    time.sleep(3)  # the daemon's next look at the database fails meanwhile
+    postgres_server.start()
+    _put(b, tmp_path, "after")
+    b("wait-commit", "in@master", "--timeout", "120")
+    assert b("get-file", "copy", "master", "after").stdout == "after\n"
+    assert a("daemon", "status").returncode == 0
+    assert "daemon stopped" not in a("daemon", "logs").stdout

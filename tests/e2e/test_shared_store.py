@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import pfs, spec
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
@@ -215,6 +216,39 @@ def test_postgresql_going_away_gives_one_line_and_changes_nothing(hosts, tmp_pat
         postgres_server.start()
     assert b("list-commit", "r@master", "--json").stdout == before
     assert b("fsck").returncode == 0
+
+
+def test_postgresql_lost_during_create_pipelines_first_job_says_the_pipeline_stands(hosts, tmp_path, postgres_server):
+    """The pipeline was created, then the database went away while its first job ran: the one
+    line must not say that nothing was changed, and the pipeline is there once PostgreSQL is back."""
+    a, b = hosts
+    a("create-repo", "in")
+    (tmp_path / "x").write_text("x\n")
+    a("put-file", "in", "master", "-f", str(tmp_path / "x"))
+    path = tmp_path / "slow.json"
+    path.write_text(json.dumps(spec("slow", "sleep 4; cp -r /pfs/in/. /pfs/out/", pfs("in"))))
+    env = {**os.environ, "DATAVER_ROOT": str(a.root)}
+    create = subprocess.Popen(
+        [sys.executable, "-m", "dataver", "create-pipeline", "-f", str(path)],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not json.loads(b("list-job", "--json").stdout):  # created, and its first job started
+            assert create.poll() is None and time.monotonic() < deadline, create.communicate()
+            time.sleep(0.2)
+        postgres_server.kill()
+        out, err = create.communicate(timeout=120)
+    finally:
+        postgres_server.start()
+    line = _one_line_error(subprocess.CompletedProcess(create.args, create.returncode, out, err))
+    assert "metadata database postgresql://" in line and "cannot be reached" in line, line
+    assert "nothing was changed" not in line and "what it changed before this stands" in line, line
+    assert [p["name"] for p in json.loads(b("list-pipeline", "--json").stdout)] == ["slow"]
 
 
 def test_gc_on_one_host_frees_what_no_commit_references_and_the_other_still_reads_the_rest(
