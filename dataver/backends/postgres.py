@@ -42,7 +42,7 @@ CHANNEL = "dataver_events"
 LEASE_SECONDS = 30.0
 """A lease not renewed for this long is free: how long a dead host's pipeline waits."""
 CONNECT_TIMEOUT = 10
-IDLE_CHECK = 5.0
+IDLE_CHECK = 2.0
 """A connection unused for this many seconds is asked whether it still works (one round trip)
 before its next transaction: after the server restarted, the first command on it then runs on a
 new connection instead of failing."""

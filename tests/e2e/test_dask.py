@@ -244,3 +244,18 @@ def test_a_damaged_input_met_on_a_worker_is_set_aside_by_the_coordinator(
     dv("put-file", "in", "master", "-f", str(tmp_path / "data" / "f001"), "f001")  # the original, again
     dv("rerun-pipeline", "copy")
     _copied(dv, 3)
+
+
+def test_workers_outlive_a_postgresql_restart(dv, tmp_path, postgres_server):
+    """The workers keep their read-only connections between jobs: after PostgreSQL restarted,
+    they connect again by themselves, and the next job runs on them as before."""
+    path = _copy_pipeline(dv, tmp_path, 2, "cp $in /pfs/out/")
+    dv("create-pipeline", "-f", str(path))
+    _copied(dv, 2)
+    postgres_server.kill()
+    postgres_server.start()
+    (tmp_path / "f002").write_text("2\n")
+    put = dv("put-file", "in", "master", "-f", str(tmp_path / "f002"))
+    assert "(copy): 1 + 2 / 3 datums, success" in put.stderr, put.stderr
+    _copied(dv, 3)
+    assert {d["worker"] for d in _datums(dv) if d["state"] == "success"} <= {"w1", "w2"}
