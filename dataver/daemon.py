@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import AlreadyExists, DataverError, Unreachable
+from .errors import AlreadyExists, DataverError, LeaseLost, Unreachable
 from .presence import LOCK, PID, daemon_lease, running_daemon
 
 if TYPE_CHECKING:
@@ -242,6 +242,9 @@ class Daemon:
             if job is None:
                 self.log.info("pipeline %s: nothing to run (up to date, or another process runs it)", pipeline)
                 ran = False
+        except LeaseLost as exc:  # paused or cut off past the lease: the job is another host's now
+            self.log.info("pipeline %s: %s", pipeline, exc)
+            ran = False
         except DataverError as exc:  # not the job's own failure: tried again later, not at once
             self.log.info(
                 "pipeline %s: job could not run: %s (trying again in %g s)", pipeline, exc, self.recheck_after
@@ -279,10 +282,13 @@ class Daemon:
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.stopping.is_set():  # a second signal: stop now, marking running jobs killed
             self.log.info("stopping now: running jobs are marked killed")
+            from .pipelines.committer import holding
+
             try:
                 for job in self.client.list_jobs():
                     if job.state in ("created", "running") and job.pipeline in self.running:
-                        self.client._pipes.records.finish_job(job.id, "killed", "the daemon was stopped")
+                        with holding(self.client.store, job.pipeline):  # not a job another host took over
+                            self.client._pipes.records.finish_job(job.id, "killed", "the daemon was stopped")
             except DataverError as exc:  # (a job cancelled meanwhile, say): stopping comes first
                 self.log.info("while marking jobs killed: %s", exc)
             finally:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..coordination import Coordination, Watch
-from ..errors import Conflict, DataverError, Unreachable
+from ..errors import DataverError, LeaseLost, Unreachable
 from ..meta import Database
 
 WRITE_LOCK = 0x64617461_7665_01
@@ -220,6 +220,11 @@ SCHEMA: list[str] = [
     );
     INSERT INTO projects (name, description, created)
         SELECT 'default', '', COALESCE(MIN(created), extract(epoch from now())) FROM repos
+    """,
+    # 5: fencing tokens: every taking of a lease gets a new epoch, which its holder's writes check.
+    """
+    CREATE SEQUENCE lease_epochs;
+    ALTER TABLE leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0
     """,
 ]
 
@@ -430,13 +435,23 @@ class PostgresCoordination(Coordination):
         return [r[0] for r in rows]
 
     def confirm(self, name: str) -> None:
-        row = self.db.query_one(
-            f"SELECT 1 FROM leases WHERE name = ? AND owner = ? AND expires > {NOW}", (name, self.owner)
+        """The lease row must still carry the epoch (fencing token) this process got when it took
+        the lease, and not have expired: a holder that was paused or cut off past its lease, even
+        one whose lease nobody took since, or that took it again on another thread, writes nothing."""
+        epoch = self._leases.epoch(name)
+        row = (
+            self.db.query_one(
+                f"SELECT 1 FROM leases WHERE name = ? AND owner = ? AND epoch = ? AND expires > {NOW}",
+                (name, self.owner, epoch),
+            )
+            if epoch is not None
+            else None
         )
         if row is None:
-            raise Conflict(
-                f"the lease on {name} expired while this host worked (paused, or cut off from the database): "
-                "another host may have taken the work over, so this result is dropped"
+            raise LeaseLost(
+                f"this host lost its lease on {name} (paused, or cut off from the database, for longer than "
+                "lease_seconds): another host may have taken the work over, so this host stops it and writes "
+                "nothing more of it"
             )
 
     @contextmanager
@@ -463,51 +478,59 @@ class PostgresCoordination(Coordination):
 
 class _LeaseKeeper:
     """Holds leases and renews them from one thread, on a connection of its own (the threads
-    that hold them may be mid-transaction on theirs)."""
+    that hold them may be mid-transaction on theirs). Each lease is held with the epoch it was
+    taken with: renewing and releasing touch only that taking of it."""
 
     def __init__(self, db: PostgresDatabase, owner: str, seconds: float) -> None:
         self.db = db
         self.owner = owner
         self.seconds = seconds
-        self._names: set[str] = set()
+        self._epochs: dict[str, int] = {}
         self._lock = threading.Lock()
         self._conn: Any = None
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _run(self, sql: str, params: tuple) -> int:
+    def _run(self, sql: str, params: tuple) -> Any:
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = connect(self.db.url)
-                return self._conn.execute(sql, params).rowcount
+                return self._conn.execute(sql, params)
             except Exception as exc:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
                 raise server_error(self.db.location, exc, changed=self.db.changed) or exc from None
 
+    def epoch(self, name: str) -> int | None:
+        """The epoch this process holds lease `name` with (None: it does not hold it)."""
+        with self._lock:
+            return self._epochs.get(name)
+
     def acquire(self, name: str) -> bool:
-        """Take the lease if it is free or expired: one statement, so two hosts cannot both win."""
+        """Take the lease if it is free or expired: one statement, so two hosts cannot both win;
+        the taking gets a new epoch from the sequence."""
         taken = self._run(
-            f"INSERT INTO leases (name, owner, expires) VALUES (%s, %s, {NOW} + %s) "
-            f"ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
-            f"WHERE leases.expires <= {NOW}",
+            f"INSERT INTO leases (name, owner, expires, epoch) VALUES (%s, %s, {NOW} + %s, nextval('lease_epochs')) "
+            f"ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, "
+            f"epoch = excluded.epoch WHERE leases.expires <= {NOW} RETURNING epoch",
             (name, self.owner, self.seconds),
-        )
-        if taken:
-            with self._lock:
-                self._names.add(name)
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._renew_forever, name="lease-renewal", daemon=True)
-                    self._thread.start()
-        return bool(taken)
+        ).fetchone()
+        if taken is None:
+            return False
+        with self._lock:
+            self._epochs[name] = taken[0]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew_forever, name="lease-renewal", daemon=True)
+                self._thread.start()
+        return True
 
     def release(self, name: str) -> None:
         with self._lock:
-            self._names.discard(name)
+            epoch = self._epochs.pop(name, None)
         try:
-            self._run("DELETE FROM leases WHERE name = %s AND owner = %s", (name, self.owner))
+            self._run("DELETE FROM leases WHERE name = %s AND owner = %s AND epoch = %s", (name, self.owner, epoch))
         except DataverError:
             pass  # unreachable: the lease expires by itself
 
@@ -515,12 +538,12 @@ class _LeaseKeeper:
         while True:
             self._wake.wait(self.seconds / 3)
             with self._lock:
-                names = sorted(self._names)
-            for name in names:
+                held = sorted(self._epochs.items())
+            for name, epoch in held:
                 try:
                     self._run(
-                        f"UPDATE leases SET expires = {NOW} + %s WHERE name = %s AND owner = %s",
-                        (self.seconds, name, self.owner),
+                        f"UPDATE leases SET expires = {NOW} + %s WHERE name = %s AND owner = %s AND epoch = %s",
+                        (self.seconds, name, self.owner, epoch),
                     )
                 except DataverError:
                     pass  # try again next round; `confirm` stops work whose lease ran out meanwhile
