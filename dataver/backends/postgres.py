@@ -510,7 +510,10 @@ class _LeaseKeeper:
 
     def acquire(self, name: str) -> bool:
         """Take the lease if it is free or expired: one statement, so two hosts cannot both win;
-        the taking gets a new epoch from the sequence."""
+        the taking gets a new epoch from the sequence. Not if this process holds it already (on
+        another thread), even expired: as with a flock, one holder per process."""
+        if self.epoch(name) is not None:
+            return False
         taken = self._run(
             f"INSERT INTO leases (name, owner, expires, epoch) VALUES (%s, %s, {NOW} + %s, nextval('lease_epochs')) "
             f"ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, "

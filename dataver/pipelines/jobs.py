@@ -94,6 +94,7 @@ class JobRunner:
         return info
 
     def _finish(self, pipeline: str, job_id: str, state: str, reason: str) -> None:
+        """Record how the job ended, while its pipeline's lease is still ours (else LeaseLost)."""
         with holding(self.store, pipeline):
             self.records.finish_job(job_id, state, reason)
 
