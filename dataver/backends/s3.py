@@ -333,7 +333,9 @@ class S3ObjectStore(ObjectStore):
         and the bucket's lifecycle rule (AbortIncompleteMultipartUpload) frees them."""
         deadline = time.monotonic() + self.deadlines.upload_timeout
         with self._talking():
-            upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+            upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32")[
+                "UploadId"
+            ]
         try:
             calls = [
                 lambda number=number, offset=offset: self._upload_part(
@@ -362,7 +364,13 @@ class S3ObjectStore(ObjectStore):
         try:
             with self._talking():
                 answer = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=body, ContentLength=length
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload,
+                    PartNumber=number,
+                    Body=body,
+                    ContentLength=length,
+                    ChecksumAlgorithm="CRC32",
                 )
         finally:
             body.close()
