@@ -122,6 +122,28 @@ KEYS = {
             "on a shared store, how long a host that stopped answering keeps its pipelines",
             kind=int,
         ),
+        Key(
+            "s3.connect_timeout",
+            "DATAVER_S3_CONNECT_TIMEOUT",
+            2,
+            "seconds to open a connection to the S3 endpoint before trying again",
+            kind=int,
+        ),
+        Key(
+            "s3.read_timeout",
+            "DATAVER_S3_READ_TIMEOUT",
+            10,
+            "seconds the S3 endpoint may stay silent while an answer is due before trying again",
+            kind=int,
+        ),
+        Key("s3.retries", "DATAVER_S3_RETRIES", 3, "times an S3 request is tried again after the first", kind=int),
+        Key(
+            "s3.upload_timeout",
+            "DATAVER_S3_UPLOAD_TIMEOUT",
+            3600,
+            "seconds one file uploaded to S3 in parts may take in all",
+            kind=int,
+        ),
         Key("max_file_bytes", "DATAVER_MAX_FILE_BYTES", 64 << 30, "largest file a job may write", kind=int),
         Key(
             "spout.max_archive_bytes",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from .errors import Conflict
+from .errors import LeaseLost
 
 EVENTS = ("commits", "pipelines")
 """What a notifier says changed."""
@@ -41,8 +41,10 @@ class Coordination(ABC):
 
     @abstractmethod
     def confirm(self, name: str) -> None:
-        """Inside a write transaction: raise Conflict unless we still hold lease `name`, so work
-        done under a lease that expired (a paused or cut-off host) never lands."""
+        """Inside a write transaction: raise LeaseLost unless we still hold lease `name` (the
+        fencing check), so work done under a lease that expired (a paused or cut-off host) never
+        lands, and never overwrites what the next holder wrote. Writes are serialized, so a write
+        confirmed in its transaction lands before any write of a later holder."""
 
     @abstractmethod
     def write_lock(self, *, exclusive: bool) -> AbstractContextManager[None]:
@@ -120,7 +122,7 @@ class LocalCoordination(Coordination):
     def confirm(self, name: str) -> None:
         """A flock cannot expire under its holder: held is held."""
         if name not in self._held:
-            raise Conflict(f"this process does not hold {name}: another one took over its work")
+            raise LeaseLost(f"this process does not hold {name}: another one took over its work")
 
     def write_lock(self, *, exclusive: bool) -> AbstractContextManager[None]:
         return store_lock(self.root, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)

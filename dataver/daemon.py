@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import AlreadyExists, DataverError
+from .errors import AlreadyExists, DataverError, LeaseLost, Unreachable
 from .presence import LOCK, PID, daemon_lease, running_daemon
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ OUTPUT = "daemon.out"
 """What the daemon process itself prints (a crash's traceback): kept apart from the rotated log."""
 TICK = 1.0
 """How often the daemon's loop looks at its clock (for `Daemon.recheck`); it never polls the store."""
+BACKOFF = (1.0, 30.0)
+"""While the store cannot be reached, the daemon looks again after the first of these seconds,
+then twice as long each time, up to the second."""
 
 
 def _take_lock(root: Path) -> int:
@@ -107,6 +110,8 @@ class Daemon:
         self.cron_triggers = CronTriggers()
         self.services: Keeper | None = None
         """Supervisors of the service pipelines (made once the store has pipelines)."""
+        self.backoff = 0.0
+        """Seconds until the next look while the store cannot be reached (0: it can)."""
 
     def run(self) -> None:
         lock_fd = _take_lock(self.root)
@@ -120,6 +125,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_signal)
         self.log.info("daemon started (pid %d) watching %s", os.getpid(), self.root)
         self.wake.set()  # catch up with whatever landed, or was interrupted, while no daemon ran
+        why = ""
         try:
             while not self.stopping.is_set():
                 woken = self.wake.wait(TICK)
@@ -133,7 +139,10 @@ class Daemon:
                     continue  # a tick costs nothing: the database is asked only when there is cause
                 self.wake.clear()
                 if not self.stopping.is_set():
-                    self._dispatch()
+                    self._dispatch_or_back_off()
+        except Exception as exc:  # the daemon cannot go on: its log says why, and it no longer claims the store
+            why = f": {exc}" if isinstance(exc, DataverError) else f": internal error {exc!r} (see {OUTPUT})"
+            raise
         finally:
             self._finish_running()
             if self.services is not None:
@@ -142,7 +151,25 @@ class Daemon:
             announced.close()
             (self.root / PID).unlink(missing_ok=True)
             os.close(lock_fd)
-            self.log.info("daemon stopped")
+            self.log.info("daemon stopped%s", why)
+
+    def _dispatch_or_back_off(self) -> None:
+        """Dispatch; a store that cannot be reached (its database restarting, its bucket away) is
+        looked at again later, waiting longer each time (BACKOFF), so the daemon outlives an
+        outage, saying so in its log, and runs what landed meanwhile once the store is back."""
+        try:
+            self._dispatch()
+        except Unreachable as exc:
+            first, most = BACKOFF
+            self.backoff = min(self.backoff * 2, most) if self.backoff else first
+            self.log.info("the store cannot be reached: %s (looking again in %g s)", exc, self.backoff)
+            with self._lock:
+                later = time.monotonic() + self.backoff
+                self.recheck = later if self.recheck is None else min(self.recheck, later)
+            return
+        if self.backoff:
+            self.log.info("the store can be reached again")
+            self.backoff = 0.0
 
     def _on_event(self, topic: str) -> None:
         with self._lock:
@@ -215,6 +242,9 @@ class Daemon:
             if job is None:
                 self.log.info("pipeline %s: nothing to run (up to date, or another process runs it)", pipeline)
                 ran = False
+        except LeaseLost as exc:  # paused or cut off past the lease: the job is another host's now
+            self.log.info("pipeline %s: %s", pipeline, exc)
+            ran = False
         except DataverError as exc:  # not the job's own failure: tried again later, not at once
             self.log.info(
                 "pipeline %s: job could not run: %s (trying again in %g s)", pipeline, exc, self.recheck_after
@@ -252,10 +282,13 @@ class Daemon:
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.stopping.is_set():  # a second signal: stop now, marking running jobs killed
             self.log.info("stopping now: running jobs are marked killed")
+            from .pipelines.committer import holding
+
             try:
                 for job in self.client.list_jobs():
                     if job.state in ("created", "running") and job.pipeline in self.running:
-                        self.client._pipes.records.finish_job(job.id, "killed", "the daemon was stopped")
+                        with holding(self.client.store, job.pipeline):  # not a job another host took over
+                            self.client._pipes.records.finish_job(job.id, "killed", "the daemon was stopped")
             except DataverError as exc:  # (a job cancelled meanwhile, say): stopping comes first
                 self.log.info("while marking jobs killed: %s", exc)
             finally:

@@ -29,6 +29,16 @@ class Conflict(DataverError):
     """The request is well formed but the store's state does not allow it now."""
 
 
+class Unreachable(DataverError):
+    """A server the store lives on (its metadata database, its bucket) did not answer: nothing is
+    wrong with the request, and trying again once the server is back may work."""
+
+
+class LeaseLost(Conflict):
+    """This process no longer holds the lease its work needs (it was paused or cut off past the
+    lease, and another may have taken the work over): it must stop, and write nothing more of it."""
+
+
 class Ambiguous(DataverError):
     """A commit prefix that matches more than one commit."""
 

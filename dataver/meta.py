@@ -35,6 +35,9 @@ class Database(ABC):
     def __init__(self, *, readonly: bool = False) -> None:
         """`readonly`: the store may only be read: any write transaction is refused with one line."""
         self.readonly = readonly
+        self.changed = False
+        """Whether this process committed a write here: a failure after that must not say
+        that nothing was changed."""
         self._local = threading.local()
 
     # ---- what an implementation provides ----------------------------------------------
@@ -66,6 +69,12 @@ class Database(ABC):
     def check(self) -> list[str]:
         """The database's own consistency checks, as problems (empty when sound)."""
 
+    def _usable(self, conn: Any) -> bool:
+        """Whether this thread's connection, between transactions, can still be used; one that
+        cannot (its server went away and came back) is replaced by a new one. Yes by default: a
+        file's connection does not break."""
+        return True
+
     def backup(self) -> None:  # noqa: B027 (a hook: most backends need nothing here)
         """Keep a copy of the database for a repair to refill lost rows from (best effort).
         Nothing by default: a database server keeps its own backups."""
@@ -75,6 +84,9 @@ class Database(ABC):
     @property
     def conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and not getattr(self._local, "pins", 0) and not self._usable(conn):
+            self.close()
+            conn = None
         if conn is None:
             try:
                 conn = self._connect()
@@ -95,6 +107,18 @@ class Database(ABC):
                 pass  # a connection to a server that went away closes with an error; it is gone either way
             self._local.conn = None
 
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Keep this thread's connection for the block, even broken: a transaction, or session
+        state (an advisory lock), lives on it, and a new connection would silently lack it. A
+        broken one fails the block's statements instead."""
+        self.conn  # noqa: B018 -- a usable one (a stale one is replaced now), which the block then keeps
+        self._local.pins = getattr(self._local, "pins", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.pins -= 1
+
     @property
     def in_transaction(self) -> bool:
         conn = getattr(self._local, "conn", None)
@@ -109,24 +133,26 @@ class Database(ABC):
         if self._in_transaction(conn):
             yield
             return
-        self._local.after = []
-        self._local.after_any = []
-        try:
-            self._begin(conn, write=True)
-        except Exception as exc:
-            self._drop_broken(conn)
-            raise self._translated(exc) from None
-        try:
-            yield
-            self._end(conn, commit=True)
-        except BaseException as exc:
-            self._abandon(conn)
+        with self.pinned():
             self._local.after = []
-            self._run_after_any()
-            translated = self._error(exc)
-            if translated is not None:
-                raise translated from None
-            raise
+            self._local.after_any = []
+            try:
+                self._begin(conn, write=True)
+            except Exception as exc:
+                self._drop_broken(conn)
+                raise self._translated(exc) from None
+            try:
+                yield
+                self._end(conn, commit=True)
+            except BaseException as exc:
+                self._abandon(conn)
+                self._local.after = []
+                self._run_after_any()
+                translated = self._error(exc)
+                if translated is not None:
+                    raise translated from None
+                raise
+        self.changed = True
         self._run_after_any()
         callbacks, self._local.after = self._local.after, []
         for callback in dict.fromkeys(callbacks):
@@ -178,28 +204,29 @@ class Database(ABC):
         if self._in_transaction(conn):
             yield
             return
-        self._local.after_any = []
-        try:
-            self._begin(conn, write=False)
-        except Exception as exc:
-            self._drop_broken(conn)
-            raise self._translated(exc) from None
-        try:
-            yield
-        except BaseException as exc:
-            self._abandon(conn)
-            self._run_after_any()
-            translated = self._error(exc)
-            if translated is not None:
-                raise translated from None
-            raise
-        try:
-            self._end(conn, commit=True)
-        except Exception as exc:
-            self._abandon(conn)
-            raise self._translated(exc) from None
-        finally:
-            self._run_after_any()
+        with self.pinned():
+            self._local.after_any = []
+            try:
+                self._begin(conn, write=False)
+            except Exception as exc:
+                self._drop_broken(conn)
+                raise self._translated(exc) from None
+            try:
+                yield
+            except BaseException as exc:
+                self._abandon(conn)
+                self._run_after_any()
+                translated = self._error(exc)
+                if translated is not None:
+                    raise translated from None
+                raise
+            try:
+                self._end(conn, commit=True)
+            except Exception as exc:
+                self._abandon(conn)
+                raise self._translated(exc) from None
+            finally:
+                self._run_after_any()
 
     def _execute(self, sql: str, params: Sequence[Any] | Iterable[Sequence[Any]], many: bool) -> Any:
         conn = self.conn

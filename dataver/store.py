@@ -28,6 +28,7 @@ from .packs import PackIndex
 from .trees import TreeStore
 
 if TYPE_CHECKING:
+    from .backends.s3 import Deadlines
     from .config import Config
 
 ROOT_ENV = "DATAVER_ROOT"
@@ -235,13 +236,28 @@ class StoreAddress:
             objects = FolderObjectStore(Path(self.root), PackIndex(db))
         else:
             from .backends.s3 import S3ObjectStore
+            from .config import Config
 
             scratch.mkdir(parents=True, exist_ok=True)
             from .backends.s3 import Endpoint
 
-            objects = S3ObjectStore(scratch, self.objects, PackIndex(db), Endpoint(self.s3_endpoint, self.s3_region))
+            # This host's own s3.* settings (its environment, its user config): the store's are not here.
+            endpoint = Endpoint(self.s3_endpoint, self.s3_region)
+            objects = S3ObjectStore(scratch, self.objects, PackIndex(db), endpoint, s3_deadlines(Config()))
         objects.sets_aside = False
         return objects
+
+
+def s3_deadlines(config: Config) -> Deadlines:
+    """The bucket's deadlines as the `s3.*` settings give them."""
+    from .backends.s3 import Deadlines
+
+    return Deadlines(
+        config.get("s3.connect_timeout"),
+        config.get("s3.read_timeout"),
+        config.get("s3.retries"),
+        config.get("s3.upload_timeout"),
+    )
 
 
 @dataclass
@@ -287,7 +303,7 @@ class Store:
                 from .backends.s3 import Endpoint, S3ObjectStore
 
                 endpoint = Endpoint(config.get("s3.endpoint"), config.get("s3.region"))
-                objects = S3ObjectStore(path, objects_url, PackIndex(db), endpoint)
+                objects = S3ObjectStore(path, objects_url, PackIndex(db), endpoint, s3_deadlines(config))
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"

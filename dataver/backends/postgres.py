@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from typing import Any
 
 from ..coordination import Coordination, Watch
 from ..credentials import WHERE_IT_BELONGS, masked, read_password_file, scrubbed
-from ..errors import Conflict, DataverError
+from ..errors import DataverError, LeaseLost, Unreachable
 from ..meta import Database
 
 WRITE_LOCK = 0x64617461_7665_01
@@ -43,6 +44,10 @@ CHANNEL = "dataver_events"
 LEASE_SECONDS = 30.0
 """A lease not renewed for this long is free: how long a dead host's pipeline waits."""
 CONNECT_TIMEOUT = 10
+IDLE_CHECK = 2.0
+"""A connection unused for this many seconds is asked whether it still works (one round trip)
+before its next transaction: after the server restarted, the first command on it then runs on a
+new connection instead of failing."""
 NOW = "extract(epoch from clock_timestamp())"
 """The server's clock: leases never depend on hosts agreeing on the time."""
 
@@ -218,6 +223,11 @@ SCHEMA: list[str] = [
     INSERT INTO projects (name, description, created)
         SELECT 'default', '', COALESCE(MIN(created), extract(epoch from now())) FROM repos
     """,
+    # 5: fencing tokens: every taking of a lease gets a new epoch, which its holder's writes check.
+    """
+    CREATE SEQUENCE lease_epochs;
+    ALTER TABLE leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0
+    """,
 ]
 
 
@@ -251,8 +261,9 @@ def connect(url: str, password_file: Path | None = None) -> Any:
         ) from None
 
 
-def server_error(location: str, exc: BaseException) -> DataverError | None:
-    """One line for a failure of the server or the connection to it (None: not psycopg's)."""
+def server_error(location: str, exc: BaseException, *, changed: bool = False) -> DataverError | None:
+    """One line for a failure of the server or the connection to it (None: not psycopg's).
+    `changed`: this process committed changes before, so "nothing was changed" would be untrue."""
     import psycopg
 
     if not isinstance(exc, psycopg.Error):
@@ -263,9 +274,10 @@ def server_error(location: str, exc: BaseException) -> DataverError | None:
             f"give that host the password in {WHERE_IT_BELONGS}; nothing was changed"
         )
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return DataverError(
+        kept = "what it changed before this stands, the rest was not done" if changed else "nothing was changed"
+        return Unreachable(
             f"the metadata database {location} cannot be reached ({_first_line(exc)}): check that PostgreSQL is "
-            "up and the store's `metadata` setting (`dataver config get metadata`); nothing was changed"
+            f"up and the store's `metadata` setting (`dataver config get metadata`); {kept}"
         )
     return DataverError(f"the metadata database {location} failed: {_first_line(exc)}")
 
@@ -316,7 +328,22 @@ class PostgresDatabase(Database):
         return conn.info.transaction_status != TransactionStatus.IDLE
 
     def _error(self, exc: BaseException) -> DataverError | None:
-        return server_error(self.location, exc)
+        return server_error(self.location, exc, changed=self.changed)
+
+    def _usable(self, conn: Any) -> bool:
+        """Broken, or idle past IDLE_CHECK and no longer answering: replace it."""
+        import psycopg
+
+        if conn.broken or conn.closed:
+            return False
+        if time.monotonic() - getattr(self._local, "used", 0.0) < IDLE_CHECK:
+            return True
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        self._local.used = time.monotonic()
+        return True
 
     def _dialect(self, sql: str) -> str:
         """`?` placeholders become psycopg's `%s` (and a literal `%` is escaped)."""
@@ -326,6 +353,7 @@ class PostgresDatabase(Database):
         return converted
 
     def _run(self, conn: Any, sql: str, params: Sequence[Any], many: bool) -> Any:
+        self._local.used = time.monotonic()
         cursor = conn.cursor()
         if many:
             cursor.executemany(self._dialect(sql), params)
@@ -418,13 +446,23 @@ class PostgresCoordination(Coordination):
         return [r[0] for r in rows]
 
     def confirm(self, name: str) -> None:
-        row = self.db.query_one(
-            f"SELECT 1 FROM leases WHERE name = ? AND owner = ? AND expires > {NOW}", (name, self.owner)
+        """The lease row must still carry the epoch (fencing token) this process got when it took
+        the lease, and not have expired: a holder that was paused or cut off past its lease, even
+        one whose lease nobody took since, or that took it again on another thread, writes nothing."""
+        epoch = self._leases.epoch(name)
+        row = (
+            self.db.query_one(
+                f"SELECT 1 FROM leases WHERE name = ? AND owner = ? AND epoch = ? AND expires > {NOW}",
+                (name, self.owner, epoch),
+            )
+            if epoch is not None
+            else None
         )
         if row is None:
-            raise Conflict(
-                f"the lease on {name} expired while this host worked (paused, or cut off from the database): "
-                "another host may have taken the work over, so this result is dropped"
+            raise LeaseLost(
+                f"this host lost its lease on {name} (paused, or cut off from the database, for longer than "
+                "lease_seconds): another host may have taken the work over, so this host stops it and writes "
+                "nothing more of it"
             )
 
     @contextmanager
@@ -432,14 +470,15 @@ class PostgresCoordination(Coordination):
         """A session-level advisory lock on this thread's connection: the server releases it when
         the connection dies (keepalives notice a dead host within about a minute)."""
         kind = "" if exclusive else "_shared"
-        self.db.query_one(f"SELECT pg_advisory_lock{kind}(?)", (STORE_LOCK,))
-        try:
-            yield
-        finally:
+        with self.db.pinned():  # the lock lives on this connection: never swapped for a new one
+            self.db.query_one(f"SELECT pg_advisory_lock{kind}(?)", (STORE_LOCK,))
             try:
-                self.db.query_one(f"SELECT pg_advisory_unlock{kind}(?)", (STORE_LOCK,))
-            except DataverError:
-                self.db.close()  # the server or connection is gone: so is the lock
+                yield
+            finally:
+                try:
+                    self.db.query_one(f"SELECT pg_advisory_unlock{kind}(?)", (STORE_LOCK,))
+                except DataverError:
+                    self.db.close()  # the server or connection is gone: so is the lock
 
     def notify(self, topic: str) -> None:
         self.db.query_one("SELECT pg_notify(?, ?)", (CHANNEL, topic))
@@ -450,51 +489,62 @@ class PostgresCoordination(Coordination):
 
 class _LeaseKeeper:
     """Holds leases and renews them from one thread, on a connection of its own (the threads
-    that hold them may be mid-transaction on theirs)."""
+    that hold them may be mid-transaction on theirs). Each lease is held with the epoch it was
+    taken with: renewing and releasing touch only that taking of it."""
 
     def __init__(self, db: PostgresDatabase, owner: str, seconds: float) -> None:
         self.db = db
         self.owner = owner
         self.seconds = seconds
-        self._names: set[str] = set()
+        self._epochs: dict[str, int] = {}
         self._lock = threading.Lock()
         self._conn: Any = None
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _run(self, sql: str, params: tuple) -> int:
+    def _run(self, sql: str, params: tuple) -> Any:
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = connect(self.db.url, self.db.password_file)
-                return self._conn.execute(sql, params).rowcount
+                return self._conn.execute(sql, params)
             except Exception as exc:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
-                raise server_error(self.db.location, exc) or exc from None
+                raise server_error(self.db.location, exc, changed=self.db.changed) or exc from None
+
+    def epoch(self, name: str) -> int | None:
+        """The epoch this process holds lease `name` with (None: it does not hold it)."""
+        with self._lock:
+            return self._epochs.get(name)
 
     def acquire(self, name: str) -> bool:
-        """Take the lease if it is free or expired: one statement, so two hosts cannot both win."""
+        """Take the lease if it is free or expired: one statement, so two hosts cannot both win;
+        the taking gets a new epoch from the sequence. Not if this process holds it already (on
+        another thread), even expired: as with a flock, one holder per process."""
+        if self.epoch(name) is not None:
+            return False
         taken = self._run(
-            f"INSERT INTO leases (name, owner, expires) VALUES (%s, %s, {NOW} + %s) "
-            f"ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
-            f"WHERE leases.expires <= {NOW}",
+            f"INSERT INTO leases (name, owner, expires, epoch) VALUES (%s, %s, {NOW} + %s, nextval('lease_epochs')) "
+            f"ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, "
+            f"epoch = excluded.epoch WHERE leases.expires <= {NOW} RETURNING epoch",
             (name, self.owner, self.seconds),
-        )
-        if taken:
-            with self._lock:
-                self._names.add(name)
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._renew_forever, name="lease-renewal", daemon=True)
-                    self._thread.start()
-        return bool(taken)
+        ).fetchone()
+        if taken is None:
+            return False
+        with self._lock:
+            self._epochs[name] = taken[0]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew_forever, name="lease-renewal", daemon=True)
+                self._thread.start()
+        return True
 
     def release(self, name: str) -> None:
         with self._lock:
-            self._names.discard(name)
+            epoch = self._epochs.pop(name, None)
         try:
-            self._run("DELETE FROM leases WHERE name = %s AND owner = %s", (name, self.owner))
+            self._run("DELETE FROM leases WHERE name = %s AND owner = %s AND epoch = %s", (name, self.owner, epoch))
         except DataverError:
             pass  # unreachable: the lease expires by itself
 
@@ -502,12 +552,12 @@ class _LeaseKeeper:
         while True:
             self._wake.wait(self.seconds / 3)
             with self._lock:
-                names = sorted(self._names)
-            for name in names:
+                held = sorted(self._epochs.items())
+            for name, epoch in held:
                 try:
                     self._run(
-                        f"UPDATE leases SET expires = {NOW} + %s WHERE name = %s AND owner = %s",
-                        (self.seconds, name, self.owner),
+                        f"UPDATE leases SET expires = {NOW} + %s WHERE name = %s AND owner = %s AND epoch = %s",
+                        (self.seconds, name, self.owner, epoch),
                     )
                 except DataverError:
                     pass  # try again next round; `confirm` stops work whose lease ran out meanwhile

@@ -4,8 +4,9 @@ aside under `<prefix>/damaged/<oid>`.
 
 Why boto3: it is the AWS reference SDK, so it resolves the standard chain by itself
 (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, `~/.aws/config` and `credentials`,
-instance roles) and dataver needs no variables of its own; and its TransferManager uploads big
-files in parts on several threads. It speaks to AWS, MinIO, Ceph, Cloudflare R2 and the S3 API
+instance roles) and dataver needs no variables of its own. Big files are uploaded in parts on
+several threads by this module itself (not boto3's TransferManager), for the deadlines: see
+`Deadlines`. It speaks to AWS, MinIO, Ceph, Cloudflare R2 and the S3 API
 of Google Cloud Storage alike. boto3 is imported only when a store first talks to its bucket:
 it costs a few hundred milliseconds, which commands that never touch an s3:// store must not pay.
 
@@ -31,37 +32,56 @@ import errno
 import io
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 from urllib.parse import urlsplit
 
-from ..errors import DataverError, InvalidArgument
+from ..errors import DataverError, InvalidArgument, Unreachable
 from ..objects import CHUNK, DocumentVersion, ObjectStore, check_oid, check_pack_id
 from ..packs import PackIndex
 
 if TYPE_CHECKING:
     from boto3.s3.transfer import TransferConfig
 
-CONNECT_TIMEOUT = 2
-"""Seconds to open a connection. With `RETRIES` (three retries after the first attempt) and
-the standard mode's backoff, a server that went away is reported within about 15 s."""
-
-READ_TIMEOUT = 4
-"""Seconds a socket may stay silent while a response is due. Short for the same reason; S3
-answers a PUT of a 16 MiB part well within it, and a stalled download is retried."""
-
 ASSEMBLY_TIMEOUT = 120
-"""Read timeout of the client that uploads files in parts: completing a multipart upload makes
-the server assemble the object (moto, in memory, took over 4 s for 1 GiB; S3 may take minutes
-for huge objects, sending whitespace meanwhile), so its answer may be long in coming."""
+"""Read timeout of the client that completes a multipart upload: completing one makes the server
+assemble the object (moto, in memory, took over 4 s for 1 GiB; S3 may take minutes for huge
+objects, sending whitespace meanwhile), so its answer may be long in coming. The upload's total
+deadline (`Deadlines.upload_timeout`) still bounds the wait."""
 
-RETRIES = {"max_attempts": 3, "mode": "standard"}
-"""botocore's standard retry mode: throttling, 5xx and dropped connections are retried with
-jittered exponential backoff, three times after the first attempt."""
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long the bucket may keep a command waiting (the `s3.*` settings). Every request has
+    `connect_timeout` to connect and `read_timeout` of silence while an answer is due, and is
+    tried `retries` more times (botocore's standard mode: throttling, 5xx and dropped connections,
+    with jittered backoff): a bucket that stalls fails a request within `stall_bound`, 55 s by
+    default. The read deadline leaves room for a busy server's slow answer to a 16 MiB part.
+    A file uploaded in parts has `upload_timeout` in all, checked before every part and bounding
+    the wait for its completion: a slow trickle cannot hold it for ever either."""
+
+    connect_timeout: int = 2
+    read_timeout: int = 10
+    retries: int = 3
+    upload_timeout: int = 3600
+
+    @property
+    def stall_bound(self) -> int:
+        """Seconds a bucket that accepts connections and answers nothing can hold one request:
+        every try's deadlines, and botocore's backoff between tries (1, 2, 4... s)."""
+        return (self.retries + 1) * (self.connect_timeout + self.read_timeout) + 2**self.retries - 1
+
+    def describe(self) -> str:
+        return (
+            f"{self.retries + 1} tries, s3.connect_timeout {self.connect_timeout} s, "
+            f"s3.read_timeout {self.read_timeout} s"
+        )
+
 
 MULTIPART = 16 << 20
 """Files above this are uploaded in parts of this size: bounded memory for any size, and a
@@ -178,16 +198,39 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_T = TypeVar("_T")
+
+
+def _all_or_first_failure(threads: int, name: str, calls: list[Callable[[], _T]]) -> list[_T]:
+    """Run `calls` on up to `threads` threads; their results, or the first failure once the calls
+    already running have ended (those not started are cancelled)."""
+    with ThreadPoolExecutor(max_workers=min(threads, len(calls)), thread_name_prefix=name) as pool:
+        futures = [pool.submit(call) for call in calls]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            raise cast(BaseException, future.exception())
+    return [future.result() for future in futures]
+
+
 class S3ObjectStore(ObjectStore):
     """Objects in a bucket, staged on this host under `<root>/tmp/` (see the module docstring)."""
 
     def __init__(
-        self, root: Path, url: str, index: PackIndex | None = None, endpoint: Endpoint = Endpoint()
+        self,
+        root: Path,
+        url: str,
+        index: PackIndex | None = None,
+        endpoint: Endpoint = Endpoint(),
+        deadlines: Deadlines = Deadlines(),
     ) -> None:
         """`url`: `s3://bucket/prefix` (the prefix may be empty); `endpoint`: the store's, as init
-        recorded it (refused here if this process's environment names another). Nothing is sent
-        to the bucket until an object is read or written."""
+        recorded it (refused here if this process's environment names another); `deadlines`: this
+        host's `s3.*` settings. Nothing is sent to the bucket until an object is read or written."""
         super().__init__(root, index)
+        self.deadlines = deadlines
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
             raise InvalidArgument(f"{url!r} is not an object store url: write s3://bucket or s3://bucket/prefix")
@@ -236,10 +279,10 @@ class S3ObjectStore(ObjectStore):
                     from botocore.config import Config
 
                     config = Config(
-                        retries=RETRIES,
+                        retries={"max_attempts": self.deadlines.retries, "mode": "standard"},
                         max_pool_connections=POOL,
-                        connect_timeout=CONNECT_TIMEOUT,
-                        read_timeout=READ_TIMEOUT,
+                        connect_timeout=self.deadlines.connect_timeout,
+                        read_timeout=self.deadlines.read_timeout,
                     )
                     session = boto3.session.Session()
                     try:
@@ -284,7 +327,7 @@ class S3ObjectStore(ObjectStore):
             ReadTimeoutError,
             ResponseStreamingError,
         )
-        from botocore.exceptions import ConnectionError as Unreachable
+        from botocore.exceptions import ConnectionError as NoAnswer
 
         # boto3's upload_file wraps a ClientError into S3UploadFailedError: find the original.
         cause: BaseException | None = exc
@@ -296,11 +339,14 @@ class S3ObjectStore(ObjectStore):
         detail = _one_line(str(exc))
         store = f"the object store {self.location}"
         if isinstance(
-            exc, Unreachable | ReadTimeoutError | ConnectionClosedError | ResponseStreamingError | IncompleteReadError
+            exc, NoAnswer | ReadTimeoutError | ConnectionClosedError | ResponseStreamingError | IncompleteReadError
         ):
             pinned = self.endpoint.url not in ("", AWS)
             server = f"the server at {self.endpoint.url}" if pinned else "AWS_ENDPOINT_URL and that the server"
-            return DataverError(f"{store} cannot be reached ({detail}): check {server} is up")
+            return Unreachable(
+                f"{store} cannot be reached ({detail}; {self.deadlines.describe()}): check {server} is up, "
+                "or raise those settings for a slow one"
+            )
         if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
             return DataverError(
                 f"{store} needs credentials ({detail}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
@@ -370,19 +416,102 @@ class S3ObjectStore(ObjectStore):
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def _upload(self, path: str, key: str) -> None:
-        """One file; in parts (on the client that waits for assembly) above MULTIPART. A
-        multipart upload whose completion timed out may have completed all the same (a retried
-        completion then finds no upload): the key being there, whole, is what counts, and since
-        keys are content hashes, a whole key holds these bytes."""
+        """One file: one PUT, or in parts above MULTIPART."""
         size = os.path.getsize(path)
-        quick = self.client  # (makes both clients)
-        client = quick if size <= MULTIPART else self._assembler
+        if size > MULTIPART:
+            self._upload_in_parts(path, key, size)
+            return
+        with self._talking():
+            self.client.upload_file(path, self.bucket, key, Config=self._transfer)
+
+    def _upload_in_parts(self, path: str, key: str, size: int) -> None:
+        """A multipart upload of our own rather than boto3's, for its deadlines: parts go on the
+        quick client (a stalled part fails within `Deadlines.stall_bound`), the whole upload has
+        `upload_timeout`, and only the completion waits longer for its answer. On failure the
+        upload is aborted (its parts freed), unless the bucket is unreachable: then so is the abort,
+        and the bucket's lifecycle rule (AbortIncompleteMultipartUpload) frees them."""
+        deadline = time.monotonic() + self.deadlines.upload_timeout
+        with self._talking():
+            upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32")[
+                "UploadId"
+            ]
+        try:
+            calls = [
+                lambda number=number, offset=offset: self._upload_part(
+                    path, key, upload, number, offset, min(MULTIPART, size - offset), deadline
+                )
+                for number, offset in enumerate(range(0, size, MULTIPART), start=1)
+            ]
+            parts = _all_or_first_failure(PART_THREADS, "s3-part", calls)
+            self._complete(key, upload, parts, size, deadline)
+        except Unreachable:
+            raise
+        except BaseException:
+            with suppress(DataverError):
+                with self._talking():
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+            raise
+
+    def _upload_part(
+        self, path: str, key: str, upload: str, number: int, offset: int, length: int, deadline: float
+    ) -> dict[str, Any]:
+        """Part `number`, streamed from the file (bounded memory); what completion needs of it."""
+        from s3transfer.utils import ReadFileChunk
+
+        self._check_deadline(deadline, key)
+        body = ReadFileChunk.from_filename(path, offset, length, enable_callbacks=False)
         try:
             with self._talking():
-                client.upload_file(path, self.bucket, key, Config=self._transfer)
-        except DataverError:
-            if size <= MULTIPART or self._head(key) != size:
-                raise
+                answer = self.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload,
+                    PartNumber=number,
+                    Body=body,
+                    ContentLength=length,
+                    ChecksumAlgorithm="CRC32",
+                )
+        finally:
+            body.close()
+        checksums = {k: v for k, v in answer.items() if k.startswith("Checksum") and k != "ChecksumType"}
+        return {"PartNumber": number, "ETag": answer["ETag"], **checksums}
+
+    def _complete(self, key: str, upload: str, parts: list[dict[str, Any]], size: int, deadline: float) -> None:
+        """Complete the upload on the client that waits for assembly, in a thread of its own so
+        that the deadline bounds the wait whatever the server does. A completion that timed out
+        may have completed all the same (a retried one then finds no upload): the key being
+        there, whole, is what counts, and since keys are content hashes, a whole key holds these
+        bytes."""
+        self._check_deadline(deadline, key)
+        failure: list[BaseException] = []
+
+        def complete() -> None:
+            try:
+                with self._talking():
+                    self._assembler.complete_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+                    )
+            except BaseException as exc:  # handed to the waiting thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=complete, name="s3-complete", daemon=True)
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            raise self._too_slow(key) from None
+        if failure and self._head(key) != size:
+            raise failure[0]
+
+    def _check_deadline(self, deadline: float, key: str) -> None:
+        if time.monotonic() > deadline:
+            raise self._too_slow(key) from None
+
+    def _too_slow(self, key: str) -> DataverError:
+        return DataverError(
+            f"the object store {self.location}: uploading s3://{self.bucket}/{key} took more than "
+            f"s3.upload_timeout ({self.deadlines.upload_timeout} s): check the network to the S3 endpoint, "
+            "or raise s3.upload_timeout for a slow one"
+        )
 
     # ---- the ObjectStore interface ----------------------------------------------------
 
@@ -474,14 +603,8 @@ class S3ObjectStore(ObjectStore):
         if len(jobs) == 1:
             self._upload(*jobs[0])
             return
-        with ThreadPoolExecutor(max_workers=min(FILE_THREADS, len(jobs)), thread_name_prefix="s3-publish") as pool:
-            futures = [pool.submit(self._upload, path, key) for path, key in jobs]
-            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in pending:
-                future.cancel()
-        for future in futures:
-            if not future.cancelled() and future.exception() is not None:
-                raise cast(BaseException, future.exception())
+        calls = [lambda path=path, key=key: self._upload(path, key) for path, key in jobs]
+        _all_or_first_failure(FILE_THREADS, "s3-publish", calls)
 
     def keep_damaged(self, oid: str, data: bytes | None) -> None:
         """A loose object is copied aside inside the bucket (no bytes travel through this host,

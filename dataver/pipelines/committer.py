@@ -9,7 +9,8 @@ process's: a failed job leaves the output branch where it was, so nothing downst
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from ..errors import Conflict, DataverError
 from ..executors.base import DatumResult, JobTask
@@ -33,6 +34,17 @@ def pipeline_lease(pipeline: str) -> str:
     return f"pipeline/{pipeline}"
 
 
+@contextmanager
+def holding(store: Store, pipeline: str) -> Iterator[None]:
+    """A write transaction in which this process still holds `pipeline`'s lease: every write of
+    a job's record by the process running it goes through one (the fencing check, see
+    `Coordination.confirm`), so a holder paused past its lease never overwrites the record of
+    the host that took the job over. LeaseLost otherwise, with nothing written."""
+    with store.db.write():
+        store.coordination.confirm(pipeline_lease(pipeline))
+        yield
+
+
 class Committer:
     def __init__(self, store: Store, repos: RepoStore, records: Records, job: JobTask, writer: ObjectWriter) -> None:
         self.store = store
@@ -47,7 +59,7 @@ class Committer:
         """Make the batch's objects durable and indexed, then record it, in that order."""
         self.writer.publish()
         placed = [row for result in batch for row in result.placed]
-        with self.store.db.write():
+        with holding(self.store, self.job.pipeline):
             if placed and self.store.objects.index is not None:
                 self.store.objects.index.add(placed)
             self.records.record_datums(self.job.job_id, self.job.pipeline, batch)
@@ -109,9 +121,8 @@ class Committer:
     def commit(self, tree: Entry, output_branch: str, inputs: list[InputCommit], global_id: str) -> None:
         """The output lands, in the job's commit set, only while the job (so its pipeline) exists,
         and its lease is ours."""
-        with self.store.db.write():
+        with holding(self.store, self.job.pipeline):
             self.records.require_job(self.job.job_id)
-            self.store.coordination.confirm(pipeline_lease(self.job.pipeline))
             self.repos.commit_tree(
                 self.job.pipeline,
                 output_branch,

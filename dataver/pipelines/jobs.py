@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import DataverError
+from ..errors import DataverError, LeaseLost
 from ..executors.base import DatumTask, Executor, JobTask
 from ..repos import RepoStore
 from ..runtimes.base import JobContext, Runtime, job_folder
 from ..secrets import secret_env
 from ..store import Store
 from . import planner
-from .committer import Committer
+from .committer import Committer, holding
 from .datums import InputCommit, compute_datums
 from .egress import egress
 from .models import JobInfo, JobInput
@@ -59,36 +59,44 @@ class JobRunner:
             described = executor.describe(runtime.describe(job.ctx))
         except DataverError as exc:  # e.g. the image is gone: the job records why it cannot run
             described = f"{runtime.name} ({exc})"
-        self.records.create_job(
-            job_id,
-            row,
-            described,
-            output_commit,
-            [JobInput(i.name, i.repo, i.branch, i.commit) for i in inputs],
-            global_id,
-        )
+        with holding(self.store, pipeline):
+            self.records.create_job(
+                job_id,
+                row,
+                described,
+                output_commit,
+                [JobInput(i.name, i.repo, i.branch, i.commit) for i in inputs],
+                global_id,
+            )
         try:
             with self.store.writing(), job_folder(self.store.root, job_id) as folder:
                 state, reason = self._execute(job, spec, row, inputs, runtime, executor, progress, folder, global_id)
         except KeyboardInterrupt:
-            self.records.finish_job(job_id, "killed", "interrupted")
+            self._finish(pipeline, job_id, "killed", "interrupted")
             raise
         except JobGone as exc:
             return self._cancelled(job_id, pipeline, str(exc), progress, global_id)
         except JobStopped:  # its row says so already
             state, reason = "killed", STOPPED
+        except LeaseLost:  # the job is another host's now: not a word more of it from here
+            raise
         except DataverError as exc:
             state, reason = "failure", str(exc)
         except Exception as exc:  # a runtime's or a library's failure still ends the job, with its reason
             state, reason = "failure", f"internal error: {type(exc).__name__}: {exc}"
         try:
-            self.records.finish_job(job_id, state, reason)
+            self._finish(pipeline, job_id, state, reason)
         except JobGone as exc:
             return self._cancelled(job_id, pipeline, str(exc), progress, global_id)
         info = self.records.job_info(self.records.job(job_id))
         if progress:
             progress(info)
         return info
+
+    def _finish(self, pipeline: str, job_id: str, state: str, reason: str) -> None:
+        """Record how the job ended, while its pipeline's lease is still ours (else LeaseLost)."""
+        with holding(self.store, pipeline):
+            self.records.finish_job(job_id, state, reason)
 
     def _cancelled(self, job_id: str, pipeline: str, reason: str, progress: Progress | None, global_id: str) -> JobInfo:
         """What is left to say of a job whose pipeline was deleted under it: no row, no commit."""
@@ -117,7 +125,8 @@ class JobRunner:
             job = replace(job, env={**job.env, **secret_env(self.store.root, wanted)})
         assert spec.input is not None  # spouts run no jobs
         datums = compute_datums(spec.input, {i.name: i for i in inputs}, self.store.trees, row.salt)
-        self.records.start_job(job.job_id, len(datums))
+        with holding(self.store, job.pipeline):
+            self.records.start_job(job.job_id, len(datums))
         if spec.job_timeout:  # counted from the start, as Pachyderm's worker does
             job = replace(job, deadline=time.time() + parse_duration(spec.job_timeout))
         every_job = spec.reprocess_spec == "every_job"

@@ -27,7 +27,7 @@ from ..repos import RepoStore
 from ..runtimes.base import JobContext, Runtime, sweep_work
 from ..store import Store
 from . import triggers
-from .committer import pipeline_lease
+from .committer import holding, pipeline_lease
 from .datums import InputCommit
 from .jobs import JobRunner, Progress
 from .models import JobInfo
@@ -210,7 +210,8 @@ class Scheduler:
         last = self.records.last_job(pipeline)
         if last is None or last.state not in ("running", "created"):
             return None
-        self.records.finish_job(last.id, "killed", "the process running this job died")
+        with holding(self.store, pipeline):
+            self.records.finish_job(last.id, "killed", "the process running this job died")
         return last.id
 
     def run_pending(self, progress: Progress | None = None) -> list[JobInfo]:

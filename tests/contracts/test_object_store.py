@@ -363,6 +363,31 @@ def test_an_unreachable_s3_server_is_one_clear_line_soon(tmp_path, monkeypatch, 
         store.close()
 
 
+def test_an_upload_in_parts_has_a_total_deadline(tmp_path, s3_bucket, s3_server):
+    """A bucket slow enough never to trip a request's own timeouts (each answer comes within
+    s3.read_timeout) still cannot hold a file's multipart upload beyond s3.upload_timeout: the
+    publish fails in one line naming the setting, and the object is not stored."""
+    from dataver.backends.s3 import Deadlines, S3ObjectStore
+
+    store = Store.open(tmp_path / "store")
+    try:
+        slow = Deadlines(read_timeout=30, upload_timeout=2)
+        objects = S3ObjectStore(store.root, s3_bucket, PackIndex(store.db), slow)
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(20 << 20))  # two parts
+        writer = objects.writer()
+        oid, _ = writer.add_file(big)
+        s3_server.pause()  # the upload's first request waits 5 s for its answer, then it goes on
+        threading.Timer(5, s3_server.resume).start()
+        started = time.monotonic()
+        _one_line_error(writer.publish, s3_bucket, "took more than s3.upload_timeout (2 s)")
+        assert time.monotonic() - started < 10
+        assert not objects.exists(oid)
+    finally:
+        s3_server.resume()
+        store.close()
+
+
 def test_a_missing_bucket_or_missing_credentials_say_what_to_do(tmp_path, s3_bucket, monkeypatch, aws_nowhere):
     from dataver.backends.s3 import S3ObjectStore
 

@@ -312,3 +312,17 @@ def test_no_task_carries_the_database_password_and_workers_log_in_with_their_own
     assert put.returncode == 1 and "refused the login of host" in put.stderr and "PGPASSWORD" in put.stderr
     assert password not in put.stderr and "Traceback" not in put.stderr, put.stderr
 
+
+def test_workers_outlive_a_postgresql_restart(dv, tmp_path, postgres_server):
+    """The workers keep their read-only connections between jobs: after PostgreSQL restarted,
+    they connect again by themselves, and the next job runs on them as before."""
+    path = _copy_pipeline(dv, tmp_path, 2, "cp $in /pfs/out/")
+    dv("create-pipeline", "-f", str(path))
+    _copied(dv, 2)
+    postgres_server.kill()
+    postgres_server.start()
+    (tmp_path / "f002").write_text("2\n")
+    put = dv("put-file", "in", "master", "-f", str(tmp_path / "f002"))
+    assert "(copy): 1 + 2 / 3 datums, success" in put.stderr, put.stderr
+    _copied(dv, 3)
+    assert {d["worker"] for d in _datums(dv) if d["state"] == "success"} <= {"w1", "w2"}

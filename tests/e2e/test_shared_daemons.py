@@ -5,6 +5,8 @@ other's daemon (LISTEN/NOTIFY, no polling); with daemons on both, every job runs
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -65,3 +67,76 @@ def test_two_daemons_never_run_the_same_job_twice(hosts, tmp_path):
     ]
     logs = a("daemon", "logs").stdout + b("daemon", "logs").stdout
     assert logs.count("(copy) success") == len(jobs)
+
+
+def _put(dv: Dv, tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_text(f"{name}\n")
+    dv("put-file", "in", "master", "-f", str(tmp_path / name))
+
+
+def test_a_daemon_outlives_a_postgresql_restart_and_runs_the_puts_made_after_it(hosts, tmp_path, postgres_server):
+    """PostgreSQL restarted under a running daemon: the daemon reconnects (its LISTEN connection
+    too) and runs the jobs of later puts; while the server was away, it said so in its log."""
+    a, b = hosts
+    _pipeline(a, tmp_path)
+    a("daemon", "start")
+    _put(b, tmp_path, "before")
+    b("wait-commit", "in@master", "--timeout", "120")
+    postgres_server.kill()
+    time.sleep(3)  # the daemon's next look at the database fails meanwhile
+    postgres_server.start()
+    _put(b, tmp_path, "after")
+    b("wait-commit", "in@master", "--timeout", "120")
+    assert b("get-file", "copy", "master", "after").stdout == "after\n"
+    assert a("daemon", "status").returncode == 0
+    assert "daemon stopped" not in a("daemon", "logs").stdout
+
+
+def _daemon_pid(dv: Dv) -> int:
+    return json.loads((dv.root / "daemon.pid").read_text())["pid"]  # type: ignore[attr-defined]
+
+
+def _jobs(dv: Dv) -> list[dict]:
+    return json.loads(dv("list-job", "-p", "copy", "--json").stdout)
+
+
+def _until(what: Callable[[], bool], timeout: float, why: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, why()
+        time.sleep(0.3)
+
+
+def test_a_daemon_paused_past_its_lease_never_overwrites_the_job_the_other_host_took_over(hosts, tmp_path):
+    """a's daemon is frozen (SIGSTOP) mid-job for longer than its lease; b's daemon marks that job
+    killed and reruns it. a, resumed, finds it no longer holds the lease before its next write:
+    the record b wrote stays exactly as b wrote it, and a says in one line that it lost the lease."""
+    a, b = hosts
+    a("create-repo", "in")
+    for i in range(4):
+        _put(a, tmp_path, f"f{i}")
+    a("daemon", "start")
+    path = tmp_path / "copy.json"
+    path.write_text(json.dumps(spec("copy", "sleep 2; cp -r /pfs/in/. /pfs/out/", pfs("in"))))
+    a("create-pipeline", "-f", str(path))  # its first job runs in a's daemon
+    _until(lambda: [j["state"] for j in _jobs(a)] == ["running"], 120, lambda: a("daemon", "logs").stdout)
+    paused = _daemon_pid(a)
+    os.kill(paused, signal.SIGSTOP)
+    try:
+        time.sleep(7)  # the lease (5 s) runs out
+        b("daemon", "start")
+        _until(
+            lambda: [j["state"] for j in _jobs(b)] == ["success", "killed"],
+            120,
+            lambda: b("list-job").stdout + b("daemon", "logs").stdout,
+        )
+        taken_over = _jobs(b)[1]["id"]
+        as_b_wrote = b("inspect-job", taken_over, "--json").stdout
+    finally:
+        os.kill(paused, signal.SIGCONT)
+    _until(lambda: "lost its lease" in a("daemon", "logs").stdout, 60, lambda: a("daemon", "logs").stdout)
+    time.sleep(3)  # whatever a would still write
+    assert b("inspect-job", taken_over, "--json").stdout == as_b_wrote
+    lost = [line for line in a("daemon", "logs").stdout.splitlines() if "lost its lease" in line]
+    assert len(lost) == 1 and "pipeline/copy" in lost[0], lost
+    assert [j["state"] for j in _jobs(b)] == ["success", "killed"]

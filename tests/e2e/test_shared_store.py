@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from helpers import pfs, spec
 
+from dataver.backends.s3 import Deadlines
+
 PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
 
@@ -145,6 +147,66 @@ def test_the_s3_server_going_away_gives_one_line_and_changes_nothing(hosts, tmp_
     assert len(json.loads(b("glob-file", "r", "master", "/*/*", "--json").stdout)) == 51
 
 
+def _stalled_put(
+    a, path: Path, s3_server, mid_upload: bool, read_timeout: int
+) -> tuple[subprocess.CompletedProcess, float]:
+    """Run a put of `path` on host `a` while S3 stalls (accepts connections, answers nothing) from
+    the start, or from the moment its multipart upload has begun, until the put ends. Returns the
+    put and how long it took once S3 stalled."""
+    bucket = a("config", "get", "objects").stdout.strip()[len("s3://") :].split("/")[0]
+    env = {**os.environ, "DATAVER_ROOT": str(a.root), "DATAVER_S3_READ_TIMEOUT": str(read_timeout)}
+    if not mid_upload:
+        s3_server.pause()
+    put = subprocess.Popen(
+        [sys.executable, "-m", "dataver", "put-file", "r", "master", "-f", str(path)],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if mid_upload:
+            watcher = s3_server.client()
+            while not watcher.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+                assert put.poll() is None, put.communicate()
+                time.sleep(0.02)
+            s3_server.pause()
+        stalled = time.monotonic()
+        out, err = put.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        put.kill()
+        put.communicate()
+        pytest.fail(f"a put to a stalled S3 still hangs after {time.monotonic() - stalled:.0f} s")
+    finally:
+        s3_server.resume()
+    return subprocess.CompletedProcess(put.args, put.returncode, out, err), time.monotonic() - stalled
+
+
+@pytest.mark.parametrize("mid_upload", [False, True], ids=["from-the-start", "mid-upload"])
+def test_a_big_put_to_a_stalled_s3_fails_in_one_line_within_its_deadline(hosts, tmp_path, s3_server, mid_upload):
+    """A file uploaded in parts (40 MB, three parts) while S3 stalls: every request has its
+    deadlines (s3.connect_timeout, s3.read_timeout, s3.retries), so the put fails in one line naming
+    the bucket and the settings, within `Deadlines.stall_bound` (55 s by default; the mid-upload case
+    sets s3.read_timeout to 4 s, which must be honoured), nothing committed."""
+    a, b = hosts
+    a("create-repo", "r")
+    a("put-file", "r", "master", "/", "-r", "-f", str(_files(tmp_path / "seed", 1)))
+    before = a("list-commit", "r@master", "--json").stdout
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(40 << 20))
+    deadlines = Deadlines(read_timeout=4) if mid_upload else Deadlines()
+    failed, took = _stalled_put(a, big, s3_server, mid_upload, deadlines.read_timeout)
+    line = _one_line_error(failed)
+    objects = a("config", "get", "objects").stdout.strip()
+    assert objects in line and "cannot be reached" in line and f"s3.read_timeout {deadlines.read_timeout} s" in line
+    assert took < deadlines.stall_bound + 5, f"took {took:.0f} s"
+    assert b("list-commit", "r@master", "--json").stdout == before
+    assert a("fsck").returncode == 0
+    a("put-file", "r", "master", "-f", str(big))  # S3 back: the same put works
+    assert json.loads(b("inspect-file", "r", "master", "big.bin", "--json").stdout)["size"] == 40 << 20
+
+
 def test_postgresql_going_away_gives_one_line_and_changes_nothing(hosts, tmp_path, postgres_server):
     a, b = hosts
     a("create-repo", "r")
@@ -163,6 +225,39 @@ def test_postgresql_going_away_gives_one_line_and_changes_nothing(hosts, tmp_pat
         postgres_server.start()
     assert b("list-commit", "r@master", "--json").stdout == before
     assert b("fsck").returncode == 0
+
+
+def test_postgresql_lost_during_create_pipelines_first_job_says_the_pipeline_stands(hosts, tmp_path, postgres_server):
+    """The pipeline was created, then the database went away while its first job ran: the one
+    line must not say that nothing was changed, and the pipeline is there once PostgreSQL is back."""
+    a, b = hosts
+    a("create-repo", "in")
+    (tmp_path / "x").write_text("x\n")
+    a("put-file", "in", "master", "-f", str(tmp_path / "x"))
+    path = tmp_path / "slow.json"
+    path.write_text(json.dumps(spec("slow", "sleep 4; cp -r /pfs/in/. /pfs/out/", pfs("in"))))
+    env = {**os.environ, "DATAVER_ROOT": str(a.root)}
+    create = subprocess.Popen(
+        [sys.executable, "-m", "dataver", "create-pipeline", "-f", str(path)],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not json.loads(b("list-job", "--json").stdout):  # created, and its first job started
+            assert create.poll() is None and time.monotonic() < deadline, create.communicate()
+            time.sleep(0.2)
+        postgres_server.kill()
+        out, err = create.communicate(timeout=120)
+    finally:
+        postgres_server.start()
+    line = _one_line_error(subprocess.CompletedProcess(create.args, create.returncode, out, err))
+    assert "metadata database postgresql://" in line and "cannot be reached" in line, line
+    assert "nothing was changed" not in line and "what it changed before this stands" in line, line
+    assert [p["name"] for p in json.loads(b("list-pipeline", "--json").stdout)] == ["slow"]
 
 
 def test_gc_on_one_host_frees_what_no_commit_references_and_the_other_still_reads_the_rest(
