@@ -167,7 +167,7 @@ def test_a_workers_view_of_the_store_reads_metadata_only(tmp_path):
     corrupt_object(store, oid)
     view = store.address.open_objects(tmp_path / "scratch")
     with pytest.raises(DataverError, match="read-only|not writable"):
-        view.index.add([(hash_bytes(b"x"), "nopack", 0, 1)])
+        view.index.add([(hash_bytes(b"x"), "0" * 32, 0, 1)])
     with pytest.raises(Corruption) as raised:
         view.verify(oid)
     assert (raised.value.oid, view.index.locate(oid) is not None) == (oid, True)
