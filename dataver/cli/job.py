@@ -12,7 +12,7 @@ from ..names import COMMIT_ID_RE
 from . import output
 from .progress import datum_counts
 from .repo import JsonOpt
-from .session import client, required_ref, target
+from .session import Part, client, required_ref, target
 
 if TYPE_CHECKING:
     from ..pipelines.models import DatumInfo
@@ -264,7 +264,7 @@ def provenance(
     json: JsonOpt = False,
 ) -> None:
     """Where a file came from: the job and datum that wrote it, and their inputs, back to the source."""
-    t = target(address, what="REPO REF PATH", path=True)
+    t = target(address, what="REPO REF PATH", path=Part.REQUIRED)
     if not t.path:
         raise InvalidArgument("provenance needs a file path")
     node = client(ctx).file_provenance(t.repo, required_ref(t), t.path)
