@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import InvalidArgument, NotFound
-from .names import normalize_path
+from .names import as_typed, normalize_path
 
 
 def _check_readable(path: Path) -> None:
@@ -41,7 +41,7 @@ def expand_source(
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise NotFound(f"source {source} does not exist: check the path given to -f") from None
+        raise NotFound(f"source {as_typed(source)} does not exist: check the path given to -f") from None
     except OSError as exc:
         raise InvalidArgument(f"cannot read {source}: {exc.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
@@ -53,10 +53,10 @@ def expand_source(
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgument(f"{source} is not a regular file: put-file takes files, directories (-r) or '-'")
     _check_readable(path)
+    if dest is not None and not into_folder:  # the host file's own name plays no part
+        return [(dest, str(path))]
     name = normalize_path(path.name, allow_root=False)
-    if dest is None:
-        return [(name, str(path))]
-    return [(f"{dest}/{name}" if into_folder else dest, str(path))]
+    return [(f"{dest}/{name}" if dest is not None else name, str(path))]
 
 
 def _folder_name(source: str) -> str:

@@ -3,11 +3,17 @@ cannot hold, bytes that are not UTF-8. Each is refused in one line before anythi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import typer
+from typer.models import TyperPath
 
 from dataver.cli import helptext
 from dataver.cli.main import app
+from dataver.cli.text import HostPath, StringParamType
 
 
 def _leaves() -> list[tuple[str, object]]:
@@ -106,7 +112,9 @@ def _full_words(name: str, command: object) -> list[str] | None:
 def test_every_list_argument_is_known_here():
     """A new command taking a list of words must say here how many it takes (and so be tested)."""
     variadic = {
-        name for name, command in _leaves() if any(p.nargs == -1 for p in command.params)  # type: ignore[attr-defined]
+        name
+        for name, command in _leaves()
+        if any(p.nargs == -1 for p in command.params)  # type: ignore[attr-defined]
     }
     assert variadic == set(VARIADIC)
 
@@ -134,3 +142,91 @@ def test_a_path_given_to_a_command_that_takes_none_is_refused(cli, args):
     done = cli(*args)
     assert done.code == 2
     assert "unexpected extra argument" in _one_error_line(done.err)
+
+
+# ---- 18: bytes that are not UTF-8 ----------------------------------------------------------
+
+BAD = b"\xff\xfe"
+TYPED = os.fsdecode(BAD)  # what Python makes of those bytes in argv: lone surrogates
+
+
+def _kind(param: object) -> str:
+    """ "host": a host file's name may be any bytes, so these keep what was typed; "text": refused
+    for not being UTF-8; "other": refused as not a number, say."""
+    kind = param.type  # type: ignore[attr-defined]
+    if isinstance(kind, (HostPath, TyperPath)):
+        return "host"
+    return "text" if isinstance(kind, StringParamType) else "other"
+
+
+def _bad_word_cases() -> list[object]:
+    """(command, words, kind of word) for every word of every command, named after the word: the
+    words it needs, with the bad bytes in one of them (each word of a list in turn)."""
+    cases = []
+    for name, command in _leaves():
+        params = command.params  # type: ignore[attr-defined]
+        required = [p for p in params if p.param_type_name == "option" and p.required]
+        arguments = [p for p in params if p.param_type_name == "argument"]
+        words = [list(VARIADIC.get(name) or ["r"]) if p.nargs == -1 else ["w"] for p in arguments]
+        for i, param in enumerate(arguments):
+            for j in range(len(words[i])):
+                given = [list(w) for w in words]
+                given[i][j] = TYPED
+                options = [w for p in required for w in (p.opts[0], "v")]
+                case = (name, [*options, *sum(given, [])], _kind(param))
+                cases.append(pytest.param(*case, id=f"{name} {param.name}[{j}]"))
+        for param in params:
+            if param.param_type_name == "option" and not param.is_flag and param.name != "help":
+                options = [w for p in required if p is not param for w in (p.opts[0], "v")]
+                case = (name, [*options, *sum(words, []), param.opts[0], TYPED], _kind(param))
+                cases.append(pytest.param(*case, id=f"{name} {param.opts[0]}"))
+    return cases
+
+
+@pytest.mark.parametrize(("name", "words", "kind"), _bad_word_cases())
+def test_every_word_that_is_not_utf8_is_refused_in_one_line(client, cli, tmp_path, monkeypatch, name, words, kind):
+    client.create_repo("r")
+    client.put_file("r", "master", "a", source=b"A")
+    monkeypatch.chdir(tmp_path)  # get-file -o and the like write where they are told: here
+    serving = ["--background"] if name == "mount" else []  # in the foreground it serves until unmounted
+    done = cli(*name.split(), *serving, *words, input=b"")
+    if serving:
+        cli("unmount", "--all")
+    if kind == "host" and done.code == 0:
+        return  # a host file may have such a name
+    assert done.code != 0
+    line = _one_error_line(done.err)
+    if kind == "text":
+        assert done.code == 2 and "is not valid UTF-8" in line and "'\\xff\\xfe'" in line
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["list-job", BAD],
+        ["inspect-job", BAD],
+        ["list-datum", BAD],
+        ["wait-job", BAD],
+        ["stop-job", BAD],
+        ["delete-job", BAD],
+        ["put-file", "r", "master", BAD],
+        ["put-file", b"r@master:/" + BAD],
+        ["--project", BAD, "list-repo"],
+    ],
+    ids=lambda words: " ".join(os.fsdecode(w) for w in words),
+)
+def test_bytes_in_argv_give_one_line_not_a_traceback(client, root, words):
+    """As a shell hands them over: the real process, bytes in its argv."""
+    client.create_repo("r")
+    done = subprocess.run(
+        [sys.executable, "-m", "dataver", "--root", str(root), *words],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+        timeout=60,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "is not valid UTF-8" in err and "\\xff\\xfe'" in err
+    assert [c.id for c in client.list_commits("r")] == []

@@ -15,6 +15,7 @@ from . import output
 from .progress import TransferBar
 from .repo import JsonOpt
 from .session import Part, client, commit_note, required_ref, target
+from .text import HostPath
 
 if TYPE_CHECKING:
     from ..splits import Split
@@ -39,7 +40,10 @@ def put_file(
     source: Annotated[
         list[str] | None,
         typer.Option(
-            "--file", "-f", help="Host file, directory (with -r), http(s) URL, or - for stdin (default); repeatable."
+            "--file",
+            "-f",
+            help="Host file, directory (with -r), http(s) URL, or - for stdin (default); repeatable.",
+            click_type=HostPath(),
         ),
     ] = None,
     inputs: Annotated[

@@ -38,6 +38,7 @@ from . import (
     repo,
     secret,
     service,
+    text,
     transaction,
 )
 from .session import Session
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (and exits with it)."""
     command = typer.main.get_command(app)
     helptext.finish(command)
+    text.require_text(command)
     try:
         result = command.main(args=argv, prog_name="dataver", standalone_mode=False)
         code = result if isinstance(result, int) else 0

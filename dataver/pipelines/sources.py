@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgument
+from ..names import as_typed
 from .spec import split_specs
 
 FETCH_TIMEOUT = 30
@@ -65,7 +66,7 @@ def _render_jsonnet(template: str, args: dict[str, str]) -> SpecSource:
     except ImportError:
         raise InvalidArgument("--jsonnet needs the jsonnet package: pip install jsonnet") from None
     try:
-        rendered = _jsonnet.evaluate_snippet(template, text, tla_vars=args)
+        rendered = _jsonnet.evaluate_snippet(as_typed(template), text, tla_vars=args)  # its name must be text
     except RuntimeError as exc:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         hint = " (give it with --arg NAME=VALUE)" if "not bound" in lines[0] else ""
