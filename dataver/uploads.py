@@ -110,6 +110,16 @@ def _check_utf8(name: str, host: str) -> None:
         ) from None
 
 
+def _check_name(name: str, where: str) -> None:
+    """Refuse a name from outside (a URL's, an archive member's) that the store would refuse
+    as a path, or this host could not hold (over 255 bytes a component), before anything is
+    written: the host's own error would name a temporary file and leave the reason unsaid."""
+    try:
+        normalize_path(name)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where} {exc} (nothing was put)") from None
+
+
 def _check_link(link: str, top: Path, top_real: str) -> None:
     real = os.path.realpath(link)
     if not real.startswith(top_real + os.sep) or not os.path.isfile(real):
@@ -164,6 +174,7 @@ def fetch(url: str, folder: Path) -> Path:
     name = Path(urllib.parse.urlsplit(url).path).name
     if not name:
         raise InvalidArgument(f"{url} names no file (its path ends in /): give a destination path")
+    _check_name(name, f"{url[:100]}{'...' if len(url) > 100 else ''} (the file it names):")  # before a byte is fetched
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     try:
@@ -200,6 +211,7 @@ def untar(archive: str | BinaryIO, folder: Path) -> Path:
                     f"{shown}: member {member.name} is not a plain file or folder inside the archive "
                     "(links, devices and paths leaving it are refused): nothing was put"
                 )
+            _check_name(member.name, f"{shown}: member")
             member.mode = 0o755 if member.isdir() else 0o644
             tar.extract(member, folder)
     return folder

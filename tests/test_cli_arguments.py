@@ -230,3 +230,62 @@ def test_bytes_in_argv_give_one_line_not_a_traceback(client, root, words):
     assert "Traceback" not in err and err.count("\n") == 1
     assert "is not valid UTF-8" in err and "\\xff\\xfe'" in err
     assert [c.id for c in client.list_commits("r")] == []
+
+
+# ---- 17: a name the host cannot hold ---------------------------------------------------------
+
+LONG = "x" * 300  # bytes in one name: filesystems hold 255
+
+
+def _archive(name: str) -> bytes:
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        member = tarfile.TarInfo(name)
+        member.size = 1
+        tar.addfile(member, io.BytesIO(b"A"))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("how", "stdin"),
+    [
+        (["put-file", "r", "master", f"/{LONG}", "-f", "{file}"], None),
+        (["put-file", f"r@master:/{LONG}"], b"A"),
+        (["put-file", "r", "master", f"/d/{LONG}/", "-f", "{file}"], None),
+        (["put-file", "r", "master", f"/{LONG}", "-r", "-f", "{folder}"], None),
+        (["put-file", "r", "master", f"/{LONG}", "--full-path", "-f", "{file}"], None),
+        (["put-file", "r", "master", f"/{LONG}", "--split", "line"], b"a\nb\n"),
+        (["put-file", "r", "master", "-f", f"http://127.0.0.1:9/{LONG}"], None),
+        (["put-file", "r", "master", "--untar", "-f", "{archive}"], None),
+        (["put-file", "r@master:/", "--untar"], _archive(f"d/{LONG}")),
+        (["copy-file", "r@master:/a", f"r@master:/{LONG}"], None),
+    ],
+    ids=["file", "stdin", "into-folder", "folder", "full-path", "split", "url", "untar", "untar-stdin", "copy-file"],
+)
+def test_a_name_over_255_bytes_is_refused_when_put_and_nothing_lands(client, cli, tmp_path, how, stdin):
+    client.create_repo("r")
+    client.put_file("r", "master", "a", source=b"A")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "f").write_bytes(b"F")
+    (tmp_path / "file").write_bytes(b"F")
+    (tmp_path / "archive.tar").write_bytes(_archive(LONG))
+    places = {"{file}": tmp_path / "file", "{folder}": tmp_path / "folder", "{archive}": tmp_path / "archive.tar"}
+    before = [c.id for c in client.list_commits("r")]
+    done = cli(*[str(places.get(word, word)) for word in how], input=stdin)
+    assert done.code == 2, done.err
+    assert "has a name of 300 bytes: a file or folder name may have at most 255" in _one_error_line(done.err)
+    assert [c.id for c in client.list_commits("r")] == before
+    assert [f.path for f in client.list_files("r", "master")] == ["/a"]
+
+
+def test_a_long_name_put_in_a_transaction_is_refused_then_and_there(client, cli):
+    client.create_repo("r")
+    assert cli("start-transaction").code == 0
+    done = cli("put-file", f"r@master:/{LONG}", input=b"A")
+    assert done.code == 2 and "has a name of 300 bytes" in _one_error_line(done.err)
+    finished = cli("finish-transaction")
+    assert finished.code == 0 and "0 request(s)" in finished.out
+    assert client.list_commits("r") == []
