@@ -60,6 +60,16 @@ def test_create_branch_on_an_existing_branch_is_refused_and_its_files_stay(clien
     assert [f.path for f in client.list_files("r", "master")] == ["/a"]
 
 
+def test_create_branch_in_a_transaction_is_refused_when_queued(client, cli):
+    client.create_repo("r")
+    client.put_file("r", "master", "a", source=b"A")
+    assert cli("start-transaction").code == 0
+    refused = cli("create-branch", "r", "master")
+    assert refused.code == 1 and "branch r@master already exists" in _one_error_line(refused.err)
+    assert "0 request(s)" in cli("finish-transaction").out
+    assert [f.path for f in client.list_files("r", "master")] == ["/a"]
+
+
 def test_create_branch_on_an_empty_branch_or_a_new_one_still_works(client, cli):
     client.create_repo("r")
     assert cli("create-branch", "r", "dev").code == 0
