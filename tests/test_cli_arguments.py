@@ -299,3 +299,33 @@ def test_a_long_name_put_in_a_transaction_is_refused_then_and_there(client, cli)
     finished = cli("finish-transaction")
     assert finished.code == 0 and "0 request(s)" in finished.out
     assert client.list_commits("r") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["create-pipeline", "-f", "{file}"],
+            "spec file {file} is not UTF-8 text (byte at offset 1): save it as UTF-8",
+        ),
+        (["create-secret", "-f", "{file}"], "a file or input read as text is not UTF-8 (byte 0xff at 1)"),
+    ],
+    ids=["spec", "secret"],
+)
+def test_a_file_named_on_the_command_line_that_is_not_utf8_gives_one_line(client, cli, tmp_path, args, said):
+    named = tmp_path / "named.json"
+    named.write_bytes(b"{\xff}")
+    done = cli(*[a.replace("{file}", str(named)) for a in args])
+    assert done.code == 2
+    assert said.replace("{file}", str(named)) in _one_error_line(done.err)
+
+
+def test_a_list_of_sources_may_name_host_files_that_are_not_utf8(client, cli, tmp_path):
+    client.create_repo("r")
+    named = tmp_path / os.fsdecode(b"\xff.csv")
+    named.write_bytes(b"F")
+    listed = tmp_path / "list.txt"
+    listed.write_bytes(bytes(named) + b"\n")
+    done = cli("put-file", "r", "master", "/f.csv", "-i", str(listed))
+    assert done.code == 0, done.err
+    assert client.get_file("r", "master", "f.csv") == b"F"

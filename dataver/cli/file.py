@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -87,7 +88,8 @@ def put_file(
     sources = list(source or [])
     if inputs is not None:
         try:
-            sources += [line.strip() for line in inputs.read_text().splitlines() if line.strip()]
+            listed = os.fsdecode(inputs.read_bytes())  # host paths: any bytes, as their names may be
+            sources += [line.strip() for line in listed.splitlines() if line.strip()]
         except OSError as exc:
             raise InvalidArgument(f"cannot read the list of sources {inputs}: {exc.strerror}") from None
     if "-" in sources and len(sources) > 1:
