@@ -161,7 +161,7 @@ def _unescape(field: str) -> str:
 def dataver_mounts() -> dict[Path, str]:
     """Every dataver mount this process can see: mount point -> source (which names the store)."""
     try:
-        lines = MOUNTINFO.read_text().splitlines()
+        lines = os.fsdecode(MOUNTINFO.read_bytes()).splitlines()  # a mount point may be any bytes, as any name
     except OSError:
         return {}
     found = {}

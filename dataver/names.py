@@ -103,6 +103,15 @@ def is_stored_path(path: str) -> bool:
     return len(parts) <= MAX_DEPTH and all(is_component(p) for p in parts)
 
 
+def as_typed(text: str) -> str:
+    """`text` printable as the user typed it: a byte that was not UTF-8 (a lone surrogate, as
+    Python decodes such arguments and file names) shown as \\xNN."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode()
+
+
 def normalize_path(path: str, *, allow_root: bool = True) -> str:
     """'/a//b/' -> 'a/b'. Refuses NUL, '.', '..' and (unless allowed) the root itself."""
     if "\x00" in path:
@@ -117,9 +126,16 @@ def normalize_path(path: str, *, allow_root: bool = True) -> str:
             raise InvalidArgument(
                 f"path {path!r} uses '{part}': paths are relative to the repo root and cannot leave it"
             )
-        if len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT_BYTES:
+        try:
+            size = len(part.encode("utf-8"))
+        except UnicodeEncodeError:  # a byte that is not UTF-8, handed over by Python as a lone surrogate
             raise InvalidArgument(
-                f"path {path[:60]!r}... has a name of {len(part.encode('utf-8', 'surrogateescape'))} bytes: "
+                f"path '{as_typed(path)[:80]}' is not valid UTF-8: paths in a repo are text; "
+                "rename it (e.g. with `convmv`)"
+            ) from None
+        if size > MAX_COMPONENT_BYTES:
+            raise InvalidArgument(
+                f"path {path[:60]!r}... has a name of {size} bytes: "
                 f"a file or folder name may have at most {MAX_COMPONENT_BYTES} (what filesystems hold): shorten it"
             )
     if not parts and not allow_root:

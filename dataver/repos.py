@@ -95,10 +95,19 @@ class RepoStore:
         return self.refs.branch(repo, name)
 
     def create_branch(self, repo: str, name: str, head: CommitRef | None = None) -> BranchInfo:
-        """Create a branch, or move an existing one to `head` (as pachctl's create branch does)."""
+        """Create a branch, or move an existing one to `head` (as pachctl's create branch does).
+
+        Without a `head`, an existing branch with commits is refused rather than emptied: its
+        next commit would start a new history and its files would vanish downstream."""
         check_name("branch", name)
         with self.db.write():
             self.require_repo(repo)
+            existing = self._branch(repo, name)
+            if head is None and existing is not None and existing.head is not None:
+                raise AlreadyExists(
+                    f"branch {repo}@{name} already exists (at commit {existing.head}): to move it, name where, "
+                    f"e.g. `dataver create-branch {repo} {name} --head {name}^` (nothing was changed)"
+                )
             head_id = self.resolve(repo, head).id if head is not None else None
             self.refs.set_branch(repo, name, head_id)
             self.db.after_commit(self._notify)

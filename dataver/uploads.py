@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import InvalidArgument, NotFound
-from .names import normalize_path
+from .names import as_typed, normalize_path
 
 
 def _check_readable(path: Path) -> None:
@@ -41,7 +41,7 @@ def expand_source(
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise NotFound(f"source {source} does not exist: check the path given to -f") from None
+        raise NotFound(f"source {as_typed(source)} does not exist: check the path given to -f") from None
     except OSError as exc:
         raise InvalidArgument(f"cannot read {source}: {exc.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
@@ -53,10 +53,10 @@ def expand_source(
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgument(f"{source} is not a regular file: put-file takes files, directories (-r) or '-'")
     _check_readable(path)
+    if dest is not None and not into_folder:  # the host file's own name plays no part
+        return [(dest, str(path))]
     name = normalize_path(path.name, allow_root=False)
-    if dest is None:
-        return [(name, str(path))]
-    return [(f"{dest}/{name}" if into_folder else dest, str(path))]
+    return [(f"{dest}/{name}" if dest is not None else name, str(path))]
 
 
 def _folder_name(source: str) -> str:
@@ -108,6 +108,16 @@ def _check_utf8(name: str, host: str) -> None:
         raise InvalidArgument(
             f"{shown} has a name that is not valid UTF-8: rename it (e.g. with `convmv`) and retry"
         ) from None
+
+
+def _check_name(name: str, where: str) -> None:
+    """Refuse a name from outside (a URL's, an archive member's) that the store would refuse
+    as a path, or this host could not hold (over 255 bytes a component), before anything is
+    written: the host's own error would name a temporary file and leave the reason unsaid."""
+    try:
+        normalize_path(name)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where} {exc} (nothing was put)") from None
 
 
 def _check_link(link: str, top: Path, top_real: str) -> None:
@@ -164,6 +174,7 @@ def fetch(url: str, folder: Path) -> Path:
     name = Path(urllib.parse.urlsplit(url).path).name
     if not name:
         raise InvalidArgument(f"{url} names no file (its path ends in /): give a destination path")
+    _check_name(name, f"{url[:100]}{'...' if len(url) > 100 else ''} (the file it names):")  # before a byte is fetched
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     try:
@@ -200,6 +211,7 @@ def untar(archive: str | BinaryIO, folder: Path) -> Path:
                     f"{shown}: member {member.name} is not a plain file or folder inside the archive "
                     "(links, devices and paths leaving it are refused): nothing was put"
                 )
+            _check_name(member.name, f"{shown}: member")
             member.mode = 0o755 if member.isdir() else 0o644
             tar.extract(member, folder)
     return folder

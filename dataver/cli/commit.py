@@ -12,7 +12,7 @@ from ..names import COMMIT_ID_RE
 from . import output
 from .file import Quiet
 from .repo import JsonOpt
-from .session import client, commit_note, required_ref, target
+from .session import Part, client, commit_note, required_ref, target
 
 app = typer.Typer()
 COMMIT = "REPO REF or REPO@REF (a branch, commit id or prefix, branch^N)"
@@ -93,7 +93,7 @@ def list_commit(
     elif len(address) == 1 and COMMIT_ID_RE.match(address[0]):  # as pachctl tells them apart
         commits = client(ctx).commit_set(address[0])[:number]
     else:
-        t = target(address, what="REPO[@BRANCH]", ref=False)
+        t = target(address, what="REPO[@BRANCH]", ref=Part.OPTIONAL)
         commits = client(ctx).list_commits(t.repo, t.ref.base if t.ref else None, number)
     if json:
         return output.as_json(commits)

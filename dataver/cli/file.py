@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,7 +15,8 @@ from ..names import parse_address
 from . import output
 from .progress import TransferBar
 from .repo import JsonOpt
-from .session import client, commit_note, required_ref, target
+from .session import Part, client, commit_note, required_ref, target
+from .text import HostPath
 
 if TYPE_CHECKING:
     from ..splits import Split
@@ -39,7 +41,10 @@ def put_file(
     source: Annotated[
         list[str] | None,
         typer.Option(
-            "--file", "-f", help="Host file, directory (with -r), http(s) URL, or - for stdin (default); repeatable."
+            "--file",
+            "-f",
+            help="Host file, directory (with -r), http(s) URL, or - for stdin (default); repeatable.",
+            click_type=HostPath(),
         ),
     ] = None,
     inputs: Annotated[
@@ -79,11 +84,12 @@ def put_file(
     which commit it made (repo@id, files and bytes put) unless --quiet. 1.x's -c and -o are
     what put-file does anyway.
     """
-    t = target(address, what="REPO BRANCH [PATH]")
+    t = target(address, what="REPO BRANCH [PATH]", path=Part.OPTIONAL)
     sources = list(source or [])
     if inputs is not None:
         try:
-            sources += [line.strip() for line in inputs.read_text().splitlines() if line.strip()]
+            listed = os.fsdecode(inputs.read_bytes())  # host paths: any bytes, as their names may be
+            sources += [line.strip() for line in listed.splitlines() if line.strip()]
         except OSError as exc:
             raise InvalidArgument(f"cannot read the list of sources {inputs}: {exc.strerror}") from None
     if "-" in sources and len(sources) > 1:
@@ -135,7 +141,7 @@ def get_file(
     recursive: Recursive = False,
 ) -> None:
     """Print a file's bytes (verified against its hash), or save it or a directory with -o."""
-    t = target(address, what=FILE, path=not recursive)
+    t = target(address, what=FILE, path=Part.OPTIONAL if recursive else Part.REQUIRED)
     c = client(ctx)
     if out is not None:
         bar = TransferBar("fetching")
@@ -161,7 +167,7 @@ def list_file(
     json: JsonOpt = False,
 ) -> None:
     """List a directory of a commit (the root by default), or with --history a file's versions."""
-    t = target(address, what="REPO REF [PATH]")
+    t = target(address, what="REPO REF [PATH]", path=Part.OPTIONAL)
     if history:
         versions = client(ctx).file_history(t.repo, required_ref(t), t.path or "")
         if json:
@@ -183,7 +189,7 @@ def find_commits(
     json: JsonOpt = False,
 ) -> None:
     """List the commits, newest first, that added, modified or deleted a path."""
-    t = target(address, what="REPO REF PATH", path=True)
+    t = target(address, what="REPO REF PATH", path=Part.REQUIRED)
     found = client(ctx).find_commits(t.repo, required_ref(t), t.path or "")
     if json:
         return output.as_json([{"commit": commit, "change": kind} for commit, kind in found])
@@ -197,7 +203,7 @@ def glob_file(
     json: JsonOpt = False,
 ) -> None:
     """List the files and directories a glob pattern matches (as a pipeline input would)."""
-    t = target(address, what="REPO REF PATTERN", path=True)
+    t = target(address, what="REPO REF PATTERN", path=Part.REQUIRED)
     files = client(ctx).glob_files(t.repo, required_ref(t), "/" + (t.path or ""))
     if json:
         return output.as_json(files)
@@ -212,7 +218,7 @@ def inspect_file(
     json: JsonOpt = False,
 ) -> None:
     """Show a file's type, size, content hash and the commit that last changed it."""
-    t = target(address, what=FILE, path=True)
+    t = target(address, what=FILE, path=Part.REQUIRED)
     if provenance:
         from .job import provenance as show_provenance
 
@@ -244,7 +250,9 @@ def diff_file(
     """Files added, modified and deleted between two commits (default: a commit and its parent)."""
     if "@" in address[0]:
         if len(address) > 2:
-            raise InvalidArgument("diff-file takes NEW [OLD], each as REPO@REF[:PATH]")
+            raise InvalidArgument(
+                f"unexpected extra argument {address[2]!r}: diff-file takes NEW [OLD], each as REPO@REF[:PATH]"
+            )
         new = parse_address(address[0])
         old = parse_address(address[1]) if len(address) > 1 else None
         if new.ref is None or (old is not None and old.ref is None):
@@ -254,7 +262,7 @@ def diff_file(
     else:
         t = target(address[:2], what="REPO NEW_REF [OLD_REF]")
         if len(address) > 3:
-            raise InvalidArgument("diff-file takes REPO NEW_REF [OLD_REF]")
+            raise InvalidArgument(f"unexpected extra argument {address[3]!r}: diff-file takes REPO NEW_REF [OLD_REF]")
         repo, new_ref, path, old_repo = t.repo, required_ref(t), "", None
         old_ref = target([address[0], address[2]], what="REPO OLD_REF").ref if len(address) > 2 else None
     changes = client(ctx).diff_files(repo, new_ref, old_ref, path, old_repo=old_repo)
@@ -269,7 +277,7 @@ def diff_file(
 @app.command("delete-file")
 def delete_file(ctx: typer.Context, address: Address, recursive: Recursive = False, quiet: Quiet = False) -> None:
     """Delete a file (or a directory with -r) in a new commit or the branch's open commit."""
-    t = target(address, what=FILE, path=not recursive)
+    t = target(address, what=FILE, path=Part.OPTIONAL if recursive else Part.REQUIRED)
     commit_note(ctx, quiet, lambda: f"deleted /{t.path or ''}")
     client(ctx).delete_file(t.repo, required_ref(t), t.path or "", recursive=recursive)
 

@@ -12,7 +12,8 @@ from ..names import COMMIT_ID_RE
 from . import output
 from .progress import datum_counts
 from .repo import JsonOpt
-from .session import client, required_ref, target
+from .session import Part, client, required_ref, target
+from .text import HostPath
 
 if TYPE_CHECKING:
     from ..pipelines.models import DatumInfo
@@ -26,7 +27,7 @@ INSPECT_DATUMS = 20
 def list_job(
     ctx: typer.Context,
     global_id: Annotated[
-        str | None, typer.Argument(help="A commit set's ID: only the jobs of that change.", show_default=False)
+        str | None, typer.Argument(help="GLOBAL_ID (a commit set's): only its jobs.", show_default=False)
     ] = None,
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline's jobs.")] = None,
     json: JsonOpt = False,
@@ -113,7 +114,10 @@ def list_datum(
     spec: Annotated[
         str | None,
         typer.Option(
-            "--file", "-f", help="A spec (or - for stdin): list the datums its job would have now (a dry run)."
+            "--file",
+            "-f",
+            help="A spec (or - for stdin): list the datums its job would have now (a dry run).",
+            click_type=HostPath(),
         ),
     ] = None,
     json: JsonOpt = False,
@@ -264,7 +268,7 @@ def provenance(
     json: JsonOpt = False,
 ) -> None:
     """Where a file came from: the job and datum that wrote it, and their inputs, back to the source."""
-    t = target(address, what="REPO REF PATH", path=True)
+    t = target(address, what="REPO REF PATH", path=Part.REQUIRED)
     if not t.path:
         raise InvalidArgument("provenance needs a file path")
     node = client(ctx).file_provenance(t.repo, required_ref(t), t.path)

@@ -38,6 +38,7 @@ from . import (
     repo,
     secret,
     service,
+    text,
     transaction,
 )
 from .session import Session
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (and exits with it)."""
     command = typer.main.get_command(app)
     helptext.finish(command)
+    text.require_text(command)
     try:
         result = command.main(args=argv, prog_name="dataver", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -195,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         code = _fail(f"the store's metadata database failed: {exc}: {advice}", 1)
     except KeyboardInterrupt:
         code = _fail("interrupted", 130)
+    except UnicodeDecodeError as exc:  # a file or stream read as text that is not; the last line of defence
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        code = _fail(f"a file or input read as text is not UTF-8 (byte 0x{byte} at {exc.start}): save it as UTF-8", 2)
     except BrokenPipeError:
         code = 0
     except OSError as exc:

@@ -15,17 +15,23 @@ from . import output
 from .progress import BuildStatus
 from .repo import AllProjects, JsonOpt
 from .session import client
+from .text import HostPath
 
 app = typer.Typer()
 SpecFile = Annotated[
     str | None,
     typer.Option(
-        "--file", "-f", help="Pipeline specs: a file, an http(s) URL or - (stdin); JSON, several JSON objects, or YAML."
+        "--file",
+        "-f",
+        help="Pipeline specs: a file, an http(s) URL or - (stdin); JSON, several JSON objects, or YAML.",
+        click_type=HostPath(),
     ),
 ]
 Jsonnet = Annotated[
     str | None,
-    typer.Option("--jsonnet", help="A Jsonnet template (file or URL) giving one spec or a list of them."),
+    typer.Option(
+        "--jsonnet", help="A Jsonnet template (file or URL) giving one spec or a list of them.", click_type=HostPath()
+    ),
 ]
 JsonnetArgs = Annotated[
     list[str] | None,

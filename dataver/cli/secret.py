@@ -10,6 +10,7 @@ import typer
 from . import output
 from .repo import JsonOpt
 from .session import client
+from .text import HostPath
 
 app = typer.Typer()
 
@@ -18,7 +19,10 @@ app = typer.Typer()
 def create_secret(
     ctx: typer.Context,
     manifest: Annotated[
-        str, typer.Option("--file", "-f", help="A Kubernetes Secret manifest (JSON or YAML), or - for stdin.")
+        str,
+        typer.Option(
+            "--file", "-f", help="A Kubernetes Secret manifest (JSON or YAML), or - for stdin.", click_type=HostPath()
+        ),
     ],
 ) -> None:
     """Create or replace a secret (kept on this host, readable by you only)."""

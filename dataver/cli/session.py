@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,13 +54,26 @@ def client(ctx: typer.Context) -> Client:
     return ctx.find_object(Session).client()
 
 
-def target(args: list[str], *, what: str, ref: bool = True, path: bool = False) -> Target:
-    """Parse `REPO REF PATH` or `REPO@REF:PATH`, insisting on the parts the command needs."""
+class Part(Enum):
+    """Whether a command takes a part of `REPO REF PATH`: an address with a part it does not take
+    is refused (an ignored word once emptied a branch: `create-branch r master extra`)."""
+
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+def target(args: list[str], *, what: str, ref: Part = Part.REQUIRED, path: Part = Part.NONE) -> Target:
+    """Parse `REPO REF PATH` or `REPO@REF:PATH`, insisting on the parts the command needs and
+    refusing the ones it does not take."""
     parsed = parse_target(args, what=what)
-    if ref and parsed.ref is None:
+    if ref is Part.REQUIRED and parsed.ref is None:
         raise InvalidArgument(f"missing branch or commit: expected {what}")
-    if path and parsed.path is None:
+    if path is Part.REQUIRED and parsed.path is None:
         raise InvalidArgument(f"missing path: expected {what}")
+    if path is Part.NONE and parsed.path is not None:
+        extra = args[2] if len(args) > 2 else args[0]
+        raise InvalidArgument(f"unexpected extra argument {extra!r}: expected {what} (no path)")
     return parsed
 
 

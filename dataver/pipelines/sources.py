@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgument
+from ..names import as_typed
 from .spec import split_specs
 
 FETCH_TIMEOUT = 30
@@ -41,12 +42,21 @@ def read_specs(spec: str | Path | dict, jsonnet_args: dict[str, str] | None = No
         return SpecSource(split_specs(_fetch(spec), spec), spec, None)
     if isinstance(spec, Path) or ("\n" not in spec and not spec.lstrip().startswith(("{", "["))):
         path = Path(spec)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InvalidArgument(f"cannot read spec file {path}: {exc.strerror}") from None
+        text = _read_text(path, "spec file")
         return SpecSource(split_specs(text, str(path)), str(path), path)
     return SpecSource(split_specs(spec, "the spec"), "the spec", None)
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The text of a file a user named, or one line saying why it cannot be had."""
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {what} {as_typed(str(path))}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(
+            f"{what} {as_typed(str(path))} is not UTF-8 text (byte at offset {exc.start}): save it as UTF-8"
+        ) from None
 
 
 def _render_jsonnet(template: str, args: dict[str, str]) -> SpecSource:
@@ -56,16 +66,13 @@ def _render_jsonnet(template: str, args: dict[str, str]) -> SpecSource:
         text, path = _fetch(template), None
     else:
         path = Path(template)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InvalidArgument(f"cannot read Jsonnet template {path}: {exc.strerror}") from None
+        text = _read_text(path, "Jsonnet template")
     try:
         import _jsonnet
     except ImportError:
         raise InvalidArgument("--jsonnet needs the jsonnet package: pip install jsonnet") from None
     try:
-        rendered = _jsonnet.evaluate_snippet(template, text, tla_vars=args)
+        rendered = _jsonnet.evaluate_snippet(as_typed(template), text, tla_vars=args)  # its name must be text
     except RuntimeError as exc:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         hint = " (give it with --arg NAME=VALUE)" if "not bound" in lines[0] else ""
