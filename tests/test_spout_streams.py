@@ -59,7 +59,7 @@ def test_archives_back_to_back_and_dot_slash_names(client):
         ),
         (archive({"ok": b"1"}, compress="bz2")[:-20], "the compressed stream is cut short or damaged"),
         (pax_header_claiming(1 << 31), "an extended tar header claims 2147483648 bytes"),
-        (archive({b"caf\xe9".decode("utf-8", "surrogateescape"): b"1"}), "'caf\\\\udce9' is not UTF-8"),
+        (archive({b"caf\xe9".decode("utf-8", "surrogateescape"): b"1"}), "path 'caf\\\\xe9' is not valid UTF-8"),
     ],
 )
 def test_a_refused_stream_is_read_to_its_end(client, data, said):

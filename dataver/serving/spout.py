@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..config import Config
 from ..errors import Conflict, DataverError, NotFound
-from ..names import is_stored_path, normalize_path, parse_commit_ref
+from ..names import normalize_path, parse_commit_ref
 from ..objects import ObjectWriter
 from ..pipelines.spec import PipelineSpec
 from ..runtimes.base import JobContext, Runtime, Worker, Workspace, job_folder
@@ -177,10 +177,8 @@ def _member_path(member: tarfile.TarInfo) -> str:
         raise StreamRefused(f"{member.name!r} is {kind} (links, devices and sparse files are refused)")
     try:  # `tar -C dir -cf /pfs/out .` names its files ./x, as pachctl's cleaning allows
         path = normalize_path(posixpath.normpath(member.name), allow_root=False)
-    except DataverError as exc:
+    except DataverError as exc:  # '..', an absolute path, a name over 255 bytes, bytes that are not UTF-8
         raise StreamRefused(f"{member.name!r}: {exc}") from None
-    if not is_stored_path(path):  # what is left: bytes that are not UTF-8 (no repo or host agrees on those)
-        raise StreamRefused(f"the member name {member.name!r} is not UTF-8: name the archive's files in UTF-8")
     return path
 
 

@@ -292,12 +292,14 @@ def test_pack_index_keeps_the_first_place_of_an_object(opener):
     from dataver.packs import PackIndex
 
     index = PackIndex(opener().db)
-    index.add([("o1", "p1", 0, 10), ("o2", "p1", 10, 5)])
-    index.add([("o1", "p2", 0, 10)])  # packed again elsewhere: keeps its place
-    assert index.locate("o1").pack == "p1" and index.present(["o1", "o2", "o3"]) == {"o1", "o2"}
-    index.replace_pack("p1", [("o1", "p3", 0, 10)])
-    assert index.locate("o1").pack == "p3" and index.locate("o2") is None
-    index.forget("o1")
+    o1, o2, o3 = ("1" * 64, "2" * 64, "3" * 64)
+    p1, p2, p3 = ("a" * 32, "b" * 32, "c" * 32)
+    index.add([(o1, p1, 0, 10), (o2, p1, 10, 5)])
+    index.add([(o1, p2, 0, 10)])  # packed again elsewhere: keeps its place
+    assert index.locate(o1).pack == p1 and index.present([o1, o2, o3]) == {o1, o2}
+    index.replace_pack(p1, [(o1, p3, 0, 10)])
+    assert index.locate(o1).pack == p3 and index.locate(o2) is None
+    index.forget(o1)
     assert index.all() == []
 
 

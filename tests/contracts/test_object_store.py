@@ -372,7 +372,7 @@ def test_an_upload_in_parts_has_a_total_deadline(tmp_path, s3_bucket, s3_server)
     store = Store.open(tmp_path / "store")
     try:
         slow = Deadlines(read_timeout=30, upload_timeout=2)
-        objects = S3ObjectStore(store.root, s3_bucket, PackIndex(store.db), slow)
+        objects = S3ObjectStore(store.root, s3_bucket, PackIndex(store.db), deadlines=slow)
         big = tmp_path / "big.bin"
         big.write_bytes(os.urandom(20 << 20))  # two parts
         writer = objects.writer()

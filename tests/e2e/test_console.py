@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 from helpers import iris_store, pfs, spec
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from dataver import Client
@@ -157,9 +158,18 @@ def test_the_dag_follows_the_store_as_jobs_run(browser, console, iris):
     with Client(iris) as client:  # a third attributes file: inference runs one new datum
         client.put_file("attributes", "master", "3.csv", source=b"6.3,3.3,6.0,2.5\n")
     deadline = time.monotonic() + 15
-    while "1 + 2 / 3" not in browser.find_element(By.CSS_SELECTOR, 'g[data-node="pipeline:inference"]').text:
+    while "1 + 2 / 3" not in _node_text(browser, "pipeline:inference"):
         assert time.monotonic() < deadline, "the DAG did not follow the new job"
         time.sleep(0.3)
+
+
+def _node_text(browser, node: str) -> str:
+    """A DAG node's text; '' while the page swaps in a new drawing (every 2 s), when the node
+    found a moment ago is no longer in the page."""
+    try:
+        return browser.find_element(By.CSS_SELECTOR, f'g[data-node="{node}"]').text
+    except StaleElementReferenceException:
+        return ""
 
 
 def test_a_big_folder_is_paged(browser, console, iris, tmp_path):

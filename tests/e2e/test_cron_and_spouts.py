@@ -224,7 +224,7 @@ def test_a_spout_refuses_a_gzip_bomb_and_a_name_that_is_not_utf8_and_goes_on(dv,
     log = dv("daemon", "logs").stdout
     dropped = "spout feed: a stream on /pfs/out was dropped, nothing committed: "
     assert dropped + "'bomb' is 52428800 bytes, over max_file_bytes (1048576): write smaller files, or raise" in log
-    assert dropped + "the member name 'caf\\udce9' is not UTF-8: name the archive's files in UTF-8" in log
+    assert dropped + "'caf\\udce9': path 'caf\\xe9' is not valid UTF-8: paths in a repo are text" in log
     shown = dv("inspect-pipeline", "feed").stdout
     assert re.search(r"Spout: +running", shown) and not re.search(r"Restarts: +[1-9]", shown)
     assert "Traceback" not in log
