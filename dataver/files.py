@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
@@ -436,7 +437,7 @@ def _write_whole(target: Path, src: BinaryIO) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
-    tmp = target.with_name(f".{target.name}.dataver-part")
+    tmp = target.with_name(f".dataver-{uuid.uuid4().hex}.part")  # fixed length: the name may have 255 bytes
     try:
         with open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)

@@ -84,7 +84,7 @@ def write_below(base: str | Path, path: str, source: BinaryIO, where: str, *, mo
     the folders on the way walked without following links."""
     folder, _, name = check_stored(path, where).rpartition("/")
     with open_dir_below(base, folder, where, create=True) as dfd:
-        partial = f".{name[:200]}.{uuid.uuid4().hex[:8]}.part"
+        partial = f".dataver-{uuid.uuid4().hex}.part"  # fixed length: `name` may have all 255 bytes
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
         try:
             with os.fdopen(fd, "wb") as out:

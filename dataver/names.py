@@ -36,7 +36,7 @@ def check_name(kind: str, name: str) -> str:
     """A repo, branch or pipeline name: letters, digits, '_' and '-' only."""
     if not name:
         raise InvalidArgument(f"{kind} name is empty: use letters, digits, '_' or '-'")
-    if len(name) > MAX_NAME or not NAME_RE.match(name):
+    if len(name) > MAX_NAME or not NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"invalid {kind} name {name!r}: use only letters, digits, '_' or '-' (at most {MAX_NAME} characters)"
         )
@@ -47,7 +47,7 @@ def check_qualified(kind: str, name: str) -> str:
     """A repo or pipeline name, bare (`training`, its project's) or with its project
     (`P/training`): each part a name as `check_name` takes it."""
     project, slash, bare = name.rpartition("/")
-    if slash and (not project or "/" in project or not NAME_RE.match(project) or not NAME_RE.match(bare)):
+    if slash and (not project or "/" in project or not NAME_RE.fullmatch(project) or not NAME_RE.fullmatch(bare)):
         raise InvalidArgument(
             f"invalid {kind} name {name!r}: write NAME or PROJECT/NAME, each of letters, digits, '_' or '-'"
         )
@@ -156,14 +156,14 @@ class CommitRef:
 
 def parse_commit_ref(text: str) -> CommitRef:
     """'master' / 'master^' / 'master^^' / 'master^3' / 'master~2' / '<commit id>'."""
-    m = ANCESTRY_RE.match(text)
+    m = ANCESTRY_RE.fullmatch(text)
     if not text or m is None:
         raise InvalidArgument(f"invalid commit reference {text!r}: use a branch, a commit id, or branch^N")
     ancestors = 0
     for mark in re.findall(r"[\^~][0-9]*", m.group("marks")):
         ancestors += int(mark[1:]) if len(mark) > 1 else 1
     base = m.group("base")
-    if not NAME_RE.match(base):
+    if not NAME_RE.fullmatch(base):
         raise InvalidArgument(f"invalid commit reference {text!r}: {base!r} is neither a branch name nor a commit id")
     return CommitRef(base, ancestors)
 

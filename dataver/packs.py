@@ -35,7 +35,7 @@ _ENTRY = 'oid, pack, "offset", size'
 
 def _checked(row: tuple[str, str, int, int]) -> tuple[str, str, int, int]:
     oid, pack, offset, size = row
-    if not (OBJECT_ID_RE.match(oid) and PACK_ID_RE.match(pack) and 0 <= offset and 0 <= size):
+    if not (OBJECT_ID_RE.fullmatch(oid) and PACK_ID_RE.fullmatch(pack) and 0 <= offset and 0 <= size):
         raise Corruption(f"pack index row {row!r} is not (object id, pack id, offset, size): nothing was indexed")
     return row
 

@@ -150,9 +150,9 @@ class RepoStore:
         return head
 
     def _by_prefix(self, repo: str, prefix: str) -> CommitRecord | None:
-        if COMMIT_ID_RE.match(prefix):
+        if COMMIT_ID_RE.fullmatch(prefix):
             return self.refs.commit_in(repo, prefix)
-        if not COMMIT_PREFIX_RE.match(prefix):
+        if not COMMIT_PREFIX_RE.fullmatch(prefix):
             return None
         rows = self.refs.commits_with_prefix(repo, prefix, 2)
         if len(rows) > 1:
@@ -164,7 +164,7 @@ class RepoStore:
 
     def _in_set(self, repo: str, global_id: str) -> CommitRecord | None:
         """`repo`'s commit in the commit set `global_id` (Pachyderm 2.x's `repo@<global id>`)."""
-        if not COMMIT_ID_RE.match(global_id):
+        if not COMMIT_ID_RE.fullmatch(global_id):
             return None
         rows = self.refs.commit_set(global_id, repo)
         if len(rows) > 1:
@@ -199,7 +199,7 @@ class RepoStore:
                 hint = did_you_mean(ref.base, (b.name for b in self.refs.branches(repo)))
                 if not hint and len(ref.base) < 6 and all(c in "0123456789abcdef" for c in ref.base):
                     hint = " (a commit prefix needs at least 6 characters)"
-                if COMMIT_ID_RE.match(ref.base):
+                if COMMIT_ID_RE.fullmatch(ref.base):
                     hint = f", nor a commit of commit set {ref.base}"
                 raise NotFound(
                     f"no branch or commit {ref.base} in repo {repo}{hint}: see `dataver list-branch {repo}` "
@@ -256,7 +256,7 @@ class RepoStore:
         """Every commit of a commit set, in the order they were made (the change first, then what
         it caused downstream); NotFound if there is no such set."""
         with self.db.read():
-            rows = self.refs.commit_set(global_id) if COMMIT_ID_RE.match(global_id) else []
+            rows = self.refs.commit_set(global_id) if COMMIT_ID_RE.fullmatch(global_id) else []
             if not rows:
                 raise NotFound(
                     f"no commit set {global_id}: a global id is the 32-character id of the change that started it "
@@ -384,7 +384,7 @@ class RepoStore:
 
     def find_commit(self, commit_id: str) -> CommitRecord:
         """The commit with this id (or unique prefix of 6 or more) in whichever repo holds it."""
-        if not COMMIT_PREFIX_RE.match(commit_id):
+        if not COMMIT_PREFIX_RE.fullmatch(commit_id):
             raise InvalidArgument(
                 f"{commit_id!r} is not a commit id: give REPO@REF, or 6 to 32 lowercase hex characters"
             )
@@ -520,7 +520,7 @@ class RepoStore:
                     raise Conflict(f"commit {target.id} is finished: write to a branch or to an open commit")
             else:
                 check_name("branch", ref.base)
-                if branch is None and COMMIT_ID_RE.match(ref.base):  # an id, as pachctl reads it: never a new branch
+                if branch is None and COMMIT_ID_RE.fullmatch(ref.base):  # an id, as pachctl reads it: no new branch
                     raise NotFound(
                         f"no commit or commit set {ref.base} in repo {repo} to write to: name a branch or an open "
                         f"commit (see `dataver list-commit {repo}`)"

@@ -223,24 +223,22 @@ class StoreAddress:
                 "on its own host; share it (`dataver init --metadata postgresql://... --objects s3://...`) "
                 "to run them on other machines"
             )
+        from .config import Config
+
         db: Database
         if self.metadata == "sqlite":
             db = SqliteDatabase(Path(self.root) / DATABASE, readonly=True)
         else:
             from .backends.postgres import PostgresDatabase
-            from .config import Config
 
             db = PostgresDatabase(self.metadata, readonly=True, password_file=password_file(Config()))
         objects: ObjectStore
         if self.objects == "folder":
             objects = FolderObjectStore(Path(self.root), PackIndex(db))
         else:
-            from .backends.s3 import S3ObjectStore
-            from .config import Config
+            from .backends.s3 import Endpoint, S3ObjectStore
 
             scratch.mkdir(parents=True, exist_ok=True)
-            from .backends.s3 import Endpoint
-
             # This host's own s3.* settings (its environment, its user config): the store's are not here.
             endpoint = Endpoint(self.s3_endpoint, self.s3_region)
             objects = S3ObjectStore(scratch, self.objects, PackIndex(db), endpoint, s3_deadlines(Config()))

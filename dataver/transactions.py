@@ -115,7 +115,7 @@ class Transactions:
             if txn_id is None:
                 raise Conflict("no active transaction: start one with `dataver start-transaction`")
         path = self.folder / f"{txn_id}.json"
-        if not COMMIT_ID_RE.match(txn_id) or not path.is_file():
+        if not COMMIT_ID_RE.fullmatch(txn_id) or not path.is_file():
             raise NotFound(f"transaction {txn_id} not found: see `dataver list-transaction`")
         try:
             data = json.loads(path.read_text())
@@ -131,7 +131,7 @@ class Transactions:
     def list(self) -> list[TransactionInfo]:
         """Every transaction not finished or deleted, oldest first."""
         names = [p.stem for p in self.folder.glob("*.json")] if self.folder.is_dir() else []
-        return sorted((self.get(n) for n in names if COMMIT_ID_RE.match(n)), key=lambda t: (t.started, t.id))
+        return sorted((self.get(n) for n in names if COMMIT_ID_RE.fullmatch(n)), key=lambda t: (t.started, t.id))
 
     # ---- writing -----------------------------------------------------------------------
 

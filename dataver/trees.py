@@ -67,7 +67,7 @@ def decode_tree(raw: bytes) -> dict[str, Entry]:
             raise ValueError(f"entry {str(name)[:80]!r} is not one file or folder name")
         if last is not None and name <= last:
             raise ValueError(f"entry {name[:80]!r} is out of order or repeated")
-        if kind not in (FILE, DIR) or not (isinstance(child, str) and OBJECT_ID_RE.match(child)):
+        if kind not in (FILE, DIR) or not (isinstance(child, str) and OBJECT_ID_RE.fullmatch(child)):
             raise ValueError(f"entry {name[:80]!r} is not a file or folder with a sha256 id")
         if type(size) is not int or not 0 <= size <= MAX_SIZE:
             raise ValueError(f"entry {name[:80]!r} has the size {str(size)[:40]}, not a count of bytes")

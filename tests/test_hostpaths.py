@@ -1,13 +1,14 @@
 """The one door from stored names to host paths: nothing leaves its folder or goes through a link."""
 
 import io
+import json
 import os
 
 import pytest
 
 from dataver.errors import InvalidArgument
 from dataver.hostpaths import UnsafePath, join_below, write_below
-from dataver.names import is_component, normalize_path
+from dataver.names import check_name, is_component, normalize_path
 
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a\x00", "x" * 256, "\udcff"])
@@ -50,3 +51,20 @@ def test_put_refuses_names_no_host_can_hold():
     with pytest.raises(InvalidArgument, match="at most 255"):
         normalize_path("data/" + "n" * 300 + ".csv")
     assert normalize_path("data/" + "n" * 255) == "data/" + "n" * 255
+
+
+def test_a_trailing_newline_is_no_name_and_no_id():
+    """Python's `$` matches before a final newline: every check is a full match."""
+    from dataver.trees import FILE, decode_tree
+
+    with pytest.raises(InvalidArgument):
+        check_name("repo", "evil\n")
+    with pytest.raises(ValueError, match="sha256"):
+        decode_tree(json.dumps({"entries": [["f", FILE, "a" * 64 + "\n", 1]]}).encode())
+
+
+def test_write_below_takes_a_name_of_255_bytes_in_any_script(tmp_path):
+    name = "模" * 85  # 255 bytes in UTF-8
+    write_below(tmp_path, f"d/{name}", io.BytesIO(b"x"), "get-file -r")
+    assert (tmp_path / "d" / name).read_bytes() == b"x"
+    assert os.listdir(tmp_path / "d") == [name]

@@ -207,6 +207,22 @@ def test_a_lock_held_elsewhere_is_waited_for_then_refused_in_one_line(tmp_path, 
     assert _branches(b, "r0") == {"master", "left", "right"} and not lock.exists()
 
 
+@pytest.mark.parametrize("since", [1e300, "NaN", -1])
+def test_a_planted_lock_with_an_impossible_time_is_refused_in_one_line(tmp_path, cli_at, monkeypatch, since):
+    """A remote is written by others: a lock file whose time cannot be printed is a holder with
+    nothing written, named in one line, never a traceback."""
+    from dataver.backends import lockfile
+
+    monkeypatch.setattr(lockfile, "WAIT", 0.3)
+    _two_stores(tmp_path, str(tmp_path / "remote"))
+    lock = _lock(tmp_path)
+    holder = {"host": "h", "boot": "0" * 8, "namespace": "pid:[1]", "pid": 1, "started": "1", "nonce": "x"}
+    lock.write_text(json.dumps({**holder, "since": since}).replace('"NaN"', "NaN"))
+    refused = cli_at(tmp_path / "a", "push", "origin", "r0@left")
+    assert refused.code == 1 and refused.err.count("\n") == 1 and "Traceback" not in refused.err
+    assert f"the lock {lock} is held, with no holder written in it" in refused.err
+
+
 # ---- a bucket whose server ignores conditional writes ------------------------------------------
 
 

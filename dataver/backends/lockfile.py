@@ -92,7 +92,8 @@ class Holder:
         texts = (holder.host, holder.boot, holder.namespace, holder.started, holder.nonce)
         if not all(isinstance(t, str) for t in texts) or type(holder.pid) is not int:
             return None
-        return holder if isinstance(holder.since, int | float) else None
+        since_ok = isinstance(holder.since, int | float) and 0 <= holder.since < 1e11  # finite: it is printed
+        return holder if since_ok else None
 
     def gone(self) -> bool:
         """Whether this holder has certainly stopped: only decidable on its own host."""

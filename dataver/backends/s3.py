@@ -5,7 +5,8 @@ aside under `<prefix>/damaged/<oid>`.
 Why boto3: it is the AWS reference SDK, so it resolves the standard chain by itself
 (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, `~/.aws/config` and `credentials`,
 instance roles) and dataver needs no variables of its own. Big files are uploaded in parts on
-several threads by this module itself (not boto3's TransferManager), for the deadlines: see
+several threads by this module itself (not boto3's TransferManager), for the deadlines (egress,
+which writes another system's keys, still uses the TransferManager, each request within them): see
 `Deadlines`. It speaks to AWS, MinIO, Ceph, Cloudflare R2 and the S3 API
 of Google Cloud Storage alike. boto3 is imported only when a store first talks to its bucket:
 it costs a few hundred milliseconds, which commands that never touch an s3:// store must not pay.
@@ -649,7 +650,7 @@ class S3ObjectStore(ObjectStore):
             except ClientError as exc:
                 if _error_code(exc) not in _NOT_FOUND:
                     raise
-        self._missing_bucket()
+            self._missing_bucket()
         return DocumentVersion(None, None)
 
     def swap_document(self, name: str, data: bytes, tag: str | None) -> bool:

@@ -90,7 +90,7 @@ def list_commit(
     global ID, the commits of that commit set (one change and all it caused), the change first."""
     if not address:
         commits = client(ctx).list_all_commits(number)
-    elif len(address) == 1 and COMMIT_ID_RE.match(address[0]):  # as pachctl tells them apart
+    elif len(address) == 1 and COMMIT_ID_RE.fullmatch(address[0]):  # as pachctl tells them apart
         commits = client(ctx).commit_set(address[0])[:number]
     else:
         t = target(address, what="REPO[@BRANCH]", ref=Part.OPTIONAL)

@@ -175,7 +175,7 @@ def wait_job(
     """Wait until a job is done (JOB, or PIPELINE@ID), or with a global id every job of that change,
     downstream ones included; exit 1 if one did not succeed."""
     session = client(ctx)
-    if "@" not in job and COMMIT_ID_RE.match(job) and not session.has_job(job):
+    if "@" not in job and COMMIT_ID_RE.fullmatch(job) and not session.has_job(job):
         jobs = session.wait_job_set(job, timeout=timeout)
     else:
         jobs = [session.wait_job(job, timeout=timeout)]

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from ..config import Config
 from ..errors import DataverError, SpecError
 from ..hostpaths import check_stored, open_dir_below, write_below
-from ..store import DATABASE, LOCAL_DATABASE, Store
+from ..store import DATABASE, LOCAL_DATABASE, Store, s3_deadlines
 
 STORE_MARKS: dict[str, tuple[str, ...]] = {
     "a dataver store": (DATABASE, "objects"),
@@ -40,7 +40,7 @@ def egress(url: str, tree: str, store: Store) -> int:
     if url.startswith("s3://"):
         from ..backends.s3 import S3ObjectStore
 
-        bucket = S3ObjectStore(store.root, url)
+        bucket = S3ObjectStore(store.root, url, deadlines=s3_deadlines(Config(store.root)))
         for path, entry in files:
             with store.objects.open_verified(entry.oid) as source:
                 bucket.upload_as(check_stored(path, where), source)

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..backends.sqlite import SqliteDatabase
+from ..config import Config
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..names import PACK_ID_RE, check_qualified, file_name
 from ..objects import ObjectStore, ObjectWriter
 from ..packs import PackIndex
 from ..pipelines.exports import Exports, JobExport, PipelineExport
 from ..refs import CommitRecord, RefsTable, RepoRecord
-from ..store import Store
+from ..store import Store, s3_deadlines
 from ..trees import TreeStore
 from . import documents
 from .manifest import RepoManifest
@@ -232,7 +233,8 @@ class BundleSide(Side):
         if url.startswith("s3://"):
             from ..backends.s3 import S3ObjectStore
 
-            self._objects = S3ObjectStore(cache, url, self._index)
+            # this host's s3.* settings (environment, user config): a remote is no store's bucket
+            self._objects = S3ObjectStore(cache, url, self._index, deadlines=s3_deadlines(Config()))
             self.fresh = self._objects.read_document(MARKER) is None
         else:  # the folder store is made (with its folders) when first needed: a refused push leaves nothing
             folder = Path(url)
@@ -290,7 +292,7 @@ class BundleSide(Side):
             if raw is None:
                 continue
             pack = name[len("packs/") :].removesuffix(".idx")
-            if not PACK_ID_RE.match(pack) or not name.endswith(".idx"):
+            if not PACK_ID_RE.fullmatch(pack) or not name.endswith(".idx"):
                 raise documents.damaged(self.label, name, "not a pack index's name (packs/<32 hex digits>.idx)")
             rows = [(oid, pack, offset, size) for oid, offset, size in documents.pack_index(raw, self.label, name)]
             self._index.add(rows)

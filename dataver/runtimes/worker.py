@@ -409,7 +409,7 @@ class Relay:
                 os.unlink(name)
             self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.listener.bind(name)
-            os.chmod(name, 0o777)  # dataver's process may be another user (Docker: the agent is nobody)
+            os.chmod(name, 0o777)  # the agent may be another user (a uid of its own)
         finally:
             os.chdir(here)
         self.listener.listen(128)
