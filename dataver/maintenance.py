@@ -47,7 +47,7 @@ def _reachable(store: Store, outer: OuterReferences, problems: list[str] | None 
                 continue
             seen.add(oid)
             try:
-                entries = store.trees.load(oid)
+                entries = store.trees.load(oid) if problems is None else store.trees.load_checked(oid)
             except Corruption as exc:
                 if problems is None:
                     raise

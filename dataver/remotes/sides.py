@@ -67,7 +67,7 @@ class Side(ABC):
 
     remote = True
     """Whether someone else writes it: its trees are then read by `documents.RemoteTrees`, whose
-    refusals name it (this store's own trees are read as strictly, by `trees.decode_tree`)."""
+    refusals name it (this store's own trees are trusted as written, and read strictly by fsck)."""
 
     @property
     def trees(self) -> TreeStore:

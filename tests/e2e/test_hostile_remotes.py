@@ -224,3 +224,27 @@ def test_a_commit_id_two_repos_claim_is_refused(dv, remote, tmp_path):
         commit["repo"] = "more"
     (remote / "documents" / "repos" / "more.json").write_text(json.dumps(manifest))
     _refused(dv, tmp_path, remote, "is already another repo's commit")
+
+
+def test_a_store_holding_a_name_that_walks_out_is_reported_by_fsck_and_never_written_out(dv, tmp_path):
+    """A store's own trees are trusted as written (read fast), but a tree with `..` in it (a clone
+    made before remotes were checked) is named by fsck, and `get-file -r` still writes nothing
+    outside its destination."""
+    import sqlite3
+
+    root = tmp_path / "store"
+    with Client(root) as c:
+        c.create_repo("data")
+        c.put_file("data", "master", "x.csv", source=b"1,2\n")
+        head = c.inspect_commit("data", "master").id
+    target = tmp_path / "outside" / "planted"
+    blob = _object(root, b"evil\n")
+    inner = _object(root, _tree([_escaping(target), "file", blob, 5]))
+    tree = _object(root, _tree(["d", "dir", inner, 5]))
+    with sqlite3.connect(root / "meta.db") as db:
+        db.execute("UPDATE commits SET tree = ? WHERE id = ?", (tree, head))
+    checked = dv("--root", str(root), "fsck", ok=False)
+    assert checked.returncode == 1 and "is not one file or folder name" in checked.stdout + checked.stderr
+    out = dv("--root", str(root), "get-file", "data@master:/d", "-r", "-o", str(tmp_path / "dest"), ok=False)
+    assert out.returncode != 0 and out.stderr.count("\n") == 1 and "could leave its folder" in out.stderr
+    assert not target.exists() and not (tmp_path / "outside").exists()
