@@ -563,6 +563,11 @@ class _LeaseKeeper:
                     pass  # try again next round; `confirm` stops work whose lease ran out meanwhile
 
 
+RECONNECT_FIRST = 1.0
+RECONNECT_MOST = 30.0
+"""Seconds the listener waits before asking a lost server again: doubling from the first to the most."""
+
+
 class _Listener(Watch):
     """LISTEN on a connection of its own, in a thread; after losing the server it reconnects and
     reports "commits" once, since notifications sent meanwhile were lost."""
@@ -581,10 +586,12 @@ class _Listener(Watch):
         return conn
 
     def _loop(self) -> None:
+        pause = RECONNECT_FIRST
         while not self._stopping.is_set():
             try:
                 if self._conn is None:
                     self._conn = self._listen()
+                    pause = RECONNECT_FIRST
                     self.on_event("commits")
                 for note in self._conn.notifies(timeout=1.0):
                     self.on_event(note.payload)
@@ -592,7 +599,8 @@ class _Listener(Watch):
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
-                self._stopping.wait(2.0)
+                self._stopping.wait(pause)  # a server that stays away is asked less and less often
+                pause = min(pause * 2, RECONNECT_MOST)
 
     def stop(self) -> None:
         self._stopping.set()
