@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -93,3 +94,13 @@ def remove_object(store, oid: str) -> None:
         objects.path(oid).unlink()
     else:
         objects.pack_path(objects.index.locate(oid).pack).unlink()
+
+
+def plant_object(folder: Path, data: bytes) -> str:
+    """Store `data` as a loose object of the folder store or remote at `folder`, under its true
+    hash, as someone writing the folder by hand would (a crafted remote, a damaged store)."""
+    oid = hashlib.sha256(data).hexdigest()
+    path = folder / "objects" / oid[:2] / oid[2:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return oid

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import plant_object
 
 from dataver import Client
 from dataver.hostpaths import UnsafePath
@@ -36,15 +37,6 @@ def _manifest(remote: Path) -> dict:
 
 def _save(remote: Path, manifest: dict | list) -> None:
     (remote / "documents" / "repos" / "data.json").write_text(json.dumps(manifest))
-
-
-def _object(folder: Path, data: bytes) -> str:
-    """Store `data` as a loose object of the folder store or remote at `folder`, under its true hash."""
-    oid = hashlib.sha256(data).hexdigest()
-    path = folder / "objects" / oid[:2] / oid[2:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return oid
 
 
 def _tree(*entries: list) -> bytes:
@@ -81,9 +73,9 @@ def test_a_tree_entry_walking_out_of_its_folder_is_refused_and_nothing_lands_out
     """Finding 1: `../../..//etc/x` as a file name, its bytes hashing correctly, was cloned, and the
     first job over it wrote the remote's bytes at the host path it chose."""
     target = tmp_path / "outside" / "planted"
-    blob = _object(remote, b"the remote's bytes\n")
+    blob = plant_object(remote, b"the remote's bytes\n")
     for name in (_escaping(target), "..", "a/b", "x\x00y", "é" * 200):
-        _head_tree(remote, _object(remote, _tree([name, "file", blob, 19])))
+        _head_tree(remote, plant_object(remote, _tree([name, "file", blob, 19])))
         _refused(dv, tmp_path, remote, "is not one file or folder name")
     dv("create-repo", "other")
     dv("remote", "add", "origin", str(remote))
@@ -145,7 +137,7 @@ def test_an_object_id_that_is_a_host_path_is_refused_not_taken_as_stored(dv, rem
     secret = tmp_path / "secret.txt"
     secret.write_text("host only\n")
     bad_id = "../" * 24 + str(secret).lstrip("/")
-    _head_tree(remote, _object(remote, _tree(["x.csv", "file", bad_id, 10])))
+    _head_tree(remote, plant_object(remote, _tree(["x.csv", "file", bad_id, 10])))
     _refused(dv, tmp_path, remote, "is not a file or folder with a sha256 id")
     root, _ = _craft_store(tmp_path, _tree(["x.csv", "file", bad_id, 10]))
     for args in (("get-file", "data", "master", "x.csv"), ("fsck",)):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import plant_object
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -64,14 +65,6 @@ def template(tmp_path_factory) -> Path:
 
 def _documents(remote: Path) -> list[Path]:
     return sorted(p for p in (remote / "documents").rglob("*") if p.is_file())
-
-
-def _store(remote: Path, data: bytes) -> str:
-    oid = hashlib.sha256(data).hexdigest()
-    path = remote / "objects" / oid[:2] / oid[2:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return oid
 
 
 def _places(value: Any, at: tuple = ()) -> list[tuple]:
@@ -135,12 +128,12 @@ def _mutate_tree(data, remote: Path) -> str:
     manifest_path = remote / "documents" / "repos" / "data.json"
     manifest = json.loads(manifest_path.read_text())
     head = manifest["branches"]["master"]
-    blob = _store(remote, b"the remote's bytes\n")
+    blob = plant_object(remote, b"the remote's bytes\n")
     entry = [data.draw(NAMES), "file", blob, 19]
     field = data.draw(st.integers(0, 3))
     entry[field] = data.draw({0: NAMES, 1: st.sampled_from(["dir", "link", "", "file"]), 2: IDS, 3: SIZES}[field])
     raw = json.dumps({"entries": [entry]}, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
-    tree = _store(remote, raw)
+    tree = plant_object(remote, raw)
     for commit in manifest["commits"]:
         if commit["id"] == head:
             commit["tree"] = tree
