@@ -27,9 +27,9 @@ def iris_store(root: Path) -> None:
         client.put_file("attributes", "master", "/", source=[str(PROJECT / "pipelines/data/test")], recursive=True)
 
 
-def dataver_process(root: Path, *args: str, **kwargs) -> subprocess.Popen:
+def dataver_process(root: Path, *args: str, extra_env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
     """Start the real console script in its own process (for kill and concurrency tests)."""
-    env = {**os.environ, "DATAVER_ROOT": str(root)}
+    env = {**os.environ, "DATAVER_ROOT": str(root), **(extra_env or {})}
     return subprocess.Popen([sys.executable, "-m", "dataver", *args], env=env, **kwargs)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import pfs, spec
+from helpers import dataver_process, pfs, spec
 
 from dataver import Client
 
@@ -266,13 +266,8 @@ def test_no_task_carries_the_database_password_and_workers_log_in_with_their_own
         dv.create_repo("in")
         dv.put_file("in", "master", source=str(tmp_path / "x.txt"))
     env = {**os.environ, "DATAVER_ROOT": str(root)}
-    job = subprocess.Popen(
-        [sys.executable, "-m", "dataver", "create-pipeline", "-f", str(path)],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    job = dataver_process(
+        root, "create-pipeline", "-f", str(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
     def held(dask_worker) -> bytes:  # run on the worker: everything the coordinator sent it

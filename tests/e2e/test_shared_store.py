@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import pfs, spec
+from helpers import dataver_process, pfs, spec
 
 from dataver.backends.s3 import Deadlines
 
@@ -154,13 +154,12 @@ def _stalled_put(
     the start, or from the moment its multipart upload has begun, until the put ends. Returns the
     put and how long it took once S3 stalled."""
     bucket = a("config", "get", "objects").stdout.strip()[len("s3://") :].split("/")[0]
-    env = {**os.environ, "DATAVER_ROOT": str(a.root), "DATAVER_S3_READ_TIMEOUT": str(read_timeout)}
     if not mid_upload:
         s3_server.pause()
-    put = subprocess.Popen(
-        [sys.executable, "-m", "dataver", "put-file", "r", "master", "-f", str(path)],
-        env=env,
-        cwd=PROJECT,
+    put = dataver_process(
+        a.root,
+        *("put-file", "r", "master", "-f", str(path)),
+        extra_env={"DATAVER_S3_READ_TIMEOUT": str(read_timeout)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -236,14 +235,8 @@ def test_postgresql_lost_during_create_pipelines_first_job_says_the_pipeline_sta
     a("put-file", "in", "master", "-f", str(tmp_path / "x"))
     path = tmp_path / "slow.json"
     path.write_text(json.dumps(spec("slow", "sleep 4; cp -r /pfs/in/. /pfs/out/", pfs("in"))))
-    env = {**os.environ, "DATAVER_ROOT": str(a.root)}
-    create = subprocess.Popen(
-        [sys.executable, "-m", "dataver", "create-pipeline", "-f", str(path)],
-        env=env,
-        cwd=PROJECT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    create = dataver_process(
+        a.root, "create-pipeline", "-f", str(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 60
