@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from .remotes.registry import RemoteInfo
     from .remotes.transfer import Progress as TransferProgress
     from .remotes.transfer import Selection, TransferReport
+    from .runtimes.pulls import PullProgress
     from .secrets import SecretInfo
     from .serving.status import ServiceInfo
 
@@ -79,11 +80,13 @@ class Client:
         notice: Callable[[str], None] | None = None,
         on_commit: Callable[[CommitInfo], None] | None = None,
         project: str | None = None,
+        pulls: Callable[[PullProgress], None] | None = None,
     ):
         """`run_jobs`: run the jobs a new commit triggers before returning (the default, like the
         CLI), unless a daemon serves the store, which then runs them. `progress` is called with
         each job's state as it advances; `notice` with one-line remarks for the user; `on_commit`
-        with each commit a call lands (or writes into), before the jobs it triggers run.
+        with each commit a call lands (or writes into), before the jobs it triggers run; `pulls`
+        with the progress of an image pull (create/update-pipeline on the Docker runtime).
         `project`: where bare repo and pipeline names are (default: the `project` setting,
         `default` unless set); `P/name` names one of project P wherever a name is taken."""
         self.store = Store.open(root)
@@ -95,6 +98,7 @@ class Client:
         self.progress = progress
         self.notice = notice
         self.on_commit = on_commit
+        self.pulls = pulls
 
     @cached_property
     def _pipes(self) -> Any:
@@ -629,11 +633,15 @@ class Client:
     # ---- secrets -----------------------------------------------------------------------
 
     def create_secret(self, manifest: str | Path) -> SecretInfo:
-        """Create or replace a secret from a Kubernetes Secret manifest (a file, or its text)."""
+        """Create or replace a secret from a Kubernetes Secret manifest (a file, or its text). A
+        `kubernetes.io/dockerconfigjson` one (registry credentials for image pulls) is checked now."""
+        from .pullsecrets import check_manifest
         from .secrets import create_secret, parse_manifest
 
         text, source = (Path(manifest).read_text(), str(manifest)) if _is_file(manifest) else (str(manifest), "secret")
-        return create_secret(self.root, *parse_manifest(text, source))
+        name, values, kind = parse_manifest(text, source)
+        check_manifest(kind, values, source)
+        return create_secret(self.root, name, values)
 
     def list_secrets(self) -> list[SecretInfo]:
         from .secrets import list_secrets
@@ -890,12 +898,17 @@ class Client:
         queued = self._queue("create_pipeline", spec=_spec_dict(parsed), runtime=runtime, spec_path=_text(spec_path))
         if queued is not _NOT_QUEUED:
             return queued
-        self._pipes.service.create(parsed, runtime, spec_path)
+        self._pipes.service.create(parsed, runtime, spec_path, events=self._image_events())
         self._warn_missing_branches(parsed)
         self._warn_unmet_fields(parsed)
         self._say_who_serves(parsed)
         self._say_who_ticks(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))
+
+    def _image_events(self) -> Any:
+        from .pipelines.service import ImageEvents
+
+        return ImageEvents(self.notice, self.pulls)
 
     def _say_who_serves(self, spec: PipelineSpec) -> None:
         """A service runs no job: say where it will answer, and what serves it."""
@@ -937,7 +950,9 @@ class Client:
         )
         if queued is not _NOT_QUEUED:
             return queued
-        self._pipes.service.update(parsed, runtime=runtime, spec_path=spec_path, reprocess=reprocess)
+        self._pipes.service.update(
+            parsed, runtime=runtime, spec_path=spec_path, reprocess=reprocess, events=self._image_events()
+        )
         self._warn_missing_branches(parsed)
         self._warn_unmet_fields(parsed)
         return self._landed(self.inspect_pipeline(parsed.name))

@@ -58,6 +58,21 @@ KEYS = {
             name_of="project",
         ),
         Key(
+            "images.pull",
+            "DATAVER_IMAGES_PULL",
+            "missing",
+            "when the Docker runtime pulls a registry image: missing (at create/update-pipeline, and when "
+            "gone), always (also before every job), never",
+            choices=("missing", "always", "never"),
+        ),
+        Key(
+            "images.local_unknown",
+            "DATAVER_IMAGES_LOCAL_UNKNOWN",
+            "run",
+            "the local runtime given an image not in images/: run (with this host's tools, said once) or refuse",
+            choices=("run", "refuse"),
+        ),
+        Key(
             "sandbox",
             "DATAVER_SANDBOX",
             "auto",

@@ -33,8 +33,9 @@ def _folder(root: Path) -> Path:
     return root / FOLDER
 
 
-def parse_manifest(text: str, source: str) -> tuple[str, dict[str, str]]:
-    """(name, {key: value}) of a Kubernetes Secret manifest (JSON or YAML)."""
+def parse_manifest(text: str, source: str) -> tuple[str, dict[str, str], str]:
+    """(name, {key: value}, type) of a Kubernetes Secret manifest (JSON or YAML); the type is
+    empty where the manifest names none (Kubernetes' `Opaque`)."""
     try:
         import yaml
 
@@ -58,7 +59,8 @@ def parse_manifest(text: str, source: str) -> tuple[str, dict[str, str]]:
     values.update({str(k): str(v) for k, v in (raw.get("stringData") or {}).items()})
     if not values:
         raise InvalidArgument(f"{source}: the secret {name} holds no key: give data or stringData")
-    return name, values
+    kind = raw.get("type", "")
+    return name, values, kind if isinstance(kind, str) else ""
 
 
 def create_secret(root: Path, name: str, values: dict[str, str]) -> SecretInfo:
@@ -74,7 +76,7 @@ def create_secret(root: Path, name: str, values: dict[str, str]) -> SecretInfo:
     return SecretInfo(name, sorted(values))
 
 
-def _read(root: Path, name: str) -> dict[str, str]:
+def read_secret(root: Path, name: str) -> dict[str, str]:
     try:
         return dict(json.loads((_folder(root) / f"{check_name('secret', name)}.json").read_text()))
     except FileNotFoundError:
@@ -84,11 +86,11 @@ def _read(root: Path, name: str) -> dict[str, str]:
 def list_secrets(root: Path) -> list[SecretInfo]:
     folder = _folder(root)
     names = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
-    return [SecretInfo(n, sorted(_read(root, n))) for n in names]
+    return [SecretInfo(n, sorted(read_secret(root, n))) for n in names]
 
 
 def delete_secret(root: Path, name: str) -> None:
-    _read(root, name)
+    read_secret(root, name)
     (_folder(root) / f"{name}.json").unlink()
 
 
@@ -96,7 +98,7 @@ def secret_env(root: Path, wanted: list[tuple[str, str, str]]) -> dict[str, str]
     """{env var: value} for (secret, key, env var) triples: what a job's command gets."""
     env = {}
     for name, key, var in wanted:
-        values = _read(root, name)
+        values = read_secret(root, name)
         if key not in values:
             raise NotFound(f"secret {name} has no key {key} (it has: {', '.join(sorted(values))})")
         env[var] = values[key]

@@ -374,9 +374,7 @@ def dask_cluster(s3_server):
 
     def start(workers: int = 2, nthreads: int = 1, env: dict[str, str] | None = None):
         worker_env = {**_worker_aws_env(s3_server), **(env or {})}
-        cluster = _service(
-            lambda: start_dask(workers, nthreads, worker_env), "DATAVER_REQUIRE_DASK", "a Dask cluster"
-        )
+        cluster = _service(lambda: start_dask(workers, nthreads, worker_env), "DATAVER_REQUIRE_DASK", "a Dask cluster")
         made.append(cluster)
         return cluster
 

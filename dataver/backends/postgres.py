@@ -228,6 +228,14 @@ SCHEMA: list[str] = [
     CREATE SEQUENCE lease_epochs;
     ALTER TABLE leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0
     """,
+    # 6: SQLite's migration 8: how `auto` chose a pipeline's runtime, the image a Docker pipeline
+    # is pinned to, and the image every job ran.
+    f"""
+    ALTER TABLE pipelines ADD COLUMN runtime_why {_T} NOT NULL DEFAULT '';
+    ALTER TABLE pipelines ADD COLUMN image_id {_T} NOT NULL DEFAULT '';
+    ALTER TABLE pipelines ADD COLUMN image_digest {_T} NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN image {_T} NOT NULL DEFAULT ''
+    """,
 ]
 
 

@@ -199,6 +199,14 @@ MIGRATIONS: list[str] = [
     INSERT INTO projects (name, description, created)
         SELECT 'default', '', COALESCE(MIN(created), CAST(strftime('%s', 'now') AS REAL)) FROM repos;
     """,
+    # 8: how `auto` chose a pipeline's runtime, the image a Docker pipeline is pinned to, and the
+    # image every job ran (a registry digest).
+    """
+    ALTER TABLE pipelines ADD COLUMN runtime_why TEXT NOT NULL DEFAULT '';
+    ALTER TABLE pipelines ADD COLUMN image_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE pipelines ADD COLUMN image_digest TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN image TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

@@ -75,6 +75,7 @@ def inspect_job(
             ("State", info.state),
             ("Reason", info.reason),
             ("Runtime", info.runtime),
+            ("Image", info.image or None),
             ("Started", output.ago(info.started)),
             ("Duration", output.duration(info.duration)),
             ("Inputs", [f"{i.name} = {i.repo}@{i.commit}" for i in info.inputs]),
@@ -180,7 +181,7 @@ def wait_job(
     else:
         jobs = [session.wait_job(job, timeout=timeout)]
     for info in jobs:
-        typer.echo(f"job {info.id} ({info.pipeline}): {datum_counts(info)} datums, {info.state}")
+        typer.echo(f"job {info.id} ({info.pipeline}, {info.runtime_name}): {datum_counts(info)} datums, {info.state}")
 
 
 JobArg = Annotated[str, typer.Argument(help="JOB (an id or a prefix of 6 or more), or PIPELINE@ID (a job or its set).")]
@@ -257,6 +258,8 @@ def print_provenance(node, indent: str = "") -> None:
     typer.echo(
         f"{indent}  <- job {node.job} (pipeline {node.pipeline} v{node.version}), datum {(node.datum or '-')[:12]}"
     )
+    if node.image:
+        typer.echo(f"{indent}     image {node.image}")
     for child in node.inputs:
         print_provenance(child, indent + "     ")
 

@@ -11,6 +11,7 @@ from . import output
 
 if TYPE_CHECKING:
     from ..pipelines.models import JobInfo
+    from ..runtimes.pulls import PullProgress
 
 
 FAILED: list[JobInfo] = []
@@ -31,7 +32,7 @@ class JobProgress:
     def __call__(self, job: JobInfo) -> None:
         if job.state == "failure":
             FAILED.append(job)
-        line = f"job {job.id[:12]} ({job.pipeline}): {datum_counts(job)} datums" + (
+        line = f"job {job.id[:12]} ({job.pipeline}, {job.runtime_name}): {datum_counts(job)} datums" + (
             "" if job.state == "running" else f", {job.state} in {output.duration(job.duration)}"
         )
         if job.state not in ("running", "failure") and job.reason:  # a failure's reason: the error line
@@ -131,3 +132,23 @@ class BuildStatus:
         if self._status is not None:
             self._status.stop()
             self._status = None
+
+
+class PullLine:
+    """An image pull: on a terminal one line updated in place (layers, bytes); elsewhere the one
+    line it ends with. A pull that found the image up to date says nothing."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, pull: PullProgress) -> None:
+        if not pull.layers:
+            return
+        sizes = f"{output.size(pull.bytes_done)}" + (f" of {output.size(pull.bytes_total)}" if pull.bytes_total else "")
+        if not pull.done:
+            if self.tty:
+                sys.stderr.write(f"\rpulling {pull.image}: {pull.layers_done}/{pull.layers} layers, {sizes}\x1b[K")
+                sys.stderr.flush()
+            return
+        line = f"pulled {pull.image}: {pull.layers} layers, {output.size(pull.bytes_total)} downloaded"
+        sys.stderr.write(("\r" if self.tty else "") + line + ("\x1b[K" if self.tty else "") + "\n")

@@ -30,10 +30,15 @@ class Session:
     def client(self) -> Client:
         if self._client is None:
             from ..client import Client  # imported per command, so `dataver --help` stays quick
-            from .progress import JobProgress
+            from .progress import JobProgress, PullLine
 
             self._client = Client(
-                self.root, progress=JobProgress(), notice=self._note, on_commit=self.commit_note, project=self.project
+                self.root,
+                progress=JobProgress(),
+                notice=self._note,
+                on_commit=self.commit_note,
+                project=self.project,
+                pulls=PullLine(),
             )
         return self._client
 

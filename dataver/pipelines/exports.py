@@ -208,7 +208,7 @@ class Exports:
         self.db.execute("DELETE FROM pipeline_inputs WHERE pipeline = ?", (name,))
         self.db.execute("DELETE FROM pipeline_versions WHERE pipeline = ?", (name,))
         self.db.execute("DELETE FROM pipelines WHERE name = ?", (name,))
-        values = astuple(record)[:6] + (context, record.created, record.updated)
+        values = (*astuple(record)[:6], context, *astuple(record)[7:])
         self.db.execute(f"INSERT INTO pipelines ({_PIPELINE}) VALUES ({_marks(values)})", values)
         self.db.executemany(
             "INSERT INTO pipeline_versions (pipeline, version, spec, created) VALUES (?, ?, ?, ?)",

@@ -55,10 +55,12 @@ class JobRunner:
         job_id, output_commit = uuid.uuid4().hex, uuid.uuid4().hex
         global_id = global_id or output_commit
         job = planner.job_task(spec, job_id, output_commit, ctx_for(job_id), runtime.name, sandbox)
+        unready = ""
         try:
+            job = replace(job, ctx=runtime.prepare(job.ctx))
             described = executor.describe(runtime.describe(job.ctx))
-        except DataverError as exc:  # e.g. the image is gone: the job records why it cannot run
-            described = f"{runtime.name} ({exc})"
+        except DataverError as exc:  # no engine, the image gone, a pull failed: the job records why
+            described, unready = f"{runtime.name} ({exc})", str(exc)
         with holding(self.store, pipeline):
             self.records.create_job(
                 job_id,
@@ -67,8 +69,11 @@ class JobRunner:
                 output_commit,
                 [JobInput(i.name, i.repo, i.branch, i.commit) for i in inputs],
                 global_id,
+                job.ctx.image_ran,
             )
         try:
+            if unready:  # it fails as a job, in list-job, instead of moving to another runtime
+                raise DataverError(unready)
             with self.store.writing(), job_folder(self.store.root, job_id) as folder:
                 state, reason = self._execute(job, spec, row, inputs, runtime, executor, progress, folder, global_id)
         except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from ..repos import RepoStore
 from ..runtimes import images, procs
 from ..runtimes.base import JobContext, Runtime, max_file_bytes
 from ..runtimes.choice import make_runtime, resolve_runtime
+from ..runtimes.pulls import ImagePin
 from ..store import Store
 from .datums import InputCommit, compute_datums
 from .jobs import JobRunner, Progress
@@ -82,12 +83,15 @@ class PipelineLayer:
     def _ctx_for(self, pipeline: str, job_id: str) -> JobContext:
         row = self.records.pipeline(pipeline)
         spec = PipelineSpec.model_validate_json(row.spec)
+        config = Config(self.store.root)
         image = None
         local = resolve_runtime(row.runtime, spec.transform.image) == "local"
         if local and row.context and Path(row.context, "Dockerfile").is_file():
             image = images.available([Path(row.context).parent]).get(images.canonical_tag(spec.transform.image))
         if local and image is None and spec.transform.image:
-            image = images.resolve(spec.transform.image, images.search_path())
+            image = images.available(images.search_path()).get(images.canonical_tag(spec.transform.image))
+            if image is None and config.get("images.local_unknown") == "refuse":
+                images.resolve(spec.transform.image, images.search_path())  # the NotFound naming what is known
         limits = spec.resource_limits
         return JobContext(
             job_id=job_id,
@@ -101,6 +105,9 @@ class PipelineLayer:
             cpu=limits.cpu if limits else None,
             user=spec.transform.user,
             max_file_bytes=max_file_bytes(self.store.root),
+            pin=None if local else ImagePin(spec.transform.image, row.image_id, row.image_digest),
+            pull_policy=config.get("images.pull"),
+            pull_secrets=spec.transform.image_pull_secrets,
         )
 
     def outer_references(self) -> OuterReferences:

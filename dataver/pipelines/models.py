@@ -41,6 +41,13 @@ class JobInfo:
     global_id: str = ""
     """Its commit set (Pachyderm 2.x's global id): the id of the change that caused it, shared with
     the other jobs and the commits that change caused."""
+    image: str = ""
+    """The image it ran: a registry digest (`name@sha256:...`), or what stood in for it."""
+
+    @property
+    def runtime_name(self) -> str:
+        """local or docker (`runtime` describes it in a sentence)."""
+        return self.runtime.split(" ", 1)[0]
 
     @property
     def duration(self) -> float | None:
@@ -102,6 +109,11 @@ class PipelineInfo:
     state: str
     """running or paused (by stop-pipeline)."""
     runtime: str
+    """local or docker (`auto` for a pipeline made before the choice was kept)."""
+    runtime_why: str
+    """How `auto` chose it, when it did."""
+    image: str
+    """The image the Docker runtime is pinned to (a registry digest, or the tag and image id)."""
     description: str
     created: float
     updated: float
@@ -132,6 +144,8 @@ class ProvenanceNode:
     pipeline: str | None = None
     version: int | None = None
     datum: str | None = None
+    image: str | None = None
+    """The image the job that wrote it ran (a registry digest, where it came from one)."""
     inputs: list[ProvenanceNode] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

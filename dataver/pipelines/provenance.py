@@ -38,7 +38,7 @@ def _node(
         return ProvenanceNode(**base)
     datum = records.datum_writer(job.pipeline, path, job.id)
     if datum is None:
-        return ProvenanceNode(**base, job=job.id, pipeline=job.pipeline, version=job.version)
+        return ProvenanceNode(**base, job=job.id, pipeline=job.pipeline, version=job.version, image=job.image or None)
     commits = {i.name: i.commit for i in records.job_inputs(job.id)}
     inputs = []
     for row in records.datum_input_files(job.pipeline, datum):
@@ -48,4 +48,5 @@ def _node(
             inputs.append(ProvenanceNode(row.repo, input_commit, "/" + row.path, row.oid, row.size))
         else:
             inputs.append(_node(store, repos, records, row.repo, input_commit, upstream.tree, row.path, depth - 1))
-    return ProvenanceNode(**base, job=job.id, pipeline=job.pipeline, version=job.version, datum=datum, inputs=inputs)
+    ran = dict(job=job.id, pipeline=job.pipeline, version=job.version, image=job.image or None)
+    return ProvenanceNode(**base, **ran, datum=datum, inputs=inputs)

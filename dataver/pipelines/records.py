@@ -13,6 +13,7 @@ from ..errors import AlreadyExists, DataverError, NotFound
 from ..executors.base import DatumResult
 from ..meta import Database
 from ..refs import columns
+from ..runtimes.pulls import ImagePin
 
 if TYPE_CHECKING:  # records are read where pydantic is not loaded (does the store have pipelines?)
     from .spec import PipelineSpec
@@ -33,6 +34,11 @@ class PipelineRecord:
     """The folder the spec was created from, where images are built (None for specs from stdin)."""
     created: float
     updated: float
+    runtime_why: str = ""
+    """How `auto` chose the runtime (empty: it was asked for by name, or chosen before this was kept)."""
+    image_id: str = ""
+    image_digest: str = ""
+    """The image the Docker runtime runs (see `runtimes.pulls.ImagePin`); empty for an images/ image."""
 
     @property
     def is_service(self) -> bool:
@@ -48,6 +54,25 @@ class PipelineRecord:
     def runs_jobs(self) -> bool:
         """Whether the scheduler runs jobs of it: not a service or a spout (those the daemon keeps up)."""
         return not (self.is_service or self.is_spout)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a pipeline runs, decided when it is created or updated (`PipelineService`)."""
+
+    runtime: str
+    """local or docker."""
+    why: str
+    """How `auto` chose it (empty when asked for by name)."""
+    context: str | None
+    """The local runtime's build context of an images/ image."""
+    pin: ImagePin | None
+    """The Docker runtime's image (None on the local runtime)."""
+
+    def image_columns(self) -> tuple[str, str, str]:
+        """runtime_why, image_id, image_digest."""
+        pin = self.pin
+        return (self.why, pin.image_id if pin else "", pin.digest if pin else "")
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,8 @@ class JobRecord:
     recovered: int
     global_id: str
     """The commit set of the change that caused it (its output commit lands in the same set)."""
+    image: str = ""
+    """The image it ran: a registry digest (`name@sha256:...`), or what stood in for it."""
 
 
 @dataclass(frozen=True)
@@ -151,29 +178,28 @@ class Records:
     def exists(self, name: str) -> bool:
         return self.db.query_one("SELECT 1 FROM pipelines WHERE name = ?", (name,)) is not None
 
-    def insert_pipeline(self, spec: PipelineSpec, runtime: str, context: str | None, global_id: str = "") -> None:
+    def insert_pipeline(self, spec: PipelineSpec, placed: Placement, global_id: str = "") -> None:
         """`global_id`: the commit set the new spec is part of (a transaction's), if any."""
         now = time.time()
         added = self.db.execute(
-            "INSERT INTO pipelines (name, version, spec, salt, runtime, context, created, updated)"
-            " VALUES (?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-            (spec.name, spec.to_json(), spec.salt or secrets.token_hex(16), runtime, context, now, now),
+            "INSERT INTO pipelines (name, version, spec, salt, runtime, context, created, updated, runtime_why,"
+            " image_id, image_digest) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            (spec.name, spec.to_json(), spec.salt or secrets.token_hex(16), placed.runtime, placed.context, now, now)
+            + placed.image_columns(),
         )
         if not added:
             raise AlreadyExists(f"pipeline {spec.name} already exists: use `dataver update-pipeline -f SPEC`")
         self._record_version(spec, 1, now, global_id)
 
-    def update_pipeline(
-        self, spec: PipelineSpec, runtime: str, context: str | None, reprocess: bool, global_id: str = ""
-    ) -> int:
+    def update_pipeline(self, spec: PipelineSpec, placed: Placement, reprocess: bool, global_id: str = "") -> int:
         row = self.pipeline(spec.name)
         version = row.version + 1
         salt = secrets.token_hex(16) if reprocess else (spec.salt or row.salt)
         now = time.time()
         self.db.execute(
-            "UPDATE pipelines SET version = ?, spec = ?, salt = ?, runtime = ?, context = ?, updated = ?"
-            " WHERE name = ?",
-            (version, spec.to_json(), salt, runtime, context, now, spec.name),
+            "UPDATE pipelines SET version = ?, spec = ?, salt = ?, runtime = ?, context = ?, updated = ?,"
+            " runtime_why = ?, image_id = ?, image_digest = ? WHERE name = ?",
+            (version, spec.to_json(), salt, placed.runtime, placed.context, now, *placed.image_columns(), spec.name),
         )
         self.db.execute("DELETE FROM pipeline_inputs WHERE pipeline = ?", (spec.name,))
         self._record_version(spec, version, now, global_id)
@@ -234,6 +260,10 @@ class Records:
             version=row.version,
             state=row.state,
             runtime=row.runtime,
+            runtime_why=row.runtime_why,
+            image=ImagePin(spec["transform"].get("image", ""), row.image_id, row.image_digest).describe()
+            if row.image_id
+            else "",
             description=spec.get("description", ""),
             created=row.created,
             updated=row.updated,
@@ -253,6 +283,7 @@ class Records:
         output_commit: str,
         inputs: list[JobInput],
         global_id: str,
+        image: str = "",
     ) -> None:
         """Record a job as `created` (its datums not yet planned), in the commit set `global_id`.
         Its `restarts` count how many jobs before it were killed doing the same work (same spec
@@ -265,9 +296,9 @@ class Records:
                 same = {(i.name, i.commit) for i in self.job_inputs(last.id)} == {(i.name, i.commit) for i in inputs}
                 restarts = last.restarts + 1 if same else 0
             self.db.execute(
-                "INSERT INTO jobs (id, pipeline, version, state, runtime, created, output_commit, restarts, global_id)"
-                " VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?)",
-                (job_id, pipeline.name, pipeline.version, runtime, now, output_commit, restarts, global_id),
+                "INSERT INTO jobs (id, pipeline, version, state, runtime, created, output_commit, restarts, global_id,"
+                " image) VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?, ?)",
+                (job_id, pipeline.name, pipeline.version, runtime, now, output_commit, restarts, global_id, image),
             )
             self.db.executemany(
                 "INSERT INTO job_inputs (job_id, name, repo, branch, commit_id) VALUES (?, ?, ?, ?, ?)",
@@ -430,6 +461,7 @@ class Records:
             recovered=row.recovered,
             inputs=self.job_inputs(row.id),
             global_id=row.global_id,
+            image=row.image,
         )
 
     # ---- datums ------------------------------------------------------------------------

@@ -7,17 +7,37 @@ read, directly or through other pipelines, its own output.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..config import Config
 from ..errors import AlreadyExists, Ambiguous, Conflict, InvalidArgument, NotFound, SpecError
 from ..names import parse_commit_ref
 from ..repos import RepoStore
 from ..runtimes import images
-from ..runtimes.choice import check_runtime, resolve_runtime
+from ..runtimes.choice import built_here, check_runtime, choose_runtime
 from ..store import Store
 from .egress import check_target
-from .records import Records
+from .records import PipelineRecord, Placement, Records
 from .spec import PipelineSpec
+
+if TYPE_CHECKING:  # the Docker SDK's side is imported only for a pipeline that runs there
+    from ..runtimes.pulls import PullListener
+
+
+@dataclass(frozen=True)
+class ImageEvents:
+    """Who hears about an image while a pipeline is placed: notes (a pull that fell back to the
+    engine's copy, an image the local runtime does not use) and a pull's progress."""
+
+    notice: Callable[[str], None] | None = None
+    pulls: PullListener | None = None
+
+
+QUIET = ImageEvents()
 
 
 class PipelineService:
@@ -38,8 +58,12 @@ class PipelineService:
                     frontier.append(pipeline)
         return seen
 
-    def _check_inputs(self, spec: PipelineSpec) -> None:
+    def _check_inputs(self, spec: PipelineSpec, *, early: bool = False) -> None:
+        """`early`: before the cron inputs' repos are made (those are left out)."""
+        made_later = {c.as_pfs.full_repo for c in spec.cron_inputs()} if early else set()
         for i, pfs in enumerate(spec.pfs_inputs()):
+            if pfs.full_repo in made_later:
+                continue
             if pfs.full_repo == spec.name or pfs.full_repo in self.downstream(spec.name):
                 raise SpecError(
                     f"pipeline {spec.name} would read its own output through repo {pfs.full_repo}: "
@@ -79,24 +103,56 @@ class PipelineService:
                 )
             self.repos.create_repo(repo, f"cron ticks of pipeline {spec.name} ({cron.spec})")
 
-    def _context(self, spec: PipelineSpec, runtime: str, spec_path: Path | None) -> str | None:
-        """The image's build context (for the local runtime), resolved now so that an image no
-        runtime can run is refused at once."""
+    def _place(
+        self, spec: PipelineSpec, asked: str, spec_path: Path | None, events: ImageEvents, before: PipelineRecord | None
+    ) -> Placement:
+        """Where the pipeline runs from now on, decided once (see `runtimes.choice`): its runtime,
+        and the image, resolved now so that an image no runtime can run is refused at once. On
+        the Docker runtime, a registry image is pulled now and pinned (`runtimes.pulls`)."""
         image = spec.transform.image
-        if resolve_runtime(runtime, image) == "docker":
-            from ..runtimes.docker import has_image, require_engine
+        choice = choose_runtime(asked, image, spec_path)
+        if choice.runtime == "docker":
+            from ..pullsecrets import credentials_for
+            from ..runtimes.docker import pin_image, require_engine
+            from ..runtimes.pulls import PullPolicy
+            from ..runtimes.references import parse_reference
 
             require_engine()
-            if not has_image(image):
-                raise NotFound(f"image {image} is not built on this Docker engine: run `dataver build-images` first")
-            return None
+            if not image:
+                raise SpecError(f"pipeline {spec.name}: the docker runtime needs transform.image: name one")
+            wanted = spec.transform.image_pull_secrets
+            pin = pin_image(
+                image,
+                PullPolicy(Config(self.store.root).get("images.pull")),
+                built_here=built_here(image, spec_path),
+                credentials=credentials_for(self.store.root, wanted, parse_reference(image).registry),
+                tried=wanted,
+                listener=events.pulls,
+                notice=events.notice,
+            )
+            return Placement(choice.runtime, choice.why, None, pin)
         if spec.transform.user:  # a name this host does not know is refused now, not at the first job
             from ..runtimes.local import command_user
 
             command_user(spec.transform.user)
         if not image:
-            return None
-        return str(images.resolve(image, images.search_path(spec_path)).path)
+            return Placement(choice.runtime, choice.why, None, None)
+        found = images.available(images.search_path(spec_path)).get(images.canonical_tag(image))
+        if found is not None:
+            return Placement(choice.runtime, choice.why, str(found.path), None)
+        if Config(self.store.root).get("images.local_unknown") == "refuse":
+            images.resolve(image, images.search_path(spec_path))  # the NotFound naming what is known
+        unchanged = (
+            before is not None
+            and before.runtime == "local"
+            and json.loads(before.spec)["transform"].get("image") == image
+        )
+        if events.notice is not None and not unchanged:
+            events.notice(
+                f"note: image {image} is not used by the local runtime: the command runs with this host's tools; "
+                "`--runtime docker` runs it in the image"
+            )
+        return Placement(choice.runtime, choice.why, None, None)
 
     def _check_egress(self, spec: PipelineSpec) -> None:
         """An egress into a store or a remote is refused before anything is recorded (and again
@@ -105,25 +161,37 @@ class PipelineService:
             check_target(spec.egress.url, self.store)
 
     def create(
-        self, spec: PipelineSpec, runtime: str = "auto", spec_path: Path | None = None, global_id: str = ""
+        self,
+        spec: PipelineSpec,
+        runtime: str = "auto",
+        spec_path: Path | None = None,
+        global_id: str = "",
+        events: ImageEvents = QUIET,
     ) -> None:
-        """`global_id`: the commit set (a transaction's) the new pipeline is part of, if any."""
+        """`global_id`: the commit set (a transaction's) the new pipeline is part of, if any.
+        The image is pulled (if it must be) before anything is recorded, outside the write."""
         check_runtime(runtime)
         self._check_egress(spec)
+        with self.store.db.read():
+            self._check_new(spec)
+            self._check_inputs(spec, early=True)
+        placement = self._place(spec, runtime, spec_path, events, None)
         with self.store.db.write():
-            if self.records.exists(spec.name):
-                raise AlreadyExists(f"pipeline {spec.name} already exists: use `dataver update-pipeline -f SPEC`")
-            if self.repos.repo_exists(spec.name):
-                raise AlreadyExists(
-                    f"a repo named {spec.name} already exists, and a pipeline's output repo takes its name: "
-                    "rename the pipeline or delete the repo"
-                )
+            self._check_new(spec)
             self._make_cron_repos(spec)
             self._check_inputs(spec)
-            context = self._context(spec, runtime, spec_path)
             self.repos.create_repo(spec.name, f"output of pipeline {spec.name}")
-            self.records.insert_pipeline(spec, runtime, context, global_id)
+            self.records.insert_pipeline(spec, placement, global_id)
             self.store.db.after_commit(self._notify)
+
+    def _check_new(self, spec: PipelineSpec) -> None:
+        if self.records.exists(spec.name):
+            raise AlreadyExists(f"pipeline {spec.name} already exists: use `dataver update-pipeline -f SPEC`")
+        if self.repos.repo_exists(spec.name):
+            raise AlreadyExists(
+                f"a repo named {spec.name} already exists, and a pipeline's output repo takes its name: "
+                "rename the pipeline or delete the repo"
+            )
 
     def update(
         self,
@@ -133,16 +201,22 @@ class PipelineService:
         spec_path: Path | None = None,
         reprocess: bool = False,
         global_id: str = "",
+        events: ImageEvents = QUIET,
     ) -> int:
+        """With no `runtime`, the pipeline keeps the one it runs on (`auto` chose it once)."""
         self._check_egress(spec)
+        with self.store.db.read():
+            before = self.records.pipeline(spec.name)
+            self._check_inputs(spec, early=True)
+        placement = self._place(spec, check_runtime(runtime or before.runtime), spec_path, events, before)
+        if runtime is None and before.runtime != "auto":
+            placement = replace(placement, why=before.runtime_why)
         with self.store.db.write():
             row = self.records.pipeline(spec.name)
-            runtime = check_runtime(runtime or row.runtime)
             self._make_cron_repos(spec, PipelineSpec.model_validate_json(row.spec))
             self._check_inputs(spec)
             self.store.db.after_commit(self._notify)
-            context = self._context(spec, runtime, spec_path)
-            return self.records.update_pipeline(spec, runtime, context, reprocess, global_id)
+            return self.records.update_pipeline(spec, placement, reprocess, global_id)
 
     def delete(self, name: str, *, keep_repo: bool = False) -> None:
         with self.store.db.write():

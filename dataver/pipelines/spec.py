@@ -29,6 +29,7 @@ from ..errors import InvalidArgument, SpecError
 from ..globs import compile_glob
 from ..names import DEFAULT_PROJECT, check_name, qualify
 from ..runtimes.base import memory_bytes
+from ..runtimes.references import parse_reference
 from ..schedules import parse_schedule
 
 
@@ -104,6 +105,29 @@ class Transform(_Model):
     datum` when done with each datum (reading its variables from /pfs/.env)."""
     user: str = ""
     """Pachyderm's: who the command runs as, a name or UID[:GID] (default a uid of the worker's own; never root)."""
+    image_pull_secrets: list[str] = []
+    """Pachyderm's: secrets (`create-secret` of a kubernetes.io/dockerconfigjson Secret) whose
+    registry credentials the Docker runtime pulls the image with."""
+
+    @field_validator("image")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        if value:
+            try:
+                parse_reference(value)
+            except InvalidArgument as exc:
+                raise ValueError(str(exc).split(": ", 1)[1]) from None
+        return value
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                check_name("secret", name)
+            except InvalidArgument as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("user")
     @classmethod
@@ -604,7 +628,7 @@ KUBERNETES_ONLY = {
         "hashtree_spec",
         "tf_job",
     ),
-    "transform": ("image_pull_secrets", "debug"),
+    "transform": ("debug",),
     "resource_limits": ("gpu", "disk"),
     "resource_requests": ("gpu", "disk"),
     "parallelism_spec": ("coefficient",),

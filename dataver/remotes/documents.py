@@ -251,6 +251,8 @@ def _models() -> SimpleNamespace:
         failed: count
         recovered: count
         global_id: uid | None = None
+        image: text = ""
+        """Absent before images were recorded per job."""
 
     class JobInputDoc(Strict):
         name: input_name
@@ -307,6 +309,9 @@ def _models() -> SimpleNamespace:
         context: text | None
         created: when
         updated: when
+        runtime_why: text = ""
+        image_id: text = ""
+        image_digest: text = ""
 
     class PipelineInputDoc(Strict):
         name: input_name

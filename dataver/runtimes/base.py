@@ -24,7 +24,9 @@ from ..config import Config
 from ..errors import Corruption, DataverError
 from ..hostpaths import join_below
 from ..objects import ObjectStore
+from ..pullsecrets import RegistryCredentials
 from .jobfiles import empty_folder, remove_tree
+from .pulls import ImagePin
 
 AGENT = Path(__file__).with_name("worker.py")
 REPLY_GRACE = 30.0
@@ -63,6 +65,17 @@ class JobContext:
     """`transform.user`: who commands run as (default a uid of the worker's own, see `uids`; never root)."""
     max_file_bytes: int = 64 << 30
     """The per-file size limit (the `max_file_bytes` setting where the job was planned)."""
+    pin: ImagePin | None = None
+    """The Docker runtime's image, pinned when the pipeline was created or updated (see `pulls`)."""
+    pull_policy: str = "missing"
+    """The `images.pull` setting where the job was planned."""
+    pull_secrets: list[str] = field(default_factory=list)
+    """`transform.image_pull_secrets`: the secrets whose registry credentials pulls use."""
+    pull_credentials: RegistryCredentials | None = None
+    """Those credentials for the image's registry, found by `Runtime.prepare` where the secrets
+    are (a Dask worker pulling a missing image gets them with the job)."""
+    image_ran: str = ""
+    """What the job records as its image (`Runtime.prepare`): a registry digest, or what stood in."""
 
 
 _QUANTITY = re.compile(r"^\s*([0-9.]+)\s*([KMGTP]i?|[kmgtp])?[bB]?\s*$")
@@ -376,6 +389,11 @@ class Runtime(ABC):
     @abstractmethod
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
         """Start one worker for the job; it runs datums until closed."""
+
+    def prepare(self, ctx: JobContext) -> JobContext:
+        """Ready the job's image, once per job before any worker starts, and say in `image_ran`
+        what it is; a DataverError fails the job with its message."""
+        return ctx
 
     def describe(self, ctx: JobContext) -> str:
         """What `inspect-job` shows as the job's runtime."""

@@ -1,15 +1,31 @@
-"""Choosing a runtime: `local`, `docker`, or `auto` (the default): docker when an engine answers
-and has the spec's image, local otherwise (it needs neither an engine nor a build)."""
+"""Choosing a runtime: `local`, `docker`, or `auto` (the default), decided once per pipeline.
+
+`auto` picks when a pipeline is created or updated with it, and the pipeline keeps the pick
+(inspect-pipeline shows it and why): Docker when an engine answers and the image is not one of
+images/'s, else local (which needs neither an engine nor a build). A job never moves to the
+other runtime: one whose runtime is gone fails saying so, since a model made in an image and
+read with the host's libraries (or the other way round) is how a silent move breaks.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidArgument
+from . import images
 from .base import Runtime
 from .local import LocalRuntime
 
 RUNTIMES = ("auto", "local", "docker")
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    runtime: str
+    """local or docker."""
+    why: str
+    """How `auto` chose (shown by inspect-pipeline); empty when the runtime was asked for by name."""
 
 
 def check_runtime(name: str) -> str:
@@ -18,14 +34,36 @@ def check_runtime(name: str) -> str:
     return name
 
 
-def resolve_runtime(name: str, image: str) -> str:
-    """The concrete runtime `name` stands for, for this image, on this machine now."""
-    check_runtime(name)
-    if name != "auto":
-        return name
-    from .docker import has_image
+def built_here(image: str, near: Path | None = None) -> bool:
+    """Whether `image` is one of images/'s (built by `build-images`, run by the local runtime):
+    any `dataver/` name is, found or not, so that it is never pulled (a registry's image of
+    that name could be anyone's)."""
+    if not image:
+        return False
+    tag = images.canonical_tag(image)
+    return tag.startswith(images.TAG_PREFIX) or tag in images.available(images.search_path(near))
 
-    return "docker" if has_image(image) else "local"
+
+def choose_runtime(asked: str, image: str, near: Path | None = None) -> RuntimeChoice:
+    """The runtime a pipeline created or updated now with runtime `asked` runs on."""
+    check_runtime(asked)
+    if asked != "auto":
+        return RuntimeChoice(asked, "")
+    if not image:
+        return RuntimeChoice("local", "chosen by auto: the spec names no image")
+    if built_here(image, near):
+        return RuntimeChoice("local", f"chosen by auto: {image} is one of images/'s, which it runs with no build")
+    from .docker import engine
+
+    if engine() is None:
+        return RuntimeChoice("local", "chosen by auto: no Docker engine answered when the pipeline was made")
+    return RuntimeChoice("docker", f"chosen by auto: a Docker engine answered, and {image} is not one of images/'s")
+
+
+def resolve_runtime(name: str, image: str) -> str:
+    """The concrete runtime of a pipeline recorded with `name`: itself, or for a pipeline made
+    before choices were recorded (`auto`), what auto would choose now."""
+    return choose_runtime(name, image).runtime if name == "auto" else check_runtime(name)
 
 
 def make_runtime(name: str, image: str, store_root: Path, sandbox: str | None = None) -> Runtime:

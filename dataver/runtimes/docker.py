@@ -5,8 +5,9 @@ before the user's code starts) running the same agent as the local runtime, and 
 datums over the container's attached stdin/stdout. The container sees the workspace: `/pfs`
 read-only, `/pfs/out` writable; it runs as a uid of its own (`uids`; or `transform.user`), so no
 other process running as a job's user can read its environment or signal it; with no new privileges, every
-capability dropped, no network unless the spec asks, and the spec's resource limits. Images
-are never pulled: a missing one is an error that names `dataver build-images`. Containers
+capability dropped, no network unless the spec asks, and the spec's resource limits. A job runs
+the image its pipeline was pinned to (`pulls`), pulled again by digest if it has gone from the
+engine; an images/ image is built, never pulled (a missing one names `dataver build-images`). Containers
 carry the store and job in labels, so any that outlive their job (their dataver process was
 killed) are removed by the next command that runs jobs.
 """
@@ -18,12 +19,16 @@ import os
 import socket
 import struct
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataverError, NotFound
+from ..pullsecrets import credentials_for
 from . import uids
 from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace, agent_args, runs_as_root
+from .pulls import ImagePin, PullListener, PullPolicy, pin_of, pull
+from .references import parse_reference
 
 LOGS_INSIDE = "/.dataver/logs"
 AGENT_INSIDE = "/.dataver/worker.py"
@@ -216,34 +221,119 @@ def _memory(limit: str) -> str | None:
     return limit
 
 
+def pin_image(
+    reference: str,
+    policy: PullPolicy,
+    *,
+    built_here: bool,
+    credentials: Any = None,
+    tried: list[str] | None = None,
+    listener: PullListener | None = None,
+    notice: Any = None,
+) -> ImagePin:
+    """The image a pipeline created or updated now runs (see `pulls`): an images/ image
+    (`built_here`) must be built and is not pinned; any other is pulled by tag (unless the
+    policy is `never`, or it names a digest the engine has), and pinned to what came down. A
+    failed pull of an image the engine has already uses that copy, said in `notice`, unless the
+    policy is `always` (which promises the registry's current image)."""
+    import docker.errors
+
+    client = require_engine()
+    ref = parse_reference(reference)
+    try:
+        present = client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        present = None
+    if built_here:
+        if present is None:
+            raise NotFound(f"image {reference} is not built on this Docker engine: run `dataver build-images` first")
+        return ImagePin(reference)
+    if present is not None and (policy is PullPolicy.NEVER or ref.pinned):
+        return pin_of(present, ref)
+    if policy is PullPolicy.NEVER:
+        raise NotFound(
+            f"image {reference} is not on this Docker engine and images.pull is never: pull or load it "
+            "(`docker pull`, `docker load`), or set images.pull to missing"
+        )
+    try:
+        return pin_of(pull(client, ref, credentials, tried or [], listener), ref)
+    except DataverError as exc:
+        if present is None or policy is PullPolicy.ALWAYS:
+            raise
+        if notice is not None:
+            notice(f"note: {exc}; using the copy this Docker engine has ({present.id[:19]})")
+        return pin_of(present, ref)
+
+
 class DockerRuntime(Runtime):
     name = "docker"
     link_inputs = True  # /pfs is mounted read-only into the container
 
     def __init__(self, store_root: Path) -> None:
         self.store_root = store_root
-        self.client = require_engine()
+
+    @property
+    def client(self) -> Any:
+        """The engine, asked for when a job needs it: a pipeline on this runtime whose engine is
+        gone gets a failed job saying so, never a move to another runtime."""
+        return require_engine()
+
+    def prepare(self, ctx: JobContext) -> JobContext:
+        """Find the image this job runs, once per job (pulling the tag under `always`, or the
+        pinned digest if the image has gone), and record it in the context."""
+        if engine() is None:
+            raise DataverError(
+                f"pipeline {ctx.pipeline} runs on the docker runtime, but no Docker engine answers here (a "
+                "pipeline never changes runtime by itself): start dockerd, or move it with "
+                "`dataver update-pipeline -f SPEC --runtime local`"
+            )
+        pin = ctx.pin or ImagePin(ctx.image)
+        credentials = None
+        if pin.image_id:  # not an images/ image: a pull may be needed
+            ref = parse_reference(pin.reference)
+            credentials = ctx.pull_credentials or credentials_for(self.store_root, ctx.pull_secrets, ref.registry)
+            if ctx.pull_policy == PullPolicy.ALWAYS.value:
+                pin = pin_of(pull(self.client, ref, credentials, ctx.pull_secrets), ref)
+        ctx = replace(ctx, pin=pin, pull_credentials=credentials)
+        image = self.image(ctx)
+        ran = pin if pin.image_id else replace(pin, image_id=image.id)
+        return replace(ctx, image_ran=ran.describe())
 
     def describe(self, ctx: JobContext) -> str:
         engine_version = self.client.version().get("Version", "?")
-        return f"docker (engine {engine_version}, image {ctx.image} {self.image(ctx.image).id[:19]})"
+        return f"docker (engine {engine_version}, image {ctx.image} {self.image(ctx).id[:19]})"
 
     def base_env(self) -> dict[str, str]:
         return {**super().base_env(), "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
-    def image(self, tag: str) -> Any:
+    def image(self, ctx: JobContext) -> Any:
+        """The job's image on this engine: the pinned one (pulled again by digest if it has gone,
+        unless the policy is `never`), or an images/ image by its tag."""
         import docker.errors
 
+        pin = ctx.pin or ImagePin(ctx.image)
+        if not pin.image_id:
+            try:
+                return self.client.images.get(pin.reference)
+            except docker.errors.ImageNotFound:
+                raise NotFound(
+                    f"image {pin.reference} is not built on this Docker engine (an images/ image is built, "
+                    "never pulled): run `dataver build-images` first"
+                ) from None
         try:
-            return self.client.images.get(tag)
+            return self.client.images.get(pin.image_id)
         except docker.errors.ImageNotFound:
+            pass
+        if not pin.digest or ctx.pull_policy == PullPolicy.NEVER.value:
             raise NotFound(
-                f"image {tag} is not built on this Docker engine (dataver never pulls): "
-                "run `dataver build-images` first"
-            ) from None
+                f"image {pin.reference} ({pin.describe()}), which pipeline {ctx.pipeline} was pinned to, is no "
+                "longer on this Docker engine: put it back, or `dataver update-pipeline` to pin the tag's current image"
+            )
+        ref = parse_reference(pin.digest)
+        return pull(self.client, ref, ctx.pull_credentials, ctx.pull_secrets)
 
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
-        image = self.image(ctx.image)
+        image = self.image(ctx)
         if ctx.user and not runs_as_root(ctx.user):
             return self._start(ctx, workspace, image, ctx.user, None)
         lease = uids.lease()

@@ -26,6 +26,7 @@ import site
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import Config
@@ -177,6 +178,14 @@ class LocalRuntime(Runtime):
         choice = sandbox or Config(store_root).get("sandbox")
         self.sandboxed = choice != "none" and bwrap_works()
         self.link_inputs = self.sandboxed
+
+    def prepare(self, ctx: JobContext) -> JobContext:
+        """The image is not run here: the job records which code stood in for it."""
+        if not ctx.image:
+            return ctx
+        if ctx.code_dir is None:
+            return replace(ctx, image_ran=f"{ctx.image} (not used: the local runtime ran this host's tools)")
+        return replace(ctx, image_ran=f"{ctx.image} (local runtime: its build context {ctx.code_dir})")
 
     def describe(self, ctx: JobContext) -> str:
         how = "bubblewrap sandbox" if self.sandboxed else "path rewriting, no sandbox"

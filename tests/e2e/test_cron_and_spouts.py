@@ -66,7 +66,9 @@ def stream(files):
 """
 """The start of the spouts' commands below (Python, as the example images have it)."""
 
-SPOUT = STREAM + r"""
+SPOUT = (
+    STREAM
+    + r"""
 run = os.environ["DATAVER_JOB_ID"][-12:]
 stream({f"runs/{run}/first": b"1", "latest": run.encode()})
 with open("/pfs/out", "wb") as out:
@@ -81,6 +83,7 @@ stream({f"runs/{run}/second": b"2"})
 print("run", run, "done", flush=True)
 sys.exit(3)
 """
+)
 
 
 @pytest.mark.parametrize("runtime", ["local", "docker"])
@@ -156,12 +159,15 @@ def test_the_daemon_moves_a_cron_triggered_branch_on_its_schedule(dv, tmp_path):
     assert re.search(r"cron trigger: data@master moved to [0-9a-f]{32}", dv("daemon", "logs").stdout)
 
 
-CONFLICT = STREAM + r"""
+CONFLICT = (
+    STREAM
+    + r"""
 stream({"data": b"1"})
 stream({"data/inside": b"2"})  # /data is a file: this commit cannot be made
 stream({"after": b"3"})
 time.sleep(600)
 """
+)
 
 
 def test_a_spout_outlives_a_refused_commit_and_a_new_spout_of_the_same_name_runs_its_own_command(dv, tmp_path, sandbox):
@@ -193,7 +199,9 @@ def test_a_spout_outlives_a_refused_commit_and_a_new_spout_of_the_same_name_runs
         )
 
 
-HOSTILE = STREAM + r"""
+HOSTILE = (
+    STREAM
+    + r"""
 import gzip
 with open("/pfs/out", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
     with tarfile.open(fileobj=gz, mode="w|") as tar:  # 50 MiB of zeros: a 50 KB gzip
@@ -209,6 +217,7 @@ time.sleep(0.3)
 stream({"after": b"ok"})
 time.sleep(600)
 """
+)
 
 
 def test_a_spout_refuses_a_gzip_bomb_and_a_name_that_is_not_utf8_and_goes_on(dv, tmp_path, sandbox):
@@ -228,7 +237,6 @@ def test_a_spout_refuses_a_gzip_bomb_and_a_name_that_is_not_utf8_and_goes_on(dv,
     shown = dv("inspect-pipeline", "feed").stdout
     assert re.search(r"Spout: +running", shown) and not re.search(r"Restarts: +[1-9]", shown)
     assert "Traceback" not in log
-
 
 
 SLOW = r"""

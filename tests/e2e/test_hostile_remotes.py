@@ -217,4 +217,3 @@ def test_a_commit_id_two_repos_claim_is_refused(dv, remote, tmp_path):
         commit["repo"] = "more"
     (remote / "documents" / "repos" / "more.json").write_text(json.dumps(manifest))
     _refused(dv, tmp_path, remote, "is already another repo's commit")
-

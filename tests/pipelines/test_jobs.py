@@ -260,7 +260,7 @@ def test_inspect_datum_and_wait_job(repo, cli):
     assert f"ID: {datum.id}" in shown and "State: success" in shown and "Files: in:/" in shown
     assert json.loads(cli("inspect-datum", job.id, datum.id, "--json").out)["id"] == datum.id
     assert cli("inspect-datum", job.id, "zzz").code == 1
-    assert cli("wait-job", job.id).out.strip() == f"job {job.id} (copy): 2 + 0 / 2 datums, success"
+    assert cli("wait-job", job.id).out.strip() == f"job {job.id} (copy, local): 2 + 0 / 2 datums, success"
     repo.update_pipeline(spec("copy", "exit 3", pfs("in"), datum_tries=1), reprocess=True)
     failed = cli("wait-job", repo.list_jobs("copy")[0].id)
     assert failed.code == 1 and "ended failure" in failed.err

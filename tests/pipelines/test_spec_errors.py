@@ -163,7 +163,7 @@ def test_kubernetes_only_fields_are_ignored_with_one_warning(client, cli, tmp_pa
     assert result.code == 0, result.err
     warning = [line for line in result.err.splitlines() if "ignoring" in line]
     assert warning == [
-        f"{path}: ignoring podPatch, tolerations, scheduling_spec, transform.image_pull_secrets, "
+        f"{path}: ignoring podPatch, tolerations, scheduling_spec, "
         "parallelism_spec.coefficient: only meaningful on Kubernetes (the rest runs as written)"
     ]
     assert client.get_file("p", "master", "a") == b"A"

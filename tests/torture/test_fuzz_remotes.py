@@ -30,8 +30,13 @@ NAMES = st.sampled_from(
 IDS = st.sampled_from(["0" * 32, "0" * 64, "F" * 64, "g" * 64, "../../etc/passwd", "ab" * 33, "0" * 31])
 SIZES = st.sampled_from([-1, 0, 1, 2**31, 2**63, 2**64, 10**30, 1.5, float("inf")])
 WEIRD = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=20),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
 VALUES = NAMES | IDS | SIZES | WEIRD
 
