@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -381,3 +382,41 @@ def dask_cluster(s3_server):
     yield start
     for cluster in made:
         cluster.stop()
+
+
+def _registry(docker_engine, auth: bool):
+    """A registry of the test's own, and afterwards none of its images left in the engine (each
+    test's registry has a new port, so its tags would pile up there)."""
+    import docker.errors
+    from services import start_registry
+    from small_images import REGISTRY_LABEL
+
+    server = _service(lambda: start_registry(auth), "DATAVER_REQUIRE_REGISTRY", "a container registry")
+    yield server
+    server.stop()
+    for image in docker_engine.images.list(all=True):
+        for name in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+            if name.startswith(f"{server.host}/"):
+                with contextlib.suppress(docker.errors.APIError):  # gone already, or a running container's
+                    docker_engine.images.remove(name, force=True)
+    for image in docker_engine.images.list(all=True, filters={"label": f"{REGISTRY_LABEL}={server.host}"}):
+        with contextlib.suppress(docker.errors.APIError):
+            docker_engine.images.remove(image.id, force=True)
+
+
+@pytest.fixture
+def registry(docker_engine):
+    """A container registry of this test's own, without auth (tests/services.py: Registry; it
+    starts in about 30 ms): `.host` (127.0.0.1:PORT, plain HTTP, which Docker allows on loopback),
+    `.kill()`/`.start()` (gone, then back with its images), `.pause()`/`.resume()` (hangs). Push to
+    it with small_images.push_small_image. Needs the Docker engine (skips or fails as
+    `docker_engine` does); skips without docker-registry, or fails where it is required
+    (DATAVER_REQUIRE_REGISTRY=1). The engine's images of this registry are removed afterwards."""
+    yield from _registry(docker_engine, auth=False)
+
+
+@pytest.fixture
+def auth_registry(docker_engine):
+    """As `registry`, but every request needs HTTP basic auth: `.username`, `.password`, and
+    `.auth_config` ({"username", "password"}, as the Docker SDK takes it)."""
+    yield from _registry(docker_engine, auth=True)

@@ -487,3 +487,161 @@ def start_dask(workers: int = 2, nthreads: int = 1, env: dict[str, str] | None =
     if importlib.util.find_spec("distributed") is None:
         raise Unavailable("dask[distributed] is not installed (pip install -e '.[test,cluster]')")
     return DaskCluster(workers, nthreads, env or {})
+
+
+# ------------------------------------------------------------------------------------ Container registry
+
+
+def _bcrypt(password: str) -> str:
+    """A bcrypt hash of `password` for an htpasswd file, the only kind the registry reads. Cost 4
+    (the least): the registry checks it on every request of a push or pull, and at the usual cost 12
+    that would add a quarter of a second to each."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in 3.11, gone in 3.13
+            import crypt
+
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+    except ImportError:
+        hashed = None
+    if not hashed or not hashed.startswith("$2"):
+        raise Unavailable("this Python cannot make bcrypt hashes (no crypt module, or libcrypt without blowfish)")
+    return hashed
+
+
+class Registry:
+    """The CNCF distribution registry (Debian's `docker-registry`, the program behind the official
+    `registry` image), a real server in a subprocess on 127.0.0.1:port, storing on the filesystem in
+    a temporary folder. Docker talks plain HTTP to registries in 127.0.0.0/8 without any daemon
+    setting, so `{host}/team/tool:1.0` can be pushed and pulled as it is. With auth, every request
+    needs HTTP basic auth as `username`/`password` (an htpasswd file); without, both are None.
+
+        reg = start_registry(auth=True)
+        reg.host                   # 127.0.0.1:PORT, the first part of an image reference
+        reg.auth_config            # {"username": ..., "password": ...} for the Docker SDK, or None
+        reg.kill(); reg.start()    # gone (connection refused), then back on the same port: images kept
+        reg.pause(); reg.resume()  # hangs (connections open, nothing answers), then answers again
+        reg.stop()                 # for good: the folder is removed
+    """
+
+    def __init__(self, auth: bool = False) -> None:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise Unavailable(
+                "the registry server is not installed: no docker-registry (apt-get install docker-registry)"
+            )
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix="dataver-registry-"))
+        self.log = self.dir / "registry.log"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.username: str | None = None
+        self.password: str | None = None
+        self._proc: subprocess.Popen | None = None
+        try:
+            auth_section = ""
+            if auth:
+                self.username, self.password = _unique("user-"), secrets.token_urlsafe(16)
+                (self.dir / "htpasswd").write_text(f"{self.username}:{_bcrypt(self.password)}\n")
+                auth_section = f"auth:\n  htpasswd:\n    realm: dataver-test\n    path: {self.dir / 'htpasswd'}\n"
+            # A fixed secret: a random one per start would break uploads that span a kill/start.
+            (self.dir / "config.yml").write_text(
+                "version: 0.1\n"
+                "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'data'}\n"
+                "  delete:\n    enabled: true\n"
+                "  maintenance:\n    uploadpurging:\n      enabled: false\n"
+                f"http:\n  addr: {self.host}\n  secret: {secrets.token_hex(16)}\n"
+                "health:\n  storagedriver:\n    enabled: false\n"
+                f"{auth_section}"
+            )
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        atexit.register(self.stop)
+
+    @property
+    def auth_config(self) -> dict[str, str] | None:
+        """The credentials as the Docker SDK takes them (`auth_config=`), or None without auth."""
+        if self.username is None or self.password is None:
+            return None
+        return {"username": self.username, "password": self.password}
+
+    def start(self, timeout: float = 30) -> None:
+        """Start the server again after kill(), on the same port and data; waits until it answers
+        `GET /v2/`. Does nothing while it runs."""
+        if self._proc is not None:
+            return
+        # REGISTRY_* variables override the config file's settings: none of the developer's get in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        with open(self.log, "ab") as log:
+            self._proc = subprocess.Popen(
+                [self.binary, "serve", str(self.dir / "config.yml")],
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+            )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self._proc.poll() is not None:
+                self._proc = None
+                raise Unavailable(f"the registry exited at start:\n{_tail(self.log)}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise Unavailable(f"the registry did not answer in {timeout:.0f} s:\n{_tail(self.log)}")
+            time.sleep(0.02)
+
+    def _answers(self) -> bool:
+        """GET /v2/ answers as a registry does: 200, or 401 asking for credentials with auth. The
+        header tells it from anything else that might have taken the port."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+        try:
+            conn.request("GET", "/v2/")
+            response = conn.getresponse()
+            response.read()
+            expected = 200 if self.username is None else 401
+            return response.status == expected and response.getheader("Docker-Distribution-Api-Version") is not None
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    def kill(self) -> None:
+        """Kill the server: connections are refused until start(), which brings it back with its images."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)  # a paused one too
+                proc.kill()
+            proc.wait(timeout=30)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections are still accepted by the kernel, but nothing
+        answers, as with a hung registry. resume() carries on."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Stop the server for good and remove its folder."""
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_registry(auth: bool = False) -> Registry:
+    """A running container registry of its own (with auth: basic auth for a generated user), or
+    Unavailable saying why not."""
+    return Registry(auth)
