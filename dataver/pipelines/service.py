@@ -141,7 +141,12 @@ class PipelineService:
         if found is not None:
             return Placement(choice.runtime, choice.why, str(found.path), None)
         if Config(self.store.root).get("images.local_unknown") == "refuse":
-            images.resolve(image, images.search_path(spec_path))  # the NotFound naming what is known
+            known = ", ".join(sorted(images.available(images.search_path(spec_path)))) or "none"
+            raise NotFound(
+                f"image {image} is not one of the images the local runtime knows ({known}), and images.local_unknown "
+                "is refuse: use `--runtime docker`, or `dataver config set images.local_unknown run` to run it with "
+                "this host's tools"
+            )
         unchanged = (
             before is not None
             and before.runtime == "local"

@@ -116,7 +116,7 @@ class Transform(_Model):
             try:
                 parse_reference(value)
             except InvalidArgument as exc:
-                raise ValueError(str(exc).split(": ", 1)[1]) from None
+                raise ValueError(str(exc).removeprefix("image ")) from None
         return value
 
     @field_validator("image_pull_secrets")

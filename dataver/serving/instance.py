@@ -80,6 +80,7 @@ class Instance:
 
     def start(self) -> None:
         try:
+            self.ctx = self.runtime.prepare(self.ctx)  # its image pinned, pulled if it has gone
             folder = self._stack.enter_context(job_folder(self.store.root, self.id))
             workspace = Workspace(folder / "w")
             self._dir_fd = os.open(workspace.logs, os.O_PATH | os.O_CLOEXEC)

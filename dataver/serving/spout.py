@@ -282,6 +282,7 @@ class SpoutRun:
 
     def start(self) -> None:
         try:
+            self.ctx = self.runtime.prepare(self.ctx)  # its image pinned, pulled if it has gone
             folder = self._stack.enter_context(job_folder(self.store.root, self.id))
             workspace = Workspace(folder / "w")
             workspace.out.rmdir()

@@ -17,7 +17,7 @@ from dataver.errors import AlreadyExists, Conflict, NotFound
 from dataver.executors.base import DatumResult
 from dataver.names import CommitRef
 from dataver.objects import ObjectWriter
-from dataver.pipelines.records import Records
+from dataver.pipelines.records import Placement, Records
 from dataver.pipelines.spec import parse_spec
 from dataver.projects import ProjectStore
 from dataver.refs import CommitRecord, RefsTable, RepoRecord
@@ -217,7 +217,7 @@ def test_insert_pipeline_races_have_one_winner(opener):
     def insert(i: int) -> object:
         store = opener()
         with store.db.write():
-            Records(store.db).insert_pipeline(spec, "local", None)
+            Records(store.db).insert_pipeline(spec, Placement("local", "", None, None))
         return True
 
     results = _in_threads(8, insert)
@@ -232,7 +232,7 @@ def test_record_datums_from_racing_jobs_keeps_one_set_of_inputs(opener):
     store = opener()
     records = Records(store.db)
     with store.db.write():
-        records.insert_pipeline(parse_spec(SPEC), "local", None)
+        records.insert_pipeline(parse_spec(SPEC), Placement("local", "", None, None))
     pipeline = records.pipeline("p")
     for job in ("a" * 32, "b" * 32):
         records.create_job(job, pipeline, "local", job, [], job)
