@@ -103,13 +103,18 @@ def is_stored_path(path: str) -> bool:
     return len(parts) <= MAX_DEPTH and all(is_component(p) for p in parts)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def as_typed(text: str) -> str:
-    """`text` printable as the user typed it: a byte that was not UTF-8 (a lone surrogate, as
-    Python decodes such arguments and file names) shown as \\xNN."""
+    """`text` printable as the user typed it, on one line: a byte that was not UTF-8 (a lone
+    surrogate, as Python decodes such arguments and file names) and a control character (a
+    newline in a name) shown as \\xNN."""
     try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate that stands for no byte
-        return text.encode("utf-8", "backslashreplace").decode()
+        shown = text.encode("utf-8", "backslashreplace").decode()
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", shown)
 
 
 def normalize_path(path: str, *, allow_root: bool = True) -> str:

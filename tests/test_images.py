@@ -170,3 +170,76 @@ def test_auto_keeps_images_folder_images_on_the_local_runtime_and_says_why(cli):
         "Runtime: local (chosen by auto: dataver/pytrain-svm:latest is one of images/'s, which it runs with no build)"
         in shown
     )
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("manifest for r:5000/team/tool:9 not found: manifest unknown: manifest unknown", "not found in registry"),
+        (
+            "pull access denied for team/tool, repository does not exist or may require 'docker login': denied: "
+            "requested access to the resource is denied",
+            "not found in registry",  # Docker Hub says both at once: without credentials, a name to check first
+        ),
+        ('Get "http://r:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused', "cannot be reached"),
+        ('Get "https://r/v2/": dial tcp: lookup r on 10.0.0.1:53: no such host', "cannot be reached"),
+        ("unauthorized: authentication required", "says unauthorized, with no credentials"),
+        ("write /var/lib/docker/tmp/x: no space left on device", "no space left on the Docker engine's disk"),
+        ("something else entirely", "the pull failed: something else entirely"),
+    ],
+)
+def test_a_registrys_answer_becomes_one_line_naming_the_image(said, expected):
+    from dataver.runtimes.pulls import _failure
+
+    error = str(_failure(parse_reference("r:5000/team/tool:9"), None, [], said))
+    assert error.startswith("image r:5000/team/tool:9: ") and expected in error and "\n" not in error
+
+
+def test_unauthorized_names_the_secret_tried_but_never_its_password():
+    from dataver.pullsecrets import RegistryCredentials
+    from dataver.runtimes.pulls import _failure
+
+    credentials = RegistryCredentials("regcred", "r:5000", "ci", "hunter2")
+    error = str(_failure(parse_reference("r:5000/team/tool:9"), credentials, ["regcred"], "unauthorized: no"))
+    assert "with the credentials of secret regcred (user ci)" in error and "hunter2" not in error
+
+
+class _Terminal:
+    """stderr as a terminal: what a user watching a pull sees."""
+
+    def __init__(self) -> None:
+        self.written = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> None:
+        self.written += text
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_pull_shows_layers_and_bytes_in_place_on_a_terminal_and_one_line_elsewhere(monkeypatch, capsys):
+    from dataver.cli.progress import PullLine
+    from dataver.runtimes.pulls import PullProgress
+
+    steps = [
+        PullProgress("python:3.11-slim", 3, 0, 0, 0),
+        PullProgress("python:3.11-slim", 3, 1, 5 << 20, 20 << 20),
+        PullProgress("python:3.11-slim", 3, 3, 20 << 20, 20 << 20, done=True),
+    ]
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    shown = PullLine()
+    for step in steps:
+        shown(step)
+    assert "\rpulling python:3.11-slim: 1/3 layers, 5.0 MiB of 20.0 MiB" in terminal.written
+    assert terminal.written.endswith("\rpulled python:3.11-slim: 3 layers, 20.0 MiB downloaded\x1b[K\n")
+    monkeypatch.undo()
+    elsewhere = PullLine()
+    for step in steps:
+        elsewhere(step)
+    assert capsys.readouterr().err == "pulled python:3.11-slim: 3 layers, 20.0 MiB downloaded\n"
+    PullLine()(PullProgress("python:3.11-slim", done=True))  # up to date: nothing came down, nothing said
+    assert capsys.readouterr().err == ""

@@ -78,3 +78,11 @@ def test_glob_capture_groups():
 def test_bad_globs_are_refused(pattern):
     with pytest.raises(InvalidArgument):
         compile_glob(pattern)
+
+
+def test_a_refused_name_is_shown_on_one_line():
+    """A name with a newline and a byte that is not UTF-8 (a spout's archive member, say) is named
+    in an error of one line: control characters and stray bytes as \\xNN."""
+    with pytest.raises(InvalidArgument) as refused:
+        normalize_path("a\n\udc80b")
+    assert "'a\\x0a\\x80b' is not valid UTF-8" in str(refused.value) and "\n" not in str(refused.value)

@@ -140,6 +140,8 @@ class PipelineService:
         found = images.available(images.search_path(spec_path)).get(images.canonical_tag(image))
         if found is not None:
             return Placement(choice.runtime, choice.why, str(found.path), None)
+        if built_here(image, spec_path):  # a dataver/ name no images/ folder has: a typo, most likely
+            images.resolve(image, images.search_path(spec_path))  # the NotFound naming what is known
         if Config(self.store.root).get("images.local_unknown") == "refuse":
             known = ", ".join(sorted(images.available(images.search_path(spec_path)))) or "none"
             raise NotFound(

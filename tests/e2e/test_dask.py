@@ -97,7 +97,7 @@ def test_iris_runs_on_the_cluster_with_the_same_predictions(dv):
     dv("create-repo", "attributes")
     dv("put-file", "training", "master", "-f", "pipelines/data/iris.csv")
     created = dv("create-pipeline", "-f", "pipelines/train.json")
-    assert "(model): 1 + 0 / 1 datums, success" in created.stderr
+    assert "(model, local): 1 + 0 / 1 datums, success" in created.stderr
     assert dv("get-file", "model", "master", "model.txt").stdout == "SVC(kernel='linear')\n"
     dv("create-pipeline", "-f", "pipelines/infer.json")
     dv("put-file", "attributes", "master", "/", "-r", "-f", "pipelines/data/test/")
@@ -290,7 +290,7 @@ def test_no_task_carries_the_database_password_and_workers_log_in_with_their_own
             carried = b"".join(dask.run(held).values()) + dask.run_on_scheduler(scheduled)
             time.sleep(0.2)
     out, err = job.communicate(timeout=120)
-    assert job.returncode == 0 and "(copy): 1 + 0 / 1 datums, success" in err, err
+    assert job.returncode == 0 and "(copy, local): 1 + 0 / 1 datums, success" in err, err
     assert password.encode() not in carried and role.encode() in carried  # the user travels, not the password
     with Client(root) as dv:
         assert dv.get_file("copy", "master", "x.txt") == b"x\n"
@@ -318,6 +318,6 @@ def test_workers_outlive_a_postgresql_restart(dv, tmp_path, postgres_server):
     postgres_server.start()
     (tmp_path / "f002").write_text("2\n")
     put = dv("put-file", "in", "master", "-f", str(tmp_path / "f002"))
-    assert "(copy): 1 + 2 / 3 datums, success" in put.stderr, put.stderr
+    assert "(copy, local): 1 + 2 / 3 datums, success" in put.stderr, put.stderr
     _copied(dv, 3)
     assert {d["worker"] for d in _datums(dv) if d["state"] == "success"} <= {"w1", "w2"}

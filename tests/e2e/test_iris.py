@@ -12,7 +12,7 @@ def test_iris_reference_example(dv):
     dv("create-repo", "attributes")
     dv("put-file", "training", "master", "-f", "pipelines/data/iris.csv")
     created = dv("create-pipeline", "-f", "pipelines/train.json")
-    assert "(model): 1 + 0 / 1 datums, success" in created.stderr
+    assert "(model, local): 1 + 0 / 1 datums, success" in created.stderr
     jobs = dv("list-job").stdout.splitlines()
     assert jobs[0].split() == [
         "ID",

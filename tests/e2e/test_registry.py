@@ -9,11 +9,15 @@ from __future__ import annotations
 import base64
 import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
 from helpers import pfs, spec
+from services import free_port
 from small_images import push_small_image
+
+from dataver.console.server import Binding, ConsoleServer
 
 CAT_MARKER = "cat /marker > /pfs/out/made-by; cp /pfs/in/* /pfs/out/"
 
@@ -94,6 +98,18 @@ def test_a_registry_image_is_pulled_pinned_and_named_by_every_output(dv, docker_
     assert f"@{second}" in new_tree and f"@{first}" in old_tree
     provenance = json.loads(dv("inspect-file", "tool", "master", "a.txt", "--provenance", "--json").stdout)
     assert provenance["image"] == f"{registry.host}/team/tool@{second}"
+    # The console shows the same: the job's image, the pipeline's pin and how its runtime was chosen.
+    server = ConsoleServer(dv.root, Binding("127.0.0.1", free_port()), None)
+    server.start()
+    try:
+        base = server.binding.url().rstrip("/")
+        job_page = urllib.request.urlopen(f"{base}/job?id={_jobs(dv)[0]['id']}", timeout=10).read().decode()
+        pipeline_page = urllib.request.urlopen(f"{base}/pipeline?name=tool", timeout=10).read().decode()
+    finally:
+        server.stop()
+    assert f"<dt>Image</dt><dd><code>{registry.host}/team/tool@{second}</code>" in job_page
+    assert f"<code>{registry.host}/team/tool@{second}</code>" in pipeline_page
+    assert "chosen by auto: a Docker engine answered" in pipeline_page
 
 
 def test_a_pinned_image_removed_from_the_engine_is_pulled_again_by_digest(dv, docker_engine, registry):
