@@ -225,9 +225,9 @@ def test_a_pull_shows_layers_and_bytes_in_place_on_a_terminal_and_one_line_elsew
     from dataver.runtimes.pulls import PullProgress
 
     steps = [
-        PullProgress("python:3.11-slim", 3, 0, 0, 0),
-        PullProgress("python:3.11-slim", 3, 1, 5 << 20, 20 << 20),
-        PullProgress("python:3.11-slim", 3, 3, 20 << 20, 20 << 20, done=True),
+        PullProgress("python:3.11-slim", 3, 0, 0, 0, 0),
+        PullProgress("python:3.11-slim", 3, 1, 1, 5 << 20, 20 << 20),
+        PullProgress("python:3.11-slim", 3, 3, 1, 20 << 20, 20 << 20, done=True),
     ]
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
@@ -235,11 +235,13 @@ def test_a_pull_shows_layers_and_bytes_in_place_on_a_terminal_and_one_line_elsew
     for step in steps:
         shown(step)
     assert "\rpulling python:3.11-slim: 1/3 layers, 5.0 MiB of 20.0 MiB" in terminal.written
-    assert terminal.written.endswith("\rpulled python:3.11-slim: 3 layers, 20.0 MiB downloaded\x1b[K\n")
+    assert terminal.written.endswith(
+        "\rpulled python:3.11-slim: 3 layers (1 already here), 20.0 MiB downloaded\x1b[K\n"
+    )
     monkeypatch.undo()
     elsewhere = PullLine()
     for step in steps:
         elsewhere(step)
-    assert capsys.readouterr().err == "pulled python:3.11-slim: 3 layers, 20.0 MiB downloaded\n"
+    assert capsys.readouterr().err == "pulled python:3.11-slim: 3 layers (1 already here), 20.0 MiB downloaded\n"
     PullLine()(PullProgress("python:3.11-slim", done=True))  # up to date: nothing came down, nothing said
     assert capsys.readouterr().err == ""

@@ -150,5 +150,6 @@ class PullLine:
                 sys.stderr.write(f"\rpulling {pull.image}: {pull.layers_done}/{pull.layers} layers, {sizes}\x1b[K")
                 sys.stderr.flush()
             return
-        line = f"pulled {pull.image}: {pull.layers} layers, {output.size(pull.bytes_total)} downloaded"
+        here = f" ({pull.layers_present} already here)" if pull.layers_present else ""
+        line = f"pulled {pull.image}: {pull.layers} layers{here}, {output.size(pull.bytes_total)} downloaded"
         sys.stderr.write(("\r" if self.tty else "") + line + ("\x1b[K" if self.tty else "") + "\n")

@@ -44,6 +44,8 @@ class PullProgress:
     image: str
     layers: int = 0
     layers_done: int = 0
+    layers_present: int = 0
+    """Layers the engine had already (nothing to download)."""
     bytes_done: int = 0
     bytes_total: int = 0
     done: bool = False
@@ -83,6 +85,7 @@ class _Layers:
 
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
+    present: set[str] = field(default_factory=set)
 
     def read(self, event: dict[str, Any]) -> bool:
         """Take one stream event; whether it changed anything worth showing."""
@@ -92,6 +95,8 @@ class _Layers:
         self.sizes.setdefault(layer, (0, 0))
         if status in ("Pull complete", "Already exists"):
             self.done.add(layer)
+            if status == "Already exists":
+                self.present.add(layer)
         elif status == "Downloading":
             detail = event.get("progressDetail") or {}
             current, total = detail.get("current"), detail.get("total")
@@ -107,6 +112,7 @@ class _Layers:
             image,
             len(self.sizes),
             len(self.done),
+            len(self.present),
             sum(c for c, _ in self.sizes.values()),
             sum(t for _, t in self.sizes.values()),
             done,
