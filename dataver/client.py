@@ -787,7 +787,7 @@ class Client:
         """Apply a transaction's requests (the active transaction's by default) together, then
         run the jobs they trigger; if one cannot apply, none is, and the transaction stays."""
         txn = self._transactions.get(txn_id)
-        self._runner.run(txn)
+        self._runner.run(txn, self._image_events())
         self._transactions.remove(txn.id)
         return self._landed(txn)
 

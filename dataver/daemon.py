@@ -251,7 +251,8 @@ class Daemon:
             )
             ran = False
         except Exception:  # a daemon must outlive one job's bug; the log keeps the traceback
-            self.log.exception("pipeline %s: job crashed", pipeline)
+            self.log.exception("pipeline %s: job crashed (trying again in %g s)", pipeline, self.recheck_after)
+            ran = False  # not at once: a crash that repeats would fill the log as fast as it can
         finally:
             with self._lock:
                 self.running.pop(pipeline, None)

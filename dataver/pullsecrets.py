@@ -34,9 +34,13 @@ class RegistryCredentials:
     registry: str
     username: str
     password: str
+    identity_token: str = ""
+    """An OAuth refresh token (Azure's registries' `identitytoken`), used instead of the password."""
 
     def auth_config(self) -> dict[str, str]:
         """What the Docker SDK's pull takes."""
+        if self.identity_token:
+            return {"identitytoken": self.identity_token}
         return {"username": self.username, "password": self.password}
 
 
@@ -50,12 +54,14 @@ def registry_host(server: str) -> str:
     return "docker.io" if host in HUB_HOSTS else host
 
 
-def parse_dockerconfig(text: str, source: str) -> dict[str, tuple[str, str]]:
-    """{registry: (username, password)} of a `.dockerconfigjson` value, or InvalidArgument."""
+def parse_dockerconfig(text: str, source: str) -> dict[str, tuple[str, str, str]]:
+    """{registry: (username, password, identity token)} of a `.dockerconfigjson` value, or
+    InvalidArgument. A whole `~/.docker/config.json` is one too (Kubernetes' docs make secrets
+    from it): its other keys (`credsStore`, `HttpHeaders`...) are no credentials and are passed over."""
     from pydantic import BaseModel, ConfigDict, ValidationError
 
     class Entry(BaseModel):
-        model_config = ConfigDict(extra="forbid", strict=True)
+        model_config = ConfigDict(extra="ignore", strict=True)
         username: str = ""
         password: str = ""
         auth: str = ""
@@ -65,7 +71,7 @@ def parse_dockerconfig(text: str, source: str) -> dict[str, tuple[str, str]]:
         serveraddress: str = ""
 
     class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid", strict=True)
+        model_config = ConfigDict(extra="ignore", strict=True)
         auths: dict[str, Entry]
 
     try:
@@ -77,7 +83,7 @@ def parse_dockerconfig(text: str, source: str) -> dict[str, tuple[str, str]]:
         raise InvalidArgument(
             f'{source}: {KEY} is not a Docker config ({{"auths": {{"REGISTRY": {{"username", "password"}}}}}}): {why}'
         ) from None
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, tuple[str, str, str]] = {}
     for server, entry in config.auths.items():
         username, password = entry.username, entry.password
         if entry.auth and not (username and password):
@@ -87,9 +93,11 @@ def parse_dockerconfig(text: str, source: str) -> dict[str, tuple[str, str]]:
                 raise InvalidArgument(
                     f'{source}: {KEY} auths["{server}"].auth is not base64 of "user:password"'
                 ) from None
-        if not (username and password):
-            raise InvalidArgument(f'{source}: {KEY} auths["{server}"] has no username and password (nor auth)')
-        found[registry_host(server)] = (username, password)
+        if not (username and password) and not entry.identitytoken:
+            raise InvalidArgument(
+                f'{source}: {KEY} auths["{server}"] has no username and password (nor auth, nor identitytoken)'
+            )
+        found[registry_host(server)] = (username, password, entry.identitytoken)
     return found
 
 

@@ -38,30 +38,59 @@ class TransactionRunner:
         self.repos = repos
         self.pipes = pipes
 
-    def run(self, txn: TransactionInfo) -> list[Any]:
-        """Apply every request of `txn`; what each gave, in order."""
+    def run(self, txn: TransactionInfo, events: Any = None) -> list[Any]:
+        """Apply every request of `txn`; what each gave, in order. Its pipelines' images are
+        pulled first, outside the write (a pull can take minutes; the lock is everyone's)."""
+        placed = self._placements(txn, events, dry=False)
         with self.store.writing(), self.store.db.write():
-            return [self._apply(txn, number, request) for number, request in enumerate(txn.requests, 1)]
+            return self._apply_all(txn, placed)
 
     def trial(self, txn: TransactionInfo, request: Request) -> Any:
-        """What `request` gives when applied after `txn`'s requests; nothing stays applied."""
+        """What `request` gives when applied after `txn`'s requests; nothing stays applied, and
+        nothing is pulled (images are checked, and pulled when the transaction finishes)."""
         trying = TransactionInfo(txn.id, txn.started, [*txn.requests, request])
+        placed = self._placements(trying, None, dry=True)
         try:
             with self.store.writing(), self.store.db.write():
-                raise _RolledBack(self.run(trying)[-1])
+                raise _RolledBack(self._apply_all(trying, placed)[-1])
         except _RolledBack as done:
             return done.result
 
-    def _apply(self, txn: TransactionInfo, number: int, request: Request) -> Any:
-        try:
-            return self._one(request, txn.id)
-        except DataverError as exc:
-            raise type(exc)(
-                f"transaction {txn.id}: request {number} of {len(txn.requests)} ({request.describe()}) "
-                f"cannot apply: {exc}"
-            ) from None
+    def _apply_all(self, txn: TransactionInfo, placed: dict[int, Any]) -> list[Any]:
+        return [self._apply(txn, number, request, placed.get(number)) for number, request in enumerate(txn.requests, 1)]
 
-    def _one(self, request: Request, global_id: str) -> Any:
+    def _placements(self, txn: TransactionInfo, events: Any, dry: bool) -> dict[int, Any]:
+        """Where each pipeline the transaction creates or updates runs (see
+        `PipelineService.place`), by request number."""
+        placed: dict[int, Any] = {}
+        for number, request in enumerate(txn.requests, 1):
+            if request.operation not in ("create_pipeline", "update_pipeline"):
+                continue
+            from .pipelines.service import QUIET
+            from .pipelines.spec import PipelineSpec
+
+            a = request.args
+            spec_path = Path(a["spec_path"]) if a["spec_path"] is not None else None
+            try:
+                placed[number] = self.pipes().service.place(
+                    PipelineSpec.model_validate(a["spec"]), a["runtime"], spec_path, events or QUIET, dry=dry
+                )
+            except DataverError as exc:
+                raise self._refusal(txn, number, request, exc) from None
+        return placed
+
+    def _refusal(self, txn: TransactionInfo, number: int, request: Request, exc: DataverError) -> DataverError:
+        return type(exc)(
+            f"transaction {txn.id}: request {number} of {len(txn.requests)} ({request.describe()}) cannot apply: {exc}"
+        )
+
+    def _apply(self, txn: TransactionInfo, number: int, request: Request, placement: Any = None) -> Any:
+        try:
+            return self._one(request, txn.id, placement)
+        except DataverError as exc:
+            raise self._refusal(txn, number, request, exc) from None
+
+    def _one(self, request: Request, global_id: str, placement: Any = None) -> Any:
         """Run one request through the layer that owns it (never through the Client, which queues)."""
         a = request.args
         op = request.operation
@@ -90,10 +119,15 @@ class TransactionRunner:
         spec = PipelineSpec.model_validate(a["spec"])
         spec_path = Path(a["spec_path"]) if a["spec_path"] is not None else None
         if op == "create_pipeline":
-            self.pipes().service.create(spec, a["runtime"], spec_path, global_id)
+            self.pipes().service.create(spec, a["runtime"], spec_path, global_id, placement=placement)
         elif op == "update_pipeline":
             self.pipes().service.update(
-                spec, runtime=a["runtime"], spec_path=spec_path, reprocess=a["reprocess"], global_id=global_id
+                spec,
+                runtime=a["runtime"],
+                spec_path=spec_path,
+                reprocess=a["reprocess"],
+                global_id=global_id,
+                placement=placement,
             )
         else:
             raise DataverError(f"unknown request {op!r}: this transaction was written by another dataver")

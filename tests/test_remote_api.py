@@ -191,3 +191,14 @@ def test_an_empty_object_sharing_its_offset_does_not_cut_the_next_short(tmp_path
     got = dict(read_objects(store.objects, sorted([hash_bytes(b""), hash_bytes(content)])))
     assert got == {hash_bytes(b""): b"", hash_bytes(content): content}
     store.close()
+
+
+def test_a_manifest_from_a_newer_dataver_says_so_instead_of_damage():
+    from dataver.remotes import documents
+    from dataver.remotes.documents import RemoteDamaged
+
+    with pytest.raises(RemoteDamaged) as refused:
+        documents.manifest(b'{"format":4,"repo":{}}', "remote origin", "data")
+    said = str(refused.value)
+    assert "repos/data.json is of format 4, written by a newer dataver (this one reads formats up to 3)" in said
+    assert "upgrade dataver here" in said and "damaged" not in said

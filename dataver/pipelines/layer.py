@@ -18,14 +18,14 @@ from ..names import CommitRef
 from ..repos import RepoStore
 from ..runtimes import images, procs
 from ..runtimes.base import JobContext, Runtime, max_file_bytes
-from ..runtimes.choice import make_runtime, resolve_runtime
+from ..runtimes.choice import built_here, choose_as_before, make_runtime, resolve_runtime
 from ..runtimes.pulls import ImagePin
 from ..store import Store
 from .datums import InputCommit, compute_datums
 from .jobs import JobRunner, Progress
 from .models import DatumFileRef, DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
 from .provenance import file_provenance
-from .records import Records
+from .records import PipelineRecord, Placement, Records
 from .scheduler import Scheduler, input_head
 from .service import PipelineService, render_dag
 from .spec import PipelineSpec
@@ -75,13 +75,31 @@ class PipelineLayer:
         if executor is not None:
             executor.close()
 
-    def _runtime_for(self, pipeline: str) -> Runtime:
+    def _row(self, pipeline: str) -> PipelineRecord:
+        """The pipeline's record, its runtime settled: one made before `auto`'s choice was kept
+        is decided as it was then, once more, and kept (see `runtimes.choice.choose_as_before`)."""
         row = self.records.pipeline(pipeline)
+        if row.runtime != "auto":
+            return row
+        image = PipelineSpec.model_validate_json(row.spec).transform.image
+        choice = choose_as_before(image)
+        pin = None
+        if choice.runtime == "docker" and not built_here(image):
+            from ..runtimes.docker import pin_image
+            from ..runtimes.pulls import PullPolicy
+
+            pin = pin_image(image, PullPolicy.NEVER, built_here=False, settled=True)  # the engine has it
+        with self.store.db.write():
+            self.records.settle_runtime(pipeline, Placement(choice.runtime, choice.why, row.context, pin))
+        return self.records.pipeline(pipeline)
+
+    def _runtime_for(self, pipeline: str) -> Runtime:
+        row = self._row(pipeline)
         image = PipelineSpec.model_validate_json(row.spec).transform.image
         return make_runtime(row.runtime, image, self.store.root)
 
     def _ctx_for(self, pipeline: str, job_id: str) -> JobContext:
-        row = self.records.pipeline(pipeline)
+        row = self._row(pipeline)
         spec = PipelineSpec.model_validate_json(row.spec)
         config = Config(self.store.root)
         image = None

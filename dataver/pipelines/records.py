@@ -205,6 +205,14 @@ class Records:
         self._record_version(spec, version, now, global_id)
         return version
 
+    def settle_runtime(self, name: str, placed: Placement) -> None:
+        """Keep the runtime `auto` chose for a pipeline made before choices were kept."""
+        self.db.execute(
+            "UPDATE pipelines SET runtime = ?, runtime_why = ?, image_id = ?, image_digest = ?"
+            " WHERE name = ? AND runtime = 'auto'",
+            (placed.runtime, *placed.image_columns(), name),
+        )
+
     def _record_version(self, spec: PipelineSpec, version: int, now: float, global_id: str) -> None:
         self.db.execute(
             "INSERT INTO pipeline_versions (pipeline, version, spec, created, global_id) VALUES (?, ?, ?, ?, ?)",

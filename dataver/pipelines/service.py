@@ -19,6 +19,7 @@ from ..names import parse_commit_ref
 from ..repos import RepoStore
 from ..runtimes import images
 from ..runtimes.choice import built_here, check_runtime, choose_runtime
+from ..runtimes.references import parse_reference
 from ..store import Store
 from .egress import check_target
 from .records import PipelineRecord, Placement, Records
@@ -103,29 +104,64 @@ class PipelineService:
                 )
             self.repos.create_repo(repo, f"cron ticks of pipeline {spec.name} ({cron.spec})")
 
+    def place(
+        self,
+        spec: PipelineSpec,
+        runtime: str | None,
+        spec_path: Path | None,
+        events: ImageEvents = QUIET,
+        *,
+        dry: bool = False,
+    ) -> Placement:
+        """Where a pipeline created or updated now runs: `runtime` as asked, or with None the one
+        an existing pipeline runs on (auto chose it once) or auto for a new one. Call it outside
+        any write: it may pull an image (`dry`: everything is checked, nothing pulled, for a
+        transaction's trial)."""
+        with self.store.db.read():
+            before = self.records.pipeline(spec.name) if self.records.exists(spec.name) else None
+        asked = check_runtime(runtime or (before.runtime if before is not None else "auto"))
+        placement = self._place(spec, asked, spec_path, events, before, dry)
+        if runtime is None and before is not None and before.runtime != "auto":
+            placement = replace(placement, why=before.runtime_why)
+        return placement
+
     def _place(
-        self, spec: PipelineSpec, asked: str, spec_path: Path | None, events: ImageEvents, before: PipelineRecord | None
+        self,
+        spec: PipelineSpec,
+        asked: str,
+        spec_path: Path | None,
+        events: ImageEvents,
+        before: PipelineRecord | None,
+        dry: bool,
     ) -> Placement:
         """Where the pipeline runs from now on, decided once (see `runtimes.choice`): its runtime,
         and the image, resolved now so that an image no runtime can run is refused at once. On
         the Docker runtime, a registry image is pulled now and pinned (`runtimes.pulls`)."""
         image = spec.transform.image
+        if image and not built_here(image, spec_path):  # checked as new specs come, not as stored ones are read
+            try:
+                parse_reference(image)
+            except InvalidArgument as exc:
+                raise SpecError(f"pipeline {spec.name}: transform.{exc}") from None
         choice = choose_runtime(asked, image, spec_path)
         if choice.runtime == "docker":
             from ..pullsecrets import credentials_for
             from ..runtimes.docker import pin_image, require_engine
             from ..runtimes.pulls import PullPolicy
-            from ..runtimes.references import parse_reference
 
             require_engine()
             if not image:
                 raise SpecError(f"pipeline {spec.name}: the docker runtime needs transform.image: name one")
             wanted = spec.transform.image_pull_secrets
+            ours = built_here(image, spec_path)
+            credentials = None if ours else credentials_for(self.store.root, wanted, parse_reference(image).registry)
+            if dry:
+                return Placement(choice.runtime, choice.why, None, None)
             pin = pin_image(
                 image,
                 PullPolicy(Config(self.store.root).get("images.pull")),
-                built_here=built_here(image, spec_path),
-                credentials=credentials_for(self.store.root, wanted, parse_reference(image).registry),
+                built_here=ours,
+                credentials=credentials,
                 tried=wanted,
                 listener=events.pulls,
                 notice=events.notice,
@@ -174,15 +210,18 @@ class PipelineService:
         spec_path: Path | None = None,
         global_id: str = "",
         events: ImageEvents = QUIET,
+        placement: Placement | None = None,
     ) -> None:
         """`global_id`: the commit set (a transaction's) the new pipeline is part of, if any.
-        The image is pulled (if it must be) before anything is recorded, outside the write."""
+        The image is pulled (if it must be) before anything is recorded, outside the write;
+        `placement`: already done so (a transaction places its pipelines before it writes)."""
         check_runtime(runtime)
         self._check_egress(spec)
-        with self.store.db.read():
-            self._check_new(spec)
-            self._check_inputs(spec, early=True)
-        placement = self._place(spec, runtime, spec_path, events, None)
+        if placement is None:
+            with self.store.db.read():
+                self._check_new(spec)
+                self._check_inputs(spec, early=True)
+            placement = self.place(spec, runtime, spec_path, events)
         with self.store.db.write():
             self._check_new(spec)
             self._make_cron_repos(spec)
@@ -209,15 +248,15 @@ class PipelineService:
         reprocess: bool = False,
         global_id: str = "",
         events: ImageEvents = QUIET,
+        placement: Placement | None = None,
     ) -> int:
         """With no `runtime`, the pipeline keeps the one it runs on (`auto` chose it once)."""
         self._check_egress(spec)
-        with self.store.db.read():
-            before = self.records.pipeline(spec.name)
-            self._check_inputs(spec, early=True)
-        placement = self._place(spec, check_runtime(runtime or before.runtime), spec_path, events, before)
-        if runtime is None and before.runtime != "auto":
-            placement = replace(placement, why=before.runtime_why)
+        if placement is None:
+            with self.store.db.read():
+                self.records.pipeline(spec.name)  # (NotFound, naming it, before anything is pulled)
+                self._check_inputs(spec, early=True)
+            placement = self.place(spec, runtime, spec_path, events)
         with self.store.db.write():
             row = self.records.pipeline(spec.name)
             self._make_cron_repos(spec, PipelineSpec.model_validate_json(row.spec))

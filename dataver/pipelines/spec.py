@@ -29,7 +29,6 @@ from ..errors import InvalidArgument, SpecError
 from ..globs import compile_glob
 from ..names import DEFAULT_PROJECT, check_name, qualify
 from ..runtimes.base import memory_bytes
-from ..runtimes.references import parse_reference
 from ..schedules import parse_schedule
 
 
@@ -108,16 +107,6 @@ class Transform(_Model):
     image_pull_secrets: list[str] = []
     """Pachyderm's: secrets (`create-secret` of a kubernetes.io/dockerconfigjson Secret) whose
     registry credentials the Docker runtime pulls the image with."""
-
-    @field_validator("image")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        if value:
-            try:
-                parse_reference(value)
-            except InvalidArgument as exc:
-                raise ValueError(str(exc).removeprefix("image ")) from None
-        return value
 
     @field_validator("image_pull_secrets")
     @classmethod

@@ -12,6 +12,7 @@ anything is written, so nothing of it reaches this store.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 from types import SimpleNamespace
@@ -66,9 +67,10 @@ def manifest(raw: bytes, label: str, repo: str) -> RepoManifest:
     lead back to a first commit (no cycle)."""
     from ..pipelines.exports import JobExport
     from ..refs import CommitRecord, RepoRecord
-    from .manifest import RepoManifest
+    from .manifest import FORMAT, RepoManifest
 
     document = f"repos/{file_name(repo)}.json"
+    _check_format(raw, label, document, FORMAT)
     doc = _parse(_models().ManifestDoc, raw, label, document)
     if doc.repo.name != repo:
         raise damaged(label, document, f"it describes repo {doc.repo.name!r}, not {repo}")
@@ -152,6 +154,16 @@ def _check_ancestry(commits: dict[str, Any], label: str, document: str) -> None:
                 raise damaged(label, document, f"commit {commit_id} has the parent {parent}, which it does not hold")
             commit_id = parent
         done |= chain
+
+
+def _check_format(raw: bytes, label: str, document: str, newest: int) -> None:
+    """A document of a format newer than this dataver reads is named as such, not as damage."""
+    found = re.search(rb'"format"\s*:\s*([0-9]{1,9})', raw[:64])  # the writer puts it first
+    if found is not None and int(found.group(1)) > newest:
+        raise RemoteDamaged(
+            f"{label}: {document} is of format {int(found.group(1))}, written by a newer dataver (this one reads "
+            f"formats up to {newest}): upgrade dataver here; nothing was transferred"
+        )
 
 
 def _parse(model: Any, raw: bytes, label: str, document: str) -> Any:
@@ -252,7 +264,7 @@ def _models() -> SimpleNamespace:
         recovered: count
         global_id: uid | None = None
         image: text = ""
-        """Absent before images were recorded per job."""
+        """Absent before format 3 (images recorded per job)."""
 
     class JobInputDoc(Strict):
         name: input_name
@@ -292,7 +304,7 @@ def _models() -> SimpleNamespace:
         datum_records: list[DatumDoc]
 
     class ManifestDoc(Strict):
-        format: Literal[1, 2]
+        format: Literal[1, 2, 3]
         repo: RepoDoc
         branches: dict[branch, uid | None]
         commits: list[CommitDoc]
@@ -310,8 +322,11 @@ def _models() -> SimpleNamespace:
         created: when
         updated: when
         runtime_why: text = ""
-        image_id: text = ""
-        image_digest: text = ""
+        image_id: Annotated[str, StringConstraints(pattern=r"^(sha256:[0-9a-f]{64})?$")] = ""
+        image_digest: Annotated[
+            str, StringConstraints(pattern=r"^([a-z0-9._:/\[\]-]{1,255}@sha256:[0-9a-f]{64})?$")
+        ] = ""
+        """Checked again where it is used: only a digest of the spec image's own repository is pulled."""
 
     class PipelineInputDoc(Strict):
         name: input_name

@@ -13,9 +13,10 @@ from typing import Any
 from ..pipelines.exports import JobExport
 from ..refs import CommitRecord, RepoRecord
 
-FORMAT = 2
-"""The manifest format this dataver writes; it reads this one and format 1 (before commit sets,
-whose commits are each a set of their own, its jobs in their output's): see `documents.manifest`."""
+FORMAT = 3
+"""The manifest format this dataver writes; it reads this one, format 2 (before each job recorded
+its image) and format 1 (before commit sets, whose commits are each a set of their own, its jobs
+in their output's): see `documents.manifest`."""
 
 
 @dataclass

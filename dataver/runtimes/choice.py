@@ -60,10 +60,21 @@ def choose_runtime(asked: str, image: str, near: Path | None = None) -> RuntimeC
     return RuntimeChoice("docker", f"chosen by auto: a Docker engine answered, and {image} is not one of images/'s")
 
 
+def choose_as_before(image: str) -> RuntimeChoice:
+    """How `auto` chose for a pipeline made before the choice was kept, at every job: docker when
+    the engine had the image, else local. Its next job decides so once more, and the choice is
+    kept from then on (so nothing moves at the upgrade)."""
+    from .docker import has_image
+
+    if image and has_image(image):
+        return RuntimeChoice("docker", "chosen by auto, as before the choice was kept: the Docker engine had the image")
+    return RuntimeChoice("local", "chosen by auto, as before the choice was kept: the Docker engine had not the image")
+
+
 def resolve_runtime(name: str, image: str) -> str:
     """The concrete runtime of a pipeline recorded with `name`: itself, or for a pipeline made
-    before choices were recorded (`auto`), what auto would choose now."""
-    return choose_runtime(name, image).runtime if name == "auto" else check_runtime(name)
+    before choices were kept (`auto`), what auto chose then."""
+    return choose_as_before(image).runtime if name == "auto" else check_runtime(name)
 
 
 def make_runtime(name: str, image: str, store_root: Path, sandbox: str | None = None) -> Runtime:

@@ -14,10 +14,10 @@ killed) are removed by the next command that runs jobs.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +27,8 @@ from ..errors import DataverError, NotFound
 from ..pullsecrets import credentials_for
 from . import uids
 from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace, agent_args, runs_as_root
-from .pulls import ImagePin, PullListener, PullPolicy, pin_of, pull
+from .choice import built_here as built_by_dataver
+from .pulls import ImagePin, PullError, PullFailure, PullListener, PullPolicy, pin_of, pull
 from .references import parse_reference
 
 LOGS_INSIDE = "/.dataver/logs"
@@ -39,18 +40,35 @@ JOB_LABEL = "dataver.job"
 PIPELINE_LABEL = "dataver.pipeline"
 
 
-@functools.cache
+ABSENT_RECHECK = 5.0
+"""Seconds an engine found absent is taken as absent before it is asked again (a daemon outlives
+a dockerd restart; a DOCKER_HOST that does not answer costs a 5 s timeout per ask)."""
+_found: dict[str, Any] = {}
+
+
 def engine() -> Any | None:
-    """A Docker SDK client when an engine answers here, else None (checked once per process)."""
+    """A Docker SDK client when an engine answers here, else None. A live client is kept for the
+    process (`forget_engine` drops it when it stops answering); an absence is asked again later."""
+    if "client" in _found:
+        return _found["client"]
+    if time.monotonic() < _found.get("absent_until", 0.0):
+        return None
     try:
         import docker
 
         client = docker.from_env(timeout=5)  # a quick answer to "is there an engine?"
         client.ping()
         client.api.timeout = API_TIMEOUT  # then patience: removing a busy container can take a while
+        _found["client"] = client
         return client
     except Exception:  # no SDK, no socket, no permission: all mean "no engine"
+        _found["absent_until"] = time.monotonic() + ABSENT_RECHECK
         return None
+
+
+def forget_engine() -> None:
+    """The engine stopped answering (or DOCKER_HOST changed): the next `engine()` asks again."""
+    _found.clear()
 
 
 def require_engine() -> Any:
@@ -230,12 +248,14 @@ def pin_image(
     tried: list[str] | None = None,
     listener: PullListener | None = None,
     notice: Any = None,
+    settled: bool = False,
 ) -> ImagePin:
     """The image a pipeline created or updated now runs (see `pulls`): an images/ image
     (`built_here`) must be built and is not pinned; any other is pulled by tag (unless the
-    policy is `never`, or it names a digest the engine has), and pinned to what came down. A
-    failed pull of an image the engine has already uses that copy, said in `notice`, unless the
-    policy is `always` (which promises the registry's current image)."""
+    policy is `never`, or it names a digest the engine has), and pinned to what came down. When
+    the registry cannot be reached, an image the engine has already is used, said in `notice`,
+    unless the policy is `always` (which promises the registry's current image). `settled`: take
+    an image the engine has as it is (a pipeline made before pins were kept, at its next job)."""
     import docker.errors
 
     client = require_engine()
@@ -244,6 +264,10 @@ def pin_image(
         present = client.images.get(reference)
     except docker.errors.ImageNotFound:
         present = None
+    except docker.errors.APIError as exc:  # a name the engine refuses outright
+        raise DataverError(f"image {reference}: the Docker engine refuses it: {exc.explanation or exc}") from None
+    if present is not None and settled:
+        return pin_of(present, ref)
     if built_here:
         if present is None:
             raise NotFound(f"image {reference} is not built on this Docker engine: run `dataver build-images` first")
@@ -257,8 +281,8 @@ def pin_image(
         )
     try:
         return pin_of(pull(client, ref, credentials, tried or [], listener), ref)
-    except DataverError as exc:
-        if present is None or policy is PullPolicy.ALWAYS:
+    except PullError as exc:
+        if present is None or policy is PullPolicy.ALWAYS or exc.kind is not PullFailure.UNREACHABLE:
             raise
         if notice is not None:
             notice(f"note: {exc}; using the copy this Docker engine has ({present.id[:19]})")
@@ -280,19 +304,45 @@ class DockerRuntime(Runtime):
 
     def prepare(self, ctx: JobContext) -> JobContext:
         """Find the image this job runs, once per job (pulling the tag under `always`, or the
-        pinned digest if the image has gone), and record it in the context."""
-        if engine() is None:
-            raise DataverError(
-                f"pipeline {ctx.pipeline} runs on the docker runtime, but no Docker engine answers here (a "
-                "pipeline never changes runtime by itself): start dockerd, or move it with "
-                "`dataver update-pipeline -f SPEC --runtime local`"
-            )
+        pinned digest if the image has gone), and record it in the context. The engine is asked
+        afresh: one that went away fails the job in one line, as one that never answered does."""
+        import docker.errors
+        import requests.exceptions
+
+        gone = (
+            f"pipeline {ctx.pipeline} runs on the docker runtime, but no Docker engine answers here (a pipeline "
+            "never changes runtime by itself): start dockerd, or move it with "
+            "`dataver update-pipeline -f SPEC --runtime local`"
+        )
+        client = engine()
+        if client is None:
+            raise DataverError(gone)
+        try:
+            client.ping()
+            return self._prepare(ctx)
+        except (docker.errors.APIError, docker.errors.ImageNotFound):
+            raise
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            forget_engine()
+            raise DataverError(f"{gone} ({type(exc).__name__})") from None
+
+    def _prepare(self, ctx: JobContext) -> JobContext:
         pin = ctx.pin or ImagePin(ctx.image)
         credentials = None
-        if pin.image_id:  # not an images/ image: a pull may be needed
+        if pin.image_id or not built_by_dataver(pin.reference):  # not an images/ image: a pull may be needed
             ref = parse_reference(pin.reference)
             credentials = ctx.pull_credentials or credentials_for(self.store_root, ctx.pull_secrets, ref.registry)
-            if ctx.pull_policy == PullPolicy.ALWAYS.value:
+            if not pin.image_id:  # pinned by no create/update (made before pins were kept): pinned now
+                policy = PullPolicy(ctx.pull_policy)
+                pin = pin_image(
+                    pin.reference,
+                    policy,
+                    built_here=False,
+                    credentials=credentials,
+                    tried=ctx.pull_secrets,
+                    settled=True,
+                )
+            if ctx.pull_policy == PullPolicy.ALWAYS.value and not ref.pinned:
                 pin = pin_of(pull(self.client, ref, credentials, ctx.pull_secrets), ref)
         ctx = replace(ctx, pin=pin, pull_credentials=credentials)
         image = self.image(ctx)
@@ -330,9 +380,27 @@ class DockerRuntime(Runtime):
                 "longer on this Docker engine: put it back, or `dataver update-pipeline` to pin the tag's current image"
             )
         ref = parse_reference(pin.digest)
+        if ref.name != parse_reference(pin.reference).name or not ref.pinned:
+            # the record came from elsewhere (a remote): credentials go only where the spec says
+            raise DataverError(
+                f"pipeline {ctx.pipeline}: its pinned image {pin.digest} is not of {pin.reference}'s repository: "
+                "`dataver update-pipeline` to pin the image again"
+            )
         return pull(self.client, ref, ctx.pull_credentials, ctx.pull_secrets)
 
     def start(self, ctx: JobContext, workspace: Workspace) -> Worker:
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            return self._start_worker(ctx, workspace)
+        except (docker.errors.APIError, docker.errors.ImageNotFound):
+            raise
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            forget_engine()  # the engine went away mid-job: said in one line, asked again next time
+            raise DataverError(f"the Docker engine stopped answering ({type(exc).__name__}): start dockerd") from None
+
+    def _start_worker(self, ctx: JobContext, workspace: Workspace) -> Worker:
         image = self.image(ctx)
         if ctx.user and not runs_as_root(ctx.user):
             return self._start(ctx, workspace, image, ctx.user, None)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
-from ..errors import DataverError, NotFound
+from ..errors import DataverError
 from ..pullsecrets import RegistryCredentials
 from .references import ImageReference
 
@@ -147,37 +147,71 @@ def pull(
     return client.images.get(f"{ref.name}@{ref.digest}" if ref.digest else f"{ref.name}:{ref.tag}")
 
 
+class PullFailure(Enum):
+    """What kind of answer a failed pull got: only an unreachable registry lets create/update fall
+    back to the engine's copy (a registry that answered "no" has said something about the image)."""
+
+    NOT_FOUND = "not found"
+    UNAUTHORIZED = "unauthorized"
+    UNREACHABLE = "unreachable"
+    NO_SPACE = "no space"
+    OTHER = "other"
+
+
+class PullError(DataverError):
+    """A failed pull, in one line, and its kind."""
+
+    def __init__(self, message: str, kind: PullFailure) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 _NO_SPACE = ("no space left",)
 _UNREACHABLE = (
     "connection refused",
     "no such host",
+    "server misbehaving",
     "i/o timeout",
+    "timeout exceeded",
     "network is unreachable",
+    "no route to host",
     "context deadline exceeded",
     "tls handshake",
     "server gave http response to https client",
     "connection reset",
 )
-_UNAUTHORIZED = ("unauthorized", "authentication required", "no basic auth credentials", "denied", "forbidden")
+_UNAUTHORIZED = (
+    "unauthorized",
+    "authentication required",
+    "no basic auth credentials",
+    "access denied",
+    "access to the resource is denied",
+    "forbidden",
+)
 _MISSING = ("manifest unknown", "not found", "name unknown", "does not exist")
 
 
-def _failure(ref: ImageReference, credentials: RegistryCredentials | None, tried: list[str], said: str) -> DataverError:
+def _failure(ref: ImageReference, credentials: RegistryCredentials | None, tried: list[str], said: str) -> PullError:
     """One line for a failed pull: what the registry said, in a few words, and what to do."""
     text = said.strip().splitlines()[0] if said.strip() else "no reason given"
     lower = text.lower()
     where = f"image {ref.written}"
     if any(s in lower for s in _NO_SPACE):
-        return DataverError(
+        return PullError(
             f"{where}: no space left on the Docker engine's disk while pulling: free some "
-            "(`docker image prune`) and try again"
+            "(`docker image prune`) and try again",
+            PullFailure.NO_SPACE,
         )
     if any(s in lower for s in _UNREACHABLE):
-        return DataverError(
+        return PullError(
             f"{where}: registry {ref.registry} cannot be reached ({_short(text)}): check that it runs and that "
-            "this host can reach it"
+            "this host can reach it",
+            PullFailure.UNREACHABLE,
         )
-    if any(s in lower for s in _UNAUTHORIZED) and not ("repository does not exist" in lower and not credentials):
+    # Docker Hub answers a name it does not have as it answers a private one: "repository does not
+    # exist or may require 'docker login'". Without credentials the name is checked first.
+    either = "repository does not exist" in lower
+    if any(s in lower for s in _UNAUTHORIZED) and not either:
         if credentials is not None:
             how = f"with the credentials of secret {credentials.secret} (user {credentials.username})"
             step = "check them, and that this user may pull this repository"
@@ -187,15 +221,19 @@ def _failure(ref: ImageReference, credentials: RegistryCredentials | None, tried
         else:
             how = "with no credentials"
             step = "name a secret holding them in transform.image_pull_secrets (`dataver create-secret -f`)"
-        return DataverError(f"{where}: registry {ref.registry} says unauthorized, {how}: {step}")
+        return PullError(f"{where}: registry {ref.registry} says unauthorized, {how}: {step}", PullFailure.UNAUTHORIZED)
     if any(s in lower for s in _MISSING):
-        hint = (
-            " (or it is private: name a secret with its credentials in transform.image_pull_secrets)"
-            if credentials is None
-            else ""
+        if credentials is None:
+            hint = " (or it is private: name a secret with its credentials in transform.image_pull_secrets)"
+        elif either:
+            hint = f" (or user {credentials.username} of secret {credentials.secret} may not pull it)"
+        else:
+            hint = ""
+        return PullError(
+            f"{where}: not found in registry {ref.registry} ({_short(text)}): check the name and tag{hint}",
+            PullFailure.NOT_FOUND,
         )
-        return NotFound(f"{where}: not found in registry {ref.registry} ({_short(text)}): check the name and tag{hint}")
-    return DataverError(f"{where}: the pull failed: {_short(text)}")
+    return PullError(f"{where}: the pull failed: {_short(text)}", PullFailure.OTHER)
 
 
 def _short(text: str) -> str:

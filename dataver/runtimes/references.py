@@ -20,8 +20,8 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = re.compile(rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}")
 MAX_NAME = 255
 """Docker's limit on the name (registry and path) of a reference."""
 
@@ -56,7 +56,7 @@ def parse_reference(text: str) -> ImageReference:
     """The reference `text` names, or InvalidArgument naming what is wrong with it."""
     rest, _, digest = text.partition("@")
     if digest and not _DIGEST.fullmatch(digest):
-        raise _bad(text, f"{digest!r} is not a digest (sha256: and 64 hex digits)")
+        raise _bad(text, f"{digest!r} is not a digest (e.g. sha256: and 64 hex digits)")
     name, tag = rest, ""
     last = rest.rsplit("/", 1)[-1]
     if ":" in last:

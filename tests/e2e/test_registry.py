@@ -9,6 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -64,7 +70,7 @@ def test_a_registry_image_is_pulled_pinned_and_named_by_every_output(dv, docker_
     dv("create-repo", "in")
     dv("put-file", "in", "master", "a.txt", "-f", "README.md")
     made = dv("create-pipeline", "-f", str(_spec_file(dv, image)))  # auto: an engine answers
-    assert re.search(rf"^pulled {re.escape(image)}: \d+ layers, ", made.stderr, re.M), made.stderr
+    assert re.search(rf"^pulled {re.escape(image)}: \d+ layers .*, \d+ B downloaded$", made.stderr, re.M), made.stderr
     assert re.search(r"^job [0-9a-f]{12} \(tool, docker\): 1 \+ 0 / 1 datums, success", made.stderr, re.M)
     shown = dv("inspect-pipeline", "tool").stdout
     assert "Runtime: docker (chosen by auto: a Docker engine answered" in shown
@@ -210,7 +216,7 @@ def test_pull_errors_are_one_line_and_record_nothing(dv, docker_engine, registry
     _nothing_recorded(dv)
 
     bad = _one_line_error(dv("create-pipeline", "-f", str(_spec_file(dv, "UPPER/Case::x")), ok=False))
-    assert "transform.image: 'UPPER/Case::x' is not a valid image reference" in bad
+    assert "pipeline tool: transform.image 'UPPER/Case::x' is not a valid image reference" in bad
     _nothing_recorded(dv)
 
     registry.kill()
@@ -267,3 +273,178 @@ def test_auto_chooses_once_and_a_pipeline_never_changes_runtime_by_itself(dv, do
     assert "runs on the docker runtime, but no Docker engine answers here" in failed["reason"]
     assert "--runtime local" in failed["reason"]
     assert "b.txt" not in dv("list-file", "tool", "master").stdout  # nothing ran on the host instead
+
+
+def test_a_transaction_pulls_when_it_finishes_without_holding_the_store(dv, docker_engine, registry):
+    """Queuing a create-pipeline pulls nothing; finish-transaction pulls before it writes, so a
+    registry that hangs holds up that command only, never another writer of the store."""
+    image = f"{registry.host}/team/tool:1.0"
+    push_small_image(docker_engine, image, "v1")
+    _remove_local(docker_engine, image)
+    dv("create-repo", "in")
+    dv("put-file", "in", "master", "a.txt", "-f", "README.md")
+    dv("start-transaction")
+    registry.pause()
+    try:
+        queued = dv("create-pipeline", "-f", str(_spec_file(dv, image)), "--runtime", "docker")
+        assert "added to transaction" in queued.stderr
+        finishing = subprocess.Popen(
+            [sys.executable, "-m", "dataver", "finish-transaction"],
+            env=dv.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not list(docker_engine.api.images(name=f"{registry.host}/team/tool")) and time.monotonic() < deadline:
+            if finishing.poll() is not None:
+                break
+            dv("create-project", f"p{int(time.monotonic() * 1000)}")  # another writer goes on meanwhile
+            if len(dv("list-project").stdout.splitlines()) > 3:
+                break
+        assert finishing.poll() is None, finishing.communicate()  # still waiting for the registry
+    finally:
+        registry.resume()
+    out, err = finishing.communicate(timeout=120)
+    assert finishing.returncode == 0, err
+    assert dv("get-file", "tool", "master", "made-by").returncode == 0
+
+
+def test_a_pinned_digest_of_another_repository_is_refused_without_a_pull(dv, docker_engine, registry):
+    """A pipeline record whose pin names another repository (a hostile remote's) is refused before
+    the engine is asked to pull it: credentials go only to the registry the spec names."""
+    image = f"{registry.host}/team/tool:1.0"
+    push_small_image(docker_engine, image, "v1")
+    dv("create-repo", "in")
+    dv("create-pipeline", "-f", str(_spec_file(dv, image)), "--runtime", "docker")
+    elsewhere = f"127.0.0.1:1/evil/tool@sha256:{'1' * 64}"
+    db = sqlite3.connect(dv.root / "meta.db")
+    db.execute("UPDATE pipelines SET image_id = ?, image_digest = ?", (f"sha256:{'2' * 64}", elsewhere))
+    db.commit()
+    db.close()
+    dv("put-file", "in", "master", "a.txt", "-f", "README.md", ok=False)
+    failed = _jobs(dv)[0]
+    assert (
+        failed["state"] == "failure"
+        and f"its pinned image {elsewhere} is not of {image}'s repository" in failed["reason"]
+    )
+
+
+def test_a_pipeline_made_before_pins_keeps_the_runtime_it_had(dv, docker_engine, registry):
+    """A pipeline recorded with runtime `auto` by an older dataver is decided at its next job as
+    it was then (docker: the engine has its image), and kept, pinned, from then on."""
+    image = f"{registry.host}/team/tool:1.0"
+    digest = push_small_image(docker_engine, image, "v1")
+    dv("create-repo", "in")
+    dv("create-pipeline", "-f", str(_spec_file(dv, image)), "--runtime", "docker")
+    db = sqlite3.connect(dv.root / "meta.db")
+    db.execute("UPDATE pipelines SET runtime = 'auto', runtime_why = '', image_id = '', image_digest = ''")
+    db.commit()
+    db.close()
+    assert "Runtime: auto" in dv("inspect-pipeline", "tool").stdout
+    put = dv("put-file", "in", "master", "a.txt", "-f", "README.md")
+    assert re.search(r"^job [0-9a-f]{12} \(tool, docker\): ", put.stderr, re.M), put.stderr
+    assert dv("get-file", "tool", "master", "made-by").stdout == "v1"
+    shown = dv("inspect-pipeline", "tool").stdout
+    assert "Runtime: docker (chosen by auto, as before the choice was kept: the Docker engine had the image)" in shown
+    assert f"Image: {registry.host}/team/tool@{digest}" in shown
+
+
+class _SocketRelay:
+    """A Unix socket relayed to the Docker engine's: an engine that can go away and come back
+    (the real one, behind a socket this test can close)."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
+        self.path, self.target = path, target
+        self.server: socket.socket | None = None
+        self.open: list[socket.socket] = []
+
+    def start(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(self.path))
+        self.server.listen(16)
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+
+    def stop(self) -> None:
+        """As an engine going away: no new connection, and every open one cut."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for s in self.open:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.open.clear()
+        self.path.unlink(missing_ok=True)
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def test_an_engine_that_goes_away_and_comes_back_fails_jobs_in_one_line_meanwhile(
+    tmp_path, docker_engine, registry, monkeypatch
+):
+    """In one long-lived process (a notebook, the daemon): jobs of a docker pipeline fail saying
+    the engine is gone while it is, and run again once it is back; never on the host instead."""
+    from dataver import Client
+    from dataver.runtimes.docker import forget_engine
+
+    image = f"{registry.host}/team/tool:1.0"
+    push_small_image(docker_engine, image, "v1")
+    relay = _SocketRelay(tmp_path / "docker.sock")
+    relay.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{relay.path}")
+    forget_engine()
+    try:
+        with Client(tmp_path / "store") as client:
+            client.create_repo("in")
+            client.create_pipeline(spec("tool", CAT_MARKER, pfs("in", "/"), transform={"image": image}))
+            client.put_file("in", "master", "a.txt", source=b"a")
+            assert client.list_jobs("tool")[0].state == "success"
+            relay.stop()
+            client.put_file("in", "master", "b.txt", source=b"b")
+            failed = client.list_jobs("tool")[0]
+            assert failed.state == "failure" and "no Docker engine answers here" in failed.reason
+            assert "\n" not in failed.reason
+            relay.start()
+            client.put_file("in", "master", "c.txt", source=b"c")
+            assert client.list_jobs("tool")[0].state == "success"
+            assert sorted(f.path for f in client.list_files("tool", "master")) == [
+                "/a.txt",
+                "/b.txt",
+                "/c.txt",
+                "/made-by",
+            ]
+    finally:
+        relay.stop()
+        monkeypatch.delenv("DOCKER_HOST")
+        forget_engine()
+        for container in docker_engine.containers.list(
+            all=True, filters={"label": f"dataver.store={tmp_path / 'store'}"}
+        ):
+            container.remove(force=True)
