@@ -212,7 +212,71 @@ def start_postgres() -> Postgres:
 # ------------------------------------------------------------------------------------------------ S3
 
 
-class S3Server:
+class _ServerProcess:
+    """What the S3 server and the registry share: one process (`_proc`) serving a folder of its own
+    (`dir`), that a test can kill, freeze and bring back."""
+
+    _proc: subprocess.Popen | None
+    dir: Path
+    log: Path
+
+    def _answers(self) -> bool:
+        raise NotImplementedError
+
+    def _launch(self, argv: list[str], env: dict[str, str], what: str, timeout: float) -> None:
+        """Start `argv` in the server's folder, logging to its log, and wait until it answers."""
+        with open(self.log, "ab") as log:
+            self._proc = subprocess.Popen(
+                argv,
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                # Only from the main thread: the signal comes when the starting *thread* ends.
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+            )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self._proc.poll() is not None:
+                self._proc = None
+                raise Unavailable(f"{what} exited at start:\n{_tail(self.log)}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise Unavailable(f"{what} did not answer in {timeout:.0f} s:\n{_tail(self.log)}")
+            time.sleep(0.02)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    def kill(self) -> None:
+        """Kill the server: connections are refused until start() brings it back (moto's S3 comes
+        back empty; the registry with its images)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)  # a paused one too
+                proc.kill()
+            proc.wait(timeout=30)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections are still accepted by the kernel, but nothing
+        answers, as with a hung or unreachable server. resume() carries on with the data intact."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Stop the server for good and remove its folder."""
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class S3Server(_ServerProcess):
     """moto's S3 server, a real HTTP server in a subprocess on 127.0.0.1:port. Credentials are not
     checked: any key works (the helpers use testing/testing, region us-east-1)."""
 
@@ -235,25 +299,8 @@ class S3Server:
         if self._proc is not None:
             return
         env = {k: v for k, v in os.environ.items() if k != "MOTO_PORT"}
-        with open(self.log, "ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                # Only from the main thread: the signal comes when the starting *thread* ends.
-                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
-            )
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self._proc.poll() is not None:
-                self._proc = None
-                raise Unavailable(f"moto's S3 server exited at start:\n{_tail(self.log)}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise Unavailable(f"moto's S3 server did not answer in {timeout:.0f} s:\n{_tail(self.log)}")
-            time.sleep(0.05)
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self._launch(argv, env, "moto's S3 server", timeout)
 
     def _answers(self) -> bool:
         # http.client, not urllib: no proxy from the environment can come between.
@@ -266,34 +313,6 @@ class S3Server:
             return False
         finally:
             conn.close()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None
-
-    def kill(self) -> None:
-        """Kill the server: connections are refused until start(), which brings it back empty."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)  # a paused one too
-                proc.kill()
-            proc.wait(timeout=30)
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections are still accepted by the kernel, but nothing
-        answers, as with a hung or unreachable S3. resume() carries on with the data intact."""
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        """Stop the server for good and remove its folder."""
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def client(self):
         """A boto3 S3 client for this server, with the dummy credentials, whatever the environment says."""
@@ -511,7 +530,7 @@ def _bcrypt(password: str) -> str:
     return hashed
 
 
-class Registry:
+class Registry(_ServerProcess):
     """The CNCF distribution registry (Debian's `docker-registry`, the program behind the official
     `registry` image), a real server in a subprocess on 127.0.0.1:port, storing on the filesystem in
     a temporary folder. Docker talks plain HTTP to registries in 127.0.0.0/8 without any daemon
@@ -577,25 +596,7 @@ class Registry:
             return
         # REGISTRY_* variables override the config file's settings: none of the developer's get in.
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        with open(self.log, "ab") as log:
-            self._proc = subprocess.Popen(
-                [self.binary, "serve", str(self.dir / "config.yml")],
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
-            )
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self._proc.poll() is not None:
-                self._proc = None
-                raise Unavailable(f"the registry exited at start:\n{_tail(self.log)}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise Unavailable(f"the registry did not answer in {timeout:.0f} s:\n{_tail(self.log)}")
-            time.sleep(0.02)
+        self._launch([self.binary, "serve", str(self.dir / "config.yml")], env, "the registry", timeout)
 
     def _answers(self) -> bool:
         """GET /v2/ answers as a registry does: 200, or 401 asking for credentials with auth. The
@@ -611,34 +612,6 @@ class Registry:
             return False
         finally:
             conn.close()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None
-
-    def kill(self) -> None:
-        """Kill the server: connections are refused until start(), which brings it back with its images."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)  # a paused one too
-                proc.kill()
-            proc.wait(timeout=30)
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections are still accepted by the kernel, but nothing
-        answers, as with a hung registry. resume() carries on."""
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        """Stop the server for good and remove its folder."""
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def start_registry(auth: bool = False) -> Registry:

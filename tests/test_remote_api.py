@@ -69,8 +69,8 @@ def test_an_open_commit_stays_home_and_its_parent_travels(pair, tmp_path):
 def test_a_damaged_manifest_is_one_line(pair, tmp_path):
     a, _ = pair
     a.push("origin")
-    (tmp_path / "remote" / "documents" / "repos" / "data.json").write_text(json.dumps({"format": 99}))
-    with pytest.raises(Corruption, match=r"remote origin \(.*\): repos/data.json: format: Input should be 1 or 2"):
+    (tmp_path / "remote" / "documents" / "repos" / "data.json").write_text(json.dumps({"format": 0}))
+    with pytest.raises(Corruption, match=r"remote origin \(.*\): repos/data.json: format: Input should be 1, 2 or 3"):
         a.push("origin")
     with pytest.raises(Corruption, match="repos/data.json: format: .* damaged or hostile; nothing was transferred"):
         Client.clone(str(tmp_path / "remote"), tmp_path / "c")
