@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 CLI_MARKER = "<!-- cli-reference -->"
 SPEC_MARKER = "<!-- spec-reference -->"
 SCHEMA = Path(__file__).resolve().parent.parent / "pipeline-spec.schema.json"
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def on_config(config: Any, **_: Any) -> Any:
+    """Document the checkout this site is built from, whatever copy of dataver is installed."""
+    if str(CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(CHECKOUT))
+    return config
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
