@@ -23,5 +23,5 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
         || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; }) >/dev/null \
         || echo "could not install ${need[*]}: the tests that need them will skip" >&2
 fi
-source tools/venv.sh test,example,cluster   # the project's own .venv: the system Python is never touched
+source tools/venv.sh test,example,cluster,docs   # the project's own .venv: the system Python is never touched (docs: the site is built by a test)
 python -m pytest "$@"
