@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -87,8 +88,13 @@ def missing(shown: list[str], printed: str) -> str | None:
 
 
 def test_the_matching_rule() -> None:
-    assert missing(["job … (model, local): 1 + 0 / 1 datums, success in …"],
-                   "job 5cae4cf0b077 (model, local): 1 + 0 / 1 datums, success in 2 seconds") is None
+    assert (
+        missing(
+            ["job … (model, local): 1 + 0 / 1 datums, success in …"],
+            "job 5cae4cf0b077 (model, local): 1 + 0 / 1 datums, success in 2 seconds",
+        )
+        is None
+    )
     assert missing(["NAME  TYPE", "/2.csv  file"], "NAME    TYPE\n/1.csv  file\n/2.csv  file") is None
     assert missing(["/2.csv  file", "NAME  TYPE"], "NAME    TYPE\n/2.csv  file") == "NAME  TYPE"  # order counts
     assert missing(["Iris-virginica"], "Iris-versicolor") == "Iris-virginica"
@@ -104,7 +110,7 @@ def test_the_page_has_a_tour_that_ends_at_provenance() -> None:
 
 def test_getting_started_runs_as_shown(tmp_path: Path) -> None:
     found = commands(GETTING_STARTED)
-    script = ["set -eo pipefail", f"cd {_quote(REPO)}"]
+    script = ["set -eo pipefail", f"cd {shlex.quote(str(REPO))}"]
     for n, command in enumerate(found):
         script += [f"printf '\\n{MARK} {n}\\n'", "{ " + command.line, "} 2>&1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATAVER_")}
@@ -115,7 +121,12 @@ def test_getting_started_runs_as_shown(tmp_path: Path) -> None:
         COLUMNS="200",
     )
     result = subprocess.run(
-        ["bash", "-c", "\n".join(script)], env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+        ["bash", "-c", "\n".join(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
     )
     outputs = re.split(rf"^{MARK} (\d+)$", result.stdout, flags=re.M)
     printed = {int(outputs[i]): outputs[i + 1] for i in range(1, len(outputs), 2)}
@@ -134,14 +145,20 @@ def test_getting_started_runs_as_shown(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed: pip install -e '.[docs]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed: pip install -e '.[docs]'"
+)
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
     """No warning at all: no broken link or anchor, no page left out of the nav, and the
     generated CLI and spec references build."""
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     cli = (tmp_path / "site" / "cli" / "index.html").read_text()
@@ -150,9 +167,3 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     spec = (tmp_path / "site" / "pipeline-spec" / "index.html").read_text()
     assert "datum_tries" in spec and "parallelism_spec" in spec
     assert "dataver.Client" in (tmp_path / "site" / "python-api" / "index.html").read_text()
-
-
-def _quote(path: Path) -> str:
-    import shlex
-
-    return shlex.quote(str(path))
