@@ -1,7 +1,8 @@
-"""The documentation site: Getting started runs as written, and the site builds strictly.
+"""The documentation site: Getting started and the README's tour run as written, and the site
+builds strictly.
 
-Every ```bash (or ```shell) block of docs/getting-started.md is run, in order, by one bash (so an
-`export` carries on to the next block), in the clone's folder, against the real CLI in a temporary
+Every ```bash (or ```shell) block of docs/getting-started.md, and of README.md, is run, in order,
+by one bash (so an `export` carries on to the next block), in the clone's folder, against the real CLI in a temporary
 folder (the tour makes its own store there with mktemp). What the page shows as a command's output
 is checked against what the command printed (stdout and stderr together):
 
@@ -27,6 +28,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 GETTING_STARTED = REPO / "docs" / "getting-started.md"
+README = REPO / "README.md"
+TOURS = [GETTING_STARTED, README]  # both pages' tours run as written
 FENCE = re.compile(r"^```(bash|shell)\s*$")
 SKIP = re.compile(r"^<!-- docs-test: skip \((.+)\) -->$")
 MARK = "@@docs-test-command"
@@ -101,15 +104,17 @@ def test_the_matching_rule() -> None:
     assert missing(["a…"], "xa b") == "a…"  # a whole printed line, not a piece of one
 
 
-def test_the_page_has_a_tour_that_ends_at_provenance() -> None:
-    found = commands(GETTING_STARTED)
+@pytest.mark.parametrize("page", TOURS, ids=lambda p: p.name)
+def test_the_page_has_a_tour_that_ends_at_provenance(page: Path) -> None:
+    found = commands(page)
     assert found[0].line.startswith("export DATAVER_ROOT=$(mktemp -d)"), "the tour must make a fresh store"
     assert "--provenance" in found[-1].line and found[-1].shown
     assert all(not c.line.startswith(("pip ", "bash ")) for c in found), "installs are marked docs-test: skip"
 
 
-def test_getting_started_runs_as_shown(tmp_path: Path) -> None:
-    found = commands(GETTING_STARTED)
+@pytest.mark.parametrize("page", TOURS, ids=lambda p: p.name)
+def test_the_tour_runs_as_shown(page: Path, tmp_path: Path) -> None:
+    found = commands(page)
     script = ["set -eo pipefail", f"cd {shlex.quote(str(REPO))}"]
     for n, command in enumerate(found):
         script += [f"printf '\\n{MARK} {n}\\n'", "{ " + command.line, "} 2>&1"]
@@ -133,14 +138,14 @@ def test_getting_started_runs_as_shown(tmp_path: Path) -> None:
     if result.returncode != 0:
         last = max(printed, default=0)
         pytest.fail(
-            f"getting-started.md:{found[last].where}: `{found[last].line}` failed (exit {result.returncode}):\n"
+            f"{page.name}:{found[last].where}: `{found[last].line}` failed (exit {result.returncode}):\n"
             f"{printed.get(last, '')}{result.stderr}"
         )
     assert len(printed) == len(found)
     for n, command in enumerate(found):
         line = missing(command.shown, printed[n])
         assert line is None, (
-            f"getting-started.md:{command.where}: `{command.line}` did not print a line matching\n  {line}\n"
+            f"{page.name}:{command.where}: `{command.line}` did not print a line matching\n  {line}\n"
             f"it printed:\n{printed[n]}"
         )
 
