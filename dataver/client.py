@@ -895,7 +895,13 @@ class Client:
     def _create(self, parsed: PipelineSpec, runtime: str | None, spec_path: Path | None) -> PipelineInfo:
         self._pipes.executor()  # a bad `executor` setting is refused before anything is recorded
         runtime = self.config.get("runtime", runtime)
-        queued = self._queue("create_pipeline", spec=_spec_dict(parsed), runtime=runtime, spec_path=_text(spec_path))
+        queued = self._queue(
+            "create_pipeline",
+            spec=_spec_dict(parsed),
+            user_spec=parsed.user_spec,
+            runtime=runtime,
+            spec_path=_text(spec_path),
+        )
         if queued is not _NOT_QUEUED:
             return queued
         self._pipes.service.create(parsed, runtime, spec_path, events=self._image_events())
@@ -946,7 +952,12 @@ class Client:
     ) -> PipelineInfo:
         self._pipes.executor()
         queued = self._queue(
-            "update_pipeline", spec=_spec_dict(parsed), runtime=runtime, spec_path=_text(spec_path), reprocess=reprocess
+            "update_pipeline",
+            spec=_spec_dict(parsed),
+            user_spec=parsed.user_spec,
+            runtime=runtime,
+            spec_path=_text(spec_path),
+            reprocess=reprocess,
         )
         if queued is not _NOT_QUEUED:
             return queued

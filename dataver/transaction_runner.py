@@ -116,7 +116,7 @@ class TransactionRunner:
             return self.repos.delete_branch(a["repo"], a["name"])
         from .pipelines.spec import PipelineSpec
 
-        spec = PipelineSpec.model_validate(a["spec"])
+        spec = PipelineSpec.model_validate(a["spec"]).written_as(a.get("user_spec"))  # (older requests have none)
         spec_path = Path(a["spec_path"]) if a["spec_path"] is not None else None
         if op == "create_pipeline":
             self.pipes().service.create(spec, a["runtime"], spec_path, global_id, placement=placement)

@@ -59,7 +59,7 @@ def main() -> None:
         server.start()
         options = Options()
         options.binary_location = shutil.which("chromium") or "chromium"
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1800,700", "--hide-scrollbars"):
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800", "--hide-scrollbars"):
             options.add_argument(arg)
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "chromedriver"), options=options)
         try:

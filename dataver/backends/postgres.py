@@ -236,6 +236,10 @@ SCHEMA: list[str] = [
     ALTER TABLE pipelines ADD COLUMN image_digest {_T} NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN image {_T} NOT NULL DEFAULT ''
     """,
+    # 7: SQLite's migration 9: each spec version as its user wrote it ('' for those made before).
+    f"""
+    ALTER TABLE pipeline_versions ADD COLUMN user_spec {_T} NOT NULL DEFAULT ''
+    """,
 ]
 
 

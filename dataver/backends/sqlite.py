@@ -207,6 +207,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE pipelines ADD COLUMN image_digest TEXT NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN image TEXT NOT NULL DEFAULT '';
     """,
+    # 9: each spec version as its user wrote it (JSON), beside the normalised one; '' for the
+    # versions made before, which are shown normalised.
+    """
+    ALTER TABLE pipeline_versions ADD COLUMN user_spec TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

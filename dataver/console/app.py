@@ -6,14 +6,16 @@ rows, so a store with 10,000 jobs or a 100,000-file folder renders as fast as a 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -33,8 +35,11 @@ from ..errors import DataverError, InvalidArgument, NotFound
 from ..models import CommitInfo
 from ..names import DEFAULT_PROJECT
 from . import graph, preview
-from .graph import Graph, Node
+from .graph import Direction, Graph, Node
 from .server import is_loopback
+
+if TYPE_CHECKING:
+    from ..pipelines.models import JobInfo
 
 HERE = Path(__file__).parent
 PAGE = 50
@@ -94,13 +99,18 @@ class Console:
 
     # ---- the DAG --------------------------------------------------------------------------
 
-    def dag_graph(self, client: Client) -> str:
-        """Repos and pipelines, each pipeline with its state and its last job's progress; a
-        pipeline whose last job failed links its first failed datum's log."""
+    def dag_view(self, client: Client) -> dict[str, Any]:
+        """The drawing of repos and pipelines, each pipeline with its state and its last job's
+        progress, and the pipelines whose last job failed (listed above it, so a failure is never
+        lost off the edge of a big graph); a failed pipeline links its first failed datum's log."""
         drawn = Graph()
+        pipelines = client.list_pipelines(all_projects=True)
+        outputs = {p.name for p in pipelines}
         for repo in client.list_repos(all_projects=True):
-            drawn.add(Node(f"repo:{repo.name}", repo.name, _link("/repo", repo=repo.name), "repo", size(repo.size)))
-        for pipeline in client.list_pipelines(all_projects=True):
+            kind = "output" if repo.name in outputs else "repo"
+            drawn.add(Node(f"repo:{repo.name}", repo.name, _link("/repo", repo=repo.name), kind, size(repo.size)))
+        failures: list[Failure] = []
+        for pipeline in pipelines:
             job = client.last_job(pipeline.name)
             state = pipeline.state if pipeline.state != "running" or job is None else job.state
             paused = "paused · " if pipeline.state != "running" else ""
@@ -108,8 +118,9 @@ class Console:
             badge = None
             if job is not None and job.state == "failure":
                 failed = next((d for d in client.list_datums(job.id) if d.state == "failed"), None)
-                if failed is not None:
-                    badge = ("log", _link("/datum", job=job.id, datum=failed.id))
+                log = _link("/datum", job=job.id, datum=failed.id) if failed is not None else None
+                badge = ("log", log) if log is not None else None
+                failures.append(Failure(pipeline.name, job, log))
             node = Node(
                 f"pipeline:{pipeline.name}",
                 pipeline.name,
@@ -123,17 +134,22 @@ class Console:
             for source in pipeline.inputs:
                 drawn.add(Node(f"repo:{source.repo}", source.repo, _link("/repo", repo=source.repo), "repo"))
                 drawn.link(f"repo:{source.repo}", node.id)
-            drawn.add(Node(f"repo:{pipeline.name}", pipeline.name, _link("/repo", repo=pipeline.name), "repo"))
+            drawn.add(Node(f"repo:{pipeline.name}", pipeline.name, _link("/repo", repo=pipeline.name), "output"))
             drawn.link(node.id, f"repo:{pipeline.name}")
-        return graph.render(drawn, "The DAG of repos and pipelines")
+        svg = graph.render(drawn, "The DAG of repos and pipelines", Direction.AUTO)
+        listed = self.templates.get_template("dag_failures.html").render(failures=failures)
+        return {"svg": svg, "failures": listed, "digest": hashlib.sha256((listed + svg).encode()).hexdigest()[:16]}
 
     async def dag(self, request: Request) -> Response:
         client = self.client
-        return self.page(request, "dag.html", title="DAG", svg=self.dag_graph(client))
+        return self.page(request, "dag.html", title="DAG", **self.dag_view(client))
 
     async def dag_fragment(self, request: Request) -> Response:
+        """What the DAG page swaps in as jobs run: the list of failures and the drawing; its ETag
+        tells the page whether anything changed."""
         client = self.client
-        return HTMLResponse(self.dag_graph(client))
+        view = self.dag_view(client)
+        return HTMLResponse(view["failures"] + view["svg"], headers={**PAGE_HEADERS, "ETag": f'"{view["digest"]}"'})
 
     # ---- repos, commits, files --------------------------------------------------------------
 
@@ -268,6 +284,7 @@ class Console:
             pipeline=info,
             versions=versions,
             version=version,
+            user_spec=json.dumps(version.user_spec, indent=2) if version.user_spec is not None else None,
             spec=json.dumps(version.spec, indent=2),
             jobs=jobs,
             **_paging(number, count),
@@ -320,6 +337,16 @@ class Console:
             svg=graph.render(drawn, f"Where {path} came from"),
             left=left,
         )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A pipeline whose last job failed, as the DAG page lists it."""
+
+    pipeline: str
+    job: JobInfo
+    log: str | None
+    """The first failed datum's log page (None when no datum failed: e.g. the job timed out)."""
 
 
 def _provenance_graph(drawn: Graph, node: Any) -> tuple[str, int]:

@@ -69,6 +69,9 @@ class PipelineVersion:
     version: int
     created: float
     spec: dict[str, Any]
+    """Normalised: every field, defaults filled in, snake_case."""
+    user_spec: dict[str, Any] | None = None
+    """As its user wrote it (None for versions made before dataver kept it)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "created": iso(self.created)}

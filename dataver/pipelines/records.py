@@ -215,8 +215,9 @@ class Records:
 
     def _record_version(self, spec: PipelineSpec, version: int, now: float, global_id: str) -> None:
         self.db.execute(
-            "INSERT INTO pipeline_versions (pipeline, version, spec, created, global_id) VALUES (?, ?, ?, ?, ?)",
-            (spec.name, version, spec.to_json(), now, global_id),
+            "INSERT INTO pipeline_versions (pipeline, version, spec, created, global_id, user_spec)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (spec.name, version, spec.to_json(), now, global_id, _user_spec_json(spec)),
         )
         self.db.executemany(
             "INSERT INTO pipeline_inputs (pipeline, name, repo, branch) VALUES (?, ?, ?, ?)",
@@ -227,9 +228,13 @@ class Records:
         """Every version of a pipeline's spec, oldest first."""
         self.pipeline(pipeline)
         rows = self.db.query(
-            "SELECT version, spec, created FROM pipeline_versions WHERE pipeline = ? ORDER BY version", (pipeline,)
+            "SELECT version, spec, created, user_spec FROM pipeline_versions WHERE pipeline = ? ORDER BY version",
+            (pipeline,),
         )
-        return [PipelineVersion(pipeline, version, created, json.loads(spec)) for version, spec, created in rows]
+        return [
+            PipelineVersion(pipeline, version, created, json.loads(spec), json.loads(user) if user else None)
+            for version, spec, created, user in rows
+        ]
 
     def version_set(self, pipeline: str, version: int) -> str | None:
         """The commit set a spec version was made in (a transaction's), or None (a change of its own)."""
@@ -607,3 +612,9 @@ class Records:
             (pipeline, datum_id),
         )
         return [DatumInput(*r) for r in rows]
+
+
+def _user_spec_json(spec: PipelineSpec) -> str:
+    """What the spec's user wrote, as JSON in their order of fields ('' when it is not known: a
+    spec rebuilt from the store)."""
+    return json.dumps(spec.user_spec) if spec.user_spec is not None else ""

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -396,6 +397,9 @@ class PipelineSpec(_Model):
     """Not in Pachyderm's spec: the Docker runtime gives containers no network unless this is true."""
     service: Service | None = None
     """Pachyderm's: a long-lived server over the newest commits of its inputs instead of jobs."""
+    _user_spec: dict[str, Any] | None = PrivateAttr(default=None)
+    """The spec as its user wrote it (fields left out stay out), kept beside the normalised one
+    so a reader sees what they wrote; None for a spec rebuilt from the store."""
 
     @model_validator(mode="before")
     @classmethod
@@ -484,6 +488,15 @@ class PipelineSpec(_Model):
     def to_json(self) -> str:
         """The normalised spec (snake_case, defaults filled in) as stored with each version."""
         return self.model_dump_json(exclude_none=True)
+
+    @property
+    def user_spec(self) -> dict[str, Any] | None:
+        return self._user_spec
+
+    def written_as(self, user_spec: dict[str, Any] | None) -> PipelineSpec:
+        """This spec, remembering the document its user wrote."""
+        self._user_spec = user_spec
+        return self
 
 
 def _with_defaults(raw: Any, project: str, pipeline: Any) -> Any:
@@ -688,6 +701,7 @@ def validate_spec(
     is `project`'s, as pachctl puts it in the current one."""
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: a pipeline spec is a JSON object, not {type(raw).__name__}")
+    written = json.loads(json.dumps(raw, default=str))  # before anything below fills it in (a YAML date as text)
     raw.pop("$schema", None)  # editors' pointer to docs/pipeline-spec.schema.json
     pipeline = raw.get("pipeline")
     if project != DEFAULT_PROJECT and isinstance(pipeline, dict):
@@ -698,7 +712,7 @@ def validate_spec(
     if ignored is not None:
         ignored += taken
     try:
-        return PipelineSpec.model_validate(raw)
+        return PipelineSpec.model_validate(raw).written_as(written)
     except ValidationError as exc:
         problems = list(dict.fromkeys(_describe(e) for e in exc.errors()))
         if len(problems) == 1:

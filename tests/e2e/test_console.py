@@ -4,6 +4,7 @@ and over HTTP for the token, read-only and error answers."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ import urllib.request
 import pytest
 from helpers import iris_store, pfs, spec
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from dataver import Client
@@ -367,3 +369,139 @@ def test_odd_tokens_pages_and_projects_are_one_line_answers(iris, monkeypatch):
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+CHAIN = 8
+
+
+@pytest.fixture(scope="module")
+def long_dag(tmp_path_factory):
+    """A console over a chain of CHAIN pipelines (step1 reads raw, step2 reads step1, ...) and
+    `publish` at its far end, which fails: one row of it is several pages wide."""
+    root = tmp_path_factory.mktemp("long-dag") / "store"
+    Client.init(root)
+    with Client(root) as client:
+        client.create_repo("raw")
+        client.put_file("raw", "master", "data.txt", source=b"some data\n")
+        for i in range(1, CHAIN + 1):
+            client.create_pipeline(
+                spec(f"step{i}", "cp -r /pfs/in/. /pfs/out/", pfs("raw" if i == 1 else f"step{i - 1}", name="in"))
+            )
+        client.create_pipeline(
+            {
+                **spec("publish", "echo the upload server refused the file >&2; exit 3", pfs(f"step{CHAIN}")),
+                "datum_tries": 1,
+            }
+        )
+    server = ConsoleServer(root, Binding("127.0.0.1", free_port()), None)
+    server.start()
+    yield server.binding.url().rstrip("/")
+    server.stop()
+
+
+@pytest.fixture
+def small_window(browser):
+    """The browser at 1280x800 (a laptop), as the report that the DAG ran off the page had it."""
+    before = browser.get_window_size()
+    browser.set_window_size(1280, 800)
+    yield browser
+    browser.set_window_size(before["width"], before["height"])
+
+
+def in_view(browser, element) -> bool:
+    return browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight;",
+        element,
+    )
+
+
+def test_a_long_dag_fits_the_window_with_its_failure_in_view_and_a_legend(small_window, long_dag):
+    browser = small_window
+    browser.get(long_dag + "/")
+    publish = browser.find_element(By.CSS_SELECTOR, 'g[data-node="pipeline:publish"]')
+    assert "state-failure" in publish.get_attribute("class")
+    assert in_view(browser, publish), "the failed pipeline is off-screen"
+    assert browser.execute_script("return document.documentElement.scrollWidth <= innerWidth")  # no sideways scroll
+    for i in range(1, CHAIN + 1):  # the whole graph is in view, not only the failure
+        assert in_view(browser, browser.find_element(By.CSS_SELECTOR, f'g[data-node="pipeline:step{i}"]'))
+    failures = browser.find_element(By.ID, "failures")
+    assert "1 failed pipeline" in failures.text and "publish" in failures.text
+    assert "datum(s) failed" in failures.find_element(By.CLASS_NAME, "reason").text
+    legend = browser.find_element(By.ID, "legend").text.split("\n")
+    assert legend == ["input repo", "pipeline", "output repo", "job running", "job failed", "job success"]
+    assert "output" in browser.find_element(By.CSS_SELECTOR, 'g[data-node="repo:step1"]').get_attribute("class")
+    assert "output" not in browser.find_element(By.CSS_SELECTOR, 'g[data-node="repo:raw"]').get_attribute("class")
+    failures.find_element(By.LINK_TEXT, "log").click()  # the failure list leads to the log
+    assert "the upload server refused the file" in browser.find_element(By.ID, "log").text
+
+
+def test_the_dag_zooms_pans_and_fits_again(small_window, long_dag):
+    browser = small_window
+    browser.get(long_dag + "/")
+
+    def box() -> dict:
+        return browser.find_element(By.CSS_SELECTOR, 'g[data-node="pipeline:step1"] rect').rect
+
+    fitted = box()
+    browser.find_element(By.ID, "dag-zoom-in").click()
+    browser.find_element(By.ID, "dag-zoom-in").click()
+    zoomed = box()
+    assert zoomed["width"] > fitted["width"] * 1.5
+    graph = browser.find_element(By.ID, "dag")
+    ActionChains(browser).move_to_element(graph).click_and_hold().move_by_offset(-150, -100).release().perform()
+    panned = box()
+    assert round(panned["x"] - zoomed["x"]) == -150 and round(panned["y"] - zoomed["y"]) == -100
+    assert browser.title == "DAG · dataver"  # the drag was not a click on a node
+    browser.find_element(By.ID, "dag-fit").click()
+    assert box() == fitted
+
+
+def test_a_failure_reason_wraps_between_words(small_window, console):
+    """The job's reason (a long sentence) on the DAG page's list of failures and on the job page:
+    every line break falls between words, none inside one."""
+    browser = small_window
+    browser.get(console + "/")
+    reason = browser.find_element(By.CSS_SELECTOR, "#failures .reason")
+    lines = _lines(browser, reason)
+    assert len(lines) > 1, "the reason is long enough to wrap"
+    for before, after in itertools.pairwise(lines):
+        assert not (before[-1:].isalnum() and after[:1].isalnum()), f"cut mid-word: {before!r} | {after!r}"
+    browser.find_element(By.CSS_SELECTOR, "#failures a[href^='/job']").click()
+    state = browser.find_element(By.CSS_SELECTOR, "dd.state-failure")
+    assert browser.execute_script("return getComputedStyle(arguments[0]).wordBreak", state) != "break-all"
+    assert browser.execute_script("return getComputedStyle(arguments[0]).overflowWrap", state) == "anywhere"
+
+
+def _lines(browser, element) -> list[str]:
+    """The text of an element as the browser laid it out, line by line."""
+    return browser.execute_script(
+        """
+        const text = arguments[0].firstChild, range = document.createRange(), lines = [];
+        let top = null;
+        for (let i = 0; i < text.length; i++) {
+          range.setStart(text, i); range.setEnd(text, i + 1);
+          const rects = range.getClientRects();
+          if (!rects.length) { if (lines.length) lines[lines.length - 1] += text.data[i]; continue; }
+          if (top === null || rects[0].top > top + 2) { lines.push(""); top = rects[0].top; }
+          lines[lines.length - 1] += text.data[i];
+        }
+        return lines;
+        """,
+        element,
+    )
+
+
+def test_the_pipeline_page_shows_the_spec_as_written_and_the_normalized_one_folded(browser, console, iris):
+    with Client(iris) as client:
+        client.create_pipeline(spec("as-written", "cat /pfs/attributes/* > /pfs/out/all", pfs("attributes", glob="/")))
+    browser.get(console + "/pipeline?name=as-written")
+    written = json.loads(browser.find_element(By.ID, "spec").text)
+    assert written == spec("as-written", "cat /pfs/attributes/* > /pfs/out/all", pfs("attributes", glob="/"))
+    assert '"stdin"' not in browser.find_element(By.ID, "spec").text
+    folded = browser.find_element(By.CSS_SELECTOR, "details.normalized")
+    assert folded.get_attribute("open") is None
+    normalized = browser.find_element(By.CSS_SELECTOR, "pre.spec-normalized")
+    assert not normalized.is_displayed() and '"stdin": []' in normalized.get_attribute("textContent")
+    folded.find_element(By.TAG_NAME, "summary").click()
+    assert normalized.is_displayed()
