@@ -37,6 +37,11 @@ def _slash(path: str) -> str:
     return "/" + path
 
 
+def _within(progress: Transfer, files: int, before: int, count: int, total: int) -> Callable[[int], None]:
+    """The bytes stored of the file being put, told to `progress` as part of the whole put."""
+    return lambda n: progress(files, before + n, count, total)
+
+
 class FileStore:
     """File-level operations over the commits a `RepoStore` resolves."""
 
@@ -58,7 +63,8 @@ class FileStore:
         progress: Transfer | None = None,
     ) -> CommitInfo:
         """Put host files at repo paths (overwriting, or appending with `append`) in one commit.
-        `progress` is told (files, bytes) done so far, out of the totals, after each file."""
+        `progress` is told (files, bytes) done so far, out of the totals, after each file and,
+        within a big file, after each chunk of it is hashed and stored."""
         self.repos.require_repo(repo)
         cache = HashCache(self.store.local_db)
         with self.store.writing():
@@ -70,7 +76,11 @@ class FileStore:
             with self.store.objects.writer() as writer:
                 staged = []
                 for i, ((dest, path), st, oid) in enumerate(zip(sources, stats, cached, strict=True)):
-                    entry = Entry(FILE, oid, st.st_size) if oid in stored else self._read(path, st, writer, cache)
+                    if oid in stored:
+                        entry = Entry(FILE, oid, st.st_size)
+                    else:
+                        within = _within(progress, i, done, len(sources), total) if progress is not None else None
+                        entry = self._read(path, st, writer, cache, within)
                     staged.append((dest, entry))
                     done += entry.size
                     if progress is not None:
@@ -79,14 +89,21 @@ class FileStore:
         cache.save()
         return commit
 
-    def _read(self, path: str, st: os.stat_result, writer: ObjectWriter, cache: HashCache) -> Entry:
+    def _read(
+        self,
+        path: str,
+        st: os.stat_result,
+        writer: ObjectWriter,
+        cache: HashCache,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Entry:
         """Store a file the hash cache could not vouch for, and remember what it hashed to.
 
         (A cached id is used only while its object is still stored; the write lock held
         around this keeps gc away until the commit lands.)
         """
         try:
-            oid, size = writer.add_file(path)
+            oid, size = writer.add_file(path, on_bytes)
         except PermissionError:
             raise InvalidArgument(f"cannot read {path}: permission denied") from None
         if size == st.st_size:
