@@ -34,7 +34,8 @@ def list_job(
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline's jobs.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first (PROGRESS: processed + skipped / total datums; + recovered before the / if any);
+    """List jobs, newest first (PROGRESS: processed + skipped / total datums; + recovered and
+    + N failed before the / if any);
     with a global ID, the jobs one change caused."""
     jobs = client(ctx).list_jobs(pipeline, global_id)
     if json:
@@ -304,6 +305,8 @@ def wait_commit(
     commits = client(ctx).wait_commit(t.repo, required_ref(t), timeout=timeout)
     if json:
         return output.as_json(commits)
+    if not commits:
+        return output.note(f"nothing to wait for: no pipeline computed a commit from {t.repo}@{t.ref}")
     output.table(
         ["REPO", "BRANCH", "COMMIT", "FINISHED"],
         [(c.repo, c.branch or "-", c.id, output.ago(c.finished)) for c in commits],
