@@ -22,7 +22,7 @@ from .globs import compile_glob
 from .hashcache import HashCache
 from .hostpaths import write_below
 from .models import CommitInfo, DiffEntry, FileInfo
-from .names import CommitRef, normalize_path
+from .names import CommitRef, did_you_mean, normalize_path
 from .objects import ObjectWriter
 from .repos import RepoStore
 from .splits import PIECE, Split, piece_name, pieces
@@ -255,10 +255,19 @@ class FileStore:
         entry = self.trees.lookup(commit.tree, path)
         if entry is None:
             raise NotFound(
-                f"path /{path} does not exist in {repo}@{ref} (commit {commit.id}): "
-                f"see `dataver list-file {repo} {ref}`"
+                f"path /{path} does not exist in {repo}@{ref} (commit {commit.id})"
+                f"{self._closest(commit.tree, path)}: see `dataver list-file {repo} {ref}`"
             )
         return commit.id, entry
+
+    def _closest(self, tree: str, path: str) -> str:
+        """' (did you mean /data/iris.csv?)': the name in the missing path's folder closest to its
+        own, as mistyped repo and setting names get; '' if the folder is missing or none is close."""
+        folder, _, name = path.rpartition("/")
+        found = self.trees.lookup(tree, folder)
+        if found is None or not found.is_dir:
+            return ""
+        return did_you_mean(name, self.trees.load(found.oid), prefix=f"/{folder}/" if folder else "/")
 
     def _info(self, repo: str, commit: str, path: str, entry: Entry) -> FileInfo:
         return FileInfo(repo, commit, _slash(path), entry.kind, entry.size, entry.oid)

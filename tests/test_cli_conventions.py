@@ -150,3 +150,14 @@ def test_a_failed_jobs_progress_counts_its_failed_datums(client, cli):
     client.create_pipeline(spec("half", '[ "$(basename $in)" != b ] && cp $in /pfs/out/', pfs("in")))
     row = next(line for line in cli("list-job").out.splitlines() if " half " in line)
     assert "2 + 0 + 1 failed / 3" in row and row.endswith("failure")
+
+
+def test_a_mistyped_file_path_gets_the_closest_one_in_its_folder(client, cli):
+    client.create_repo("r")
+    client.put_file("r", "master", "data/iris.csv", source=b"1")
+    for args in (["get-file", "r", "master", "data/irs.csv"], ["inspect-file", "r@master:/data/irs.csv"]):
+        missing = cli(*args)
+        assert missing.code == 1 and "/data/irs.csv does not exist" in missing.err
+        assert "(did you mean /data/iris.csv?): see `dataver list-file r master`" in missing.err
+    assert "(did you mean /data?)" in cli("get-file", "r", "master", "dta").err
+    assert "did you mean" not in cli("get-file", "r", "master", "nothing/here").err
