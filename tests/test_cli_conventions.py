@@ -161,3 +161,14 @@ def test_a_mistyped_file_path_gets_the_closest_one_in_its_folder(client, cli):
         assert "(did you mean /data/iris.csv?): see `dataver list-file r master`" in missing.err
     assert "(did you mean /data?)" in cli("get-file", "r", "master", "dta").err
     assert "did you mean" not in cli("get-file", "r", "master", "nothing/here").err
+
+
+def test_list_pipeline_and_list_service_agree_on_a_service(client, cli):
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"a")
+    client.create_pipeline(
+        spec("web", "sleep 60", pfs("in", "/"), service={"internal_port": 8080, "external_port": 18931})
+    )
+    assert "not served" in next(line for line in cli("list-service").out.splitlines() if line.startswith("web "))
+    row = next(line for line in cli("list-pipeline").out.splitlines() if " web " in line)
+    assert "not served / " in row and "running" not in row
