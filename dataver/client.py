@@ -1177,6 +1177,20 @@ class Client:
         """(job id, datum id, log text) of a job's datums (the newest job of `pipeline` by default)."""
         return self._pipes.logs(pipeline=self._pipeline(pipeline) if pipeline else pipeline, job=job, datum=datum)
 
+    def follow_logs(
+        self, *, pipeline: str | None = None, job: str | None = None, datum: str | None = None
+    ) -> Iterator[list[tuple[str, str, str]]]:
+        """Follow a job's logs (`logs -f`): batches of (job id, datum id, text), first everything
+        logged so far, then what its running datums write (on this host) as they write it,
+        until the job ends; with `pipeline`, its newest job and any that starts meanwhile."""
+        name = self._pipeline(pipeline) if pipeline else pipeline
+        return self._pipes.follow_logs(pipeline=name, job=job, datum=datum)
+
+    def ran_no_datum(self, pipeline: str) -> str | None:
+        """When the newest job of `pipeline` ran no datum (so it has no log), one sentence saying
+        so and naming the job that ran them; None otherwise."""
+        return self._pipes.ran_no_datum(self._pipeline(pipeline))
+
     def wait_commit(self, repo: str, ref: Ref, *, timeout: float | None = None) -> list[CommitInfo]:
         """Wait until every job downstream of this commit is done (run here, or by the daemon),
         then return the commits computed from it."""

@@ -44,6 +44,11 @@ class Key:
     name_of: str = ""
     """Its value is the name of one of these (a project), with a name's rules."""
 
+    @property
+    def is_size(self) -> bool:
+        """A number of bytes (its name ends in _bytes): listed as 64.0 GiB, not 68719476736."""
+        return self.kind is int and self.name.endswith("_bytes")
+
 
 KEYS = {
     k.name: k
@@ -285,17 +290,22 @@ def _read(path: Path) -> dict[str, Any]:
     return flat
 
 
-UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
 
 def _number(value: Any) -> int:
-    """A whole number, with an optional size unit as people write them: 64GiB, 10G, 512Mi, 1k."""
+    """A whole number, with an optional size unit as people write them: 64GiB, 512Mi, 10G and 1k
+    are binary (1024s, as docker reads `512m`), 10GB and 500MB decimal (1000s, as disks are sold)."""
     if isinstance(value, int):
         return value
-    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
+    match = re.fullmatch(r"\s*(\d+)\s*(?:([kmgt])(i?)(b?))?\s*", str(value), re.IGNORECASE)
     if match is None:
         raise ValueError(value)
-    return int(match.group(1)) * UNITS[match.group(2).lower()]
+    number, prefix, binary, byte = match.groups()
+    if prefix is None:
+        return int(number)
+    base = 1000 if byte and not binary else 1024
+    return int(number) * base ** POWERS[prefix.lower()]
 
 
 def _check(key: Key, value: Any, where: str) -> Any:

@@ -41,6 +41,8 @@ def duration(seconds: float | None) -> str:
 
 def datum_counts(job: JobInfo) -> str:
     """Pachyderm's PROGRESS: processed + skipped / total, with the recovered (err_cmd) datums
-    as a third term when there are any (its pretty.Progress)."""
+    as a third term when there are any (its pretty.Progress), and the failed ones, named, when
+    there are any: `2 + 0 + 1 failed / 3`."""
     recovered = f" + {job.recovered}" if job.recovered else ""
-    return f"{job.processed} + {job.skipped}{recovered} / {job.total}"
+    failed = f" + {job.failed} failed" if job.failed else ""
+    return f"{job.processed} + {job.skipped}{recovered}{failed} / {job.total}"

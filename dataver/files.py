@@ -22,7 +22,7 @@ from .globs import compile_glob
 from .hashcache import HashCache
 from .hostpaths import write_below
 from .models import CommitInfo, DiffEntry, FileInfo
-from .names import CommitRef, normalize_path
+from .names import CommitRef, did_you_mean, normalize_path
 from .objects import ObjectWriter
 from .repos import RepoStore
 from .splits import PIECE, Split, piece_name, pieces
@@ -35,6 +35,11 @@ Transfer = Callable[[int, int, int, int], None]
 
 def _slash(path: str) -> str:
     return "/" + path
+
+
+def _within(progress: Transfer, files: int, before: int, count: int, total: int) -> Callable[[int], None]:
+    """The bytes stored of the file being put, told to `progress` as part of the whole put."""
+    return lambda n: progress(files, before + n, count, total)
 
 
 class FileStore:
@@ -58,7 +63,8 @@ class FileStore:
         progress: Transfer | None = None,
     ) -> CommitInfo:
         """Put host files at repo paths (overwriting, or appending with `append`) in one commit.
-        `progress` is told (files, bytes) done so far, out of the totals, after each file."""
+        `progress` is told (files, bytes) done so far, out of the totals, after each file and,
+        within a big file, after each chunk of it is hashed and stored."""
         self.repos.require_repo(repo)
         cache = HashCache(self.store.local_db)
         with self.store.writing():
@@ -70,7 +76,11 @@ class FileStore:
             with self.store.objects.writer() as writer:
                 staged = []
                 for i, ((dest, path), st, oid) in enumerate(zip(sources, stats, cached, strict=True)):
-                    entry = Entry(FILE, oid, st.st_size) if oid in stored else self._read(path, st, writer, cache)
+                    if oid in stored:
+                        entry = Entry(FILE, oid, st.st_size)
+                    else:
+                        within = _within(progress, i, done, len(sources), total) if progress is not None else None
+                        entry = self._read(path, st, writer, cache, within)
                     staged.append((dest, entry))
                     done += entry.size
                     if progress is not None:
@@ -79,14 +89,21 @@ class FileStore:
         cache.save()
         return commit
 
-    def _read(self, path: str, st: os.stat_result, writer: ObjectWriter, cache: HashCache) -> Entry:
+    def _read(
+        self,
+        path: str,
+        st: os.stat_result,
+        writer: ObjectWriter,
+        cache: HashCache,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Entry:
         """Store a file the hash cache could not vouch for, and remember what it hashed to.
 
         (A cached id is used only while its object is still stored; the write lock held
         around this keeps gc away until the commit lands.)
         """
         try:
-            oid, size = writer.add_file(path)
+            oid, size = writer.add_file(path, on_bytes)
         except PermissionError:
             raise InvalidArgument(f"cannot read {path}: permission denied") from None
         if size == st.st_size:
@@ -238,10 +255,19 @@ class FileStore:
         entry = self.trees.lookup(commit.tree, path)
         if entry is None:
             raise NotFound(
-                f"path /{path} does not exist in {repo}@{ref} (commit {commit.id}): "
-                f"see `dataver list-file {repo} {ref}`"
+                f"path /{path} does not exist in {repo}@{ref} (commit {commit.id})"
+                f"{self._closest(commit.tree, path)}: see `dataver list-file {repo} {ref}`"
             )
         return commit.id, entry
+
+    def _closest(self, tree: str, path: str) -> str:
+        """' (did you mean /data/iris.csv?)': the name in the missing path's folder closest to its
+        own, as mistyped repo and setting names get; '' if the folder is missing or none is close."""
+        folder, _, name = path.rpartition("/")
+        found = self.trees.lookup(tree, folder)
+        if found is None or not found.is_dir:
+            return ""
+        return did_you_mean(name, self.trees.load(found.oid), prefix=f"/{folder}/" if folder else "/")
 
     def _info(self, repo: str, commit: str, path: str, entry: Entry) -> FileInfo:
         return FileInfo(repo, commit, _slash(path), entry.kind, entry.size, entry.oid)

@@ -214,9 +214,10 @@ def parse_address(text: str) -> Target:
     return Target(repo, ref, path)
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """' (did you mean X?)' for the known name closest to a mistyped one, or ''."""
+def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
+    """' (did you mean X?)' for the known name closest to a mistyped one, or ''; `prefix` goes
+    before X (the folder of a file's name)."""
     import difflib
 
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""

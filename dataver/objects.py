@@ -25,7 +25,7 @@ import stat
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -509,8 +509,10 @@ class ObjectWriter:
                     _unlink(tmp)
         return oid
 
-    def add_file(self, path: Path | str) -> tuple[str, int]:
+    def add_file(self, path: Path | str, on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
         """Store the contents of a host file; returns (id, size). Bounded memory for any size.
+        `on_bytes` hears how many bytes of it are hashed and stored so far, chunk by chunk (a
+        progress bar that moves within a big file).
 
         A large regular file, on a store that uploads (`publishes_in_place`), is hashed where it
         is and uploaded from there at publish: a 1 GiB put reads the file twice (the second time
@@ -520,7 +522,7 @@ class ObjectWriter:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             if not (self.store.publishes_in_place and stat.S_ISREG(st.st_mode) and st.st_size > SMALL_FILE):
-                return self.add_open(f)
+                return self.add_open(f, on_bytes)
             digest = hashlib.sha256()
             buf = bytearray(CHUNK)
             view = memoryview(buf)
@@ -528,21 +530,26 @@ class ObjectWriter:
             while n := f.readinto(buf):
                 digest.update(view[:n])
                 size += n
+                if on_bytes is not None:
+                    on_bytes(size)
         oid = digest.hexdigest()
         with self._lock:
             if not (oid in self._borrowed or oid in self._staged or self.store.exists(oid)):
                 self._borrowed[oid] = (str(path), _identity(st))
         return oid, size
 
-    def add_open(self, f: BinaryIO) -> tuple[str, int]:
+    def add_open(self, f: BinaryIO, on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
         """Store what an open file holds from its position on; returns (id, size)."""
         head = f.read(SMALL_FILE + 1)
         if len(head) <= SMALL_FILE:
             return self.add_bytes(head), len(head)
-        return self.add_stream(f, prefix=io.BytesIO(head))
+        return self.add_stream(f, prefix=io.BytesIO(head), on_bytes=on_bytes)
 
-    def add_stream(self, stream: BinaryIO, prefix: BinaryIO | None = None) -> tuple[str, int]:
-        """Store everything `prefix` then `stream` yield, hashing as it copies; returns (id, size)."""
+    def add_stream(
+        self, stream: BinaryIO, prefix: BinaryIO | None = None, on_bytes: Callable[[int], None] | None = None
+    ) -> tuple[str, int]:
+        """Store everything `prefix` then `stream` yield, hashing as it copies; returns (id, size).
+        `on_bytes` hears the bytes stored so far after each chunk."""
         digest = hashlib.sha256()
         size = 0
         buf = bytearray(CHUNK)
@@ -558,6 +565,8 @@ class ObjectWriter:
                         digest.update(view[:n])
                         _write_all(fd, view[:n])
                         size += n
+                        if on_bytes is not None:
+                            on_bytes(size)
             finally:
                 os.close(fd)
         except OSError as exc:

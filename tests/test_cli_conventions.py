@@ -108,3 +108,67 @@ def test_pachctl_2_spellings_run_the_same_commands(cli, tmp_path):
     assert cli("list", "job").code == 0
     refused = cli("create", "nothing")
     assert refused.code == 2 and "No such command 'create'" in refused.err
+
+
+def test_bare_dataver_shows_help_and_exits_0(dv):
+    bare = dv()
+    assert bare.stdout.startswith("Usage: dataver [OPTIONS] COMMAND") and bare.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ("list-commit", "[REPO [BRANCH] | REPO@BRANCH | GLOBAL_ID]"),
+        ("list-job", "[GLOBAL_ID]"),
+        ("restart-datum", "JOB DATUM[,DATUM...]"),
+        ("serve", "PIPELINE"),
+    ],
+)
+def test_usage_lines_name_arguments_plainly(cli, command, usage):
+    assert cli(command, "--help").out.splitlines()[0] == f"Usage: dataver {command} [OPTIONS] {usage}"
+
+
+def test_split_options_say_their_default_once(cli):
+    text = " ".join(cli("put-file", "--help").out.split())
+    assert "--target-file-datums TARGET_FILE_DATUMS With --split: at most N records a piece (0, the default:" in text
+    datums = text[text.index("--target-file-datums") : text.index("--header-records")]
+    assert "default 1" not in datums and "[default: 0]" not in datums
+
+
+def test_wait_commit_with_nothing_downstream_says_so(client, cli):
+    client.create_repo("lonely")
+    client.put_file("lonely", "master", "x", source=b"x")
+    waited = cli("wait-commit", "lonely@master")
+    assert waited.code == 0 and waited.out == ""
+    assert waited.err == "nothing to wait for: no pipeline computed a commit from lonely@master\n"
+
+
+def test_a_failed_jobs_progress_counts_its_failed_datums(client, cli):
+    client.create_repo("in")
+    for name in "abc":
+        client.put_file("in", "master", name, source=name.encode())
+    client.create_pipeline(spec("half", '[ "$(basename $in)" != b ] && cp $in /pfs/out/', pfs("in")))
+    row = next(line for line in cli("list-job").out.splitlines() if " half " in line)
+    assert "2 + 0 + 1 failed / 3" in row and row.endswith("failure")
+
+
+def test_a_mistyped_file_path_gets_the_closest_one_in_its_folder(client, cli):
+    client.create_repo("r")
+    client.put_file("r", "master", "data/iris.csv", source=b"1")
+    for args in (["get-file", "r", "master", "data/irs.csv"], ["inspect-file", "r@master:/data/irs.csv"]):
+        missing = cli(*args)
+        assert missing.code == 1 and "/data/irs.csv does not exist" in missing.err
+        assert "(did you mean /data/iris.csv?): see `dataver list-file r master`" in missing.err
+    assert "(did you mean /data?)" in cli("get-file", "r", "master", "dta").err
+    assert "did you mean" not in cli("get-file", "r", "master", "nothing/here").err
+
+
+def test_list_pipeline_and_list_service_agree_on_a_service(client, cli):
+    client.create_repo("in")
+    client.put_file("in", "master", "a", source=b"a")
+    client.create_pipeline(
+        spec("web", "sleep 60", pfs("in", "/"), service={"internal_port": 8080, "external_port": 18931})
+    )
+    assert "not served" in next(line for line in cli("list-service").out.splitlines() if line.startswith("web "))
+    row = next(line for line in cli("list-pipeline").out.splitlines() if " web " in line)
+    assert "not served / " in row and "running" not in row

@@ -57,6 +57,39 @@ def test_the_api_reports_transfer_progress(client, tmp_path):
     assert fetched[-1] == (5, 15, 5, 15)
 
 
+def test_a_big_file_reports_its_bytes_as_they_are_stored(client, tmp_path):
+    """A 1 GiB put once showed nothing for 6 s, then 100%: the bar moves within a file."""
+    client.create_repo("r")
+    big = tmp_path / "big.bin"
+    size = 50 * 1000 * 1000
+    with open(big, "wb") as f:
+        f.truncate(size)
+    seen = []
+    client.put_file("r", "master", "big.bin", source=str(big), progress=lambda *a: seen.append(a))
+    within = [s for s in seen if s[0] == 0]
+    assert len(within) >= 10 and all(s[2:] == (1, size) for s in within)
+    assert [s[1] for s in within] == sorted(s[1] for s in within) and within[-1][1] <= size
+    assert seen[-1] == (1, size, 1, size)
+
+
+def test_the_bar_shows_a_rate(client, tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from dataver.cli.progress import TransferBar
+
+    client.create_repo("r")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(8 << 20))
+    drawn = StringIO()
+    bar = TransferBar("putting", console=Console(file=drawn, force_terminal=True, width=120))
+    client.put_file("r", "master", "big.bin", source=str(big), progress=bar)
+    bar.close()
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn.getvalue())
+    assert re.search(r"putting .*1/1 files, 8\.0/8\.0 MiB \d+(\.\d+)? [kMG]?B/s", shown), shown
+
+
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux's script for a terminal")
 def test_a_bar_only_on_a_terminal(tmp_path):
     root = tmp_path / "store"

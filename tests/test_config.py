@@ -110,6 +110,22 @@ def test_sizes_take_units_and_the_root_flag_wins(cli, root):
     assert {"key": "root", "value": str(root), "source": "flag"} in listing  # `--root` is a flag too
 
 
+def test_sizes_are_listed_readably_and_gb_is_decimal(cli, root):
+    assert "max_file_bytes            64.0 GiB " in cli("config", "list").out
+    set_gb = cli("config", "set", "max_file_bytes", "10GB")
+    assert set_gb.code == 0 and set_gb.err.startswith("max_file_bytes = 9.3 GiB ")
+    assert cli("config", "get", "max_file_bytes").out == f"{10 * 1000**3}\n"  # scripts get the number
+    assert cli("config", "set", "max_file_bytes", "10GiB").code == 0
+    assert Config(root).get("max_file_bytes") == 10 * 1024**3
+    assert cli("config", "set", "max_file_bytes", "500mb").code == 0
+    assert Config(root).get("max_file_bytes") == 500 * 1000**2
+
+
+def test_a_root_from_the_environment_is_listed_as_env(dv):
+    listing = json.loads(dv("config", "list", "--json").stdout)
+    assert {"key": "root", "value": str(dv.root), "source": "env"} in listing
+
+
 def test_a_bad_value_is_shown_by_list_not_hidden_by_it(cli, monkeypatch):
     monkeypatch.setenv("DATAVER_RUNTIME", "dockr")
     listing = cli("config", "list")

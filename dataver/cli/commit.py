@@ -81,7 +81,11 @@ def list_commit(
     ctx: typer.Context,
     address: Annotated[
         list[str] | None,
-        typer.Argument(help="[REPO], REPO BRANCH, REPO@BRANCH, or a commit set's ID", show_default=False),
+        typer.Argument(
+            help="Nothing (every repo's), REPO, REPO BRANCH, REPO@BRANCH, or a commit set's GLOBAL_ID",
+            metavar="[REPO [BRANCH] | REPO@BRANCH | GLOBAL_ID]",
+            show_default=False,
+        ),
     ] = None,
     number: Annotated[int | None, typer.Option("-n", "--number", help="Show at most N commits.")] = None,
     json: JsonOpt = False,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from . import output
 from .repo import JsonOpt
 from .session import Session
+
+if TYPE_CHECKING:
+    from ..config import Setting
 
 app = typer.Typer(help="Settings, as git config keeps them: the store's file, then the user's (get, set, unset, list).")
 UserOpt = Annotated[bool, typer.Option("--user", help="The user's file (~/.config/dataver/config.toml).")]
@@ -19,7 +22,8 @@ def _config(ctx: typer.Context):
     from ..client import Client
 
     session = ctx.find_object(Session)
-    flags = {"root": str(session.root) if session.root is not None else None, "project": session.project}
+    flag_root = str(session.root) if session.root is not None and not session.root_from_env else None
+    flags = {"root": flag_root, "project": session.project}
     return Client.settings(session.root, flags={k: v for k, v in flags.items() if v is not None})
 
 
@@ -114,7 +118,7 @@ def set_(
     config = _config(ctx)
     level = "user" if user else "store"
     setting = config.set(key, value, level)
-    output.note(f"{key} = {setting.shown} ({level} config {config.path(level)})")
+    output.note(f"{key} = {_readable(setting)} ({level} config {config.path(level)})")
 
 
 @app.command("unset")
@@ -128,6 +132,16 @@ def unset(
         output.note(f"{key} was not set in the {level} config {config.path(level)}")
 
 
+def _readable(setting: Setting) -> object:
+    """A setting's value for a person: sizes in binary units (64.0 GiB); `config get` and
+    --json keep the number, for scripts."""
+    from ..config import KEYS
+
+    if KEYS[setting.key].is_size and isinstance(setting.value, int):
+        return output.size(setting.value)
+    return setting.shown
+
+
 @app.command("list")
 def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Every setting with its value and where the value comes from."""
@@ -137,5 +151,6 @@ def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
     if json:
         return output.as_json(settings)
     output.table(
-        ["KEY", "VALUE", "SOURCE", "MEANING"], [(s.key, s.shown, s.source, KEYS[s.key].help) for s in settings]
+        ["KEY", "VALUE", "SOURCE", "MEANING"],
+        [(s.key, _readable(s), s.source, KEYS[s.key].help) for s in settings],
     )

@@ -62,10 +62,21 @@ def put_file(
         typer.Option("--split", help="Put each file as a folder of pieces of whole records: line, json or csv."),
     ] = None,
     target_file_datums: Annotated[
-        int, typer.Option("--target-file-datums", help="With --split: at most N records a piece (default 1).")
+        int,
+        typer.Option(
+            "--target-file-datums",
+            help="With --split: at most N records a piece (0, the default: one record a piece, unless "
+            "--target-file-bytes is given).",
+            show_default=False,
+        ),
     ] = 0,
     target_file_bytes: Annotated[
-        int, typer.Option("--target-file-bytes", help="With --split: a piece ends once it holds N bytes.")
+        int,
+        typer.Option(
+            "--target-file-bytes",
+            help="With --split: a piece ends once it holds N bytes (0: no limit).",
+            show_default=False,
+        ),
     ] = 0,
     header_records: Annotated[
         int, typer.Option("--header-records", help="With --split: the first N records start every piece.")

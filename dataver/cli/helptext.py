@@ -127,11 +127,14 @@ def _placeholders(command: Any) -> None:
             long = next((o for o in param.opts if o.startswith("--")), param.opts[0])
             param.metavar = long.lstrip("-").upper().replace("-", "_")
         elif param.param_type_name == "argument":
-            words = []
-            for word in (getattr(param, "help", "") or "").replace(",", " ").split():
-                if any(c.islower() for c in word):
-                    break
-                words.append(word)
-            param.metavar = " ".join(words) or (param.name or "ARG").upper()
+            if not param.metavar:  # one given where the help's first words would not read as usage
+                words = []
+                for word in (getattr(param, "help", "") or "").replace(", ", " ").split():
+                    if any(c.islower() for c in word):
+                        break
+                    words.append(word.removesuffix(":"))
+                param.metavar = " ".join(words) or (param.name or "ARG").upper()
+            if not param.required and not param.metavar.startswith("["):
+                param.metavar = f"[{param.metavar}]"
             # typer would show a required argument as {METAVAR} in the usage line: show it plainly
             param.make_metavar = types.MethodType(lambda self, *args, **kwargs: self.metavar, param)

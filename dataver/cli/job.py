@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -32,7 +34,8 @@ def list_job(
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Only this pipeline's jobs.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first (PROGRESS: processed + skipped / total datums; + recovered before the / if any);
+    """List jobs, newest first (PROGRESS: processed + skipped / total datums; + recovered and
+    + N failed before the / if any);
     with a global ID, the jobs one change caused."""
     jobs = client(ctx).list_jobs(pipeline, global_id)
     if json:
@@ -225,12 +228,69 @@ def logs(
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="The newest job of this pipeline.")] = None,
     job: Annotated[str | None, typer.Option("--job", "-j", help="This job.")] = None,
     datum: Annotated[str | None, typer.Option("--datum", help="Only this datum (id or prefix).")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Keep printing what running datums write until the job ends (with -p, and any newer job).",
+        ),
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", help="Only the last N lines (then, with -f, what comes).", min=0)
+    ] = None,
 ) -> None:
     """Print what the command wrote to stdout and stderr, datum by datum."""
-    for _job_id, datum_id, text in client(ctx).logs(pipeline=pipeline, job=job, datum=datum):
-        if datum is None:
-            typer.echo(f"--- datum {datum_id[:12]}")
-        sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+    c = client(ctx)
+    if not follow:
+        found = c.logs(pipeline=pipeline, job=job, datum=datum)
+        if not found and pipeline is not None and (why := c.ran_no_datum(pipeline)):
+            output.note(why)
+        return _LogPrinter(datum is None)(_last_lines(found, tail))
+    batches = c.follow_logs(pipeline=pipeline, job=job, datum=datum)
+    printer = _LogPrinter(datum is None)
+    # Ctrl-C ends following, as it ends tail -f: not an error. A flag checked between looks,
+    # not a KeyboardInterrupt, which could land anywhere (a database call, the interpreter's exit).
+    stopped = threading.Event()
+    before = signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    try:
+        for i, batch in enumerate(batches):
+            printer(_last_lines(batch, tail) if i == 0 else batch)
+            if stopped.is_set():
+                break
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+class _LogPrinter:
+    """Prints stretches of datum logs, with a `--- datum` header whenever the datum changes."""
+
+    def __init__(self, headers: bool) -> None:
+        self.headers = headers
+        self.last: str | None = None
+
+    def __call__(self, found: list[tuple[str, str, str]]) -> None:
+        for _job_id, datum_id, text in found:
+            if self.headers and datum_id != self.last:
+                typer.echo(f"--- datum {datum_id[:12]}")
+            self.last = datum_id
+            sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+
+
+def _last_lines(found: list[tuple[str, str, str]], tail: int | None) -> list[tuple[str, str, str]]:
+    """The last `tail` lines of these logs (all with None), still grouped by datum."""
+    if tail is None:
+        return found
+    lines = [(j, d, line) for j, d, text in found for line in text.splitlines(keepends=True)]
+    kept = lines[len(lines) - tail :] if tail else []
+    grouped: list[tuple[str, str, str]] = []
+    for j, d, line in kept:
+        if grouped and grouped[-1][1] == d:
+            grouped[-1] = (j, d, grouped[-1][2] + line)
+        else:
+            grouped.append((j, d, line))
+    return grouped
 
 
 @app.command("wait-commit")
@@ -245,6 +305,8 @@ def wait_commit(
     commits = client(ctx).wait_commit(t.repo, required_ref(t), timeout=timeout)
     if json:
         return output.as_json(commits)
+    if not commits:
+        return output.note(f"nothing to wait for: no pipeline computed a commit from {t.repo}@{t.ref}")
     output.table(
         ["REPO", "BRANCH", "COMMIT", "FINISHED"],
         [(c.repo, c.branch or "-", c.id, output.ago(c.finished)) for c in commits],

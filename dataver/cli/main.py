@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import typer
 
 try:  # typer 0.29+ ships its own copy of click; older versions use click itself.
-    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import ClickException, UsageError
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from ..errors import DataverError
@@ -120,7 +120,8 @@ def _root(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print dataver's version and exit."),
     ] = False,
 ) -> None:
-    ctx.obj = Session(root, project)
+    source = ctx.get_parameter_source("root")
+    ctx.obj = Session(root, project, root_from_env=source is not None and source.name == "ENVIRONMENT")
 
 
 @app.command("version")
@@ -185,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except typer.Abort:
         code = _fail("aborted", 130)
+    except NoArgsIsHelpError as exc:  # bare `dataver` (or `dataver daemon`) asks for help: not a mistake
+        typer.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        code = 0
     except ClickException as exc:
         where = exc.ctx.command_path if getattr(exc, "ctx", None) else "dataver"
         code = _fail(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code)

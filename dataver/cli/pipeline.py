@@ -121,9 +121,13 @@ def edit_pipeline(
 @app.command("list-pipeline")
 def list_pipeline(ctx: typer.Context, json: JsonOpt = False, all_projects: AllProjects = False) -> None:
     """List the current project's pipelines (every project's with -A): version, inputs, state, last job's state."""
-    pipelines = client(ctx).list_pipelines(all_projects=all_projects)
+    c = client(ctx)
+    pipelines = c.list_pipelines(all_projects=all_projects)
     if json:
         return output.as_json(pipelines)
+    # a service pipeline's state is whether a process serves it (as list-service says), not
+    # only that it is not paused: "running" once read as served while nothing was
+    services = {s.pipeline: s.state for s in c.list_services()} if any("service" in p.spec for p in pipelines) else {}
     output.table(
         ["PROJECT", "NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB", "DESCRIPTION"],
         [
@@ -133,7 +137,7 @@ def list_pipeline(ctx: typer.Context, json: JsonOpt = False, all_projects: AllPr
                 p.version,
                 ", ".join(f"{i.repo}@{i.branch}" for i in p.inputs),
                 output.ago(p.created),
-                f"{p.state} / {p.last_job_state or '-'}",
+                f"{services.get(p.name, p.state)} / {p.last_job_state or '-'}",
                 p.spec.get("description", ""),
             )
             for p in pipelines

@@ -24,6 +24,8 @@ class Session:
     root: Path | None
     project: str | None = None
     """`--project`: the project bare repo and pipeline names are in (else the `project` setting)."""
+    root_from_env: bool = False
+    """The root came from $DATAVER_ROOT, not --root (`config list` tells them apart)."""
     _client: Client | None = field(default=None, repr=False)
     commit_note: CommitNote = field(default_factory=CommitNote)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import Config
@@ -21,11 +22,12 @@ from ..runtimes.base import JobContext, Runtime, max_file_bytes
 from ..runtimes.choice import built_here, choose_as_before, make_runtime, resolve_runtime
 from ..runtimes.pulls import ImagePin
 from ..store import Store
+from . import logs
 from .datums import InputCommit, compute_datums
 from .jobs import JobRunner, Progress
 from .models import DatumFileRef, DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
 from .provenance import file_provenance
-from .records import PipelineRecord, Placement, Records
+from .records import JobRecord, PipelineRecord, Placement, Records
 from .scheduler import Scheduler, input_head
 from .service import PipelineService, render_dag
 from .spec import PipelineSpec
@@ -297,17 +299,21 @@ class PipelineLayer:
         job = self.records.job(job_id)
         return self.records.datum_infos(job.id, job.pipeline)
 
-    def logs(self, *, pipeline: str | None, job: str | None, datum: str | None) -> list[tuple[str, str, str]]:
+    def _log_job(self, pipeline: str | None, job: str | None) -> JobRecord:
+        """The job `logs` shows: the one named, or the newest of the pipeline."""
         if (pipeline is None) == (job is None):
             raise InvalidArgument("name either a pipeline (-p) or a job (-j)")
         if job is not None:
-            row = self.records.job(job)
-        else:
-            assert pipeline is not None
-            self.records.pipeline(pipeline)
-            row = self.records.last_job(pipeline)
-            if row is None:
-                raise NotFound(f"pipeline {pipeline} has not run a job yet")
+            return self.records.job(job)
+        assert pipeline is not None
+        self.records.pipeline(pipeline)
+        row = self.records.last_job(pipeline)
+        if row is None:
+            raise NotFound(f"pipeline {pipeline} has not run a job yet")
+        return row
+
+    def logs(self, *, pipeline: str | None, job: str | None, datum: str | None) -> list[tuple[str, str, str]]:
+        row = self._log_job(pipeline, job)
         datums = self.records.job_datums(row.id, datum)
         if datum and not datums:
             raise NotFound(f"no datum {datum} in job {row.id}: see `dataver list-datum {row.id}`")
@@ -316,6 +322,34 @@ class PipelineLayer:
             for d in datums
             if d.log_oid
         ]
+
+    def follow_logs(
+        self, *, pipeline: str | None, job: str | None, datum: str | None
+    ) -> Iterator[list[tuple[str, str, str]]]:
+        """Batches of (job id, datum id, text): everything logged so far, then what running datums
+        write as they write it, until the job ends (with a pipeline, and any newer job of it)."""
+        row = self._log_job(pipeline, job)
+        return logs.follow(
+            self.records,
+            self.store.objects,
+            str(self.store.root),
+            row,
+            datum,
+            pipeline=row.pipeline if job is None else None,
+            wait=lambda: time.sleep(WAIT_POLL),
+        )
+
+    def ran_no_datum(self, pipeline: str) -> str | None:
+        """Why the newest job of `pipeline` has no log, when it ran no datum (every one was done by
+        an earlier job, or there was none): one sentence naming the job to look at instead."""
+        row = self._log_job(pipeline, None)
+        if row.state in logs.ACTIVE or row.processed + row.failed + row.recovered:
+            return None
+        if not row.total:
+            return f"job {row.id} of {pipeline} ran no datum: its inputs held no datum"
+        ran = self.records.job_that_ran(pipeline, [d.datum_id for d in self.records.job_datums(row.id)][:500])
+        where = f"; dataver logs --job {ran} shows the job that ran them" if ran else ""
+        return f"job {row.id} of {pipeline} ran no datum: all {row.total} datums were done before{where}"
 
     def wait_commit(
         self, repo: str, ref: CommitRef, timeout: float | None, *, served: bool, progress: Progress | None

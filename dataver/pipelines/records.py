@@ -589,6 +589,18 @@ class Records:
             datums = [d for d in datums if d.datum_id.startswith(datum_prefix)]
         return datums
 
+    def job_that_ran(self, pipeline: str, datum_ids: list[str]) -> str | None:
+        """The newest job of `pipeline` that ran (not skipped) one of `datum_ids`: where their logs are."""
+        if not datum_ids:
+            return None
+        marks = ", ".join("?" * len(datum_ids))
+        row = self.db.query_one(
+            f"SELECT j.id FROM jobs j JOIN job_datums d ON d.job_id = j.id WHERE j.pipeline = ?"
+            f" AND d.state <> 'skipped' AND d.datum_id IN ({marks}) ORDER BY j.created DESC, j.rowid DESC LIMIT 1",
+            (pipeline, *datum_ids),
+        )
+        return row[0] if row else None
+
     def logged_objects(self) -> set[str]:
         """Every stored log of every datum (gc keeps them; fsck checks them)."""
         return {r[0] for r in self.db.query("SELECT DISTINCT log_oid FROM job_datums WHERE log_oid IS NOT NULL")}

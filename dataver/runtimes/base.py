@@ -140,6 +140,16 @@ def job_folder(store_root: Path, job_id: str) -> Iterator[Path]:
         os.close(fd)
 
 
+def running_logs(store_root: str | Path, job_id: str) -> dict[str, Path]:
+    """The log files of a job's datums running on this host, by datum id: each worker's
+    `logs/<datum id>.log` in the job's folder (err_cmd's `.err.log` is not the datum's log)."""
+    found: dict[str, Path] = {}
+    for path in (Path(store_root) / "work" / job_id).glob("*/logs/*.log"):
+        if not path.name.endswith(".err.log"):
+            found[path.name.removesuffix(".log")] = path
+    return found
+
+
 def sweep_work(store_root: Path) -> int:
     """Remove the work folders of jobs whose process died (SIGKILL skips every cleanup); returns
     how many. A folder whose lock a living process holds is left alone."""

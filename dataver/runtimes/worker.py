@@ -39,10 +39,11 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
 class _BoundedLog:
-    """The command's output goes here, cut at `limit` bytes (the rest is read and dropped)."""
+    """The command's output goes here, cut at `limit` bytes (the rest is read and dropped).
+    Unbuffered: `logs -f` reads the file as the command writes it."""
 
     def __init__(self, path, limit):
-        self.file = open(path, "wb")
+        self.file = open(path, "wb", buffering=0)
         self.limit = limit
         self.written = 0
 
