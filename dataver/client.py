@@ -81,6 +81,7 @@ class Client:
         on_commit: Callable[[CommitInfo], None] | None = None,
         project: str | None = None,
         pulls: Callable[[PullProgress], None] | None = None,
+        create: bool = True,
     ):
         """`run_jobs`: run the jobs a new commit triggers before returning (the default, like the
         CLI), unless a daemon serves the store, which then runs them. `progress` is called with
@@ -88,8 +89,10 @@ class Client:
         with each commit a call lands (or writes into), before the jobs it triggers run; `pulls`
         with the progress of an image pull (create/update-pipeline on the Docker runtime).
         `project`: where bare repo and pipeline names are (default: the `project` setting,
-        `default` unless set); `P/name` names one of project P wherever a name is taken."""
-        self.store = Store.open(root)
+        `default` unless set); `P/name` names one of project P wherever a name is taken.
+        `create`: make a local store at `root` if none is there (False: refuse, making nothing,
+        as the CLI does for every command but those that create something)."""
+        self.store = Store.open(root, create=create)
         self.repos = RepoStore(self.store)
         self.files = FileStore(self.store, self.repos)
         self.projects = ProjectStore(self.store)

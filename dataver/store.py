@@ -21,7 +21,7 @@ from .backends.folder import FolderObjectStore
 from .backends.sqlite import SqliteDatabase
 from .coordination import Coordination, LocalCoordination, store_lock
 from .credentials import WHERE_IT_BELONGS, has_password, masked, read_password_file, without_password
-from .errors import AlreadyExists, DataverError, InvalidArgument, not_writable
+from .errors import AlreadyExists, DataverError, InvalidArgument, NotFound, not_writable
 from .meta import Database
 from .objects import ObjectStore
 from .packs import PackIndex
@@ -46,6 +46,12 @@ def _writable(root: Path) -> bool:
     if os.statvfs(root).f_flag & os.ST_RDONLY:
         return False
     return os.access(root, os.W_OK) and os.access(root / DATABASE, os.W_OK)
+
+
+def exists(root: Path, config: Config) -> bool:
+    """Whether `root` holds a store: its metadata is elsewhere (a shared store this root joined),
+    or in its `meta.db`."""
+    return config.get("metadata") != "sqlite" or (root / DATABASE).is_file()
 
 
 def default_root() -> Path:
@@ -272,12 +278,17 @@ class Store:
     coordination: Coordination
 
     @classmethod
-    def open(cls, root: Path | str | None = None) -> Store:
+    def open(cls, root: Path | str | None = None, *, create: bool = True) -> Store:
+        """`create`: make a local store at `root` if there is none; else (every command that
+        does not make something) a root with no store is refused, and nothing is made there: a
+        forgotten or failed `init` must not silently become a new, private, empty store."""
         from .config import Config
 
         path = Path(root).expanduser() if root is not None else default_root()
         config = Config(path)
         metadata, objects_url = config.get("metadata"), config.get("objects")
+        if not create and not exists(path, config):
+            raise NotFound(f"no store at {path}: run `dataver init` (or give --root or $DATAVER_ROOT of an existing store)")
         try:
             coordination: Coordination
             if metadata == "sqlite":
