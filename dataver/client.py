@@ -25,7 +25,7 @@ from .presence import DaemonInfo, remote_daemon, running_daemon
 from .projects import ProjectStore, check_project
 from .repos import RepoStore, new_commit_id
 from .splits import Split
-from .store import Store, StoreSetup, default_root, init_store
+from .store import SettingsAt, Store, StoreSetup, default_root, init_store
 from .transaction_runner import TransactionRunner
 from .transactions import Request, TransactionInfo, Transactions
 from .uploads import expand_source, expand_sources, fetch, untar
@@ -179,14 +179,16 @@ class Client:
     @property
     def config(self) -> Config:
         """This store's settings (see `dataver.config`), read afresh each time."""
-        return Config(self.store.root)
+        return self.store.config
 
     @staticmethod
     def settings(root: str | Path | None = None, flags: dict[str, Any] | None = None) -> Config:
-        """The settings of the store at `root` (default: where commands look), read without
-        opening or making the store: `dataver config` works before any store exists. `flags`
-        are values given on the command line, which beat the rest."""
-        return Config(Path(root).expanduser() if root is not None else default_root(), flags)
+        """The settings of the store at `root` (default: where commands look), which opens the
+        store only to read or change a store's setting, and never makes one: `dataver config`
+        works before any store exists. `flags` are values given on the command line, which beat
+        the rest."""
+        path = Path(root).expanduser() if root is not None else default_root()
+        return Config(path, flags, stored=SettingsAt(path))
 
     @staticmethod
     def init(

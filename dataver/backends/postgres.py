@@ -236,6 +236,13 @@ SCHEMA: list[str] = [
     ALTER TABLE pipelines ADD COLUMN image_digest {_T} NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN image {_T} NOT NULL DEFAULT ''
     """,
+    # 7: SQLite's migration 9: the settings that belong to the store, shared by every host.
+    f"""
+    CREATE TABLE settings (
+        name  {_T} PRIMARY KEY,
+        value {_T} NOT NULL
+    )
+    """,
 ]
 
 

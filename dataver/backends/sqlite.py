@@ -207,6 +207,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE pipelines ADD COLUMN image_digest TEXT NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN image TEXT NOT NULL DEFAULT '';
     """,
+    # 9: the settings that belong to the store, not to one host (executor, runtime policy, limits).
+    """
+    CREATE TABLE settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 
