@@ -172,10 +172,8 @@ def test_a_root_with_no_store_is_refused_and_left_empty(cli_at, tmp_path, args):
     empty.mkdir()
     result = cli_at(empty, *args)
     assert (result.code, result.out) == (1, "")
-    assert (
-        result.err
-        == f"dataver: error: no store at {empty}: run `dataver init` (or give --root or $DATAVER_ROOT of an existing store)\n"
-    )
+    advice = "run `dataver init` (or give --root or $DATAVER_ROOT of an existing store)"
+    assert result.err == f"dataver: error: no store at {empty}: {advice}\n"
     assert list(empty.iterdir()) == []
     assert cli_at(tmp_path / "absent", *args).code == 1 and not (tmp_path / "absent").exists()
 
