@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from .runtimes.pulls import PullProgress
     from .secrets import SecretInfo
     from .serving.status import ServiceInfo
+    from .status import StoreStatus
 
 Ref = str | CommitRef
 SUBSCRIBE_POLL = 0.2
@@ -160,6 +161,14 @@ class Client:
             return bool(self._pipes.records.readers_of(result.repo))
         return True
 
+    def status(self) -> StoreStatus:
+        """The whole store at a glance, from this host: its backends and schema version, where
+        datums run (a Dask cluster's worker count, if it answers within a few seconds), the
+        daemons that serve it (alive or stale) and the leases held (`dataver status`)."""
+        from .status import store_status
+
+        return store_status(self.store)
+
     def daemon(self) -> DaemonInfo | None:
         """This root's daemon, if one is running."""
         return running_daemon(self.store.root)
@@ -170,7 +179,7 @@ class Client:
         local = self.daemon()
         if local is not None or not self.store.shared:
             return local
-        return remote_daemon(self.store.coordination)
+        return remote_daemon(self.store.coordination, self.config.get("lease_seconds"))
 
     @property
     def root(self) -> Path:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..coordination import Coordination, Watch
+from ..coordination import Coordination, Lease, Watch
 from ..credentials import WHERE_IT_BELONGS, masked, read_password_file, scrubbed
 from ..errors import DataverError, LeaseLost, Unreachable
 from ..meta import Database
@@ -376,6 +376,10 @@ class PostgresDatabase(Database):
             cursor.execute(self._dialect(sql), params)
         return cursor
 
+    def schema(self) -> tuple[int, int]:
+        row = self.query_one("SELECT max(version) FROM dataver_schema") if self._has_schema() else None
+        return (row[0] or 0 if row else 0), len(SCHEMA)
+
     def check(self) -> list[str]:
         """The server keeps its own pages sound; what can go wrong here is a schema this dataver
         does not know."""
@@ -453,12 +457,13 @@ class PostgresCoordination(Coordination):
         finally:
             self._leases.release(name)
 
-    def held(self, prefix: str) -> list[str]:
+    def leases(self, prefix: str = "") -> list[Lease]:
         rows = self.db.query(
-            f"SELECT name FROM leases WHERE name >= ? AND name < ? AND expires > {NOW} ORDER BY name",
+            f"SELECT name, owner, expires - {NOW} FROM leases WHERE name >= ? AND name < ? AND expires > {NOW} "
+            "ORDER BY name",
             (prefix, prefix + "\uffff"),
         )
-        return [r[0] for r in rows]
+        return [Lease(name, owner, float(left)) for name, owner, left in rows]
 
     def confirm(self, name: str) -> None:
         """The lease row must still carry the epoch (fencing token) this process got when it took

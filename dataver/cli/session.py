@@ -56,7 +56,7 @@ def commit_note(ctx: typer.Context, quiet: bool, detail: Callable[[], str]) -> N
     note.quiet, note.detail = quiet, detail
 
 
-MAKES_A_STORE = frozenset({"create-repo", "create-project", "create-pipeline"})
+MAKES_A_STORE = frozenset({"create-repo", "create-project", "create-pipeline", "create-secret", "start-transaction"})
 """The commands that may make a local store where there is none (besides `init` and `clone`):
 each creates something. Every other command refuses a root with no store, making nothing there,
 so a forgotten or failed `init` is said at once instead of becoming a new, private, empty store."""

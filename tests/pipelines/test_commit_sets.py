@@ -119,6 +119,7 @@ def test_an_older_store_gets_sets_when_opened(tmp_path):
     for table, column in [("pipelines", "runtime_why"), ("pipelines", "image_id"), ("pipelines", "image_digest")]:
         db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")  # and migration 8's
     db.execute("ALTER TABLE jobs DROP COLUMN image")
+    db.execute("DROP TABLE settings")  # and migration 9's
     db.execute("PRAGMA user_version = 5")
     db.commit()
     db.close()
