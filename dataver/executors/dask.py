@@ -57,7 +57,8 @@ class DaskExecutor(Executor):
             except ImportError:
                 raise DataverError(
                     f"the executor is the Dask cluster at {self.address}, and this host lacks Dask: "
-                    "pip install 'dataver[cluster]', or run datums here with `dataver config set executor local`"
+                    "in the dataver clone, pip install -e '.[cluster]' (or source tools/venv.sh cluster), "
+                    "or run datums here with `dataver config set executor local`"
                 ) from None
             self._check_tls()
             try:
@@ -83,7 +84,7 @@ class DaskExecutor(Executor):
         if not workers:
             raise DataverError(
                 f"the Dask cluster at {self.address} has no workers: start some with `dask worker {self.address}` "
-                "(with dataver[cluster] installed)"
+                "(where dataver is installed with its cluster extra)"
             )
         return workers
 
