@@ -389,7 +389,10 @@ class PostgresDatabase(Database):
         return []
 
     def _version(self) -> int:
-        self.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
+        """The schema's version (0: none yet). DDL only where there is no schema: a store already
+        at this version opens with a role that may only read and write rows."""
+        if not self._has_schema():
+            self.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
         row = self.query_one("SELECT max(version) FROM dataver_schema")
         return row[0] or 0 if row else 0
 
