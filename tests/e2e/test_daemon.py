@@ -28,6 +28,7 @@ def wait_for(predicate, timeout: float = 60) -> None:
 
 
 def test_iris_chain_runs_from_put_file_alone(dv):
+    dv("init")
     dv("daemon", "start")
     dv("create-repo", "training")
     dv("create-repo", "attributes")
@@ -47,6 +48,7 @@ def test_iris_chain_runs_from_put_file_alone(dv):
 
 
 def test_a_burst_of_commits_gives_a_few_jobs_over_the_newest_heads(dv):
+    dv("init")
     dv("daemon", "start")
     with Client(dv.root) as client:
         client.create_repo("in")
