@@ -25,7 +25,7 @@ from .presence import DaemonInfo, remote_daemon, running_daemon
 from .projects import ProjectStore, check_project
 from .repos import RepoStore, new_commit_id
 from .splits import Split
-from .store import Store, StoreSetup, default_root, init_store
+from .store import SettingsAt, Store, StoreSetup, default_root, init_store
 from .transaction_runner import TransactionRunner
 from .transactions import Request, TransactionInfo, Transactions
 from .uploads import expand_source, expand_sources, fetch, untar
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from .runtimes.pulls import PullProgress
     from .secrets import SecretInfo
     from .serving.status import ServiceInfo
+    from .status import StoreStatus
 
 Ref = str | CommitRef
 SUBSCRIBE_POLL = 0.2
@@ -81,6 +82,7 @@ class Client:
         on_commit: Callable[[CommitInfo], None] | None = None,
         project: str | None = None,
         pulls: Callable[[PullProgress], None] | None = None,
+        create: bool = True,
     ):
         """`run_jobs`: run the jobs a new commit triggers before returning (the default, like the
         CLI), unless a daemon serves the store, which then runs them. `progress` is called with
@@ -88,8 +90,10 @@ class Client:
         with each commit a call lands (or writes into), before the jobs it triggers run; `pulls`
         with the progress of an image pull (create/update-pipeline on the Docker runtime).
         `project`: where bare repo and pipeline names are (default: the `project` setting,
-        `default` unless set); `P/name` names one of project P wherever a name is taken."""
-        self.store = Store.open(root)
+        `default` unless set); `P/name` names one of project P wherever a name is taken.
+        `create`: make a local store at `root` if none is there (False: refuse, making nothing,
+        as the CLI does for every command but those that create something)."""
+        self.store = Store.open(root, create=create)
         self.repos = RepoStore(self.store)
         self.files = FileStore(self.store, self.repos)
         self.projects = ProjectStore(self.store)
@@ -157,6 +161,14 @@ class Client:
             return bool(self._pipes.records.readers_of(result.repo))
         return True
 
+    def status(self) -> StoreStatus:
+        """The whole store at a glance, from this host: its backends and schema version, where
+        datums run (a Dask cluster's worker count, if it answers within a few seconds), the
+        daemons that serve it (alive or stale) and the leases held (`dataver status`)."""
+        from .status import store_status
+
+        return store_status(self.store)
+
     def daemon(self) -> DaemonInfo | None:
         """This root's daemon, if one is running."""
         return running_daemon(self.store.root)
@@ -167,7 +179,7 @@ class Client:
         local = self.daemon()
         if local is not None or not self.store.shared:
             return local
-        return remote_daemon(self.store.coordination)
+        return remote_daemon(self.store.coordination, self.config.get("lease_seconds"))
 
     @property
     def root(self) -> Path:
@@ -176,14 +188,16 @@ class Client:
     @property
     def config(self) -> Config:
         """This store's settings (see `dataver.config`), read afresh each time."""
-        return Config(self.store.root)
+        return self.store.config
 
     @staticmethod
     def settings(root: str | Path | None = None, flags: dict[str, Any] | None = None) -> Config:
-        """The settings of the store at `root` (default: where commands look), read without
-        opening or making the store: `dataver config` works before any store exists. `flags`
-        are values given on the command line, which beat the rest."""
-        return Config(Path(root).expanduser() if root is not None else default_root(), flags)
+        """The settings of the store at `root` (default: where commands look), which opens the
+        store only to read or change a store's setting, and never makes one: `dataver config`
+        works before any store exists. `flags` are values given on the command line, which beat
+        the rest."""
+        path = Path(root).expanduser() if root is not None else default_root()
+        return Config(path, flags, stored=SettingsAt(path))
 
     @staticmethod
     def init(

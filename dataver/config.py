@@ -1,9 +1,17 @@
-"""Settings, as `git config` keeps them: a user-level file and a store-level file, both TOML.
+"""Settings, as `git config` keeps them, in two scopes.
+
+A setting that belongs to the store (where datums run, the runtime policy, image pulls, limits:
+`Key.shared`) is kept in the store's metadata, so every host that uses the store sees one value:
+a laptop that forgot `config set executor` cannot quietly run datums on itself. One that belongs
+to a host (where the store is, the console's address, the sandbox, timeouts) is kept in TOML
+files: the root folder's `config.toml` and the user's `$XDG_CONFIG_HOME/dataver/config.toml`
+(`~/.config/dataver/config.toml`).
 
 Where a value comes from, first match wins: a command-line flag, then the setting's environment
-variable, then the store's `config.toml`, then the user's `$XDG_CONFIG_HOME/dataver/config.toml`
-(`~/.config/dataver/config.toml`), then the default. `root` (where the store is) can only be set
-for the user: a store cannot say where it is. Later issues add their keys to `KEYS`.
+variable, then (a store's setting) the store's metadata, then the root's `config.toml` (`host`),
+then the user's file (`user`), then the default. A store setting found in a file (written there
+before settings had scopes) counts only while the store says nothing. `root` (where the store
+is) can only be set for the user: a store cannot say where it is.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .credentials import masked
@@ -43,6 +51,14 @@ class Key:
     """Chosen when the store is made (`dataver init`): changing it later would hide the store's data."""
     name_of: str = ""
     """Its value is the name of one of these (a project), with a name's rules."""
+    shared: bool = False
+    """Belongs to the store, not to a host: kept in the store's metadata, one value for every
+    host that uses the store."""
+
+    @property
+    def scope(self) -> str:
+        """`store` (kept in its metadata) or `host` (kept in this host's files)."""
+        return "store" if self.shared else "host"
 
     @property
     def is_size(self) -> bool:
@@ -54,7 +70,14 @@ KEYS = {
     k.name: k
     for k in (
         Key("root", "DATAVER_ROOT", "~/.dataver", "the store used when --root is not given", user_only=True),
-        Key("runtime", "DATAVER_RUNTIME", "auto", "create-pipeline's runtime", choices=("auto", "local", "docker")),
+        Key(
+            "runtime",
+            "DATAVER_RUNTIME",
+            "auto",
+            "create-pipeline's runtime",
+            choices=("auto", "local", "docker"),
+            shared=True,
+        ),
         Key(
             "project",
             "DATAVER_PROJECT",
@@ -69,6 +92,7 @@ KEYS = {
             "when the Docker runtime pulls a registry image: missing (at create/update-pipeline, and when "
             "gone), always (also before every job), never",
             choices=("missing", "always", "never"),
+            shared=True,
         ),
         Key(
             "images.local_unknown",
@@ -76,6 +100,7 @@ KEYS = {
             "run",
             "the local runtime given an image not in images/: run (with this host's tools, said once) or refuse",
             choices=("run", "refuse"),
+            shared=True,
         ),
         Key(
             "sandbox",
@@ -127,6 +152,7 @@ KEYS = {
             choices=("local",),
             schemes=("tcp://", "tls://", "ws://", "wss://"),
             host_port=True,
+            shared=True,
         ),
         Key(
             "password_file",
@@ -141,6 +167,7 @@ KEYS = {
             30,
             "on a shared store, how long a host that stopped answering keeps its pipelines",
             kind=int,
+            shared=True,
         ),
         Key(
             "s3.connect_timeout",
@@ -164,7 +191,9 @@ KEYS = {
             "seconds one file uploaded to S3 in parts may take in all",
             kind=int,
         ),
-        Key("max_file_bytes", "DATAVER_MAX_FILE_BYTES", 64 << 30, "largest file a job may write", kind=int),
+        Key(
+            "max_file_bytes", "DATAVER_MAX_FILE_BYTES", 64 << 30, "largest file a job may write", kind=int, shared=True
+        ),
         Key(
             "spout.max_archive_bytes",
             "DATAVER_SPOUT_MAX_ARCHIVE_BYTES",
@@ -172,6 +201,7 @@ KEYS = {
             "the most one tar stream from a spout may expand to, uncompressed (a bigger one is refused whole): "
             "a batch, not a bomb",
             kind=int,
+            shared=True,
         ),
         Key(
             "daemon.log_max_bytes",
@@ -243,7 +273,12 @@ class Setting:
     key: str
     value: Any
     source: str
-    """flag, env, store, user or default."""
+    """flag, env, store (its metadata), host (the root's config.toml), user, default (or error)."""
+
+    @property
+    def scope(self) -> str:
+        """Where the setting belongs: `store` (every host sharing it) or `host`."""
+        return KEYS[self.key].scope
 
     @property
     def shown(self) -> Any:
@@ -252,7 +287,17 @@ class Setting:
         return masked(self.value) if isinstance(self.value, str) else self.value
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "value": self.shown, "source": self.source}
+        return {"key": self.key, "value": self.shown, "scope": self.scope, "source": self.source}
+
+
+class SettingsTable(Protocol):
+    """Where a store keeps its own settings (`dataver.storesettings`, in its metadata)."""
+
+    def read(self) -> dict[str, str]: ...
+
+    def put(self, name: str, value: str) -> None: ...
+
+    def remove(self, name: str) -> bool: ...
 
 
 def user_file() -> Path:
@@ -364,13 +409,24 @@ def _is_host_port(url: str) -> bool:
 class Config:
     """The settings seen from one store (`root`, or none before the store is known)."""
 
-    def __init__(self, root: Path | None = None, flags: dict[str, Any] | None = None) -> None:
-        """`flags`: values given on the command line (`--root`), which beat everything else."""
+    def __init__(
+        self, root: Path | None = None, flags: dict[str, Any] | None = None, stored: SettingsTable | None = None
+    ) -> None:
+        """`flags`: values given on the command line (`--root`), which beat everything else.
+        `stored`: the store's own settings (none: the store is not known or not open here, and
+        its settings are not consulted)."""
         self.root = root
         self.flags = flags or {}
+        self.stored = stored
         self._files = {"user": _read(user_file())}
         if root is not None:
-            self._files["store"] = _read(root / FILE)
+            self._files["host"] = _read(root / FILE)
+
+    def _store(self) -> dict[str, Any]:
+        """The store's settings, read once (on the first lookup of a store setting)."""
+        if "store" not in self._files:
+            self._files["store"] = self.stored.read() if self.stored is not None else {}
+        return self._files["store"]
 
     def lookup(self, name: str, flag: Any = None) -> Setting:
         key = _key(name)
@@ -379,7 +435,9 @@ class Config:
             return Setting(name, _check(key, flag, "flag"), "flag")
         if os.environ.get(key.env):
             return Setting(name, _check(key, os.environ[key.env], f"${key.env}"), "env")
-        for source in ("store", "user"):
+        if key.shared and name in self._store():
+            return Setting(name, _check(key, self._store()[name], "the store's settings"), "store")
+        for source in ("host", "user"):
             if name in self._files.get(source, {}):
                 where = f"{source} config {self.path(source)}"
                 return Setting(name, _check(key, self._files[source][name], where), source)
@@ -406,8 +464,22 @@ class Config:
             raise InvalidArgument("no store is known here: give --root, or set the user-level value with --user")
         return self.root / FILE
 
+    def level(self, name: str, *, user: bool = False) -> str:
+        """Where `config set NAME` writes: the store's metadata for a store setting, else the
+        root's file (`host`), or the user's file (`user`). A store setting is refused for the
+        user's file: there it would be one host's value again."""
+        key = _key(name)
+        if user and key.shared:
+            raise InvalidArgument(
+                f"{name} belongs to the store (every host using it sees one value): set it without --user"
+            )
+        if key.user_only and not user:
+            raise InvalidArgument(f"{name} can only be set for the user (add --user): a store cannot say where it is")
+        return "user" if user else key.scope
+
     def set(self, name: str, value: str, level: str, *, initializing: bool = False) -> Setting:
-        """`initializing`: `dataver init` is making the store, so init-only keys may be set."""
+        """`level`: store, host or user (see `level`). `initializing`: `dataver init` is making
+        the store, so init-only keys may be set."""
         key = _key(name)
         if key.init_only and not initializing:
             raise InvalidArgument(
@@ -417,9 +489,11 @@ class Config:
         if key.user_only and level != "user":
             raise InvalidArgument(f"{name} can only be set for the user (add --user): a store cannot say where it is")
         checked = _check(key, value, "")
-        settings = {**self._files.get(level, {}), name: checked}
-        _write(self.path(level), settings)
-        self._files[level] = settings
+        if level == "store":
+            self._table().put(name, str(checked))
+            self._files["store"] = {**self._store(), name: str(checked)}
+        else:
+            self._write(level, {**self._files.get(level, {}), name: checked})
         return Setting(name, checked, level)
 
     def unset(self, name: str, level: str) -> bool:
@@ -427,12 +501,24 @@ class Config:
             raise InvalidArgument(f"{name} is chosen when a store is made: changing it would hide the store's data")
         if _key(name).user_only and level != "user":
             raise InvalidArgument(f"{name} is a user setting: add --user")
+        if level == "store":
+            removed = self._table().remove(name)
+            self._files["store"] = {k: v for k, v in self._store().items() if k != name}
+            return removed
         settings = dict(self._files.get(level, {}))
         if settings.pop(name, None) is None:
             return False
+        self._write(level, settings)
+        return True
+
+    def _table(self) -> SettingsTable:
+        if self.stored is None:
+            raise InvalidArgument("no store is known here: a store's setting needs its store (give --root)")
+        return self.stored
+
+    def _write(self, level: str, settings: dict[str, Any]) -> None:
         _write(self.path(level), settings)
         self._files[level] = settings
-        return True
 
 
 def _toml_value(value: Any) -> str:

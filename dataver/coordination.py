@@ -14,12 +14,27 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import LeaseLost
 
 EVENTS = ("commits", "pipelines")
 """What a notifier says changed."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease someone holds now (what `dataver status` lists)."""
+
+    name: str
+    owner: str = ""
+    """HOST:PID:TAG of the holder on a shared store ("" for a flock: a process of this host)."""
+    expires_in: float | None = None
+    """Seconds until it lapses unless its holder renews it (None: a flock, held until its holder dies)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class Watch(ABC):
@@ -36,8 +51,12 @@ class Coordination(ABC):
         the block runs; lost (free for others) if the holder dies."""
 
     @abstractmethod
+    def leases(self, prefix: str = "") -> list[Lease]:
+        """The leases starting with `prefix` that someone holds now, by name."""
+
     def held(self, prefix: str) -> list[str]:
         """Names of the leases starting with `prefix` that someone holds now."""
+        return [lease.name for lease in self.leases(prefix)]
 
     @abstractmethod
     def confirm(self, name: str) -> None:
@@ -79,6 +98,11 @@ def _file_name(lease: str) -> str:
     return lease.replace("/", "-", 1).replace("/", "~")
 
 
+def _lease_name(file_name: str) -> str:
+    """The lease a lock file is for (`_file_name` undone: no kind holds a `-`)."""
+    return file_name.replace("-", "/", 1).replace("~", "/")
+
+
 class LocalCoordination(Coordination):
     """Flocks in `<root>/locks/`, `<root>/gc.lock`, and event files in `<root>/events/`."""
 
@@ -106,7 +130,7 @@ class LocalCoordination(Coordination):
         finally:
             os.close(fd)
 
-    def held(self, prefix: str) -> list[str]:
+    def leases(self, prefix: str = "") -> list[Lease]:
         folder = self.root / "locks"
         found = []
         for path in sorted(folder.glob(f"{_file_name(prefix)}*.lock")) if folder.is_dir() else []:
@@ -114,7 +138,7 @@ class LocalCoordination(Coordination):
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                found.append(path.stem)
+                found.append(Lease(_lease_name(path.stem)))
             finally:
                 os.close(fd)
         return found

@@ -66,6 +66,10 @@ class Database(ABC):
         """Execute portable SQL (see the module docstring); returns the cursor."""
 
     @abstractmethod
+    def schema(self) -> tuple[int, int]:
+        """The schema version the database has, and the one this dataver writes."""
+
+    @abstractmethod
     def check(self) -> list[str]:
         """The database's own consistency checks, as problems (empty when sound)."""
 

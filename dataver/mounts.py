@@ -118,7 +118,10 @@ def fuse_problem() -> str | None:
     try:
         import mfusepy  # noqa: F401  (ctypes over libfuse: loading it finds the library)
     except ImportError:
-        return "mounting needs the mfusepy package: pip install 'dataver[mount]'"
+        return (
+            "mounting needs the mfusepy package: in the dataver clone, "
+            "pip install -e '.[mount]' (or source tools/venv.sh mount)"
+        )
     except OSError:
         return "mounting needs libfuse 3, which is not installed: apt-get install fuse3 (or your system's fuse3)"
     if os.geteuid() != 0 and shutil.which("fusermount3") is None:

@@ -9,10 +9,11 @@ import fcntl
 import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
 
-from .coordination import Coordination
+from .coordination import Coordination, Lease
 
 LOCK = "daemon.lock"
 PID = "daemon.pid"
@@ -34,19 +35,102 @@ class DaemonInfo:
 
 
 DAEMON_LEASE = "daemon/"
-"""On a shared store each daemon holds `daemon/HOST:PID`, so every host knows one is serving."""
+"""Each daemon holds `daemon/HOST:PID` (on a shared store, a lease row), so every host knows one is serving."""
 
 
 def daemon_lease() -> str:
     return f"{DAEMON_LEASE}{socket.gethostname()}:{os.getpid()}"
 
 
-def remote_daemon(coordination: Coordination) -> DaemonInfo | None:
-    """A daemon another host runs on this shared store, if any holds its lease."""
-    for name in coordination.held(DAEMON_LEASE):
-        host, _, pid = name[len(DAEMON_LEASE) :].rpartition(":")
-        if pid.isdigit():
-            return DaemonInfo(int(pid), 0.0, "", host)
+class Liveness(Enum):
+    ALIVE = "alive"
+    STALE = "stale"
+    """Its lease or pid file is still there, but the daemon is gone (killed, or its host cut off)."""
+
+
+@dataclass(frozen=True)
+class DaemonSeen:
+    """A daemon of the store as `dataver status` shows it."""
+
+    host: str
+    pid: int
+    state: Liveness
+    why: str = ""
+    """What gave a stale one away."""
+    root: str = ""
+    """Set for this root's own daemon."""
+
+    def to_dict(self) -> dict:
+        return {"host": self.host, "pid": self.pid, "state": self.state.value, "why": self.why, "root": self.root}
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _judged(lease: Lease, lease_seconds: float) -> DaemonSeen | None:
+    """A daemon lease, alive or stale: a process of this host that is gone is stale at once; one of
+    another host once it has missed a renewal (a live holder renews every third of the lease, so
+    more than half of it left means it renewed lately)."""
+    host, _, pid = lease.name[len(DAEMON_LEASE) :].rpartition(":")
+    if not pid.isdigit():
+        return None
+    if host == socket.gethostname() and not _pid_alive(int(pid)):
+        return DaemonSeen(host, int(pid), Liveness.STALE, "its process is gone; its lease lapses by itself")
+    if lease.expires_in is not None and lease.expires_in < lease_seconds / 2:
+        left = f"{lease.expires_in:.0f} s"
+        return DaemonSeen(host, int(pid), Liveness.STALE, f"it stopped renewing its lease (lapses in {left})")
+    return DaemonSeen(host, int(pid), Liveness.ALIVE)
+
+
+def daemons(root: Path, coordination: Coordination, lease_seconds: float) -> list[DaemonSeen]:
+    """Every daemon the store knows of: those holding a daemon lease (this host's and, on a shared
+    store, other hosts'), judged alive or stale, and this root's own daemon, stale when its pid
+    file outlived it (killed, so it could not tidy up)."""
+    mine = running_daemon(root)
+    found = []
+    for lease in coordination.leases(DAEMON_LEASE):
+        seen = _judged(lease, lease_seconds)
+        if seen is not None:
+            own = mine is not None and seen.host == socket.gethostname() and seen.pid == mine.pid
+            found.append(replace(seen, root=str(root)) if own else seen)
+    if mine is None and (left := _pid_file(root)) is not None:
+        found.append(
+            DaemonSeen(
+                socket.gethostname(), left, Liveness.STALE, f"gone without stopping (its {PID} is left)", str(root)
+            )
+        )
+    elif mine is not None and not any(d.root for d in found):
+        found.append(DaemonSeen(socket.gethostname(), mine.pid, Liveness.ALIVE, root=str(root)))
+    return found
+
+
+def _pid_file(root: Path) -> int | None:
+    try:
+        return int(json.loads((root / PID).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remote_daemon(coordination: Coordination, lease_seconds: float) -> DaemonInfo | None:
+    """A live daemon another host (or another root of this one) runs on this shared store, if any:
+    a stale lease (its daemon killed, its host cut off) names none."""
+    for lease in coordination.leases(DAEMON_LEASE):
+        seen = _judged(lease, lease_seconds)
+        if seen is not None and seen.state is Liveness.ALIVE:
+            return DaemonInfo(seen.pid, 0.0, "", seen.host)
     return None
 
 

@@ -21,10 +21,11 @@ from .backends.folder import FolderObjectStore
 from .backends.sqlite import SqliteDatabase
 from .coordination import Coordination, LocalCoordination, store_lock
 from .credentials import WHERE_IT_BELONGS, has_password, masked, read_password_file, without_password
-from .errors import AlreadyExists, DataverError, InvalidArgument, not_writable
+from .errors import AlreadyExists, DataverError, InvalidArgument, NotFound, not_writable
 from .meta import Database
 from .objects import ObjectStore
 from .packs import PackIndex
+from .storesettings import StoreSettings
 from .trees import TreeStore
 
 if TYPE_CHECKING:
@@ -46,6 +47,46 @@ def _writable(root: Path) -> bool:
     if os.statvfs(root).f_flag & os.ST_RDONLY:
         return False
     return os.access(root, os.W_OK) and os.access(root / DATABASE, os.W_OK)
+
+
+def exists(root: Path, config: Config) -> bool:
+    """Whether `root` holds a store: its metadata is elsewhere (a shared store this root joined),
+    or in its `meta.db`."""
+    return config.get("metadata") != "sqlite" or (root / DATABASE).is_file()
+
+
+class SettingsAt:
+    """The settings of the store at a root, opened only to read or change them (`dataver config`
+    works where no store is, and opens one only for a store's setting): none are stored where no
+    store is, and changing one there is refused (`no store at ROOT`), making nothing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read(self) -> dict[str, str]:
+        from .config import Config
+
+        if not exists(self.root, Config(self.root)):
+            return {}
+        store = Store.open(self.root, create=False)
+        try:
+            return StoreSettings(store.db).read()
+        finally:
+            store.close()
+
+    def put(self, name: str, value: str) -> None:
+        store = Store.open(self.root, create=False)
+        try:
+            StoreSettings(store.db).put(name, value)
+        finally:
+            store.close()
+
+    def remove(self, name: str) -> bool:
+        store = Store.open(self.root, create=False)
+        try:
+            return StoreSettings(store.db).remove(name)
+        finally:
+            store.close()
 
 
 def default_root() -> Path:
@@ -100,10 +141,14 @@ def init_store(
         Config(root).lookup("executor", executor)  # checked before anything is made
     extra = {**_credentials(root, metadata, password_file), **_endpoint(root, objects, s3_endpoint, s3_region)}
     setup = _init_backends(root, metadata, objects, extra)
-    config = Config(root)
-    if executor is not None:
-        config.set("executor", executor, "store")
-    return replace(setup, executor=config.get("executor"))
+    store = Store.open(root)
+    try:
+        config = store.config
+        if executor is not None:
+            config.set("executor", executor, "store")
+        return replace(setup, executor=config.get("executor"))
+    finally:
+        store.close()
 
 
 def _credentials(root: Path, metadata: str, password_file: str | Path | None) -> dict[str, str]:
@@ -157,7 +202,7 @@ def _init_backends(root: Path, metadata: str, objects: str, extra: dict[str, str
         )
     config = Config(root)
     wanted = {"metadata": metadata, "objects": objects, **extra}
-    recorded = {n: s.value for n in wanted if KEYS[n].init_only and (s := config.lookup(n)).source == "store"}
+    recorded = {n: s.value for n in wanted if KEYS[n].init_only and (s := config.lookup(n)).source == "host"}
     if any(value != wanted[name] for name, value in recorded.items()):
         was = ", ".join(f"{name} {masked(str(value))}" for name, value in recorded.items())
         raise AlreadyExists(f"{root} was initialized with {was}: init does not move a store; pick a new --root")
@@ -173,7 +218,7 @@ def _init_backends(root: Path, metadata: str, objects: str, extra: dict[str, str
     config_file = root / FILE
     before = config_file.read_bytes() if config_file.exists() else None
     for name, value in wanted.items():
-        config.set(name, value, "store", initializing=True)  # (again: rewritten 0600, as a store made before was not)
+        config.set(name, value, "host", initializing=True)  # (again: rewritten 0600, as a store made before was not)
     try:
         store = Store.open(root)
         try:
@@ -272,12 +317,19 @@ class Store:
     coordination: Coordination
 
     @classmethod
-    def open(cls, root: Path | str | None = None) -> Store:
+    def open(cls, root: Path | str | None = None, *, create: bool = True) -> Store:
+        """`create`: make a local store at `root` if there is none; else (every command that
+        does not make something) a root with no store is refused, and nothing is made there: a
+        forgotten or failed `init` must not silently become a new, private, empty store."""
         from .config import Config
 
         path = Path(root).expanduser() if root is not None else default_root()
         config = Config(path)
         metadata, objects_url = config.get("metadata"), config.get("objects")
+        if not create and not exists(path, config):
+            raise NotFound(
+                f"no store at {path}: run `dataver init` (or give --root or $DATAVER_ROOT of an existing store)"
+            )
         try:
             coordination: Coordination
             if metadata == "sqlite":
@@ -293,7 +345,8 @@ class Store:
                 path.mkdir(parents=True, exist_ok=True)
                 db = PostgresDatabase(metadata, password_file=password_file(config))
                 local_db = SqliteDatabase(path / LOCAL_DATABASE)
-                coordination = PostgresCoordination(db, config.get("lease_seconds"))
+                stored = Config(path, stored=StoreSettings(db))  # the lease's length is the team's
+                coordination = PostgresCoordination(db, stored.get("lease_seconds"))
             objects: ObjectStore
             if objects_url == "folder":
                 objects = FolderObjectStore(path, PackIndex(db))
@@ -307,6 +360,13 @@ class Store:
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
             ) from None
         return cls(path.resolve(), objects, TreeStore(objects), db, local_db, coordination)
+
+    @property
+    def config(self) -> Config:
+        """The settings seen from this store: its own (in its metadata) and this host's, read afresh."""
+        from .config import Config
+
+        return Config(self.root, stored=StoreSettings(self.db))
 
     @property
     def address(self) -> StoreAddress:

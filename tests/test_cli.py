@@ -156,11 +156,26 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(cli, loaded, root, ar
     assert store_state(root) == before
 
 
-def test_root_is_created_on_first_use(tmp_path):
+def test_root_is_created_by_a_command_that_creates(tmp_path):
     root = tmp_path / "deep" / "store"
-    done = dataver_process(root, "list-repo", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = dataver_process(root, "create-repo", "r", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert done.wait(timeout=60) == 0
     assert (root / "meta.db").exists()
+
+
+@pytest.mark.parametrize("args", [["list-repo"], ["list-pipeline"], ["get-file", "r@master:/x"], ["daemon", "status"]])
+def test_a_root_with_no_store_is_refused_and_left_empty(cli_at, tmp_path, args):
+    """A forgotten or failed `init`: one line naming the root and `dataver init`, exit 1, and
+    nothing made there (it used to become a new, empty, private store, and list-repo said so
+    with an empty table and exit 0)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli_at(empty, *args)
+    assert (result.code, result.out) == (1, "")
+    advice = "run `dataver init` (or give --root or $DATAVER_ROOT of an existing store)"
+    assert result.err == f"dataver: error: no store at {empty}: {advice}\n"
+    assert list(empty.iterdir()) == []
+    assert cli_at(tmp_path / "absent", *args).code == 1 and not (tmp_path / "absent").exists()
 
 
 def test_put_file_takes_sources_as_pachctl_does(cli, client, tmp_path):

@@ -1,4 +1,4 @@
-"""`dataver config`: where settings come from (flag > environment > store > user > default), and
+"""`dataver config`: where settings come from (flag > environment > store > host > user > default), and
 that the commands obey them."""
 
 from __future__ import annotations
@@ -14,19 +14,45 @@ from helpers import pfs, spec
 from dataver.config import Config
 
 
-def test_precedence_flag_env_store_user_default(cli, root, monkeypatch):
+def test_precedence_flag_env_host_user_default(cli, root, monkeypatch):
     config = Config(root)
-    assert config.lookup("runtime").source == "default" and config.get("runtime") == "auto"
-    assert cli("config", "set", "runtime", "docker", "--user").code == 0
-    assert (Config(root).get("runtime"), Config(root).lookup("runtime").source) == ("docker", "user")
-    assert cli("config", "set", "runtime", "local").code == 0
-    assert Config(root).lookup("runtime").source == "store" and cli("config", "get", "runtime").out == "local\n"
-    monkeypatch.setenv("DATAVER_RUNTIME", "auto")
-    assert Config(root).lookup("runtime").source == "env"
-    assert Config(root).lookup("runtime", "docker").value == "docker"  # a flag beats everything
-    assert cli("config", "unset", "runtime").code == 0
-    monkeypatch.delenv("DATAVER_RUNTIME")
-    assert Config(root).lookup("runtime").source == "user"
+    assert config.lookup("sandbox").source == "default" and config.get("sandbox") == "auto"
+    assert cli("config", "set", "sandbox", "none", "--user").code == 0
+    assert (Config(root).get("sandbox"), Config(root).lookup("sandbox").source) == ("none", "user")
+    assert cli("config", "set", "sandbox", "auto").code == 0
+    assert Config(root).lookup("sandbox").source == "host" and cli("config", "get", "sandbox").out == "auto\n"
+    monkeypatch.setenv("DATAVER_SANDBOX", "none")
+    assert Config(root).lookup("sandbox").source == "env"
+    assert Config(root).lookup("sandbox", "auto").value == "auto"  # a flag beats everything
+    assert cli("config", "unset", "sandbox").code == 0
+    monkeypatch.delenv("DATAVER_SANDBOX")
+    assert Config(root).lookup("sandbox").source == "user"
+
+
+def test_a_stores_settings_live_in_the_store(cli, root, tmp_path, monkeypatch):
+    """executor, runtime, images.*, limits belong to the store: `config set` writes them into its
+    metadata (and says so), `config list` shows each setting's scope, the user's file cannot hold
+    them, and where no store is, setting one is refused and makes nothing."""
+    refused = cli("config", "set", "executor", "tcp://sched:8786")
+    assert refused.code == 1 and "no store at" in refused.err and not root.exists()
+    assert cli("init").code == 0
+    done = cli("config", "set", "executor", "tcp://sched:8786")
+    assert done.code == 0 and done.err == "executor = tcp://sched:8786 (in the store: every host using it sees it)\n"
+    assert "executor" not in (root / "config.toml").read_text()
+    listing = {s["key"]: s for s in json.loads(cli("config", "list", "--json").out)}
+    assert listing["executor"] == {"key": "executor", "value": "tcp://sched:8786", "scope": "store", "source": "store"}
+    assert (listing["sandbox"]["scope"], listing["console.address"]["scope"]) == ("host", "host")
+    assert [line.split()[:4] for line in cli("config", "list").out.splitlines()[:1]] == [
+        ["KEY", "VALUE", "SCOPE", "SOURCE"]
+    ]
+    user = cli("config", "set", "runtime", "docker", "--user")
+    assert user.code == 2 and "runtime belongs to the store" in user.err
+    (root / "config.toml").write_text((root / "config.toml").read_text() + 'runtime = "local"\n')  # an older dataver's
+    assert cli("config", "get", "runtime").out == "local\n"  # counts while the store says nothing
+    assert cli("config", "set", "runtime", "docker").code == 0 and cli("config", "get", "runtime").out == "docker\n"
+    monkeypatch.setenv("DATAVER_EXECUTOR", "local")
+    assert Config(root).lookup("executor").source == "env"
+    assert cli("config", "unset", "runtime").code == 0 and cli("config", "get", "runtime").out == "local\n"
 
 
 def test_bad_settings_get_one_line(cli, root):
@@ -102,28 +128,30 @@ def test_every_setting_is_listed_with_its_meaning(cli, key):
 
 
 def test_sizes_take_units_and_the_root_flag_wins(cli, root):
+    assert cli("init").code == 0
     assert cli("config", "set", "max_file_bytes", "10GiB").code == 0
     assert cli("config", "get", "max_file_bytes").out == f"{10 << 30}\n"
     assert cli("config", "set", "daemon.log_max_bytes", "512M").code == 0
     assert Config(root).get("daemon.log_max_bytes") == 512 << 20
     listing = json.loads(cli("config", "list", "--json").out)
-    assert {"key": "root", "value": str(root), "source": "flag"} in listing  # `--root` is a flag too
+    assert {"key": "root", "value": str(root), "scope": "host", "source": "flag"} in listing  # `--root` is a flag too
 
 
 def test_sizes_are_listed_readably_and_gb_is_decimal(cli, root):
+    assert cli("init").code == 0  # max_file_bytes is the store's
     assert "max_file_bytes            64.0 GiB " in cli("config", "list").out
     set_gb = cli("config", "set", "max_file_bytes", "10GB")
     assert set_gb.code == 0 and set_gb.err.startswith("max_file_bytes = 9.3 GiB ")
     assert cli("config", "get", "max_file_bytes").out == f"{10 * 1000**3}\n"  # scripts get the number
     assert cli("config", "set", "max_file_bytes", "10GiB").code == 0
-    assert Config(root).get("max_file_bytes") == 10 * 1024**3
+    assert cli("config", "get", "max_file_bytes").out == f"{10 * 1024**3}\n"
     assert cli("config", "set", "max_file_bytes", "500mb").code == 0
-    assert Config(root).get("max_file_bytes") == 500 * 1000**2
+    assert cli("config", "get", "max_file_bytes").out == f"{500 * 1000**2}\n"
 
 
 def test_a_root_from_the_environment_is_listed_as_env(dv):
     listing = json.loads(dv("config", "list", "--json").stdout)
-    assert {"key": "root", "value": str(dv.root), "source": "env"} in listing
+    assert {"key": "root", "value": str(dv.root), "scope": "host", "source": "env"} in listing
 
 
 def test_a_bad_value_is_shown_by_list_not_hidden_by_it(cli, monkeypatch):
@@ -135,7 +163,7 @@ def test_a_bad_value_is_shown_by_list_not_hidden_by_it(cli, monkeypatch):
 
 def test_unsetting_a_user_setting_needs_user(cli):
     refused = cli("config", "unset", "root")
-    assert refused.code == 2 and "root is a user setting: add --user" in refused.err
+    assert refused.code == 2 and "root can only be set for the user (add --user)" in refused.err
 
 
 def test_a_bad_executor_setting_records_no_pipeline(client, cli, monkeypatch, tmp_path):
@@ -182,5 +210,5 @@ def test_a_password_a_store_already_holds_is_masked_and_its_config_made_private(
     for done in listed:
         assert "s3cr" not in done.out + done.err and done.err.count("\n") <= 1, done.err
     assert "the metadata" in listed[2].err and masked in listed[2].err
-    assert cli("config", "set", "runtime", "local").code == 0
+    assert cli("config", "set", "sandbox", "none").code == 0
     assert stat.S_IMODE(config.stat().st_mode) == 0o600 and "s3cr" in config.read_text()

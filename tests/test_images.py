@@ -158,8 +158,8 @@ def test_the_local_runtime_runs_an_unknown_image_with_the_host_tools_saying_so_o
 
 
 def test_images_local_unknown_refuse_refuses_such_a_spec(cli, tmp_path):
-    cli("config", "set", "images.local_unknown", "refuse")
     cli("create-repo", "in")
+    cli("config", "set", "images.local_unknown", "refuse")
     path = tmp_path / "p.json"
     path.write_text(json.dumps(spec("up", "true", pfs("in"), transform={"image": "python:3.11-slim"})))
     made = cli("create-pipeline", "-f", str(path), "--runtime", "local")

@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+from dataver import Client
 from dataver.serving.spout import ArchiveLimits, StreamRefused, read_stream
 
 LIMITS = ArchiveLimits(max_file_bytes=1 << 20, max_archive_bytes=4 << 20)
@@ -73,8 +74,11 @@ def test_the_expanded_size_of_an_archive_is_a_setting(cli, root):
     from dataver.runtimes.base import JobContext
 
     assert cli("config", "get", "spout.max_archive_bytes").out.strip() == str(1 << 30)
+    assert cli("init").code == 0
     assert cli("config", "set", "spout.max_archive_bytes", "2M").code == 0
     ctx = JobContext("run", "feed", "", None, max_file_bytes=1 << 20)
-    assert ArchiveLimits.of(root, ctx) == ArchiveLimits(max_file_bytes=1 << 20, max_archive_bytes=2 << 20)
+    with Client(root) as client:
+        limits = ArchiveLimits.of(client.config, ctx)
+    assert limits == ArchiveLimits(max_file_bytes=1 << 20, max_archive_bytes=2 << 20)
     bad = cli("config", "set", "spout.max_archive_bytes", "lots")
     assert bad.code == 2 and "spout.max_archive_bytes must be a number, like 1000000, 512M or 64GiB" in bad.err

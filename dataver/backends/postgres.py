@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..coordination import Coordination, Watch
+from ..coordination import Coordination, Lease, Watch
 from ..credentials import WHERE_IT_BELONGS, masked, read_password_file, scrubbed
 from ..errors import DataverError, LeaseLost, Unreachable
 from ..meta import Database
@@ -240,6 +240,13 @@ SCHEMA: list[str] = [
     f"""
     ALTER TABLE pipeline_versions ADD COLUMN user_spec {_T} NOT NULL DEFAULT ''
     """,
+    # 8: SQLite's migration 10: the settings that belong to the store, shared by every host.
+    f"""
+    CREATE TABLE settings (
+        name  {_T} PRIMARY KEY,
+        value {_T} NOT NULL
+    )
+    """,
 ]
 
 
@@ -373,6 +380,10 @@ class PostgresDatabase(Database):
             cursor.execute(self._dialect(sql), params)
         return cursor
 
+    def schema(self) -> tuple[int, int]:
+        row = self.query_one("SELECT max(version) FROM dataver_schema") if self._has_schema() else None
+        return (row[0] or 0 if row else 0), len(SCHEMA)
+
     def check(self) -> list[str]:
         """The server keeps its own pages sound; what can go wrong here is a schema this dataver
         does not know."""
@@ -382,7 +393,10 @@ class PostgresDatabase(Database):
         return []
 
     def _version(self) -> int:
-        self.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
+        """The schema's version (0: none yet). DDL only where there is no schema: a store already
+        at this version opens with a role that may only read and write rows."""
+        if not self._has_schema():
+            self.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
         row = self.query_one("SELECT max(version) FROM dataver_schema")
         return row[0] or 0 if row else 0
 
@@ -450,12 +464,13 @@ class PostgresCoordination(Coordination):
         finally:
             self._leases.release(name)
 
-    def held(self, prefix: str) -> list[str]:
+    def leases(self, prefix: str = "") -> list[Lease]:
         rows = self.db.query(
-            f"SELECT name FROM leases WHERE name >= ? AND name < ? AND expires > {NOW} ORDER BY name",
+            f"SELECT name, owner, expires - {NOW} FROM leases WHERE name >= ? AND name < ? AND expires > {NOW} "
+            "ORDER BY name",
             (prefix, prefix + "\uffff"),
         )
-        return [r[0] for r in rows]
+        return [Lease(name, owner, float(left)) for name, owner, left in rows]
 
     def confirm(self, name: str) -> None:
         """The lease row must still carry the epoch (fencing token) this process got when it took

@@ -212,6 +212,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE pipeline_versions ADD COLUMN user_spec TEXT NOT NULL DEFAULT '';
     """,
+    # 10: the settings that belong to the store, not to one host (executor, runtime policy, limits).
+    """
+    CREATE TABLE settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -306,6 +313,9 @@ class SqliteDatabase(Database):
 
     def _run(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any], many: bool) -> sqlite3.Cursor:
         return conn.executemany(sql, params) if many else conn.execute(sql, params)
+
+    def schema(self) -> tuple[int, int]:
+        return self.query_one("PRAGMA user_version")[0], len(MIGRATIONS)
 
     def check(self) -> list[str]:
         """SQLite's own integrity and foreign-key checks."""

@@ -77,3 +77,54 @@ def gc(
         f"{verb} {report.removed_objects} objects ({output.size(report.removed_bytes)}) and "
         f"{report.removed_temp_files} temporary files; {report.kept_objects} objects in use"
     )
+
+
+@app.command("status")
+def status(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """The whole store on one screen, from any host using it: its metadata and objects, the schema
+    version, where datums run (a Dask cluster's workers), the daemons serving it (alive, or stale:
+    killed or cut off) and the leases held. `daemon status` answers for this root alone.
+
+    Example: dataver status
+    """
+    seen = client(ctx).status()
+    if json:
+        return output.as_json(seen)
+    schema = str(seen.schema)
+    if seen.schema != seen.schema_expected:
+        schema += f" (this dataver writes {seen.schema_expected}: run the same version on every host)"
+    executor = seen.executor
+    if executor.address == "local":
+        runs = f"local: each host that runs a job runs its datums ({executor.source} setting)"
+    elif executor.workers is not None:
+        runs = f"Dask at {executor.address}: {executor.workers} worker(s) ({executor.source} setting)"
+    else:
+        runs = f"Dask at {executor.address}: {executor.problem} ({executor.source} setting)"
+    output.fields(
+        [
+            ("Store", f"{seen.root} ({'shared' if seen.shared else 'this host only'})"),
+            ("Metadata", seen.metadata),
+            ("Schema", schema),
+            ("Objects", seen.objects),
+            ("Executor", runs),
+        ]
+    )
+    typer.echo(f"Daemons:{'' if seen.daemons else ' none: commands run the jobs they trigger themselves'}")
+    if seen.daemons:
+        output.table(
+            ["  HOST", "PID", "STATE", "ROOT", "WHY"],
+            [(f"  {d.host}", d.pid, d.state.value, d.root or "-", d.why) for d in seen.daemons],
+        )
+    typer.echo(f"Leases:{'' if seen.leases else ' none'}")
+    if seen.leases:
+        output.table(
+            ["  NAME", "HOLDER", "LAPSES IN"],
+            [
+                (
+                    f"  {lease.name}",
+                    ":".join(lease.owner.split(":")[:2]) or "a process of this host",
+                    "when its holder exits" if lease.expires_in is None else f"{lease.expires_in:.0f} s",
+                )
+                for lease in seen.leases
+            ],
+        )

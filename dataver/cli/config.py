@@ -13,8 +13,12 @@ from .session import Session
 if TYPE_CHECKING:
     from ..config import Setting
 
-app = typer.Typer(help="Settings, as git config keeps them: the store's file, then the user's (get, set, unset, list).")
-UserOpt = Annotated[bool, typer.Option("--user", help="The user's file (~/.config/dataver/config.toml).")]
+app = typer.Typer(
+    help="Settings: the store's own (every host using it sees them), then this host's files (get, set, unset, list)."
+)
+UserOpt = Annotated[
+    bool, typer.Option("--user", help="The user's file (~/.config/dataver/config.toml), for a host setting.")
+]
 
 
 def _config(ctx: typer.Context):
@@ -103,8 +107,15 @@ def init(
 
 @app.command("get")
 def get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="KEY, e.g. runtime")]) -> None:
-    """Print a setting's value, wherever it comes from (flag, environment, store, user, default)."""
+    """Print a setting's value, wherever it comes from (flag, environment, store, host, user, default)."""
     typer.echo(_config(ctx).lookup(key).shown)
+
+
+def _where(config, level: str) -> str:
+    """Where a level keeps its settings, as `config set` tells it."""
+    if level == "store":
+        return "in the store: every host using it sees it"
+    return f"{level} config {config.path(level)}"
 
 
 @app.command("set")
@@ -114,22 +125,23 @@ def set_(
     value: Annotated[str, typer.Argument(help="VALUE, e.g. docker")],
     user: UserOpt = False,
 ) -> None:
-    """Set a setting in the store's config file (or the user's, with --user)."""
+    """Set a setting where it belongs: a store's (executor, runtime, images.*, limits) in the
+    store, for every host using it; a host's in the root's config.toml (or the user's, --user)."""
     config = _config(ctx)
-    level = "user" if user else "store"
+    level = config.level(key, user=user)
     setting = config.set(key, value, level)
-    output.note(f"{key} = {_readable(setting)} ({level} config {config.path(level)})")
+    output.note(f"{key} = {_readable(setting)} ({_where(config, level)})")
 
 
 @app.command("unset")
 def unset(
     ctx: typer.Context, key: Annotated[str, typer.Argument(help="KEY, e.g. runtime")], user: UserOpt = False
 ) -> None:
-    """Remove a setting from the store's config file (or the user's, with --user)."""
+    """Remove a setting from where it belongs (the store, the root's config.toml, or with --user the user's)."""
     config = _config(ctx)
-    level = "user" if user else "store"
+    level = config.level(key, user=user)
     if not config.unset(key, level):
-        output.note(f"{key} was not set in the {level} config {config.path(level)}")
+        output.note(f"{key} was not set ({_where(config, level)})")
 
 
 def _readable(setting: Setting) -> object:
@@ -144,13 +156,14 @@ def _readable(setting: Setting) -> object:
 
 @app.command("list")
 def list_(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """Every setting with its value and where the value comes from."""
+    """Every setting with its value, its scope (store: one value for every host using the store;
+    host: this host's) and where the value comes from."""
     from ..config import KEYS  # the keys' meanings: plain data, no store behind them
 
     settings = _config(ctx).all()
     if json:
         return output.as_json(settings)
     output.table(
-        ["KEY", "VALUE", "SOURCE", "MEANING"],
-        [(s.key, _readable(s), s.source, KEYS[s.key].help) for s in settings],
+        ["KEY", "VALUE", "SCOPE", "SOURCE", "MEANING"],
+        [(s.key, _readable(s), s.scope, s.source, KEYS[s.key].help) for s in settings],
     )

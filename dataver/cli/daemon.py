@@ -131,7 +131,7 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
     else:
         output.fields(
             [
-                ("Daemon", f"running (pid {info.pid})" if info else "not running"),
+                ("Daemon", f"running (pid {info.pid})" if info else _elsewhere(c)),
                 ("Uptime", output.duration(data["uptime_seconds"]) if info else None),
                 ("Store", c.root),
                 ("Queue", pending),
@@ -140,6 +140,15 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
         )
     if info is None:
         raise typer.Exit(NOT_RUNNING)
+
+
+def _elsewhere(c) -> str:  # noqa: ANN001 (a Client)
+    """What `daemon status` says when this root runs none: a live daemon on another host may
+    still serve the store (its leases say so)."""
+    serving = c.serving_daemon() if c.store.shared else None
+    if serving is None:
+        return "not running"
+    return f"not running here; {serving.describe()} serves the store (see `dataver status`)"
 
 
 @app.command("logs")

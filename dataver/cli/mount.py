@@ -52,8 +52,8 @@ def mount(
 
     Stays in the foreground, as pachctl's mount does, until `dataver unmount DIR` or Ctrl-C;
     --background returns once the mount answers. Files are read from the store as they are read;
-    writing fails with EROFS. Needs FUSE (libfuse 3 and the mfusepy package: pip install
-    'dataver[mount]').
+    writing fails with EROFS. Needs FUSE (libfuse 3 and the mfusepy package: in the dataver
+    clone, pip install -e '.[mount]').
     """
     if write:
         raise InvalidArgument("dataver mounts are read-only (--write): put files with `dataver put-file`")

@@ -29,7 +29,8 @@ class Session:
     _client: Client | None = field(default=None, repr=False)
     commit_note: CommitNote = field(default_factory=CommitNote)
 
-    def client(self) -> Client:
+    def client(self, *, create: bool = False) -> Client:
+        """`create`: the command makes something, so it may make the store too (see MAKES_A_STORE)."""
         if self._client is None:
             from ..client import Client  # imported per command, so `dataver --help` stays quick
             from .progress import JobProgress, PullLine
@@ -41,6 +42,7 @@ class Session:
                 on_commit=self.commit_note,
                 project=self.project,
                 pulls=PullLine(),
+                create=create,
             )
         return self._client
 
@@ -56,9 +58,15 @@ def commit_note(ctx: typer.Context, quiet: bool, detail: Callable[[], str]) -> N
     note.quiet, note.detail = quiet, detail
 
 
+MAKES_A_STORE = frozenset({"create-repo", "create-project", "create-pipeline", "create-secret", "start-transaction"})
+"""The commands that may make a local store where there is none (besides `init` and `clone`):
+each creates something. Every other command refuses a root with no store, making nothing there,
+so a forgotten or failed `init` is said at once instead of becoming a new, private, empty store."""
+
+
 def client(ctx: typer.Context) -> Client:
     """The Client for this invocation's store (`--root`, `$DATAVER_ROOT` or the default)."""
-    return ctx.find_object(Session).client()
+    return ctx.find_object(Session).client(create=ctx.command.name in MAKES_A_STORE)
 
 
 class Part(Enum):

@@ -88,7 +88,8 @@ class ConsoleServer:
             from .app import make_app
         except ImportError as exc:
             raise InvalidArgument(
-                f"the console needs its web stack ({exc.name} is missing): pip install 'dataver[console]'"
+                f"the console needs its web stack ({exc.name} is missing): in the dataver clone, "
+                "pip install -e '.[console]' (or source tools/venv.sh console)"
             ) from None
 
         _check_free(binding)

@@ -57,7 +57,8 @@ class DaskExecutor(Executor):
             except ImportError:
                 raise DataverError(
                     f"the executor is the Dask cluster at {self.address}, and this host lacks Dask: "
-                    "pip install 'dataver[cluster]', or run datums here with `dataver config set executor local`"
+                    "in the dataver clone, pip install -e '.[cluster]' (or source tools/venv.sh cluster), "
+                    "or run datums here with `dataver config set executor local`"
                 ) from None
             self._check_tls()
             try:
@@ -70,18 +71,7 @@ class DaskExecutor(Executor):
             return self._client
 
     def _check_tls(self) -> None:
-        """A tls:// or wss:// address needs Dask's TLS settings; without them the client fails
-        deep inside, and then hangs for 20 s on its way out."""
-        if not self.address.startswith(("tls://", "wss://")):
-            return
-        from distributed.security import Security
-
-        if Security().get_connection_args("client").get("ssl_context") is None:
-            raise DataverError(
-                f"the Dask scheduler at {self.address} speaks TLS, and this host has no TLS settings for Dask: "
-                "set distributed.comm.tls (ca-file, client.cert, client.key) in Dask's config "
-                "(~/.config/dask/distributed.yaml, or DASK_DISTRIBUTED__COMM__TLS__CA_FILE and the like)"
-            )
+        _check_tls(self.address)
 
     def close(self) -> None:
         with self._lock:
@@ -94,7 +84,7 @@ class DaskExecutor(Executor):
         if not workers:
             raise DataverError(
                 f"the Dask cluster at {self.address} has no workers: start some with `dask worker {self.address}` "
-                "(with dataver[cluster] installed)"
+                "(where dataver is installed with its cluster extra)"
             )
         return workers
 
@@ -281,6 +271,40 @@ def _still_stored(result: DatumResult, objects: ObjectStore) -> bool:
     except FileNotFoundError:
         return False
     return objects.present(named - packed) == named - packed
+
+
+def _check_tls(address: str) -> None:
+    """A tls:// or wss:// address needs Dask's TLS settings; without them the client fails deep
+    inside, and then hangs for 20 s on its way out."""
+    if not address.startswith(("tls://", "wss://")):
+        return
+    from distributed.security import Security
+
+    if Security().get_connection_args("client").get("ssl_context") is None:
+        raise DataverError(
+            f"the Dask scheduler at {address} speaks TLS, and this host has no TLS settings for Dask: "
+            "set distributed.comm.tls (ca-file, client.cert, client.key) in Dask's config "
+            "(~/.config/dask/distributed.yaml, or DASK_DISTRIBUTED__COMM__TLS__CA_FILE and the like)"
+        )
+
+
+PROBE_TIMEOUT = 3.0
+"""Seconds `dataver status` gives the scheduler to answer."""
+
+
+def cluster_workers(address: str, timeout: float = PROBE_TIMEOUT) -> int:
+    """How many workers the scheduler at `address` has now (a short look, for `dataver status`);
+    DataverError, in one line, when it cannot be asked."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise DataverError("this host lacks Dask (the cluster extra)") from None
+    _check_tls(address)
+    try:
+        with Client(address, timeout=timeout, set_as_default=False) as client:
+            return len(_all_workers(client))
+    except (OSError, TimeoutError) as exc:
+        raise DataverError(f"the scheduler does not answer ({_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -14,7 +14,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from ..config import Config
 from ..errors import DataverError, SpecError
 from ..hostpaths import check_stored, open_dir_below, write_below
 from ..store import DATABASE, LOCAL_DATABASE, Store, s3_deadlines
@@ -40,7 +39,7 @@ def egress(url: str, tree: str, store: Store) -> int:
     if url.startswith("s3://"):
         from ..backends.s3 import S3ObjectStore
 
-        bucket = S3ObjectStore(store.root, url, deadlines=s3_deadlines(Config(store.root)))
+        bucket = S3ObjectStore(store.root, url, deadlines=s3_deadlines(store.config))
         for path, entry in files:
             with store.objects.open_verified(entry.oid) as source:
                 bucket.upload_as(check_stored(path, where), source)
@@ -64,7 +63,7 @@ def check_target(url: str, store: Store) -> None:
     """Refuse an egress URL that is this store's root or objects (or inside them), or inside a
     folder that holds a store or a remote; EgressRefused says which."""
     if url.startswith("s3://"):
-        _check_bucket(url, Config(store.root).get("objects"))
+        _check_bucket(url, store.config.get("objects"))
         return
     target = _folder(url).resolve()  # links included: a link to the store is the store
     root = store.root.resolve()

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..config import Config
 from ..errors import Conflict, InvalidArgument, JobFailed, NotFound
 from ..executors.base import Executor
 from ..maintenance import OuterReferences
@@ -60,7 +59,7 @@ class PipelineLayer:
         whichever of the daemon's job threads asks first."""
         with self._executor_lock:
             if self._executor is None:
-                setting = Config(self.store.root).get("executor")
+                setting = self.store.config.get("executor")
                 if setting == "local":
                     from ..executors.local import LocalExecutor
 
@@ -103,7 +102,7 @@ class PipelineLayer:
     def _ctx_for(self, pipeline: str, job_id: str) -> JobContext:
         row = self._row(pipeline)
         spec = PipelineSpec.model_validate_json(row.spec)
-        config = Config(self.store.root)
+        config = self.store.config
         image = None
         local = resolve_runtime(row.runtime, spec.transform.image) == "local"
         if local and row.context and Path(row.context, "Dockerfile").is_file():
@@ -124,7 +123,7 @@ class PipelineLayer:
             memory=limits.memory if limits else "",
             cpu=limits.cpu if limits else None,
             user=spec.transform.user,
-            max_file_bytes=max_file_bytes(self.store.root),
+            max_file_bytes=max_file_bytes(config),
             pin=None if local else ImagePin(spec.transform.image, row.image_id, row.image_digest),
             pull_policy=config.get("images.pull"),
             pull_secrets=spec.transform.image_pull_secrets,

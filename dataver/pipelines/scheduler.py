@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from ..config import Config
 from ..errors import Conflict, DataverError
 from ..executors.base import Executor
 from ..names import parse_commit_ref
@@ -265,7 +264,7 @@ class Scheduler:
             self.runtime_for(pipeline),
             self.executor(),
             functools.partial(self.ctx_for, pipeline),
-            Config(self.store.root).get("sandbox"),
+            self.store.config.get("sandbox"),
             progress,
             global_id,
         )

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import Config
 from ..errors import AlreadyExists, Ambiguous, Conflict, InvalidArgument, NotFound, SpecError
 from ..names import parse_commit_ref
 from ..repos import RepoStore
@@ -159,7 +158,7 @@ class PipelineService:
                 return Placement(choice.runtime, choice.why, None, None)
             pin = pin_image(
                 image,
-                PullPolicy(Config(self.store.root).get("images.pull")),
+                PullPolicy(self.store.config.get("images.pull")),
                 built_here=ours,
                 credentials=credentials,
                 tried=wanted,
@@ -178,7 +177,7 @@ class PipelineService:
             return Placement(choice.runtime, choice.why, str(found.path), None)
         if built_here(image, spec_path):  # a dataver/ name no images/ folder has: a typo, most likely
             images.resolve(image, images.search_path(spec_path))  # the NotFound naming what is known
-        if Config(self.store.root).get("images.local_unknown") == "refuse":
+        if self.store.config.get("images.local_unknown") == "refuse":
             known = ", ".join(sorted(images.available(images.search_path(spec_path)))) or "none"
             raise NotFound(
                 f"image {image} is not one of the images the local runtime knows ({known}), and images.local_unknown "

@@ -36,10 +36,10 @@ LOG_LIMIT = 16 << 20
 MAX_FILE_ENV = "DATAVER_MAX_FILE_BYTES"
 
 
-def max_file_bytes(store_root: Path) -> int:
+def max_file_bytes(config: Config) -> int:
     """The per-file size limit every command runs under (`$DATAVER_MAX_FILE_BYTES`, or the
-    `max_file_bytes` setting), read once per job by whoever plans it."""
-    return Config(store_root).get("max_file_bytes")
+    store's `max_file_bytes` setting), read once per job by whoever plans it."""
+    return config.get("max_file_bytes")
 
 
 def agent_args(ctx: JobContext) -> list[str]:

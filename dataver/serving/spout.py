@@ -27,7 +27,6 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..config import Config
@@ -73,8 +72,8 @@ class ArchiveLimits:
     """The `spout.max_archive_bytes` setting: the most one stream may expand to, tar headers included."""
 
     @classmethod
-    def of(cls, store_root: Path, ctx: JobContext) -> ArchiveLimits:
-        return cls(ctx.max_file_bytes, Config(store_root).get("spout.max_archive_bytes"))
+    def of(cls, config: Config, ctx: JobContext) -> ArchiveLimits:
+        return cls(ctx.max_file_bytes, config.get("spout.max_archive_bytes"))
 
 
 MAX_HEADER_BYTES = 1 << 20
@@ -278,7 +277,7 @@ class SpoutRun:
         self._worker: Worker | None = None
         self._pipe = ""
         self._log = ""
-        self.limits = ArchiveLimits.of(self.store.root, ctx)  # a bad setting: the run does not start, and says why
+        self.limits = ArchiveLimits.of(self.store.config, ctx)  # a bad setting: the run does not start, and says why
 
     def start(self) -> None:
         try:

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..config import Config
 from ..errors import Conflict, DataverError, NotFound
 from ..pipelines.datums import InputCommit
 from ..pipelines.spec import PipelineSpec
@@ -88,7 +87,7 @@ class Supervisor:
             self._reap_containers()
             spec = self._spec()
             assert spec.service is not None
-            limits = Limits.from_config(Config(self.store.root))
+            limits = Limits.from_config(self.store.config)
             self.proxy = Proxy(self.address, spec.service.external_port, limits, self._say)
             try:
                 self.proxy.start()

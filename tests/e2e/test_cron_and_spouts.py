@@ -221,6 +221,7 @@ time.sleep(600)
 
 
 def test_a_spout_refuses_a_gzip_bomb_and_a_name_that_is_not_utf8_and_goes_on(dv, tmp_path, sandbox):
+    dv("init")
     dv("config", "set", "max_file_bytes", "1M")
     path = tmp_path / "feed.json"
     path.write_text(json.dumps(spout_spec("feed", HOSTILE)))

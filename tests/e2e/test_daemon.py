@@ -28,6 +28,7 @@ def wait_for(predicate, timeout: float = 60) -> None:
 
 
 def test_iris_chain_runs_from_put_file_alone(dv):
+    dv("init")
     dv("daemon", "start")
     dv("create-repo", "training")
     dv("create-repo", "attributes")
@@ -47,6 +48,7 @@ def test_iris_chain_runs_from_put_file_alone(dv):
 
 
 def test_a_burst_of_commits_gives_a_few_jobs_over_the_newest_heads(dv):
+    dv("init")
     dv("daemon", "start")
     with Client(dv.root) as client:
         client.create_repo("in")
@@ -97,6 +99,7 @@ def _files(folder: Path, count: int) -> Path:
 
 
 def test_one_daemon_per_store_and_status_and_stop(dv):
+    dv("init")
     dv("daemon", "start")
     pid = daemon_pid(dv.root)
     second = dv("daemon", "start", ok=False)
@@ -119,7 +122,7 @@ def test_a_daemon_with_a_bad_executor_setting_does_not_start(dv):
         config.write('executor = "tcp://sched"\n')
     started = dv("daemon", "start", ok=False)
     assert started.returncode == 1
-    assert "the daemon exited at once: dataver: error: executor (store config" in started.stderr
+    assert "the daemon exited at once: dataver: error: executor (host config" in started.stderr
     assert "must be a host and a port" in started.stderr and started.stderr.count("\n") == 1
     assert dv("daemon", "status", ok=False).returncode == 3
 
@@ -134,3 +137,34 @@ def test_stop_now_marks_running_jobs_killed(dv):
         wait_for(lambda: any(j.state == "running" for j in client.list_jobs("slow")))
         dv("daemon", "stop", "--now")
         assert client.list_jobs("slow")[0].state == "killed"
+
+
+def test_status_shows_the_store_and_its_daemon_alive_then_stale_after_sigkill(dv):
+    """`dataver status`: the backends, the schema, the executor, and the daemon; one killed with
+    SIGKILL (no chance to tidy up) is shown stale, and put-file then runs the jobs itself instead
+    of naming it."""
+    dv("create-repo", "in")
+    dv("create-pipeline", "-f", str(_spec_file(dv.root.parent)))
+    before = dv("status").stdout
+    assert f"Store: {dv.root} (this host only)\nMetadata: {dv.root / 'meta.db'}\n" in before
+    assert f"Objects: {dv.root / 'objects'}\n" in before and "Executor: local" in before
+    assert "Daemons: none: commands run the jobs they trigger themselves" in before
+    seen = json.loads(dv("status", "--json").stdout)
+    assert seen["schema"] == seen["schema_expected"] and seen["daemons"] == [] and seen["shared"] is False
+    dv("daemon", "start")
+    pid = daemon_pid(dv.root)
+    [alive] = json.loads(dv("status", "--json").stdout)["daemons"]
+    assert (alive["pid"], alive["state"], alive["root"]) == (pid, "alive", str(dv.root))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: json.loads(dv("status", "--json").stdout)["daemons"][0]["state"] == "stale")
+    assert re.search(rf"{pid} +stale +{re.escape(str(dv.root))} +gone without stopping", dv("status").stdout)
+    (dv.root.parent / "x").write_text("x")
+    put = dv("put-file", "in", "master", "-f", str(dv.root.parent / "x"))
+    assert "daemon" not in put.stderr
+    assert [j["state"] for j in json.loads(dv("list-job", "--json").stdout)] == ["success"]
+
+
+def _spec_file(folder: Path) -> Path:
+    path = folder / "copy.json"
+    path.write_text(json.dumps(spec("copy", "cp -r /pfs/in/. /pfs/out/", pfs("in"))))
+    return path

@@ -134,8 +134,8 @@ def test_a_pinned_image_removed_from_the_engine_is_pulled_again_by_digest(dv, do
 def test_images_pull_always_follows_the_tag_at_every_job(dv, docker_engine, registry):
     image = f"{registry.host}/team/tool:latest"
     push_small_image(docker_engine, image, "v1")
-    dv("config", "set", "images.pull", "always")
     dv("create-repo", "in")
+    dv("config", "set", "images.pull", "always")
     dv("create-pipeline", "-f", str(_spec_file(dv, image)), "--runtime", "docker")
     second = push_small_image(docker_engine, image, "v2")
     _remove_local(docker_engine, image)
@@ -148,8 +148,8 @@ def test_images_pull_never_needs_the_image_on_the_engine(dv, docker_engine, regi
     image = f"{registry.host}/team/tool:1.0"
     push_small_image(docker_engine, image, "v1")
     _remove_local(docker_engine, image)
-    dv("config", "set", "images.pull", "never")
     dv("create-repo", "in")
+    dv("config", "set", "images.pull", "never")
     said = _one_line_error(dv("create-pipeline", "-f", str(_spec_file(dv, image)), "--runtime", "docker", ok=False))
     assert f"image {image} is not on this Docker engine and images.pull is never" in said
     _nothing_recorded(dv)

@@ -140,3 +140,29 @@ def test_a_daemon_paused_past_its_lease_never_overwrites_the_job_the_other_host_
     lost = [line for line in a("daemon", "logs").stdout.splitlines() if "lost its lease" in line]
     assert len(lost) == 1 and "pipeline/copy" in lost[0], lost
     assert [j["state"] for j in _jobs(b)] == ["success", "killed"]
+
+
+def test_status_on_another_host_shows_the_daemon_and_a_killed_one_is_stale_and_not_named(hosts, tmp_path):
+    """Host b sees a's daemon (status, daemon status); once it is killed with SIGKILL its lease
+    is still there for a while, but it is shown stale and b's put-file runs the jobs itself
+    instead of naming a dead daemon as the one running them."""
+    a, b = hosts
+    _pipeline(a, tmp_path)
+    a("daemon", "start")
+    pid = json.loads((a.root / "daemon.pid").read_text())["pid"]
+    seen = json.loads(b("status", "--json").stdout)
+    assert seen["shared"] is True and seen["metadata"].startswith("postgresql://") and "@" not in seen["objects"]
+    assert [(d["pid"], d["state"], d["root"]) for d in seen["daemons"]] == [(pid, "alive", "")]
+    assert f"daemon/{os.uname().nodename}:{pid}" in [lease["name"] for lease in seen["leases"]]
+    here = b("daemon", "status", ok=False)
+    assert here.returncode == 3 and f"Daemon: not running here; the daemon on {os.uname().nodename} (pid {pid})" in (
+        here.stdout
+    )
+    os.kill(pid, signal.SIGKILL)
+    stale = json.loads(b("status", "--json").stdout)["daemons"]
+    assert [(d["pid"], d["state"]) for d in stale] == [(pid, "stale")]
+    assert "stale" in b("status").stdout
+    (tmp_path / "x.txt").write_text("x\n")
+    put = b("put-file", "in", "master", "-f", str(tmp_path / "x.txt"))
+    assert "daemon" not in put.stderr
+    assert [j["state"] for j in json.loads(b("list-job", "--json").stdout)] == ["success"]

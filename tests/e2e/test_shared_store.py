@@ -411,3 +411,26 @@ def test_init_records_the_s3_endpoint_and_no_other_one_is_ever_used(tmp_path, po
     line = _one_line_error(moved)
     assert f"s3.endpoint {endpoint}, s3.region us-east-1: init does not move a store" in line
     assert dv("config", "get", "s3.endpoint", env=forgot).stdout == f"{endpoint}\n"
+
+
+def test_a_setting_of_the_store_set_on_one_host_is_seen_on_the_other(hosts, tmp_path):
+    """The executor, runtime policy and limits belong to the store: host a sets them once, and
+    host b (its own root, its own user config) runs with them, with no `config set` of its own;
+    b's own settings (the sandbox) stay b's."""
+    a, b = hosts
+    b_env = {**os.environ, "DATAVER_ROOT": str(b.root), "XDG_CONFIG_HOME": str(tmp_path / "b-home")}
+    told = a("config", "set", "executor", "tcp://sched.example:8786")
+    assert told.stderr == "executor = tcp://sched.example:8786 (in the store: every host using it sees it)\n"
+    a("config", "set", "max_file_bytes", "1GiB")
+    a("config", "set", "sandbox", "none")
+    seen = {s["key"]: s for s in json.loads(b("config", "list", "--json", env=b_env).stdout)}
+    assert seen["executor"] == {
+        "key": "executor",
+        "value": "tcp://sched.example:8786",
+        "scope": "store",
+        "source": "store",
+    }
+    assert (seen["max_file_bytes"]["value"], seen["max_file_bytes"]["source"]) == (1 << 30, "store")
+    assert (seen["sandbox"]["value"], seen["sandbox"]["source"]) == ("auto", "default")
+    b("config", "unset", "executor", env=b_env)
+    assert a("config", "get", "executor").stdout == "local\n"

@@ -120,6 +120,7 @@ def test_an_older_store_gets_sets_when_opened(tmp_path):
         db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")  # and migration 8's
     db.execute("ALTER TABLE jobs DROP COLUMN image")
     db.execute("ALTER TABLE pipeline_versions DROP COLUMN user_spec")  # and migration 9's
+    db.execute("DROP TABLE settings")  # and migration 10's
     db.execute("PRAGMA user_version = 5")
     db.commit()
     db.close()

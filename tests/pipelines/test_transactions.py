@@ -142,6 +142,7 @@ def test_stop_resume_and_delete(cli, hyper):
     ],
 )
 def test_transaction_mistakes_are_one_line(cli, args, says):
+    assert cli("init").code == 0
     result = cli(*args)
     assert result.code == 1 and result.err.count("\n") == 1 and says in result.err, result.err
 
