@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import pfs, spec
 
+from dataver import Client
+
 
 @pytest.fixture
 def complete(cli_at, monkeypatch):
@@ -97,6 +99,16 @@ def test_a_store_that_cannot_be_read_completes_nothing(tmp_path, complete):
     damaged.mkdir()
     (damaged / "meta.db").write_bytes(b"not a database at all" * 100)
     assert complete(damaged, "inspect-repo", "") == []
+
+
+def test_a_shared_store_completes_from_its_database(tmp_path, postgres_url, s3_bucket, complete):
+    """Another host's root holds only the config `init` wrote: its names come from PostgreSQL."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    for root in (here, there):
+        Client.init(root, metadata=postgres_url, objects=s3_bucket)
+    with Client(here) as client:
+        client.create_repo("training")
+    assert complete(there, "inspect-repo", "t") == ["training"]
 
 
 def _tab(env: dict[str, str], line: str) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ Names = Callable[[Any, Any, str], list[str]]
 _BRANCH_WORDS = ("BRANCH", "REF")
 """A placeholder's second word naming a branch of the first word's repo (`REPO BRANCH`)."""
 
-_NOUNS = {"repo": "REPO", "pipeline": "PIPELINE", "project": "PROJECT"}
+_NOUNS = {"repo": "REPO", "pipeline": "PIPELINE"}
 """The kind a plain NAME argument has in a `verb-noun` command (not `create-*`: a new name)."""
 
 
