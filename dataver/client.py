@@ -20,7 +20,16 @@ from .errors import Conflict, InvalidArgument, JobFailed, NotFound, SpecError
 from .files import FileStore, Transfer
 from .maintenance import OuterReferences, fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, ProjectInfo, RepoInfo
-from .names import DEFAULT_PROJECT, CommitRef, check_name, did_you_mean, normalize_path, parse_commit_ref, qualify
+from .names import (
+    DEFAULT_PROJECT,
+    CommitRef,
+    check_name,
+    did_you_mean,
+    normalize_path,
+    parse_commit_ref,
+    qualify,
+    split_qualified,
+)
 from .presence import DaemonInfo, remote_daemon, running_daemon
 from .projects import ProjectStore, check_project
 from .repos import RepoStore, new_commit_id
@@ -103,6 +112,14 @@ class Client:
         self.notice = notice
         self.on_commit = on_commit
         self.pulls = pulls
+
+    @classmethod
+    def existing(cls, root: str | Path | None = None, *, project: str | None = None) -> Client | None:
+        """The store at `root` (default: where commands look) if there is one, else None: never
+        makes a store, for callers that only look (shell completion)."""
+        if not Store.exists(root):
+            return None
+        return cls(root, run_jobs=False, project=project)
 
     @cached_property
     def _pipes(self) -> Any:
@@ -286,6 +303,10 @@ class Client:
     def list_repos(self, *, all_projects: bool = False) -> list[RepoInfo]:
         """The current project's repos, newest first (every project's with `all_projects`)."""
         return self.repos.list_repos(None if all_projects else self.project)
+
+    def repo_names(self) -> list[str]:
+        """The current project's repo names as commands take them (cheaper than `list_repos`)."""
+        return self._in_project(self.store.repo_names())
 
     def inspect_repo(self, name: str) -> RepoInfo:
         return self.repos.inspect_repo(self._repo(name))
@@ -1040,6 +1061,17 @@ class Client:
             return self._all_pipelines()
         self.projects.inspect_project(self.project)
         return [p for p in self._all_pipelines() if p.project == self.project]
+
+    def pipeline_names(self) -> list[str]:
+        """The current project's pipeline names as commands take them (without loading the
+        pipeline layer, as `list_pipelines` does)."""
+        from .pipelines.records import Records
+
+        return self._in_project([p.name for p in Records(self.store.db).pipelines()])
+
+    def _in_project(self, names: list[str]) -> list[str]:
+        """Of qualified repo or pipeline names, the current project's, bare and sorted."""
+        return sorted(bare for project, bare in map(split_qualified, names) if project == self.project)
 
     def _all_pipelines(self) -> list[PipelineInfo]:
         return self._pipes.list_pipelines() if self._has_pipelines() else []

@@ -316,6 +316,18 @@ class Store:
 
     coordination: Coordination
 
+    @staticmethod
+    def exists(root: Path | str | None = None) -> bool:
+        """Whether a store is at `root` (default: where commands look) without opening it, which
+        would make one: a folder store's database is there, or the folder's own config names a
+        shared store's metadata (what `dataver init` writes)."""
+        from .config import FILE, Config
+
+        path = Path(root).expanduser() if root is not None else default_root()
+        if (path / DATABASE).is_file():
+            return True
+        return (path / FILE).is_file() and Config(path).get("metadata") != "sqlite"
+
     @classmethod
     def open(cls, root: Path | str | None = None, *, create: bool = True) -> Store:
         """`create`: make a local store at `root` if there is none; else (every command that

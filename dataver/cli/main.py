@@ -25,6 +25,7 @@ from . import (
     admin,
     branch,
     commit,
+    completion,
     config,
     console,
     daemon,
@@ -50,6 +51,8 @@ class _VerbNoun(TyperGroup):
     `--project P` is taken after the command too, where pachctl users put it."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing and args[-1:] == ["--project"]:  # completing its value: nothing to move
+            return super().parse_args(ctx, args)
         return super().parse_args(ctx, _project_first(args))
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
@@ -89,8 +92,8 @@ app = typer.Typer(
 )
 
 
-def _print_version(value: bool) -> None:
-    if value:
+def _print_version(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:  # not while TAB completes a line holding --version
         import dataver
 
         typer.echo(f"dataver {dataver.__version__}")
@@ -125,12 +128,12 @@ def _root(
 
 
 @app.command("version")
-def _version() -> None:
+def _version(ctx: typer.Context) -> None:
     """Print dataver's version.
 
     Example: dataver version
     """
-    _print_version(True)
+    _print_version(ctx, True)
 
 
 for module in (
@@ -172,13 +175,21 @@ def _jobs_failed() -> int:
     return 1 if lines else 0
 
 
+def command() -> Any:
+    """The click command tree `dataver` runs: typer's, finished with our help, completion and
+    text checks."""
+    built = typer.main.get_command(app)
+    helptext.finish(built)
+    completion.attach(built)
+    text.require_text(built)
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (and exits with it)."""
-    command = typer.main.get_command(app)
-    helptext.finish(command)
-    text.require_text(command)
+    cli = command()
     try:
-        result = command.main(args=argv, prog_name="dataver", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="dataver", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         if code == 0:
             code = _jobs_failed()

@@ -236,7 +236,7 @@ def rerun_pipeline(ctx: typer.Context, name: str) -> None:
 
 
 @app.command("run-cron")
-def run_cron(ctx: typer.Context, name: str) -> None:
+def run_cron(ctx: typer.Context, name: Annotated[str, typer.Argument(help="PIPELINE with a cron input")]) -> None:
     """Tick every cron input of a pipeline now, due or not (the daemon makes the scheduled
     ticks); the pipeline's job then runs, here unless a daemon runs it."""
     for commit in client(ctx).run_cron(name):
