@@ -49,6 +49,17 @@ class JobFailed(DataverError):
     """A job this command ran, or waited for, failed (the commit that triggered it did land)."""
 
 
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C while this process ran a job: its commands were killed and it is recorded killed
+    (the next run of pending jobs, or `rerun-pipeline`, runs it again, skipping finished datums).
+    Still a KeyboardInterrupt: whatever stops on one stops on this."""
+
+    def __init__(self, job_id: str, pipeline: str) -> None:
+        super().__init__(f"job {job_id} of pipeline {pipeline} interrupted")
+        self.job_id = job_id
+        self.pipeline = pipeline
+
+
 class Corruption(DataverError):
     """An object whose bytes no longer match its hash, or that is missing."""
 

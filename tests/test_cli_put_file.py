@@ -170,3 +170,77 @@ def test_full_path_refuses_stdin_and_paths_leaving_the_folder(cli, client, tmp_p
     piped = cli("put-file", "r@master", "-f", "-", "--full-path", input=b"x")
     assert piped.code == 2 and "--full-path places host files and directories: not stdin or URLs" in piped.err
     assert client.list_commits("r") == []
+
+
+# ---- put-file without -f reads stdin: the trip-ups of issue 27 ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "local", "suggested"),
+    [
+        (["training", "master", "iris.csv"], "iris.csv", "-f iris.csv"),  # the path as given
+        (["training@master:/iris.csv"], "iris.csv", "-f iris.csv"),  # its last part
+        (["training", "master", "data/iris.csv"], "data/iris.csv", "-f data/iris.csv"),
+        (["training", "master", "/in/data"], "data/iris.csv", "-r -f data"),  # a folder: -r
+    ],
+)
+def test_a_path_naming_a_local_file_without_f_asks_did_you_mean(
+    cli, client, tmp_path, monkeypatch, address, local, suggested
+):
+    make_tree(tmp_path, {local: "5.1,3.5\n"})
+    monkeypatch.chdir(tmp_path)
+    client.create_repo("training")
+    refused = cli("put-file", *address, input=b"")
+    assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
+    assert refused.err.startswith("dataver: error: without -f, put-file reads ")
+    assert f"did you mean {suggested}? (-f - reads stdin)" in refused.err
+    assert client.list_commits("training") == []
+    piped = cli("put-file", *address, "-f", "-", input=b"piped")  # stdin meant: -f -
+    assert piped.code == 0, piped.err
+
+
+def test_empty_stdin_is_refused_unless_allow_empty(cli, client):
+    client.create_repo("r")
+    client.put_file("r", "master", "iris.csv", source=b"5.1,3.5\n")
+    for args in (["r", "master", "iris.csv"], ["r@master:/iris.csv", "-f", "-"]):
+        refused = cli("put-file", *args, input=b"")
+        assert refused.code == 2 and refused.err == (
+            "dataver: error: stdin is empty: nothing to put at /iris.csv "
+            "(give -f FILE, or --allow-empty to put an empty file)\n"
+        )
+    assert client.get_file("r", "master", "iris.csv") == b"5.1,3.5\n" and len(client.list_commits("r")) == 1
+    allowed = cli("put-file", "r", "master", "iris.csv", "--allow-empty", input=b"")
+    assert allowed.code == 0 and client.get_file("r", "master", "iris.csv") == b""
+    assert cli("put-file", "r", "master", "more.csv", input=b"x").code == 0  # stdin with data: as before
+
+
+def test_empty_stdin_of_a_real_process_is_refused_and_runs_no_job(client, root, tmp_path):
+    import subprocess
+
+    from helpers import dataver_process, pfs, spec
+
+    client.create_repo("r")
+    client.create_pipeline(spec("copy", "cp -r /pfs/r/* /pfs/out/", pfs("r")))
+    put = dataver_process(root, "put-file", "r", "master", "x.csv", stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert put.wait(timeout=60) == 2 and b"stdin is empty" in put.stderr.read()
+    assert client.list_commits("r") == [] and client.list_jobs() == []
+
+
+def test_on_a_terminal_put_file_says_it_reads_stdin(client, root):
+    """Run with a pseudo-terminal as stdin: the line comes before anything is typed, and what is
+    typed (ended with Ctrl-D) is put."""
+    import os
+    import subprocess
+
+    from helpers import dataver_process
+
+    client.create_repo("r")
+    leader, follower = os.openpty()
+    put = dataver_process(root, "put-file", "r", "master", "notes.txt", stdin=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    said = put.stderr.readline().decode()
+    assert said == "reading /notes.txt from stdin (end with Ctrl-D; -f FILE puts a file)\n"
+    os.write(leader, b"typed\n\x04")
+    assert put.wait(timeout=60) == 0, put.stderr.read()
+    os.close(leader)
+    assert client.get_file("r", "master", "notes.txt") == b"typed\n"

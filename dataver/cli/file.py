@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
@@ -84,6 +84,9 @@ def put_file(
     full_path: Annotated[
         bool, typer.Option("--full-path", help="Put each -f at its whole path as given (data/a.png at /data/a.png).")
     ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Put an empty file when stdin is empty (refused otherwise).")
+    ] = False,
     _commit: Annotated[bool, typer.Option("--commit", "-c", help="Pachyderm 1.x's flag: a commit of its own.")] = False,
     _overwrite: Annotated[bool, typer.Option("--overwrite", "-o", help="Pachyderm 1.x's flag: overwrite.")] = False,
 ) -> None:
@@ -105,27 +108,78 @@ def put_file(
             raise InvalidArgument(f"cannot read the list of sources {inputs}: {exc.strerror}") from None
     if "-" in sources and len(sources) > 1:
         raise InvalidArgument("stdin (-f -) cannot be put together with other sources: put it on its own")
-    data = sys.stdin.buffer if sources in ([], ["-"]) else sources
     cut = _split(split, target_file_datums, target_file_bytes, header_records)
-    bar = TransferBar("splitting", unit="pieces") if cut is not None else TransferBar("putting")
-    commit_note(ctx, quiet, lambda: f"{bar.summary()} put" + (" from stdin" if data is sys.stdin.buffer else ""))
-    raw_path = address[0].partition("@")[2].partition(":")[2] if len(address) == 1 else address[2:][:1]
-    into_folder = bool(t.path) and "".join(raw_path).endswith("/")  # `dir/`: the file goes inside dir
-    client(ctx).put_file(
-        t.repo,
-        required_ref(t),
-        f"{t.path}/" if into_folder else t.path,
-        source=data,
-        recursive=recursive,
-        append=append,
-        message=message,
-        progress=bar,
-        untar=untar,
-        under_own_name=t.path is None or len(sources) > 1,  # where pachctl puts a directory
-        split=cut,
-        full_path=full_path and (t.path is None or len(sources) > 1),  # one source at PATH: PATH wins, as in pachctl
+    raw_path = "".join(address[0].partition("@")[2].partition(":")[2] if len(address) == 1 else address[2:][:1])
+    from_stdin = sources in ([], ["-"])
+    data = (
+        _stdin(raw_path if t.path else "", explicit=sources == ["-"], allow_empty=allow_empty)
+        if from_stdin
+        else sources
     )
-    bar.close()
+    bar = TransferBar("splitting", unit="pieces") if cut is not None else TransferBar("putting")
+    commit_note(ctx, quiet, lambda: f"{bar.summary()} put" + (" from stdin" if from_stdin else ""))
+    into_folder = bool(t.path) and raw_path.endswith("/")  # `dir/`: the file goes inside dir
+    try:
+        client(ctx).put_file(
+            t.repo,
+            required_ref(t),
+            f"{t.path}/" if into_folder else t.path,
+            source=data,
+            recursive=recursive,
+            append=append,
+            message=message,
+            progress=bar,
+            untar=untar,
+            under_own_name=t.path is None or len(sources) > 1,  # where pachctl puts a directory
+            split=cut,
+            full_path=full_path and (t.path is None or len(sources) > 1),  # one source at PATH: PATH wins
+        )
+    finally:  # Ctrl-C too: the terminal gets its cursor back before the line saying what happened
+        bar.close()
+
+
+def _stdin(path: str, *, explicit: bool, allow_empty: bool) -> BinaryIO | bytes:
+    """What put-file puts when it reads stdin (as it does when no -f is given). A PATH that names
+    a local file or folder was meant as the source (-f); a terminal is told it is being read, and
+    read up to the first Ctrl-D; an empty stdin (a script or CI job with nothing piped in) would
+    empty the file and trigger the jobs: refused unless --allow-empty."""
+    stdin = sys.stdin.buffer
+    if not path:  # a stream needs a destination path (the Client says so), or is a tar archive (--untar)
+        return stdin
+    if not explicit:
+        local = next((p for p in _local_names(path) if os.path.exists(p)), None)
+        if local is not None:
+            flag = "-r -f" if os.path.isdir(local) else "-f"
+            raise InvalidArgument(
+                f"without -f, put-file reads {path} from stdin, but {local} is a local "
+                f"{'folder' if flag == '-r -f' else 'file'}: did you mean {flag} {local}? (-f - reads stdin)"
+            )
+    if sys.stdin.isatty():
+        output.note(f"reading /{path.lstrip('/')} from stdin (end with Ctrl-D; -f FILE puts a file)")
+        return stdin.read()  # ends at the first Ctrl-D (reading in chunks would wait for a second)
+    if not allow_empty and _empty(stdin):
+        raise InvalidArgument(
+            f"stdin is empty: nothing to put at /{path.lstrip('/')} "
+            "(give -f FILE, or --allow-empty to put an empty file)"
+        )
+    return stdin
+
+
+def _local_names(path: str) -> list[str]:
+    """Host paths a repo PATH may have been meant as: itself (an absolute one only as a file: a
+    repo path is often written /data, and / or /data may be host folders too), and its last part."""
+    names = [path] if not path.startswith("/") else [path] if os.path.isfile(path) else []
+    base = os.path.basename(path.rstrip("/"))
+    return names + ([base] if base and base != path else [])
+
+
+def _empty(stream: BinaryIO) -> bool:
+    """Whether a stream is at its end, asked without losing a byte of it."""
+    if hasattr(stream, "peek"):
+        return not stream.peek(1)
+    first = stream.read(1)
+    stream.seek(-len(first), os.SEEK_CUR)
+    return not first
 
 
 def _split(mode: str | None, datums: int, size: int, header: int) -> Split | None:

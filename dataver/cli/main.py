@@ -55,10 +55,25 @@ class _VerbNoun(TyperGroup):
             return super().parse_args(ctx, args)
         return super().parse_args(ctx, _project_first(args))
 
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # typer would make it a silent exit 130
+            raise _Interrupted(exc) from None
+
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if len(args) >= 2 and args[0] not in self.commands and f"{args[0]}-{args[1]}" in self.commands:
             args = [f"{args[0]}-{args[1]}", *args[2:]]
         return super().resolve_command(ctx, args)
+
+
+class _Interrupted(Exception):
+    """Ctrl-C during a command, carried past typer (which swallows a KeyboardInterrupt) to `main`,
+    which says what it left behind."""
+
+    def __init__(self, cause: KeyboardInterrupt) -> None:
+        super().__init__("interrupted")
+        self.cause = cause
 
 
 def _project_first(args: list[str]) -> list[str]:
@@ -83,7 +98,11 @@ def _project_first(args: list[str]) -> list[str]:
 app = typer.Typer(
     cls=_VerbNoun,
     name="dataver",
-    help="Git for data, with pipelines that run by themselves.",
+    help="Git for data, with pipelines that run by themselves.\n\n"
+    "Exit status: a command's own action's. A command that lands a change (put-file, create-pipeline, "
+    "finish-commit...) exits 0 and names each job it triggered that failed; commands whose action is jobs "
+    "(wait-commit, wait-job, rerun-pipeline, run-cron) exit 1 when one failed, and so does any command "
+    "with --strict (or DATAVER_STRICT=1).",
     add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -118,13 +137,24 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            envvar="DATAVER_STRICT",
+            help="Exit 1 when a job the command triggered fails, though its own action landed (for CI).",
+            show_default=False,
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print dataver's version and exit."),
     ] = False,
 ) -> None:
     source = ctx.get_parameter_source("root")
-    ctx.obj = Session(root, project, root_from_env=source is not None and source.name == "ENVIRONMENT")
+    session = ctx.ensure_object(Session)  # main's, which it reads when the command ends
+    session.root, session.project, session.strict = root, project, strict
+    session.root_from_env = source is not None and source.name == "ENVIRONMENT"
 
 
 @app.command("version")
@@ -164,15 +194,40 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _jobs_failed() -> int:
-    """The command did what it was asked, but a job it ran failed: say which, exit 1 (scripts
-    must not take a failed pipeline for success)."""
-    from .progress import failure_lines
+def _jobs_failed(session: Session) -> int:
+    """The command did what it was asked: name each job it triggered that failed, one line each.
+    Its status stays its own action's (0), unless it is strict (`--strict`, or its action is
+    running jobs): then a failed job is an exit 1."""
+    from .progress import failure_line
 
-    lines = failure_lines()
-    for line in lines:
-        _fail(line, 1)
-    return 1 if lines else 0
+    for failed in session.jobs.failed:
+        sys.stderr.write(("dataver: error: " if session.strict else "") + failure_line(failed) + "\n")
+    return 1 if session.strict and session.jobs.failed else 0
+
+
+def _interrupted(session: Session, cause: KeyboardInterrupt) -> int:
+    """Ctrl-C: say what the command left behind and what to do, in one line; exit 130."""
+    from ..errors import JobInterrupted
+
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")  # past the ^C and any line a progress display left open
+    landed = session.commit_note.landed
+    what = f"the commit {landed.repo}@{landed.id} landed" if landed is not None else ""
+    if isinstance(cause, JobInterrupted):  # a job runs only once the change that triggered it landed
+        name = cause.pipeline  # qualified outside the default project: right wherever it is typed
+        what = what or session.landed
+        done = f"{what}; " if what else ""
+        message = (
+            f"interrupted: {done}job {cause.job_id[:12]} ({name}) was stopped: "
+            f"`dataver rerun-pipeline {name}` runs it again"
+        )
+    elif what:
+        message = f"interrupted: {what}"
+    elif session.commit_note.expected:
+        message = "interrupted: nothing committed"
+    else:
+        message = "interrupted"
+    return _fail(message, 130)
 
 
 def command() -> Any:
@@ -188,11 +243,14 @@ def command() -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (and exits with it)."""
     cli = command()
+    session = Session()
     try:
-        result = cli.main(args=argv, prog_name="dataver", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="dataver", standalone_mode=False, obj=session)
         code = result if isinstance(result, int) else 0
         if code == 0:
-            code = _jobs_failed()
+            code = _jobs_failed(session)
+    except _Interrupted as exc:
+        code = _interrupted(session, exc.cause)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

@@ -14,7 +14,7 @@ from ..errors import InvalidArgument, JobFailed
 from . import output
 from .progress import BuildStatus
 from .repo import AllProjects, JsonOpt
-from .session import client
+from .session import client, session
 from .text import HostPath
 
 app = typer.Typer()
@@ -52,6 +52,7 @@ def create_pipeline(
 ) -> None:
     """Create a pipeline and its output repo; runs a job at once if its inputs have data."""
     given, args = _source(spec, jsonnet, arg)
+    session(ctx).landed = "the pipeline was created"
     client(ctx).create_pipelines(given, runtime=runtime, jsonnet_args=args)
 
 
@@ -66,6 +67,7 @@ def update_pipeline(
 ) -> None:
     """Record a new version of a pipeline's spec and run it over the current inputs."""
     given, args = _source(spec, jsonnet, arg)
+    session(ctx).landed = "the new spec version was recorded"
     client(ctx).update_pipelines(given, runtime=runtime, reprocess=reprocess, jsonnet_args=args)
 
 
@@ -115,6 +117,7 @@ def edit_pipeline(
     if after == before:
         output.note(f"pipeline {name} is unchanged")
         return
+    session(ctx).landed = "the new spec version was recorded"
     c.update_pipeline(after, reprocess=reprocess)
 
 
@@ -238,7 +241,8 @@ def rerun_pipeline(ctx: typer.Context, name: str) -> None:
 @app.command("run-cron")
 def run_cron(ctx: typer.Context, name: Annotated[str, typer.Argument(help="PIPELINE with a cron input")]) -> None:
     """Tick every cron input of a pipeline now, due or not (the daemon makes the scheduled
-    ticks); the pipeline's job then runs, here unless a daemon runs it."""
+    ticks); the pipeline's job then runs, here unless a daemon runs it: exit 1 if it fails."""
+    session(ctx).strict = True  # running the job is this command's action
     for commit in client(ctx).run_cron(name):
         typer.echo(f"{commit.repo}@{commit.id}")
 

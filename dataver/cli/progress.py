@@ -12,28 +12,29 @@ from . import output
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..models import CommitInfo
     from ..pipelines.models import JobInfo
     from ..runtimes.pulls import PullProgress
 
 
-FAILED: list[JobInfo] = []
-"""Jobs that failed during this invocation: the command then exits non-zero, naming them."""
-
-
-def failure_lines() -> list[str]:
-    """One line per job of this invocation that failed, with the reason (which names the failed
-    datum and the `logs` command)."""
-    return [f"job {job.id} (pipeline {job.pipeline}) failed: {job.reason}" for job in FAILED]
+def failure_line(job: JobInfo) -> str:
+    """One line naming a failed job, why it failed, and where its logs are."""
+    short = job.id[:12]
+    logs = "" if "dataver logs" in job.reason else f"; dataver logs --job {short}"
+    return f"job {short} ({job.pipeline}, {job.runtime_name}) failed: {job.reason}{logs}"
 
 
 class JobProgress:
+    """Says how each job the command runs advances, and keeps the ones that failed (the CLI
+    names them when the command ends, and decides what they mean for its exit status)."""
+
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
-        FAILED.clear()
+        self.failed: list[JobInfo] = []
 
     def __call__(self, job: JobInfo) -> None:
         if job.state == "failure":
-            FAILED.append(job)
+            self.failed.append(job)
         line = f"job {job.id[:12]} ({job.pipeline}, {job.runtime_name}): {datum_counts(job)} datums" + (
             "" if job.state == "running" else f", {job.state} in {output.duration(job.duration)}"
         )
@@ -109,8 +110,12 @@ class CommitNote:
     def __init__(self) -> None:
         self.quiet = False
         self.detail = lambda: "committed"
+        self.expected = False
+        """The command writes a commit (so Ctrl-C before it lands leaves nothing committed)."""
+        self.landed: CommitInfo | None = None
 
-    def __call__(self, commit) -> None:
+    def __call__(self, commit: CommitInfo) -> None:
+        self.landed = commit
         if not self.quiet:
             sys.stderr.write(f"{commit.repo}@{commit.id}: {self.detail()}\n")
 

@@ -13,7 +13,7 @@ import typer
 from ..errors import InvalidArgument
 from ..names import CommitRef, Target, parse_target
 from . import output
-from .progress import CommitNote
+from .progress import CommitNote, JobProgress
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -21,23 +21,30 @@ if TYPE_CHECKING:
 
 @dataclass
 class Session:
-    root: Path | None
+    root: Path | None = None
     project: str | None = None
     """`--project`: the project bare repo and pipeline names are in (else the `project` setting)."""
     root_from_env: bool = False
     """The root came from $DATAVER_ROOT, not --root (`config list` tells them apart)."""
+    strict: bool = False
+    """A failed job the command triggered makes it exit 1: `--strict`, or a command whose action
+    is running jobs (run-cron). Otherwise the command's status is its own action's."""
+    landed: str = ""
+    """What the command changed, said by the line Ctrl-C prints while the jobs it triggered run
+    (a job runs only once that landed); a commit says so itself, through `commit_note`."""
     _client: Client | None = field(default=None, repr=False)
     commit_note: CommitNote = field(default_factory=CommitNote)
+    jobs: JobProgress = field(default_factory=JobProgress)
 
     def client(self, *, create: bool = False) -> Client:
         """`create`: the command makes something, so it may make the store too (see MAKES_A_STORE)."""
         if self._client is None:
             from ..client import Client  # imported per command, so `dataver --help` stays quick
-            from .progress import JobProgress, PullLine
+            from .progress import PullLine
 
             self._client = Client(
                 self.root,
-                progress=JobProgress(),
+                progress=self.jobs,
                 notice=self._note,
                 on_commit=self.commit_note,
                 project=self.project,
@@ -55,7 +62,11 @@ class Session:
 def commit_note(ctx: typer.Context, quiet: bool, detail: Callable[[], str]) -> None:
     """Say what the command's commit line (on stderr) will tell, or silence it (--quiet)."""
     note = ctx.find_object(Session).commit_note
-    note.quiet, note.detail = quiet, detail
+    note.quiet, note.detail, note.expected = quiet, detail, True
+
+
+def session(ctx: typer.Context) -> Session:
+    return ctx.find_object(Session)
 
 
 MAKES_A_STORE = frozenset({"create-repo", "create-project", "create-pipeline", "create-secret", "start-transaction"})

@@ -16,6 +16,7 @@ from humanize import naturalsize
 
 from ..errors import DataverError
 from ..objects import ObjectStore, ObjectWriter
+from ..runtimes import procs
 from ..runtimes.base import Runtime, Workspace
 from .base import DatumResult, DatumTask, Executor, JobTask
 from .datum import DatumRunner, Finishing
@@ -54,15 +55,19 @@ class LocalExecutor(Executor):
         ]
         for t in threads:
             t.start()
+        received = 0
         try:
             for _ in range(len(tasks)):
                 item = results.get()
                 if isinstance(item, BaseException):
                     raise item
+                received += 1
                 yield [item]
         finally:  # whatever ended the loop (done, a worker's error, the job cancelled): no worker outlives it
             while not pending.empty():
                 pending.get_nowait()
+            if received < len(tasks):
+                _stop_commands(job.job_id, threads)
             for t in threads:
                 t.join()
 
@@ -110,6 +115,17 @@ class LocalExecutor(Executor):
             results.put(exc)
         finally:
             workspace.remove()
+
+
+def _stop_commands(job_id: str, threads: list[threading.Thread]) -> None:
+    """The job ended before its datums did (Ctrl-C, a worker's error): kill the commands still
+    running (each runs in a session of its own, so a terminal's Ctrl-C does not reach it), and the
+    retries that follow, until every worker has given up; else the job would end only when its
+    slowest datum did."""
+    while any(t.is_alive() for t in threads):
+        procs.kill(procs.job_commands(job_id))
+        for t in threads:
+            t.join(0.05)
 
 
 def _room(requests: dict[str, float]) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import DataverError, LeaseLost
+from ..errors import DataverError, JobInterrupted, LeaseLost
 from ..executors.base import DatumTask, Executor, JobTask
 from ..repos import RepoStore
 from ..runtimes.base import JobContext, Runtime, job_folder
@@ -76,9 +76,9 @@ class JobRunner:
                 raise DataverError(unready)
             with self.store.writing(), job_folder(self.store.root, job_id) as folder:
                 state, reason = self._execute(job, spec, row, inputs, runtime, executor, progress, folder, global_id)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C: the job is not left 'running'
             self._finish(pipeline, job_id, "killed", "interrupted")
-            raise
+            raise JobInterrupted(job_id, pipeline) from exc
         except JobGone as exc:
             return self._cancelled(job_id, pipeline, str(exc), progress, global_id)
         except JobStopped:  # its row says so already
