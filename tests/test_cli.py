@@ -178,6 +178,25 @@ def test_a_root_with_no_store_is_refused_and_left_empty(cli_at, tmp_path, args):
     assert cli_at(tmp_path / "absent", *args).code == 1 and not (tmp_path / "absent").exists()
 
 
+def test_global_options_are_taken_after_the_command_too(tmp_path):
+    """`dataver list repo --root DIR --strict`, as pachctl users put options; `init --root` and
+    `clone --root` keep their own."""
+    from dataver.cli.main import main
+
+    def run(*args: str) -> int:
+        try:
+            return main(list(args))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+
+    assert run("init", "--root", str(tmp_path / "a")) == 0 and (tmp_path / "a" / "meta.db").exists()
+    assert run("create-repo", "r", "--root", str(tmp_path / "a"), "--project", "default") == 0
+    assert run("list", "repo", "--strict", "--root", str(tmp_path / "a")) == 0
+    assert run("list-repo", f"--root={tmp_path / 'absent'}") == 1 and not (tmp_path / "absent").exists()
+    assert run("clone", str(tmp_path / "nothing-there"), "--root", str(tmp_path / "c")) == 1
+    assert not (tmp_path / "c").exists()
+
+
 def test_put_file_takes_sources_as_pachctl_does(cli, client, tmp_path):
     """Every -f given, stdin without -f, -i LIST, a URL (a server on loopback), 1.x's -c and -o."""
     import http.server

@@ -176,6 +176,25 @@ def test_full_path_refuses_stdin_and_paths_leaving_the_folder(cli, client, tmp_p
 
 
 @pytest.mark.parametrize(
+    ("address", "said"),
+    [
+        (["training@master:/iris.csv", "iris.csv"], "dataver put-file training@master:/iris.csv -f iris.csv"),
+        (["training", "master", "/iris.csv", "iris.csv"], "dataver put-file training master /iris.csv -f iris.csv"),
+        (["training@master:/", "data"], "dataver put-file training@master:/ -r -f data"),
+    ],
+)
+def test_a_local_file_given_as_one_word_too_many_asks_did_you_mean(cli, client, tmp_path, monkeypatch, address, said):
+    """What pachctl users type first: the local file after the address, without -f."""
+    make_tree(tmp_path, {"iris.csv": "5.1,3.5\n", "data/a.csv": "1\n"})
+    monkeypatch.chdir(tmp_path)
+    client.create_repo("training")
+    refused = cli("put-file", *address)
+    assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
+    assert f"did you mean `{said}`?" in refused.err
+    assert client.list_commits("training") == []
+
+
+@pytest.mark.parametrize(
     ("address", "local", "suggested"),
     [
         (["training", "master", "iris.csv"], "iris.csv", "-f iris.csv"),  # the path as given

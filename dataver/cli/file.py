@@ -98,6 +98,8 @@ def put_file(
     which commit it made (repo@id, files and bytes put) unless --quiet. 1.x's -c and -o are
     what put-file does anyway.
     """
+    if not source and inputs is None:
+        _source_as_a_word(address)
     t = target(address, what="REPO BRANCH [PATH]", path=Part.OPTIONAL)
     sources = list(source or [])
     if inputs is not None:
@@ -136,6 +138,18 @@ def put_file(
         )
     finally:  # Ctrl-C too: the terminal gets its cursor back before the line saying what happened
         bar.close()
+
+
+def _source_as_a_word(address: list[str]) -> None:
+    """`put-file repo@master:/x.csv x.csv` (or `repo master /x.csv x.csv`): a local file given
+    one word too many, where `-f` was meant; said as such rather than as a malformed address."""
+    extra = len(address) == 2 and "@" in address[0] or len(address) == 4
+    if extra and os.path.exists(address[-1]):
+        flag = "-r -f" if os.path.isdir(address[-1]) else "-f"
+        raise InvalidArgument(
+            f"{address[-1]} is a local {'folder' if flag == '-r -f' else 'file'}: did you mean "
+            f"`dataver put-file {' '.join(address[:-1])} {flag} {address[-1]}`?"
+        )
 
 
 def _stdin(path: str, *, explicit: bool, allow_empty: bool) -> BinaryIO | bytes:

@@ -18,6 +18,7 @@ from .session import Part, client, required_ref, target
 from .text import HostPath
 
 if TYPE_CHECKING:
+    from ..client import Client
     from ..pipelines.models import DatumInfo
 
 app = typer.Typer()
@@ -246,7 +247,8 @@ def logs(
         found = c.logs(pipeline=pipeline, job=job, datum=datum)
         if not found and pipeline is not None and (why := c.ran_no_datum(pipeline)):
             output.note(why)
-        return _LogPrinter(datum is None)(_last_lines(found, tail))
+        _LogPrinter(datum is None)(_last_lines(found, tail))
+        return _say_silent(c, found)
     batches = c.follow_logs(pipeline=pipeline, job=job, datum=datum)
     printer = _LogPrinter(datum is None)
     # Ctrl-C ends following, as it ends tail -f: not an error. A flag checked between looks,
@@ -260,6 +262,16 @@ def logs(
                 break
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def _say_silent(c: Client, found: list[tuple[str, str, str]]) -> None:
+    """A datum whose command wrote nothing is said so on stderr, with why it failed if it did:
+    an empty log of a failed datum otherwise reads as if logs were lost."""
+    for job_id, datum_id, text in found:
+        if not text:
+            info = c.inspect_datum(job_id, datum_id)
+            failed = f"; it failed: {info.reason}" if info.state == "failed" and info.reason else ""
+            output.note(f"datum {datum_id[:12]} of job {job_id[:12]} wrote nothing to stdout or stderr{failed}")
 
 
 class _LogPrinter:

@@ -48,12 +48,25 @@ from .session import Session
 class _VerbNoun(TyperGroup):
     """Takes pachctl 2.x's spelling of every command too: `create repo`, `list job`, `put file
     repo@branch:/path -f x` run `create-repo`, `list-job`, `put-file` (1.x's spelling, ours).
-    `--project P` is taken after the command too, where pachctl users put it."""
+    The global options (`--project P`, `--root DIR`, `--strict`) are taken after the command
+    too, where pachctl users put `--project`, unless the command has an option of that name
+    (`init --root`, `clone --root`)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if ctx.resilient_parsing and args[-1:] == ["--project"]:  # completing its value: nothing to move
+        if ctx.resilient_parsing and args[-1:] in (["--project"], ["--root"]):  # completing its value
             return super().parse_args(ctx, args)
-        return super().parse_args(ctx, _project_first(args))
+        return super().parse_args(ctx, _globals_first(args, self._own_options(ctx, args)))
+
+    def _own_options(self, ctx: Any, args: list[str]) -> set[str]:
+        """The option names of the command `args` run, where it has them."""
+        words = [
+            a for i, a in enumerate(args) if not a.startswith("-") and not GLOBAL_OPTIONS.get(args[i - 1] if i else "")
+        ]
+        for name in (f"{words[0]}-{words[1]}" if len(words) > 1 else "", words[0] if words else ""):
+            command = self.commands.get(name)
+            if command is not None:
+                return {opt for param in command.params for opt in getattr(param, "opts", [])}
+        return set()
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -76,21 +89,28 @@ class _Interrupted(Exception):
         self.cause = cause
 
 
-def _project_first(args: list[str]) -> list[str]:
-    """`--project P` (or `--project=P`) anywhere before a `--`, moved to the front, where the
-    global option is parsed."""
+GLOBAL_OPTIONS = {"--project": "a project's name", "--root": "a store's folder", "--strict": ""}
+"""The global options taken after the command too, with what each one's value is ('' for a flag)."""
+
+
+def _globals_first(args: list[str], own: set[str]) -> list[str]:
+    """The global options (`--project P`, `--project=P`, `--root DIR`, `--strict`) anywhere
+    before a `--`, moved to the front, where they are parsed; those the command has itself
+    (`own`) stay where they are."""
+    movable = {name: value for name, value in GLOBAL_OPTIONS.items() if name not in own}
     end = args.index("--") if "--" in args else len(args)
     moved: list[str] = []
     rest: list[str] = []
     i = 0
     while i < end:
-        if args[i] == "--project":
+        name = args[i].partition("=")[0]
+        if args[i] in movable and movable[args[i]]:
             if i + 1 == end:
-                raise UsageError("Option '--project' requires an argument: a project's name")
+                raise UsageError(f"Option '{args[i]}' requires an argument: {movable[args[i]]}")
             moved += args[i : i + 2]
             i += 2
             continue
-        (moved if args[i].startswith("--project=") else rest).append(args[i])
+        (moved if name in movable and (args[i] == name or movable[name]) else rest).append(args[i])
         i += 1
     return [*moved, *rest, *args[end:]]
 
@@ -125,7 +145,10 @@ def _root(
     root: Annotated[
         Path | None,
         typer.Option(
-            "--root", envvar="DATAVER_ROOT", help="The store's folder (default ~/.dataver).", show_default=False
+            "--root",
+            envvar="DATAVER_ROOT",
+            help="The store's folder (default ~/.dataver); taken after the command too.",
+            show_default=False,
         ),
     ] = None,
     project: Annotated[

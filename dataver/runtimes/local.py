@@ -270,6 +270,10 @@ class LocalRuntime(Runtime):
             "--dev",
             "/dev",
             "--perms",
+            "1777",
+            "--tmpfs",
+            "/dev/shm",  # shared memory, as a container has: joblib and multiprocessing need it
+            "--perms",
             "0755",
             "--dir",
             "/.dataver",

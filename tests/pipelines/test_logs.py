@@ -96,3 +96,15 @@ def test_a_job_that_skipped_every_datum_says_which_job_ran_them(repo, cli):
         f"dataver logs --job {first} shows the job that ran them\n"
     )
     assert cli("logs", "--job", first).out.endswith("ran\n")
+
+
+def test_a_datum_that_wrote_nothing_is_said_so_with_why_it_failed(repo, cli):
+    """An empty log is not a lost one: the note names the datum and, when it failed, why."""
+    repo.create_pipeline(spec("quiet", "exit 3", pfs("in")))
+    job = repo.list_jobs("quiet")[0]
+    datum = repo.list_datums(job.id)[0].id
+    for args in (["-p", "quiet"], ["-p", "quiet", "--tail", "5"], ["--job", job.id, "--datum", datum]):
+        result = cli("logs", *args)
+        assert result.code == 0, result.err
+        said = f"datum {datum[:12]} of job {job.id[:12]} wrote nothing to stdout or stderr; it failed: "
+        assert result.err.startswith(said) and "exited with code 3" in result.err, result.err

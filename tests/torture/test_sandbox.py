@@ -216,3 +216,12 @@ def test_a_command_cannot_forge_its_agents_reply(tmp_path, as_root):
         assert len(lines) == 1 and time.monotonic() - started >= 1
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_job_has_shared_memory_as_in_a_container(repo):
+    """multiprocessing's locks (and so joblib's workers, scikit-learn's n_jobs) need a writable
+    /dev/shm; without one joblib warns in every log and runs serially."""
+    cmd = "python3 -c 'import multiprocessing; multiprocessing.Lock(); print(\"shared\")' > /pfs/out/x"
+    repo.create_pipeline(spec("shm", cmd, pfs("in")))
+    assert repo.list_jobs("shm")[0].state == "success", repo.list_jobs("shm")[0].reason
+    assert repo.get_file("shm", "master", "x") == b"shared\n"
