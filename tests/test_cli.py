@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from helpers import dataver_process, make_tree, store_state
+from helpers import dataver_process, make_tree, pfs, spec, store_state
 
 
 @pytest.fixture
@@ -176,6 +176,31 @@ def test_a_root_with_no_store_is_refused_and_left_empty(cli_at, tmp_path, args):
     assert result.err == f"dataver: error: no store at {empty}: {advice}\n"
     assert list(empty.iterdir()) == []
     assert cli_at(tmp_path / "absent", *args).code == 1 and not (tmp_path / "absent").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create-repo", "Bad/Name!"],
+        ["create-project", "BAD!"],
+        ["create-pipeline", "-f", "SPEC"],
+        ["create-secret", "-f", "nope.json"],
+    ],
+)
+def test_a_create_that_fails_leaves_no_store_behind(cli_at, tmp_path, args):
+    """A command that may make a store but fails before making anything takes the store away
+    again: the mistyped root must not become a new, empty store after all."""
+    spec_path = tmp_path / "p.json"
+    spec_path.write_text(json.dumps(spec("p", "true", pfs("raw"))))  # raw does not exist
+    args = [str(spec_path) if a == "SPEC" else a for a in args]
+    fresh, existing = tmp_path / "fresh", tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    for root in (fresh, existing):
+        result = cli_at(root, *args)
+        assert result.code in (1, 2) and result.err.count("\n") == 1, result.err
+    assert not fresh.exists() and [p.name for p in existing.iterdir()] == ["notes.txt"]
+    assert cli_at(existing, "list-repo").code == 1  # still no store there
 
 
 def test_global_options_are_taken_after_the_command_too(tmp_path):

@@ -194,6 +194,16 @@ def test_a_local_file_given_as_one_word_too_many_asks_did_you_mean(cli, client, 
     assert client.list_commits("training") == []
 
 
+def test_data_piped_in_is_put_though_a_local_file_has_the_name(cli, client, tmp_path, monkeypatch):
+    """`put-file repo@master:/iris.csv < iris.csv`: the did-you-mean is for when nothing is piped."""
+    make_tree(tmp_path, {"iris.csv": "5.1,3.5\n"})
+    monkeypatch.chdir(tmp_path)
+    client.create_repo("training")
+    assert cli("put-file", "training@master:/iris.csv", input=b"5.1,3.5\n").code == 0
+    assert cli("put-file", "training", "master", "iris.csv", input=b"piped").code == 0
+    assert client.get_file("training", "master", "iris.csv") == b"piped"
+
+
 @pytest.mark.parametrize(
     ("address", "local", "suggested"),
     [

@@ -113,6 +113,7 @@ def put_file(
     cut = _split(split, target_file_datums, target_file_bytes, header_records)
     raw_path = "".join(address[0].partition("@")[2].partition(":")[2] if len(address) == 1 else address[2:][:1])
     from_stdin = sources in ([], ["-"])
+    c = client(ctx)  # a root with no store is said before a terminal is asked to type a file
     data = (
         _stdin(raw_path if t.path else "", explicit=sources == ["-"], allow_empty=allow_empty)
         if from_stdin
@@ -122,7 +123,7 @@ def put_file(
     commit_note(ctx, quiet, lambda: f"{bar.summary()} put" + (" from stdin" if from_stdin else ""))
     into_folder = bool(t.path) and raw_path.endswith("/")  # `dir/`: the file goes inside dir
     try:
-        client(ctx).put_file(
+        c.put_file(
             t.repo,
             required_ref(t),
             f"{t.path}/" if into_folder else t.path,
@@ -153,12 +154,17 @@ def _source_as_a_word(address: list[str]) -> None:
 
 
 def _stdin(path: str, *, explicit: bool, allow_empty: bool) -> BinaryIO | bytes:
-    """What put-file puts when it reads stdin (as it does when no -f is given). A PATH that names
-    a local file or folder was meant as the source (-f); a terminal is told it is being read, and
-    read up to the first Ctrl-D; an empty stdin (a script or CI job with nothing piped in) would
-    empty the file and trigger the jobs: refused unless --allow-empty."""
+    """What put-file puts when it reads stdin (as it does when no -f is given). Data piped in is
+    put (`put-file repo@master:/x.csv < x.csv`). Where nothing is piped in (a terminal, or an
+    empty stdin), a PATH that names a local file or folder was meant as the source (-f); a
+    terminal is told it is being read, and read up to the first Ctrl-D; an empty stdin (a script
+    or CI job with nothing piped in) would empty the file and trigger the jobs: refused unless
+    --allow-empty."""
     stdin = sys.stdin.buffer
     if not path:  # a stream needs a destination path (the Client says so), or is a tar archive (--untar)
+        return stdin
+    terminal = sys.stdin.isatty()
+    if not terminal and not _empty(stdin):
         return stdin
     if not explicit:
         local = next((p for p in _local_names(path) if os.path.exists(p)), None)
@@ -168,10 +174,10 @@ def _stdin(path: str, *, explicit: bool, allow_empty: bool) -> BinaryIO | bytes:
                 f"without -f, put-file reads {path} from stdin, but {local} is a local "
                 f"{'folder' if flag == '-r -f' else 'file'}: did you mean {flag} {local}? (-f - reads stdin)"
             )
-    if sys.stdin.isatty():
+    if terminal:
         output.note(f"reading /{path.lstrip('/')} from stdin (end with Ctrl-D; -f FILE puts a file)")
         return stdin.read()  # ends at the first Ctrl-D (reading in chunks would wait for a second)
-    if not allow_empty and _empty(stdin):
+    if not allow_empty:
         raise InvalidArgument(
             f"stdin is empty: nothing to put at /{path.lstrip('/')} "
             "(give -f FILE, or --allow-empty to put an empty file)"

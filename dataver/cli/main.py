@@ -284,8 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     except ClickException as exc:
         where = exc.ctx.command_path if getattr(exc, "ctx", None) else "dataver"
         code = _fail(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code)
+        session.discard_new_store()
     except DataverError as exc:
         code = _fail(str(exc), exc.exit_code)
+        session.discard_new_store()
     except sqlite3.Error as exc:  # the Database translates its own; this is the last line of defence
         from ..backends.sqlite import is_damage
 

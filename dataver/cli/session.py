@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -35,12 +36,18 @@ class Session:
     _client: Client | None = field(default=None, repr=False)
     commit_note: CommitNote = field(default_factory=CommitNote)
     jobs: JobProgress = field(default_factory=JobProgress)
+    _new_store: NewStore | None = field(default=None, repr=False)
 
     def client(self, *, create: bool = False) -> Client:
         """`create`: the command makes something, so it may make the store too (see MAKES_A_STORE)."""
         if self._client is None:
             from ..client import Client  # imported per command, so `dataver --help` stays quick
+            from ..store import Store, default_root
             from .progress import PullLine
+
+            path = Path(self.root).expanduser() if self.root is not None else default_root()
+            if create and not Store.exists(path):
+                self._new_store = NewStore(path, set(os.listdir(path)) if path.is_dir() else None)
 
             self._client = Client(
                 self.root,
@@ -53,10 +60,41 @@ class Session:
             )
         return self._client
 
+    def discard_new_store(self) -> None:
+        """The command failed before it made anything (a bad name, a spec naming a missing repo):
+        the store it opened at a root that had none is taken away again, so that a mistyped root
+        does not become a new, empty store after all."""
+        if self._new_store is None:
+            return
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._new_store.remove()
+        self._new_store = None
+
     def _note(self, message: str) -> None:
         """A remark for the user (the daemon runs the jobs, say); --quiet silences it too."""
         if not self.commit_note.quiet:
             output.note(message)
+
+
+@dataclass(frozen=True)
+class NewStore:
+    """A store this command made where there was none: its root, and what the root held before
+    (None: the folder did not exist)."""
+
+    root: Path
+    before: set[str] | None
+
+    def remove(self) -> None:
+        import shutil
+
+        if self.before is None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return
+        for name in set(os.listdir(self.root)) - self.before:
+            path = self.root / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def commit_note(ctx: typer.Context, quiet: bool, detail: Callable[[], str]) -> None:
