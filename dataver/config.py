@@ -504,7 +504,12 @@ class Config:
         if level == "store":
             removed = self._table().remove(name)
             self._files["store"] = {k: v for k, v in self._store().items() if k != name}
-            return removed
+            # an older dataver kept it in the root's file, where it still counts while the store
+            # has none: unset takes it from there too, or it could never be unset
+            return self._drop("host", name) or removed
+        return self._drop(level, name)
+
+    def _drop(self, level: str, name: str) -> bool:
         settings = dict(self._files.get(level, {}))
         if settings.pop(name, None) is None:
             return False

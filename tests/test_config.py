@@ -52,7 +52,10 @@ def test_a_stores_settings_live_in_the_store(cli, root, tmp_path, monkeypatch):
     assert cli("config", "set", "runtime", "docker").code == 0 and cli("config", "get", "runtime").out == "docker\n"
     monkeypatch.setenv("DATAVER_EXECUTOR", "local")
     assert Config(root).lookup("executor").source == "env"
-    assert cli("config", "unset", "runtime").code == 0 and cli("config", "get", "runtime").out == "local\n"
+    # unset takes it from the store and from the old file, where it could not be unset otherwise
+    assert cli("config", "unset", "runtime").code == 0 and cli("config", "get", "runtime").out == "auto\n"
+    assert "runtime" not in (root / "config.toml").read_text()
+    assert "was not set" in cli("config", "unset", "runtime").err
 
 
 def test_bad_settings_get_one_line(cli, root):
