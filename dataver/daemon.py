@@ -119,7 +119,7 @@ class Daemon:
         store = self.client.store
         announced = contextlib.ExitStack()
         if store.shared:
-            announced.enter_context(store.coordination.hold(daemon_lease()))
+            announced.enter_context(store.coordination.hold(daemon_lease(self.recheck_after)))
         watch = store.coordination.watch(self._on_event)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)

@@ -35,11 +35,13 @@ class DaemonInfo:
 
 
 DAEMON_LEASE = "daemon/"
-"""Each daemon holds `daemon/HOST:PID` (on a shared store, a lease row), so every host knows one is serving."""
+"""Each daemon holds `daemon/HOST:PID:SECONDS` (on a shared store, a lease row), so every host
+knows one is serving; SECONDS is its lease's length, by which others judge it (their own
+`lease_seconds` may differ: changed since it started, or overridden on one host)."""
 
 
-def daemon_lease() -> str:
-    return f"{DAEMON_LEASE}{socket.gethostname()}:{os.getpid()}"
+def daemon_lease(lease_seconds: float) -> str:
+    return f"{DAEMON_LEASE}{socket.gethostname()}:{os.getpid()}:{lease_seconds:g}"
 
 
 class Liveness(Enum):
@@ -84,8 +86,12 @@ def _judged(lease: Lease, lease_seconds: float) -> DaemonSeen | None:
     """A daemon lease, alive or stale: a process of this host that is gone is stale at once; one of
     another host once it has missed a renewal (a live holder renews every third of the lease, so
     more than half of it left means it renewed lately)."""
-    host, _, pid = lease.name[len(DAEMON_LEASE) :].rpartition(":")
+    host, pid, *period = lease.name[len(DAEMON_LEASE) :].split(":")  # HOST:PID before SECONDS was named
     if not pid.isdigit():
+        return None
+    try:
+        lease_seconds = float(period[0]) if period else lease_seconds
+    except ValueError:
         return None
     if host == socket.gethostname() and not _pid_alive(int(pid)):
         return DaemonSeen(host, int(pid), Liveness.STALE, "its process is gone; its lease lapses by itself")
