@@ -54,10 +54,6 @@ class Coordination(ABC):
     def leases(self, prefix: str = "") -> list[Lease]:
         """The leases starting with `prefix` that someone holds now, by name."""
 
-    def held(self, prefix: str) -> list[str]:
-        """Names of the leases starting with `prefix` that someone holds now."""
-        return [lease.name for lease in self.leases(prefix)]
-
     @abstractmethod
     def confirm(self, name: str) -> None:
         """Inside a write transaction: raise LeaseLost unless we still hold lease `name` (the

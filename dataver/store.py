@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,27 +65,24 @@ class SettingsAt:
         self.root = root
 
     def read(self) -> dict[str, str]:
-        from .config import Config
-
-        if not exists(self.root, Config(self.root)):
+        if not Store.exists(self.root):
             return {}
-        store = Store.open(self.root, create=False)
-        try:
-            return StoreSettings(store.db).read()
-        finally:
-            store.close()
+        with self._settings() as settings:
+            return settings.read()
 
     def put(self, name: str, value: str) -> None:
-        store = Store.open(self.root, create=False)
-        try:
-            StoreSettings(store.db).put(name, value)
-        finally:
-            store.close()
+        with self._settings() as settings:
+            settings.put(name, value)
 
     def remove(self, name: str) -> bool:
+        with self._settings() as settings:
+            return settings.remove(name)
+
+    @contextmanager
+    def _settings(self) -> Iterator[StoreSettings]:
         store = Store.open(self.root, create=False)
         try:
-            return StoreSettings(store.db).remove(name)
+            yield StoreSettings(store.db)
         finally:
             store.close()
 
@@ -321,12 +319,10 @@ class Store:
         """Whether a store is at `root` (default: where commands look) without opening it, which
         would make one: a folder store's database is there, or the folder's own config names a
         shared store's metadata (what `dataver init` writes)."""
-        from .config import FILE, Config
+        from .config import Config
 
         path = Path(root).expanduser() if root is not None else default_root()
-        if (path / DATABASE).is_file():
-            return True
-        return (path / FILE).is_file() and Config(path).get("metadata") != "sqlite"
+        return exists(path, Config(path))
 
     @classmethod
     def open(cls, root: Path | str | None = None, *, create: bool = True) -> Store:
