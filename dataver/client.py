@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
-from .errors import Conflict, InvalidArgument, JobFailed, NotFound, SpecError
+from .errors import Conflict, InvalidArgument, JobFailed, NotFound, SchemaMismatch, SpecError
 from .files import FileStore, Transfer
 from .maintenance import OuterReferences, fsck, gc, repair_database
 from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, ProjectInfo, RepoInfo
@@ -92,6 +92,7 @@ class Client:
         project: str | None = None,
         pulls: Callable[[PullProgress], None] | None = None,
         create: bool = True,
+        readonly: bool = False,
     ):
         """`run_jobs`: run the jobs a new commit triggers before returning (the default, like the
         CLI), unless a daemon serves the store, which then runs them. `progress` is called with
@@ -101,8 +102,9 @@ class Client:
         `project`: where bare repo and pipeline names are (default: the `project` setting,
         `default` unless set); `P/name` names one of project P wherever a name is taken.
         `create`: make a local store at `root` if none is there (False: refuse, making nothing,
-        as the CLI does for every command but those that create something)."""
-        self.store = Store.open(root, create=create)
+        as the CLI does for every command but those that create something). `readonly`: only
+        look at the store: nothing is made, migrated or written (see `existing`)."""
+        self.store = Store.open(root, create=create, readonly=readonly)
         self.repos = RepoStore(self.store)
         self.files = FileStore(self.store, self.repos)
         self.projects = ProjectStore(self.store)
@@ -115,11 +117,15 @@ class Client:
 
     @classmethod
     def existing(cls, root: str | Path | None = None, *, project: str | None = None) -> Client | None:
-        """The store at `root` (default: where commands look) if there is one, else None: never
-        makes a store, for callers that only look (shell completion)."""
+        """The store at `root` (default: where commands look), opened only to look, if there is
+        one this dataver reads as it is, else None: for callers that run unasked (shell completion
+        at every TAB), which must never make a store, migrate one an older dataver made, or write."""
         if not Store.exists(root):
             return None
-        return cls(root, run_jobs=False, project=project)
+        try:
+            return cls(root, run_jobs=False, project=project, readonly=True)
+        except SchemaMismatch:
+            return None
 
     @cached_property
     def _pipes(self) -> Any:

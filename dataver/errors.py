@@ -88,6 +88,12 @@ def no_space(where: object) -> NoSpace:
     )
 
 
+class SchemaMismatch(DataverError):
+    """The store's metadata schema is not the one this dataver reads and writes, and this process
+    may not change it: a role without the rights to migrate it, a read-only opening, or a schema
+    a newer dataver made."""
+
+
 class NotWritable(DataverError):
     """The store is on a read-only filesystem, or belongs to someone else."""
 

@@ -325,23 +325,25 @@ class Store:
         return exists(path, Config(path))
 
     @classmethod
-    def open(cls, root: Path | str | None = None, *, create: bool = True) -> Store:
+    def open(cls, root: Path | str | None = None, *, create: bool = True, readonly: bool = False) -> Store:
         """`create`: make a local store at `root` if there is none; else (every command that
         does not make something) a root with no store is refused, and nothing is made there: a
-        forgotten or failed `init` must not silently become a new, private, empty store."""
+        forgotten or failed `init` must not silently become a new, private, empty store.
+        `readonly`: only look (shell completion, run at every TAB): nothing is made, migrated or
+        written, and a store whose schema is not this dataver's is refused (`SchemaMismatch`)."""
         from .config import Config
 
         path = Path(root).expanduser() if root is not None else default_root()
         config = Config(path)
         metadata, objects_url = config.get("metadata"), config.get("objects")
-        if not create and not exists(path, config):
+        if (readonly or not create) and not exists(path, config):
             raise NotFound(
                 f"no store at {path}: run `dataver init` (or give --root or $DATAVER_ROOT of an existing store)"
             )
         try:
             coordination: Coordination
             if metadata == "sqlite":
-                readonly = (path / DATABASE).exists() and not _writable(path)
+                readonly = readonly or ((path / DATABASE).exists() and not _writable(path))
                 if not readonly:
                     path.mkdir(parents=True, exist_ok=True)
                 local_db = SqliteDatabase(path / DATABASE, readonly=readonly)
@@ -351,8 +353,8 @@ class Store:
                 from .backends.postgres import PostgresCoordination, PostgresDatabase
 
                 path.mkdir(parents=True, exist_ok=True)
-                db = PostgresDatabase(metadata, password_file=password_file(config))
-                local_db = SqliteDatabase(path / LOCAL_DATABASE)
+                db = PostgresDatabase(metadata, readonly=readonly, password_file=password_file(config))
+                local_db = SqliteDatabase(path / LOCAL_DATABASE, readonly=readonly)
                 stored = Config(path, stored=StoreSettings(db))  # the lease's length is the team's
                 coordination = PostgresCoordination(db, stored.get("lease_seconds"))
             objects: ObjectStore

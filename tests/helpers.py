@@ -104,3 +104,52 @@ def plant_object(folder: Path, data: bytes) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return oid
+
+
+def as_an_older_dataver_left_it(root: Path) -> int:
+    """Set the SQLite store at `root` back to the format before the spec as written was kept (no
+    `user_spec` column, no settings table), as an older dataver left it; returns that format."""
+    import sqlite3
+
+    from dataver.backends.sqlite import MIGRATIONS
+
+    assert "CREATE TABLE settings" in MIGRATIONS[-1], "a migration was added: set it back here too"
+    before = next(i for i, script in enumerate(MIGRATIONS) if "user_spec" in script)
+    db = sqlite3.connect(root / "meta.db")
+    db.execute("ALTER TABLE pipeline_versions DROP COLUMN user_spec")
+    db.execute("DROP TABLE settings")
+    db.execute(f"PRAGMA user_version = {before}")
+    db.commit()
+    db.close()
+    return before
+
+
+_POSTGRES_UNDO = {
+    8: "DROP TABLE settings",
+    7: "ALTER TABLE pipeline_versions DROP COLUMN user_spec",
+}
+"""What undoes each of the newest PostgreSQL migrations (see `postgres_schema_back`)."""
+
+
+def postgres_schema_back(url: str, versions: int = 1) -> int:
+    """Set the shared store in the database at `url` back by `versions` schema versions (what
+    the newest migrations made undone), as an older dataver left it, connecting as the database's
+    owner; returns the version it is then at."""
+    import psycopg
+
+    from dataver.backends.postgres import SCHEMA
+
+    assert max(_POSTGRES_UNDO) == len(SCHEMA), "a migration was added: undo it in _POSTGRES_UNDO too"
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        for number in range(len(SCHEMA), len(SCHEMA) - versions, -1):
+            conn.execute(_POSTGRES_UNDO[number])
+            conn.execute("DELETE FROM dataver_schema WHERE version = %s", (number,))
+    return len(SCHEMA) - versions
+
+
+def postgres_schema_version(url: str) -> int:
+    """The schema version the database at `url` records (read as a superuser, beside dataver)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT max(version) FROM dataver_schema").fetchone()[0]

@@ -201,6 +201,30 @@ class Postgres:
             conn.execute("SELECT pg_reload_conf()")
         return name
 
+    def rows_only_role(self, database_url: str) -> str:
+        """A new role that may only read and write the rows of the database at `database_url`
+        (trust auth), made as docs/team-setup.md §2 makes the hosts' role: what the database's
+        owner creates later (a store's tables, at init and at upgrades) is granted to it. Made
+        before the store; returns the role's name."""
+        import psycopg
+        from psycopg import sql
+
+        name = _unique("host").replace("-", "_")
+        database = database_url.rsplit("/", 1)[1]
+        role = sql.Identifier(name)
+        with psycopg.connect(database_url, autocommit=True, sslmode="disable", connect_timeout=10) as conn:
+            for statement in (
+                "CREATE ROLE {role} LOGIN",
+                "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+                "GRANT CONNECT ON DATABASE {db} TO {role}",
+                "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                "GRANT USAGE ON SCHEMA public TO {role}",
+                "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+                "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}",
+            ):
+                conn.execute(sql.SQL(statement).format(role=role, db=sql.Identifier(database)))
+        return name
+
 
 def start_postgres() -> Postgres:
     """A running PostgreSQL of its own, or Unavailable saying why not."""

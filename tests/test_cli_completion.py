@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import pfs, spec
+from helpers import as_an_older_dataver_left_it, pfs, postgres_schema_back, postgres_schema_version, spec
 
 from dataver import Client
 
@@ -109,6 +110,33 @@ def test_a_shared_store_completes_from_its_database(tmp_path, postgres_url, s3_b
     with Client(here) as client:
         client.create_repo("training")
     assert complete(there, "inspect-repo", "t") == ["training"]
+
+
+def test_a_store_an_older_dataver_left_is_not_migrated_by_a_tab_and_completes_nothing(store, complete):
+    """A TAB only looks: upgrading the store is for a command the user runs."""
+    before = as_an_older_dataver_left_it(store)
+    assert complete(store, "inspect-repo", "t") == []
+    assert complete(store, "inspect-pipeline", "") == []
+    assert complete(store, "--project", "") == []
+    db = sqlite3.connect(store / "meta.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == before
+    assert "user_spec" not in [row[1] for row in db.execute("PRAGMA table_info(pipeline_versions)")]
+    db.close()
+    Client(store).close()  # a command upgrades it
+    assert complete(store, "inspect-repo", "t") == ["test", "training"]
+
+
+def test_a_shared_store_an_older_dataver_left_is_not_migrated_by_a_tab(tmp_path, postgres_url, s3_bucket, complete):
+    """On PostgreSQL a migration is DDL, which a TAB must never run (nor could the hosts' role)."""
+    root = tmp_path / "here"
+    Client.init(root, metadata=postgres_url, objects=s3_bucket)
+    with Client(root) as client:
+        client.create_repo("training")
+    before = postgres_schema_back(postgres_url)
+    assert complete(root, "inspect-repo", "t") == []
+    assert postgres_schema_version(postgres_url) == before
+    Client(root).close()
+    assert complete(root, "inspect-repo", "t") == ["training"]
 
 
 def _tab(env: dict[str, str], line: str) -> subprocess.CompletedProcess:

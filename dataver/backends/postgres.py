@@ -33,7 +33,7 @@ from typing import Any
 
 from ..coordination import Coordination, Lease, Watch
 from ..credentials import WHERE_IT_BELONGS, masked, read_password_file, scrubbed
-from ..errors import DataverError, LeaseLost, Unreachable
+from ..errors import DataverError, LeaseLost, SchemaMismatch, Unreachable
 from ..meta import Database
 
 WRITE_LOCK = 0x64617461_7665_01
@@ -381,37 +381,33 @@ class PostgresDatabase(Database):
         return cursor
 
     def schema(self) -> tuple[int, int]:
-        row = self.query_one("SELECT max(version) FROM dataver_schema") if self._has_schema() else None
-        return (row[0] or 0 if row else 0), len(SCHEMA)
+        return self._recorded(), len(SCHEMA)
 
     def check(self) -> list[str]:
         """The server keeps its own pages sound; what can go wrong here is a schema this dataver
         does not know."""
-        version = self._version()
+        version = self._recorded()
         if version != len(SCHEMA):
             return [f"metadata database {self.location}: schema version {version}, expected {len(SCHEMA)}"]
         return []
 
-    def _version(self) -> int:
-        """The schema's version (0: none yet). DDL only where there is no schema: a store already
-        at this version opens with a role that may only read and write rows."""
-        if not self._has_schema():
-            self.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
-        row = self.query_one("SELECT max(version) FROM dataver_schema")
+    def _recorded(self) -> int:
+        """The schema's version (0: none yet), only read: a role that may only read and write rows
+        can ask."""
+        row = self.query_one("SELECT max(version) FROM dataver_schema") if self._has_schema() else None
         return row[0] or 0 if row else 0
 
     def _check_version(self) -> None:
         """A read-only process only reads the schema this dataver knows."""
         try:
-            row = self.query_one("SELECT max(version) FROM dataver_schema") if self._has_schema() else None
+            version = self._recorded()
         except DataverError:
             raise
         except Exception as exc:
             self.close()
             raise self._translated(exc) from None
-        version = row[0] or 0 if row else 0
         if version != len(SCHEMA):
-            raise DataverError(
+            raise SchemaMismatch(
                 f"the metadata database {self.location} has schema version {version}, and this dataver reads "
                 f"version {len(SCHEMA)}: run the same dataver version here as on the coordinator"
             )
@@ -421,21 +417,22 @@ class PostgresDatabase(Database):
         return bool(row and row[0])
 
     def _migrate(self) -> None:
-        """Bring the schema up to date, once, whichever host gets there first."""
+        """Bring the schema up to date, once, whichever host gets there first. A store already at
+        this version runs no DDL (it opens with a role that may only read and write rows); one
+        behind is migrated in one transaction (PostgreSQL's DDL is transactional), so it is at its
+        old version or the new one, never in between, whatever stops the migration."""
         conn = self.conn
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
             try:
-                version = self._version()
+                version = self._recorded()
                 if version > len(SCHEMA):
-                    raise DataverError(
+                    raise SchemaMismatch(
                         f"the metadata database {self.location} has schema version {version}, and this dataver "
                         f"reads version {len(SCHEMA)}: upgrade dataver on this host"
                     )
-                for number, script in enumerate(SCHEMA[version:], start=version + 1):
-                    with conn.transaction():
-                        conn.execute(script)
-                        conn.execute("INSERT INTO dataver_schema (version) VALUES (%s)", (number,))
+                if version < len(SCHEMA):
+                    self._upgrade(conn, version)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
         except DataverError:
@@ -443,6 +440,33 @@ class PostgresDatabase(Database):
         except Exception as exc:
             self.close()
             raise self._translated(exc) from None
+
+    def _upgrade(self, conn: Any, version: int) -> None:
+        """Run the migrations after `version` in one transaction; a role that may not change the
+        schema (the hosts' role, which may only read and write rows) is told who may."""
+        import psycopg
+
+        try:
+            with conn.transaction():
+                if version == 0:
+                    conn.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
+                for number, script in enumerate(SCHEMA[version:], start=version + 1):
+                    conn.execute(script)
+                    conn.execute("INSERT INTO dataver_schema (version) VALUES (%s)", (number,))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            refused = _first_line(exc)
+            if version == 0:
+                raise SchemaMismatch(
+                    f"the metadata database {self.location} holds no store yet, and this role may not create its "
+                    f"tables ({refused}): run `dataver init` once with the role that owns the database "
+                    "(see Team setup); nothing was changed"
+                ) from None
+            raise SchemaMismatch(
+                f"the store's schema in the metadata database {self.location} is version {version} and this "
+                f"dataver needs {len(SCHEMA)}, but this role may not change it ({refused}): upgrade it once with "
+                "the role that owns the database (e.g. `dataver --root ~/dataver-admin status`, see Team setup: "
+                "Upgrades); nothing was changed"
+            ) from None
 
 
 class PostgresCoordination(Coordination):

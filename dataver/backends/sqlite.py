@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataverError, no_space, not_writable
+from ..errors import DataverError, SchemaMismatch, no_space, not_writable
 from ..meta import Database
 
 BUSY_TIMEOUT_MS = 120_000
@@ -258,14 +258,15 @@ class SqliteDatabase(Database):
     """One SQLite file."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        """`readonly`: a read-only filesystem, or another user's store: no migration either."""
+        """`readonly`: a read-only filesystem, another user's store, or a caller that only looks
+        (shell completion): no migration either, and a file at another format is refused."""
         super().__init__(readonly=readonly)
         self.path = path
         self.location = str(path)
         if readonly:
             version = self.query_one("PRAGMA user_version")[0]
             if version != len(MIGRATIONS):
-                raise DataverError(
+                raise SchemaMismatch(
                     f"the store at {path.parent} has format {version}, and this dataver reads format "
                     f"{len(MIGRATIONS)}: open it once where it is writable to upgrade it"
                 )

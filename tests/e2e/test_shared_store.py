@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import dataver_process, pfs, spec
+from helpers import dataver_process, pfs, postgres_schema_back, postgres_schema_version, spec
 
+from dataver import Client
 from dataver.backends.s3 import Deadlines
+from dataver.errors import SchemaMismatch
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
@@ -434,3 +436,66 @@ def test_a_setting_of_the_store_set_on_one_host_is_seen_on_the_other(hosts, tmp_
     assert (seen["sandbox"]["value"], seen["sandbox"]["source"]) == ("auto", "default")
     b("config", "unset", "executor", env=b_env)
     assert a("config", "get", "executor").stdout == "local\n"
+
+
+def test_a_store_behind_this_dataver_is_upgraded_by_its_owner_and_the_hosts_role_says_so(
+    tmp_path, postgres_server, postgres_url, s3_bucket
+):
+    """Team setup: the hosts' role may only read and write rows. It opens a store at this
+    dataver's schema (no DDL), but one an older dataver left it cannot migrate: it says so in one
+    line and changes nothing; the owner's root then upgrades it, and the hosts carry on."""
+    host_role = postgres_server.rows_only_role(postgres_url)
+    host_url = postgres_url.replace("postgresql://dataver@", f"postgresql://{host_role}@")
+    env = {**os.environ}
+
+    def dv(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dataver", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    admin, host = str(tmp_path / "dataver-admin"), str(tmp_path / "host")
+    assert dv("init", "--root", admin, "--metadata", postgres_url, "--objects", s3_bucket).returncode == 0
+    assert dv("--root", admin, "create-repo", "training").returncode == 0
+    joined = dv("init", "--root", host, "--metadata", host_url, "--objects", s3_bucket)
+    assert joined.returncode == 0, joined.stderr
+    behind = postgres_schema_back(postgres_url)
+
+    refused = dv("--root", host, "list-repo")
+    line = _one_line_error(refused)
+    assert refused.returncode == 1
+    assert f"schema in the metadata database postgresql://{host_role}@" in line
+    assert f"is version {behind} and this dataver needs {behind + 1}, but this role may not change it" in line
+    assert "upgrade it once with the role that owns the database (e.g. `dataver --root ~/dataver-admin status`" in line
+    assert line.endswith("nothing was changed")
+    assert postgres_schema_version(postgres_url) == behind  # nothing half-migrated
+
+    upgraded = dv("--root", admin, "status")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert postgres_schema_version(postgres_url) == behind + 1
+    listed = dv("--root", host, "list-repo")
+    assert listed.returncode == 0 and "training" in listed.stdout, listed.stderr
+    assert dv("--root", host, "config", "set", "max_file_bytes", "1GiB").returncode == 0  # rows of the new table
+
+
+def test_a_migration_the_role_may_do_only_half_of_changes_nothing(tmp_path, postgres_server, postgres_url, s3_bucket):
+    """The migrations a store is behind by run in one transaction: a role that may make the first
+    (it owns the table it alters) but not the second (it may not create tables) leaves the store
+    at the version it was, not between."""
+    import psycopg
+
+    host_role = postgres_server.rows_only_role(postgres_url)
+    Client.init(tmp_path / "admin", metadata=postgres_url, objects=s3_bucket)
+    behind = postgres_schema_back(postgres_url, versions=2)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE pipeline_versions OWNER TO {host_role}")
+    host_url = postgres_url.replace("postgresql://dataver@", f"postgresql://{host_role}@")
+    with pytest.raises(SchemaMismatch, match=f"is version {behind} and this dataver needs {behind + 2}"):
+        Client.init(tmp_path / "host", metadata=host_url, objects=s3_bucket)
+    assert postgres_schema_version(postgres_url) == behind
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'pipeline_versions'"
+        ).fetchall()
+    assert ("user_spec",) not in columns
+    Client(tmp_path / "admin").close()  # the owner upgrades it
+    assert postgres_schema_version(postgres_url) == behind + 2

@@ -3,9 +3,8 @@ runs by: on SQLite and PostgreSQL, through a transaction, and for versions made 
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
+from helpers import as_an_older_dataver_left_it
 
 from dataver import Client
 
@@ -61,20 +60,12 @@ def test_a_spec_made_in_a_transaction_is_kept_as_written(tmp_path):
 def test_a_version_made_before_has_no_spec_as_written(tmp_path):
     """A store of the format before (no user_spec column) is upgraded; its versions have none,
     and the console shows their normalized spec."""
-    from dataver.backends.sqlite import MIGRATIONS
-
     root = tmp_path / "store"
     Client.init(root)
     with Client(root) as client:
         client.create_repo("words")
         client.create_pipeline(WRITTEN)
-    db = sqlite3.connect(root / "meta.db")  # back to the format before, as an older dataver left it
-    db.execute("ALTER TABLE pipeline_versions DROP COLUMN user_spec")
-    db.execute("DROP TABLE settings")  # and what came after
-    before = next(i for i, script in enumerate(MIGRATIONS) if "user_spec" in script)
-    db.execute(f"PRAGMA user_version = {before}")
-    db.commit()
-    db.close()
+    as_an_older_dataver_left_it(root)
     with Client(root) as client:
         (version,) = client.pipeline_history("counts")
         assert version.user_spec is None and version.spec["pipeline"]["name"] == "counts"
