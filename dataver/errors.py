@@ -49,6 +49,10 @@ class JobFailed(DataverError):
     """A job this command ran, or waited for, failed (the commit that triggered it did land)."""
 
 
+class JobOrphaned(DataverError):
+    """A job recorded running that no process runs any more (its runner was killed)."""
+
+
 class JobInterrupted(KeyboardInterrupt):
     """Ctrl-C while this process ran a job: its commands were killed and it is recorded killed
     (the next run of pending jobs, or `rerun-pipeline`, runs it again, skipping finished datums).

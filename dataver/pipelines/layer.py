@@ -22,6 +22,7 @@ from ..runtimes.choice import built_here, choose_as_before, make_runtime, resolv
 from ..runtimes.pulls import ImagePin
 from ..store import Store
 from . import logs
+from .committer import pipeline_lease
 from .datums import InputCommit, compute_datums
 from .jobs import JobRunner, Progress
 from .models import DatumFileRef, DatumInfo, JobInfo, PipelineInfo, ProvenanceNode
@@ -336,7 +337,14 @@ class PipelineLayer:
             datum,
             pipeline=row.pipeline if job is None else None,
             wait=lambda: time.sleep(WAIT_POLL),
+            orphaned=self._orphaned,
         )
+
+    def _orphaned(self, job: JobRecord) -> bool:
+        """Whether nobody holds the lease of the job's pipeline: whoever ran it died (a live
+        runner, here or on another host, holds it for as long as the job runs)."""
+        with self.store.coordination.hold(pipeline_lease(job.pipeline)) as free:
+            return free and self.records.job(job.id).state in logs.ACTIVE
 
     def ran_no_datum(self, pipeline: str) -> str | None:
         """Why the newest job of `pipeline` has no log, when it ran no datum (every one was done by

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from ..errors import JobOrphaned
 from ..objects import ObjectStore
 from ..runtimes.base import running_logs
 from ..runtimes.jobfiles import read_job_file
@@ -22,6 +23,8 @@ LogLine = tuple[str, str, str]
 """(job id, datum id, text): a stretch of one datum's log."""
 
 ACTIVE = ("created", "running")
+ORPHAN_CHECK = 20
+"""Looks between two checks that a followed job still has a process running it."""
 
 
 @dataclass
@@ -76,16 +79,26 @@ def follow(
     *,
     pipeline: str | None,
     wait: Callable[[], None],
+    orphaned: Callable[[JobRecord], bool],
 ) -> Iterator[list[LogLine]]:
     """Batches of log text: first everything written so far, then what is written next, until
     the job ends (with `pipeline`, until no newer job of it runs either). `wait` pauses
-    between looks."""
+    between looks; every ORPHAN_CHECK looks, `orphaned` says whether a job recorded running has
+    no process running it any more (killed: it would never end, and following would not)."""
     current = JobLogs(job, datum)
     batch = current.new_text(records, objects, store_root)
+    looks = 0
     while True:
         yield batch
         state = records.job(current.job.id).state
         if state in ACTIVE:
+            looks += 1
+            if looks % ORPHAN_CHECK == 0 and orphaned(current.job):
+                raise JobOrphaned(
+                    f"job {current.job.id[:12]} of {current.job.pipeline} is recorded running, but the process "
+                    "running it is gone: the next `dataver wait-commit`, put or the daemon marks it killed "
+                    "and runs it again"
+                )
             wait()
             batch = current.new_text(records, objects, store_root)
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -108,3 +109,21 @@ def test_a_datum_that_wrote_nothing_is_said_so_with_why_it_failed(repo, cli):
         assert result.code == 0, result.err
         said = f"datum {datum[:12]} of job {job.id[:12]} wrote nothing to stdout or stderr; it failed: "
         assert result.err.startswith(said) and "exited with code 3" in result.err, result.err
+
+
+def test_following_a_job_whose_runner_was_killed_ends_in_one_line(repo, root):
+    """Killed with SIGKILL, the process running the job cannot record it ended: following it
+    would wait for ever. It ends, saying so, once nobody holds the pipeline's lease."""
+    proc = _running(repo, root, "orphan", "echo one; sleep 60")
+    job = repo.list_jobs("orphan")[0].id
+    proc.kill()
+    proc.communicate(timeout=20)
+    for pid in procs.job_commands(job):  # its datum's command, in a session of its own
+        os.kill(pid, signal.SIGKILL)
+    follower = dataver_process(root, "logs", "-p", "orphan", "-f", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 1 and out.decode().endswith("one\n"), (out, err)
+    assert err.decode() == (
+        f"dataver: error: job {job[:12]} of orphan is recorded running, but the process running it is gone: "
+        "the next `dataver wait-commit`, put or the daemon marks it killed and runs it again\n"
+    )
