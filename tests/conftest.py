@@ -157,6 +157,9 @@ def dv(tmp_path: Path):
 
     root = tmp_path / "store"
     env = {**os.environ, "DATAVER_ROOT": str(root)}
+    from dataver import Client
+
+    Client.init(root)  # a store is there, as after a user's first `create-repo` or `init`
 
     def run(*args: str, ok: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess:
         done = subprocess.run(

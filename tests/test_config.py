@@ -11,6 +11,7 @@ import stat
 import pytest
 from helpers import pfs, spec
 
+from dataver import Client
 from dataver.config import Config
 
 
@@ -89,7 +90,9 @@ def test_the_user_root_setting_picks_the_store(tmp_path, dv, monkeypatch):
 
     env = {k: v for k, v in os.environ.items() if k != "DATAVER_ROOT"}
     subprocess.run([sys.executable, "-m", "dataver", "create-repo", "r"], env=env, check=True)
-    assert (chosen / "meta.db").exists() and not (env_root / "meta.db").exists()
+    assert (chosen / "meta.db").exists()
+    with Client(env_root) as other:
+        assert other.list_repos() == []  # the repo went to the chosen store, not $DATAVER_ROOT's
 
 
 def test_create_pipeline_follows_the_runtime_setting(client, cli):
