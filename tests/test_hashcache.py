@@ -16,9 +16,9 @@ def reads(monkeypatch):
     seen: list[str] = []
     original = ObjectWriter.add_file
 
-    def counting(self, path):
+    def counting(self, path, on_bytes=None):
         seen.append(str(path))
-        return original(self, path)
+        return original(self, path, on_bytes)
 
     monkeypatch.setattr(ObjectWriter, "add_file", counting)
     return seen
