@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 
 from .coordination import Coordination, Lease
+from .runtimes.procs import pid_alive
 
 LOCK = "daemon.lock"
 PID = "daemon.pid"
@@ -66,22 +67,6 @@ class DaemonSeen:
         return {"host": self.host, "pid": self.pid, "state": self.state.value, "why": self.why, "root": self.root}
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process `pid` of this host runs (a zombie, killed but not yet reaped, does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _judged(lease: Lease, lease_seconds: float) -> DaemonSeen | None:
     """A daemon lease, alive or stale: a process of this host that is gone is stale at once; one of
     another host once it has missed a renewal (a live holder renews every third of the lease, so
@@ -93,7 +78,7 @@ def _judged(lease: Lease, lease_seconds: float) -> DaemonSeen | None:
         lease_seconds = float(period[0]) if period else lease_seconds
     except ValueError:
         return None
-    if host == socket.gethostname() and not _pid_alive(int(pid)):
+    if host == socket.gethostname() and not pid_alive(int(pid)):
         return DaemonSeen(host, int(pid), Liveness.STALE, "its process is gone; its lease lapses by itself")
     if lease.expires_in is not None and lease.expires_in < lease_seconds / 2:
         left = f"{lease.expires_in:.0f} s"

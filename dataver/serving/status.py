@@ -15,6 +15,7 @@ from typing import Any
 
 from ..models import iso
 from ..names import file_name
+from ..runtimes.procs import pid_alive
 
 FOLDER = "services"
 
@@ -90,20 +91,10 @@ def read_status(root: Path, pipeline: str) -> ServiceInfo | None:
         info = ServiceInfo.from_file(json.loads(status_path(root, pipeline).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    if info.pid is None or not _alive(info.pid):
+    if info.pid is None or not pid_alive(info.pid):
         return None
     return info
 
 
 def remove_status(root: Path, pipeline: str) -> None:
     status_path(root, pipeline).unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
