@@ -61,7 +61,7 @@ def test_a_completely_full_disk_gives_one_line_for_every_command(small_disk):
         client.create_repo("r")
         client.put_file("r", "master", "a.txt", source=b"a")
     filler = small_disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: closing it has nothing left to write
         try:
             while True:
                 f.write(b"\0" * (64 << 10))
