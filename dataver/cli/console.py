@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -30,10 +32,15 @@ def console(ctx: typer.Context, address: AddressOpt = None) -> None:
     binding, token = console_binding(c.config, address)
     server = ConsoleServer(c.root, binding, token)
     thread = server.start()
+    # Ctrl-C sets a flag the loop waits on, rather than raising KeyboardInterrupt wherever the
+    # main thread is (inside a lock's acquire in Thread.join, it could leave the stop hanging).
+    stopping = threading.Event()
+    before = signal.signal(signal.SIGINT, lambda *_: stopping.set())
     typer.echo(f"console at {binding.url(token)} (Ctrl-C stops it)")  # once it listens
     try:
-        while thread.is_alive():
-            thread.join(0.5)
-    except KeyboardInterrupt:
+        while thread.is_alive() and not stopping.wait(0.5):
+            pass
+    finally:
+        signal.signal(signal.SIGINT, before)
         server.stop()
         thread.join(10)
