@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,13 @@ from typer.testing import CliRunner
 
 from dataver import Client
 from dataver.cli.main import main
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # Run in the background by a shell without job control (`bash .ci/run &`, nohup), pytest
+    # starts with Ctrl-C ignored, and every process it starts would inherit that: the tests that
+    # send SIGINT (Ctrl-C's lines, stopping the console or a follow) would wait for ever. A
+    # handled signal is reset to its default across exec, so the children answer it again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass
