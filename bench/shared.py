@@ -42,7 +42,7 @@ import sys
 import boto3
 from boto3.s3.transfer import TransferConfig
 sys.path.insert(0, sys.argv[3])
-from dataver.backends.s3 import MULTIPART, PART_THREADS
+from dataver.storage.backends.s3 import MULTIPART, PART_THREADS
 config = TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART, max_concurrency=PART_THREADS)
 boto3.client("s3").upload_file(sys.argv[1], sys.argv[2], "one/big.bin", Config=config)
 """

@@ -7,12 +7,12 @@ the CLI can start without importing the store.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .app.client import Client
     from .errors import DataverError
     from .models import BranchInfo, CommitInfo, DiffEntry, FileInfo, FsckReport, GcReport, RepoInfo
 
 _HOMES = {
-    "Client": "client",
+    "Client": "app.client",
     "DataverError": "errors",
     **{
         name: "models"

@@ -199,7 +199,7 @@ def fuse(root: Path) -> Iterator[None]:
     """For tests that mount commits: skip where FUSE (libfuse 3, /dev/fuse, mfusepy) is missing, or
     fail where it is required (DATAVER_REQUIRE_FUSE=1, as in CI). Mounts of the test's store left
     behind are unmounted afterwards, so its folders can be removed."""
-    from dataver.mounts import fuse_problem, mounts_of, unmount
+    from dataver.versioning.mounts import fuse_problem, mounts_of, unmount
 
     problem = fuse_problem()
     if problem is not None:

@@ -111,7 +111,7 @@ def as_an_older_dataver_left_it(root: Path) -> int:
     `user_spec` column, no settings table), as an older dataver left it; returns that format."""
     import sqlite3
 
-    from dataver.backends.sqlite import MIGRATIONS
+    from dataver.storage.backends.sqlite import MIGRATIONS
 
     assert "CREATE TABLE settings" in MIGRATIONS[-1], "a migration was added: set it back here too"
     before = next(i for i, script in enumerate(MIGRATIONS) if "user_spec" in script)
@@ -137,7 +137,7 @@ def postgres_schema_back(url: str, versions: int = 1) -> int:
     owner; returns the version it is then at."""
     import psycopg
 
-    from dataver.backends.postgres import SCHEMA
+    from dataver.storage.backends.postgres import SCHEMA
 
     assert max(_POSTGRES_UNDO) == len(SCHEMA), "a migration was added: undo it in _POSTGRES_UNDO too"
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():

@@ -31,7 +31,7 @@ def test_version_is_answered_before_the_command_tree_loads():
     )
     assert done.returncode == 0 and done.stdout == f"dataver {dataver.__version__}\n"
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
-    assert not {"typer", "click", "dataver.cli.main", "dataver.client", "pydantic"} & imported
+    assert not {"typer", "click", "dataver.cli.main", "dataver.app.client", "pydantic"} & imported
 
 
 def test_shell_completion_is_offered_and_completes(cli, tmp_path):

@@ -111,7 +111,7 @@ def test_the_sandbox_setting_reaches_the_local_runtime(client, cli, sandbox):
 
 
 def test_the_daemon_log_rotates(root, cli):
-    from dataver.daemon import LOG, daemon_logger
+    from dataver.app.daemon import LOG, daemon_logger
 
     root.mkdir(parents=True)
     assert cli("config", "set", "daemon.log_max_bytes", "2000").code == 0

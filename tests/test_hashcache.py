@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dataver.objects import ObjectWriter
+from dataver.storage.objects import ObjectWriter
 
 
 @pytest.fixture

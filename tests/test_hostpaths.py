@@ -55,7 +55,7 @@ def test_put_refuses_names_no_host_can_hold():
 
 def test_a_trailing_newline_is_no_name_and_no_id():
     """Python's `$` matches before a final newline: every check is a full match."""
-    from dataver.trees import FILE, decode_tree
+    from dataver.storage.trees import FILE, decode_tree
 
     with pytest.raises(InvalidArgument):
         check_name("repo", "evil\n")

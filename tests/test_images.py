@@ -10,7 +10,7 @@ import pytest
 from helpers import pfs, spec
 
 from dataver.errors import InvalidArgument
-from dataver.pullsecrets import parse_dockerconfig
+from dataver.runtimes.pullsecrets import parse_dockerconfig
 from dataver.runtimes.references import parse_reference
 
 
@@ -206,8 +206,8 @@ def test_a_registrys_answer_becomes_one_line_naming_the_image(said, expected):
 
 
 def test_unauthorized_names_the_secret_tried_but_never_its_password():
-    from dataver.pullsecrets import RegistryCredentials
     from dataver.runtimes.pulls import _failure
+    from dataver.runtimes.pullsecrets import RegistryCredentials
 
     credentials = RegistryCredentials("regcred", "r:5000", "ci", "hunter2")
     error = str(_failure(parse_reference("r:5000/team/tool:9"), credentials, ["regcred"], "unauthorized: no"))

@@ -187,6 +187,6 @@ def test_mount_and_unmount_refuse_what_they_cannot_do_in_one_line(repos, cli, ro
 
 
 def _fuse_missing() -> bool:
-    from dataver.mounts import fuse_problem
+    from dataver.versioning.mounts import fuse_problem
 
     return fuse_problem() is not None

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from dataver.backends.folder import FolderObjectStore as ObjectStore
 from dataver.errors import Corruption
-from dataver.objects import CHUNK, hash_bytes
+from dataver.storage.backends.folder import FolderObjectStore as ObjectStore
+from dataver.storage.objects import CHUNK, hash_bytes
 
 
 def test_ids_are_plain_sha256_so_sha256sum_agrees(tmp_path):

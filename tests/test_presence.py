@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataver.coordination import Lease
-from dataver.presence import DAEMON_LEASE, Liveness, _judged
+from dataver.storage.coordination import Lease
+from dataver.storage.presence import DAEMON_LEASE, Liveness, _judged
 
 
 def test_a_daemon_is_judged_by_its_own_lease_length_not_the_readers():

@@ -11,9 +11,9 @@ import pytest
 from helpers import pfs, spec
 
 from dataver import Client
-from dataver.coordination import _file_name
 from dataver.errors import AlreadyExists, InvalidArgument, NotFound
 from dataver.names import check_qualified, parse_target, qualify, split_qualified
+from dataver.storage.coordination import _file_name
 
 
 def test_qualified_names_parse_and_default_to_bare():
@@ -181,7 +181,7 @@ def test_bare_names_are_the_default_projects(client):
 
 
 def test_a_store_from_before_projects_gets_the_default_project(tmp_path):
-    from dataver.backends.sqlite import MIGRATIONS
+    from dataver.storage.backends.sqlite import MIGRATIONS
 
     root = tmp_path / "store"
     root.mkdir()

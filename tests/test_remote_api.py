@@ -180,9 +180,9 @@ def test_malformed_requests_are_refused(pair):
 def test_an_empty_object_sharing_its_offset_does_not_cut_the_next_short(tmp_path, content):
     """An empty object and the next one start at the same offset of a pack; whichever the index
     lists first, both read back whole."""
-    from dataver.objects import hash_bytes
     from dataver.remotes.transfer import read_objects
-    from dataver.store import Store
+    from dataver.storage.objects import hash_bytes
+    from dataver.storage.store import Store
 
     store = Store.open(tmp_path / "store")
     with store.objects.writer() as writer:

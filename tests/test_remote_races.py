@@ -134,7 +134,7 @@ def test_a_push_whose_own_branch_moved_meanwhile_is_refused(remote_url, tmp_path
 _TAKE_AND_DIE = """
 import os, signal, sys
 from pathlib import Path
-from dataver.backends.lockfile import held
+from dataver.storage.backends.lockfile import held
 with held(Path(sys.argv[1])):
     os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -160,7 +160,7 @@ def test_a_lock_left_by_a_killed_push_on_this_host_is_broken(tmp_path, cli_at):
 _COUNT = """
 import sys
 from pathlib import Path
-from dataver.backends.folder import FolderObjectStore
+from dataver.storage.backends.folder import FolderObjectStore
 objects = FolderObjectStore(Path(sys.argv[1]))
 for _ in range(int(sys.argv[2])):
     while True:
@@ -186,7 +186,7 @@ def test_processes_swapping_one_document_lose_no_write_even_past_a_dead_lock(tmp
 def test_a_lock_held_elsewhere_is_waited_for_then_refused_in_one_line(tmp_path, cli_at, monkeypatch):
     """A holder on another host cannot be known to be gone: the push waits, then says which file
     to remove, and moves nothing; once the file is removed, the push goes through."""
-    from dataver.backends import lockfile
+    from dataver.storage.backends import lockfile
 
     monkeypatch.setattr(lockfile, "WAIT", 0.5)
     a, b = _two_stores(tmp_path, str(tmp_path / "remote"))
@@ -211,7 +211,7 @@ def test_a_lock_held_elsewhere_is_waited_for_then_refused_in_one_line(tmp_path, 
 def test_a_planted_lock_with_an_impossible_time_is_refused_in_one_line(tmp_path, cli_at, monkeypatch, since):
     """A remote is written by others: a lock file whose time cannot be printed is a holder with
     nothing written, named in one line, never a traceback."""
-    from dataver.backends import lockfile
+    from dataver.storage.backends import lockfile
 
     monkeypatch.setattr(lockfile, "WAIT", 0.3)
     _two_stores(tmp_path, str(tmp_path / "remote"))

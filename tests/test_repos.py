@@ -73,7 +73,7 @@ def test_ancestry_and_prefixes(client):
 
 def test_ambiguous_prefix_is_refused(client, monkeypatch):
     ids = iter(["abcdef" + "1" * 26, "abcdef" + "2" * 26])
-    monkeypatch.setattr("dataver.repos.new_commit_id", lambda: next(ids))
+    monkeypatch.setattr("dataver.versioning.repos.new_commit_id", lambda: next(ids))
     client.create_repo("r")
     client.put_file("r", "master", "f", source=b"1")
     client.put_file("r", "master", "f", source=b"2")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dataver.backends.folder import FolderObjectStore as ObjectStore
 from dataver.errors import Conflict
-from dataver.trees import EMPTY_TREE, FILE, Entry, TreeEditor, TreeStore, encode_tree
+from dataver.storage.backends.folder import FolderObjectStore as ObjectStore
+from dataver.storage.trees import EMPTY_TREE, FILE, Entry, TreeEditor, TreeStore, encode_tree
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def fsck(
     if remote is not None and repair:
         raise InvalidArgument("--repair rebuilds this store's database: it cannot be given with --remote")
     if repair:
-        from ..client import Client
+        from ..app.client import Client
 
         tables = Client.repair(ctx.find_object(Session).root)
         for table, done in tables.items():

@@ -15,7 +15,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..app.client import Client
 
 Names = Callable[[Any, Any, str], list[str]]
 """A click `shell_complete` callback: (context, parameter, incomplete word) -> values."""
@@ -80,7 +80,7 @@ def _listed(names: Callable[[Client], list[str]]) -> Names:
 def _matching(ctx: Any, incomplete: str, names: Callable[[Client], list[str]]) -> list[str]:
     """The names starting with `incomplete`, from the store `--root`/$DATAVER_ROOT/the settings
     point at, in the `--project` given; none if there is no store or it cannot be read."""
-    from ..client import Client  # only when completing: `dataver --help` stays quick
+    from ..app.client import Client  # only when completing: `dataver --help` stays quick
 
     top = ctx.find_root().params
     # Any failure (a damaged database, an unreachable server, a bad setting) completes nothing:

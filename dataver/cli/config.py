@@ -23,7 +23,7 @@ UserOpt = Annotated[
 
 def _config(ctx: typer.Context):
     """The settings of this invocation's store, read without opening (or making) the store."""
-    from ..client import Client
+    from ..app.client import Client
 
     session = ctx.find_object(Session)
     flag_root = str(session.root) if session.root is not None and not session.root_from_env else None
@@ -84,7 +84,7 @@ def init(
     PostgreSQL's password from libpq's places (~/.pgpass, PGPASSWORD) or --password-file, never
     from the URL (it would be stored, and sent to Dask workers). A local store needs no init.
     """
-    from ..client import Client
+    from ..app.client import Client
 
     setup = Client.init(
         root or ctx.find_object(Session).root,

@@ -29,7 +29,7 @@ ConsoleAddressOpt = Annotated[
 @app.command("run")
 def run(ctx: typer.Context, console: ConsoleOpt = False, console_address: ConsoleAddressOpt = None) -> None:
     """Run the daemon in the foreground (Ctrl-C stops it after running jobs finish)."""
-    from ..daemon import Daemon, daemon_logger
+    from ..app.daemon import Daemon, daemon_logger
 
     c = client(ctx)
     c.run_jobs = False
@@ -53,7 +53,7 @@ def run(ctx: typer.Context, console: ConsoleOpt = False, console_address: Consol
 def start(ctx: typer.Context, console: ConsoleOpt = False, console_address: ConsoleAddressOpt = None) -> None:
     """Start the daemon in the background (with --console, the web console too); returns once it
     is watching, printing the console's URL."""
-    from ..daemon import LOG, OUTPUT
+    from ..app.daemon import LOG, OUTPUT
 
     c = client(ctx)
     if (existing := c.daemon()) is not None:
@@ -157,7 +157,7 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many of the last lines.")] = 50,
 ) -> None:
     """The daemon's log: what it saw and did, with timestamps."""
-    from ..daemon import LOG
+    from ..app.daemon import LOG
 
     path = client(ctx).root / LOG
     if not path.exists():

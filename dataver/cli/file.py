@@ -19,7 +19,7 @@ from .session import Part, client, commit_note, required_ref, target
 from .text import HostPath
 
 if TYPE_CHECKING:
-    from ..splits import Split
+    from ..versioning.splits import Split
 
 app = typer.Typer()
 FILE = "REPO REF PATH or REPO@REF:PATH"
@@ -204,7 +204,7 @@ def _empty(stream: BinaryIO) -> bool:
 
 def _split(mode: str | None, datums: int, size: int, header: int) -> Split | None:
     """put-file's --split options, checked as pachctl checks them."""
-    from ..splits import Split, SplitMode
+    from ..versioning.splits import Split, SplitMode
 
     if mode is None:
         options = {"target-file-datums": datums, "target-file-bytes": size, "header-records": header}

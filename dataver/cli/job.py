@@ -18,7 +18,7 @@ from .session import Part, client, required_ref, target
 from .text import HostPath
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..app.client import Client
     from ..pipelines.models import DatumInfo
 
 app = typer.Typer()

@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         code = _fail(str(exc), exc.exit_code)
         session.discard_new_store()
     except sqlite3.Error as exc:  # the Database translates its own; this is the last line of defence
-        from ..backends.sqlite import is_damage
+        from ..storage.backends.sqlite import is_damage
 
         advice = "run `dataver fsck --repair` to salvage it" if is_damage(exc) else "check the disk and permissions"
         code = _fail(f"the store's metadata database failed: {exc}: {advice}", 1)

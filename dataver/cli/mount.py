@@ -17,8 +17,8 @@ from . import output
 from .session import client
 
 if TYPE_CHECKING:
-    from ..client import Client
-    from ..mounts import MountedRepo
+    from ..app.client import Client
+    from ..versioning.mounts import MountedRepo
 
 app = typer.Typer()
 READY_TIMEOUT = 30

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..display import ago as ago
-from ..display import duration as duration
-from ..display import size as size
+from ..app.display import ago as ago
+from ..app.display import duration as duration
+from ..app.display import size as size
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

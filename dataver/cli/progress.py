@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from ..display import datum_counts as datum_counts
+from ..app.display import datum_counts as datum_counts
 from . import output
 
 if TYPE_CHECKING:

@@ -114,7 +114,7 @@ def clone(
     json: JsonOpt = False,
 ) -> None:
     """Make a new store from a remote, with every repo; the remote becomes its `origin`."""
-    from ..client import Client
+    from ..app.client import Client
 
     where = root or ctx.find_object(Session).root
     _move("cloning", json, lambda bar: Client.clone(url, where, pipelines=pipelines, progress=bar))

@@ -17,7 +17,7 @@ from . import output
 from .progress import CommitNote, JobProgress
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..app.client import Client
 
 
 @dataclass
@@ -41,8 +41,8 @@ class Session:
     def client(self, *, create: bool = False) -> Client:
         """`create`: the command makes something, so it may make the store too (see MAKES_A_STORE)."""
         if self._client is None:
-            from ..client import Client  # imported per command, so `dataver --help` stays quick
-            from ..store import Store, default_root
+            from ..app.client import Client  # imported per command, so `dataver --help` stays quick
+            from ..storage.store import Store, default_root
             from .progress import PullLine
 
             path = Path(self.root).expanduser() if self.root is not None else default_root()

@@ -29,8 +29,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..client import Client
-from ..display import ago, datum_counts, duration, size
+from ..app.client import Client
+from ..app.display import ago, datum_counts, duration, size
 from ..errors import DataverError, InvalidArgument, NotFound
 from ..models import CommitInfo
 from ..names import DEFAULT_PROJECT

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..objects import ObjectWriter
 from ..runtimes.base import JobContext, Runtime
+from ..storage.objects import ObjectWriter
 
 
 @dataclass(frozen=True)

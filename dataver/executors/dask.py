@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataverError
-from ..objects import ObjectStore, ObjectWriter
 from ..runtimes.base import Runtime
 from ..runtimes.images import pack_context
-from ..store import StoreAddress
+from ..storage.objects import ObjectStore, ObjectWriter
+from ..storage.store import StoreAddress
 from .base import DatumResult, DatumTask, Executor, JobTask
 
 CONNECT_TIMEOUT = 10

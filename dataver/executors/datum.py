@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ..errors import Corruption, InvalidArgument
 from ..names import normalize_path, split_qualified
-from ..objects import ObjectStore, ObjectWriter
 from ..runtimes import jobfiles
 from ..runtimes.base import MAX_FILE_ENV, Outcome, Request, Runtime, Worker, Workspace
 from ..runtimes.jobfiles import JobFile, OutputError
+from ..storage.objects import ObjectStore, ObjectWriter
 from .base import DatumResult, DatumTask, JobTask
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from humanize import naturalsize
 
 from ..errors import DataverError
-from ..objects import ObjectStore, ObjectWriter
 from ..runtimes import procs
 from ..runtimes.base import Runtime, Workspace
+from ..storage.objects import ObjectStore, ObjectWriter
 from .base import DatumResult, DatumTask, Executor, JobTask
 from .datum import DatumRunner, Finishing
 

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..objects import ObjectStore
 from ..runtimes.base import Runtime, Worker, Workspace
 from ..runtimes.choice import make_runtime
 from ..runtimes.images import unpack_context
-from ..store import StoreAddress
+from ..storage.objects import ObjectStore
+from ..storage.store import StoreAddress
 from .base import DatumResult, DatumTask, JobTask
 from .datum import DatumRunner, Finishing
 

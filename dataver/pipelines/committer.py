@@ -14,10 +14,10 @@ from contextlib import contextmanager
 
 from ..errors import Conflict, DataverError
 from ..executors.base import DatumResult, JobTask
-from ..objects import ObjectWriter
-from ..repos import RepoStore
-from ..store import Store
-from ..trees import FILE, Entry, TreeEditor
+from ..storage.objects import ObjectWriter
+from ..storage.store import Store
+from ..storage.trees import FILE, Entry, TreeEditor
+from ..versioning.repos import RepoStore
 from .datums import Datum, InputCommit
 from .records import STOPPED, JobStopped, Records
 

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 
 from ..errors import DataverError, InvalidArgument
 from ..names import parse_commit_ref
-from ..objects import ObjectWriter
-from ..repos import RepoStore
-from ..schedules import parse_schedule
-from ..trees import FILE, Entry, TreeEditor
+from ..storage.objects import ObjectWriter
+from ..storage.trees import FILE, Entry, TreeEditor
+from ..versioning.repos import RepoStore
 from .records import Records
+from .schedules import parse_schedule
 from .spec import CronInput, PipelineSpec
 
 ORIGIN = "cron"

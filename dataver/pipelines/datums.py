@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, replace
 
 from ..globs import compile_glob
-from ..trees import TreeStore
+from ..storage.trees import TreeStore
 from .spec import Input, PfsInput
 
 

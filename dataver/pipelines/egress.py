@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import DataverError, SpecError
 from ..hostpaths import check_stored, open_dir_below, write_below
-from ..store import DATABASE, LOCAL_DATABASE, Store, s3_deadlines
+from ..storage.store import DATABASE, LOCAL_DATABASE, Store, s3_deadlines
 
 STORE_MARKS: dict[str, tuple[str, ...]] = {
     "a dataver store": (DATABASE, "objects"),
@@ -37,7 +37,7 @@ def egress(url: str, tree: str, store: Store) -> int:
     files = list(store.trees.files(tree))
     where = f"egress to {url}"
     if url.startswith("s3://"):
-        from ..backends.s3 import S3ObjectStore
+        from ..storage.backends.s3 import S3ObjectStore
 
         bucket = S3ObjectStore(store.root, url, deadlines=s3_deadlines(store.config))
         for path, entry in files:

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, astuple, dataclass, fields
 from typing import Any
 
-from ..meta import Database
-from ..refs import columns
+from ..storage.metadata import Database
+from ..versioning.refs import columns
 from .models import JobInput
 from .records import DatumInput, JobDatum, JobRecord, PipelineInput, PipelineRecord
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from ..errors import DataverError, JobInterrupted, LeaseLost
 from ..executors.base import DatumTask, Executor, JobTask
-from ..repos import RepoStore
 from ..runtimes.base import JobContext, Runtime, job_folder
-from ..secrets import secret_env
-from ..store import Store
+from ..runtimes.secrets import secret_env
+from ..storage.store import Store
+from ..versioning.repos import RepoStore
 from . import planner
 from .committer import Committer, holding
 from .datums import InputCommit, compute_datums

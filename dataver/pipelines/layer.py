@@ -12,15 +12,15 @@ from pathlib import Path
 
 from ..errors import Conflict, InvalidArgument, JobFailed, NotFound
 from ..executors.base import Executor
-from ..maintenance import OuterReferences
 from ..models import CommitInfo
 from ..names import CommitRef
-from ..repos import RepoStore
 from ..runtimes import images, procs
 from ..runtimes.base import JobContext, Runtime, max_file_bytes
 from ..runtimes.choice import built_here, choose_as_before, make_runtime, resolve_runtime
 from ..runtimes.pulls import ImagePin
-from ..store import Store
+from ..storage.store import Store
+from ..versioning.maintenance import OuterReferences
+from ..versioning.repos import RepoStore
 from . import logs
 from .committer import pipeline_lease
 from .datums import InputCommit, compute_datums

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import JobOrphaned
-from ..objects import ObjectStore
 from ..runtimes.base import running_logs
 from ..runtimes.jobfiles import read_job_file
+from ..storage.objects import ObjectStore
 from .records import JobRecord, Records
 
 LogLine = tuple[str, str, str]

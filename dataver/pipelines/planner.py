@@ -8,8 +8,8 @@ tasks: their outputs are reused.
 from __future__ import annotations
 
 from ..executors.base import DatumResult, DatumTask, JobTask
-from ..objects import hash_bytes
 from ..runtimes.base import JobContext, memory_bytes
+from ..storage.objects import hash_bytes
 from .datums import Datum
 from .spec import PipelineSpec, ResourceLimits
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ..errors import NotFound
 from ..names import CommitRef, normalize_path
-from ..repos import RepoStore
-from ..store import Store
+from ..storage.store import Store
+from ..versioning.repos import RepoStore
 from .models import ProvenanceNode
 from .records import Records
 

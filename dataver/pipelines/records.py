@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExists, DataverError, NotFound
 from ..executors.base import DatumResult
-from ..meta import Database
-from ..refs import columns
 from ..runtimes.pulls import ImagePin
+from ..storage.metadata import Database
+from ..versioning.refs import columns
 
 if TYPE_CHECKING:  # records are read where pydantic is not loaded (does the store have pipelines?)
     from .spec import PipelineSpec

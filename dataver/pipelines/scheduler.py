@@ -21,10 +21,10 @@ from collections.abc import Callable
 from ..errors import Conflict, DataverError
 from ..executors.base import Executor
 from ..names import parse_commit_ref
-from ..refs import CommitRecord
-from ..repos import RepoStore
 from ..runtimes.base import JobContext, Runtime, sweep_work
-from ..store import Store
+from ..storage.store import Store
+from ..versioning.refs import CommitRecord
+from ..versioning.repos import RepoStore
 from . import triggers
 from .committer import holding, pipeline_lease
 from .datums import InputCommit

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExists, Ambiguous, Conflict, InvalidArgument, NotFound, SpecError
 from ..names import parse_commit_ref
-from ..repos import RepoStore
 from ..runtimes import images
 from ..runtimes.choice import built_here, check_runtime, choose_runtime
 from ..runtimes.references import parse_reference
-from ..store import Store
+from ..storage.store import Store
+from ..versioning.repos import RepoStore
 from .egress import check_target
 from .records import PipelineRecord, Placement, Records
 from .spec import PipelineSpec
@@ -144,9 +144,9 @@ class PipelineService:
                 raise SpecError(f"pipeline {spec.name}: transform.{exc}") from None
         choice = choose_runtime(asked, image, spec_path)
         if choice.runtime == "docker":
-            from ..pullsecrets import credentials_for
             from ..runtimes.docker import pin_image, require_engine
             from ..runtimes.pulls import PullPolicy
+            from ..runtimes.pullsecrets import credentials_for
 
             require_engine()
             if not image:

@@ -30,7 +30,7 @@ from ..errors import InvalidArgument, SpecError
 from ..globs import compile_glob
 from ..names import DEFAULT_PROJECT, check_name, qualify
 from ..runtimes.base import memory_bytes
-from ..schedules import parse_schedule
+from .schedules import parse_schedule
 
 
 def _size(value: str) -> str:

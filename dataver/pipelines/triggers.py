@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 
 from ..errors import DataverError
 from ..names import parse_commit_ref
-from ..refs import CommitRecord
-from ..repos import RepoStore
 from ..runtimes.base import memory_bytes
-from ..schedules import parse_schedule
+from ..versioning.refs import CommitRecord
+from ..versioning.repos import RepoStore
 from .records import Records
+from .schedules import parse_schedule
 from .spec import PfsInput, PipelineSpec, Trigger
 
 

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Corruption, InvalidArgument
 from ..names import check_name, check_qualified, file_name, is_stored_path
-from ..packs import PACK_LIMIT
-from ..trees import MAX_SIZE, Entry, TreeStore, decode_tree
+from ..storage.packs import PACK_LIMIT
+from ..storage.trees import MAX_SIZE, Entry, TreeStore, decode_tree
 
 if TYPE_CHECKING:
-    from ..objects import ObjectStore
     from ..pipelines.exports import PipelineExport
+    from ..storage.objects import ObjectStore
     from .manifest import RepoManifest
 
 MAX_TEXT = 1 << 20
@@ -66,7 +66,7 @@ def manifest(raw: bytes, label: str, repo: str) -> RepoManifest:
     its branches and provenance name commits it holds, and each commit's parents are there and
     lead back to a first commit (no cycle)."""
     from ..pipelines.exports import JobExport
-    from ..refs import CommitRecord, RepoRecord
+    from ..versioning.refs import CommitRecord, RepoRecord
     from .manifest import FORMAT, RepoManifest
 
     document = f"repos/{file_name(repo)}.json"

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..pipelines.exports import JobExport
-from ..refs import CommitRecord, RepoRecord
+from ..versioning.refs import CommitRecord, RepoRecord
 
 FORMAT = 3
 """The manifest format this dataver writes; it reads this one, format 2 (before each job recorded

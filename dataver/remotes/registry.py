@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..names import check_name, did_you_mean
-from ..store import DATABASE, Store
+from ..storage.store import DATABASE, Store
 from .sides import BundleSide, RemoteStoreSide, Side
 
 FILE = "remotes.json"

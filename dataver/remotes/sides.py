@@ -22,16 +22,16 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..backends.sqlite import SqliteDatabase
 from ..config import Config
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..names import PACK_ID_RE, check_qualified, file_name
-from ..objects import ObjectStore, ObjectWriter
-from ..packs import PackIndex
 from ..pipelines.exports import Exports, JobExport, PipelineExport
-from ..refs import CommitRecord, RefsTable, RepoRecord
-from ..store import Store, s3_deadlines
-from ..trees import TreeStore
+from ..storage.backends.sqlite import SqliteDatabase
+from ..storage.objects import ObjectStore, ObjectWriter
+from ..storage.packs import PackIndex
+from ..storage.store import Store, s3_deadlines
+from ..storage.trees import TreeStore
+from ..versioning.refs import CommitRecord, RefsTable, RepoRecord
 from . import documents
 from .manifest import RepoManifest
 
@@ -231,7 +231,7 @@ class BundleSide(Side):
         self._manifests: dict[str, RepoManifest | None] = {}
         self._objects: ObjectStore | None = None
         if url.startswith("s3://"):
-            from ..backends.s3 import S3ObjectStore
+            from ..storage.backends.s3 import S3ObjectStore
 
             # this host's s3.* settings (environment, user config): a remote is no store's bucket
             self._objects = S3ObjectStore(cache, url, self._index, deadlines=s3_deadlines(Config()))
@@ -252,7 +252,7 @@ class BundleSide(Side):
     @property
     def objects(self) -> ObjectStore:  # type: ignore[override]
         if self._objects is None:
-            from ..backends.folder import FolderObjectStore
+            from ..storage.backends.folder import FolderObjectStore
 
             self._objects = FolderObjectStore(Path(self.url), self._index)
         return self._objects

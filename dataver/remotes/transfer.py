@@ -21,9 +21,9 @@ from typing import Any
 
 from ..errors import Conflict, Corruption, NotFound
 from ..names import MAX_DEPTH, did_you_mean
-from ..objects import ObjectStore
-from ..packs import PackEntry
 from ..pipelines.exports import PipelineExport
+from ..storage.objects import ObjectStore
+from ..storage.packs import PackEntry
 from .documents import damaged
 from .manifest import RepoManifest
 from .sides import RepoUpdate, Side, document

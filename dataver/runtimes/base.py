@@ -23,10 +23,10 @@ from pathlib import Path
 from ..config import Config
 from ..errors import Corruption, DataverError
 from ..hostpaths import join_below
-from ..objects import ObjectStore
-from ..pullsecrets import RegistryCredentials
+from ..storage.objects import ObjectStore
 from .jobfiles import empty_folder, remove_tree
 from .pulls import ImagePin
+from .pullsecrets import RegistryCredentials
 
 AGENT = Path(__file__).with_name("worker.py")
 REPLY_GRACE = 30.0

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataverError, NotFound
-from ..pullsecrets import credentials_for
 from . import uids
 from .base import AGENT, Channel, JobContext, Runtime, Worker, Workspace, agent_args, runs_as_root
 from .choice import built_here as built_by_dataver
 from .pulls import ImagePin, PullError, PullFailure, PullListener, PullPolicy, pin_of, pull
+from .pullsecrets import credentials_for
 from .references import parse_reference
 
 LOGS_INSIDE = "/.dataver/logs"

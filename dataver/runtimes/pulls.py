@@ -22,7 +22,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from ..errors import DataverError
-from ..pullsecrets import RegistryCredentials
+from .pullsecrets import RegistryCredentials
 from .references import ImageReference
 
 

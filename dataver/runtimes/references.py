@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidArgument
-from ..pullsecrets import HUB_HOSTS
+from .pullsecrets import HUB_HOSTS
 
 DEFAULT_REGISTRY = "docker.io"
 """Where a name with no registry part is pulled from (Docker Hub), as Docker does."""

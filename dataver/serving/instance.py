@@ -22,8 +22,8 @@ from ..pipelines.datums import InputCommit, compute_datums
 from ..pipelines.planner import datum_task
 from ..pipelines.spec import PipelineSpec
 from ..runtimes.base import JobContext, Outcome, Request, Runtime, Worker, Workspace, job_folder
-from ..secrets import secret_env
-from ..store import Store
+from ..runtimes.secrets import secret_env
+from ..storage.store import Store
 
 SOCKET = "serve.sock"
 LOG = "server.log"

@@ -15,9 +15,9 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from ..names import parse_commit_ref
-from ..objects import ObjectWriter
-from ..repos import RepoStore
-from ..trees import FILE, Entry, TreeEditor
+from ..storage.objects import ObjectWriter
+from ..storage.trees import FILE, Entry, TreeEditor
+from ..versioning.repos import RepoStore
 from .proxy import Exchange
 
 FLUSH_SECONDS = 2.0

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ..config import Config
 from ..errors import Conflict, DataverError, NotFound
 from ..names import normalize_path, parse_commit_ref
-from ..objects import ObjectWriter
 from ..pipelines.spec import PipelineSpec
 from ..runtimes.base import JobContext, Runtime, Worker, Workspace, job_folder
-from ..trees import FILE, Entry, TreeEditor
+from ..storage.objects import ObjectWriter
+from ..storage.trees import FILE, Entry, TreeEditor
 from .instance import instance_id, log_tail, long_lived_request
 from .status import ServiceInfo, remove_status, write_status
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..models import iso
 from ..names import file_name
-from ..runtimes.procs import pid_alive
+from ..storage.coordination import pid_alive
 
 FOLDER = "services"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dataver.errors import Conflict
-from dataver.store import Store
+from dataver.storage.store import Store
 
 LEASE_SECONDS = 2
 
@@ -80,7 +80,7 @@ def test_only_the_holder_can_confirm(opener):
 
 HOLDER = """
 import sys, time
-from dataver.store import Store
+from dataver.storage.store import Store
 store = Store.open(sys.argv[1])
 with store.coordination.hold("pipeline/p") as held:
     print("held" if held else "refused", flush=True)
@@ -157,7 +157,7 @@ def test_notifications_reach_watchers_in_other_processes(opener):
 PAUSED_HOLDER = """
 import sys
 from dataver.errors import Conflict
-from dataver.store import Store
+from dataver.storage.store import Store
 store = Store.open(sys.argv[1])
 with store.coordination.hold("pipeline/p") as held:
     print("held" if held else "refused", flush=True)

@@ -16,10 +16,10 @@ from helpers import corrupt_object
 
 from dataver.errors import Corruption, DataverError
 from dataver.executors.base import DatumResult, DatumTask, Executor, JobTask
-from dataver.objects import hash_bytes
 from dataver.runtimes.base import JobContext, job_folder
 from dataver.runtimes.local import LocalRuntime
-from dataver.store import Store
+from dataver.storage.objects import hash_bytes
+from dataver.storage.store import Store
 
 
 @dataclass
@@ -177,7 +177,7 @@ def test_a_workers_view_of_the_store_reads_metadata_only(tmp_path):
 
 def test_a_workers_postgresql_sessions_are_read_only_on_the_server(postgres_url):
     """Even a write that slipped past `Database.write` is refused by the server itself."""
-    from dataver.backends.postgres import PostgresDatabase
+    from dataver.storage.backends.postgres import PostgresDatabase
 
     PostgresDatabase(postgres_url).close()  # the schema, as the coordinator's `init` leaves it
     view = PostgresDatabase(postgres_url, readonly=True)

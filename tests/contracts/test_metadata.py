@@ -16,14 +16,14 @@ import pytest
 from dataver.errors import AlreadyExists, Conflict, NotFound
 from dataver.executors.base import DatumResult
 from dataver.names import CommitRef
-from dataver.objects import ObjectWriter
 from dataver.pipelines.records import Placement, Records
 from dataver.pipelines.spec import parse_spec
-from dataver.projects import ProjectStore
-from dataver.refs import CommitRecord, RefsTable, RepoRecord
-from dataver.repos import RepoStore
-from dataver.store import Store
-from dataver.trees import FILE, Entry, TreeEditor
+from dataver.storage.objects import ObjectWriter
+from dataver.storage.store import Store
+from dataver.storage.trees import FILE, Entry, TreeEditor
+from dataver.versioning.projects import ProjectStore
+from dataver.versioning.refs import CommitRecord, RefsTable, RepoRecord
+from dataver.versioning.repos import RepoStore
 
 Opener = Callable[[], Store]
 
@@ -289,7 +289,7 @@ def test_conflicting_writes_fail_with_one_line(opener):
 
 
 def test_pack_index_keeps_the_first_place_of_an_object(opener):
-    from dataver.packs import PackIndex
+    from dataver.storage.packs import PackIndex
 
     index = PackIndex(opener().db)
     o1, o2, o3 = ("1" * 64, "2" * 64, "3" * 64)

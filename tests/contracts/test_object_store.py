@@ -20,10 +20,10 @@ import pytest
 from helpers import corrupt_object
 
 from dataver.errors import Corruption, DataverError, InvalidArgument
-from dataver.objects import ObjectStore
-from dataver.packs import PACK_LIMIT, PackIndex
-from dataver.store import Store
-from dataver.trees import TreeStore
+from dataver.storage.objects import ObjectStore
+from dataver.storage.packs import PACK_LIMIT, PackIndex
+from dataver.storage.store import Store
+from dataver.storage.trees import TreeStore
 
 SMALL = b"s" * 100  # packed
 BIG = b"b" * (PACK_LIMIT + 1)  # stored on its own
@@ -47,7 +47,7 @@ def _local(tmp_path, fixture: Callable[[str], Any]) -> Subject:
 def _s3(tmp_path, fixture: Callable[[str], Any]) -> Subject:
     import boto3
 
-    from dataver.backends.s3 import S3ObjectStore
+    from dataver.storage.backends.s3 import S3ObjectStore
 
     url = fixture("s3_bucket")  # points the standard AWS chain at the test's moto server
     store = Store.open(tmp_path / "store")
@@ -337,7 +337,7 @@ def test_a_document_is_swapped_only_from_the_version_read(subject):
 
 
 def test_an_unreachable_s3_server_is_one_clear_line_soon(tmp_path, monkeypatch, aws_nowhere):
-    from dataver.backends.s3 import S3ObjectStore
+    from dataver.storage.backends.s3 import S3ObjectStore
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard: nothing listens
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -367,7 +367,7 @@ def test_an_upload_in_parts_has_a_total_deadline(tmp_path, s3_bucket, s3_server)
     """A bucket slow enough never to trip a request's own timeouts (each answer comes within
     s3.read_timeout) still cannot hold a file's multipart upload beyond s3.upload_timeout: the
     publish fails in one line naming the setting, and the object is not stored."""
-    from dataver.backends.s3 import Deadlines, S3ObjectStore
+    from dataver.storage.backends.s3 import Deadlines, S3ObjectStore
 
     store = Store.open(tmp_path / "store")
     try:
@@ -389,7 +389,7 @@ def test_an_upload_in_parts_has_a_total_deadline(tmp_path, s3_bucket, s3_server)
 
 
 def test_a_missing_bucket_or_missing_credentials_say_what_to_do(tmp_path, s3_bucket, monkeypatch, aws_nowhere):
-    from dataver.backends.s3 import S3ObjectStore
+    from dataver.storage.backends.s3 import S3ObjectStore
 
     store = Store.open(tmp_path / "store")
     try:

@@ -19,8 +19,8 @@ import pytest
 from helpers import dataver_process, pfs, postgres_schema_back, postgres_schema_version, spec
 
 from dataver import Client
-from dataver.backends.s3 import Deadlines
 from dataver.errors import SchemaMismatch
+from dataver.storage.backends.s3 import Deadlines
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]

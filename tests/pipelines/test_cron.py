@@ -10,7 +10,7 @@ import pytest
 from helpers import spec
 
 from dataver.pipelines import cron
-from dataver.schedules import parse_schedule
+from dataver.pipelines.schedules import parse_schedule
 
 T0 = datetime(2026, 11, 23, 11, 30, 0, tzinfo=UTC)
 

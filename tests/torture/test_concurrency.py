@@ -65,7 +65,7 @@ def test_eight_writers_and_a_daemon(tmp_path):
 def test_copy_file_racing_delete_repo_and_gc_keeps_what_it_copied(client, monkeypatch):
     """copy-file looks the source up, then commits; a pause in between (a slow machine) lets
     another client delete the source repo and run gc. gc must wait for the copy to land."""
-    from dataver.repos import RepoStore
+    from dataver.versioning.repos import RepoStore
 
     client.create_repo("src")
     client.create_repo("dst")

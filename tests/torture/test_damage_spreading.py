@@ -136,7 +136,7 @@ def test_salvage_drops_orphans_of_orphans(root):
     the database is sound (a lost repo takes its commits, and their provenance rows, with it)."""
     import sqlite3
 
-    from dataver.backends.sqlite import is_sound, salvage
+    from dataver.storage.backends.sqlite import is_sound, salvage
 
     with Client(root) as client:
         client.create_repo("r")

@@ -1,0 +1,213 @@
+"""fsck (is every byte and every reference sound?) and gc (free what no commit references)."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Conflict, Corruption, NotFound
+from ..models import FsckReport, GcReport
+from ..storage.backends.sqlite import SalvagedTable, is_sound, salvage
+from ..storage.objects import hash_bytes
+from ..storage.packs import PackEntry
+from ..storage.store import DATABASE, Store, store_lock
+from ..storage.trees import EMPTY_TREE
+from .refs import RefsTable
+
+
+@dataclass(frozen=True)
+class OuterReferences:
+    """What a layer above keeps outside commits (the pipeline layer: datum outputs it reuses,
+    datum logs, the commits its jobs read and wrote), so gc keeps those objects and fsck checks
+    every reference, without this module knowing that layer's tables."""
+
+    objects: dict[str, str] = field(default_factory=dict)
+    """Object id -> what names it ("a datum output")."""
+    commits: list[tuple[str, str]] = field(default_factory=list)
+    """(who, commit id): "job 1a2b (pipeline p) read commit c3d4"."""
+
+
+References = Callable[[], OuterReferences]
+"""Called inside the read snapshot gc and fsck work from."""
+
+
+def _reachable(store: Store, outer: OuterReferences, problems: list[str] | None = None) -> set[str]:
+    """Every object some commit or `outer` refers to, walking each distinct tree once.
+
+    With `problems`, missing or unreadable trees are reported there instead of raised.
+    """
+    seen: set[str] = {EMPTY_TREE, *outer.objects}
+    for row in RefsTable(store.db).commits():
+        stack = [(row.tree, "")]
+        while stack:
+            oid, path = stack.pop()
+            if oid in seen:
+                continue
+            seen.add(oid)
+            try:
+                entries = store.trees.load(oid) if problems is None else store.trees.load_checked(oid)
+            except Corruption as exc:
+                if problems is None:
+                    raise
+                problems.append(f"commit {row.id} of repo {row.repo}: tree of /{path} unreadable: {exc}")
+                continue
+            for name, entry in entries.items():
+                child = f"{path}/{name}" if path else name
+                if entry.is_dir:
+                    stack.append((entry.oid, child))
+                else:
+                    if problems is not None and entry.oid not in seen and not store.objects.exists(entry.oid):
+                        state = "damaged" if store.objects.is_damaged(entry.oid) else "missing"
+                        problems.append(
+                            f"commit {row.id} of repo {row.repo}: /{child} refers to {state} object {entry.oid}"
+                        )
+                    seen.add(entry.oid)
+    return seen
+
+
+def fsck(store: Store, references: References = OuterReferences) -> FsckReport:
+    """Check the metadata database (SQLite's integrity and foreign keys, and every row naming an
+    object), rehash every object (loose and packed), and check every commit, branch and tree
+    reference. An object found damaged is set aside (see `ObjectStore.set_aside`), so putting
+    the original file again repairs it."""
+    problems = store.db.check()
+    if problems:  # nothing else in the database can be trusted, or even read, until it is salvaged
+        loose = _check_loose(store, [])
+        return FsckReport(loose, 0, [*problems, REPAIR_ADVICE])
+    checked = _check_loose(store, problems) + _check_packed(store, problems)
+    refs = RefsTable(store.db)
+    with store.db.read():
+        commits = refs.commits()
+        ids = {row.id for row in commits}
+        for row in commits:
+            if row.parent is not None and row.parent not in ids:
+                problems.append(f"commit {row.id} of repo {row.repo} has a missing parent {row.parent}")
+        for branch in refs.branches():
+            if branch.head is not None and branch.head not in ids:
+                problems.append(f"branch {branch.repo}@{branch.name} points at missing commit {branch.head}")
+        outer = references()
+        _reachable(store, outer, problems)
+        _check_outer(store, outer, ids, problems)
+    if not problems:
+        _refresh_backup(store)
+    return FsckReport(checked, len(commits), problems)
+
+
+def _refresh_backup(store: Store) -> None:
+    """A sound database is backed up (after a clean fsck, after gc), for `fsck --repair` to
+    refill lost rows from. Best effort: a read-only store keeps its old one."""
+    if not store.readonly:
+        store.db.backup()
+
+
+REPAIR_ADVICE = (
+    "the metadata database is damaged: run `dataver fsck --repair` to rebuild it from every row still "
+    "readable (the damaged file is kept), then `dataver fsck` again"
+)
+
+
+def _damage(store: Store, oid: str, actual: str, where: str = "") -> str:
+    """Set a damaged object aside and describe it."""
+    moved = store.objects.set_aside(oid)
+    aside = "; set aside in objects/damaged/: put the original file again to repair it" if moved else ""
+    return f"object {oid} is damaged{where}: its bytes hash to {actual}{aside}"
+
+
+def _check_loose(store: Store, problems: list[str]) -> int:
+    checked = 0
+    for oid in list(store.objects.loose()):
+        checked += 1
+        try:
+            actual = store.objects.hash_of_stored(oid)
+        except OSError as exc:
+            problems.append(f"object {oid} cannot be read: {exc.strerror}")
+            continue
+        if actual != oid:
+            problems.append(_damage(store, oid, actual))
+    return checked
+
+
+def _check_packed(store: Store, problems: list[str]) -> int:
+    entries = store.objects.packed()
+    for entry in entries:
+        try:
+            data = store.objects.read_packed(entry)
+        except Corruption as exc:
+            problems.append(str(exc).split(": run")[0])
+            continue
+        actual = hash_bytes(data)
+        if actual != entry.oid:
+            problems.append(_damage(store, entry.oid, actual, f" (in pack {entry.pack})"))
+    return len(entries)
+
+
+def _check_outer(store: Store, outer: OuterReferences, commit_ids: set[str], problems: list[str]) -> None:
+    """References from outside commit trees: objects, and commits that must still exist."""
+    present = store.objects.present(set(outer.objects))
+    for oid in sorted(set(outer.objects) - present):
+        state = "damaged" if store.objects.is_damaged(oid) else "missing"
+        problems.append(f"{outer.objects[oid]} refers to {state} object {oid}")
+    problems.extend(f"{who}, which is missing" for who, commit in outer.commits if commit not in commit_ids)
+
+
+def gc(store: Store, references: References = OuterReferences, *, dry_run: bool = False) -> GcReport:
+    """Remove objects no commit (open or finished) or pipeline record refers to, and leftovers of
+    interrupted writes. A pack that is mostly garbage is rewritten with its live objects only.
+
+    Holds the store's collection lock, so no write is between storing and referencing an
+    object while it runs.
+    """
+    objects = store.objects
+    kept = sorted(p.name for p in store.root.glob(f"{DATABASE}.damaged-*")) if not store.shared else []
+    if kept and not dry_run:
+        raise Conflict(
+            f"a repair kept the damaged database ({', '.join(kept)}): objects that only the lost rows "
+            "referred to may still be wanted, so gc removes nothing while it is there; move it out of the "
+            "store once you have recovered what you need (`gc --dry-run` shows what would go)"
+        )
+    with store.collecting():
+        with store.db.read():
+            keep = _reachable(store, references())
+        removed = removed_bytes = kept = 0
+        for oid in list(objects.loose()):
+            if oid in keep:
+                kept += 1
+                continue
+            removed += 1
+            removed_bytes += objects.size(oid)
+            if not dry_run:
+                objects.delete(oid)
+        by_pack: dict[str, list[PackEntry]] = {}
+        for entry in objects.packed():
+            by_pack.setdefault(entry.pack, []).append(entry)
+        for pack in objects.packs():
+            entries = by_pack.get(pack, [])
+            live = [e.oid for e in entries if e.oid in keep]
+            dead = [e for e in entries if e.oid not in keep]
+            kept += len(live)
+            removed += len(dead)
+            dead_bytes = sum(e.size for e in dead) if entries else objects.pack_size(pack)
+            removed_bytes += dead_bytes
+            if dry_run or (entries and not dead):
+                continue
+            if not live:
+                objects.drop_pack(pack)
+            elif dead_bytes * 2 > sum(e.size for e in entries):
+                objects.repack(pack, live)
+        temps = len(objects.temporaries()) if dry_run else objects.remove_temporaries()
+    if not dry_run:
+        _refresh_backup(store)
+    return GcReport(dry_run, removed, removed_bytes, temps, kept)
+
+
+def repair_database(root: Path) -> dict[str, SalvagedTable]:
+    """Salvage a damaged metadata database before the store is opened (see `meta.salvage`)."""
+    path = root / DATABASE
+    if not path.exists():
+        raise NotFound(f"there is no store at {root} (no {DATABASE}): nothing to repair")
+    with store_lock(root, fcntl.LOCK_EX):  # no write is under way while the file is swapped
+        if is_sound(path):
+            return {}
+        return salvage(path)
