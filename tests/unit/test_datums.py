@@ -9,9 +9,9 @@ import json
 import pytest
 from helpers import pfs, spec
 
+from dataver.errors import SpecError
 from dataver.pipelines.datums import Datum, InputCommit, compute_datums
 from dataver.pipelines.planner import EMPTY_BLOB, datum_task, plan
-from dataver.errors import SpecError
 from dataver.pipelines.spec import parse_spec
 
 pytestmark = pytest.mark.unit
@@ -111,9 +111,7 @@ def test_an_outer_join_side_keeps_its_unmatched_keys(datums):
 
 
 def test_group_gathers_every_part_with_one_key(datums):
-    grouped = datums(
-        {"group": [pfs("a", "/(*).csv", group_by="$1"), pfs("b", "/(*).json", group_by="$1")]}
-    )
+    grouped = datums({"group": [pfs("a", "/(*).csv", group_by="$1"), pfs("b", "/(*).json", group_by="$1")]})
     assert shown(grouped) == ["a:/1.csv, b:/1.json", "a:/2.csv, b:/2.json", "b:/9.json"]
 
 
