@@ -31,6 +31,7 @@ from .trees import TreeStore
 
 if TYPE_CHECKING:
     from ..config import Config
+    from .backends.memory import MemorySpace
     from .backends.s3 import Deadlines
 
 ROOT_ENV = "DATAVER_ROOT"
@@ -375,6 +376,27 @@ class Store:
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
             ) from None
         return cls(path.resolve(), objects, TreeStore(objects), db, local_db, coordination)
+
+    @classmethod
+    def in_memory(cls, root: Path | str | None = None, *, space: MemorySpace | None = None) -> Store:
+        """A store whose objects and metadata live in this process's memory (`backends.memory`):
+        fast tests with no disk or server. `root` holds only what is this host's own (objects
+        being staged, work folders); by default a new temporary folder, removed with the store.
+        `space`: open another view of an in-memory store (as a second process would open a
+        folder's), sharing its objects, rows and leases; by default a new, empty one."""
+        import tempfile
+        import weakref
+
+        from .backends.memory import MemorySpace
+
+        made = root is None
+        path = Path(tempfile.mkdtemp(prefix="dataver-memory-")) if root is None else Path(root).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        objects, db, coordination = (space if space is not None else MemorySpace()).open(path)
+        store = cls(path.resolve(), objects, TreeStore(objects), db, db, coordination)
+        if made:
+            weakref.finalize(store, shutil.rmtree, path, True)
+        return store
 
     @property
     def config(self) -> Config:

@@ -1,7 +1,8 @@
 """The coordination contract (leases, the store's write lock, notifications), run against both
 implementations: flocks and inotify on one host, PostgreSQL rows, advisory locks and
 LISTEN/NOTIFY across hosts. A second store opened on the same place plays another process (or,
-for PostgreSQL, another host); a lease held by a process that is then SIGKILLed must come free."""
+for PostgreSQL, another host; in memory, another view of one in-memory store); a lease held by a
+process that is then SIGKILLed must come free."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ from pathlib import Path
 import pytest
 
 from dataver.errors import Conflict
+from dataver.storage.backends.memory import MemorySpace
 from dataver.storage.store import Store
 
+pytestmark = pytest.mark.contract
+
 LEASE_SECONDS = 2
+ONE_PROCESS = "an in-memory store lives in one process: no other process can hold, die or pause holding its lease"
 
 
 def _local(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
@@ -36,19 +41,24 @@ def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     return root
 
 
-IMPLEMENTATIONS = {"local": _local, "postgres": _postgres}
+IMPLEMENTATIONS = {"local": _local, "memory": lambda tmp_path, request: tmp_path / "store", "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def opener(request, tmp_path) -> Iterator[Callable[[], Store]]:
     root = IMPLEMENTATIONS[request.param](tmp_path, request)
     opened: list[Store] = []
+    space = MemorySpace()
 
     def open_store() -> Store:
-        opened.append(Store.open(root))
+        if request.param == "memory":
+            opened.append(Store.in_memory(root, space=space))
+        else:
+            opened.append(Store.open(root))
         return opened[-1]
 
     open_store.root = root  # type: ignore[attr-defined]
+    open_store.backend = request.param  # type: ignore[attr-defined]
     yield open_store
     for store in opened:
         store.close()
@@ -89,6 +99,8 @@ with store.coordination.hold("pipeline/p") as held:
 
 
 def test_a_dead_holders_lease_comes_free(opener):
+    if opener.backend == "memory":
+        pytest.skip(ONE_PROCESS)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(opener.root)], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
     )
@@ -157,6 +169,7 @@ def test_notifications_reach_watchers_in_other_processes(opener):
 PAUSED_HOLDER = """
 import sys
 from dataver.errors import Conflict
+from dataver.storage.backends.memory import MemorySpace
 from dataver.storage.store import Store
 store = Store.open(sys.argv[1])
 with store.coordination.hold("pipeline/p") as held:
@@ -172,6 +185,8 @@ with store.coordination.hold("pipeline/p") as held:
 
 
 def test_a_holder_paused_past_its_lease_cannot_confirm_once_another_took_over(opener, request):
+    if opener.backend == "memory":
+        pytest.skip(ONE_PROCESS)
     holder = subprocess.Popen(
         [sys.executable, "-c", PAUSED_HOLDER, str(opener.root)],
         stdin=subprocess.PIPE,

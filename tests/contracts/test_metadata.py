@@ -3,7 +3,8 @@ PostgreSQL server), as Pachyderm's kv testsuite runs over each of its stores: co
 heads, concurrent writers that lose nothing, open commits invisible to readers, check-then-insert
 code that stays right under concurrency (create_repo, insert_pipeline, record_datums), rollback,
 snapshots, and the pack index. Each writer thread opens a store of its own, as separate processes
-or hosts would, so its connections (and, on PostgreSQL, its sessions) are its own."""
+or hosts would, so its connections (and, on PostgreSQL, its sessions) are its own; in memory, each
+opens a view of one shared in-memory store (its own transactions, one connection taken in turns)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from dataver.executors.base import DatumResult
 from dataver.names import CommitRef
 from dataver.pipelines.records import Placement, Records
 from dataver.pipelines.spec import parse_spec
+from dataver.storage.backends.memory import MemorySpace
 from dataver.storage.objects import ObjectWriter
 from dataver.storage.store import Store
 from dataver.storage.trees import FILE, Entry, TreeEditor
 from dataver.versioning.projects import ProjectStore
 from dataver.versioning.refs import CommitRecord, RefsTable, RepoRecord
 from dataver.versioning.repos import RepoStore
+
+pytestmark = pytest.mark.contract
 
 Opener = Callable[[], Store]
 
@@ -41,7 +45,12 @@ def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
     return lambda: Store.open(root)
 
 
-BACKENDS = {"sqlite": _sqlite, "postgres": _postgres}
+def _memory(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    space = MemorySpace()
+    return lambda: Store.in_memory(tmp_path / "store", space=space)
+
+
+BACKENDS = {"memory": _memory, "sqlite": _sqlite, "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -54,6 +63,7 @@ def opener(request, tmp_path) -> Iterator[Opener]:
         opened.append(store)
         return store
 
+    open_store.backend = request.param  # type: ignore[attr-defined]
     yield open_store
     for store in opened:
         store.close()
@@ -270,6 +280,8 @@ def test_a_failed_transaction_leaves_nothing_and_runs_only_its_cleanup(opener):
 
 
 def test_a_read_sees_one_snapshot(opener):
+    if opener.backend == "memory":
+        pytest.skip("an in-memory database has one connection, so one snapshot: a reader waits for writers instead")
     reader, writer = opener(), RepoStore(opener())
     writer.create_repo("one")
     refs = RefsTable(reader.db)
