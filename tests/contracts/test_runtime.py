@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dataver.runtimes import procs, uids
 from dataver.runtimes.base import JobContext, Outcome, Request, Runtime, Worker, Workspace
+from dataver.runtimes.docker import JOB_LABEL
 from dataver.runtimes.jobfiles import list_outputs, open_job_file
 from dataver.runtimes.secrets import create_secret, secret_env
 from dataver.storage.objects import hash_bytes
@@ -82,22 +84,24 @@ class Subject:
         with self.store.objects.writer() as writer:
             oids = {path: writer.add_bytes(data) for path, data in inputs.items()}
         parts = [(*path.split("/", 1), oid) for path, oid in oids.items()]
-        (workspace or self.workspace).stage(parts, self.store.objects, self.runtime.link_inputs)  # type: ignore[misc]
+        (workspace or self.workspace).stage(parts, self.store.objects, self.runtime.link_inputs)
         return oids
 
-    def request(self, cmd: str | list[str], *, job_id: str = "", **fields: object) -> Request:
-        """A datum's request as the executor builds it: the runtime's environment, the input's path
-        and Pachyderm's variables (`env` adds more; `fields` set stdin, cwd or timeout)."""
-        env = {
+    def request(
+        self, cmd: str | list[str], *, job_id: str = "", env: dict[str, str] | None = None, **fields: object
+    ) -> Request:
+        """A datum's request as the executor builds it: the runtime's environment, then `env` (the
+        spec's, secrets), the input's path and Pachyderm's variables; `fields` set stdin, cwd or
+        timeout. A string is a shell command."""
+        variables = {
             **self.runtime.base_env(),
+            **(env or {}),
             "in": "/pfs/in/a",
             "PACH_DATUM_ID": uuid.uuid4().hex,
             "DATAVER_JOB_ID": job_id or self.ctx.job_id,
-            **fields.pop("env", {}),  # type: ignore[dict-item]
         }
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else cmd
-        made = Request(argv, [], env, "/", 60.0)
-        return replace(made, **fields)
+        return replace(Request(argv, [], variables, "/", 60.0), **fields)
 
     def run(self, cmd: str | list[str], inputs: dict[str, bytes] | None = None, **fields: object) -> Outcome:
         """Stage `inputs` (by default in/a) and run one datum on the module's worker."""
@@ -136,7 +140,7 @@ def _local(tmp_path: Path, fixture: Callable[[str], object]) -> Subject:
 def _docker(tmp_path: Path, fixture: Callable[[str], object]) -> Subject:
     from small_images import tiny_base
 
-    from dataver.runtimes.docker import JOB_LABEL, DockerRuntime
+    from dataver.runtimes.docker import DockerRuntime
 
     engine = fixture("docker_engine")  # skips, or fails where Docker is required
     store = Store.open(tmp_path / "store")
@@ -144,7 +148,7 @@ def _docker(tmp_path: Path, fixture: Callable[[str], object]) -> Subject:
 
     def leftovers(job_id: str) -> list[str]:
         """The job's containers, running or not."""
-        return [c.short_id for c in engine.containers.list(all=True, filters={"label": f"{JOB_LABEL}={job_id}"})]  # type: ignore[attr-defined]
+        return [c.short_id for c in engine.containers.list(all=True, filters={"label": f"{JOB_LABEL}={job_id}"})]
 
     ctx = JobContext(uuid.uuid4().hex, "p", tiny_base(engine), None, max_file_bytes=MAX_FILE)
     return Subject(runtime, runtime.prepare(ctx), store, leftovers)
@@ -175,7 +179,7 @@ def subject(request, _started, tmp_path_factory) -> Subject:
     return _started[request.param]
 
 
-def _probe(subject: Subject, code: str, **fields: object) -> dict:
+def _probe(subject: Subject, code: str, **fields: object) -> Any:
     """Run Python in the worker; it writes `result` (JSON) to /pfs/out/result."""
     script = f"import json, os\nresult = {{}}\n{code}\njson.dump(result, open('/pfs/out/result', 'w'))\n"
     outcome = subject.run(["python3", "-c", script], **fields)
@@ -228,12 +232,10 @@ def test_a_secret_reaches_the_command_and_no_command_line(subject):
         _wait_for(lambda: (subject.workspace.out / "token").exists())
         pids = procs.job_commands(subject.ctx.job_id)
         assert any(token.encode() in Path(f"/proc/{pid}/environ").read_bytes() for pid in pids)
-        shown = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if _readable(p)]
-        assert not any(token.encode() in line for line in shown)
+        assert not any(token.encode() in line for line in _command_lines())
         if subject.runtime.name == "docker":
-            for container in subject.runtime.client.containers.list(
-                filters={"label": f"dataver.job={subject.ctx.job_id}"}
-            ):
+            labelled = {"label": f"{JOB_LABEL}={subject.ctx.job_id}"}
+            for container in subject.runtime.client.containers.list(filters=labelled):
                 assert token not in json.dumps(container.attrs)
     finally:
         procs.kill(procs.job_commands(subject.ctx.job_id))
@@ -498,9 +500,12 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _readable(path: Path) -> bool:
-    try:
-        path.read_bytes()
-        return True
-    except OSError:
-        return False
+def _command_lines() -> list[bytes]:
+    """Every process's arguments, as `ps` shows them to anyone on the host."""
+    found = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            found.append(path.read_bytes())
+        except OSError:  # gone meanwhile
+            pass
+    return found
