@@ -1,6 +1,7 @@
 """Attacks on the local sandbox, as a hostile pipeline would make them: capabilities kept by a
 root-run dataver, host files reached through links, processes that outlive their datum, and an
-interpreter the sandbox could not show."""
+interpreter the sandbox could not show. What every runtime must do (read-only inputs, a uid of
+the worker's own, /dev/shm, no network) is the runtime contract's: tests/contracts/test_runtime.py."""
 
 from __future__ import annotations
 
@@ -49,15 +50,6 @@ def test_a_root_run_job_holds_no_privilege(repo, as_root, attack):
     assert not Path("/etc/dataver-escape").exists() and not Path("/usr/dataver-escape").exists()
     assert repo.get_file("in", "master", "a") == b"A" * 100_000
     assert_consistent(repo.root)
-
-
-def test_a_root_run_job_runs_as_a_uid_of_its_own(repo, as_root):
-    """Not nobody, whom other processes may be (test_job_uids): one from the range kept for jobs."""
-    from dataver.runtimes import uids
-
-    repo.create_pipeline(spec("p", "id -u > /pfs/out/uid; id -g > /pfs/out/gid", pfs("in", "/")))
-    uid = int(repo.get_file("p", "master", "uid"))
-    assert uids.FIRST <= uid <= uids.LAST and int(repo.get_file("p", "master", "gid")) == uid
 
 
 def test_a_log_replaced_by_a_link_does_not_show_the_host_file(repo):
@@ -216,12 +208,3 @@ def test_a_command_cannot_forge_its_agents_reply(tmp_path, as_root):
         assert len(lines) == 1 and time.monotonic() - started >= 1
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def test_a_job_has_shared_memory_as_in_a_container(repo):
-    """multiprocessing's locks (and so joblib's workers, scikit-learn's n_jobs) need a writable
-    /dev/shm; without one joblib warns in every log and runs serially."""
-    cmd = "python3 -c 'import multiprocessing; multiprocessing.Lock(); print(\"shared\")' > /pfs/out/x"
-    repo.create_pipeline(spec("shm", cmd, pfs("in")))
-    assert repo.list_jobs("shm")[0].state == "success", repo.list_jobs("shm")[0].reason
-    assert repo.get_file("shm", "master", "x") == b"shared\n"
