@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from functools import cached_property
@@ -23,7 +22,6 @@ from ..names import (
     CommitRef,
     check_name,
     did_you_mean,
-    normalize_path,
     parse_commit_ref,
     qualify,
     split_qualified,
@@ -35,9 +33,9 @@ from ..versioning.maintenance import OuterReferences, fsck, gc, repair_database
 from ..versioning.projects import ProjectStore, check_project
 from ..versioning.refs import RefsTable
 from ..versioning.repos import RepoStore, new_commit_id
+from ..versioning.sources import Given, parse_source, put_source
 from ..versioning.splits import Split
 from ..versioning.transactions import Request, TransactionInfo, Transactions
-from ..versioning.uploads import expand_source, expand_sources, fetch, untar
 from .transaction_runner import TransactionRunner
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
@@ -445,7 +443,7 @@ class Client:
         ref: Ref,
         path: str | None = None,
         *,
-        source: str | Path | BinaryIO | bytes | list[str | Path],
+        source: Given,
         recursive: bool = False,
         append: bool = False,
         message: str = "",
@@ -474,56 +472,19 @@ class Client:
         Outside an open commit the change lands as a commit of its own, finished at once.
         """
         repo, commit_ref = self._repo(repo), _ref(ref)
-
-        def put(files: list[tuple[str, str]] | list[tuple[str, str | BinaryIO]]) -> CommitInfo:
-            if split is not None:
-                done = self.files.put_split(
-                    repo, commit_ref, files, split, append=append, description=message, progress=progress
-                )
-            else:
-                done = self.files.put_files(
-                    repo, commit_ref, files, append=append, description=message, progress=progress
-                )
-            return self._landed(done)
-
-        if untar:
-            if split is not None:
-                raise InvalidArgument("--split and --untar cannot be combined: untar first, then split the files")
-            return self._put_archive(source, path, put)
-        if full_path:
-            named = [str(s) for s in source] if isinstance(source, list | tuple) else [source]
-            if not all(isinstance(s, str | Path) and not str(s).startswith(("http://", "https://")) for s in named):
-                raise InvalidArgument("--full-path places host files and directories: not stdin or URLs")
-            return put(expand_sources([str(s) for s in named], normalize_path(path or ""), recursive, full_path=True))
-        if isinstance(source, list | tuple):
-            if not source:
-                raise InvalidArgument("nothing to put: give one or more files, directories or URLs")
-            if len(source) > 1:
-                return self._put_several([str(s) for s in source], path, recursive, under_own_name, put)
-            source = source[0]
-        if isinstance(source, str) and source.startswith(("http://", "https://")):
-            return self._put_several([source], path, recursive, False, put)
-        into_folder = path is not None and path.endswith("/") and normalize_path(path) != ""
-        if isinstance(source, bytes):
-            source = io.BytesIO(source)
-        if not isinstance(source, (str, Path)):
-            if into_folder:
-                raise InvalidArgument(
-                    f"{path} ends in '/', so it names a folder: give the file's own path, e.g. {path}data.csv"
-                )
-            if path is None:
-                raise InvalidArgument(
-                    "reading from stdin or a stream needs a destination path, e.g. repo@master:/data.csv"
-                )
-            if split is not None:
-                return put([(path, source)])
-            return self._landed(
-                self.files.put_stream(
-                    repo, commit_ref, path, source, append=append, description=message, progress=progress
-                )
-            )
-        dest = normalize_path(path, allow_root=recursive) if path is not None else None
-        return put(expand_source(str(source), dest, recursive, into_folder=into_folder, nest=under_own_name))
+        what = parse_source(
+            source,
+            path,
+            recursive=recursive,
+            untar=untar,
+            under_own_name=under_own_name,
+            splitting=split is not None,
+            full_path=full_path,
+        )
+        done = put_source(
+            self.files, repo, commit_ref, what, split=split, append=append, description=message, progress=progress
+        )
+        return self._landed(done)
 
     def get_file(self, repo: str, ref: Ref, path: str) -> bytes:
         out = io.BytesIO()
@@ -585,42 +546,6 @@ class Client:
 
     def delete_file(self, repo: str, ref: Ref, path: str, *, recursive: bool = False) -> CommitInfo:
         return self._landed(self.files.delete_file(self._repo(repo), _ref(ref), path, recursive=recursive))
-
-    def _put_archive(
-        self,
-        source: str | Path | BinaryIO | bytes | list[str | Path],
-        path: str | None,
-        put: Callable[[list[tuple[str, str]]], CommitInfo],
-    ) -> CommitInfo:
-        if isinstance(source, list | tuple):
-            if len(source) != 1:
-                raise InvalidArgument("--untar takes one archive")
-            source = source[0]
-        archive: str | BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source  # type: ignore[assignment]
-        with tempfile.TemporaryDirectory(dir=self.store.objects.tmp_dir, prefix="untar-") as folder:
-            unpacked = untar(str(archive) if isinstance(archive, Path) else archive, Path(folder) / "archive")
-            return put(expand_source(str(unpacked), normalize_path(path or ""), True))
-
-    def _put_several(
-        self,
-        sources: list[str],
-        path: str | None,
-        recursive: bool,
-        under_own_name: bool,
-        put: Callable[[list[tuple[str, str]]], CommitInfo],
-    ) -> CommitInfo:
-        """Several sources in one commit; URLs are downloaded first (into the store's own
-        temporary folder), so a bad one changes nothing."""
-        with tempfile.TemporaryDirectory(dir=self.store.objects.tmp_dir, prefix="fetch-") as folder:
-            local = [
-                str(fetch(s, Path(folder) / str(i))) if s.startswith(("http://", "https://")) else s
-                for i, s in enumerate(sources)
-            ]
-            into_folder = path is not None and path.endswith("/") and normalize_path(path) != ""
-            dest = normalize_path(path, allow_root=True) if path is not None else None
-            if len(local) == 1 and not into_folder and dest == "":
-                dest = None
-            return put(expand_sources(local, dest or None, recursive, into_folder=into_folder, nest=under_own_name))
 
     def copy_file(
         self, src_repo: str, src_ref: Ref, src_path: str, dst_repo: str, dst_ref: Ref, dst_path: str
