@@ -1041,12 +1041,8 @@ class Client:
 
     def _delete_everything(self, pipelines: list[str], repos: list[str]) -> None:
         """Pipelines (with their jobs and output repos), downstream first, then repos."""
-        left = list(pipelines)
-        while left:
-            last = [p for p in left if not set(self.pipeline_layer.records.readers_of(p)) & set(left)] or left[:1]
-            for name in last:  # (an output repo deleted by force before is not there to delete)
-                self.pipeline_layer.service.delete(name, keep_repo=not self.repos.repo_exists(name))
-                left.remove(name)
+        if pipelines:  # (none: the pipeline layer is not even loaded)
+            self.pipeline_layer.delete_pipelines(pipelines)
         for name in repos:
             if self.repos.repo_exists(name):
                 self.repos.delete_repo(name)
