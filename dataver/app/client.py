@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from functools import cached_property
@@ -23,7 +22,6 @@ from ..names import (
     CommitRef,
     check_name,
     did_you_mean,
-    normalize_path,
     parse_commit_ref,
     qualify,
     split_qualified,
@@ -35,12 +33,13 @@ from ..versioning.maintenance import OuterReferences, fsck, gc, repair_database
 from ..versioning.projects import ProjectStore, check_project
 from ..versioning.refs import RefsTable
 from ..versioning.repos import RepoStore, new_commit_id
+from ..versioning.sources import Given, parse_source, put_source
 from ..versioning.splits import Split
 from ..versioning.transactions import Request, TransactionInfo, Transactions
-from ..versioning.uploads import expand_source, expand_sources, fetch, untar
 from .transaction_runner import TransactionRunner
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
+    from ..pipelines.layer import PipelineLayer
     from ..pipelines.models import DatumInfo, JobInfo, PipelineInfo, PipelineVersion, ProvenanceNode
     from ..pipelines.spec import PipelineSpec
     from ..remotes.registry import RemoteInfo
@@ -129,8 +128,10 @@ class Client:
             return None
 
     @cached_property
-    def _pipes(self) -> Any:
-        """The pipeline layer, imported on first use (it pulls in pydantic)."""
+    def pipeline_layer(self) -> PipelineLayer:
+        """The pipeline layer (records, scheduler, service) over this store, imported on first use
+        (it pulls in pydantic). Client methods delegate to it; the daemon and the service
+        supervisors, which drive jobs and servers themselves, use it directly."""
         from ..pipelines.layer import PipelineLayer
 
         return PipelineLayer(self.store, self.repos)
@@ -141,7 +142,7 @@ class Client:
 
     @cached_property
     def _runner(self) -> TransactionRunner:
-        return TransactionRunner(self.store, self.repos, lambda: self._pipes)
+        return TransactionRunner(self.store, self.repos, lambda: self.pipeline_layer)
 
     def _queue(self, operation: str, **args: Any) -> Any:
         """While a transaction is active, add this command to it instead of running it, and return
@@ -159,9 +160,6 @@ class Client:
 
     def has_pipelines(self) -> bool:
         """Whether the store has any pipeline (without loading the pipeline layer)."""
-        return self._has_pipelines()
-
-    def _has_pipelines(self) -> bool:
         from ..pipelines.records import Records
 
         return Records(self.store.db).any_pipeline()
@@ -171,7 +169,7 @@ class Client:
         hand back `result`. The daemon was already woken by the commit itself."""
         if self.on_commit is not None and isinstance(result, CommitInfo):
             self.on_commit(result)
-        if self.run_jobs and self._has_pipelines():
+        if self.run_jobs and self.has_pipelines():
             daemon = self.serving_daemon()
             if daemon is None:
                 self.run_pending()
@@ -182,7 +180,7 @@ class Client:
     def _triggers(self, result: Any) -> bool:
         """Whether a change can start a job: a pipeline reads its repo (or it is a pipeline itself)."""
         if isinstance(result, CommitInfo | BranchInfo):
-            return bool(self._pipes.records.readers_of(result.repo))
+            return bool(self.pipeline_layer.records.readers_of(result.repo))
         return True
 
     def status(self) -> StoreStatus:
@@ -261,8 +259,8 @@ class Client:
         return qualify(self.project, name, "pipeline")
 
     def close(self) -> None:
-        if "_pipes" in self.__dict__:
-            self._pipes.close()
+        if "pipeline_layer" in self.__dict__:
+            self.pipeline_layer.close()
         self.store.close()
 
     def __enter__(self) -> Client:
@@ -297,9 +295,8 @@ class Client:
             )
         if force:
             repos = self.projects.repos_in(name)
-            readers = (
-                {r for repo in repos for r in self._pipes.records.readers_of(repo)} if self._has_pipelines() else set()
-            )
+            records = self.pipeline_layer.records if self.has_pipelines() else None
+            readers = {r for repo in repos for r in records.readers_of(repo)} if records is not None else set()
             if outside := sorted(readers - set(pipelines)):
                 raise Conflict(
                     f"cannot delete project {name}: pipeline(s) {', '.join(outside)} of other projects read its "
@@ -332,8 +329,8 @@ class Client:
         name = self._repo(name)
         if self._queue("delete_repo", name=name, force=force) is not _NOT_QUEUED:
             return
-        if not force and self._has_pipelines():
-            self._pipes.check_deletable(name)
+        if not force and self.has_pipelines():
+            self.pipeline_layer.check_deletable(name)
         self.repos.delete_repo(name)
 
     # ---- branches ----------------------------------------------------------------------
@@ -412,7 +409,7 @@ class Client:
         and, unless `recursive`, for one other commits were computed from. With `repo` None,
         `ref` is a commit id and the commits computed from it go too (pachctl's commit set).
         The jobs that read or wrote a squashed commit are forgotten. Returns what was removed."""
-        forget = self._pipes.forget_commits if self._has_pipelines() else lambda ids: None
+        forget = self.pipeline_layer.forget_commits if self.has_pipelines() else lambda ids: None
         repo = self._repo(repo) if repo is not None else None
         return self.repos.squash_commit(repo, _ref(ref), recursive=recursive, forget=forget)
 
@@ -445,7 +442,7 @@ class Client:
         ref: Ref,
         path: str | None = None,
         *,
-        source: str | Path | BinaryIO | bytes | list[str | Path],
+        source: Given,
         recursive: bool = False,
         append: bool = False,
         message: str = "",
@@ -474,56 +471,19 @@ class Client:
         Outside an open commit the change lands as a commit of its own, finished at once.
         """
         repo, commit_ref = self._repo(repo), _ref(ref)
-
-        def put(files: list[tuple[str, str]] | list[tuple[str, str | BinaryIO]]) -> CommitInfo:
-            if split is not None:
-                done = self.files.put_split(
-                    repo, commit_ref, files, split, append=append, description=message, progress=progress
-                )
-            else:
-                done = self.files.put_files(
-                    repo, commit_ref, files, append=append, description=message, progress=progress
-                )
-            return self._landed(done)
-
-        if untar:
-            if split is not None:
-                raise InvalidArgument("--split and --untar cannot be combined: untar first, then split the files")
-            return self._put_archive(source, path, put)
-        if full_path:
-            named = [str(s) for s in source] if isinstance(source, list | tuple) else [source]
-            if not all(isinstance(s, str | Path) and not str(s).startswith(("http://", "https://")) for s in named):
-                raise InvalidArgument("--full-path places host files and directories: not stdin or URLs")
-            return put(expand_sources([str(s) for s in named], normalize_path(path or ""), recursive, full_path=True))
-        if isinstance(source, list | tuple):
-            if not source:
-                raise InvalidArgument("nothing to put: give one or more files, directories or URLs")
-            if len(source) > 1:
-                return self._put_several([str(s) for s in source], path, recursive, under_own_name, put)
-            source = source[0]
-        if isinstance(source, str) and source.startswith(("http://", "https://")):
-            return self._put_several([source], path, recursive, False, put)
-        into_folder = path is not None and path.endswith("/") and normalize_path(path) != ""
-        if isinstance(source, bytes):
-            source = io.BytesIO(source)
-        if not isinstance(source, (str, Path)):
-            if into_folder:
-                raise InvalidArgument(
-                    f"{path} ends in '/', so it names a folder: give the file's own path, e.g. {path}data.csv"
-                )
-            if path is None:
-                raise InvalidArgument(
-                    "reading from stdin or a stream needs a destination path, e.g. repo@master:/data.csv"
-                )
-            if split is not None:
-                return put([(path, source)])
-            return self._landed(
-                self.files.put_stream(
-                    repo, commit_ref, path, source, append=append, description=message, progress=progress
-                )
-            )
-        dest = normalize_path(path, allow_root=recursive) if path is not None else None
-        return put(expand_source(str(source), dest, recursive, into_folder=into_folder, nest=under_own_name))
+        what = parse_source(
+            source,
+            path,
+            recursive=recursive,
+            untar=untar,
+            under_own_name=under_own_name,
+            splitting=split is not None,
+            full_path=full_path,
+        )
+        done = put_source(
+            self.files, repo, commit_ref, what, split=split, append=append, description=message, progress=progress
+        )
+        return self._landed(done)
 
     def get_file(self, repo: str, ref: Ref, path: str) -> bytes:
         out = io.BytesIO()
@@ -585,42 +545,6 @@ class Client:
 
     def delete_file(self, repo: str, ref: Ref, path: str, *, recursive: bool = False) -> CommitInfo:
         return self._landed(self.files.delete_file(self._repo(repo), _ref(ref), path, recursive=recursive))
-
-    def _put_archive(
-        self,
-        source: str | Path | BinaryIO | bytes | list[str | Path],
-        path: str | None,
-        put: Callable[[list[tuple[str, str]]], CommitInfo],
-    ) -> CommitInfo:
-        if isinstance(source, list | tuple):
-            if len(source) != 1:
-                raise InvalidArgument("--untar takes one archive")
-            source = source[0]
-        archive: str | BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source  # type: ignore[assignment]
-        with tempfile.TemporaryDirectory(dir=self.store.objects.tmp_dir, prefix="untar-") as folder:
-            unpacked = untar(str(archive) if isinstance(archive, Path) else archive, Path(folder) / "archive")
-            return put(expand_source(str(unpacked), normalize_path(path or ""), True))
-
-    def _put_several(
-        self,
-        sources: list[str],
-        path: str | None,
-        recursive: bool,
-        under_own_name: bool,
-        put: Callable[[list[tuple[str, str]]], CommitInfo],
-    ) -> CommitInfo:
-        """Several sources in one commit; URLs are downloaded first (into the store's own
-        temporary folder), so a bad one changes nothing."""
-        with tempfile.TemporaryDirectory(dir=self.store.objects.tmp_dir, prefix="fetch-") as folder:
-            local = [
-                str(fetch(s, Path(folder) / str(i))) if s.startswith(("http://", "https://")) else s
-                for i, s in enumerate(sources)
-            ]
-            into_folder = path is not None and path.endswith("/") and normalize_path(path) != ""
-            dest = normalize_path(path, allow_root=True) if path is not None else None
-            if len(local) == 1 and not into_folder and dest == "":
-                dest = None
-            return put(expand_sources(local, dest or None, recursive, into_folder=into_folder, nest=under_own_name))
 
     def copy_file(
         self, src_repo: str, src_ref: Ref, src_path: str, dst_repo: str, dst_ref: Ref, dst_path: str
@@ -750,7 +674,7 @@ class Client:
         """Fetch new commits (with provenance and jobs) of repos (`name` or `name@branch`;
         default: all) from a remote and fast-forward this store's branches (unless `force`)."""
         report = self._transfer(remote, repos, False, pipelines, force, progress)
-        if report.commits and self.run_jobs and self._has_pipelines() and self.serving_daemon() is None:
+        if report.commits and self.run_jobs and self.has_pipelines() and self.serving_daemon() is None:
             self.run_pending()  # what the new commits trigger, as after a put
         return report
 
@@ -866,7 +790,7 @@ class Client:
 
     def _outer_references(self) -> OuterReferences:
         """The pipeline layer's references, without importing it for a store that has no pipelines."""
-        return self._pipes.outer_references() if self._has_pipelines() else OuterReferences()
+        return self.pipeline_layer.outer_references() if self.has_pipelines() else OuterReferences()
 
     @staticmethod
     def repair(root: str | Path | None = None) -> dict[str, SalvagedTable]:
@@ -944,7 +868,7 @@ class Client:
         return [self._create(parsed, runtime, _spec_path(spec)) for parsed in specs]
 
     def _create(self, parsed: PipelineSpec, runtime: str | None, spec_path: Path | None) -> PipelineInfo:
-        self._pipes.executor()  # a bad `executor` setting is refused before anything is recorded
+        self.pipeline_layer.executor()  # a bad `executor` setting is refused before anything is recorded
         runtime = self.config.get("runtime", runtime)
         queued = self._queue(
             "create_pipeline",
@@ -955,7 +879,7 @@ class Client:
         )
         if queued is not _NOT_QUEUED:
             return queued
-        self._pipes.service.create(parsed, runtime, spec_path, events=self._image_events())
+        self.pipeline_layer.service.create(parsed, runtime, spec_path, events=self._image_events())
         self._warn_missing_branches(parsed)
         self._warn_unmet_fields(parsed)
         self._say_who_serves(parsed)
@@ -1001,7 +925,7 @@ class Client:
     def _update(
         self, parsed: PipelineSpec, runtime: str | None, reprocess: bool, spec_path: Path | None
     ) -> PipelineInfo:
-        self._pipes.executor()
+        self.pipeline_layer.executor()
         queued = self._queue(
             "update_pipeline",
             spec=_spec_dict(parsed),
@@ -1012,7 +936,7 @@ class Client:
         )
         if queued is not _NOT_QUEUED:
             return queued
-        self._pipes.service.update(
+        self.pipeline_layer.service.update(
             parsed, runtime=runtime, spec_path=spec_path, reprocess=reprocess, events=self._image_events()
         )
         self._warn_missing_branches(parsed)
@@ -1063,7 +987,7 @@ class Client:
                 f"note: transform.user {spec.transform.user}: dataver never runs a command as root; "
                 "it runs as a uid of its own, as with no transform.user"
             )
-        row = self._pipes.records.pipeline(spec.name)
+        row = self.pipeline_layer.records.pipeline(spec.name)
         if spec.resource_limits and resolve_runtime(row.runtime, spec.transform.image) == "local":
             from ..runtimes.cgroups import limiter
 
@@ -1090,17 +1014,17 @@ class Client:
         return sorted(bare for project, bare in map(split_qualified, names) if project == self.project)
 
     def _all_pipelines(self) -> list[PipelineInfo]:
-        return self._pipes.list_pipelines() if self._has_pipelines() else []
+        return self.pipeline_layer.list_pipelines() if self.has_pipelines() else []
 
     def inspect_pipeline(self, name: str) -> PipelineInfo:
-        return self._pipes.inspect_pipeline(self._pipeline(name))
+        return self.pipeline_layer.inspect_pipeline(self._pipeline(name))
 
     def pipeline_history(self, name: str) -> list[PipelineVersion]:
         """Every version of a pipeline's spec, oldest first."""
-        return self._pipes.records.versions(self._pipeline(name))
+        return self.pipeline_layer.records.versions(self._pipeline(name))
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
-        self._pipes.service.delete(self._pipeline(name), keep_repo=keep_repo)
+        self.pipeline_layer.service.delete(self._pipeline(name), keep_repo=keep_repo)
 
     def delete_all(self) -> tuple[int, int]:
         """Delete every pipeline (with its jobs and output repo), every repo, every project but
@@ -1117,33 +1041,29 @@ class Client:
 
     def _delete_everything(self, pipelines: list[str], repos: list[str]) -> None:
         """Pipelines (with their jobs and output repos), downstream first, then repos."""
-        left = list(pipelines)
-        while left:
-            last = [p for p in left if not set(self._pipes.records.readers_of(p)) & set(left)] or left[:1]
-            for name in last:  # (an output repo deleted by force before is not there to delete)
-                self._pipes.service.delete(name, keep_repo=not self.repos.repo_exists(name))
-                left.remove(name)
+        if pipelines:  # (none: the pipeline layer is not even loaded)
+            self.pipeline_layer.delete_pipelines(pipelines)
         for name in repos:
             if self.repos.repo_exists(name):
                 self.repos.delete_repo(name)
 
     def stop_pipeline(self, name: str) -> PipelineInfo:
-        self._pipes.service.set_state(self._pipeline(name), "paused")
+        self.pipeline_layer.service.set_state(self._pipeline(name), "paused")
         return self.inspect_pipeline(name)
 
     def start_pipeline(self, name: str) -> PipelineInfo:
-        self._pipes.service.set_state(self._pipeline(name), "running")
+        self.pipeline_layer.service.set_state(self._pipeline(name), "running")
         return self._landed(self.inspect_pipeline(name))
 
     def dag(self, fmt: str = "text") -> str:
         """The graph of repos and pipelines (of every project): `text`, `mermaid` or `dot` (Graphviz)."""
-        return self._pipes.dag(fmt, [r.name for r in self.repos.list_repos()])
+        return self.pipeline_layer.dag(fmt, [r.name for r in self.repos.list_repos()])
 
     def rerun_pipeline(self, name: str) -> JobInfo:
         """Run a job over the pipeline's current inputs now, even if it is up to date (after a job
         failed for a reason outside its datums, such as a cluster that went away); datums that
         succeeded before are skipped."""
-        return self._pipes.scheduler.rerun(self._pipeline(name), self.progress)
+        return self.pipeline_layer.scheduler.rerun(self._pipeline(name), self.progress)
 
     def run_cron(self, name: str) -> list[CommitInfo]:
         """Pachyderm's `run cron`: a tick now on every cron input of the pipeline, due or not (the
@@ -1151,13 +1071,18 @@ class Client:
         here unless a daemon runs it."""
         from ..pipelines.cron import run_cron
 
-        ticks = run_cron(self.repos, self._pipes.records, self._pipeline(name))
+        ticks = run_cron(self.repos, self.pipeline_layer.records, self._pipeline(name))
         commits = [self.repos.inspect_commit(t.repo, parse_commit_ref(t.commit)) for t in ticks]
         return self._landed(commits)
 
+    def pending_pipelines(self) -> list[str]:
+        """The pipelines behind their inputs now, upstream first: what the next run (here, or by
+        the daemon) starts jobs for."""
+        return self.pipeline_layer.scheduler.pending() if self.has_pipelines() else []
+
     def run_pending(self) -> list[JobInfo]:
         """Run every job that new commits call for, upstream first; returns the jobs run."""
-        return self._pipes.scheduler.run_pending(self.progress)
+        return self.pipeline_layer.scheduler.run_pending(self.progress)
 
     def list_jobs(
         self, pipeline: str | None = None, global_id: str | None = None, *, limit: int | None = None, offset: int = 0
@@ -1165,55 +1090,55 @@ class Client:
         """Newest first; with `global_id`, only the jobs of that commit set (one change's jobs);
         with `limit`, one page of them (from `offset`)."""
         name = self._pipeline(pipeline) if pipeline is not None else None
-        return self._pipes.list_jobs(name, global_id, limit, offset)
+        return self.pipeline_layer.list_jobs(name, global_id, limit, offset)
 
     def count_jobs(self, pipeline: str | None = None) -> int:
         """How many jobs there are (of `pipeline`), for paging through them."""
-        if not self._has_pipelines():
+        if not self.has_pipelines():
             return 0
-        return self._pipes.records.count_jobs(self._pipeline(pipeline) if pipeline is not None else None)
+        return self.pipeline_layer.records.count_jobs(self._pipeline(pipeline) if pipeline is not None else None)
 
     def last_job(self, pipeline: str) -> JobInfo | None:
         """The pipeline's newest job, if it has one."""
-        row = self._pipes.records.last_job(self._pipeline(pipeline))
-        return self._pipes.records.job_info(row) if row is not None else None
+        row = self.pipeline_layer.records.last_job(self._pipeline(pipeline))
+        return self.pipeline_layer.records.job_info(row) if row is not None else None
 
     def inspect_job(self, job_id: str) -> JobInfo:
-        return self._pipes.inspect_job(job_id)
+        return self.pipeline_layer.inspect_job(job_id)
 
     def list_datums(self, job_id: str) -> list[DatumInfo]:
-        return self._pipes.list_datums(job_id)
+        return self.pipeline_layer.list_datums(job_id)
 
     def plan_datums(self, spec: str | Path | dict) -> list[DatumInfo]:
         """A dry run: the datums a spec's job would have over its inputs now (none is run)."""
-        return self._pipes.plan_datums(self.parse_spec(spec))
+        return self.pipeline_layer.plan_datums(self.parse_spec(spec))
 
     def inspect_datum(self, job_id: str, datum: str) -> DatumInfo:
         """One datum of a job, by id or a prefix of it."""
-        return self._pipes.inspect_datum(job_id, datum)
+        return self.pipeline_layer.inspect_datum(job_id, datum)
 
     def stop_job(self, job_id: str) -> bool:
         """Stop a running job: marked killed, its commands here killed, no output commit, not
         run again until its inputs or spec change. False if it had ended already."""
-        return self._pipes.stop_job(job_id)
+        return self.pipeline_layer.stop_job(job_id)
 
     def delete_job(self, job_id: str) -> None:
         """Stop a job if it runs, then forget it (a job whose output commit landed is kept)."""
-        self._pipes.delete_job(job_id)
+        self.pipeline_layer.delete_job(job_id)
 
     def restart_datum(self, job_id: str, datums: list[str]) -> int:
         """Kill these running datums' commands (by datum id or input path) so that they are
         tried again; how many commands were killed."""
-        return self._pipes.restart_datum(job_id, datums)
+        return self.pipeline_layer.restart_datum(job_id, datums)
 
     def wait_job(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
         """Wait until a job is done (a daemon runs it); JobFailed if it did not succeed."""
-        return self._pipes.wait_job(job_id, timeout)
+        return self.pipeline_layer.wait_job(job_id, timeout)
 
     def has_job(self, job_id: str) -> bool:
         """Whether a job has exactly this id (32 characters may also be a change's global id)."""
         try:
-            return self._has_pipelines() and self.inspect_job(job_id).id == job_id
+            return self.has_pipelines() and self.inspect_job(job_id).id == job_id
         except NotFound:
             return False
 
@@ -1224,7 +1149,7 @@ class Client:
         for commit in self.repos.commit_set(global_id):  # NotFound, saying what a global id is
             if commit.origin != "job":
                 self.wait_commit(commit.repo, commit.id, timeout=timeout)
-        jobs = self._pipes.list_jobs(None, global_id)[::-1]
+        jobs = self.pipeline_layer.list_jobs(None, global_id)[::-1]
         failed = [j for j in jobs if j.state != "success"]
         if failed:
             job = failed[0]
@@ -1237,7 +1162,8 @@ class Client:
         self, *, pipeline: str | None = None, job: str | None = None, datum: str | None = None
     ) -> list[tuple[str, str, str]]:
         """(job id, datum id, log text) of a job's datums (the newest job of `pipeline` by default)."""
-        return self._pipes.logs(pipeline=self._pipeline(pipeline) if pipeline else pipeline, job=job, datum=datum)
+        name = self._pipeline(pipeline) if pipeline else pipeline
+        return self.pipeline_layer.logs(pipeline=name, job=job, datum=datum)
 
     def follow_logs(
         self, *, pipeline: str | None = None, job: str | None = None, datum: str | None = None
@@ -1246,23 +1172,23 @@ class Client:
         logged so far, then what its running datums write (on this host) as they write it,
         until the job ends; with `pipeline`, its newest job and any that starts meanwhile."""
         name = self._pipeline(pipeline) if pipeline else pipeline
-        return self._pipes.follow_logs(pipeline=name, job=job, datum=datum)
+        return self.pipeline_layer.follow_logs(pipeline=name, job=job, datum=datum)
 
     def ran_no_datum(self, pipeline: str) -> str | None:
         """When the newest job of `pipeline` ran no datum (so it has no log), one sentence saying
         so and naming the job that ran them; None otherwise."""
-        return self._pipes.ran_no_datum(self._pipeline(pipeline))
+        return self.pipeline_layer.ran_no_datum(self._pipeline(pipeline))
 
     def wait_commit(self, repo: str, ref: Ref, *, timeout: float | None = None) -> list[CommitInfo]:
         """Wait until every job downstream of this commit is done (run here, or by the daemon),
         then return the commits computed from it."""
-        return self._pipes.wait_commit(
+        return self.pipeline_layer.wait_commit(
             self._repo(repo), _ref(ref), timeout, served=self.serving_daemon() is not None, progress=self.progress
         )
 
     def file_provenance(self, repo: str, ref: Ref, path: str) -> ProvenanceNode:
         """Where a file came from: its job and datum, and theirs, back to the data users put in."""
-        return self._pipes.provenance(self._repo(repo), _ref(ref), path)
+        return self.pipeline_layer.provenance(self._repo(repo), _ref(ref), path)
 
     def build_images(
         self,
@@ -1294,7 +1220,7 @@ class Client:
         from ..serving.supervisor import Supervisor
 
         supervisor = Supervisor(
-            self._pipes,
+            self.pipeline_layer,
             self._pipeline(name),
             address or self.config.get("serve.address"),
             log or logging.getLogger("dataver.serve"),
@@ -1306,11 +1232,11 @@ class Client:
     def list_services(self) -> list[ServiceInfo]:
         """Every service pipeline: its URL, state, the input commits it answers from, requests and
         errors (as the process serving it last wrote them)."""
-        return [self._service_info(row) for row in self._pipes.records.pipelines() if row.is_service]
+        return [self._service_info(row) for row in self.pipeline_layer.records.pipelines() if row.is_service]
 
     def inspect_service(self, name: str) -> ServiceInfo:
         name = self._pipeline(name)
-        row = self._pipes.records.pipeline(name)
+        row = self.pipeline_layer.records.pipeline(name)
         if not row.is_service:
             raise InvalidArgument(f'pipeline {name} is not a service (its spec has no "service"): it runs jobs')
         return self._service_info(row)
@@ -1321,7 +1247,7 @@ class Client:
         from ..serving.status import ServiceInfo, read_status
 
         name = self._pipeline(name)
-        row = self._pipes.records.pipeline(name)
+        row = self.pipeline_layer.records.pipeline(name)
         if not row.is_spout:
             raise InvalidArgument(f'pipeline {name} is not a spout (its spec has no "spout")')
         found = read_status(self.store.root, name)
@@ -1342,7 +1268,7 @@ class Client:
         return ServiceInfo(row.name, url(self.config.get("serve.address"), port), state)
 
     def job_for_commit(self, commit_id: str) -> JobInfo | None:
-        return self._pipes.job_for_commit(commit_id) if self._has_pipelines() else None
+        return self.pipeline_layer.job_for_commit(commit_id) if self.has_pipelines() else None
 
 
 def _text(value: object | None) -> str | None:

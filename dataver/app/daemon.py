@@ -182,7 +182,7 @@ class Daemon:
             seen, self.seen = self.seen, set()
         if seen:
             self.log.info("saw changes: %s", ", ".join(sorted(seen)))
-        scheduler = self.client._pipes.scheduler if self.client._has_pipelines() else None
+        scheduler = self.client.pipeline_layer.scheduler if self.client.has_pipelines() else None
         if scheduler is None:
             return
         self._keep_services()
@@ -206,7 +206,7 @@ class Daemon:
             from ..serving.supervisor import Keeper
 
             address = self.client.config.get("serve.address")
-            self.services = Keeper(self.client._pipes, address, self.log, self.wake.set)
+            self.services = Keeper(self.client.pipeline_layer, address, self.log, self.wake.set)
         retry = self.services.reconcile()
         if retry is not None:
             with self._lock:
@@ -219,7 +219,7 @@ class Daemon:
         event, wakes the daemon for it."""
         from ..pipelines.cron import fire, tick_name
 
-        records = self.client._pipes.records
+        records = self.client.pipeline_layer.records
         fired = fire(self.client.repos, records)
         moved, problems, trigger_wait = self.cron_triggers.fire(self.client.repos, records)
         for made in fired.ticks:
@@ -238,7 +238,7 @@ class Daemon:
     def _run_job(self, pipeline: str) -> None:
         ran = True
         try:
-            job = self.client._pipes.scheduler.run_pipeline(pipeline, self._progress)
+            job = self.client.pipeline_layer.scheduler.run_pipeline(pipeline, self._progress)
             if job is None:
                 self.log.info("pipeline %s: nothing to run (up to date, or another process runs it)", pipeline)
                 ran = False
@@ -289,7 +289,7 @@ class Daemon:
                 for job in self.client.list_jobs():
                     if job.state in ("created", "running") and job.pipeline in self.running:
                         with holding(self.client.store, job.pipeline):  # not a job another host took over
-                            self.client._pipes.records.finish_job(job.id, "killed", "the daemon was stopped")
+                            self.client.pipeline_layer.records.finish_job(job.id, "killed", "the daemon was stopped")
             except DataverError as exc:  # (a job cancelled meanwhile, say): stopping comes first
                 self.log.info("while marking jobs killed: %s", exc)
             finally:

@@ -117,8 +117,8 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Whether a daemon runs, since when, what it is running and what waits."""
     c = client(ctx)
     info = c.daemon()
-    pending = c._pipes.scheduler.pending() if c._has_pipelines() else []
-    running = [j for j in c.list_jobs() if j.state == "running"] if c._has_pipelines() else []
+    pending = c.pending_pipelines()
+    running = [j for j in c.list_jobs() if j.state == "running"] if c.has_pipelines() else []
     data = {
         "running": info is not None,
         "pid": info.pid if info else None,

@@ -158,6 +158,16 @@ class PipelineLayer:
         if self.records.exists(repo):
             raise Conflict(f"repo {repo} is the output of pipeline {repo}: use `dataver delete-pipeline {repo}`")
 
+    def delete_pipelines(self, names: list[str]) -> None:
+        """Delete pipelines with their jobs and output repos, downstream first, so that none is
+        refused for a reader about to go too (delete-project --force, delete all)."""
+        left = list(names)
+        while left:
+            last = [p for p in left if not set(self.records.readers_of(p)) & set(left)] or left[:1]
+            for name in last:  # (an output repo deleted by force before is not there to delete)
+                self.service.delete(name, keep_repo=not self.repos.repo_exists(name))
+                left.remove(name)
+
     def list_pipelines(self) -> list[PipelineInfo]:
         return [self.records.pipeline_info(r) for r in self.records.pipelines()]
 

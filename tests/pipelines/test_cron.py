@@ -100,7 +100,7 @@ def test_create_makes_the_tick_repo_and_run_cron_ticks_and_runs_the_job(cli, cli
 def test_each_job_runs_the_new_tick_only_and_overwrite_keeps_one_file(client):
     client.create_pipeline(spec("keep", LIST_TICKS, cron_input()))
     client.create_pipeline(spec("latest", LIST_TICKS, cron_input(overwrite=True)))
-    records, repos = client._pipes.records, client.repos
+    records, repos = client.pipeline_layer.records, client.repos
     for seconds in (10, 20, 30):
         fired = cron.fire(repos, records, datetime.now(UTC) + timedelta(seconds=seconds))
         assert len(fired.ticks) == 2 and fired.wait is not None and fired.problems == []
@@ -118,7 +118,7 @@ def test_each_job_runs_the_new_tick_only_and_overwrite_keeps_one_file(client):
 
 def test_a_tick_already_made_is_not_made_again(client):
     client.create_pipeline(spec("scraper", LIST_TICKS, cron_input()))
-    records, repos = client._pipes.records, client.repos
+    records, repos = client.pipeline_layer.records, client.repos
     later = datetime.now(UTC) + timedelta(seconds=15)
     assert len(cron.fire(repos, records, later).ticks) == 1
     assert cron.fire(repos, records, later).ticks == []  # another daemon's pass at the same moment
@@ -128,7 +128,7 @@ def test_a_tick_already_made_is_not_made_again(client):
 def test_no_ticks_before_start_and_none_while_paused(client):
     start = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     client.create_pipeline(spec("later", LIST_TICKS, cron_input(start=start)))
-    records, repos = client._pipes.records, client.repos
+    records, repos = client.pipeline_layer.records, client.repos
     fired = cron.fire(repos, records)
     assert fired.ticks == [] and 3590 < fired.wait <= 3610
     client.stop_pipeline("later")

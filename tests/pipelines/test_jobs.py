@@ -242,7 +242,7 @@ def test_a_job_is_created_then_running(client):
 
     client.create_repo("in")
     client.create_pipeline(spec("p", "true", pfs("in")))
-    records = client._pipes.records
+    records = client.pipeline_layer.records
     inputs = [JobInput("in", "in", "master", "x")]
     records.create_job("j" * 32, records.pipeline("p"), "local", "c" * 32, inputs, "c" * 32)
     job = client.inspect_job("j" * 32)
@@ -250,6 +250,20 @@ def test_a_job_is_created_then_running(client):
     records.start_job("j" * 32, 5)
     job = client.inspect_job("j" * 32)
     assert job.state == "running" and job.started is not None and job.total == 5
+
+
+def test_daemon_status_queues_the_pipelines_behind_their_inputs(client, cli):
+    """What waits for a run is what `daemon status` shows as its queue, upstream first."""
+    assert json.loads(cli("daemon", "status", "--json").out)["queue"] == []
+    client.run_jobs = False
+    client.create_repo("in")
+    client.create_pipeline(spec("up", COPY, pfs("in")))
+    client.create_pipeline(spec("down", "cp -r /pfs/up/* /pfs/out/", pfs("up")))
+    client.put_file("in", "master", "a", source=b"A")
+    assert client.pending_pipelines() == ["up"]
+    assert json.loads(cli("daemon", "status", "--json").out)["queue"] == ["up"]
+    client.run_pending()
+    assert client.pending_pipelines() == []
 
 
 def test_inspect_datum_and_wait_job(repo, cli):
@@ -444,7 +458,7 @@ def test_a_cron_trigger_moves_its_branch_on_its_schedule_only(client):
     client.create_pipeline(spec("hourly", COPY.replace("/in/", "/data/"), pfs("data", "/", trigger=trigger)))
     client.put_file("data", "staging", "a", source=b"a")
     assert client.list_jobs("hourly") == []  # no tick yet
-    clock, records, now = CronTriggers(), client._pipes.records, datetime.now(UTC)
+    clock, records, now = CronTriggers(), client.pipeline_layer.records, datetime.now(UTC)
     moved, problems, wait = clock.fire(client.repos, records, now)
     assert moved == [] and problems == [] and 3500 < wait <= 3600
     staged = client.inspect_commit("data", "staging").id

@@ -137,7 +137,7 @@ def test_mutated_spout_archives_commit_whole_or_nothing(tmp_path, examples):
     del raw["input"]
     with Client(root) as client:
         client.create_pipeline({**raw, "spout": {"overwrite": True}}, runtime="local")
-        layer, feed = client._pipes, client._pipes.records.pipeline("feed")
+        layer, feed = client.pipeline_layer, client.pipeline_layer.records.pipeline("feed")
         from dataver.pipelines.spec import PipelineSpec
 
         parsed = PipelineSpec.model_validate_json(feed.spec)

@@ -90,7 +90,7 @@ def test_a_background_process_cannot_swap_outputs_after_the_check(client, sandbo
             why in datum.reason for why in ("symbolic link", "not a regular file")
         ), datum.reason
     mine = client.store.objects.writer().add_bytes(b"mine\n")
-    assert client._pipes.records.output_objects() <= {mine}
+    assert client.pipeline_layer.records.output_objects() <= {mine}
     passwd = Path("/etc/passwd").read_bytes()
     assert not any(passwd[:20] in p.read_bytes() for p in (client.root / "objects").rglob("*") if p.is_file())
 
