@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from backends import BACKENDS, shared_store
 from typer.testing import CliRunner
 
 from dataver import Client
@@ -42,9 +43,20 @@ def trials(request: pytest.FixtureRequest) -> int:
     return 200 if request.config.getoption("--long") else 20
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend matrix (tests/backends.py): `local` or `shared`; a test that asks for it (or is
+    marked `on_both_stores`) runs on both, and its `root` is a store of that kind."""
+    return request.param
+
+
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "store"
+def root(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """The test's store: a folder not made yet, or a new shared store under the backend matrix."""
+    root = tmp_path / "store"
+    if "backend" in request.fixturenames and request.getfixturevalue("backend") == "shared":
+        shared_store(request, root, _run_cli)
+    return root
 
 
 @pytest.fixture
@@ -156,18 +168,17 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def dv(tmp_path: Path):
-    """Run the real `dataver` command (a new process each call) on a fresh store, from the
-    project folder as a user would; `dv.root` is the store. A daemon left running is killed."""
+def dv(root: Path):
+    """Run the real `dataver` command (a new process each call) on a fresh store (`root`: local, or
+    shared under the backend matrix), from the project folder as a user would; `dv.root` is the
+    store. A daemon left running is killed."""
     import json
     import signal
     import subprocess
 
-    root = tmp_path / "store"
     env = {**os.environ, "DATAVER_ROOT": str(root)}
-    from dataver import Client
-
-    Client.init(root)  # a store is there, as after a user's first `create-repo` or `init`
+    if not root.exists():
+        Client.init(root)  # a store is there, as after a user's first `create-repo` or `init`
 
     def run(*args: str, ok: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess:
         done = subprocess.run(

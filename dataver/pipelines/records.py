@@ -486,7 +486,8 @@ class Records:
     def datum_outputs(self, pipeline: str, datum_ids: list[str]) -> dict[str, list[tuple[str, str, int]]]:
         out: dict[str, list[tuple[str, str, int]]] = {d: [] for d in datum_ids}
         for datum_id, path, oid, size in self.db.query(
-            "SELECT datum_id, path, oid, size FROM datum_outputs WHERE pipeline = ?", (pipeline,)
+            "SELECT datum_id, path, oid, size FROM datum_outputs WHERE pipeline = ? ORDER BY datum_id, path",
+            (pipeline,),
         ):
             if datum_id in out:
                 out[datum_id].append((path, oid, size))

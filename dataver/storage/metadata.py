@@ -25,6 +25,17 @@ from ..errors import DataverError, not_writable
 Row = tuple[Any, ...]
 
 
+def sql_mistake(location: str, detail: str, *, changed: bool = False) -> DataverError:
+    """One line for a statement of dataver's own that the database could not run (a column or
+    table it does not have, a syntax error): a bug in dataver, not a fault of the server, the disk
+    or the store, and the user should hear so. `changed`: this process committed changes before."""
+    kept = "what this command changed before stands, the rest was not done" if changed else "nothing was changed"
+    return DataverError(
+        f"internal error in dataver: the metadata database {location} cannot run one of dataver's own "
+        f"statements ({detail}); this is a bug in dataver, please report it with the command that failed; {kept}"
+    )
+
+
 class Database(ABC):
     """One metadata database, one connection per thread (neither sqlite3 nor psycopg
     connections may be shared between threads mid-transaction)."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+from backends import on_both_stores
+
 EXPECTED_2 = ["Iris-versicolor", "Iris-virginica", "Iris-virginica", "Iris-virginica", "Iris-setosa", "Iris-setosa"]
 
 
+@on_both_stores
 def test_iris_reference_example(dv):
     dv("create-repo", "training")
     dv("create-repo", "attributes")

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from backends import on_both_stores
 from conftest import PROJECT
 
 from dataver.runtimes import procs
@@ -191,6 +192,7 @@ def check_service(dv, port: int) -> None:
     assert shown["requests"] > hammer.count and shown["errors"] == 0 and shown["rejected"] == 1
 
 
+@on_both_stores
 def test_serving_the_iris_model_on_the_local_runtime(dv, iris, serving, sandbox):
     spec, port = iris("local")
     created = dv("create-pipeline", "-f", str(spec), "--runtime", "local")
@@ -214,6 +216,7 @@ def test_serving_the_iris_model_on_the_local_runtime(dv, iris, serving, sandbox)
     assert said.splitlines()[-1].endswith("service serve: stopped")
 
 
+@on_both_stores
 def test_the_daemon_serves_and_commits_the_requests(dv, iris):
     spec, port = iris("local", log_requests=True)
     dv("daemon", "start")

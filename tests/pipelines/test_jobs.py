@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from backends import on_both_stores
 from helpers import pfs, spec
 
 from dataver.errors import Conflict, SpecError
@@ -21,6 +22,7 @@ def repo(client):
     return client
 
 
+@on_both_stores
 def test_only_new_datums_run_and_deleted_inputs_leave_the_output(repo):
     repo.create_pipeline(spec("copy", COPY, pfs("in")))
     repo.put_file("in", "master", "c", source=b"C")
@@ -34,6 +36,7 @@ def test_only_new_datums_run_and_deleted_inputs_leave_the_output(repo):
     assert states == {"skipped"}
 
 
+@on_both_stores
 def test_output_commit_records_its_provenance_and_job(repo):
     repo.create_pipeline(spec("copy", COPY, pfs("in")))
     job = repo.list_jobs("copy")[0]
@@ -43,6 +46,7 @@ def test_output_commit_records_its_provenance_and_job(repo):
     assert repo.job_for_commit(commit.id).id == job.id
 
 
+@on_both_stores
 def test_failed_datum_is_retried_then_fails_the_job_and_keeps_the_branch(repo):
     repo.create_pipeline(spec("copy", COPY, pfs("in")))
     before = repo.inspect_commit("copy", "master").id
@@ -69,6 +73,7 @@ def test_err_cmd_recovers_a_datum(repo):
     assert [f.path for f in repo.list_files("p", "master")] == ["/b"]
 
 
+@on_both_stores
 def test_a_recovered_datum_shows_in_progress_and_runs_again_next_job(repo, cli):
     """As Pachyderm does: PROGRESS gains a third term, and only processed datums are skipped
     later (its skippableDatum wants PROCESSED), so a recovered one gets another chance."""
@@ -117,6 +122,7 @@ def test_command_not_found(repo):
     assert job.state == "failure" and "command not found: no-such-program" in job.reason
 
 
+@on_both_stores
 def test_colliding_outputs_fail_naming_the_path_and_both_datums(repo):
     repo.create_pipeline(spec("p", "echo x > /pfs/out/same", pfs("in")))
     job = repo.list_jobs("p")[0]
@@ -138,6 +144,7 @@ def test_symlinks_in_out_are_refused(repo):
     assert job.state == "failure" and "symbolic link" in job.reason
 
 
+@on_both_stores
 def test_update_skips_seen_datums_unless_reprocess(repo):
     repo.create_pipeline(spec("p", COPY, pfs("in")))
     repo.update_pipeline(spec("p", COPY + " #v2", pfs("in")))
@@ -148,6 +155,7 @@ def test_update_skips_seen_datums_unless_reprocess(repo):
     assert (job.version, job.processed, job.skipped) == (3, 2, 0)
 
 
+@on_both_stores
 def test_stop_and_start(repo):
     repo.create_pipeline(spec("p", COPY, pfs("in")))
     repo.stop_pipeline("p")
@@ -158,6 +166,7 @@ def test_stop_and_start(repo):
     assert repo.get_file("p", "master", "c") == b"C"
 
 
+@on_both_stores
 def test_delete_pipeline_and_repo_protection(repo):
     repo.create_pipeline(spec("p", COPY, pfs("in")))
     with pytest.raises(Conflict, match="read by pipeline"):
@@ -168,6 +177,7 @@ def test_delete_pipeline_and_repo_protection(repo):
     repo.delete_repo("in")
 
 
+@on_both_stores
 def test_chain_runs_through_and_wait_commit_lists_downstream(repo):
     repo.create_pipeline(spec("one", COPY, pfs("in")))
     repo.create_pipeline(spec("two", "cp /pfs/one/* /pfs/out/", pfs("one")))
@@ -223,6 +233,7 @@ def test_the_sandbox_shows_no_more_of_the_host_than_it_needs(repo, sandbox, tmp_
             secret.unlink()
 
 
+@on_both_stores
 def test_inspect_pipeline_history_shows_every_version(client, cli):
     client.create_repo("in")
     client.create_pipeline(spec("p", "echo one", pfs("in")))
@@ -266,6 +277,7 @@ def test_daemon_status_queues_the_pipelines_behind_their_inputs(client, cli):
     assert client.pending_pipelines() == []
 
 
+@on_both_stores
 def test_inspect_datum_and_wait_job(repo, cli):
     repo.create_pipeline(spec("copy", COPY, pfs("in")))
     job = repo.list_jobs("copy")[0]
@@ -390,6 +402,7 @@ def test_job_timeout_stops_the_job_and_fails_it_naming_the_limit(repo):
     assert "job_timeout: invalid duration 'soon'" in str(bad.value)
 
 
+@on_both_stores
 def test_an_input_pinned_to_a_commit_ignores_newer_commits(repo, cli):
     """`pfs.commit`: the pipeline reads that commit (an id or a prefix), not the branch's head;
     a pin to a commit that does not exist is refused in one line, creating nothing."""
@@ -408,6 +421,7 @@ def test_an_input_pinned_to_a_commit_ignores_newer_commits(repo, cli):
     assert "bad" not in [p.name for p in repo.list_pipelines()]
 
 
+@on_both_stores
 def test_a_branch_trigger_runs_the_pipeline_on_batches(client, cli):
     """`pfs.trigger`: commits land on staging; the pipeline reads master, which follows staging
     every 2 commits (or once 1 KiB more has landed); a bad trigger is one line."""
@@ -484,6 +498,7 @@ done
 """
 
 
+@on_both_stores
 def test_datum_batching_runs_one_command_over_every_datum(repo):
     """transform.datum_batching: the command starts once, loops on `pachctl next datum`, and reads
     each datum's variables from /pfs/.env; `--error` fails the datum it was given."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from backends import on_both_stores
 from helpers import pfs, spec
 
 from dataver import Client
@@ -35,6 +36,7 @@ def _jobs(cli, pipeline: str) -> list[dict]:
     return json.loads(cli("list-job", "-p", pipeline, "--json").out)
 
 
+@on_both_stores
 def test_the_transactions_example_runs_one_job_per_pipeline_over_both_inputs(cli, hyper):
     txn = cli("start-transaction").out.strip()
     data_commit = cli("start-commit", "data@master").out.strip()
@@ -71,6 +73,7 @@ def test_the_transactions_example_runs_one_job_per_pipeline_over_both_inputs(cli
     assert cli("get-file", f"report@{txn}:/report").out == "iris-2\nc=2\niris-2\n"
 
 
+@on_both_stores
 def test_pipeline_changes_in_a_transaction_run_once_with_the_commits(cli, hyper):
     """create-pipeline and update-pipeline are queued too: the spec change and the new data make
     one change, and the pipeline's one job runs the new spec over the new data."""
@@ -91,6 +94,7 @@ def test_pipeline_changes_in_a_transaction_run_once_with_the_commits(cli, hyper)
     assert cli("get-file", "model@master:/model").out == "iris-2\n"
 
 
+@on_both_stores
 def test_a_request_that_cannot_apply_is_refused_at_once_and_not_queued(cli, hyper):
     cli("start-transaction")
     result = cli("start-commit", "nope@master")
@@ -99,6 +103,7 @@ def test_a_request_that_cannot_apply_is_refused_at_once_and_not_queued(cli, hype
     assert json.loads(cli("inspect-transaction", "--json").out)["requests"] == []
 
 
+@on_both_stores
 def test_a_transaction_that_no_longer_applies_applies_nothing_and_stays(cli, hyper):
     txn = cli("start-transaction").out.strip()
     cli("start-commit", "data@master")
@@ -113,6 +118,7 @@ def test_a_transaction_that_no_longer_applies_applies_nothing_and_stays(cli, hyp
     assert json.loads(cli("list-transaction", "--json").out)[0]["id"] == txn
 
 
+@on_both_stores
 def test_stop_resume_and_delete(cli, hyper):
     txn = cli("start-transaction").out.strip()
     cli("create-repo", "later")

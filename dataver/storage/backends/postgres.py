@@ -34,7 +34,7 @@ from typing import Any
 from ...credentials import WHERE_IT_BELONGS, masked, read_password_file, scrubbed
 from ...errors import DataverError, LeaseLost, SchemaMismatch, Unreachable
 from ..coordination import Coordination, Lease, Watch
-from ..metadata import Database
+from ..metadata import Database, sql_mistake
 
 WRITE_LOCK = 0x64617461_7665_01
 """Advisory lock key held by each write transaction (the single-writer lock)."""
@@ -287,6 +287,8 @@ def server_error(location: str, exc: BaseException, *, changed: bool = False) ->
 
     if not isinstance(exc, psycopg.Error):
         return None
+    if _our_mistake(exc):
+        return sql_mistake(location, _first_line(exc), changed=changed)
     if _refused_login(exc):
         return DataverError(
             f"the metadata database {location} refused the login of host {socket.gethostname()} ({_first_line(exc)}): "
@@ -299,6 +301,18 @@ def server_error(location: str, exc: BaseException, *, changed: bool = False) ->
             f"up and the store's `metadata` setting (`dataver config get metadata`); {kept}"
         )
     return DataverError(f"the metadata database {location} failed: {_first_line(exc)}")
+
+
+def _our_mistake(exc: BaseException) -> bool:
+    """Whether dataver's own SQL is wrong: SQLSTATE class 42 (an undefined column or table, a
+    syntax error...) but for a missing privilege (42501, the role's and so the user's to fix), or
+    psycopg's own refusal before sending (placeholders and parameters that do not match)."""
+    import psycopg
+
+    if not isinstance(exc, psycopg.ProgrammingError):
+        return False
+    state = str(getattr(exc, "sqlstate", "") or "")
+    return state != "42501" and (state.startswith("42") or not state)
 
 
 def _refused_login(exc: BaseException) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataverError, SchemaMismatch, no_space, not_writable
-from ..metadata import Database
+from ..metadata import Database, sql_mistake
 
 BUSY_TIMEOUT_MS = 120_000
 """How long a writer waits for another process's transaction before giving up."""
@@ -237,9 +237,12 @@ def damaged_database(path: Path, exc: object) -> DataverError:
     )
 
 
-def database_error(path: Path, exc: sqlite3.Error) -> DataverError:
-    """One line for a failure inside SQLite: a full disk says so, a damaged file says how to
-    salvage it, a read-only store says so; anything else names the file."""
+def database_error(path: Path, exc: sqlite3.Error, *, changed: bool = False) -> DataverError:
+    """One line for a failure inside SQLite: dataver's own wrong SQL is said to be a bug, a full
+    disk says so, a damaged file says how to salvage it, a read-only store says so; anything else
+    names the file. `changed`: this process committed changes before."""
+    if is_our_mistake(exc):
+        return sql_mistake(str(path), str(exc), changed=changed)
     free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
     if free < FULL_DISK_BYTES or "full" in str(exc):
         return no_space(path.parent)
@@ -248,6 +251,18 @@ def database_error(path: Path, exc: sqlite3.Error) -> DataverError:
     if "readonly" in str(exc) or "read-only" in str(exc):
         return not_writable(path.parent)
     return DataverError(f"the store's database {path} failed: {exc}: check the disk and its permissions")
+
+
+MISTAKES = ("no such column", "no such table", "no such function", "syntax error", "has no column named", "ambiguous")
+"""What SQLite says of a statement that is wrong in itself, whatever the file holds."""
+
+
+def is_our_mistake(exc: sqlite3.Error) -> bool:
+    """Whether dataver's own SQL is wrong (an unknown column, a syntax error, parameters that do
+    not match the placeholders), not the file, the disk or the store."""
+    if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc) for m in MISTAKES)
 
 
 FULL_DISK_BYTES = 1 << 20
@@ -310,7 +325,7 @@ class SqliteDatabase(Database):
         return conn.in_transaction
 
     def _error(self, exc: BaseException) -> DataverError | None:
-        return database_error(self.path, exc) if isinstance(exc, sqlite3.Error) else None
+        return database_error(self.path, exc, changed=self.changed) if isinstance(exc, sqlite3.Error) else None
 
     def _run(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any], many: bool) -> sqlite3.Cursor:
         return conn.executemany(sql, params) if many else conn.execute(sql, params)
