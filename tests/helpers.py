@@ -108,22 +108,46 @@ def plant_object(folder: Path, data: bytes) -> str:
     return oid
 
 
-def as_an_older_dataver_left_it(root: Path) -> int:
-    """Set the SQLite store at `root` back to the format before the spec as written was kept (no
-    `user_spec` column, no settings table), as an older dataver left it; returns that format."""
+_SQLITE_UNDO = {
+    11: ["DROP INDEX commit_provenance_upstream"],
+    10: ["DROP TABLE settings"],
+    9: ["ALTER TABLE pipeline_versions DROP COLUMN user_spec"],
+    8: [
+        *(f"ALTER TABLE pipelines DROP COLUMN {column}" for column in ("runtime_why", "image_id", "image_digest")),
+        "ALTER TABLE jobs DROP COLUMN image",
+    ],
+    7: ["DROP TABLE projects"],
+    6: [
+        *(
+            s
+            for table in ("commits", "jobs")
+            for s in (f"DROP INDEX {table}_global", f"ALTER TABLE {table} DROP COLUMN global_id")
+        ),
+        "ALTER TABLE pipeline_versions DROP COLUMN global_id",
+    ],
+}
+"""What undoes each of the newest SQLite migrations (see `as_an_older_dataver_left_it`)."""
+
+
+def as_an_older_dataver_left_it(root: Path, version: int | None = None) -> int:
+    """Set the SQLite store at `root` back to the format `version` (default: the one before the
+    spec as written was kept: no `user_spec` column, no settings table), what the newest
+    migrations made undone, as an older dataver left it; returns that format."""
     import sqlite3
 
     from dataver.storage.backends.sqlite import MIGRATIONS
 
-    assert "CREATE TABLE settings" in MIGRATIONS[-1], "a migration was added: set it back here too"
-    before = next(i for i, script in enumerate(MIGRATIONS) if "user_spec" in script)
+    assert max(_SQLITE_UNDO) == len(MIGRATIONS), "a migration was added: undo it in _SQLITE_UNDO too"
+    if version is None:
+        version = next(i for i, script in enumerate(MIGRATIONS) if "user_spec" in script)
     db = sqlite3.connect(root / "meta.db")
-    db.execute("ALTER TABLE pipeline_versions DROP COLUMN user_spec")
-    db.execute("DROP TABLE settings")
-    db.execute(f"PRAGMA user_version = {before}")
+    for number in range(len(MIGRATIONS), version, -1):
+        for statement in _SQLITE_UNDO[number]:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {version}")
     db.commit()
     db.close()
-    return before
+    return version
 
 
 _POSTGRES_UNDO = {
@@ -139,14 +163,14 @@ def postgres_schema_back(url: str, versions: int = 1) -> int:
     owner; returns the version it is then at."""
     import psycopg
 
-    from dataver.storage.backends.postgres import SCHEMA
+    from dataver.storage.backends.postgres import MIGRATIONS
 
-    assert max(_POSTGRES_UNDO) == len(SCHEMA), "a migration was added: undo it in _POSTGRES_UNDO too"
+    assert max(_POSTGRES_UNDO) == len(MIGRATIONS), "a migration was added: undo it in _POSTGRES_UNDO too"
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-        for number in range(len(SCHEMA), len(SCHEMA) - versions, -1):
+        for number in range(len(MIGRATIONS), len(MIGRATIONS) - versions, -1):
             conn.execute(_POSTGRES_UNDO[number])
             conn.execute("DELETE FROM dataver_schema WHERE version = %s", (number,))
-    return len(SCHEMA) - versions
+    return len(MIGRATIONS) - versions
 
 
 def postgres_schema_version(url: str) -> int:

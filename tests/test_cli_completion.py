@@ -135,7 +135,7 @@ def test_a_shared_store_an_older_dataver_left_is_not_migrated_by_a_tab(tmp_path,
     before = postgres_schema_back(postgres_url)
     assert complete(root, "inspect-repo", "t") == []
     assert postgres_schema_version(postgres_url) == before
-    Client(root).close()
+    Client.migrate(root)
     assert complete(root, "inspect-repo", "t") == ["training"]
 
 

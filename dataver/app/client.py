@@ -27,7 +27,15 @@ from ..names import (
     split_qualified,
 )
 from ..storage.presence import DaemonInfo, remote_daemon, running_daemon
-from ..storage.store import SettingsAt, Store, StoreSetup, default_root, init_store
+from ..storage.store import (
+    SchemaUpgrade,
+    SettingsAt,
+    Store,
+    StoreSetup,
+    default_root,
+    init_store,
+    migrate_store,
+)
 from ..versioning.files import FileStore, Transfer
 from ..versioning.maintenance import OuterReferences, fsck, gc, repair_database
 from ..versioning.projects import ProjectStore, check_project
@@ -250,6 +258,14 @@ class Client:
             s3_region,
             repos_in=lambda store: RefsTable(store.db).repo_names(),
         )
+
+    @staticmethod
+    def migrate(root: str | Path | None = None) -> SchemaUpgrade:
+        """Bring the store's metadata schema up to this dataver's (`dataver admin migrate`),
+        with the role its config names, which must be one that may change the schema. Ordinary
+        opens of a shared store never change it: they refuse an older schema, saying to run this.
+        A local store's SQLite file migrates itself whenever it is opened writable."""
+        return migrate_store(Path(root).expanduser() if root is not None else default_root())
 
     def _repo(self, name: str) -> str:
         """A repo name as the layers below know it (see `dataver.names.qualify`)."""

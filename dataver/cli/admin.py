@@ -1,4 +1,4 @@
-"""fsck and gc: checking and tidying the store."""
+"""fsck, gc and status: checking and tidying the store; `admin migrate`: upgrading its schema."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .repo import JsonOpt
 from .session import Session, client
 
 app = typer.Typer()
+admin_app = typer.Typer(help="What the store's administrator runs: migrate (upgrade the store's schema).")
 
 
 @app.command("fsck")
@@ -128,3 +129,24 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
                 for lease in seen.leases
             ],
         )
+
+
+@admin_app.command("migrate")
+def migrate(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Upgrade the store's metadata schema to this dataver's, printing from which version to which.
+
+    On a shared store, run it once after upgrading dataver, from a root whose metadata URL names
+    a role that may change the schema (the database's owner: the admin root of Team setup); other
+    commands only read the schema's version and, while it is older, say to run this. A local
+    store's own database file upgrades itself whenever a command opens it.
+    Example: dataver --root ~/dataver-admin admin migrate
+    """
+    from ..app.client import Client
+
+    done = Client.migrate(ctx.find_object(Session).root)
+    if json:
+        return output.as_json(done)
+    if done.before == done.after:
+        typer.echo(f"the schema of {done.metadata} is at version {done.after}, this dataver's: nothing to migrate")
+    else:
+        typer.echo(f"migrated the schema of {done.metadata} from version {done.before} to {done.after}")

@@ -207,6 +207,7 @@ for module in (
 ):
     app.add_typer(module.app)
 app.add_typer(daemon.app, name="daemon")
+app.add_typer(admin.admin_app, name="admin")
 app.add_typer(remote.remote_app, name="remote")
 app.add_typer(config.app, name="config")
 app.add_typer(config.init_app)

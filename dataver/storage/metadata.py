@@ -49,6 +49,8 @@ class Database(ABC):
         self.changed = False
         """Whether this process committed a write here: a failure after that must not say
         that nothing was changed."""
+        self.upgraded_from: int | None = None
+        """The schema version this process found and migrated from (None: it migrated nothing)."""
         self._local = threading.local()
 
     # ---- what an implementation provides ----------------------------------------------

@@ -40,7 +40,17 @@ LOCAL_DATABASE = "local.db"
 """A shared store's per-host SQLite file (the hash cache)."""
 DEFAULT_ROOT = Path("~/.dataver")
 
-__all__ = ["DATABASE", "Store", "StoreAddress", "StoreSetup", "default_root", "init_store", "store_lock"]
+__all__ = [
+    "DATABASE",
+    "SchemaUpgrade",
+    "Store",
+    "StoreAddress",
+    "StoreSetup",
+    "default_root",
+    "init_store",
+    "migrate_store",
+    "store_lock",
+]
 
 
 def _writable(root: Path) -> bool:
@@ -111,6 +121,31 @@ class StoreSetup:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "root": str(self.root)}
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What `migrate_store` did: the store's metadata schema went from `before` to `after`
+    (equal: it was already this dataver's)."""
+
+    metadata: str
+    before: int
+    after: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def migrate_store(root: Path) -> SchemaUpgrade:
+    """Bring the schema of the store at `root` up to this dataver's, with the role the root's
+    config names (it must be one that may change the schema: the database's owner)."""
+    store = Store.open(root, create=False, migrate=True)
+    try:
+        after = store.db.schema()[1]
+        before = store.db.upgraded_from if store.db.upgraded_from is not None else after
+        return SchemaUpgrade(store.db.location, before, after)
+    finally:
+        store.close()
 
 
 def init_store(
@@ -224,7 +259,7 @@ def _init_backends(
     for name, value in wanted.items():
         config.set(name, value, "host", initializing=True)  # (again: rewritten 0600, as a store made before was not)
     try:
-        store = Store.open(root)
+        store = Store.open(root, migrate=True)
         try:
             store.objects.check_reachable()
             repos = repos_in(store)
@@ -331,12 +366,17 @@ class Store:
         return exists(path, Config(path))
 
     @classmethod
-    def open(cls, root: Path | str | None = None, *, create: bool = True, readonly: bool = False) -> Store:
+    def open(
+        cls, root: Path | str | None = None, *, create: bool = True, readonly: bool = False, migrate: bool = False
+    ) -> Store:
         """`create`: make a local store at `root` if there is none; else (every command that
         does not make something) a root with no store is refused, and nothing is made there: a
         forgotten or failed `init` must not silently become a new, private, empty store.
         `readonly`: only look (shell completion, run at every TAB): nothing is made, migrated or
-        written, and a store whose schema is not this dataver's is refused (`SchemaMismatch`)."""
+        written, and a store whose schema is not this dataver's is refused (`SchemaMismatch`).
+        `migrate`: a shared database's schema is made or brought up to date (`init`, `admin
+        migrate`); otherwise one that is not this dataver's is refused, saying what to run. A
+        local SQLite file always migrates itself when writable: it is this host's own."""
         from ..config import Config
 
         path = Path(root).expanduser() if root is not None else default_root()
@@ -359,7 +399,7 @@ class Store:
                 from .backends.postgres import PostgresCoordination, PostgresDatabase
 
                 path.mkdir(parents=True, exist_ok=True)
-                db = PostgresDatabase(metadata, readonly=readonly, password_file=password_file(config))
+                db = PostgresDatabase(metadata, readonly=readonly, password_file=password_file(config), migrate=migrate)
                 local_db = SqliteDatabase(path / LOCAL_DATABASE, readonly=readonly)
                 stored = Config(path, stored=StoreSettings(db))  # the lease's length is the team's
                 coordination = PostgresCoordination(db, stored.get("lease_seconds"))

@@ -38,6 +38,7 @@ def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     root = tmp_path / "store"
     root.mkdir()
     (root / "config.toml").write_text(f'metadata = "{url}"\nlease_seconds = {LEASE_SECONDS}\n')
+    Store.open(root, migrate=True).close()  # the schema, as `init` makes it
     return root
 
 

@@ -179,7 +179,7 @@ def test_a_workers_postgresql_sessions_are_read_only_on_the_server(postgres_url)
     """Even a write that slipped past `Database.write` is refused by the server itself."""
     from dataver.storage.backends.postgres import PostgresDatabase
 
-    PostgresDatabase(postgres_url).close()  # the schema, as the coordinator's `init` leaves it
+    PostgresDatabase(postgres_url, migrate=True).close()  # the schema, as the coordinator's `init` leaves it
     view = PostgresDatabase(postgres_url, readonly=True)
     with pytest.raises(DataverError, match="read-only transaction"):
         view.execute("DELETE FROM packed")

@@ -42,6 +42,7 @@ def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
     root = tmp_path / "store"
     root.mkdir()
     (root / "config.toml").write_text(f'metadata = "{url}"\n')  # objects stay in the folder: only metadata is tested
+    Store.open(root, migrate=True).close()  # the schema, as `init` makes it
     return lambda: Store.open(root)
 
 

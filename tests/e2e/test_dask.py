@@ -259,6 +259,7 @@ def test_no_task_carries_the_database_password_and_workers_log_in_with_their_own
     (root / "config.toml").write_text(  # as init wrote it before it refused a password in the URL
         f'metadata = "{with_password}"\nobjects = "{s3_bucket}"\nexecutor = "{cluster.address}"\nruntime = "local"\n'
     )
+    Client.migrate(root)  # the schema, as init made it
     path = tmp_path / "copy.json"
     path.write_text(json.dumps(spec("copy", "sleep 2; cp $in /pfs/out/", pfs("in"))))
     (tmp_path / "x.txt").write_text("x\n")

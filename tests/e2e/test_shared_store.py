@@ -442,8 +442,10 @@ def test_a_store_behind_this_dataver_is_upgraded_by_its_owner_and_the_hosts_role
     tmp_path, postgres_server, postgres_url, s3_bucket
 ):
     """Team setup: the hosts' role may only read and write rows. It opens a store at this
-    dataver's schema (no DDL), but one an older dataver left it cannot migrate: it says so in one
-    line and changes nothing; the owner's root then upgrades it, and the hosts carry on."""
+    dataver's schema (no DDL); one an older dataver left is refused by every ordinary command, of
+    any role, in one line naming `dataver admin migrate`, and nothing changes; `admin migrate`
+    with the hosts' role is refused too; the owner's root then upgrades it, saying from which
+    version to which, and the hosts carry on."""
     host_role = postgres_server.rows_only_role(postgres_url)
     host_url = postgres_url.replace("postgresql://dataver@", f"postgresql://{host_role}@")
     env = {**os.environ}
@@ -460,18 +462,29 @@ def test_a_store_behind_this_dataver_is_upgraded_by_its_owner_and_the_hosts_role
     assert joined.returncode == 0, joined.stderr
     behind = postgres_schema_back(postgres_url)
 
-    refused = dv("--root", host, "list-repo")
+    for root, role in ((host, host_role), (admin, "dataver")):
+        refused = dv("--root", root, "list-repo")
+        line = _one_line_error(refused)
+        assert refused.returncode == 1
+        assert f"schema in the metadata database postgresql://{role}@" in line
+        assert f"is version {behind} and this dataver needs {behind + 1}: run `dataver admin migrate` once" in line
+        assert line.endswith("nothing was changed")
+    assert postgres_schema_version(postgres_url) == behind  # ordinary commands run no DDL
+
+    refused = dv("--root", host, "admin", "migrate")
     line = _one_line_error(refused)
     assert refused.returncode == 1
-    assert f"schema in the metadata database postgresql://{host_role}@" in line
     assert f"is version {behind} and this dataver needs {behind + 1}, but this role may not change it" in line
-    assert "upgrade it once with the role that owns the database (e.g. `dataver --root ~/dataver-admin status`" in line
+    assert "run `dataver admin migrate` once with the role that owns the database (e.g. `dataver --root" in line
     assert line.endswith("nothing was changed")
     assert postgres_schema_version(postgres_url) == behind  # nothing half-migrated
 
-    upgraded = dv("--root", admin, "status")
+    upgraded = dv("--root", admin, "admin", "migrate")
     assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip().endswith(f"from version {behind} to {behind + 1}")
     assert postgres_schema_version(postgres_url) == behind + 1
+    again = dv("--root", admin, "admin", "migrate")
+    assert again.stdout.strip().endswith(f"is at version {behind + 1}, this dataver's: nothing to migrate")
     listed = dv("--root", host, "list-repo")
     assert listed.returncode == 0 and "training" in listed.stdout, listed.stderr
     assert dv("--root", host, "config", "set", "max_file_bytes", "1GiB").returncode == 0  # rows of the new table
@@ -497,5 +510,5 @@ def test_a_migration_the_role_may_do_only_half_of_changes_nothing(tmp_path, post
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'pipeline_versions'"
         ).fetchall()
     assert ("user_spec",) not in columns
-    Client(tmp_path / "admin").close()  # the owner upgrades it
+    assert Client.migrate(tmp_path / "admin").before == behind  # the owner upgrades it
     assert postgres_schema_version(postgres_url) == behind + 2

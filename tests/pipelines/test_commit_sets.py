@@ -4,9 +4,8 @@ id of the change, in every repo downstream of it, as Pachyderm's globalID exampl
 from __future__ import annotations
 
 import json
-import sqlite3
 
-from helpers import pfs, spec
+from helpers import as_an_older_dataver_left_it, pfs, spec
 
 from dataver import Client
 
@@ -110,20 +109,7 @@ def test_an_older_store_gets_sets_when_opened(tmp_path):
         client.create_repo("images")
         client.create_pipeline(EDGES, runtime="local")
         client.put_file("images", "master", "a", source=b"a")
-    db = sqlite3.connect(root / "meta.db")
-    for table in ("commits", "jobs"):
-        db.execute(f"DROP INDEX {table}_global")
-        db.execute(f"ALTER TABLE {table} DROP COLUMN global_id")
-    db.execute("ALTER TABLE pipeline_versions DROP COLUMN global_id")
-    db.execute("DROP TABLE projects")  # migration 7's, which a format-5 store did not have either
-    for table, column in [("pipelines", "runtime_why"), ("pipelines", "image_id"), ("pipelines", "image_digest")]:
-        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")  # and migration 8's
-    db.execute("ALTER TABLE jobs DROP COLUMN image")
-    db.execute("ALTER TABLE pipeline_versions DROP COLUMN user_spec")  # and migration 9's
-    db.execute("DROP TABLE settings")  # and migration 10's
-    db.execute("PRAGMA user_version = 5")
-    db.commit()
-    db.close()
+    as_an_older_dataver_left_it(root, 5)
     with Client(root) as client:
         commits = client.list_commits("images") + client.list_commits("edges")
         assert commits and all(c.global_id == c.id for c in commits)

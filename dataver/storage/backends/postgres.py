@@ -1,9 +1,15 @@
 """Metadata and coordination in PostgreSQL: one database shared by every host of a team.
 
-The tables are those of the SQLite backend (the portable SQL of `dataver.refs`, `.packs` and
-`pipelines.records` runs on both), with PostgreSQL's types: 64-bit integers, double-precision
-times, text compared bytewise (`COLLATE "C"`, as SQLite does, so names sort the same and commit
-prefixes match the same), and an identity `rowid` where rows are listed in insertion order.
+The tables are those of the SQLite backend, both rendered from `dataver.storage.schema` (the
+portable SQL of `dataver.refs`, `.packs` and `pipelines.records` runs on both), with PostgreSQL's
+types: 64-bit integers, double-precision times, text compared bytewise (`COLLATE "C"`, as SQLite
+does, so names sort the same and commit prefixes match the same), and an identity `rowid` where
+rows are listed in insertion order.
+
+The schema is changed only on purpose: `dataver init` makes it in an empty database and
+`dataver admin migrate` brings an older one up to date, each with a role that may change it.
+Every other open only reads the version (so hosts can use a role that may only read and write
+rows) and, when it is not this dataver's, says in one line what to run.
 
 Isolation: PostgreSQL's default (read committed) would let two hosts both find a repo absent
 and both insert it, or both read a branch head and both move it. Instead every write transaction
@@ -33,6 +39,7 @@ from typing import Any
 
 from ...credentials import WHERE_IT_BELONGS, masked, read_password_file, scrubbed
 from ...errors import DataverError, LeaseLost, SchemaMismatch, Unreachable
+from .. import schema
 from ..coordination import Coordination, Lease, Watch
 from ..metadata import Database, sql_mistake
 
@@ -51,8 +58,17 @@ new connection instead of failing."""
 NOW = "extract(epoch from clock_timestamp())"
 """The server's clock: leases never depend on hosts agreeing on the time."""
 
+DIALECT = schema.Dialect(
+    types={schema.Type.TEXT: 'TEXT COLLATE "C"', schema.Type.INTEGER: "BIGINT", schema.Type.REAL: "DOUBLE PRECISION"},
+    places=frozenset({schema.Place.STORE, schema.Place.COORDINATION}),
+    now="extract(epoch from now())",
+    rowid="rowid BIGINT GENERATED ALWAYS AS IDENTITY",
+)
+
 _T = 'TEXT COLLATE "C"'
-SCHEMA: list[str] = [
+MIGRATIONS: list[str] = [
+    # History: what each version's step did to a database the version before made (see
+    # `dataver.storage.schema`). Never change a step; a new database is made from the schema.
     # 1: everything of SQLite's migrations 1, 2 and 4 (not 3: the hash cache stays on each host),
     # and the lease table.
     f"""
@@ -325,19 +341,22 @@ class PostgresDatabase(Database):
     """One PostgreSQL database, reached by URL (libpq's usual places supply what it leaves out:
     PGPASSWORD, ~/.pgpass, PGHOST...)."""
 
-    def __init__(self, url: str, *, readonly: bool = False, password_file: Path | None = None) -> None:
-        """`readonly`: a process that must not write (a Dask worker): no migration, and every
-        session is read-only on the server too. `password_file`: where the password is, if not
-        in libpq's places."""
+    def __init__(
+        self, url: str, *, readonly: bool = False, password_file: Path | None = None, migrate: bool = False
+    ) -> None:
+        """`readonly`: a process that must not write (a Dask worker): every session is read-only
+        on the server too. `password_file`: where the password is, if not in libpq's places.
+        `migrate`: make the schema in an empty database or bring an older one up to date (`init`,
+        `admin migrate`); otherwise a schema that is not this dataver's is refused in one line."""
         super().__init__(readonly=readonly)
         self.url = url
         self.password_file = password_file
         self.location = masked(url)
         self._sql: dict[str, str] = {}
-        if readonly:
-            self._check_version()
-        else:
+        if migrate and not readonly:
             self._migrate()
+        else:
+            self._check_version()
 
     def _connect(self) -> Any:
         conn = connect(self.url, self.password_file)
@@ -395,14 +414,14 @@ class PostgresDatabase(Database):
         return cursor
 
     def schema(self) -> tuple[int, int]:
-        return self._recorded(), len(SCHEMA)
+        return self._recorded(), len(MIGRATIONS)
 
     def check(self) -> list[str]:
         """The server keeps its own pages sound; what can go wrong here is a schema this dataver
         does not know."""
         version = self._recorded()
-        if version != len(SCHEMA):
-            return [f"metadata database {self.location}: schema version {version}, expected {len(SCHEMA)}"]
+        if version != len(MIGRATIONS):
+            return [f"metadata database {self.location}: schema version {version}, expected {len(MIGRATIONS)}"]
         return []
 
     def _recorded(self) -> int:
@@ -412,7 +431,8 @@ class PostgresDatabase(Database):
         return row[0] or 0 if row else 0
 
     def _check_version(self) -> None:
-        """A read-only process only reads the schema this dataver knows."""
+        """Only read the schema's version (no DDL, so a role that may only read and write rows
+        opens the store); one that is not this dataver's is refused, saying what to run."""
         try:
             version = self._recorded()
         except DataverError:
@@ -420,32 +440,44 @@ class PostgresDatabase(Database):
         except Exception as exc:
             self.close()
             raise self._translated(exc) from None
-        if version != len(SCHEMA):
+        if version == 0:
             raise SchemaMismatch(
-                f"the metadata database {self.location} has schema version {version}, and this dataver reads "
-                f"version {len(SCHEMA)}: run the same dataver version here as on the coordinator"
+                f"the metadata database {self.location} holds no store: run `dataver init` once with the role that "
+                "owns the database (see Team setup); nothing was changed"
             )
+        if version > len(MIGRATIONS):
+            raise self._newer(version)
+        if version < len(MIGRATIONS):
+            raise SchemaMismatch(
+                f"the store's schema in the metadata database {self.location} is version {version} and this dataver "
+                f"needs {len(MIGRATIONS)}: run `dataver admin migrate` once with the role that owns the database "
+                "(see Team setup: Upgrades); nothing was changed"
+            )
+
+    def _newer(self, version: int) -> SchemaMismatch:
+        return SchemaMismatch(
+            f"the metadata database {self.location} has schema version {version}, and this dataver reads version "
+            f"{len(MIGRATIONS)}: upgrade dataver on this host"
+        )
 
     def _has_schema(self) -> bool:
         row = self.query_one("SELECT to_regclass('dataver_schema') IS NOT NULL")
         return bool(row and row[0])
 
     def _migrate(self) -> None:
-        """Bring the schema up to date, once, whichever host gets there first. A store already at
-        this version runs no DDL (it opens with a role that may only read and write rows); one
-        behind is migrated in one transaction (PostgreSQL's DDL is transactional), so it is at its
-        old version or the new one, never in between, whatever stops the migration."""
+        """Make the schema, or bring it up to date, once, whichever process gets there first. A
+        store already at this version runs no DDL (so `init` joins it with a role that may only
+        read and write rows); one behind is migrated in one transaction (PostgreSQL's DDL is
+        transactional), so it is at its old version or the new one, never in between, whatever
+        stops the migration."""
         conn = self.conn
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
             try:
                 version = self._recorded()
-                if version > len(SCHEMA):
-                    raise SchemaMismatch(
-                        f"the metadata database {self.location} has schema version {version}, and this dataver "
-                        f"reads version {len(SCHEMA)}: upgrade dataver on this host"
-                    )
-                if version < len(SCHEMA):
+                if version > len(MIGRATIONS):
+                    raise self._newer(version)
+                if version < len(MIGRATIONS):
                     self._upgrade(conn, version)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
@@ -456,7 +488,8 @@ class PostgresDatabase(Database):
             raise self._translated(exc) from None
 
     def _upgrade(self, conn: Any, version: int) -> None:
-        """Run the migrations after `version` in one transaction; a role that may not change the
+        """In one transaction: an empty database gets the schema made from its definition, one
+        an older dataver made the steps after its `version`; a role that may not change the
         schema (the hosts' role, which may only read and write rows) is told who may."""
         import psycopg
 
@@ -464,9 +497,18 @@ class PostgresDatabase(Database):
             with conn.transaction():
                 if version == 0:
                     conn.execute("CREATE TABLE IF NOT EXISTS dataver_schema (version BIGINT NOT NULL)")
-                for number, script in enumerate(SCHEMA[version:], start=version + 1):
-                    conn.execute(script)
-                    conn.execute("INSERT INTO dataver_schema (version) VALUES (%s)", (number,))
+                    for statement in schema.create(DIALECT):
+                        conn.execute(statement)
+                else:
+                    for script in MIGRATIONS[version:]:
+                        conn.execute(script)
+                # one row per version the schema now has what it made (a new one: every version)
+                conn.cursor().executemany(
+                    "INSERT INTO dataver_schema (version) VALUES (%s)",
+                    [(number,) for number in range(version + 1, len(MIGRATIONS) + 1)],
+                )
+            if version:
+                self.upgraded_from = version
         except psycopg.errors.InsufficientPrivilege as exc:
             refused = _first_line(exc)
             if version == 0:
@@ -477,9 +519,9 @@ class PostgresDatabase(Database):
                 ) from None
             raise SchemaMismatch(
                 f"the store's schema in the metadata database {self.location} is version {version} and this "
-                f"dataver needs {len(SCHEMA)}, but this role may not change it ({refused}): upgrade it once with "
-                "the role that owns the database (e.g. `dataver --root ~/dataver-admin status`, see Team setup: "
-                "Upgrades); nothing was changed"
+                f"dataver needs {len(MIGRATIONS)}, but this role may not change it ({refused}): run `dataver admin "
+                "migrate` once with the role that owns the database (e.g. `dataver --root ~/dataver-admin admin "
+                "migrate`, see Team setup: Upgrades); nothing was changed"
             ) from None
 
 

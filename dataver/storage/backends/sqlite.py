@@ -1,8 +1,12 @@
 """Metadata in SQLite: one file in the store folder (`meta.db`, WAL mode), the default.
 
 Writers take SQLite's write lock up front (`BEGIN IMMEDIATE`), so two processes can never both
-read the same branch head and both move it. Also here: schema migrations, and what a damaged
-file needs (integrity checks, an online backup, salvage of every row still readable).
+read the same branch head and both move it. Also here: SQLite's dialect of the schema (see
+`dataver.storage.schema`), the migrations of files older versions made, and what a damaged file
+needs (integrity checks, an online backup, salvage of every row still readable).
+
+A file migrates itself when it is opened writable: it is this host's own (a laptop's store, or
+a shared store's host-local file), so there is no role to grant and nobody else to wait for.
 """
 
 from __future__ import annotations
@@ -17,12 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataverError, SchemaMismatch, no_space, not_writable
+from .. import schema
 from ..metadata import Database, sql_mistake
 
 BUSY_TIMEOUT_MS = 120_000
 """How long a writer waits for another process's transaction before giving up."""
 
+DIALECT = schema.Dialect(
+    types={schema.Type.TEXT: "TEXT", schema.Type.INTEGER: "INTEGER", schema.Type.REAL: "REAL"},
+    places=frozenset({schema.Place.STORE, schema.Place.HOST}),
+    now="CAST(strftime('%s', 'now') AS REAL)",
+    rowid=None,
+)
+
 MIGRATIONS: list[str] = [
+    # History: what each version's step did to a file the version before made (see
+    # `dataver.storage.schema`). Never change a step; a new file is made from the schema.
     # 1: repos, branches, commits and commit-level provenance.
     """
     CREATE TABLE repos (
@@ -219,6 +233,10 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 11: the index PostgreSQL always had: a commit's downstream commits are found by upstream.
+    """
+    CREATE INDEX commit_provenance_upstream ON commit_provenance(upstream_id);
+    """,
 ]
 
 
@@ -353,14 +371,26 @@ class SqliteDatabase(Database):
             pass
 
     def _migrate(self) -> None:
+        """A new file is made from the schema in one step; one an older dataver made takes the
+        steps after its version; either in one transaction. A newer dataver's file is refused."""
         with self.write():
             conn = self.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
+            if version > len(MIGRATIONS):
+                raise SchemaMismatch(
+                    f"the store at {self.path.parent} has format {version}, and this dataver reads format "
+                    f"{len(MIGRATIONS)}: a newer dataver made it: upgrade dataver on this host"
+                )
+            if version == len(MIGRATIONS):
+                return
+            if version == 0:
+                statements = schema.create(DIALECT)
+            else:
+                statements = [s for script in MIGRATIONS[version:] for s in script.split(";") if s.strip()]
+                self.upgraded_from = version
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
 
 def is_sound(path: Path) -> bool:
