@@ -18,7 +18,7 @@ Another package adds a scheme with one call, made before a store that uses it is
     def gcs_objects(at: registry.ObjectsAt) -> ObjectStore:
         from my_package.gcs import GcsObjectStore  # imported only when a store uses gs://
 
-        return GcsObjectStore(at.staging, at.url, at.index)
+        return GcsObjectStore(at.staged_in, at.url, at.index)
 
     registry.register("gs", objects=gcs_objects)
 
