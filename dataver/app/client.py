@@ -37,7 +37,7 @@ from ..storage.store import (
     migrate_store,
 )
 from ..versioning.files import FileStore, Transfer
-from ..versioning.maintenance import OuterReferences, fsck, gc, repair_database
+from ..versioning.maintenance import OuterReferences, fsck, gc
 from ..versioning.projects import ProjectStore, check_project
 from ..versioning.refs import RefsTable
 from ..versioning.repos import RepoStore, new_commit_id
@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from ..runtimes.pulls import PullProgress
     from ..runtimes.secrets import SecretInfo
     from ..serving.status import ServiceInfo
-    from ..storage.backends.sqlite import SalvagedTable
+    from ..storage.repair import SalvagedTable
     from ..versioning.mounts import MountedRepo
     from .status import StoreStatus
 
@@ -824,6 +824,8 @@ class Client:
             raise Conflict(
                 f"the daemon (pid {daemon.pid}) is using the store: stop it (`dataver daemon stop`) before a repair"
             )
+        from ..storage.repair import repair_database
+
         return repair_database(path)
 
     def gc(self, *, dry_run: bool = False) -> GcReport:

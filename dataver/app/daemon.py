@@ -13,7 +13,6 @@ it, skipping the datums it had finished.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExists, DataverError, LeaseLost, Unreachable
+from ..storage.coordination import lock_descriptor
 from ..storage.presence import LOCK, PID, daemon_lease, running_daemon
 
 if TYPE_CHECKING:
@@ -46,19 +46,17 @@ def _take_lock(root: Path) -> int:
     fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + 1.0
     while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if lock_descriptor(fd, wait=False):
             return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                other = running_daemon(root)
-                pid = other.pid if other else "?"
-                raise AlreadyExists(
-                    f"a daemon is already running for the store {root} (pid {pid}): "
-                    "`dataver daemon status` shows it, `dataver daemon stop` stops it"
-                ) from None
-            time.sleep(0.05)
+        if time.monotonic() > deadline:
+            os.close(fd)
+            other = running_daemon(root)
+            pid = other.pid if other else "?"
+            raise AlreadyExists(
+                f"a daemon is already running for the store {root} (pid {pid}): "
+                "`dataver daemon status` shows it, `dataver daemon stop` stops it"
+            )
+        time.sleep(0.05)
 
 
 def daemon_logger(root: Path, echo: bool) -> logging.Logger:

@@ -7,7 +7,6 @@ stderr and a non-zero exit code (1 for a refused operation, 2 for malformed inpu
 from __future__ import annotations
 
 import errno
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -289,11 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     except DataverError as exc:
         code = _fail(str(exc), exc.exit_code)
         session.discard_new_store()
-    except sqlite3.Error as exc:  # the Database translates its own; this is the last line of defence
-        from ..storage.backends.sqlite import is_damage
-
-        advice = "run `dataver fsck --repair` to salvage it" if is_damage(exc) else "check the disk and permissions"
-        code = _fail(f"the store's metadata database failed: {exc}: {advice}", 1)
     except KeyboardInterrupt:
         code = _fail("interrupted", 130)
     except UnicodeDecodeError as exc:  # a file or stream read as text that is not; the last line of defence
@@ -306,4 +300,11 @@ def main(argv: list[str] | None = None) -> int:
             code = _fail(f"no space left on device ({exc.filename or 'the store'}): free some space and retry", 1)
         else:
             code = _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", 1)
+    except Exception as exc:  # the Database translates its driver's errors; this is the last line of defence
+        from ..storage.repair import database_failure
+
+        line = database_failure(exc)
+        if line is None:
+            raise
+        code = _fail(line, 1)
     sys.exit(code)

@@ -16,7 +16,9 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import DataverError, SpecError
 from ..hostpaths import check_stored, open_dir_below, write_below
-from ..storage.store import DATABASE, LOCAL_DATABASE, Store, s3_deadlines
+from ..storage import registry
+from ..storage.registry import ObjectsAt
+from ..storage.store import DATABASE, LOCAL_DATABASE, Store
 
 STORE_MARKS: dict[str, tuple[str, ...]] = {
     "a dataver store": (DATABASE, "objects"),
@@ -36,10 +38,8 @@ def egress(url: str, tree: str, store: Store) -> int:
     check_target(url, store)
     files = list(store.trees.files(tree))
     where = f"egress to {url}"
-    if url.startswith("s3://"):
-        from ..storage.backends.s3 import S3ObjectStore
-
-        bucket = S3ObjectStore(store.root, url, deadlines=s3_deadlines(store.config))
+    if not registry.is_local(url):  # a bucket: no endpoint pinned, the target is no store's
+        bucket = registry.open_objects(ObjectsAt(url, store.root, settings=store.config))
         for path, entry in files:
             with store.objects.open_verified(entry.oid) as source:
                 bucket.upload_as(check_stored(path, where), source)
@@ -62,7 +62,7 @@ def egress(url: str, tree: str, store: Store) -> int:
 def check_target(url: str, store: Store) -> None:
     """Refuse an egress URL that is this store's root or objects (or inside them), or inside a
     folder that holds a store or a remote; EgressRefused says which."""
-    if url.startswith("s3://"):
+    if not registry.is_local(url):
         _check_bucket(url, store.config.get("objects"))
         return
     target = _folder(url).resolve()  # links included: a link to the store is the store
@@ -88,7 +88,7 @@ def check_target(url: str, store: Store) -> None:
 def _check_bucket(url: str, objects: str) -> None:
     """The store's own `s3://bucket/prefix`: egress may not overlap it either way (an egress to the
     bucket above the store's prefix would write `prefix/objects/...` keys of the outputs' naming)."""
-    if not objects.startswith("s3://"):
+    if registry.scheme_of(objects) != registry.scheme_of(url):
         return
     target, own = _bucket_path(url), _bucket_path(objects)
     if target == own or own in target.parents or target in own.parents:
@@ -100,7 +100,7 @@ def _check_bucket(url: str, objects: str) -> None:
 
 def _bucket_path(url: str) -> PurePosixPath:
     """s3://bucket/a/b/ as /bucket/a/b, so that prefixes compare by whole components."""
-    return PurePosixPath("/", *url.removeprefix("s3://").split("/"))
+    return PurePosixPath("/", *url.partition("://")[2].split("/"))
 
 
 def _folder(url: str) -> Path:

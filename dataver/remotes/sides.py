@@ -22,14 +22,14 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import Config
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..names import PACK_ID_RE, check_qualified, file_name
 from ..pipelines.exports import Exports, JobExport, PipelineExport
-from ..storage.backends.sqlite import SqliteDatabase
+from ..storage import registry
 from ..storage.objects import ObjectStore, ObjectWriter
 from ..storage.packs import PackIndex
-from ..storage.store import Store, s3_deadlines
+from ..storage.registry import ObjectsAt
+from ..storage.store import Store
 from ..storage.trees import TreeStore
 from ..versioning.refs import CommitRecord, RefsTable, RepoRecord
 from . import documents
@@ -225,16 +225,14 @@ class BundleSide(Side):
         cache.mkdir(parents=True, exist_ok=True)
         self._cache = cache
         self._loaded_file = cache / "loaded.json"
-        self._db = SqliteDatabase(cache / "index.db")
+        self._db = registry.host_database(cache / "index.db")
         self._index = PackIndex(self._db)
         self._loose: set[str] | None = None
         self._manifests: dict[str, RepoManifest | None] = {}
         self._objects: ObjectStore | None = None
-        if url.startswith("s3://"):
-            from ..storage.backends.s3 import S3ObjectStore
-
-            # this host's s3.* settings (environment, user config): a remote is no store's bucket
-            self._objects = S3ObjectStore(cache, url, self._index, deadlines=s3_deadlines(Config()))
+        if not registry.is_local(url):
+            # this host's settings (environment, user config), no pinned endpoint: a remote is no store's bucket
+            self._objects = registry.open_objects(ObjectsAt(url, cache, self._index))
             self.fresh = self._objects.read_document(MARKER) is None
         else:  # the folder store is made (with its folders) when first needed: a refused push leaves nothing
             folder = Path(url)
@@ -252,9 +250,7 @@ class BundleSide(Side):
     @property
     def objects(self) -> ObjectStore:  # type: ignore[override]
         if self._objects is None:
-            from ..storage.backends.folder import FolderObjectStore
-
-            self._objects = FolderObjectStore(Path(self.url), self._index)
+            self._objects = registry.open_objects(ObjectsAt(self.url, self._cache, self._index))
         return self._objects
 
     def _mark(self) -> None:

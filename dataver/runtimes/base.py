@@ -7,7 +7,6 @@ so a datum costs one fork/exec of the user's command, not a sandbox or container
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import Corruption, DataverError
 from ..hostpaths import join_below
+from ..storage.coordination import file_lock
 from ..storage.objects import ObjectStore
 from .jobfiles import empty_folder, remove_tree
 from .pulls import ImagePin
@@ -126,9 +126,7 @@ def job_folder(store_root: Path, job_id: str) -> Iterator[Path]:
     when the process dies: `sweep_work` removes it once no living process owns it."""
     work = store_root / "work"
     work.mkdir(exist_ok=True)
-    fd = os.open(work / f"{job_id}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(work / f"{job_id}.lock"):
         folder = work / job_id
         folder.mkdir(exist_ok=True)
         try:
@@ -136,8 +134,6 @@ def job_folder(store_root: Path, job_id: str) -> Iterator[Path]:
         finally:
             remove_tree(folder)
             (work / f"{job_id}.lock").unlink(missing_ok=True)
-    finally:
-        os.close(fd)
 
 
 def running_logs(store_root: str | Path, job_id: str) -> dict[str, Path]:
@@ -160,17 +156,12 @@ def sweep_work(store_root: Path) -> int:
     for entry in os.scandir(work):
         if not entry.is_dir(follow_symlinks=False):
             continue
-        fd = os.open(work / f"{entry.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        with file_lock(work / f"{entry.name}.lock", wait=False) as unowned:
+            if not unowned:
                 continue
             remove_tree(entry.path)
             (work / f"{entry.name}.lock").unlink(missing_ok=True)
             removed += 1
-        finally:
-            os.close(fd)
     return removed
 
 

@@ -11,7 +11,6 @@ the kernel drops it when its holder dies, so a killed dataver leaves nothing to 
 
 from __future__ import annotations
 
-import fcntl
 import grp
 import os
 import pwd
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataverError
+from ..storage.coordination import lock_descriptor
 
 FIRST, LAST = 61184, 65519
 """systemd's range for dynamic users (its docs, "Users, Groups, UIDs and GIDs on systemd Systems")."""
@@ -88,10 +88,9 @@ def _hold(path: Path) -> int | None:
     released it between our open and our lock: the file we locked is no longer the one named)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino:
+        if lock_descriptor(fd, wait=False) and os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino:
             return fd
-    except (BlockingIOError, FileNotFoundError):
+    except FileNotFoundError:
         pass
     os.close(fd)
     return None

@@ -3,13 +3,16 @@ lock against gc) and a notifier (wake the daemons when a commit lands or a pipel
 
 On one host these are flocks and files watched with inotify (`LocalCoordination`, below): the
 kernel drops a dead process's flocks, so a crash never wedges the store. Across hosts they live
-in PostgreSQL (`dataver.backends.postgres`): lease rows with an expiry the holder keeps renewing,
-advisory locks for the write lock, LISTEN/NOTIFY for wake-ups.
+in PostgreSQL (`dataver.storage.backends.postgres`): lease rows with an expiry the holder keeps
+renewing, advisory locks for the write lock, LISTEN/NOTIFY for wake-ups.
+
+The other locks of one host (the daemon's, a job's work folder, a uid lease, the transaction
+files) are flocks too, taken with `file_lock` and `lock_descriptor` (from `flocks`), re-exported
+here: no module outside this one's calls flock itself.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -18,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import LeaseLost
+from .flocks import file_lock as file_lock
+from .flocks import lock_descriptor as lock_descriptor
 
 EVENTS = ("commits", "pipelines")
 """What a notifier says changed."""
@@ -78,14 +83,10 @@ class Coordination(ABC):
 
 
 @contextmanager
-def store_lock(root: Path, mode: int) -> Iterator[None]:
+def store_lock(root: Path, *, exclusive: bool) -> Iterator[None]:
     """The store folder's write lock (`gc.lock`): shared by writes, exclusive for gc and repairs."""
-    fd = os.open(root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, mode)
+    with file_lock(root / "gc.lock", exclusive=exclusive):
         yield
-    finally:
-        os.close(fd)
 
 
 def _file_name(lease: str) -> str:
@@ -111,11 +112,8 @@ class LocalCoordination(Coordination):
     def hold(self, name: str) -> Iterator[bool]:
         folder = self.root / "locks"
         folder.mkdir(exist_ok=True)
-        fd = os.open(folder / f"{_file_name(name)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        with file_lock(folder / f"{_file_name(name)}.lock", wait=False) as held:
+            if not held:
                 yield False
                 return
             self._held.add(name)
@@ -123,20 +121,14 @@ class LocalCoordination(Coordination):
                 yield True
             finally:
                 self._held.discard(name)
-        finally:
-            os.close(fd)
 
     def leases(self, prefix: str = "") -> list[Lease]:
         folder = self.root / "locks"
         found = []
         for path in sorted(folder.glob(f"{_file_name(prefix)}*.lock")) if folder.is_dir() else []:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                found.append(Lease(_lease_name(path.stem)))
-            finally:
-                os.close(fd)
+            with file_lock(path, exclusive=False, wait=False, create=False) as free:
+                if not free:
+                    found.append(Lease(_lease_name(path.stem)))
         return found
 
     def confirm(self, name: str) -> None:
@@ -145,7 +137,7 @@ class LocalCoordination(Coordination):
             raise LeaseLost(f"this process does not hold {name}: another one took over its work")
 
     def write_lock(self, *, exclusive: bool) -> AbstractContextManager[None]:
-        return store_lock(self.root, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        return store_lock(self.root, exclusive=exclusive)
 
     def notify(self, topic: str) -> None:
         """Rewrite a small file under events/, which the daemon watches with inotify."""

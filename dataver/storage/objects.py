@@ -205,6 +205,12 @@ class ObjectStore(ABC):
         """A host file holding object `oid` that may be hard-linked into a datum, if any."""
         return None
 
+    def upload_as(self, name: str, source: BinaryIO) -> None:
+        """Write a file of another system's as `name` below this store's location (egress to a
+        bucket), streamed, any size. A folder target is not written here but by
+        `hostpaths.write_below`, which refuses links planted in it."""
+        raise InvalidArgument(f"{self.location} cannot be an egress target: egress to a folder or a bucket")
+
     # ---- shared behaviour -------------------------------------------------------------
 
     def exists(self, oid: str) -> bool:

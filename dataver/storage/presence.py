@@ -5,7 +5,6 @@ triggers; `dataver.daemon` is the daemon itself, which builds on the client.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -13,7 +12,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from .coordination import Coordination, Lease, pid_alive
+from .coordination import Coordination, Lease, file_lock, pid_alive
 
 LOCK = "daemon.lock"
 PID = "daemon.pid"
@@ -129,16 +128,11 @@ def running_daemon(root: Path) -> DaemonInfo | None:
     lock = root / LOCK
     if not lock.exists():
         return None
-    fd = os.open(lock, os.O_RDONLY)
-    try:
+    with file_lock(lock, exclusive=False, wait=False, create=False) as free:
+        if free:
+            return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                data = json.loads((root / PID).read_text())
-                return DaemonInfo(data["pid"], data["started"], str(root))
-            except (OSError, ValueError, KeyError):
-                return DaemonInfo(0, 0.0, str(root))
-        return None
-    finally:
-        os.close(fd)
+            data = json.loads((root / PID).read_text())
+            return DaemonInfo(data["pid"], data["started"], str(root))
+        except (OSError, ValueError, KeyError):
+            return DaemonInfo(0, 0.0, str(root))

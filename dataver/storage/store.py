@@ -10,7 +10,6 @@ PostgreSQL; each host's root folder then holds only the config, staging space, t
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -20,28 +19,25 @@ from typing import TYPE_CHECKING
 
 from ..credentials import WHERE_IT_BELONGS, has_password, masked, read_password_file, without_password
 from ..errors import AlreadyExists, DataverError, InvalidArgument, NotFound, not_writable
-from .backends.folder import FolderObjectStore
-from .backends.sqlite import SqliteDatabase
-from .coordination import Coordination, LocalCoordination, store_lock
+from . import registry
+from .coordination import Coordination, store_lock
 from .metadata import Database
 from .objects import ObjectStore
 from .packs import PackIndex
+from .registry import DATABASE, LOCAL_DATABASE, MetadataAt, ObjectsAt
 from .settings import StoreSettings
 from .trees import TreeStore
 
 if TYPE_CHECKING:
     from ..config import Config
     from .backends.memory import MemorySpace
-    from .backends.s3 import Deadlines
 
 ROOT_ENV = "DATAVER_ROOT"
-DATABASE = "meta.db"
-LOCAL_DATABASE = "local.db"
-"""A shared store's per-host SQLite file (the hash cache)."""
 DEFAULT_ROOT = Path("~/.dataver")
 
 __all__ = [
     "DATABASE",
+    "LOCAL_DATABASE",
     "SchemaUpgrade",
     "Store",
     "StoreAddress",
@@ -51,14 +47,6 @@ __all__ = [
     "migrate_store",
     "store_lock",
 ]
-
-
-def _writable(root: Path) -> bool:
-    """Whether this process may change the store: its filesystem is mounted writable and the
-    folder and database are writable to this user."""
-    if os.statvfs(root).f_flag & os.ST_RDONLY:
-        return False
-    return os.access(root, os.W_OK) and os.access(root / DATABASE, os.W_OK)
 
 
 def exists(root: Path, config: Config) -> bool:
@@ -276,12 +264,6 @@ def _init_backends(
     return StoreSetup(root.resolve(), masked(metadata), objects, len(repos), joined=bool(repos) and not again)
 
 
-def password_file(config: Config) -> Path | None:
-    """The file the `password_file` setting names, if any (read at each connection)."""
-    named = config.get("password_file")
-    return Path(named).expanduser() if named else None
-
-
 @dataclass(frozen=True)
 class StoreAddress:
     """How a process elsewhere (a Dask worker) reaches a store's objects and its pack index: the
@@ -301,45 +283,20 @@ class StoreAddress:
         Only the pack index is read from the metadata, through a read-only connection: this
         process never writes metadata, and leaves damaged objects for the coordinator to set
         aside (it reports them)."""
-        if self.objects == "folder" and not (Path(self.root) / DATABASE).is_file():
+        if registry.is_local(self.objects) and not (Path(self.root) / DATABASE).is_file():
             raise DataverError(
                 f"the store at {self.root} is not on this machine: a store in a folder can only run datums "
                 "on its own host; share it (`dataver init --metadata postgresql://... --objects s3://...`) "
                 "to run them on other machines"
             )
-        from ..config import Config
-
-        db: Database
-        if self.metadata == "sqlite":
-            db = SqliteDatabase(Path(self.root) / DATABASE, readonly=True)
-        else:
-            from .backends.postgres import PostgresDatabase
-
-            db = PostgresDatabase(self.metadata, readonly=True, password_file=password_file(Config()))
-        objects: ObjectStore
-        if self.objects == "folder":
-            objects = FolderObjectStore(Path(self.root), PackIndex(db))
-        else:
-            from .backends.s3 import Endpoint, S3ObjectStore
-
-            scratch.mkdir(parents=True, exist_ok=True)
-            # This host's own s3.* settings (its environment, its user config): the store's are not here.
-            endpoint = Endpoint(self.s3_endpoint, self.s3_region)
-            objects = S3ObjectStore(scratch, self.objects, PackIndex(db), endpoint, s3_deadlines(Config()))
+        root = Path(self.root)
+        # This host's own settings (its environment, its user config) for the password file and
+        # the bucket's deadlines: the store's are not here. The endpoint is the store's, pinned.
+        db = registry.open_metadata(MetadataAt(self.metadata, root, readonly=True))
+        at = ObjectsAt(self.objects, root, PackIndex(db), self.s3_endpoint, self.s3_region, staging=scratch)
+        objects = registry.open_objects(at)
         objects.sets_aside = False
         return objects
-
-
-def s3_deadlines(config: Config) -> Deadlines:
-    """The bucket's deadlines as the `s3.*` settings give them."""
-    from .backends.s3 import Deadlines
-
-    return Deadlines(
-        config.get("s3.connect_timeout"),
-        config.get("s3.read_timeout"),
-        config.get("s3.retries"),
-        config.get("s3.upload_timeout"),
-    )
 
 
 @dataclass
@@ -350,8 +307,9 @@ class Store:
     objects: ObjectStore
     trees: TreeStore
     db: Database
-    local_db: SqliteDatabase
-    """What stays on this host whatever holds the store (the hash cache keys on its inodes)."""
+    local_db: Database
+    """What stays on this host whatever holds the store (the hash cache keys on its inodes): an
+    SQLite file, the store's own `meta.db` when the metadata is there."""
 
     coordination: Coordination
 
@@ -387,30 +345,14 @@ class Store:
                 f"no store at {path}: run `dataver init` (or give --root or $DATAVER_ROOT of an existing store)"
             )
         try:
-            coordination: Coordination
-            if metadata == "sqlite":
-                readonly = readonly or ((path / DATABASE).exists() and not _writable(path))
-                if not readonly:
-                    path.mkdir(parents=True, exist_ok=True)
-                local_db = SqliteDatabase(path / DATABASE, readonly=readonly)
-                db: Database = local_db
-                coordination = LocalCoordination(path)
-            else:
-                from .backends.postgres import PostgresCoordination, PostgresDatabase
-
+            shared = registry.shared(metadata)
+            if shared:  # this host's own tables are kept in the root whatever holds the store
                 path.mkdir(parents=True, exist_ok=True)
-                db = PostgresDatabase(metadata, readonly=readonly, password_file=password_file(config), migrate=migrate)
-                local_db = SqliteDatabase(path / LOCAL_DATABASE, readonly=readonly)
-                stored = Config(path, stored=StoreSettings(db))  # the lease's length is the team's
-                coordination = PostgresCoordination(db, stored.get("lease_seconds"))
-            objects: ObjectStore
-            if objects_url == "folder":
-                objects = FolderObjectStore(path, PackIndex(db))
-            else:
-                from .backends.s3 import Endpoint, S3ObjectStore
-
-                endpoint = Endpoint(config.get("s3.endpoint"), config.get("s3.region"))
-                objects = S3ObjectStore(path, objects_url, PackIndex(db), endpoint, s3_deadlines(config))
+            db = registry.open_metadata(MetadataAt(metadata, path, readonly=readonly, settings=config, migrate=migrate))
+            local_db = registry.host_database(path / LOCAL_DATABASE, readonly=readonly) if shared else db
+            coordination = registry.open_coordination(metadata, db, path)
+            endpoint, region = config.get("s3.endpoint"), config.get("s3.region")
+            objects = registry.open_objects(ObjectsAt(objects_url, path, PackIndex(db), endpoint, region, config))
         except OSError as exc:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from ..errors import Conflict, Corruption, NotFound
+from ..errors import Conflict, Corruption
 from ..models import FsckReport, GcReport
-from ..storage.backends.sqlite import SalvagedTable, is_sound, salvage
 from ..storage.objects import hash_bytes
 from ..storage.packs import PackEntry
-from ..storage.store import DATABASE, Store, store_lock
+from ..storage.store import DATABASE, Store
 from ..storage.trees import EMPTY_TREE
 from .refs import RefsTable
 
@@ -200,14 +197,3 @@ def gc(store: Store, references: References = OuterReferences, *, dry_run: bool 
     if not dry_run:
         _refresh_backup(store)
     return GcReport(dry_run, removed, removed_bytes, temps, kept)
-
-
-def repair_database(root: Path) -> dict[str, SalvagedTable]:
-    """Salvage a damaged metadata database before the store is opened (see `meta.salvage`)."""
-    path = root / DATABASE
-    if not path.exists():
-        raise NotFound(f"there is no store at {root} (no {DATABASE}): nothing to repair")
-    with store_lock(root, fcntl.LOCK_EX):  # no write is under way while the file is swapped
-        if is_sound(path):
-            return {}
-        return salvage(path)

@@ -11,7 +11,6 @@ What a request does is not known here: `dataver.client` applies them.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -25,6 +24,7 @@ from typing import Any
 from ..errors import Conflict, DataverError, NotFound
 from ..models import iso
 from ..names import COMMIT_ID_RE
+from ..storage.coordination import file_lock
 
 FOLDER = "transactions"
 ACTIVE = "active"
@@ -193,12 +193,8 @@ class Transactions:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.folder / ".lock"):
             yield
-        finally:
-            os.close(fd)
 
     def _replace(self, name: str, text: str) -> None:
         partial = self.folder / f".{name}.{os.getpid()}.part"
