@@ -18,7 +18,7 @@ def store(request, tmp_path: Path):
     if request.param == "postgres":
         root.mkdir()
         (root / "config.toml").write_text(f'metadata = "{request.getfixturevalue("postgres_url")}"\n')
-    store = Store.open(root)
+    store = Store.open(root, migrate=True)  # a new PostgreSQL database gets its schema only so (as at init)
     yield store
     store.close()
 

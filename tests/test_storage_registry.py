@@ -41,8 +41,8 @@ def test_an_unknown_scheme_is_refused_in_one_line_naming_the_known_ones(tmp_path
     with pytest.raises(InvalidArgument) as refused:
         registry.open_objects(ObjectsAt("gs://bucket/x", tmp_path))
     message = str(refused.value)
-    assert "\n" not in message and "gs://bucket/x" in message and "folder, s3" in message
-    with pytest.raises(InvalidArgument, match=r"postgresql, sqlite"):
+    assert "\n" not in message and "gs://bucket/x" in message and "folder, memory, s3" in message
+    with pytest.raises(InvalidArgument, match=r"memory, postgres, postgresql, sqlite"):
         registry.open_metadata(MetadataAt("mysql://u:secret@db/x", tmp_path))
     with pytest.raises(InvalidArgument) as refused:
         registry.open_metadata(MetadataAt("mysql://u:secret@db/x", tmp_path))
@@ -98,3 +98,27 @@ def test_a_driver_error_that_escaped_its_database_is_one_line_from_the_cli():
     line = database_failure(sqlite3.DatabaseError("database disk image is malformed"))
     assert line is not None and "dataver fsck --repair" in line
     assert "check the disk" in (database_failure(sqlite3.OperationalError("disk I/O error")) or "")
+
+
+def test_memory_urls_name_one_space_of_this_process(tmp_path):
+    """`memory://NAME` serves objects, rows and leases from this process's memory; two opens of
+    the same name see each other's writes, as two processes opening one folder store would."""
+    from dataver.storage.packs import PackIndex
+    from dataver.versioning.refs import RefsTable, RepoRecord
+
+    def open_at(root):
+        db = registry.open_metadata(MetadataAt("memory://registry-test", root))
+        objects = registry.open_objects(ObjectsAt("memory://registry-test", root, PackIndex(db)))
+        return db, objects, registry.open_coordination("memory://registry-test", db, root)
+
+    first_db, first_objects, first_coordination = open_at(tmp_path / "a")
+    second_db, second_objects, second_coordination = open_at(tmp_path / "b")
+    with first_objects.writer() as writer:
+        oid = writer.add_bytes(b"kept in memory")
+    assert second_objects.read_bytes(oid) == b"kept in memory"
+    assert RefsTable(first_db).insert_repo(RepoRecord("r", "", 0.0))
+    assert RefsTable(second_db).repo_names() == ["r"]
+    with first_coordination.hold("pipeline/p") as held:
+        assert held and [lease.name for lease in second_coordination.leases("pipeline/")] == ["pipeline/p"]
+    assert not registry.shared("memory://registry-test")
+    assert not list((tmp_path / "a").rglob("*.db")) and not any(p.is_file() for p in (tmp_path / "a").rglob("*"))

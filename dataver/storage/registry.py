@@ -26,8 +26,10 @@ A metadata scheme comes with the coordination its processes share (`coordination
 opened database and the store's root), and says whether its database lives in the store's root
 on this host (`in_root=True`, as SQLite's does: it then keeps this host's own tables too, and the
 store is not shared); otherwise this host's tables (the hash cache) go to `<root>/local.db`.
-The settings' own checks (`dataver init`, `config set`, `remote add`) still accept only the
-schemes built in.
+`memory://NAME` is served from this process's memory (`backends.memory`): every store
+opened with that URL in one process shares one space of objects, rows and leases (tests; see also
+`Store.in_memory`). The settings' own checks (`dataver init`, `config set`, `remote add`) accept
+only the schemes a store outlives a process with.
 """
 
 from __future__ import annotations
@@ -279,8 +281,34 @@ def _postgres_coordination(db: Database, root: Path) -> Coordination:
     return PostgresCoordination(db, Config(root, stored=StoreSettings(db)).get("lease_seconds"))
 
 
+def _memory_space_name(url: str) -> str:
+    """`memory://NAME` -> NAME: every store of that URL in this process shares one space."""
+    return url.partition("://")[2]
+
+
+def _memory_objects(at: ObjectsAt) -> ObjectStore:
+    from .backends.memory import MemoryObjectStore, MemorySpace
+
+    return MemoryObjectStore(at.staged_in, at.index, MemorySpace.named(_memory_space_name(at.url)).shelf)
+
+
+def _memory_metadata(at: MetadataAt) -> Database:
+    from .backends.memory import MemoryDatabase, MemorySpace
+
+    space = MemorySpace.named(_memory_space_name(at.url))
+    return MemoryDatabase(space.rows, space.board)
+
+
+def _memory_coordination(db: Database, root: Path) -> Coordination:
+    from .backends.memory import MemoryCoordination, MemoryDatabase
+
+    assert isinstance(db, MemoryDatabase)
+    return MemoryCoordination(db.board)
+
+
 register(FOLDER, objects=_folder_objects)
 register("s3", objects=_s3_objects)
 register("sqlite", metadata=_sqlite, coordination=_local_coordination, in_root=True)
 register("postgresql", metadata=_postgres, coordination=_postgres_coordination)
 register("postgres", metadata=_postgres, coordination=_postgres_coordination)
+register("memory", objects=_memory_objects, metadata=_memory_metadata, coordination=_memory_coordination, in_root=True)

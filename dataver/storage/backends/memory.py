@@ -232,8 +232,10 @@ class MemoryDatabase(SqliteDatabase):
     """The metadata tables in a `:memory:` SQLite database: the SQLite backend's schema and SQL,
     with every thread taking turns on one connection (see `SharedConnection`)."""
 
-    def __init__(self, shared: SharedConnection | None = None) -> None:
+    def __init__(self, shared: SharedConnection | None = None, board: Board | None = None) -> None:
         self.shared = shared if shared is not None else SharedConnection()
+        self.board = board if board is not None else Board()
+        """The leases and wake-ups of the same space: what its coordination is made of."""
         super().__init__(Path(":memory:"))  # builds the schema as the SQLite backend does
         self.location = "memory"
 
@@ -380,7 +382,7 @@ class MemorySpace:
     def open(self, root: Path) -> tuple[MemoryObjectStore, MemoryDatabase, MemoryCoordination]:
         """A new view (another process's, as it were): objects staging in `root`, its own
         transactions and held leases."""
-        db = MemoryDatabase(self.rows)
+        db = MemoryDatabase(self.rows, self.board)
         return MemoryObjectStore(root, PackIndex(db), self.shelf), db, MemoryCoordination(self.board)
 
     @classmethod
