@@ -23,8 +23,7 @@ from dataver.errors import Corruption, DataverError, InvalidArgument
 from dataver.storage.backends.memory import MemoryObjectStore
 from dataver.storage.objects import ObjectStore
 from dataver.storage.packs import PACK_LIMIT, PackIndex
-from dataver.storage.store import Store
-from dataver.storage.trees import TreeStore
+from dataver.storage.store import Store, init_store
 
 pytestmark = pytest.mark.contract
 
@@ -53,10 +52,10 @@ def _s3(tmp_path, fixture: Callable[[str], Any]) -> Subject:
     from dataver.storage.backends.s3 import S3ObjectStore
 
     url = fixture("s3_bucket")  # points the standard AWS chain at the test's moto server
+    init_store(tmp_path / "store", objects=url, repos_in=lambda _: [])  # as `dataver init --objects` does
     store = Store.open(tmp_path / "store")
-    # Until a store is configured with s3:// (the config-based way), swap the objects in.
-    objects = S3ObjectStore(store.root, url, PackIndex(store.db))
-    store.objects, store.trees = objects, TreeStore(objects)
+    objects = store.objects
+    assert isinstance(objects, S3ObjectStore)
     bucket = boto3.session.Session().client("s3")  # not the store's own: the damage comes from outside
 
     def damage(oid: str) -> None:
