@@ -43,9 +43,10 @@ TIERS = ("unit", "contract", "e2e", "torture")
 FOLDER_TIERS = {"unit": "unit", "contracts": "contract", "e2e": "e2e", "torture": "torture"}
 PROCESS_FIXTURES = frozenset(
     {"dv", "hosts", "docker_engine", "browser", "registry", "auth_registry", "postgres_server", "s3_server"}
-    | {"dask_local_cluster", "dask_cluster"}
+    | {"dask_local_cluster", "dask_cluster", "fuse"}
 )
-"""Fixtures that bring real `dataver` processes, Docker, a browser or a server: their tests are not unit tests."""
+"""Fixtures that bring real `dataver` processes, Docker, a browser, a FUSE mount or a server: their
+tests are not unit tests."""
 SHARED_FIXTURES = frozenset({"postgres_server", "s3_server", "dask_local_cluster", "dask_cluster"})
 SHARED_PARAMETERS = frozenset({"postgres", "s3", "dask", "shared"})
 """A test on these servers is marked `shared` (not in the fast tier): by the fixtures it uses, or,
