@@ -37,6 +37,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", help="the long torture run: 200 trials of each kind, not 20")
 
 
+# Test tiers (pyproject.toml registers the markers; docs/development.md says how to run each). A
+# test's tier is its own mark if it has one, else its folder's, else (the top level and
+# tests/pipelines/) e2e when it uses a fixture that brings real processes or servers, unit otherwise.
+TIERS = ("unit", "contract", "e2e", "torture")
+FOLDER_TIERS = {"unit": "unit", "contracts": "contract", "e2e": "e2e", "torture": "torture"}
+PROCESS_FIXTURES = frozenset(
+    {"dv", "hosts", "docker_engine", "browser", "registry", "auth_registry", "postgres_server", "s3_server"}
+    | {"dask_local_cluster", "dask_cluster", "fuse"}
+)
+"""Fixtures that bring real `dataver` processes, Docker, a browser, a FUSE mount or a server: their
+tests are not unit tests."""
+SHARED_FIXTURES = frozenset({"postgres_server", "s3_server", "dask_local_cluster", "dask_cluster"})
+SHARED_PARAMETERS = frozenset({"postgres", "s3", "dask", "shared"})
+"""A test on these servers is marked `shared` (not in the fast tier): by the fixtures it uses, or,
+where a fixture picks its backend by parameter (request.getfixturevalue), by the parameter's value."""
+
+
+def _tier(item: pytest.Item) -> str:
+    own = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+    if own:
+        return own[0]  # the closest: a test's own mark before its module's
+    folder = Path(str(item.path)).relative_to(Path(__file__).parent).parts[0]
+    if folder in FOLDER_TIERS:
+        return FOLDER_TIERS[folder]
+    return "e2e" if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())) else "unit"
+
+
+def _shared(item: pytest.Item) -> bool:
+    if SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and any(
+        isinstance(value, str) and value in SHARED_PARAMETERS for value in callspec.params.values()
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, and `shared` where it needs PostgreSQL, S3 or Dask."""
+    for item in items:
+        tier = _tier(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(tier)
+        if _shared(item) and not item.get_closest_marker("shared"):
+            item.add_marker("shared")
+
+
 @pytest.fixture
 def trials(request: pytest.FixtureRequest) -> int:
     """How many random-instant trials a torture test makes."""

@@ -24,4 +24,35 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
         || echo "could not install ${need[*]}: the tests that need them will skip" >&2
 fi
 source tools/venv.sh test,example,cluster,docs   # the project's own .venv: the system Python is never touched (docs: the site is built by a test)
-python -m pytest "$@"
+
+# The tiers (docs/development.md). `--fast`: unit and contract tests on memory and local stores, in
+# parallel (pytest-xdist), in under 2 minutes. Otherwise every test: those marked `serial` (they need
+# the machine alone) in a second pass, one at a time, after the rest ran in parallel. Any other
+# argument goes to pytest; with `-m` of your own, or `-n 0`, one pass does what you asked.
+# DATAVER_TEST_WORKERS: how many tests at once (default: 2 for --fast, 3 for all, whose tests wait
+# more than they compute).
+fast=0
+args=()
+for arg in "$@"; do
+    if [ "$arg" = --fast ]; then fast=1; else args+=("$arg"); fi
+done
+own_selection=0
+for arg in ${args[@]+"${args[@]}"}; do
+    case "$arg" in -m|-m*|-n|-n*|--numprocesses*|-p) own_selection=1 ;; esac
+done
+if [ "$fast" = 1 ]; then
+    exec python -m pytest -n "${DATAVER_TEST_WORKERS:-2}" -m "(unit or contract) and not shared and not serial" \
+        ${args[@]+"${args[@]}"}
+fi
+if [ "$own_selection" = 1 ]; then
+    exec python -m pytest ${args[@]+"${args[@]}"}
+fi
+parallel=0 serial=0
+python -m pytest -n "${DATAVER_TEST_WORKERS:-3}" -m "not serial" ${args[@]+"${args[@]}"} || parallel=$?
+python -m pytest -m serial ${args[@]+"${args[@]}"} || serial=$?
+# pytest's 5 is "no test selected": fine for one pass, not for both.
+if [ "$parallel" = 5 ] && [ "$serial" = 5 ]; then exit 5; fi
+[ "$parallel" = 5 ] && parallel=0
+[ "$serial" = 5 ] && serial=0
+[ "$parallel" != 0 ] && exit "$parallel"
+exit "$serial"

@@ -13,6 +13,8 @@ from helpers import dataver_process, make_tree
 
 from dataver import Client
 
+pytestmark = pytest.mark.torture  # SIGKILL at chosen instants, racing writer processes
+
 
 @pytest.fixture
 def many_files(tmp_path):

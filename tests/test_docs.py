@@ -112,6 +112,7 @@ def test_the_page_has_a_tour_that_ends_at_provenance(page: Path) -> None:
     assert all(not c.line.startswith(("pip ", "bash ")) for c in found), "installs are marked docs-test: skip"
 
 
+@pytest.mark.e2e  # the tour's commands, each a `dataver` process, as a reader types them
 @pytest.mark.parametrize("page", TOURS, ids=lambda p: p.name)
 def test_the_tour_runs_as_shown(page: Path, tmp_path: Path) -> None:
     found = commands(page)
@@ -150,6 +151,7 @@ def test_the_tour_runs_as_shown(page: Path, tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.e2e  # the whole site, as a reader gets it (5 s: not for the fast tier)
 @pytest.mark.skipif(
     importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed: pip install -e '.[docs]'"
 )

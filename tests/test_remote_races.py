@@ -19,6 +19,8 @@ import pytest
 from dataver import Client
 from dataver.errors import Conflict
 
+pytestmark = pytest.mark.torture  # races between processes, and processes killed holding a lock
+
 
 @pytest.fixture(params=["folder", "s3"])
 def remote_url(request, tmp_path):

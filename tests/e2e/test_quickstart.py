@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT
 
+pytestmark = pytest.mark.serial  # a clone, a new virtual environment and the iris example: the machine alone
+
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

@@ -9,6 +9,8 @@ from helpers import pfs, spec
 
 from dataver.runtimes import cgroups, uids
 
+pytestmark = pytest.mark.serial  # memory, CPU time and datums at once: measured with the machine alone
+
 
 @pytest.fixture
 def limited(client, as_root, sandbox):

@@ -39,6 +39,7 @@ def _running(client, root, pipeline: str, cmd: str) -> subprocess.Popen:
     raise AssertionError(f"no command of {pipeline} started: {proc.communicate()}")
 
 
+@pytest.mark.e2e  # `dataver` processes following a job that runs for seconds
 def test_follow_shows_each_line_while_the_job_runs_and_ends_with_it(repo, root):
     proc = _running(repo, root, "slow", SLOW)
     seen: list[tuple[str, str]] = []
@@ -53,6 +54,7 @@ def test_follow_shows_each_line_while_the_job_runs_and_ends_with_it(repo, root):
     assert repo.list_jobs("slow")[0].state == "success"
 
 
+@pytest.mark.e2e  # `dataver` processes following a job that runs for seconds
 def test_logs_follow_on_the_cli_and_ctrl_c_ends_it_quietly(repo, root, cli):
     proc = _running(repo, root, "slow", "echo one; sleep 60")
     follower = dataver_process(root, "logs", "-p", "slow", "-f", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -111,6 +113,7 @@ def test_a_datum_that_wrote_nothing_is_said_so_with_why_it_failed(repo, cli):
         assert result.err.startswith(said) and "exited with code 3" in result.err, result.err
 
 
+@pytest.mark.e2e  # `dataver` processes following a job that runs for seconds
 def test_following_a_job_whose_runner_was_killed_ends_in_one_line(repo, root):
     """Killed with SIGKILL, the process running the job cannot record it ended: following it
     would wait for ever. It ends, saying so, once nobody holds the pipeline's lease."""
