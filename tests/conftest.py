@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from backends import BACKENDS, shared_store
+from helpers import PROJECT
 from typer.testing import CliRunner
 
 from dataver import Client
@@ -208,9 +209,6 @@ def docker_engine():
             pytest.fail(f"Docker is required here (DATAVER_REQUIRE_DOCKER=1), but {missing}")
         pytest.skip(missing)
     return engine()
-
-
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

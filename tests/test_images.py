@@ -171,7 +171,7 @@ def test_images_local_unknown_refuse_refuses_such_a_spec(cli, tmp_path):
 def test_auto_keeps_images_folder_images_on_the_local_runtime_and_says_why(cli):
     """An images/ image runs on the local runtime under auto (no build needed), whether or not
     an engine answers, and inspect-pipeline says why."""
-    from conftest import PROJECT
+    from helpers import PROJECT
 
     cli("create-repo", "training")
     cli("create-pipeline", "-f", str(PROJECT / "pipelines/train.json"))

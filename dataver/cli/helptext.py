@@ -76,6 +76,7 @@ EXAMPLES = {
     "gc": "dataver gc --dry-run",
     "version": "dataver version",
     "init": "dataver init --root ~/team --metadata postgresql://dv@db/dataver --objects s3://ml-data/dataver",
+    "admin": "dataver --root ~/dataver-admin admin migrate",
     "daemon": "dataver daemon start",
     "daemon run": "dataver daemon run",
     "daemon start": "dataver daemon start",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import PROJECT
+from helpers import PROJECT
 
 EXAMPLES = "pipelines/examples"
 

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT
+from helpers import PROJECT
 
 pytestmark = pytest.mark.serial  # a clone, a new virtual environment and the iris example: the machine alone
 

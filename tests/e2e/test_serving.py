@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from backends import on_both_stores
-from conftest import PROJECT
+from helpers import PROJECT
 
 from dataver.runtimes import procs
 

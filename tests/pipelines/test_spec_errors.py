@@ -122,7 +122,7 @@ def test_camel_case_typos_get_a_camel_case_suggestion(client):
 def test_the_checked_in_json_schema_is_current():
     """docs/pipeline-spec.schema.json must be what the models generate (regenerate it with
     `python -m dataver.pipelines.schema > docs/pipeline-spec.schema.json`)."""
-    from conftest import PROJECT
+    from helpers import PROJECT
 
     from dataver.pipelines.schema import render
 
@@ -132,7 +132,7 @@ def test_the_checked_in_json_schema_is_current():
 def test_the_schema_accepts_the_examples_and_refuses_a_typo():
     """The schema is what an editor validates with: every example spec passes it, a typo fails."""
     import jsonschema
-    from conftest import PROJECT
+    from helpers import PROJECT
 
     from dataver.pipelines.schema import spec_schema
 
