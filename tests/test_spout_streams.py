@@ -46,6 +46,12 @@ def test_archives_back_to_back_and_dot_slash_names(client):
     assert paths(client, b"") == []
 
 
+@pytest.mark.parametrize("name", ["BZh", "BZh9data", "\x1f\x8bgz"])
+def test_a_plain_tar_whose_first_name_looks_like_a_compressed_stream_is_a_tar(client, name):
+    """A member named `BZh...` starts the stream as bzip2 does; the tar header's checksum decides."""
+    assert paths(client, archive({name: b""})) == [name]
+
+
 @pytest.mark.parametrize(
     ("data", "said"),
     [

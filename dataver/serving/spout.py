@@ -158,15 +158,22 @@ def _expand(head: bytes, stream: BinaryIO, limits: ArchiveLimits) -> _Expanded:
     """The tar archive(s) of a stream that starts with `head`, expanded by us (not by tarfile) so
     that every uncompressed byte is counted against the limit."""
     raw: BinaryIO = io.BufferedReader(_Prefixed(head, stream))
+    if _is_tar_header(head) or not head.strip(b"\0"):
+        # A tar header is checked first: its checksum is proof, while a member named `BZh...` starts
+        # the way a bzip2 stream does.
+        return _Expanded(raw, limits.max_archive_bytes)
     expand = next((opener for magic, opener in COMPRESSED.items() if head.startswith(magic)), None)
-    if expand is not None:
-        raw = expand(raw)
-    elif head.strip(b"\0"):
-        try:
-            tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), tarfile.ENCODING, "surrogateescape")
-        except tarfile.HeaderError:
-            raise StreamRefused("not a tar stream (write one tar archive each time /pfs/out is opened)") from None
-    return _Expanded(raw, limits.max_archive_bytes)
+    if expand is None:
+        raise StreamRefused("not a tar stream (write one tar archive each time /pfs/out is opened)")
+    return _Expanded(expand(raw), limits.max_archive_bytes)
+
+
+def _is_tar_header(head: bytes) -> bool:
+    try:
+        tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), tarfile.ENCODING, "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
 
 
 def _member_path(member: tarfile.TarInfo) -> str:

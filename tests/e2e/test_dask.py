@@ -157,7 +157,14 @@ def test_200_datums_spread_over_both_workers_and_survive_losing_one(dv, cluster,
 
 
 def test_a_lost_scheduler_fails_the_job_in_one_line_and_a_rerun_skips_finished_datums(dv, cluster, tmp_path):
-    path = _copy_pipeline(dv, tmp_path, 16, "sleep 0.5; cp $in /pfs/out/")
+    # Four datums finish at once; the others wait (at most a minute) for a gate opened only after
+    # the scheduler and the workers are gone, so the kill always lands mid-job, however loaded
+    # the machine is. The commands run unsandboxed on the workers to see the gate.
+    gate = tmp_path / "gate"
+    dv("config", "set", "sandbox", "none")
+    wait = f"for i in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done"
+    cmd = f"cp $in /pfs/out/; case $(basename $in) in f00[0-3]) ;; *) {wait} ;; esac"
+    path = _copy_pipeline(dv, tmp_path, 16, cmd)
     job = _start(dv, "create-pipeline", "-f", str(path))
     _wait_for(lambda: sum(d["state"] == "success" for d in _datums(dv)) >= 4, 120, "no datums finished")
     cluster.kill_scheduler()
@@ -173,6 +180,7 @@ def test_a_lost_scheduler_fails_the_job_in_one_line_and_a_rerun_skips_finished_d
 
     for name in cluster.running_workers():
         cluster.kill_worker(name)
+    gate.touch()
     cluster.start_scheduler()
     cluster.start_worker("w3")
     cluster.start_worker("w4")
