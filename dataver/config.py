@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -291,7 +291,7 @@ class Setting:
 
 
 class SettingsTable(Protocol):
-    """Where a store keeps its own settings (`dataver.storesettings`, in its metadata)."""
+    """Where a store keeps its own settings (`dataver.storage.settings`, in its metadata)."""
 
     def read(self) -> dict[str, str]: ...
 
@@ -303,6 +303,16 @@ class SettingsTable(Protocol):
 def user_file() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or Path("~/.config").expanduser()
     return Path(base) / "dataver" / FILE
+
+
+def accept_scheme(name: str, scheme: str) -> None:
+    """Let setting `name` (`objects`, `metadata`) take `scheme://...` URLs from now on: what the
+    storage registry calls when a package serves a scheme of its own (this module sits below
+    storage, so it is told rather than asking)."""
+    key = KEYS[name]
+    prefix = f"{scheme}://"
+    if prefix not in key.schemes:
+        KEYS[name] = replace(key, schemes=(*key.schemes, prefix))
 
 
 def _key(name: str) -> Key:

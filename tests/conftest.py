@@ -59,7 +59,8 @@ def _tier(item: pytest.Item) -> str:
     own = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
     if own:
         return own[0]  # the closest: a test's own mark before its module's
-    folder = Path(str(item.path)).relative_to(Path(__file__).parent).parts[0]
+    path, tests = Path(str(item.path)), Path(__file__).parent
+    folder = path.relative_to(tests).parts[0] if path.is_relative_to(tests) else ""
     if folder in FOLDER_TIERS:
         return FOLDER_TIERS[folder]
     return "e2e" if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())) else "unit"
@@ -69,8 +70,19 @@ def _shared(item: pytest.Item) -> bool:
     if SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         return True
     callspec = getattr(item, "callspec", None)
-    return callspec is not None and any(
-        isinstance(value, str) and value in SHARED_PARAMETERS for value in callspec.params.values()
+    if callspec is None:
+        return False
+    # Only a fixture's own parameter picks a backend: a test's parametrized values (a URL scheme
+    # named "s3" in a table of examples) do not.
+    direct: set[str] = set()
+    for mark in item.iter_markers("parametrize"):
+        names = mark.args[0]
+        direct.update(names.split(",") if isinstance(names, str) else names)
+    direct = {name.strip() for name in direct}
+    return any(
+        isinstance(value, str) and value in SHARED_PARAMETERS
+        for name, value in callspec.params.items()
+        if name not in direct
     )
 
 

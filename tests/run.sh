@@ -38,7 +38,7 @@ for arg in "$@"; do
 done
 own_selection=0
 for arg in ${args[@]+"${args[@]}"}; do
-    case "$arg" in -m|-m*|-n|-n*|--numprocesses*|-p) own_selection=1 ;; esac
+    case "$arg" in -m|-m*|-n|-n*|--numprocesses*) own_selection=1 ;; esac
 done
 if [ "$fast" = 1 ]; then
     exec python -m pytest -n "${DATAVER_TEST_WORKERS:-2}" -m "(unit or contract) and not shared and not serial" \
@@ -49,6 +49,8 @@ if [ "$own_selection" = 1 ]; then
 fi
 parallel=0 serial=0
 python -m pytest -n "${DATAVER_TEST_WORKERS:-3}" -m "not serial" ${args[@]+"${args[@]}"} || parallel=$?
+# 2: interrupted (Ctrl-C), 3: internal error, 4: usage: no second pass.
+case "$parallel" in 2|3|4) exit "$parallel" ;; esac
 python -m pytest -m serial ${args[@]+"${args[@]}"} || serial=$?
 # pytest's 5 is "no test selected": fine for one pass, not for both.
 if [ "$parallel" = 5 ] && [ "$serial" = 5 ]; then exit 5; fi

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import postgres_schema_back
 
 from dataver.storage import schema
 from dataver.storage.backends import postgres as pg
@@ -92,8 +93,9 @@ def test_a_newer_datavers_sqlite_file_is_refused_in_one_line(tmp_path):
     conn.execute(f"PRAGMA user_version = {len(lite.MIGRATIONS) + 1}")
     conn.commit()
     conn.close()
-    with pytest.raises(SchemaMismatch, match="a newer dataver made it: upgrade dataver on this host"):
-        SqliteDatabase(tmp_path / "meta.db")
+    for readonly in (False, True):  # read-only too: "open it where it is writable" would not help
+        with pytest.raises(SchemaMismatch, match="a newer dataver made it: upgrade dataver on this host"):
+            SqliteDatabase(tmp_path / "meta.db", readonly=readonly)
 
 
 # ---- PostgreSQL --------------------------------------------------------------------------
@@ -239,3 +241,31 @@ def test_sqlite_and_postgres_expose_the_same_tables_columns_keys_and_indexes(tmp
     assert {i for i in pg_seen.indexes if i[0] in shared} == {i for i in lite_seen.indexes if i[0] in shared}
     assert pg_seen.checks == lite_seen.checks
     assert ordered == {t.name for t in schema.TABLES if t.ordered}
+
+
+def test_admin_migrate_on_an_empty_database_makes_no_store(tmp_path, postgres_url):
+    """A mistyped URL in the admin's root must not quietly become a new store: only `init` makes
+    one; `admin migrate` (and every ordinary command) says to run it, and creates no table."""
+    import psycopg
+
+    from dataver.errors import SchemaMismatch
+    from dataver.storage.store import migrate_store
+
+    root = tmp_path / "admin"
+    root.mkdir()
+    (root / "config.toml").write_text(f'metadata = "{postgres_url}"\nobjects = "s3://bucket/x"\n')
+    with pytest.raises(SchemaMismatch, match=r"holds no store: run `dataver init` once"):
+        migrate_store(root)
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+
+
+def test_a_dask_worker_of_another_version_is_told_to_match_the_coordinator(postgres_url):
+    """A worker opens the store read-only; a schema it does not read is its dataver's mismatch."""
+    from dataver.errors import SchemaMismatch
+    from dataver.storage.backends.postgres import PostgresDatabase
+
+    PostgresDatabase(postgres_url, migrate=True).close()
+    postgres_schema_back(postgres_url)
+    with pytest.raises(SchemaMismatch, match="run the same dataver version here as on the coordinator"):
+        PostgresDatabase(postgres_url, readonly=True)

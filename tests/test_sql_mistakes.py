@@ -12,9 +12,14 @@ from dataver.errors import DataverError
 from dataver.storage.store import Store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def store(request, tmp_path: Path):
     root = tmp_path / "store"
+    if request.param == "memory":
+        made = Store.in_memory(root)
+        yield made
+        made.close()
+        return
     if request.param == "postgres":
         root.mkdir()
         (root / "config.toml").write_text(f'metadata = "{request.getfixturevalue("postgres_url")}"\n')

@@ -25,6 +25,9 @@ from dataver.storage.store import Store
         ("S3://bucket", "s3"),
         ("sqlite", "sqlite"),
         ("postgresql://u@db/dataver", "postgresql"),
+        ("postgres://u@db/dataver", "postgres"),
+        ("s3", "folder"),  # a folder named so (an egress target relative to the working folder)
+        ("memory", "folder"),
     ],
 )
 def test_the_scheme_of_a_url(url, scheme):
@@ -42,15 +45,17 @@ def test_an_unknown_scheme_is_refused_in_one_line_naming_the_known_ones(tmp_path
         registry.open_objects(ObjectsAt("gs://bucket/x", tmp_path))
     message = str(refused.value)
     assert "\n" not in message and "gs://bucket/x" in message and "folder, memory, s3" in message
-    with pytest.raises(InvalidArgument, match=r"memory, postgres, postgresql, sqlite"):
-        registry.open_metadata(MetadataAt("mysql://u:secret@db/x", tmp_path))
-    with pytest.raises(InvalidArgument) as refused:
+    with pytest.raises(InvalidArgument, match=r"memory, postgres, postgresql, sqlite") as refused:
         registry.open_metadata(MetadataAt("mysql://u:secret@db/x", tmp_path))
     assert "secret" not in str(refused.value)
 
 
 def test_another_package_registers_a_scheme(tmp_path, monkeypatch):
+    from dataver import config
+    from dataver.storage.store import init_store
+
     monkeypatch.setattr(registry, "_SCHEMES", dict(registry._SCHEMES))  # taken back after the test
+    monkeypatch.setattr(config, "KEYS", dict(config.KEYS))
     seen: list[ObjectsAt] = []
 
     def mirror(at: ObjectsAt) -> FolderObjectStore:
@@ -62,6 +67,11 @@ def test_another_package_registers_a_scheme(tmp_path, monkeypatch):
     assert seen[0].url == "mirror://anything" and objects.location == str(tmp_path / "mirror" / "objects")
     with pytest.raises(ValueError, match="coordination"):
         registry.register("half", metadata=lambda at: registry.open_metadata(at))
+    # A store is made on it as on a built-in scheme (`dataver init --objects mirror://...`).
+    init_store(tmp_path / "store", objects="mirror://anything", repos_in=lambda _: [])
+    store = Store.open(tmp_path / "store")
+    assert store.objects.location == str(tmp_path / "store" / "mirror" / "objects")
+    store.close()
 
 
 def test_a_store_opened_through_the_registry_has_its_backends(tmp_path):

@@ -26,6 +26,7 @@ from ..names import (
     qualify,
     split_qualified,
 )
+from ..storage import registry
 from ..storage.presence import DaemonInfo, remote_daemon, running_daemon
 from ..storage.store import (
     SchemaUpgrade,
@@ -479,7 +480,7 @@ class Client:
 
         With `untar`, `source` (a file or a stream) is a tar archive whose files are put under
         `path` (default: the root). With `split`, each file becomes a folder of pieces of whole
-        records at its path, as pachctl's `put file --split` (see `dataver.splits`).
+        records at its path, as pachctl's `put file --split` (see `dataver.versioning.splits`).
 
         With `full_path` (pachctl's --full-path), host files and directories land at their whole
         path as given, below `path` (default: the root), not under their base name.
@@ -815,9 +816,9 @@ class Client:
         works where the store cannot even be opened. Returns what happened to each table. Run
         `fsck` afterwards for what the lost rows affect."""
         path = Path(root).expanduser() if root is not None else default_root()
-        if (metadata := Config(path).get("metadata")) != "sqlite":
+        if registry.shared(metadata := Config(path).get("metadata")):
             raise InvalidArgument(
-                f"this store's metadata is in PostgreSQL ({metadata.split('@')[-1]}), which keeps its own pages "
+                f"this store's metadata is on a database server ({metadata.split('@')[-1]}), which keeps its own pages "
                 "sound: there is no file to salvage; restore the database from the server's backups if it was lost"
             )
         if (daemon := running_daemon(path)) is not None:

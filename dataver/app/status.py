@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ..credentials import without_password
 from ..errors import DataverError
+from ..storage import registry
 from ..storage.coordination import Lease
 from ..storage.presence import DaemonSeen, daemons
 from ..storage.store import DATABASE, Store
@@ -63,8 +64,10 @@ def store_status(store: Store) -> StoreStatus:
     config = store.config
     metadata = config.get("metadata")
     objects = config.get("objects")
-    if objects == "folder":
+    if registry.is_local(objects):
         objects_shown = str(store.root / "objects")
+    elif registry.scheme_of(objects) != "s3":
+        objects_shown = objects
     else:
         endpoint = config.get("s3.endpoint") or "aws"
         region = config.get("s3.region")
@@ -73,7 +76,7 @@ def store_status(store: Store) -> StoreStatus:
     return StoreStatus(
         root=str(store.root),
         shared=store.shared,
-        metadata=str(store.root / DATABASE) if metadata == "sqlite" else without_password(metadata),
+        metadata=str(store.root / DATABASE) if not store.shared else without_password(metadata),
         objects=objects_shown,
         schema=schema,
         schema_expected=expected,

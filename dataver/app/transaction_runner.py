@@ -1,4 +1,4 @@
-"""Applying a transaction (see `dataver.transactions`): its requests in order, in ONE metadata
+"""Applying a transaction (see `dataver.versioning.transactions`): its requests in order, in ONE metadata
 transaction, so they land together or not at all, and nothing runs between them.
 
 Commits a transaction starts take the ids it gave them when they were queued, and its id as their

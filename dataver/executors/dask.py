@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import DataverError
 from ..runtimes.base import Runtime
 from ..runtimes.images import pack_context
+from ..storage import registry
 from ..storage.objects import ObjectStore, ObjectWriter
 from ..storage.store import StoreAddress
 from .base import DatumResult, DatumTask, Executor, JobTask
@@ -172,7 +173,7 @@ class DaskExecutor(Executor):
     def _dataset(self, pipeline: str) -> str:
         """The name under which a pipeline's datums in flight are published on the scheduler,
         one per store and pipeline."""
-        where = self.store.root if self.store.objects == "folder" else ""  # a shared store: any root of it
+        where = self.store.root if registry.is_local(self.store.objects) else ""  # a shared store: any root of it
         store = hashlib.sha256(f"{self.store.metadata}\0{self.store.objects}\0{where}".encode())
         return f"dataver-{store.hexdigest()[:16]}-{pipeline}"
 

@@ -1,5 +1,5 @@
 """Pipelines, jobs and datums in the metadata database: the pipeline concern's SQL lives here and
-nowhere else, and rows leave it as the records below (see `dataver.refs` for the same shape)."""
+nowhere else, and rows leave it as the records below (see `dataver.versioning.refs` for the same shape)."""
 
 from __future__ import annotations
 

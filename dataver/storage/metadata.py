@@ -6,10 +6,11 @@ transaction, and writers are serialized: SQLite holds its write lock from the fi
 swapped under the lock, and check-then-insert code (create a repo unless it exists) is as safe
 on a server shared by many hosts as in one file. Readers see one consistent snapshot.
 
-Implementations: `dataver.backends.sqlite` (a file in the store folder, the default) and
-`dataver.backends.postgres` (a server shared by a team). The tables over them
-(`dataver.tables`) hold the SQL, written once in the dialect both speak: `?` placeholders,
-`ON CONFLICT`, no `rowid` beyond what each schema provides; rows come back as plain tuples.
+Implementations: `dataver.storage.backends.sqlite` (a file in the store folder, the default) and
+`dataver.storage.backends.postgres` (a server shared by a team), and `.memory` (tests). The
+tables over them (`versioning.refs`, `storage.packs`, `pipelines.records`) hold the SQL, written
+once in the dialect both speak: `?` placeholders, `ON CONFLICT`, no `rowid` beyond what the
+schema (`storage.schema`) gives an ordered table; rows come back as plain tuples.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 `ObjectStore` is the interface and everything its implementations share: packing small
 objects, staging, hashing, verified reads, setting damage aside. Where the bytes rest is an
-implementation's business: a folder (`dataver.backends.folder`, the default) or an
-S3-compatible bucket (`dataver.backends.s3`). Both stage new objects in `<root>/tmp/` on
+implementation's business: a folder (`dataver.storage.backends.folder`, the default) or an
+S3-compatible bucket (`dataver.storage.backends.s3`). Both stage new objects in `<root>/tmp/` on
 this host and publish them in one batch; an object appears under its name only after its
 bytes are durable, so a name that exists always holds the right bytes unless the medium
 itself corrupted them (which `verify` and `dataver fsck` detect).
@@ -95,7 +95,7 @@ def _unlink(path: str) -> None:
 class ObjectStore(ABC):
     """Blobs and trees addressed by sha256 (see the module docstring).
 
-    With a `PackIndex`, small objects are written into pack files (see `dataver.packs`);
+    With a `PackIndex`, small objects are written into pack files (see `dataver.storage.packs`);
     without one, every object is loose (one file or key each).
     """
 

@@ -1,6 +1,6 @@
 """Who serves a store: the daemon of this root (found by its lock file) or, on a shared store, a
 daemon on another host (found by its lease). The client asks before running the jobs a commit
-triggers; `dataver.daemon` is the daemon itself, which builds on the client.
+triggers; `dataver.app.daemon` is the daemon itself, which builds on the client.
 """
 
 from __future__ import annotations

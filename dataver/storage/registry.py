@@ -28,8 +28,8 @@ on this host (`in_root=True`, as SQLite's does: it then keeps this host's own ta
 store is not shared); otherwise this host's tables (the hash cache) go to `<root>/local.db`.
 `memory://NAME` is served from this process's memory (`backends.memory`): every store
 opened with that URL in one process shares one space of objects, rows and leases (tests; see also
-`Store.in_memory`). The settings' own checks (`dataver init`, `config set`, `remote add`) accept
-only the schemes a store outlives a process with.
+`Store.in_memory`). A registered scheme is taken by `dataver init --objects/--metadata` too;
+`remote add` takes folders and s3:// buckets only (a remote has a layout of its own there).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config import accept_scheme
 from ..credentials import masked
 from ..errors import InvalidArgument
 
@@ -101,8 +102,10 @@ class MetadataAt:
     settings: Config | None = None
     """Where the password file and the like are named (None: this host's own settings)."""
     migrate: bool = False
-    """Make or bring up to date a shared database's schema (`init`, `admin migrate`); a local
-    file migrates itself whenever it is opened writable."""
+    """Bring a shared database's schema up to date (`init`, `admin migrate`); a local file
+    migrates itself whenever it is opened writable."""
+    make: bool = True
+    """With `migrate`: an empty database gets a new store's schema (`init`); else it is refused."""
 
 
 ObjectsFactory = Callable[[ObjectsAt], "ObjectStore"]
@@ -130,23 +133,35 @@ def register(
     metadata: MetadataFactory | None = None,
     coordination: CoordinationFactory | None = None,
     in_root: bool = False,
+    in_settings: bool = True,
 ) -> None:
     """Serve `scheme` (`gs` for gs://...) with these factories from now on, in place of any
-    registered before (see the module docstring)."""
+    registered before (see the module docstring). `in_settings`: a store may be made on it
+    (`dataver init --objects gs://...`): the settings take its URLs from now on."""
     if (metadata is None) != (coordination is None):
         raise ValueError(f"scheme {scheme}: a metadata backend comes with its coordination, and only with one")
     if objects is None and metadata is None:
         raise ValueError(f"scheme {scheme}: give an objects factory, or a metadata one with its coordination")
-    _SCHEMES[scheme.lower()] = Backend(objects, metadata, coordination, in_root)
+    scheme = scheme.lower()
+    _SCHEMES[scheme] = Backend(objects, metadata, coordination, in_root)
+    if in_settings and scheme not in BARE:
+        for setting, factory in (("objects", objects), ("metadata", metadata)):
+            if factory is not None:
+                accept_scheme(setting, scheme)
+
+
+BARE = (FOLDER, "sqlite")
+"""The settings' words for a store's own folder and database: the only schemes written without
+`://`. Any other word is a path (an egress target named `s3` or `memory` is a folder)."""
 
 
 def scheme_of(url: str) -> str:
-    """`s3` of `s3://bucket/prefix`; a bare word (`folder`, `sqlite`) is its own; a path or a
-    file:// URL is `folder`."""
+    """`s3` of `s3://bucket/prefix`; `folder` and `sqlite` are their own; a path or a file:// URL
+    is `folder`."""
     head, sep, _ = url.partition("://")
     if sep:
         return FOLDER if head.lower() == "file" else head.lower()
-    return url if url in _SCHEMES else FOLDER
+    return url if url in BARE else FOLDER
 
 
 def _backend(url: str, kind: str) -> Backend:
@@ -268,7 +283,11 @@ def _postgres(at: MetadataAt) -> Database:
     from .backends.postgres import PostgresDatabase
 
     return PostgresDatabase(
-        at.url, readonly=at.readonly, password_file=password_file(_settings(at.settings)), migrate=at.migrate
+        at.url,
+        readonly=at.readonly,
+        password_file=password_file(_settings(at.settings)),
+        migrate=at.migrate,
+        make=at.make,
     )
 
 
@@ -311,4 +330,11 @@ register("s3", objects=_s3_objects)
 register("sqlite", metadata=_sqlite, coordination=_local_coordination, in_root=True)
 register("postgresql", metadata=_postgres, coordination=_postgres_coordination)
 register("postgres", metadata=_postgres, coordination=_postgres_coordination)
-register("memory", objects=_memory_objects, metadata=_memory_metadata, coordination=_memory_coordination, in_root=True)
+register(
+    "memory",
+    objects=_memory_objects,
+    metadata=_memory_metadata,
+    coordination=_memory_coordination,
+    in_root=True,
+    in_settings=False,  # a store that ends with its process is for tests, not for `init`
+)

@@ -2,7 +2,7 @@
 
 What is defined here is the *current* schema. A new store (SQLite file or PostgreSQL database)
 is created from it in one step, at the current version. A store made by an older dataver is
-brought up by the migration steps each backend keeps (`sqlite.HISTORY`, `postgres.HISTORY`):
+brought up by the migration steps each backend keeps (`sqlite.MIGRATIONS`, `postgres.MIGRATIONS`):
 those steps are history, the exact DDL older versions ran, and never change; a change to the
 schema is this definition changed *and* one step appended to each history. tests/test_schema.py
 proves, on both dialects, that a store migrated step by step from the oldest version has the

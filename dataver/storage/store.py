@@ -52,7 +52,7 @@ __all__ = [
 def exists(root: Path, config: Config) -> bool:
     """Whether `root` holds a store: its metadata is elsewhere (a shared store this root joined),
     or in its `meta.db`."""
-    return config.get("metadata") != "sqlite" or (root / DATABASE).is_file()
+    return registry.shared(config.get("metadata")) or (root / DATABASE).is_file()
 
 
 class SettingsAt:
@@ -188,7 +188,7 @@ def _credentials(root: Path, metadata: str, password_file: str | Path | None) ->
         )
     if password_file is None:
         return {}
-    if metadata == "sqlite":
+    if not registry.shared(metadata):
         raise InvalidArgument("--password-file is the password of a postgresql:// metadata URL: give --metadata too")
     path = Path(password_file).expanduser().absolute()
     read_password_file(path)  # checked before anything is made
@@ -199,7 +199,7 @@ def _endpoint(root: Path, objects: str, url: str | None, region: str | None) -> 
     """The settings that pin the bucket's endpoint and region (for objects in a bucket): the
     flags, else what a store initialized before recorded (an init run again keeps them, whatever
     this shell's AWS settings say), else this process's AWS settings."""
-    if objects == "folder":
+    if registry.scheme_of(objects) != "s3":
         if url is not None or region is not None:
             raise InvalidArgument("--s3-endpoint and --s3-region are for objects in a bucket: give --objects s3://...")
         return {}
@@ -222,7 +222,7 @@ def _init_backends(
     answer; on any failure the config is taken back."""
     from ..config import FILE, KEYS, Config, write_private
 
-    if metadata != "sqlite" and objects == "folder":
+    if registry.shared(metadata) and registry.is_local(objects):
         raise InvalidArgument(
             "metadata in PostgreSQL is shared with other hosts, but objects in this folder are not: "
             "give --objects s3://bucket/prefix too"
@@ -348,7 +348,9 @@ class Store:
             shared = registry.shared(metadata)
             if shared:  # this host's own tables are kept in the root whatever holds the store
                 path.mkdir(parents=True, exist_ok=True)
-            db = registry.open_metadata(MetadataAt(metadata, path, readonly=readonly, settings=config, migrate=migrate))
+            db = registry.open_metadata(
+                MetadataAt(metadata, path, readonly=readonly, settings=config, migrate=migrate, make=create)
+            )
             local_db = registry.host_database(path / LOCAL_DATABASE, readonly=readonly) if shared else db
             coordination = registry.open_coordination(metadata, db, path)
             endpoint, region = config.get("s3.endpoint"), config.get("s3.region")

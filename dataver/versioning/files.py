@@ -145,7 +145,7 @@ class FileStore:
         progress: Transfer | None = None,
     ) -> CommitInfo:
         """Put each source (a host file, or a stream) as a folder of pieces at its repo path (see
-        `dataver.splits`), replacing what was there, or with `append` adding pieces after the
+        `dataver.versioning.splits`), replacing what was there, or with `append` adding pieces after the
         folder's last. `progress` is told (pieces, bytes) made so far."""
         self.repos.require_repo(repo)
         made = written = 0

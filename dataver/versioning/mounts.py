@@ -4,11 +4,11 @@ checking and ending mounts.
 `dataver mount DIR [REPO[@REF]]...` shows each repo as DIR/<repo>, as pachctl's mount does, at
 the commit its reference names when the mount starts (a branch: its newest finished commit);
 without repos, every repo at master. Files are read from the store as they are read (see
-`dataver.fusefs`), never copied up front. A mount is a FUSE filesystem of type `fuse.dataver`
+`dataver.app.fusefs`), never copied up front. A mount is a FUSE filesystem of type `fuse.dataver`
 whose source names its store (`dataver:/home/me/.dataver`), which is how `unmount --all` finds
 this store's mounts in /proc/self/mountinfo.
 
-Nothing here imports the FUSE binding: `dataver.fusefs` (mfusepy over libfuse 3) is imported
+Nothing here imports the FUSE binding: `dataver.app.fusefs` (mfusepy over libfuse 3) is imported
 only when a mount is served, so the rest of dataver runs where FUSE is missing.
 """
 

@@ -3,7 +3,7 @@
 Rows come back as the frozen records below, never as database rows, so the versioning layer
 reads the same values whichever backend holds them. Every method runs inside the caller's
 transaction (`Database.write()` or `read()`): the rules (compare-and-swap heads, one open
-commit per branch) live in `dataver.repos`, which holds the transaction.
+commit per branch) live in `dataver.versioning.repos`, which holds the transaction.
 """
 
 from __future__ import annotations

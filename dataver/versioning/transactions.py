@@ -6,7 +6,7 @@ order); the active one, which those commands queue into (pachctl keeps it in its
 by `<root>/transactions/active`. Every later command on the store sees them. Both are written
 whole (a temporary file renamed into place) under a flock, so two commands at once lose nothing.
 
-What a request does is not known here: `dataver.client` applies them.
+What a request does is not known here: `dataver.app.client` applies them.
 """
 
 from __future__ import annotations

@@ -170,7 +170,6 @@ def test_notifications_reach_watchers_in_other_processes(opener):
 PAUSED_HOLDER = """
 import sys
 from dataver.errors import Conflict
-from dataver.storage.backends.memory import MemorySpace
 from dataver.storage.store import Store
 store = Store.open(sys.argv[1])
 with store.coordination.hold("pipeline/p") as held:

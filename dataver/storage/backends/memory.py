@@ -27,9 +27,10 @@ from typing import Any, BinaryIO
 
 from ...errors import DataverError, LeaseLost
 from ..coordination import Coordination, Lease, Watch
+from ..metadata import sql_mistake
 from ..objects import DocumentVersion, ObjectStore, check_oid, check_pack_id
 from ..packs import PackIndex
-from .sqlite import SqliteDatabase
+from .sqlite import SqliteDatabase, is_our_mistake
 
 # ---- objects -----------------------------------------------------------------------------
 
@@ -252,9 +253,11 @@ class MemoryDatabase(SqliteDatabase):
         return conn.in_transaction
 
     def _error(self, exc: BaseException) -> DataverError | None:
-        if isinstance(exc, sqlite3.Error):
-            return DataverError(f"the in-memory metadata database failed: {exc}")
-        return None
+        if not isinstance(exc, sqlite3.Error):
+            return None
+        if is_our_mistake(exc):
+            return sql_mistake(self.location, str(exc), changed=self.changed)
+        return DataverError(f"the in-memory metadata database failed: {exc}")
 
     def _run(self, conn: _Session, sql: str, params: Sequence[Any], many: bool) -> _Result:  # type: ignore[override]
         return conn.executemany(sql, params) if many else conn.execute(sql, params)

@@ -1,7 +1,7 @@
 """Metadata and coordination in PostgreSQL: one database shared by every host of a team.
 
 The tables are those of the SQLite backend, both rendered from `dataver.storage.schema` (the
-portable SQL of `dataver.refs`, `.packs` and `pipelines.records` runs on both), with PostgreSQL's
+portable SQL of `dataver.versioning.refs`, `.packs` and `pipelines.records` runs on both), with PostgreSQL's
 types: 64-bit integers, double-precision times, text compared bytewise (`COLLATE "C"`, as SQLite
 does, so names sort the same and commit prefixes match the same), and an identity `rowid` where
 rows are listed in insertion order.
@@ -18,7 +18,7 @@ first takes one transaction-level advisory lock, so writes are serialized exactl
 keys (`ON CONFLICT DO NOTHING`) back it. Writes are short (objects are uploaded before the
 transaction begins), so one lock costs little. Reads take a repeatable-read snapshot.
 
-Coordination (see `dataver.coordination`): leases are rows with an expiry in the server's clock,
+Coordination (see `dataver.storage.coordination`): leases are rows with an expiry in the server's clock,
 renewed by the holder; the store's write lock is a session-level advisory lock (released by the
 server when a holder's connection dies); wake-ups are LISTEN/NOTIFY.
 
@@ -319,6 +319,12 @@ def server_error(location: str, exc: BaseException, *, changed: bool = False) ->
     return DataverError(f"the metadata database {location} failed: {_first_line(exc)}")
 
 
+OUR_MISTAKES = frozenset({"42601", "42703", "42P01", "42883", "42P02", "42P18", "42804", "42702", "42803"})
+"""SQLSTATEs of a statement that cannot be right (syntax, an undefined or ambiguous column, an
+undefined table or function, a parameter or type mismatch, grouping): never a user's setup, unlike
+a missing privilege (42501) or a table that is already there (42P07)."""
+
+
 def _our_mistake(exc: BaseException) -> bool:
     """Whether dataver's own SQL is wrong: SQLSTATE class 42 (an undefined column or table, a
     syntax error...) but for a missing privilege (42501, the role's and so the user's to fix), or
@@ -328,7 +334,7 @@ def _our_mistake(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.ProgrammingError):
         return False
     state = str(getattr(exc, "sqlstate", "") or "")
-    return state != "42501" and (state.startswith("42") or not state)
+    return state in OUR_MISTAKES or not state
 
 
 def _refused_login(exc: BaseException) -> bool:
@@ -342,17 +348,26 @@ class PostgresDatabase(Database):
     PGPASSWORD, ~/.pgpass, PGHOST...)."""
 
     def __init__(
-        self, url: str, *, readonly: bool = False, password_file: Path | None = None, migrate: bool = False
+        self,
+        url: str,
+        *,
+        readonly: bool = False,
+        password_file: Path | None = None,
+        migrate: bool = False,
+        make: bool = True,
     ) -> None:
         """`readonly`: a process that must not write (a Dask worker): every session is read-only
         on the server too. `password_file`: where the password is, if not in libpq's places.
         `migrate`: make the schema in an empty database or bring an older one up to date (`init`,
-        `admin migrate`); otherwise a schema that is not this dataver's is refused in one line."""
+        `admin migrate`); otherwise a schema that is not this dataver's is refused in one line.
+        `make`: with `migrate`, an empty database gets a new store's schema (`init`); without it
+        (`admin migrate`) an empty database is refused, so a mistyped URL makes no store."""
         super().__init__(readonly=readonly)
         self.url = url
         self.password_file = password_file
         self.location = masked(url)
         self._sql: dict[str, str] = {}
+        self._make = make
         if migrate and not readonly:
             self._migrate()
         else:
@@ -441,18 +456,27 @@ class PostgresDatabase(Database):
             self.close()
             raise self._translated(exc) from None
         if version == 0:
-            raise SchemaMismatch(
-                f"the metadata database {self.location} holds no store: run `dataver init` once with the role that "
-                "owns the database (see Team setup); nothing was changed"
-            )
+            raise self._no_store()
         if version > len(MIGRATIONS):
             raise self._newer(version)
+        if version < len(MIGRATIONS) and self.readonly:  # a Dask worker: its dataver is not the coordinator's
+            raise SchemaMismatch(
+                f"the store's schema in the metadata database {self.location} is version {version} and this "
+                f"dataver needs {len(MIGRATIONS)}: run the same dataver version here as on the coordinator "
+                "(and `dataver admin migrate` once, if the store is behind both); nothing was changed"
+            )
         if version < len(MIGRATIONS):
             raise SchemaMismatch(
                 f"the store's schema in the metadata database {self.location} is version {version} and this dataver "
                 f"needs {len(MIGRATIONS)}: run `dataver admin migrate` once with the role that owns the database "
                 "(see Team setup: Upgrades); nothing was changed"
             )
+
+    def _no_store(self) -> SchemaMismatch:
+        return SchemaMismatch(
+            f"the metadata database {self.location} holds no store: run `dataver init` once with the role that "
+            "owns the database (see Team setup); nothing was changed"
+        )
 
     def _newer(self, version: int) -> SchemaMismatch:
         return SchemaMismatch(
@@ -477,6 +501,8 @@ class PostgresDatabase(Database):
                 version = self._recorded()
                 if version > len(MIGRATIONS):
                     raise self._newer(version)
+                if version == 0 and not self._make:
+                    raise self._no_store()
                 if version < len(MIGRATIONS):
                     self._upgrade(conn, version)
             finally:

@@ -298,6 +298,8 @@ class SqliteDatabase(Database):
         self.location = str(path)
         if readonly:
             version = self.query_one("PRAGMA user_version")[0]
+            if version > len(MIGRATIONS):
+                raise self._newer(version)
             if version != len(MIGRATIONS):
                 raise SchemaMismatch(
                     f"the store at {path.parent} has format {version}, and this dataver reads format "
@@ -305,6 +307,12 @@ class SqliteDatabase(Database):
                 )
         else:
             self._migrate()
+
+    def _newer(self, version: int) -> SchemaMismatch:
+        return SchemaMismatch(
+            f"the store at {self.path.parent} has format {version}, and this dataver reads format "
+            f"{len(MIGRATIONS)}: a newer dataver made it: upgrade dataver on this host"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
@@ -377,10 +385,7 @@ class SqliteDatabase(Database):
             conn = self.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
-                raise SchemaMismatch(
-                    f"the store at {self.path.parent} has format {version}, and this dataver reads format "
-                    f"{len(MIGRATIONS)}: a newer dataver made it: upgrade dataver on this host"
-                )
+                raise self._newer(version)
             if version == len(MIGRATIONS):
                 return
             if version == 0:
