@@ -134,7 +134,7 @@ class Exports:
             outputs_of: dict[str, list[tuple[str, str, int]]] = {}
             for datum_id, path, oid, size in self.db.query(
                 f"SELECT datum_id, path, oid, size FROM datum_outputs WHERE pipeline = ? AND datum_id IN ({marks})"
-                " ORDER BY datum_id, path",  # (datum_outputs is not an ordered table: no rowid; an order both dialects define)
+                " ORDER BY datum_id, path",  # (datum_outputs is not an ordered table: no rowid)
                 (job.pipeline, *chunk),
             ):
                 outputs_of.setdefault(datum_id, []).append((path, oid, size))
