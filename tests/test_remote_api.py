@@ -1,5 +1,7 @@
-"""Remotes through the Python API (`dataver.Client`), between stores in folders: what moves, what
-does not, and what is refused. The CLI and the bucket are covered in tests/e2e/test_remotes.py."""
+"""Remotes through the Python API (`dataver.Client`), between stores: what moves, what does not, and
+what is refused. Store `a` is a local store or a shared one (PostgreSQL + S3: the backend matrix,
+tests/backends.py), so every export and import query runs in both dialects; the remote is a
+folder. The CLI and the bucket are covered in tests/e2e/test_remotes.py."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from dataver.errors import Conflict, Corruption, InvalidArgument, NotFound
 
 
 @pytest.fixture
-def pair(tmp_path):
-    """Store `a` with a repo of two branches and a remote `origin` in a folder; store `b` empty."""
-    a = Client(tmp_path / "a")
+def pair(tmp_path, backend, root):
+    """Store `a` (the test's store, local or shared) with a repo of two branches and a remote
+    `origin` in a folder; store `b` (local) empty."""
+    a = Client(root)
     a.create_repo("data", "shared data")
     a.put_file("data", "master", "x", source=b"x1")
     a.put_file("data", "master", "y", source=b"y1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from backends import on_both_stores
 from helpers import as_an_older_dataver_left_it, pfs, spec
 
 from dataver import Client
@@ -25,6 +26,7 @@ def _chain(cli, tmp_path) -> str:
     return json.loads(cli("inspect-commit", "images@master", "--json").out)["id"]
 
 
+@on_both_stores
 def test_a_change_and_everything_it_caused_share_its_id(cli, tmp_path):
     x = _chain(cli, tmp_path)
     commits = json.loads(cli("list-commit", x, "--json").out)
@@ -52,6 +54,7 @@ def test_a_change_and_everything_it_caused_share_its_id(cli, tmp_path):
     assert json.loads(cli("list-job", x, "-p", "edges", "--json").out)[0]["output_commit"] == commits[1]["id"]
 
 
+@on_both_stores
 def test_the_next_change_is_a_set_of_its_own(cli, tmp_path):
     x = _chain(cli, tmp_path)
     (tmp_path / "b.png").write_text("more")
@@ -62,6 +65,7 @@ def test_the_next_change_is_a_set_of_its_own(cli, tmp_path):
     assert cli("get-file", f"montage@{y}:/montage").out == "pixelsmore"
 
 
+@on_both_stores
 def test_a_spec_change_starts_a_set_named_by_its_first_output(cli, tmp_path):
     """Pachyderm names such a set by the pipeline's new spec commit; dataver has no spec repos, so
     the first output commit of the change names it, and downstream jobs join it."""
@@ -86,6 +90,7 @@ def test_a_burst_of_changes_runs_as_one_job_in_the_newest_set(tmp_path):
         assert client.inspect_commit("edges", newest.id).id == job.output_commit
 
 
+@on_both_stores
 def test_bad_global_ids_are_one_line(cli, tmp_path):
     _chain(cli, tmp_path)
     unknown = "0123456789abcdef0123456789abcdef"
@@ -117,6 +122,7 @@ def test_an_older_store_gets_sets_when_opened(tmp_path):
         assert job.global_id == job.output_commit
 
 
+@on_both_stores
 def test_wait_job_with_a_global_id_waits_for_every_job_of_the_change(cli, tmp_path):
     x = _chain(cli, tmp_path)
     waited = cli("wait-job", x)
@@ -129,6 +135,7 @@ def test_wait_job_with_a_global_id_waits_for_every_job_of_the_change(cli, tmp_pa
     assert missing.code == 1 and "no commit set 0123456789abcdef0123456789abcdef" in missing.err
 
 
+@on_both_stores
 def test_wait_job_with_a_global_id_fails_naming_the_job_that_failed(cli, tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps(spec("broken", "exit 3", pfs("edges", "/"))))
     x = _chain(cli, tmp_path)

@@ -7,10 +7,13 @@ import subprocess
 import time
 
 import pytest
+from backends import on_both_stores
 from helpers import dataver_process, pfs, spec
 
 from dataver.pipelines.records import STOPPED
 from dataver.runtimes import procs
+
+pytestmark = on_both_stores
 
 
 @pytest.fixture
