@@ -22,6 +22,7 @@ import pytest
 from helpers import dataver_process, pfs, spec
 
 from dataver import Client
+from dataver.storage.store import Store
 
 Dv = Callable[..., subprocess.CompletedProcess]
 PROJECT = Path(__file__).resolve().parents[2]
@@ -267,7 +268,7 @@ def test_no_task_carries_the_database_password_and_workers_log_in_with_their_own
     (root / "config.toml").write_text(  # as init wrote it before it refused a password in the URL
         f'metadata = "{with_password}"\nobjects = "{s3_bucket}"\nexecutor = "{cluster.address}"\nruntime = "local"\n'
     )
-    Client.migrate(root)  # the schema, as init made it
+    Store.open(root, migrate=True).close()  # the schema, as init made it (admin migrate makes no store)
     path = tmp_path / "copy.json"
     path.write_text(json.dumps(spec("copy", "sleep 2; cp $in /pfs/out/", pfs("in"))))
     (tmp_path / "x.txt").write_text("x\n")
