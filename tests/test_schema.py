@@ -82,7 +82,7 @@ def test_a_new_sqlite_file_is_an_older_one_migrated_step_by_step(tmp_path, versi
     assert fresh.query("SELECT name FROM projects") == [("default",)]
     fresh.close()
     assert sqlite_seen(oldest) == sqlite_seen(tmp_path / "fresh.db")
-    assert set(sqlite_seen(oldest).tables) == {t.name for t in schema.tables(lite.DIALECT)}
+    assert set(sqlite_seen(oldest).tables) == {t.name for t in schema.tables(lite.dialect())}
 
 
 def test_a_newer_datavers_sqlite_file_is_refused_in_one_line(tmp_path):

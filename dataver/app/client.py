@@ -42,7 +42,6 @@ from ..versioning.maintenance import OuterReferences, fsck, gc
 from ..versioning.projects import ProjectStore, check_project
 from ..versioning.refs import RefsTable
 from ..versioning.repos import RepoStore, new_commit_id
-from ..versioning.sources import Given, parse_source, put_source
 from ..versioning.splits import Split
 from ..versioning.transactions import Request, TransactionInfo, Transactions
 from .transaction_runner import TransactionRunner
@@ -59,6 +58,7 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from ..serving.status import ServiceInfo
     from ..storage.repair import SalvagedTable
     from ..versioning.mounts import MountedRepo
+    from ..versioning.sources import Given
     from .status import StoreStatus
 
 Ref = str | CommitRef
@@ -487,6 +487,8 @@ class Client:
 
         Outside an open commit the change lands as a commit of its own, finished at once.
         """
+        from ..versioning.sources import parse_source, put_source  # (only put-file pays for them)
+
         repo, commit_ref = self._repo(repo), _ref(ref)
         what = parse_source(
             source,

@@ -17,22 +17,33 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import DataverError, SchemaMismatch, no_space, not_writable
-from .. import schema
 from ..metadata import Database, sql_mistake
+
+if TYPE_CHECKING:
+    from .. import schema
 
 BUSY_TIMEOUT_MS = 120_000
 """How long a writer waits for another process's transaction before giving up."""
 
-DIALECT = schema.Dialect(
-    types={schema.Type.TEXT: "TEXT", schema.Type.INTEGER: "INTEGER", schema.Type.REAL: "REAL"},
-    places=frozenset({schema.Place.STORE, schema.Place.HOST}),
-    now="CAST(strftime('%s', 'now') AS REAL)",
-    rowid=None,
-)
+
+@cache
+def dialect() -> schema.Dialect:
+    """SQLite's rendering of the schema (imported only to make a new file: every command opens
+    one, few make one)."""
+    from .. import schema
+
+    return schema.Dialect(
+        types={schema.Type.TEXT: "TEXT", schema.Type.INTEGER: "INTEGER", schema.Type.REAL: "REAL"},
+        places=frozenset({schema.Place.STORE, schema.Place.HOST}),
+        now="CAST(strftime('%s', 'now') AS REAL)",
+        rowid=None,
+    )
+
 
 MIGRATIONS: list[str] = [
     # History: what each version's step did to a file the version before made (see
@@ -389,7 +400,9 @@ class SqliteDatabase(Database):
             if version == len(MIGRATIONS):
                 return
             if version == 0:
-                statements = schema.create(DIALECT)
+                from .. import schema
+
+                statements = schema.create(dialect())
             else:
                 statements = [s for script in MIGRATIONS[version:] for s in script.split(";") if s.strip()]
                 self.upgraded_from = version
