@@ -306,16 +306,15 @@ def _memory_space_name(url: str) -> str:
 
 
 def _memory_objects(at: ObjectsAt) -> ObjectStore:
-    from .backends.memory import MemoryObjectStore, MemorySpace
+    from .backends.memory import MemorySpace
 
-    return MemoryObjectStore(at.staged_in, at.index, MemorySpace.named(_memory_space_name(at.url)).shelf)
+    return MemorySpace.named(_memory_space_name(at.url)).objects(at.staged_in, at.index)
 
 
 def _memory_metadata(at: MetadataAt) -> Database:
-    from .backends.memory import MemoryDatabase, MemorySpace
+    from .backends.memory import MemorySpace
 
-    space = MemorySpace.named(_memory_space_name(at.url))
-    return MemoryDatabase(space.rows, space.board)
+    return MemorySpace.named(_memory_space_name(at.url)).database()
 
 
 def _memory_coordination(db: Database, root: Path) -> Coordination:

@@ -385,8 +385,20 @@ class MemorySpace:
     def open(self, root: Path) -> tuple[MemoryObjectStore, MemoryDatabase, MemoryCoordination]:
         """A new view (another process's, as it were): objects staging in `root`, its own
         transactions and held leases."""
-        db = MemoryDatabase(self.rows, self.board)
-        return MemoryObjectStore(root, PackIndex(db), self.shelf), db, MemoryCoordination(self.board)
+        db = self.database()
+        return self.objects(root, PackIndex(db)), db, self.coordination()
+
+    def database(self) -> MemoryDatabase:
+        """A view of the rows with transactions of its own (and the board its coordination uses)."""
+        return MemoryDatabase(self.rows, self.board)
+
+    def objects(self, root: Path, index: PackIndex | None) -> MemoryObjectStore:
+        """A view of the objects, staging new ones in `root`."""
+        return MemoryObjectStore(root, index, self.shelf)
+
+    def coordination(self) -> MemoryCoordination:
+        """A view of the leases with its own held ones."""
+        return MemoryCoordination(self.board)
 
     @classmethod
     def named(cls, name: str) -> MemorySpace:
