@@ -7,10 +7,12 @@ whose worker died on another worker (`distributed.scheduler.allowed-failures` ti
 `KilledWorker`). A datum whose worker died is therefore retried elsewhere without counting
 against `datum_tries`, which count only the command's own failures.
 
-The coordinator (this process) submits one task per datum (`remote.run_task`), at most
-`parallelism_spec.constant` at once when the spec sets it (else all, and the cluster's own
-queueing keeps each worker thread busy), and records each result as it arrives. `resource_limits`
-become Dask resources (CPU, MEMORY in bytes) where some worker declares them
+The coordinator (this process) sends datums to the workers in batches, one task per batch
+(`remote.run_batch`, sized by `_BatchSizer`: a tiny datum would otherwise cost the coordinator
+a task, a scheduler message and a transaction of its own, about 5 ms), keeps a few batches per
+worker thread in flight (at most `parallelism_spec.constant` datums at once when the spec sets
+it), and records the results of every batch that finished meanwhile in one transaction.
+`resource_limits` become Dask resources (CPU, MEMORY in bytes) where some worker declares them
 (`dask worker --resources "CPU=2,MEMORY=8e9"`); a cluster that declares none is not asked.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,10 @@ from .base import DatumResult, DatumTask, Executor, JobTask
 
 CONNECT_TIMEOUT = 10
 """Seconds to reach the scheduler before saying it does not answer."""
+BATCH_SECONDS = 0.5
+"""About how long one batch of datums runs on a worker (see `_BatchSizer`)."""
+MAX_BATCH = 500
+"""The most datums in one batch (the committer's `FLUSH_EVERY`)."""
 
 
 class DaskExecutor(Executor):
@@ -108,11 +115,13 @@ class DaskExecutor(Executor):
             return
         from distributed import as_completed
 
-        from .remote import RemoteJob, close_job, run_task
+        from .remote import RemoteJob, close_job, run_batch
 
         client = self.client()
         workers = self._workers(client)
         resources = self._resources(job, workers)
+        slots = sum(int(w.get("nthreads", 1)) for w in workers.values())
+        sizer = _BatchSizer(min(slots, job.parallelism or slots))
         code = pack_context(job.ctx.code_dir) if job.runtime == "local" and job.ctx.code_dir else None
         dataset = self._dataset(job.pipeline)
         try:
@@ -120,45 +129,56 @@ class DaskExecutor(Executor):
             shipped = client.scatter(RemoteJob(job, self.store, code), broadcast=True, hash=False)
         except Exception as exc:
             raise self._lost(exc, job.pipeline) from None
-        queue = [t for t in reversed(tasks) if t.datum_id not in adopted]
-        limit = job.parallelism or len(tasks)
-        in_flight = dict(adopted)
-        by_key = {future.key: task for task in tasks if (future := adopted.get(task.datum_id)) is not None}
-        unchecked = set(by_key)
+        queue = deque(t for t in tasks if t.datum_id not in adopted)
+        # Batches in flight at once: `parallelism` (a batch runs its datums one after another),
+        # else two per worker thread, so that a thread finishing a batch has the next one waiting.
+        window = job.parallelism or 2 * slots
+        batches: dict[str, tuple[list[DatumTask], Any]] = {}  # in flight, by key (published: `_publish`)
+        by_id = {t.datum_id: t for t in tasks}
+        for datum_id, future in adopted.items():
+            batches.setdefault(future.key, ([], future))[0].append(by_id[datum_id])
+        unchecked = set(batches)
 
         def submit() -> Any:
-            task = queue.pop()
+            batch = [queue.popleft() for _ in range(sizer.size(len(queue)))]
             future = client.submit(
-                run_task,
+                run_batch,
                 shipped,
-                task,
-                key=f"dataver-{job.job_id[:12]}-{task.datum_id[:16]}",
+                batch,
+                key=f"dataver-{job.job_id[:12]}-{batch[0].datum_id[:16]}-{len(batch)}",
                 pure=False,
                 resources=resources or None,
             )
-            by_key[future.key] = task
-            in_flight[task.datum_id] = future
+            batches[future.key] = (batch, future)
             return future
 
-        first = [submit() for _ in range(max(0, min(limit - len(adopted), len(queue))))]
-        running = as_completed([*adopted.values(), *first], loop=client.loop, with_results=True, raise_errors=False)
-        published = self._publish(client, dataset, in_flight, job.pipeline)
+        def refill() -> list[Any]:
+            return [submit() for _ in range(max(0, window - len(batches))) if queue]
+
+        first = refill()
+        running = as_completed(
+            [*{f.key: f for f in adopted.values()}.values(), *first],
+            loop=client.loop,
+            with_results=True,
+            raise_errors=False,
+        )
+        published = self._publish(client, dataset, batches, job.pipeline)
         try:
             for finished in running.batches():  # all that finished meanwhile: recorded in one transaction
-                results = []
+                results: list[DatumResult] = []
                 for future, outcome in finished:
-                    task = by_key.pop(future.key)
-                    in_flight.pop(task.datum_id, None)
-                    result = self._result(future, outcome, task, job.pipeline, writer.store)
-                    if future.key in unchecked and not _still_stored(result, writer.store):
-                        queue.append(task)  # its outputs were collected while no coordinator held the store
+                    batch, _ = batches.pop(future.key)
+                    done = self._results(future, outcome, batch, job.pipeline, writer.store)
+                    if future.key in unchecked and not _still_stored(done, writer.store):
+                        queue.extend(batch)  # its outputs were collected while no coordinator held the store
                         continue
-                    results.append(result)
+                    sizer.observe(done)
+                    results += done
                 if results:
                     yield results
-                if queue and len(in_flight) < limit:
-                    running.update([submit() for _ in range(min(limit - len(in_flight), len(queue)))])
-                    published = self._publish(client, dataset, in_flight, job.pipeline)
+                if queue and len(batches) < window:
+                    running.update(refill())
+                    published = self._publish(client, dataset, batches, job.pipeline)
         finally:  # done, failed, or the job cancelled: nothing of it keeps running on the cluster
             if client.status == "running":
                 try:
@@ -179,53 +199,72 @@ class DaskExecutor(Executor):
 
     def _adopt(self, client: Any, dataset: str, tasks: Sequence[DatumTask]) -> dict[str, Any]:
         """Datums a coordinator that died left running (or finished, unclaimed) on the cluster,
-        taken over by datum id instead of run a second time. The scheduler keeps them because
-        they are published under the pipeline's dataset; any not wanted now are cancelled."""
-        left: dict[str, Any] = client.get_dataset(dataset, default=None) or {}
+        taken over by datum id instead of run a second time: datum id -> its batch's future.
+        The scheduler keeps them because they are published under the pipeline's dataset; a
+        batch holding no datum wanted now is cancelled."""
+        left: list[tuple[tuple[str, ...], Any]] = client.get_dataset(dataset, default=None) or []
         if not left:
             return {}
         client.unpublish_dataset(dataset)
         wanted = {t.datum_id for t in tasks}
-        adopted = {d: f for d, f in left.items() if d in wanted and f.status in ("pending", "finished")}
-        client.cancel([f for d, f in left.items() if d not in adopted])
+        adopted: dict[str, Any] = {}
+        for ids, future in left:
+            if future.status in ("pending", "finished") and wanted.intersection(ids):
+                adopted.update((d, future) for d in ids if d in wanted)
+            else:
+                client.cancel(future)
         return adopted
 
-    def _publish(self, client: Any, dataset: str, in_flight: dict[str, Any], pipeline: str) -> bool:
-        """Keep the datums in flight published, so that they outlive this process: if it dies
-        (SIGKILL, a lost host), the coordinator that takes the pipeline over adopts them."""
+    def _publish(
+        self, client: Any, dataset: str, batches: dict[str, tuple[list[DatumTask], Any]], pipeline: str
+    ) -> bool:
+        """Keep the batches in flight published, with their datums' ids, so that they outlive this
+        process: if it dies (SIGKILL, a lost host), the coordinator that takes the pipeline over
+        adopts them."""
+        shown = [(tuple(t.datum_id for t in batch), future) for batch, future in batches.values()]
         try:
-            client.publish_dataset(**{dataset: dict(in_flight)}, override=True)
+            client.publish_dataset(**{dataset: shown}, override=True)
         except Exception as exc:
             raise self._lost(exc, pipeline) from None
         return True
 
-    def _result(self, future: Any, outcome: Any, task: DatumTask, pipeline: str, objects: ObjectStore) -> DatumResult:
+    def _results(
+        self, future: Any, outcome: Any, batch: list[DatumTask], pipeline: str, objects: ObjectStore
+    ) -> list[DatumResult]:
+        """The results of one batch's datums (of those in `batch`: an adopted batch may hold
+        datums no longer wanted)."""
         from distributed.scheduler import KilledWorker
 
         if future.status == "finished":
-            if outcome.damaged_input is not None:  # the worker may not set it aside: done here
-                oid, actual = outcome.damaged_input
-                outcome.reason = f"a damaged input: {objects.corrupt(oid, actual)}"
-            return outcome
+            wanted = {t.datum_id for t in batch}
+            results = [r for r in outcome if r.datum_id in wanted]
+            for result in results:
+                if result.damaged_input is not None:  # the worker may not set it aside: done here
+                    oid, actual = result.damaged_input
+                    result.reason = f"a damaged input: {objects.corrupt(oid, actual)}"
+            return results
         if future.status == "error":
             exc = outcome[1]
             if isinstance(exc, KilledWorker):
-                return DatumResult(
-                    task.datum_id,
-                    "failed",
-                    None,
-                    None,
-                    0,
-                    None,
-                    "the Dask workers running it died every time it was tried "
-                    "(distributed.scheduler.allowed-failures): look at the workers' logs",
-                    None,
-                    list(task.inputs),
-                    [],
-                )
+                return [
+                    DatumResult(
+                        task.datum_id,
+                        "failed",
+                        None,
+                        None,
+                        0,
+                        None,
+                        "the Dask workers running it died every time it was tried "
+                        "(distributed.scheduler.allowed-failures): look at the workers' logs",
+                        None,
+                        list(task.inputs),
+                        [],
+                    )
+                    for task in batch
+                ]
             if isinstance(exc, DataverError):
                 raise DataverError(str(exc)) from None
-            raise DataverError(f"a Dask worker failed running datum {task.datum_id[:12]}: {_first_line(exc)}")
+            raise DataverError(f"a Dask worker failed running datum {batch[0].datum_id[:12]}: {_first_line(exc)}")
         raise self._lost(outcome, pipeline)
 
     def _lost(self, exc: BaseException, pipeline: str) -> DataverError:
@@ -259,19 +298,45 @@ def _all_workers(client: Any) -> dict[str, Any]:
     return info.get("workers", {})
 
 
-def _still_stored(result: DatumResult, objects: ObjectStore) -> bool:
-    """Whether everything an adopted datum stored is still there. Its worker stored it while no
+def _still_stored(results: list[DatumResult], objects: ObjectStore) -> bool:
+    """Whether everything an adopted batch stored is still there. Its worker stored it while no
     coordinator held the store's write lock (the one that submitted it had died), so a `gc`
-    meanwhile may have collected it as unreferenced; then the datum runs again."""
-    packs = {pack for _, pack, _, _ in result.placed}
-    packed = {oid for oid, _, _, _ in result.placed}
-    named = {oid for _, oid, _ in result.outputs} | ({result.log_oid} if result.log_oid else set())
+    meanwhile may have collected it as unreferenced; then the batch runs again."""
+    placed = [row for result in results for row in result.placed]
+    packs = {pack for _, pack, _, _ in placed}
+    packed = {oid for oid, _, _, _ in placed}
+    named = {oid for r in results for _, oid, _ in r.outputs} | {r.log_oid for r in results if r.log_oid}
     try:
         for pack in packs:
             objects.pack_size(pack)
     except FileNotFoundError:
         return False
     return objects.present(named - packed) == named - packed
+
+
+class _BatchSizer:
+    """How many datums go in the next batch: as many as run in about `BATCH_SECONDS` on a worker,
+    judged by the batches that finished (one datum each until some have), so that a tiny datum
+    costs the coordinator a share of one task, one message and one transaction, not a whole
+    one; but never more than an even share of what is left per worker thread, so that no thread
+    idles while another works through a long batch, and a lost worker loses little."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(1, slots)
+        self.seconds: float | None = None
+        """A datum's seconds on a worker (a moving average over finished batches)."""
+
+    def observe(self, results: list[DatumResult]) -> None:
+        spans = [(r.started, r.finished) for r in results if r.started is not None and r.finished is not None]
+        if not spans:
+            return
+        each = max(max(f for _, f in spans) - min(s for s, _ in spans), 1e-4) / len(spans)
+        self.seconds = each if self.seconds is None else 0.7 * self.seconds + 0.3 * each
+
+    def size(self, left: int) -> int:
+        fast = 1 if self.seconds is None else int(BATCH_SECONDS / self.seconds)
+        even = -(-left // (2 * self.slots))
+        return max(1, min(fast, even, MAX_BATCH))
 
 
 def _check_tls(address: str) -> None:

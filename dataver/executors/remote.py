@@ -1,29 +1,34 @@
-"""What a Dask worker runs: one datum task, through a runtime on the worker's own machine.
+"""What a Dask worker runs: a batch of datums, through a runtime on the worker's own machine.
 
 The worker reaches the store only through its address (the object store, and the metadata for
 the pack index, read-only): it fetches the datum's inputs (verified against their ids as they
-are written out), runs the command exactly as the local executor would (same `/pfs` view,
-environment, logs, retries, timeouts and confinement), stores the outputs, packed, and returns
-their ids with the pack rows for the coordinator to index. It never writes metadata.
+are written out, through the host's object cache: `dataver.storage.objectcache`), runs the
+command exactly as the local executor would (same `/pfs` view, environment, logs, retries,
+timeouts and confinement), stores the outputs, packed (one pack per batch), and returns their
+ids with the pack rows for the coordinator to index. It never writes metadata.
 
 Starting a runtime worker (a sandbox, a container) costs far more than a tiny datum, so each
 Dask worker process keeps started ones per job and reuses them for the job's next datums; they
 are closed when the job ends (`close_job`), or after `IDLE_SECONDS` unused if the coordinator
-went away without saying so.
+went away without saying so. When a job ends on a worker, a line in the worker's log says what
+its inputs cost there: how many objects were downloaded, how many found in the cache.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..runtimes.base import Runtime, Worker, Workspace
 from ..runtimes.choice import make_runtime
 from ..runtimes.images import unpack_context
+from ..storage.objectcache import CachedObjects, ObjectCache
 from ..storage.objects import ObjectStore
 from ..storage.store import StoreAddress
 from .base import DatumResult, DatumTask, JobTask
@@ -36,6 +41,16 @@ CLOSED_KEPT = 1000
 SCRATCH_ENV = "DATAVER_SCRATCH"
 """Where a Dask worker keeps workspaces and staged objects (default: the Dask worker's own
 local directory)."""
+CACHE_ENV = "DATAVER_WORKER_CACHE"
+"""The folder of the worker's object cache (default: `cache` in the scratch folder given, else
+`dataver-cache` beside the Dask worker's local directory, which the worker processes started
+with one `--local-directory` share)."""
+CACHE_BYTES_ENV = "DATAVER_WORKER_CACHE_BYTES"
+"""The cache's budget in bytes (default `CACHE_BYTES`)."""
+CACHE_BYTES = 4 << 30
+
+log = logging.getLogger("distributed.worker.dataver")
+"""Under Dask's own logger, so the lines land in the worker's log with Dask's."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +85,13 @@ class _Session:
 class _Host:
     """This worker process's state: open stores and idle runtime workers, per job."""
 
-    def __init__(self, scratch: Path, name: str) -> None:
+    def __init__(self, scratch: Path, name: str, cache: ObjectCache) -> None:
         self.scratch = scratch
         self.name = name
+        self.cache = cache
         self._stores: dict[StoreAddress, ObjectStore] = {}
+        self._inputs: dict[str, CachedObjects] = {}
+        """Each running job's view of its store, through the cache (counting for the job)."""
         self._idle: dict[str, list[_Session]] = {}
         self._closed_jobs: dict[str, None] = {}
         """Jobs that ended, newest last (a set in insertion order, bounded: CLOSED_KEPT)."""
@@ -86,6 +104,18 @@ class _Host:
             if address not in self._stores:
                 self._stores[address] = address.open_objects(self.scratch / "store")
             return self._stores[address]
+
+    def inputs(self, job_id: str, objects: ObjectStore) -> CachedObjects:
+        """The job's view of its store for staging inputs: through this host's cache."""
+        with self._lock:
+            if job_id not in self._inputs:
+                self._inputs[job_id] = CachedObjects(objects, self.cache)
+            return self._inputs[job_id]
+
+    def ended(self, job_id: str) -> bool:
+        """Whether the job's coordinator said it ended (no datum of it should start)."""
+        with self._lock:
+            return job_id in self._closed_jobs
 
     def checkout(self, remote: RemoteJob, objects: ObjectStore) -> _Session:
         job = remote.job
@@ -104,7 +134,8 @@ class _Host:
         except BaseException:
             workspace.remove()
             raise
-        runner = DatumRunner(job, runtime, worker, workspace, objects, self.name)
+        inputs: Any = self.inputs(job.job_id, objects)  # an ObjectStore but for where inputs come from
+        runner = DatumRunner(job, runtime, worker, workspace, inputs, self.name)
         return _Session(job.job_id, runtime, worker, workspace, runner)
 
     def checkin(self, session: _Session) -> None:
@@ -124,6 +155,9 @@ class _Host:
             while len(self._closed_jobs) > CLOSED_KEPT:
                 del self._closed_jobs[next(iter(self._closed_jobs))]
             sessions = self._idle.pop(job_id, [])
+            inputs = self._inputs.pop(job_id, None)
+        if inputs is not None:
+            log.info("dataver job %s on worker %s: inputs: %s", job_id, self.name, inputs.stats.line(self.cache))
         for session in sessions:
             session.close()
         self._remove_job_folder(job_id)
@@ -159,28 +193,51 @@ def _this_host() -> _Host:
             from distributed import get_worker
 
             worker = get_worker()
-            scratch = Path(os.environ.get(SCRATCH_ENV) or Path(worker.local_directory) / "dataver")
-            _host = _Host(scratch, str(worker.name))
+            given = os.environ.get(SCRATCH_ENV)
+            scratch = Path(given or Path(worker.local_directory) / "dataver")
+            folder = os.environ.get(CACHE_ENV) or (
+                scratch / "cache" if given else Path(worker.local_directory).parent / "dataver-cache"
+            )
+            cache = ObjectCache(Path(folder), int(os.environ.get(CACHE_BYTES_ENV) or CACHE_BYTES))
+            _host = _Host(scratch, str(worker.name), cache)
         return _host
 
 
-def run_task(remote: RemoteJob, task: DatumTask) -> DatumResult:
-    """Run one datum on this Dask worker (the function the coordinator submits)."""
+def run_batch(remote: RemoteJob, tasks: list[DatumTask]) -> list[DatumResult]:
+    """Run a batch of datums one after another on this Dask worker (the function the coordinator
+    submits): one started runtime worker and one pack of outputs for the batch, and each datum's
+    outputs stored while the next one runs. The pack rows ride on the last result (the batch's
+    results are recorded together). A batch of a job that ended stops before its next datum."""
     host = _this_host()
     objects = host.objects(remote.store)
     session = host.checkout(remote, objects)
     placed: list[tuple[str, str, int, int]] = []
+    results: list[DatumResult] = []
+    finishing: list[Finishing] = []
     try:
         with objects.writer(placed) as writer:
-            result = session.runner.run(task, writer)
-            if isinstance(result, Finishing):
-                result = result.finish(writer)
+
+            def finish_previous() -> None:
+                while finishing:
+                    results.append(finishing.pop().finish(writer))
+
+            for task in tasks:
+                if host.ended(remote.job.job_id):
+                    break
+                result = session.runner.run(task, writer, finish_previous)
+                finish_previous()
+                if isinstance(result, Finishing):
+                    finishing.append(result)
+                else:
+                    results.append(result)
+            finish_previous()
     except BaseException:
         session.close()  # a worker that failed mid-datum is not handed to the next one
         raise
     host.checkin(session)
-    result.placed = placed
-    return result
+    if results:
+        results[-1].placed = placed
+    return results
 
 
 def close_job(job_id: str) -> None:

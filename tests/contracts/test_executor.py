@@ -215,7 +215,7 @@ def test_datums_left_on_the_cluster_are_adopted_unless_gc_took_their_outputs(tmp
     from distributed import Client
 
     from dataver.executors.dask import DaskExecutor
-    from dataver.executors.remote import RemoteJob, run_task
+    from dataver.executors.remote import RemoteJob, run_batch
 
     store = Store.open(tmp_path / "store")
     executor = DaskExecutor(dask_local_cluster.address, store.address)
@@ -224,10 +224,10 @@ def test_datums_left_on_the_cluster_are_adopted_unless_gc_took_their_outputs(tmp
     job = _job('cp "$in" /pfs/out/')
     with Client(dask_local_cluster.address, set_as_default=False) as client:
         shipped = client.scatter(RemoteJob(replace(job, job_id=uuid.uuid4().hex), store.address, None), broadcast=True)
-        left = {t.datum_id: client.submit(run_task, shipped, t, pure=False) for t in tasks}
+        left = {t.datum_id: client.submit(run_batch, shipped, [t], pure=False) for t in tasks}
         gathered = client.gather([left[t.datum_id] for t in tasks])
-        before = {t.description: result for t, result in zip(tasks, gathered, strict=True)}
-        client.publish_dataset(**{executor._dataset("p"): left})
+        before = {t.description: batch[0] for t, batch in zip(tasks, gathered, strict=True)}
+        client.publish_dataset(**{executor._dataset("p"): [((d,), f) for d, f in left.items()]})
         for pack in {pack for _, pack, _, _ in before["in:/collected"].placed}:
             store.objects.remove_pack(pack)
         results = _run(subject, job, tasks)
