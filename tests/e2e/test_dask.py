@@ -332,3 +332,49 @@ def test_workers_outlive_a_postgresql_restart(dv, tmp_path, postgres_server):
     assert "(copy, local): 1 + 2 / 3 datums, success" in put.stderr, put.stderr
     _copied(dv, 3)
     assert {d["worker"] for d in _datums(dv) if d["state"] == "success"} <= {"w1", "w2"}
+
+
+def _downloads(cluster, job_id: str) -> dict[str, int]:
+    """Objects each worker downloaded for a job, from the line it logs when the job ends there."""
+    found = {}
+    for name in cluster.running_workers():
+        text = (cluster.dir / f"{name}.log").read_text()
+        if hit := re.search(rf"dataver job {job_id} on worker {name}: inputs: (\d+) downloaded", text):
+            found[name] = int(hit.group(1))
+    return found
+
+
+def test_a_model_crossed_with_the_data_is_downloaded_once_per_worker(dv, cluster, tmp_path):
+    """Each datum reads the model and one data file: a worker downloads the model for its first
+    datum and never again, in this job or the next (its cache outlives jobs), as the workers'
+    logs say."""
+    (tmp_path / "model.bin").write_bytes(os.urandom(1 << 20))
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(20):
+        (data / f"d{i:02}").write_text(f"{i}\n")
+    dv("create-repo", "model")
+    dv("create-repo", "data")
+    dv("put-file", "model", "master", "-f", str(tmp_path / "model.bin"), "model.bin")
+    dv("put-file", "data", "master", "/", "-r", "-f", f"{data}/")
+    cross = {"cross": [{"pfs": {"repo": "model", "glob": "/"}}, {"pfs": {"repo": "data", "glob": "/*"}}]}
+    path = tmp_path / "apply.json"
+    path.write_text(json.dumps(spec("apply", "test -s /pfs/model/model.bin && cp /pfs/data/* /pfs/out/", cross)))
+    assert "20 + 0 / 20 datums, success" in dv("create-pipeline", "-f", str(path)).stderr
+    for i in range(20, 26):
+        (tmp_path / f"d{i:02}").write_text(f"{i}\n")
+        dv("put-file", "data", "master", "-f", str(tmp_path / f"d{i:02}"), f"d{i:02}")
+    assert dv("get-file", "apply", "master", "d25").stdout == "25\n"
+
+    jobs = json.loads(dv("list-job", "-p", "apply", "--json").stdout)[::-1]  # oldest first
+    models = []
+    for job in jobs:
+        datums = json.loads(dv("inspect-job", job["id"], "--json").stdout)["datums"]
+        ran = Counter(d["worker"] for d in datums if d["state"] == "success")
+        downloads = _downloads(cluster, job["id"])
+        assert set(downloads) >= set(ran), (ran, downloads)
+        models.append({w: downloads[w] - ran[w] for w in ran})  # one data file per datum; the rest: the model
+    first, *later = models
+    assert set(first.values()) == {1}, models  # each worker that ran datums: the model once
+    assert all(set(m.values()) <= {0, 1} for m in later), models
+    assert sum(n for m in models for n in m.values()) <= 2, models  # once per worker over all the jobs
