@@ -71,7 +71,7 @@ def _cross(work: Path, postgres, s3, cluster) -> Row:
     data = folder / "data"
     data.mkdir()
     for i in range(CROSS_DATUMS):
-        (data / f"d{i:04}").write_text(f"{i}\n")
+        (data / f"d{i:04}").write_text(f"cross {i}\n")  # unlike the other cases' files: not cached already
     for args in (
         ["create-repo", "model"],
         ["create-repo", "data"],
