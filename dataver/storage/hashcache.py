@@ -16,7 +16,7 @@ from .backends.sqlite import SqliteDatabase
 RACY_NS = 2_000_000_000
 CHUNK = 500
 """Inodes per SQL query."""
-FLUSH = 50_000
+FLUSH = 10_000
 """New entries kept before they are written: a put of a million files holds at most this many."""
 
 

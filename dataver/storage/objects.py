@@ -41,7 +41,7 @@ PENDING_OBJECTS = 500
 PENDING_BYTES = 8 << 20
 """How many small objects (and bytes) a writer holds before asking the index which are new."""
 
-CHECKPOINT_OBJECTS = 50_000
+CHECKPOINT_OBJECTS = 10_000
 """Staged objects a long write publishes at once (see `ObjectWriter.checkpoint`): each
 publish flushes the filesystem twice, so not too often, and each staged object costs about
 200 bytes until it is published."""
