@@ -16,7 +16,7 @@ from bench.scale_put import generate
 pytestmark = pytest.mark.serial
 
 BOUND_MB = 120
-"""Python, the CLI and a put's working set (about 60 MB at any size); 1.7 KB a file before."""
+"""Python, the CLI and a put's working set (about 40-50 MB at any size); 1.7 KB a file before."""
 GROWTH_MB = 8
 """How much more 3x the files may take: the batches, not the files."""
 
