@@ -16,6 +16,8 @@ from .backends.sqlite import SqliteDatabase
 RACY_NS = 2_000_000_000
 CHUNK = 500
 """Inodes per SQL query."""
+FLUSH = 10_000
+"""New entries kept before they are written: a put of a million files holds at most this many."""
 
 
 class HashCache:
@@ -40,7 +42,11 @@ class HashCache:
         return [_valid(rows.get((st.st_dev, st.st_ino)), st) for st in stats]
 
     def remember(self, st: os.stat_result, oid: str) -> None:
+        """Note that the file `st` describes hashed to `oid` (written by `save`, or once `FLUSH`
+        entries wait: an entry is true of the file whether or not the put that made it lands)."""
         self._new.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, oid, time.time_ns()))
+        if len(self._new) >= FLUSH:
+            self.save()
 
     def save(self) -> None:
         if self._new:

@@ -41,6 +41,11 @@ PENDING_OBJECTS = 500
 PENDING_BYTES = 8 << 20
 """How many small objects (and bytes) a writer holds before asking the index which are new."""
 
+CHECKPOINT_OBJECTS = 10_000
+"""Staged objects a long write publishes at once (see `ObjectWriter.checkpoint`): each
+publish flushes the filesystem twice, so not too often, and each staged object costs about
+200 bytes until it is published."""
+
 SMALL_FILE = 1 << 20
 """Files up to this size are read in one call: fewer syscalls for the many-small-files case."""
 
@@ -525,10 +530,15 @@ class ObjectWriter:
         from the page cache) instead of also writing a staged copy. It must not change meanwhile:
         its size, mtime and ctime are checked again after the upload (as the hash cache trusts
         them), and a file that changed fails the put, its upload removed."""
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=0) as f:  # unbuffered: a buffered read of up to 1 MiB allocates it all
             st = os.fstat(f.fileno())
-            if not (self.store.publishes_in_place and stat.S_ISREG(st.st_mode) and st.st_size > SMALL_FILE):
-                return self.add_open(f, on_bytes)
+            if stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE:
+                data = f.read(st.st_size + 1)  # one read, of what the file holds: 7x faster for 100 B files
+                if len(data) <= st.st_size:
+                    return self.add_bytes(data), len(data)
+                return self.add_stream(f, prefix=io.BytesIO(data), on_bytes=on_bytes)  # it grew meanwhile
+            if not (self.store.publishes_in_place and stat.S_ISREG(st.st_mode)):
+                return self.add_open(f, on_bytes)  # type: ignore[arg-type]
             digest = hashlib.sha256()
             buf = bytearray(CHUNK)
             view = memoryview(buf)
@@ -630,6 +640,15 @@ class ObjectWriter:
                 self.deferred.extend(rows)
             else:
                 self.store.index.add(rows)
+
+    def checkpoint(self) -> None:
+        """Publish what is staged once it is `CHECKPOINT_OBJECTS` objects or more, so a long write
+        (a put of a million files) holds a bounded list of them, not one entry per object. What
+        is published before a write fails is durable but unreferenced: `dataver gc` removes it."""
+        with self._lock:
+            many = len(self._packed) + len(self._pending) + len(self._staged) >= CHECKPOINT_OBJECTS
+        if many:
+            self.publish()
 
     def _check_borrowed(self, borrowed: dict[str, tuple[str, tuple[int, ...]]]) -> None:
         """A host file uploaded where it was must still be what was hashed (see `add_file`)."""

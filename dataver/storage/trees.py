@@ -9,7 +9,7 @@ Unchanged subdirectories are shared by every commit that holds them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -166,6 +166,70 @@ class TreeStore:
                 yield path, a_file, b_file
 
 
+Built = dict[str, "Entry | Built"]
+"""Folders a `TreeBuilder` has not written yet: name -> a file's entry, a written folder's
+entry, or such a folder itself."""
+
+HOLD = 10_000
+"""Entries a `TreeBuilder` keeps before it writes its finished folders: a put of fewer files
+writes no tree of its own (the commit's edit writes the merged ones), a bigger one holds about
+this many at any time, whatever its size."""
+
+
+class TreeBuilder:
+    """The trees of files that arrive in path order, a folder's files together (a depth-first
+    walk, or sorted paths), built folder by folder in bounded memory: once a walk has left a
+    folder and more than `HOLD` entries are held, finished folders are written and kept as
+    their entries. Written with `encode_tree`, so the same files give the same ids as a
+    `TreeEditor` would; the result is grafted onto a commit's tree by `TreeEditor.graft`."""
+
+    def __init__(self, writer: ObjectWriter, hold: int = HOLD) -> None:
+        self.writer = writer
+        self.hold = hold
+        self.root: Built = {}
+        self._open: list[Built] = [self.root]
+        self._names: list[str] = []
+        self._held = 0
+
+    def add(self, path: str, entry: Entry) -> None:
+        """Place a file's `entry` at `path` (after every path of a folder it leaves)."""
+        parts = split_path(path)
+        folder = parts[:-1]
+        same = 0
+        while same < len(folder) and same < len(self._names) and folder[same] == self._names[same]:
+            same += 1
+        del self._open[same + 1 :], self._names[same:]
+        for depth, name in enumerate(folder[same:], start=same):
+            parent = self._open[-1]
+            if name in parent:  # a file there, or a folder met twice (paths out of order)
+                where = "/".join(folder[: depth + 1])
+                raise Conflict(f"/{where} is a file, so /{path} cannot be written below it")
+            child: Built = {}
+            parent[name] = child
+            self._open.append(child)
+            self._names.append(name)
+        leaf = self._open[-1]
+        if parts[-1] in leaf:
+            raise Conflict(f"/{path} is a directory, so a file cannot be written there")
+        leaf[parts[-1]] = entry
+        self._held += 1
+        if self._held >= self.hold:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write every finished folder held (an open one is still being filled)."""
+        still_open = {id(folder) for folder in self._open}
+        for folder in self._open:
+            for name, child in folder.items():
+                if isinstance(child, dict) and id(child) not in still_open:
+                    folder[name] = self._write(child)
+        self._held = sum(len(folder) for folder in self._open)
+
+    def _write(self, folder: Built) -> Entry:
+        entries = {name: self._write(c) if isinstance(c, dict) else c for name, c in folder.items()}
+        return Entry(DIR, self.writer.add_bytes(encode_tree(entries)), sum(e.size for e in entries.values()))
+
+
 class _Dir:
     """A directory being edited: loaded from its tree on first touch, rewritten only if changed."""
 
@@ -259,6 +323,64 @@ class TreeEditor:
             return None
         self._mark_dirty(parts)
         return removed if isinstance(removed, Entry) else Entry(DIR, removed.oid or EMPTY_TREE, 0)
+
+    def graft(self, built: Built, combine: Callable[[Entry, Entry], Entry] | None, writer: ObjectWriter) -> None:
+        """Place what a `TreeBuilder` built, from the root down, over this tree: its files replace
+        those at their paths (or, with `combine`, become `combine(old, new)`), everything else
+        stays. A folder it wrote is merged with the one there folder by folder (`_merge`),
+        writing each merged folder at once, so that no more than a folder is held."""
+        self._graft([], built, combine, writer)
+
+    def _graft(
+        self, parts: list[str], built: Built, combine: Callable[[Entry, Entry], Entry] | None, writer: ObjectWriter
+    ) -> None:
+        for name, child in sorted(built.items()):
+            path = [*parts, name]
+            if isinstance(child, dict):
+                self._graft(path, child, combine, writer)
+                continue
+            joined = "/".join(path)
+            if not child.is_dir:
+                existing = self.get(joined) if combine is not None else None
+                self.set(joined, combine(existing, child) if existing is not None and not existing.is_dir else child)
+                continue
+            node = self._descend(path, create=True)
+            assert node is not None
+            existing = self._children(node).get(name)
+            assert not isinstance(existing, _Dir)  # a builder names each folder once
+            if existing is not None and existing.oid == child.oid:
+                continue
+            self._children(node)[name] = self._merge(joined, existing, child, combine, writer)
+            self._mark_dirty(path)
+
+    def _merge(
+        self,
+        path: str,
+        old: Entry | None,
+        new: Entry,
+        combine: Callable[[Entry, Entry], Entry] | None,
+        writer: ObjectWriter,
+    ) -> Entry:
+        """Folder `new` (stored) over what is at `path`: the merged folder, written."""
+        if old is None:
+            return new
+        if not old.is_dir:
+            first = next(self.trees.files(new.oid, path))[0]
+            raise Conflict(f"/{path} is a file, so /{first} cannot be written below it")
+        # read uncached: a merge reads each folder once, and a cache would keep them all
+        merged = dict(self.trees._load(old.oid))  # noqa: SLF001
+        for name, entry in self.trees._load(new.oid).items():  # noqa: SLF001
+            there = merged.get(name)
+            inner = join_path(path, name)
+            if entry.is_dir:
+                if there is None or there.oid != entry.oid:
+                    merged[name] = self._merge(inner, there, entry, combine, writer)
+            elif there is not None and there.is_dir:
+                raise Conflict(f"/{inner} is a directory, so a file cannot be written there")
+            else:
+                merged[name] = combine(there, entry) if there is not None and combine is not None else entry
+        kept = {name: e for name, e in merged.items() if not (e.is_dir and e.oid == EMPTY_TREE)}
+        return Entry(DIR, writer.add_bytes(encode_tree(kept)), sum(e.size for e in kept.values()))
 
     def clear(self) -> None:
         """Remove everything (delete-file -r of the root)."""

@@ -11,7 +11,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +25,7 @@ from ..names import CommitRef, did_you_mean, normalize_path
 from ..storage.hashcache import HashCache
 from ..storage.objects import ObjectWriter
 from ..storage.store import Store
-from ..storage.trees import FILE, Entry, TreeEditor, join_path, split_path
+from ..storage.trees import FILE, Built, Entry, TreeBuilder, TreeEditor, join_path, split_path
 from .repos import RepoStore
 from .splits import PIECE, Split, piece_name, pieces
 
@@ -35,6 +35,32 @@ Transfer = Callable[[int, int, int, int], None]
 
 def _slash(path: str) -> str:
     return "/" + path
+
+
+BATCH = 1_000
+"""Files stat'ed and looked up in the hash cache and the index at once while putting."""
+
+
+def _tally(sources: Iterable[tuple[str, str]], *, sized: bool) -> tuple[int, int]:
+    """How many files `sources` holds and (if `sized`) their bytes: going through them checks
+    every one, before anything is stored."""
+    count = total = 0
+    for _, path in sources:
+        count += 1
+        if sized:
+            total += os.stat(path).st_size
+    return count, total
+
+
+def _batched(sources: Iterable[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    batch: list[tuple[str, str]] = []
+    for pair in sources:
+        batch.append(pair)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _within(progress: Transfer, files: int, before: int, count: int, total: int) -> Callable[[int], None]:
@@ -56,7 +82,7 @@ class FileStore:
         self,
         repo: str,
         ref: CommitRef,
-        sources: list[tuple[str, str]],
+        sources: Iterable[tuple[str, str]],
         *,
         append: bool = False,
         description: str = "",
@@ -64,28 +90,39 @@ class FileStore:
     ) -> CommitInfo:
         """Put host files at repo paths (overwriting, or appending with `append`) in one commit.
         `progress` is told (files, bytes) done so far, out of the totals, after each file and,
-        within a big file, after each chunk of it is hashed and stored."""
+        within a big file, after each chunk of it is hashed and stored.
+
+        In bounded memory, whatever the count: `sources` (a list, or a `HostFiles` walked
+        afresh each time it is iterated) is gone through once to check it and count, then once
+        to store, `BATCH` files at a time (one hash-cache and one index query each), into trees
+        built folder by folder (`TreeBuilder`) that the commit's edit grafts onto its tree."""
         self.repos.require_repo(repo)
+        if isinstance(sources, list):
+            sources = sorted(sources)  # a builder takes a folder's files together
+        count, total = _tally(sources, sized=progress is not None)
         cache = HashCache(self.store.local_db)
+        objects = self.store.objects
+        files = done = 0
         with self.store.writing():
-            stats = [os.stat(path) for _, path in sources]
-            cached = cache.lookup_many(stats)
-            stored = self.store.objects.present({oid for oid in cached if oid is not None})
-            total = sum(st.st_size for st in stats)
-            done = 0
-            with self.store.objects.writer() as writer:
-                staged = []
-                for i, ((dest, path), st, oid) in enumerate(zip(sources, stats, cached, strict=True)):
-                    if oid in stored:
-                        entry = Entry(FILE, oid, st.st_size)
-                    else:
-                        within = _within(progress, i, done, len(sources), total) if progress is not None else None
-                        entry = self._read(path, st, writer, cache, within)
-                    staged.append((dest, entry))
-                    done += entry.size
-                    if progress is not None:
-                        progress(i + 1, done, len(sources), total)
-            commit = self.repos.modify(repo, ref, self._placer(staged, append), description=description)
+            with objects.writer() as writer:
+                builder = TreeBuilder(writer)
+                for batch in _batched(sources):
+                    stats = [os.stat(path) for _, path in batch]
+                    cached = cache.lookup_many(stats)
+                    stored = objects.present({oid for oid in cached if oid is not None})
+                    for (dest, path), st, oid in zip(batch, stats, cached, strict=True):
+                        if oid in stored:
+                            entry = Entry(FILE, oid, st.st_size)
+                        else:
+                            within = _within(progress, files, done, count, total) if progress is not None else None
+                            entry = self._read(path, st, writer, cache, within)
+                        builder.add(dest, entry)
+                        files, done = files + 1, done + entry.size
+                        if progress is not None:
+                            progress(files, done, count, total)
+                    writer.checkpoint()
+                built = builder.root
+            commit = self.repos.modify(repo, ref, self._grafter(built, append), description=description)
         cache.save()
         return commit
 
@@ -192,19 +229,34 @@ class FileStore:
 
         return edit
 
-    def _placer(self, staged: list[tuple[str, Entry]], append: bool):
-        objects = self.store.objects
+    def _grafter(self, built: Built, append: bool):
+        """The edit that lays what a put built over the commit's tree (see `TreeEditor.graft`)."""
 
+        def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
+            editor.graft(built, self._appender(writer) if append else None, writer)
+
+        return edit
+
+    def _placer(self, staged: list[tuple[str, Entry]], append: bool):
         def edit(editor: TreeEditor, writer: ObjectWriter) -> None:
             for dest, entry in staged:
                 existing = editor.get(dest) if append else None
                 if existing is not None and not existing.is_dir:
-                    with objects.open_verified(existing.oid) as old, objects.open_verified(entry.oid) as new:
-                        oid, size = writer.add_stream(new, prefix=old)
-                    entry = Entry(FILE, oid, size)
+                    entry = self._appender(writer)(existing, entry)
                 editor.set(dest, entry)
 
         return edit
+
+    def _appender(self, writer: ObjectWriter) -> Callable[[Entry, Entry], Entry]:
+        """What `--append` makes of a file put where one is: the old bytes, then the new."""
+        objects = self.store.objects
+
+        def appended(old: Entry, new: Entry) -> Entry:
+            with objects.open_verified(old.oid) as before, objects.open_verified(new.oid) as after:
+                oid, size = writer.add_stream(after, prefix=before)
+            return Entry(FILE, oid, size)
+
+        return appended
 
     def delete_file(self, repo: str, ref: CommitRef, path: str, *, recursive: bool = False) -> CommitInfo:
         path = normalize_path(path, allow_root=recursive)

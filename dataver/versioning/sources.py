@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,9 +142,10 @@ def _listed(sources: list[str], path: str | None, recursive: bool, nest: bool) -
 
 
 @contextmanager
-def staged(source: HostSource | ListedSources | ArchiveSource, tmp_dir: Path) -> Iterator[list[tuple[str, str]]]:
-    """The (repo path, host file) pairs a source stands for, every one checked; what had to be
-    fetched or unpacked lives in a temporary folder under `tmp_dir` until the block ends."""
+def staged(source: HostSource | ListedSources | ArchiveSource, tmp_dir: Path) -> Iterator[Iterable[tuple[str, str]]]:
+    """The (repo path, host file) pairs a source stands for, in repo path order, each checked as
+    it is iterated (a directory's are walked each time: see `HostFiles`); what had to be fetched
+    or unpacked lives in a temporary folder under `tmp_dir` until the block ends."""
     if isinstance(source, HostSource):
         yield expand_source(
             source.path, source.dest, source.recursive, into_folder=source.into_folder, nest=source.nest
@@ -189,5 +190,7 @@ def put_source(
         )
     with staged(source, files.store.objects.tmp_dir) as placed:
         if split is not None:
-            return files.put_split(repo, ref, placed, split, append=append, description=description, progress=progress)
+            return files.put_split(
+                repo, ref, list(placed), split, append=append, description=description, progress=progress
+            )
         return files.put_files(repo, ref, placed, append=append, description=description, progress=progress)

@@ -1,7 +1,8 @@
 """Turning host files and directories into (repo path, host file) pairs for put-file.
 
 Everything is checked before anything is stored, so a bad source (missing, unreadable, a
-directory without -r, a symlink leading out of the uploaded directory) changes nothing.
+directory without -r, a symlink leading out of the uploaded directory) changes nothing: a
+directory's files are walked once to check them (`HostFiles`) before they are walked to be put.
 
 Symlinks inside an uploaded directory: one whose target is a regular file inside that
 directory is stored as a file with the target's content; any other (pointing outside,
@@ -15,6 +16,7 @@ import os
 import posixpath
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,14 +31,15 @@ def _check_readable(path: Path) -> None:
 
 def expand_source(
     source: str, dest: str | None, recursive: bool, *, into_folder: bool = False, nest: bool = False
-) -> list[tuple[str, str]]:
-    """The files `source` stands for: (repo path, host path) pairs, sorted. With `into_folder`,
-    `dest` is a folder and a single file keeps its own name inside it. Host paths are plain
-    strings: for 10,000 files, building Path objects cost a fifth of an unchanged re-put.
+) -> HostFiles | list[tuple[str, str]]:
+    """The files `source` stands for: (repo path, host path) pairs, in repo path order. With
+    `into_folder`, `dest` is a folder and a single file keeps its own name inside it. Host paths
+    are plain strings: for 10,000 files, building Path objects cost a fifth of an unchanged re-put.
 
     A directory's files go below `dest` (the root if None), or with `nest` below a folder of the
     directory's own name there, as pachctl places them when no path or several sources are
-    given (`-r -f data` puts /data/...; `-r -f .` puts at the root)."""
+    given (`-r -f data` puts /data/...; `-r -f .` puts at the root). A directory's files are
+    a `HostFiles`, walked (and checked) each time they are iterated, never listed whole."""
     path = Path(source)
     try:
         st = path.stat()
@@ -49,7 +52,7 @@ def expand_source(
             raise InvalidArgument(f"{source} is a directory: add -r to put everything below it")
         if nest:
             dest = "/".join(part for part in (dest, _folder_name(source)) if part)
-        return _expand_dir(path, normalize_path(dest or ""))
+        return HostFiles(str(path), normalize_path(dest or ""))
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgument(f"{source} is not a regular file: put-file takes files, directories (-r) or '-'")
     _check_readable(path)
@@ -68,35 +71,46 @@ def _folder_name(source: str) -> str:
     return name
 
 
-def walk_entries(top: Path | str) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """Every entry below `top` except directories (which are descended, never through a link),
-    as (path relative to top, entry). Callers decide what links and special files mean."""
-    stack = [(str(top), "")]
-    while stack:
-        folder, rel = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, f"{rel}{entry.name}/"))
-                else:
-                    yield f"{rel}{entry.name}", entry
+def walk_sorted(folder: str, rel: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every entry below `folder` except directories (which are descended, never through a
+    link), as (path relative to it, entry), in the order of those paths (a folder's entries
+    sorted as its paths sort: `a.txt`, `a/x`, `a0`), one folder's entries held at a time.
+    Callers decide what links and special files mean."""
+    with os.scandir(folder) as found:
+        entries = sorted(found, key=lambda e: f"{e.name}/" if e.is_dir(follow_symlinks=False) else e.name)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from walk_sorted(entry.path, f"{rel}{entry.name}/")
+        else:
+            yield f"{rel}{entry.name}", entry
 
 
-def _expand_dir(top: Path, dest: str) -> list[tuple[str, str]]:
-    top_real = os.path.realpath(top)
-    prefix = f"{dest}/" if dest else ""
-    found: list[tuple[str, str]] = []
-    for rel_path, entry in walk_entries(top):
-        _check_utf8(rel_path, entry.path)
-        if entry.is_symlink():
-            _check_link(entry.path, top, top_real)
-        elif not entry.is_file(follow_symlinks=False):
-            raise InvalidArgument(f"{entry.path} is not a regular file (a FIFO, socket or device): remove it and retry")
-        found.append((prefix + rel_path, entry.path))
-    if not found:
-        raise InvalidArgument(f"directory {top} holds no files: nothing to put")
-    found.sort()
-    return [(normalize_path(d, allow_root=False), p) for d, p in found]
+@dataclass(frozen=True)
+class HostFiles:
+    """A host directory's files as (repo path below `dest`, host path) pairs in repo path order,
+    each checked (a UTF-8 name, a regular file, a link only to a file inside the directory).
+    The directory is walked afresh each time: put-file walks it once to check and count before
+    storing anything, then again to store, and never holds a list of a million paths."""
+
+    top: str
+    dest: str
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        top_real = os.path.realpath(self.top)
+        prefix = f"{self.dest}/" if self.dest else ""
+        empty = True
+        for rel_path, entry in walk_sorted(self.top):
+            _check_utf8(rel_path, entry.path)
+            if entry.is_symlink():
+                _check_link(entry.path, Path(self.top), top_real)
+            elif not entry.is_file(follow_symlinks=False):
+                raise InvalidArgument(
+                    f"{entry.path} is not a regular file (a FIFO, socket or device): remove it and retry"
+                )
+            empty = False
+            yield normalize_path(prefix + rel_path, allow_root=False), entry.path
+        if empty:
+            raise InvalidArgument(f"directory {self.top} holds no files: nothing to put")
 
 
 def _check_utf8(name: str, host: str) -> None:
