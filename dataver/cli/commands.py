@@ -3,7 +3,7 @@ builds only the command it runs.
 
 Building typer's click objects for all ~90 commands took longer than most commands' own work,
 and importing every command module pulled in much of the package. `dataver --help` lists the
-summaries from here; `dataver CMD ...` imports CMD's module and builds its commands alone.
+summaries from here; `dataver CMD ...` imports CMD's module and builds that command alone.
 tests/test_cli_startup.py checks this table against the modules (a new command, or a changed
 first sentence of a docstring, fails it, naming the entry to write).
 """
@@ -355,37 +355,46 @@ COMMANDS: dict[str, tuple[str, str]] = {
 the first paragraph of its help, on one line)."""
 
 
-def build(module: str) -> dict[str, Any]:
-    """The click commands of one module (`file`: put-file, get-file...), finished as the root
-    finishes its own: plain help with an example, completion of names, text checks."""
+def build(name: str) -> Any:
+    """The click command of one indexed command (`list-file`, or the group `daemon`), alone,
+    finished as the root finishes its own: plain help with an example, completion of names,
+    text checks."""
     import importlib
 
     import typer
 
     from . import completion, helptext, text
 
-    source = importlib.import_module(f".{module}", __package__)
+    source = importlib.import_module(f".{COMMANDS[name][0]}", __package__)
     # The root's settings, which typer hands down to the commands it builds under it.
     holder = typer.Typer(rich_markup_mode=None)
-    for attribute, name in MODULES[module]:
-        holder.add_typer(getattr(source, attribute), name=name or None)
-    group = typer.main.get_group(holder)
-    helptext.finish(group)
-    completion.attach(group)
-    text.require_text(group)
-    return dict(group.commands)
+    for attribute, group in MODULES[COMMANDS[name][0]]:
+        app = getattr(source, attribute)
+        if group == name:
+            holder.add_typer(app, name=group)
+        elif not group:
+            holder.registered_commands += [
+                info
+                for info in app.registered_commands
+                if (info.name or typer.main.get_command_name(info.callback.__name__)) == name
+            ]
+    built = typer.main.get_group(holder)
+    helptext.finish(built)
+    completion.attach(built)
+    text.require_text(built)
+    return built.commands[name]
 
 
 class Commands(Mapping[str, Any]):
-    """A group's commands by name, as click and typer look them up: the indexed ones are built,
-    a module at a time, on first lookup; listing their names builds nothing."""
+    """A group's commands by name, as click and typer look them up: an indexed one is built on
+    first lookup; listing their names builds nothing."""
 
     def __init__(self, built: dict[str, Any]) -> None:
         self._built = dict(built)
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._built and name in COMMANDS:
-            self._built.update(build(COMMANDS[name][0]))
+            self._built[name] = build(name)
         return self._built[name]
 
     def __contains__(self, name: object) -> bool:
