@@ -106,6 +106,9 @@ def test_the_index_names_every_command_its_module_and_summary():
                 else [i.name or typer.main.get_command_name(i.callback.__name__) for i in app.registered_commands]
             )
             found.update((name, info.name) for name in names)
+    assert not found.keys() - COMMANDS.keys(), "add to commands.COMMANDS: " + ", ".join(
+        f"{name!r}: ({module!r}, SUMMARY)" for name, module in found.items() if name not in COMMANDS
+    )
     assert found == {name: module for name, (module, _) in COMMANDS.items()}
     for name, (module, summary) in COMMANDS.items():
         built = build(name)
