@@ -8,18 +8,14 @@ import subprocess
 import sys
 
 import pytest
-import typer
 from typer.models import TyperPath
 
-from dataver.cli import helptext
-from dataver.cli.main import app
+from dataver.cli import main
 from dataver.cli.text import HostPath, StringParamType
 
 
 def _leaves() -> list[tuple[str, object]]:
     """(command path, click command) of every command of the real app, as a user types it."""
-    command = typer.main.get_command(app)
-    helptext.finish(command)
     found: list[tuple[str, object]] = []
 
     def walk(group: object, path: str) -> None:
@@ -30,7 +26,7 @@ def _leaves() -> list[tuple[str, object]]:
             else:
                 found.append((key, sub))
 
-    walk(command, "")
+    walk(main.command(), "")  # every command built, as `dataver CMD` builds its own
     return found
 
 

@@ -27,7 +27,6 @@ from ..names import (
     split_qualified,
 )
 from ..storage import registry
-from ..storage.presence import DaemonInfo, remote_daemon, running_daemon
 from ..storage.store import (
     SchemaUpgrade,
     SettingsAt,
@@ -38,15 +37,14 @@ from ..storage.store import (
     migrate_store,
 )
 from ..versioning.files import FileStore, Transfer
-from ..versioning.maintenance import OuterReferences, fsck, gc
 from ..versioning.projects import ProjectStore, check_project
 from ..versioning.refs import RefsTable
 from ..versioning.repos import RepoStore, new_commit_id
 from ..versioning.splits import Split
-from ..versioning.transactions import Request, TransactionInfo, Transactions
-from .transaction_runner import TransactionRunner
 
 if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipelines are used
+    # and, to keep a command's start-up short, what only some commands use (transactions,
+    # maintenance, daemons) is imported where it is used.
     from ..pipelines.layer import PipelineLayer
     from ..pipelines.models import DatumInfo, JobInfo, PipelineInfo, PipelineVersion, ProvenanceNode
     from ..pipelines.spec import PipelineSpec
@@ -56,10 +54,14 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from ..runtimes.pulls import PullProgress
     from ..runtimes.secrets import SecretInfo
     from ..serving.status import ServiceInfo
+    from ..storage.presence import DaemonInfo
     from ..storage.repair import SalvagedTable
+    from ..versioning.maintenance import OuterReferences
     from ..versioning.mounts import MountedRepo
     from ..versioning.sources import Given
+    from ..versioning.transactions import TransactionInfo, Transactions
     from .status import StoreStatus
+    from .transaction_runner import TransactionRunner
 
 Ref = str | CommitRef
 SUBSCRIBE_POLL = 0.2
@@ -147,10 +149,14 @@ class Client:
 
     @cached_property
     def _transactions(self) -> Transactions:
+        from ..versioning.transactions import Transactions
+
         return Transactions(self.store.root)
 
     @cached_property
     def _runner(self) -> TransactionRunner:
+        from .transaction_runner import TransactionRunner
+
         return TransactionRunner(self.store, self.repos, lambda: self.pipeline_layer)
 
     def _queue(self, operation: str, **args: Any) -> Any:
@@ -160,6 +166,8 @@ class Client:
         txn = self._transactions.active()
         if txn is None:
             return _NOT_QUEUED
+        from ..versioning.transactions import Request
+
         request = Request(operation, args)
         result = self._runner.trial(txn, request)
         self._transactions.append(txn.id, request)
@@ -202,6 +210,8 @@ class Client:
 
     def daemon(self) -> DaemonInfo | None:
         """This root's daemon, if one is running."""
+        from ..storage.presence import running_daemon
+
         return running_daemon(self.store.root)
 
     def serving_daemon(self) -> DaemonInfo | None:
@@ -210,6 +220,8 @@ class Client:
         local = self.daemon()
         if local is not None or not self.store.shared:
             return local
+        from ..storage.presence import remote_daemon
+
         return remote_daemon(self.store.coordination, self.config.get("lease_seconds"))
 
     @property
@@ -805,10 +817,14 @@ class Client:
     # ---- maintenance -------------------------------------------------------------------
 
     def fsck(self) -> FsckReport:
+        from ..versioning.maintenance import fsck
+
         return fsck(self.store, self._outer_references)
 
     def _outer_references(self) -> OuterReferences:
         """The pipeline layer's references, without importing it for a store that has no pipelines."""
+        from ..versioning.maintenance import OuterReferences
+
         return self.pipeline_layer.outer_references() if self.has_pipelines() else OuterReferences()
 
     @staticmethod
@@ -823,6 +839,8 @@ class Client:
                 f"this store's metadata is on a database server ({metadata.split('@')[-1]}), which keeps its own pages "
                 "sound: there is no file to salvage; restore the database from the server's backups if it was lost"
             )
+        from ..storage.presence import running_daemon
+
         if (daemon := running_daemon(path)) is not None:
             raise Conflict(
                 f"the daemon (pid {daemon.pid}) is using the store: stop it (`dataver daemon stop`) before a repair"
@@ -838,6 +856,8 @@ class Client:
             from ..runtimes.base import sweep_work
 
             sweep_work(self.store.root)
+        from ..versioning.maintenance import gc
+
         return gc(self.store, self._outer_references, dry_run=dry_run)
 
     # ---- pipelines ---------------------------------------------------------------------

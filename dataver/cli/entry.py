@@ -1,6 +1,6 @@
-"""The `dataver` console script's first step: `dataver --version` is answered before the command
-tree (typer, click and every noun's module, about 0.1 s of imports) is loaded, as scripts and
-shell prompts call it often; everything else goes on to `dataver.cli.main`."""
+"""The `dataver` console script's first step: `dataver --version` is answered before typer and
+click (most of the rest of the start-up) are imported, as scripts and shell prompts call it
+often; everything else goes on to `dataver.cli.main`."""
 
 from __future__ import annotations
 

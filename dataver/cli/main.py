@@ -20,27 +20,8 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from typer.core import TyperGroup
 
 from ..errors import DataverError
-from . import (
-    admin,
-    branch,
-    commit,
-    completion,
-    config,
-    console,
-    daemon,
-    file,
-    helptext,
-    job,
-    mount,
-    pipeline,
-    project,
-    remote,
-    repo,
-    secret,
-    service,
-    text,
-    transaction,
-)
+from . import completion, helptext, text
+from .commands import Commands
 from .session import Session
 
 
@@ -49,7 +30,20 @@ class _VerbNoun(TyperGroup):
     repo@branch:/path -f x` run `create-repo`, `list-job`, `put-file` (1.x's spelling, ours).
     The global options (`--project P`, `--root DIR`, `--strict`) are taken after the command
     too, where pachctl users put `--project`, unless the command has an option of that name
-    (`init --root`, `clone --root`)."""
+    (`init --root`, `clone --root`).
+
+    Its commands are `Commands`: a command is built when it is looked up (to run it, or for its
+    help), and the listing in `dataver --help` comes from the index without building any."""
+
+    commands: Commands
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # typer's lists .items(), which would build every command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, self.commands.summary(name)) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if ctx.resilient_parsing and args[-1:] in (["--project"], ["--root"]):  # completing its value
@@ -188,30 +182,6 @@ def _version(ctx: typer.Context) -> None:
     _print_version(ctx, True)
 
 
-for module in (
-    project,
-    repo,
-    branch,
-    commit,
-    file,
-    mount,
-    pipeline,
-    service,
-    job,
-    console,
-    admin,
-    remote,
-    secret,
-    transaction,
-):
-    app.add_typer(module.app)
-app.add_typer(daemon.app, name="daemon")
-app.add_typer(admin.admin_app, name="admin")
-app.add_typer(remote.remote_app, name="remote")
-app.add_typer(config.app, name="config")
-app.add_typer(config.init_app)
-
-
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"dataver: error: {message}\n")
     return code
@@ -255,11 +225,13 @@ def _interrupted(session: Session, cause: KeyboardInterrupt) -> int:
 
 def command() -> Any:
     """The click command tree `dataver` runs: typer's, finished with our help, completion and
-    text checks."""
+    text checks; the commands of `commands.COMMANDS` are built (and finished) as they are
+    looked up."""
     built = typer.main.get_command(app)
     helptext.finish(built)
     completion.attach(built)
     text.require_text(built)
+    built.commands = Commands(built.commands)
     return built
 
 

@@ -42,13 +42,10 @@ def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
 def cli_reference() -> str:
     """Every command, in the order `dataver --help` lists them, groups' subcommands after them."""
     import click
-    import typer
 
-    from dataver.cli import helptext
-    from dataver.cli.main import app
+    from dataver.cli.main import command
 
-    root = typer.main.get_command(app)
-    helptext.finish(root)
+    root = command()  # finished as `dataver` finishes it; each command is built as it is listed here
     out: list[str] = []
     with click.Context(root, info_name="dataver", **root.context_settings) as ctx:  # -h as well as --help
         out.append(_command(root, ctx, "dataver", level=2))

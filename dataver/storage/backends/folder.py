@@ -7,20 +7,26 @@ copying it (`link_source`).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 import hashlib
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..objects import DocumentVersion, ObjectStore, check_oid, check_pack_id
 from ..packs import PackIndex
 from .lockfile import held
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+@functools.cache
+def _libc() -> Any:
+    """The C library, loaded when a write first syncs: finding it runs `ldconfig`, which every
+    command that only reads (most of them) would otherwise pay at start-up."""
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 def sync_filesystem(path: Path) -> None:
@@ -29,13 +35,15 @@ def sync_filesystem(path: Path) -> None:
     One filesystem-wide flush per batch replaces one fsync per object: publishing 10,000
     small objects costs two flushes instead of 20,000 fsyncs, with the same guarantee.
     """
-    syncfs = getattr(_libc, "syncfs", None)
+    syncfs = getattr(_libc(), "syncfs", None)
     if syncfs is None:
         os.sync()
         return
     fd = os.open(path, os.O_RDONLY)
     try:
         if syncfs(fd) != 0:
+            import ctypes
+
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), str(path))
     finally:
