@@ -17,6 +17,7 @@ from ..errors import Conflict, Corruption
 from ..globs import Glob
 from ..names import OBJECT_ID_RE, is_component
 from .objects import ObjectStore, ObjectWriter, hash_bytes
+from .treecache import TreeCache
 
 FILE = "file"
 DIR = "dir"
@@ -101,17 +102,29 @@ def join_path(parent: str, name: str) -> str:
 
 
 class TreeStore:
-    """Reads trees out of an ObjectStore, with a cache (trees never change once written)."""
+    """Reads trees out of an ObjectStore, with a cache (trees never change once written), and for
+    a store whose objects are not on this host, this host's copies of them (`TreeCache`)."""
 
-    def __init__(self, objects: ObjectStore) -> None:
+    def __init__(self, objects: ObjectStore, cache: TreeCache | None = None) -> None:
         self.objects = objects
+        self.cache = cache
         self.load = lru_cache(maxsize=4096)(self._load)
+
+    def raw(self, oid: str) -> bytes:
+        """A tree object's bytes: this host's copy if it has one, else the store's (then copied)."""
+        if self.cache is None:
+            return self.objects.read_bytes(oid)
+        raw = self.cache.get(oid)
+        if raw is None:
+            raw = self.objects.read_bytes(oid)
+            self.cache.put(oid, raw)
+        return raw
 
     def _load(self, oid: str) -> dict[str, Entry]:
         """This store's own tree, trusted as it was written: every tree that arrives from elsewhere
         was read by `decode_tree` before it was stored (`remotes.documents.RemoteTrees`), and the
         strict reading costs a third more on a 100,000-file folder. `load_checked` is for fsck."""
-        raw = self.objects.read_bytes(oid)
+        raw = self.raw(oid)
         try:
             rows = json.loads(raw)["entries"]
             return {name: Entry(kind, child, size) for name, kind, child, size in rows}
