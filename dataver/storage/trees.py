@@ -143,7 +143,7 @@ class TreeStore:
         """The entry `name` in tree `oid`, found in the tree's bytes without decoding the rest
         (`entry_key`): a glob like `/*/f00001.txt` reads 1,000 folders of 1,000 files without
         making a million entries."""
-        raw = self.objects.read_bytes(oid)
+        raw = self.raw(oid)
         key = entry_key(name)
         at = raw.find(key)
         if at < 0:
