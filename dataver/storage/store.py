@@ -26,6 +26,7 @@ from .objects import ObjectStore
 from .packs import PackIndex
 from .registry import DATABASE, LOCAL_DATABASE, MetadataAt, ObjectsAt
 from .settings import StoreSettings
+from .treecache import TreeCache
 from .trees import TreeStore
 
 if TYPE_CHECKING:
@@ -359,7 +360,8 @@ class Store:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
             ) from None
-        return cls(path.resolve(), objects, TreeStore(objects), db, local_db, coordination)
+        cache = None if registry.is_local(objects_url) else TreeCache(path / "cache" / "trees")
+        return cls(path.resolve(), objects, TreeStore(objects, cache), db, local_db, coordination)
 
     @classmethod
     def in_memory(cls, root: Path | str | None = None, *, space: MemorySpace | None = None) -> Store:

@@ -380,11 +380,7 @@ class FileStore:
             commit = self.repos.resolve(repo, ref)
         if glob.is_root:
             return [self._info(repo, commit.id, "", self.trees.lookup(commit.tree, ""))]
-        return [
-            self._info(repo, commit.id, path, entry)
-            for path, entry in self.trees.walk(commit.tree, max_depth=glob.max_depth)
-            if glob.match(path)
-        ]
+        return [self._info(repo, commit.id, path, entry) for path, entry in self.trees.glob(commit.tree, glob)]
 
     def inspect_file(self, repo: str, ref: CommitRef, path: str) -> FileInfo:
         """A file's size and hash, and the commit that last changed it (walking back through parents)."""

@@ -248,6 +248,7 @@ class S3ObjectStore(ObjectStore):
         self._documents_at = f"{self.prefix}documents/"
         self._client: Any = None
         self._assembler: Any = None
+        self._session: Any = None
         self._transfer: TransferConfig | None = None
         self._bucket_seen = False
         self._conditions_seen = False
@@ -273,37 +274,49 @@ class S3ObjectStore(ObjectStore):
         """The boto3 S3 client, made on first use (one per store: boto3 clients are thread-safe,
         but making one is not, hence the lock and a session of our own)."""
         if self._client is None:
-            with self._lock, self._talking():
+            with self._lock:
                 if self._client is None:
-                    import boto3
                     from boto3.s3.transfer import TransferConfig
-                    from botocore.config import Config
 
-                    config = Config(
-                        retries={"max_attempts": self.deadlines.retries, "mode": "standard"},
-                        max_pool_connections=POOL,
-                        connect_timeout=self.deadlines.connect_timeout,
-                        read_timeout=self.deadlines.read_timeout,
-                    )
-                    session = boto3.session.Session()
-                    try:
-                        client = self.endpoint.client(session, config)
-                        self._assembler = self.endpoint.client(
-                            session, config.merge(Config(read_timeout=ASSEMBLY_TIMEOUT))
-                        )
-                    except ValueError as exc:  # a malformed AWS_ENDPOINT_URL
-                        raise DataverError(
-                            f"the object store {self.location} cannot be used: {_one_line(str(exc))}: "
-                            "check AWS_ENDPOINT_URL (or endpoint_url in ~/.aws/config)"
-                        ) from None
+                    self._client = self._make_client(self.deadlines.read_timeout)
                     self._transfer = TransferConfig(
                         multipart_threshold=MULTIPART,
                         multipart_chunksize=MULTIPART,
                         max_concurrency=PART_THREADS,
                         use_threads=True,
                     )
-                    self._client = client
         return self._client
+
+    @property
+    def assembler(self) -> Any:
+        """The client that completes multipart uploads (`ASSEMBLY_TIMEOUT`), made only when a big
+        file is uploaded: making a client costs a tenth of a second or more."""
+        if self._assembler is None:
+            with self._lock:
+                if self._assembler is None:
+                    self._assembler = self._make_client(ASSEMBLY_TIMEOUT)
+        return self._assembler
+
+    def _make_client(self, read_timeout: int) -> Any:
+        with self._talking():
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                retries={"max_attempts": self.deadlines.retries, "mode": "standard"},
+                max_pool_connections=POOL,
+                connect_timeout=self.deadlines.connect_timeout,
+                read_timeout=read_timeout,
+            )
+            if self._session is None:  # one per store: the second client reuses its loaded API model
+                self._session = boto3.session.Session()
+            try:
+                return self.endpoint.client(self._session, config)
+            except ValueError as exc:  # a malformed AWS_ENDPOINT_URL
+                raise DataverError(
+                    f"the object store {self.location} cannot be used: {_one_line(str(exc))}: "
+                    "check AWS_ENDPOINT_URL (or endpoint_url in ~/.aws/config)"
+                ) from None
 
     @contextmanager
     def _talking(self) -> Iterator[None]:
@@ -489,7 +502,7 @@ class S3ObjectStore(ObjectStore):
         def complete() -> None:
             try:
                 with self._talking():
-                    self._assembler.complete_multipart_upload(
+                    self.assembler.complete_multipart_upload(
                         Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
                     )
             except BaseException as exc:  # handed to the waiting thread
