@@ -49,12 +49,12 @@ def _installed_version() -> str:
 
     A `.dist-info` folder is read where importlib.metadata would find it (the first on sys.path)
     without importing importlib.metadata: that brings the email parser, 40 ms, most of
-    `dataver --version`. Anything else (an `.egg-info`, a zip) is left to importlib.metadata."""
+    `dataver --version`. Without one (a zip, a source tree) importlib.metadata answers."""
     import os
     import sys
 
     found = next(filter(None, (_metadata_folder(entry) for entry in sys.path)), None)
-    if found is not None and found.endswith(".dist-info"):
+    if found is not None:
         try:
             with open(os.path.join(found, "METADATA"), encoding="utf-8") as metadata:
                 for line in metadata:
@@ -73,7 +73,8 @@ def _installed_version() -> str:
 
 
 def _metadata_folder(entry: str) -> str | None:
-    """The `dataver-*.dist-info` (or `.egg-info`) folder in one sys.path entry, if it has one."""
+    """The `dataver-*.dist-info` folder in one sys.path entry, if it has one. An `.egg-info` (a
+    checkout's leftover of an old setuptools build) is passed over, as pip's installs make none."""
     import os
 
     try:
@@ -82,6 +83,6 @@ def _metadata_folder(entry: str) -> str | None:
         return None
     for name in names:
         lower = name.lower()
-        if lower.startswith(("dataver-", "dataver.")) and lower.endswith((".dist-info", ".egg-info")):
+        if lower.startswith("dataver-") and lower.endswith(".dist-info"):
             return os.path.join(entry or ".", name)
     return None
