@@ -758,19 +758,26 @@ MULTI_ROWS = 1000
 MAX_PARAMS = 65_535
 """PostgreSQL's limit on the parameters of one statement."""
 _INSERT = re.compile(r"(INSERT INTO [^(]+\([^()]+\) VALUES )(\([^()]*\))(.*)", re.DOTALL)
+_DELETE = re.compile(r"DELETE FROM (\w+) WHERE (\w+ = %s(?: AND \w+ = %s)*)")
 _CONFLICT_KEY = re.compile(r"ON CONFLICT \(([^()]+)\) DO UPDATE")
 
 
 def _multi_row(sql: str, rows: Sequence[Sequence[Any]]) -> tuple[str, str, str] | None:
     """`INSERT INTO t (cols) VALUES (%s, ...) [ON CONFLICT ...]` split around its one row of
-    values, so that many rows go in one statement (`VALUES (...), (...)`): psycopg's executemany
+    values, so that many rows go in one statement (`VALUES (...), (...)`), and likewise
+    `DELETE FROM t WHERE a = %s AND b = %s` as `... WHERE (a, b) IN (VALUES (...), (...))`: psycopg's executemany
     sends a statement per row, and a batch of a thousand datum records then cost the coordinator
     more CPU than everything else it did for them. None where one statement would not do what
     a statement per row does: not such an INSERT, or an `ON CONFLICT (key) DO UPDATE` whose rows
     repeat a key (PostgreSQL refuses to update a row twice in one statement)."""
     found = _INSERT.fullmatch(sql.strip())
     if found is None:
-        return None
+        deleted = _DELETE.fullmatch(sql.strip())
+        if deleted is None:
+            return None
+        columns = ", ".join(c.split("=")[0].strip() for c in deleted.group(2).split(" AND "))
+        marks = ", ".join(["%s"] * (columns.count(",") + 1))
+        return f"DELETE FROM {deleted.group(1)} WHERE ({columns}) IN (VALUES ", f"({marks})", ")"
     head, values, tail = found.groups()
     update = _CONFLICT_KEY.search(tail)
     if update is not None:
