@@ -264,6 +264,30 @@ def test_record_datums_from_racing_jobs_keeps_one_set_of_inputs(opener):
     assert jobs["a" * 32].processed + jobs["b" * 32].processed == 6
 
 
+def test_a_large_batch_of_datum_records_is_kept_whole_and_in_order(opener):
+    """More rows than one statement carries (PostgreSQL sends them as multi-row INSERTs), and a
+    batch that records one datum twice (the later record wins, as row by row)."""
+    store = opener()
+    records = Records(store.db)
+    with store.db.write():
+        records.insert_pipeline(parse_spec(SPEC), Placement("local", "", None, None))
+    records.create_job("a" * 32, records.pipeline("p"), "local", "a" * 32, [], "a" * 32)
+    count = 2500
+
+    def result(i: int, state: str = "success") -> DatumResult:
+        inputs = [("in", "r", f"f{i:05}", "0" * 64, 3), ("in", "r", f"g{i:05}", "0" * 64, 4)]
+        return DatumResult(f"d{i:05}", state, 1.0, 2.0, 1, 0, "", None, inputs, [(f"o{i:05}", "1" * 64, 1)])
+
+    records.record_datums("a" * 32, "p", [result(i) for i in range(count)])
+    records.record_datums("a" * 32, "p", [result(0, "failed"), result(0)])
+    datums = records.job_datums("a" * 32)
+    assert [d.datum_id for d in datums] == [f"d{i:05}" for i in range(count)]
+    assert datums[0].state == "success"
+    assert [f.path for f in records.datum_input_files("p", "d01999")] == ["f01999", "g01999"]
+    assert len(records.successful_datums("p")) == count
+    assert records.datum_outputs("p", ["d02499"])["d02499"] == [("o02499", "1" * 64, 1)]
+
+
 def test_a_failed_transaction_leaves_nothing_and_runs_only_its_cleanup(opener):
     store = opener()
     ran: list[str] = []
