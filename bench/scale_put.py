@@ -38,9 +38,10 @@ def generate(folder: Path, files: int) -> Path:
     return folder
 
 
-def put_figures(work: Path, files: int, store: Path | None = None) -> PutFigures:
+def put_figures(work: Path, files: int, store: Path | None = None, *, keep: bool = False) -> PutFigures:
     """Generate the files under `work`, put them into a fresh store (`store`, default
-    `<work>/store`) and commit them with git, each timed as a whole process."""
+    `<work>/store`) and commit them with git, each timed as a whole process. With `keep`, the
+    files (`<work>/data`) and the git repository (`<work>/git`) stay for the cases that follow."""
     data = generate(work / "data", files)
     store = store or work / "store"
     shutil.rmtree(store, ignore_errors=True)
@@ -52,8 +53,9 @@ def put_figures(work: Path, files: int, store: Path | None = None) -> PutFigures
         run(f"{git} init -q", shell=True)
         theirs = run(f"{git} add -A && {git} commit -qm bench", shell=True)
     finally:
-        shutil.rmtree(data, ignore_errors=True)
-        shutil.rmtree(work / "git", ignore_errors=True)
+        if not keep:
+            shutil.rmtree(data, ignore_errors=True)
+            shutil.rmtree(work / "git", ignore_errors=True)
     return PutFigures(files, ours.seconds, ours.max_rss_mb, theirs.seconds, theirs.max_rss_mb)
 
 

@@ -38,13 +38,16 @@ def read_rows(
     shared: bool = False,
     git_dir: Path | None = None,
     times: int = 5,
+    figures: dict[str, tuple[float, float]] | None = None,
 ) -> list[Row]:
     """Time the five reads in `repo`'s master of the store `store_env` names (DATAVER_ROOT, and
     for a shared store the AWS variables): list-file of `/folder`, get-file and inspect-file of
     `/folder/file`, glob-file of `/*/file` (one match a folder), and diff-file of master and its
     parent after `file` is changed in each of `changed_folders` (one new commit on master).
     `files`: the commit's size, for the rows' names. `git_dir`: a git work tree of the same files,
-    committed, whose `git ls-tree` and `git show` are the reference for list and get."""
+    committed, whose `git ls-tree` and `git show` are the reference for list and get. `figures`,
+    if given, receives each command's (median seconds, peak MB) under its name (growth tables)."""
+    figures = {} if figures is None else figures
     # Installed, dataver's modules are compiled once; from a checkout under PYTHONDONTWRITEBYTECODE
     # every process would compile them again (a tenth of a second of every command).
     compileall.compile_dir(PROJECT / "dataver", quiet=1)
@@ -62,6 +65,7 @@ def read_rows(
     rows = []
     for name, (args, git_name, git_args) in commands.items():
         seconds, cpu, memory = _median([*DATAVER, *args], store_env, times)
+        figures[name] = (seconds, memory)
         target = TARGETS[name] * factor
         theirs = "-"
         ratio = None
