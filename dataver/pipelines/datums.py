@@ -23,7 +23,7 @@ from ..storage.trees import TreeStore
 from .spec import Input, PfsInput
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputCommit:
     """The commit a job reads for one pfs input."""
 
@@ -34,7 +34,7 @@ class InputCommit:
     tree: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DatumFile:
     path: str
     """Path in the input repo (no leading slash)."""
@@ -42,7 +42,7 @@ class DatumFile:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DatumPart:
     """What one pfs input contributes to a datum: the matched path and the files under it."""
 
@@ -60,7 +60,7 @@ class DatumPart:
     """Its input has `empty_files`: the files are laid out empty."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Datum:
     id: str
     parts: tuple[DatumPart, ...]

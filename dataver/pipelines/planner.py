@@ -7,6 +7,9 @@ tasks: their outputs are reused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import overload
+
 from ..executors.base import DatumResult, DatumTask, JobTask
 from ..runtimes.base import JobContext, memory_bytes
 from ..storage.objects import hash_bytes
@@ -76,8 +79,38 @@ def datum_task(datum: Datum) -> DatumTask:
     )
 
 
-def plan(datums: list[Datum], seen: set[str]) -> tuple[list[DatumTask], list[DatumResult]]:
+class DatumTasks(Sequence[DatumTask]):
+    """A job's datum tasks, each made when an executor takes it: a task (its variables, its
+    layout) costs about as much memory as its datum again, so a 100,000-datum job holds only
+    the datums, and the few tasks running or about to."""
+
+    def __init__(self, datums: list[Datum]) -> None:
+        self._datums = datums
+
+    def __len__(self) -> int:
+        return len(self._datums)
+
+    @overload
+    def __getitem__(self, index: int) -> DatumTask: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[DatumTask]: ...
+
+    def __getitem__(self, index: int | slice) -> DatumTask | list[DatumTask]:
+        if isinstance(index, slice):
+            return [datum_task(d) for d in self._datums[index]]
+        return datum_task(self._datums[index])
+
+    def __iter__(self) -> Iterator[DatumTask]:
+        return map(datum_task, self._datums)
+
+    def describe(self, datum_id: str) -> str:
+        """The short human form of one of these datums ('?' if it is not one)."""
+        return next((d.describe() for d in self._datums if d.id == datum_id), "?")
+
+
+def plan(datums: list[Datum], seen: set[str]) -> tuple[DatumTasks, list[DatumResult]]:
     """The tasks to run (datums not `seen` succeeding before) and the skipped datums' results."""
-    todo = [datum_task(d) for d in datums if d.id not in seen]
+    todo = DatumTasks([d for d in datums if d.id not in seen])
     skipped = [DatumResult(d.id, "skipped", None, None, 0, None, "", None, [], []) for d in datums if d.id in seen]
     return todo, skipped
