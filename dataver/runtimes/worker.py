@@ -206,8 +206,8 @@ class _Command:
     def _reaped(self, flags):
         if self.returncode is None:
             pid, status = os.waitpid(self.pid, flags)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
+            if pid:  # as Popen says it (os.waitstatus_to_exitcode needs a Python newer than 3.8)
+                self.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         return self.returncode
 
     def poll(self):
