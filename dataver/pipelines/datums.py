@@ -72,7 +72,7 @@ class Datum:
 
 def datum_id(salt: str, parts: tuple[DatumPart, ...]) -> str:
     digest = hashlib.sha256(salt.encode())
-    for part in sorted(parts, key=lambda p: (p.name, p.path)):
+    for part in parts if len(parts) == 1 else sorted(parts, key=lambda p: (p.name, p.path)):
         digest.update(f"\0{part.name}\0{part.path}\0".encode())
         for f in part.files:
             digest.update(f"{f.path}\0{f.oid}\0".encode())
