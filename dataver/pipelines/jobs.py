@@ -147,7 +147,8 @@ class JobRunner:
 
         with self.store.objects.writer() as writer:
             committer = Committer(self.store, self.repos, self.records, job, writer)
-            committer.record(skipped)
+            for batch in planner.skipped_results(skipped):
+                committer.record(batch)
             results = executor.run(job, runtime, todo, folder, writer)
             try:
                 committer.consume(results, executor.flush_seconds, report, lambda: self.records.stopped(job.job_id))

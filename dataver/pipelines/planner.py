@@ -109,8 +109,20 @@ class DatumTasks(Sequence[DatumTask]):
         return next((d.describe() for d in self._datums if d.id == datum_id), "?")
 
 
-def plan(datums: list[Datum], seen: set[str]) -> tuple[DatumTasks, list[DatumResult]]:
-    """The tasks to run (datums not `seen` succeeding before) and the skipped datums' results."""
+def plan(datums: list[Datum], seen: set[str]) -> tuple[DatumTasks, list[str]]:
+    """The tasks to run (datums not `seen` succeeding before) and the ids of the skipped ones."""
     todo = DatumTasks([d for d in datums if d.id not in seen])
-    skipped = [DatumResult(d.id, "skipped", None, None, 0, None, "", None, [], []) for d in datums if d.id in seen]
-    return todo, skipped
+    return todo, [d.id for d in datums if d.id in seen]
+
+
+SKIPPED_BATCH = 10_000
+"""Skipped datums are recorded this many at a time: a job over 100,000 datums done before never
+holds a result for each."""
+
+
+def skipped_results(ids: list[str]) -> Iterator[list[DatumResult]]:
+    """The results of skipped datums (their outputs are reused), in batches to record."""
+    for start in range(0, len(ids), SKIPPED_BATCH):
+        yield [
+            DatumResult(d, "skipped", None, None, 0, None, "", None, [], []) for d in ids[start : start + SKIPPED_BATCH]
+        ]
