@@ -110,7 +110,10 @@ def _move_aside(out: Path, files: list[JobFile], aside: Path, tag: str) -> tuple
 
 def store_log(path: Path, writer: ObjectWriter) -> str:
     """Store a datum's log. The job could have replaced it (with a link to a host file, say):
-    it is read without following links, and what is not a plain file is not read at all."""
+    it is read without following links, and what is not a plain file is not read at all. No
+    file is an empty log: the agent makes it at the command's first byte of output."""
+    if not os.path.lexists(path):
+        return writer.add_bytes(b"")
     data = jobfiles.read_job_file(path, "the datum's log")
     if data is None:
         data = b"[dataver: the datum's log was replaced by a link or a special file, so it was not read]\n"

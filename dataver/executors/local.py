@@ -35,16 +35,14 @@ class LocalExecutor(Executor):
     ) -> Iterator[list[DatumResult]]:
         if not tasks:
             return
-        pending: queue.Queue[DatumTask] = queue.Queue()
-        for task in tasks:
-            pending.put(task)
+        pending = _Pending(tasks)
         results: queue.Queue[DatumResult | BaseException] = queue.Queue()
         count = min(job.parallelism or 1, len(tasks), _room(job.requests))
         # Each worker is dealt its first datum here, before any thread runs: N datums run at once
         # whenever N are pending. (Taken by the threads, one that started its runtime quickly
         # took a second one to prefetch before another thread took its first, and two 2 s datums
         # on 2 workers took 4 s.)
-        firsts = [pending.get_nowait() for _ in range(count)]
+        firsts = [pending.take() for _ in range(count)]
         threads = [
             threading.Thread(
                 target=self._worker_loop,
@@ -64,8 +62,7 @@ class LocalExecutor(Executor):
                 received += 1
                 yield [item]
         finally:  # whatever ended the loop (done, a worker's error, the job cancelled): no worker outlives it
-            while not pending.empty():
-                pending.get_nowait()
+            pending.drop()
             if received < len(tasks):
                 _stop_commands(job.job_id, threads)
             for t in threads:
@@ -76,8 +73,8 @@ class LocalExecutor(Executor):
         job: JobTask,
         runtime: Runtime,
         base: Path,
-        first: DatumTask,
-        pending: queue.Queue[DatumTask],
+        first: DatumTask | None,
+        pending: _Pending,
         results: queue.Queue[DatumResult | BaseException],
         writer: ObjectWriter,
     ) -> None:
@@ -94,7 +91,7 @@ class LocalExecutor(Executor):
             try:
                 runner = DatumRunner(job, runtime, worker, workspace, self.objects, self.host)
                 while task is not None:
-                    upcoming = _take(pending)
+                    upcoming = pending.take()
 
                     def while_running(upcoming: DatumTask | None = upcoming) -> None:
                         finish_previous()
@@ -147,8 +144,19 @@ def _room(requests: dict[str, float]) -> int:
     return max(1, min(fits, default=1 << 16))
 
 
-def _take(pending: queue.Queue[DatumTask]) -> DatumTask | None:
-    try:
-        return pending.get_nowait()
-    except queue.Empty:
-        return None
+class _Pending:
+    """The tasks no worker has taken yet, each made as a worker takes it (see `DatumTasks`):
+    nothing per datum is held for the whole job here."""
+
+    def __init__(self, tasks: Sequence[DatumTask]) -> None:
+        self._tasks: Iterator[DatumTask] = iter(tasks)
+        self._lock = threading.Lock()
+
+    def take(self) -> DatumTask | None:
+        with self._lock:
+            return next(self._tasks, None)
+
+    def drop(self) -> None:
+        """No worker takes another one (the job ended)."""
+        with self._lock:
+            self._tasks = iter(())

@@ -23,7 +23,7 @@ from ..storage.trees import TreeStore
 from .spec import Input, PfsInput
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputCommit:
     """The commit a job reads for one pfs input."""
 
@@ -34,7 +34,7 @@ class InputCommit:
     tree: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DatumFile:
     path: str
     """Path in the input repo (no leading slash)."""
@@ -42,7 +42,7 @@ class DatumFile:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DatumPart:
     """What one pfs input contributes to a datum: the matched path and the files under it."""
 
@@ -60,7 +60,7 @@ class DatumPart:
     """Its input has `empty_files`: the files are laid out empty."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Datum:
     id: str
     parts: tuple[DatumPart, ...]
@@ -72,7 +72,7 @@ class Datum:
 
 def datum_id(salt: str, parts: tuple[DatumPart, ...]) -> str:
     digest = hashlib.sha256(salt.encode())
-    for part in sorted(parts, key=lambda p: (p.name, p.path)):
+    for part in parts if len(parts) == 1 else sorted(parts, key=lambda p: (p.name, p.path)):
         digest.update(f"\0{part.name}\0{part.path}\0".encode())
         for f in part.files:
             digest.update(f"{f.path}\0{f.oid}\0".encode())

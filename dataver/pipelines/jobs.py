@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import DataverError, JobInterrupted, LeaseLost
-from ..executors.base import DatumTask, Executor, JobTask
+from ..executors.base import Executor, JobTask
 from ..runtimes.base import JobContext, Runtime, job_folder
 from ..runtimes.secrets import secret_env
 from ..storage.store import Store
@@ -147,7 +147,8 @@ class JobRunner:
 
         with self.store.objects.writer() as writer:
             committer = Committer(self.store, self.repos, self.records, job, writer)
-            committer.record(skipped)
+            for batch in planner.skipped_results(skipped):
+                committer.record(batch)
             results = executor.run(job, runtime, todo, folder, writer)
             try:
                 committer.consume(results, executor.flush_seconds, report, lambda: self.records.stopped(job.job_id))
@@ -162,7 +163,7 @@ class JobRunner:
                     )
                 return "failure", (
                     f"{len(committer.failures)} of {len(datums)} datum(s) failed; datum {first.datum_id[:12]} "
-                    f"({_describe(todo, first.datum_id)}): {first.reason} "
+                    f"({todo.describe(first.datum_id)}): {first.reason} "
                     f"(see `dataver logs -j {job.job_id} --datum {first.datum_id[:12]}`)"
                 )
             tree = committer.merge([d for d in datums if d.id in seen or d.id in committer.succeeded])
@@ -175,7 +176,3 @@ class JobRunner:
             except DataverError as exc:
                 return "failure", f"the output was committed, but egress failed: {exc}"
         return "success", ""
-
-
-def _describe(tasks: list[DatumTask], datum_id: str) -> str:
-    return next((t.description for t in tasks if t.datum_id == datum_id), "?")

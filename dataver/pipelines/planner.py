@@ -7,6 +7,9 @@ tasks: their outputs are reused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import overload
+
 from ..executors.base import DatumResult, DatumTask, JobTask
 from ..runtimes.base import JobContext, memory_bytes
 from ..storage.objects import hash_bytes
@@ -76,8 +79,50 @@ def datum_task(datum: Datum) -> DatumTask:
     )
 
 
-def plan(datums: list[Datum], seen: set[str]) -> tuple[list[DatumTask], list[DatumResult]]:
-    """The tasks to run (datums not `seen` succeeding before) and the skipped datums' results."""
-    todo = [datum_task(d) for d in datums if d.id not in seen]
-    skipped = [DatumResult(d.id, "skipped", None, None, 0, None, "", None, [], []) for d in datums if d.id in seen]
-    return todo, skipped
+class DatumTasks(Sequence[DatumTask]):
+    """A job's datum tasks, each made when an executor takes it: a task (its variables, its
+    layout) costs about as much memory as its datum again, so a 100,000-datum job holds only
+    the datums, and the few tasks running or about to."""
+
+    def __init__(self, datums: list[Datum]) -> None:
+        self._datums = datums
+
+    def __len__(self) -> int:
+        return len(self._datums)
+
+    @overload
+    def __getitem__(self, index: int) -> DatumTask: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[DatumTask]: ...
+
+    def __getitem__(self, index: int | slice) -> DatumTask | list[DatumTask]:
+        if isinstance(index, slice):
+            return [datum_task(d) for d in self._datums[index]]
+        return datum_task(self._datums[index])
+
+    def __iter__(self) -> Iterator[DatumTask]:
+        return map(datum_task, self._datums)
+
+    def describe(self, datum_id: str) -> str:
+        """The short human form of one of these datums ('?' if it is not one)."""
+        return next((d.describe() for d in self._datums if d.id == datum_id), "?")
+
+
+def plan(datums: list[Datum], seen: set[str]) -> tuple[DatumTasks, list[str]]:
+    """The tasks to run (datums not `seen` succeeding before) and the ids of the skipped ones."""
+    todo = DatumTasks([d for d in datums if d.id not in seen])
+    return todo, [d.id for d in datums if d.id in seen]
+
+
+SKIPPED_BATCH = 10_000
+"""Skipped datums are recorded this many at a time: a job over 100,000 datums done before never
+holds a result for each."""
+
+
+def skipped_results(ids: list[str]) -> Iterator[list[DatumResult]]:
+    """The results of skipped datums (their outputs are reused), in batches to record."""
+    for start in range(0, len(ids), SKIPPED_BATCH):
+        yield [
+            DatumResult(d, "skipped", None, None, 0, None, "", None, [], []) for d in ids[start : start + SKIPPED_BATCH]
+        ]

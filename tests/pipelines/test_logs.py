@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -121,8 +120,7 @@ def test_following_a_job_whose_runner_was_killed_ends_in_one_line(repo, root):
     job = repo.list_jobs("orphan")[0].id
     proc.kill()
     proc.communicate(timeout=20)
-    for pid in procs.job_commands(job):  # its datum's command, in a session of its own
-        os.kill(pid, signal.SIGKILL)
+    procs.kill(procs.job_commands(job))  # its datum's command, in a session of its own (gone already, maybe)
     follower = dataver_process(root, "logs", "-p", "orphan", "-f", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = follower.communicate(timeout=30)
     assert follower.returncode == 1 and out.decode().endswith("one\n"), (out, err)

@@ -17,7 +17,7 @@ from dataver.pipelines.committer import Committer, pipeline_lease
 from dataver.pipelines.datums import Datum, InputCommit, compute_datums
 from dataver.pipelines.models import JobInput
 from dataver.pipelines.planner import job_task
-from dataver.pipelines.records import JobGone, Placement, Records
+from dataver.pipelines.records import JobGone, JobStopped, Placement, Records
 from dataver.pipelines.spec import parse_spec
 from dataver.runtimes.base import JobContext
 
@@ -141,3 +141,46 @@ def test_a_job_whose_pipeline_went_meanwhile_writes_no_output(store, repos, inpu
         with pytest.raises(JobGone, match="was cancelled"):
             job.committer.commit(tree, "master", job.inputs, job.id)
     assert repos.list_commits("p") == []
+
+
+def test_a_failed_datum_amid_a_batch_is_recorded_as_itself_and_the_others_as_theirs(store, repos, put, inputs):
+    """A batch is recorded in one transaction (in datum id order, not the order datums finished):
+    each row still says what its own datum did, and only the successes become skippable."""
+    put("a", "z.csv", b"z")
+    job = Job(store, repos)
+    by_path = {d.describe(): d for d in job.datums}
+    failed = by_path["a:/y.csv"]
+    results = [job.result(d, upper(d)) for d in job.datums]
+    results[1] = DatumResult(failed.id, "failed", 1.0, 2.0, 3, 7, "the command exited with code 7", None, [], [])
+    with store.coordination.hold(pipeline_lease("p")):
+        job.committer.consume([results], flush_seconds=60, progress=lambda: None)
+    rows = {r.datum_id: r for r in job.records.job_datums(job.id)}
+    assert {d: r.state for d, r in rows.items()} == {d.id: "failed" if d is failed else "success" for d in job.datums}
+    assert (rows[failed.id].exit_code, rows[failed.id].attempts) == (7, 3)
+    assert [f.datum_id for f in job.committer.failures] == [failed.id]
+    assert job.records.successful_datums("p") == {by_path["a:/x.csv"].id, by_path["a:/z.csv"].id}
+    counted = job.records.job(job.id)
+    assert (counted.processed, counted.failed) == (2, 1)
+    outputs = job.records.datum_outputs("p", [d.id for d in job.datums])
+    assert outputs[failed.id] == [] and [p for p, _, _ in outputs[by_path["a:/z.csv"].id]] == ["z.out"]
+
+
+def test_a_job_stopped_mid_batch_records_what_finished_and_stops(store, repos, put, inputs, monkeypatch):
+    """`stop-job` is seen between results: what finished before is recorded (it is done work a
+    later job skips), nothing after it is taken, and the job ends as stopped."""
+    monkeypatch.setattr("dataver.pipelines.committer.STOP_CHECK", 0.0)
+    put("a", "z.csv", b"z")
+    job = Job(store, repos)
+    first, second, third = ([job.result(d, upper(d))] for d in job.datums)
+    taken = []
+
+    def results():
+        for batch in (first, second, third):
+            taken.append(batch)
+            yield batch
+
+    with store.coordination.hold(pipeline_lease("p")), pytest.raises(JobStopped):
+        job.committer.consume(results(), flush_seconds=60, progress=lambda: None, stopped=lambda: len(taken) >= 2)
+    assert len(taken) == 2
+    assert {r.datum_id for r in job.records.job_datums(job.id)} == {first[0].datum_id, second[0].datum_id}
+    assert job.records.successful_datums("p") == {first[0].datum_id, second[0].datum_id}
