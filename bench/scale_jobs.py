@@ -92,7 +92,12 @@ def measure(work: Path, datums: int) -> JobFigures:
 
 def job_rows(work: Path, datums: int) -> list[Row]:
     """The three targets for one size (see the module docstring)."""
-    f = measure(work, datums)
+    return rows_of_figures(measure(work, datums))
+
+
+def rows_of_figures(f: JobFigures) -> list[Row]:
+    """The three targets' rows of one size's figures."""
+    datums = f.datums
     return [
         Row(
             f"{datums}-datum /* cp pipeline, whole create-pipeline, vs a shell loop of {datums} cp",
