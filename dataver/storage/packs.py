@@ -9,7 +9,7 @@ loose, one file each, so big files can be hard-linked into a datum's /pfs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import Corruption
@@ -78,6 +78,24 @@ class PackIndex:
 
     def all(self) -> list[PackEntry]:
         return [PackEntry(*row) for row in self.db.query(f"SELECT {_ENTRY} FROM packed")]
+
+    def pages(self, size: int = 10_000) -> Iterator[list[PackEntry]]:
+        """Every packed object, `size` at a time in id order: what fsck and gc walk, holding one
+        page of a million-object index rather than all of it (`all` builds ~300 bytes per object).
+        Keyset paging on the primary key, so each page is one index range scan on either backend,
+        and rows removed meanwhile (an object set aside) never shift a later page."""
+        after = ""
+        while True:
+            rows = self.db.query(f"SELECT {_ENTRY} FROM packed WHERE oid > ? ORDER BY oid LIMIT ?", (after, size))
+            if rows:
+                yield [PackEntry(*row) for row in rows]
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
+
+    def entries_of(self, pack: str) -> list[PackEntry]:
+        """The objects one pack holds (through the `packed_pack` index)."""
+        return [PackEntry(*row) for row in self.db.query(f"SELECT {_ENTRY} FROM packed WHERE pack = ?", (pack,))]
 
     def forget(self, oid: str) -> None:
         """Unindex one object (a damaged one being set aside; its bytes stay in the pack until gc).
