@@ -79,19 +79,13 @@ class PackIndex:
     def all(self) -> list[PackEntry]:
         return [PackEntry(*row) for row in self.db.query(f"SELECT {_ENTRY} FROM packed")]
 
-    def pages(self, size: int = 10_000) -> Iterator[list[PackEntry]]:
-        """Every packed object, `size` at a time in id order: what fsck and gc walk, holding one
-        page of a million-object index rather than all of it (`all` builds ~300 bytes per object).
-        Keyset paging on the primary key, so each page is one index range scan on either backend,
-        and rows removed meanwhile (an object set aside) never shift a later page."""
-        after = ""
-        while True:
-            rows = self.db.query(f"SELECT {_ENTRY} FROM packed WHERE oid > ? ORDER BY oid LIMIT ?", (after, size))
-            if rows:
-                yield [PackEntry(*row) for row in rows]
-            if len(rows) < size:
-                return
-            after = rows[-1][0]
+    def pages(self) -> Iterator[list[PackEntry]]:
+        """Every packed object, a page at a time, in the order the index holds them (on SQLite, as
+        they were written: each pack in offset order): what fsck and gc walk, holding one page of
+        a million-object index rather than all of it (`all` builds ~300 bytes per object). Write
+        nothing to the database until the walk ends (see `Database.stream`)."""
+        for rows in self.db.stream(f"SELECT {_ENTRY} FROM packed"):
+            yield [PackEntry(*row) for row in rows]
 
     def entries_of(self, pack: str) -> list[PackEntry]:
         """The objects one pack holds (through the `packed_pack` index)."""

@@ -9,6 +9,7 @@ from ..errors import Conflict, Corruption
 from ..models import FsckReport, GcReport
 from ..storage.idsets import IdSet
 from ..storage.objects import hash_bytes
+from ..storage.packs import PackEntry
 from ..storage.store import DATABASE, Store
 from ..storage.trees import EMPTY_TREE
 from .refs import RefsTable
@@ -54,11 +55,11 @@ def _mark(store: Store, outer: OuterReferences) -> IdSet:
     return keep.freeze()
 
 
-def _check_trees(store: Store, outer: OuterReferences, problems: list[str]) -> None:
+def _check_trees(store: Store, outer: OuterReferences, stored: IdSet, problems: list[str]) -> None:
     """Walk every commit's trees strictly (`load_checked`), each distinct tree once, reporting
     unreadable trees and files whose object is missing or damaged (each object once, where it is
-    first found). Memory holds the ids of the trees seen and one folder at a time, not an id per
-    file: whether a folder's objects are stored is asked of the index for the whole folder."""
+    first found). `stored`: the objects found sound a moment ago; only a file not among them
+    (missing, damaged, or stored since) is asked of the store, a folder at a time."""
     trees: set[str] = {EMPTY_TREE}
     reported: set[str] = set()
     for row in RefsTable(store.db).commits():
@@ -73,8 +74,9 @@ def _check_trees(store: Store, outer: OuterReferences, problems: list[str]) -> N
             except Corruption as exc:
                 problems.append(f"commit {row.id} of repo {row.repo}: tree of /{path} unreadable: {exc}")
                 continue
-            files = {e.oid for e in entries.values() if not e.is_dir} - outer.objects.keys() - reported
-            absent = files - store.objects.present(files)
+            files = (e.oid for e in entries.values() if not e.is_dir)
+            unsure = {oid for oid in files if oid not in stored and oid not in outer.objects and oid not in reported}
+            absent = unsure - store.objects.present(unsure) if unsure else unsure
             for name, entry in entries.items():
                 child = f"{path}/{name}" if path else name
                 if entry.is_dir:
@@ -93,10 +95,12 @@ def fsck(store: Store, references: References = OuterReferences) -> FsckReport:
     reference. An object found damaged is set aside (see `ObjectStore.set_aside`), so putting
     the original file again repairs it."""
     problems = store.db.check()
+    stored = IdSet()
     if problems:  # nothing else in the database can be trusted, or even read, until it is salvaged
-        loose = _check_loose(store, [])
+        loose = _check_loose(store, [], stored)
         return FsckReport(loose, 0, [*problems, REPAIR_ADVICE])
-    checked = _check_loose(store, problems) + _check_packed(store, problems)
+    checked = _check_loose(store, problems, stored) + _check_packed(store, problems, stored)
+    stored.freeze()
     refs = RefsTable(store.db)
     with store.db.read():
         commits = refs.commits()
@@ -108,7 +112,7 @@ def fsck(store: Store, references: References = OuterReferences) -> FsckReport:
             if branch.head is not None and branch.head not in ids:
                 problems.append(f"branch {branch.repo}@{branch.name} points at missing commit {branch.head}")
         outer = references()
-        _check_trees(store, outer, problems)
+        _check_trees(store, outer, stored, problems)
         _check_outer(store, outer, ids, problems)
     if not problems:
         _refresh_backup(store)
@@ -135,9 +139,10 @@ def _damage(store: Store, oid: str, actual: str, where: str = "") -> str:
     return f"object {oid} is damaged{where}: its bytes hash to {actual}{aside}"
 
 
-def _check_loose(store: Store, problems: list[str]) -> int:
+def _check_loose(store: Store, problems: list[str], stored: IdSet) -> int:
     """Rehash every loose object as the listing streams by (a million-object store is never
-    listed into memory); damaged ones are set aside once the listing is done."""
+    listed into memory), adding the sound ones to `stored`; damaged ones are set aside once the
+    listing is done."""
     checked = 0
     damaged: list[tuple[str, str]] = []
     for oid in store.objects.loose():
@@ -152,14 +157,18 @@ def _check_loose(store: Store, problems: list[str]) -> int:
             continue
         if actual != oid:
             damaged.append((oid, actual))
+        else:
+            stored.add(oid)
     problems.extend(_damage(store, oid, actual) for oid, actual in damaged)
     return checked
 
 
-def _check_packed(store: Store, problems: list[str]) -> int:
+def _check_packed(store: Store, problems: list[str], stored: IdSet) -> int:
     """Rehash every packed object, a page of the index at a time, each page read pack by pack
-    in offset order (`read_packed_many`)."""
+    in offset order (`read_packed_many`), adding the sound ones to `stored`; damaged ones are
+    set aside once the walk over the index is done (setting aside unindexes them)."""
     checked = 0
+    damaged: list[tuple[PackEntry, str]] = []
     for page in store.objects.packed_pages():
         checked += len(page)
         for entry, data in store.objects.read_packed_many(page):
@@ -168,7 +177,10 @@ def _check_packed(store: Store, problems: list[str]) -> int:
                 continue
             actual = hash_bytes(data)
             if actual != entry.oid:
-                problems.append(_damage(store, entry.oid, actual, f" (in pack {entry.pack})"))
+                damaged.append((entry, actual))
+            else:
+                stored.add(entry.oid)
+    problems.extend(_damage(store, entry.oid, actual, f" (in pack {entry.pack})") for entry, actual in damaged)
     return checked
 
 
