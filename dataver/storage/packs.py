@@ -18,6 +18,9 @@ from .metadata import Database
 
 PACK_LIMIT = 64 << 10
 
+PAGE = 2_000
+"""Index rows a walk over every packed object holds at a time (~300 bytes each as `PackEntry`s)."""
+
 
 @dataclass(frozen=True)
 class PackEntry:
@@ -84,7 +87,7 @@ class PackIndex:
         they were written: each pack in offset order): what fsck and gc walk, holding one page of
         a million-object index rather than all of it (`all` builds ~300 bytes per object). Write
         nothing to the database until the walk ends (see `Database.stream`)."""
-        for rows in self.db.stream(f"SELECT {_ENTRY} FROM packed"):
+        for rows in self.db.stream(f"SELECT {_ENTRY} FROM packed", size=PAGE):
             yield [PackEntry(*row) for row in rows]
 
     def entries_of(self, pack: str) -> list[PackEntry]:
