@@ -49,7 +49,7 @@ def put_figures(work: Path, files: int, store: Path | None = None, *, keep: bool
     try:
         run([*DATAVER, "create-repo", "big"], env=env)
         ours = run([*DATAVER, "put-file", "big", "master", "/", "-r", "-f", str(data)], env=env)
-        git = f"git --git-dir={work}/git --work-tree={data} -c user.name=b -c user.email=b@b"
+        git = f"git --git-dir={work}/git --work-tree={data} -c user.name=b -c user.email=b@b -c gc.auto=0"
         run(f"{git} init -q", shell=True)
         theirs = run(f"{git} add -A && {git} commit -qm bench", shell=True)
     finally:

@@ -272,3 +272,14 @@ class Database(ABC):
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return self._execute(sql, params, False).fetchone()
+
+    def stream(self, sql: str, params: Sequence[Any] = (), size: int = 10_000) -> Iterator[list[Row]]:
+        """The rows of one query, `size` at a time, fetched as they are consumed: a scan of a
+        million-row table (fsck's walk over the pack index) holds a page, not the table. SQLite
+        steps its cursor; a server's client-side cursor holds the result where its driver keeps
+        it. Nothing may be written through this thread's connection until the iteration ends
+        (SQLite leaves a scan of a table changed under it undefined)."""
+        with self.pinned():
+            cursor = self._execute(sql, params, False)
+            while rows := cursor.fetchmany(size):
+                yield rows

@@ -9,7 +9,7 @@ loose, one file each, so big files can be hard-linked into a datum's /pfs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import Corruption
@@ -17,6 +17,9 @@ from ..names import OBJECT_ID_RE, PACK_ID_RE
 from .metadata import Database
 
 PACK_LIMIT = 64 << 10
+
+PAGE = 2_000
+"""Index rows a walk over every packed object holds at a time (~300 bytes each as `PackEntry`s)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,18 @@ class PackIndex:
 
     def all(self) -> list[PackEntry]:
         return [PackEntry(*row) for row in self.db.query(f"SELECT {_ENTRY} FROM packed")]
+
+    def pages(self) -> Iterator[list[PackEntry]]:
+        """Every packed object, a page at a time, in the order the index holds them (on SQLite, as
+        they were written: each pack in offset order): what fsck and gc walk, holding one page of
+        a million-object index rather than all of it (`all` builds ~300 bytes per object). Write
+        nothing to the database until the walk ends (see `Database.stream`)."""
+        for rows in self.db.stream(f"SELECT {_ENTRY} FROM packed", size=PAGE):
+            yield [PackEntry(*row) for row in rows]
+
+    def entries_of(self, pack: str) -> list[PackEntry]:
+        """The objects one pack holds (through the `packed_pack` index)."""
+        return [PackEntry(*row) for row in self.db.query(f"SELECT {_ENTRY} FROM packed WHERE pack = ?", (pack,))]
 
     def forget(self, oid: str) -> None:
         """Unindex one object (a damaged one being set aside; its bytes stay in the pack until gc).

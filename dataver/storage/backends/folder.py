@@ -86,6 +86,15 @@ class FolderObjectStore(ObjectStore):
             f.seek(offset)
             return f.read(size)
 
+    def read_ranges(self, pack: str, ranges: list[tuple[int, int]]) -> Iterator[bytes]:
+        """One open file for the whole batch: opening the pack per object cost fsck ~25 us each."""
+        fd = os.open(self.pack_path(pack), os.O_RDONLY)
+        try:
+            for offset, size in ranges:
+                yield os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
     def link_source(self, oid: str) -> str | None:
         return str(self.path(oid)) if self.is_loose(oid) else None
 

@@ -170,6 +170,11 @@ class _Result:
         rows, self._next = self.rows[self._next :], len(self.rows)
         return rows
 
+    def fetchmany(self, size: int) -> list[Any]:
+        rows = self.rows[self._next : self._next + size]
+        self._next += len(rows)
+        return rows
+
     def fetchone(self) -> Any:
         if self._next >= len(self.rows):
             return None
