@@ -43,7 +43,7 @@ def exponent(sizes: Sequence[int], values: Sequence[float]) -> float:
     xs = [math.log(s) for s in sizes]
     ys = [math.log(max(v, 1e-6)) for v in values]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
 
 
 def _sizes(top: int) -> list[int]:
@@ -118,16 +118,20 @@ def growth_table(file_curve: list[tuple[PutFigures, dict]], job_curve: list[JobF
         series.append((f"{name}: time", file_sizes, [r[name][0] for _, r in file_curve], "s"))
         series.append((f"{name}: peak memory", file_sizes, [r[name][1] for _, r in file_curve], "MB"))
     datum_sizes = [j.datums for j in job_curve]
-    series += [] if not job_curve else [
-        ("job: planning", datum_sizes, [j.plan for j in job_curve], "s"),
-        ("job: running", datum_sizes, [j.job for j in job_curve], "s"),
-        ("job: whole create-pipeline", datum_sizes, [j.create_pipeline for j in job_curve], "s"),
-        ("job: shell loop of cp", datum_sizes, [j.loop for j in job_curve], "s"),
-        ("job: peak memory", datum_sizes, [j.peak_mb for j in job_curve], "MB"),
-        ("next job after adding 1 file", datum_sizes, [j.next_job for j in job_curve], "s"),
-    ]
+    series += (
+        []
+        if not job_curve
+        else [
+            ("job: planning", datum_sizes, [j.plan for j in job_curve], "s"),
+            ("job: running", datum_sizes, [j.job for j in job_curve], "s"),
+            ("job: whole create-pipeline", datum_sizes, [j.create_pipeline for j in job_curve], "s"),
+            ("job: shell loop of cp", datum_sizes, [j.loop for j in job_curve], "s"),
+            ("job: peak memory", datum_sizes, [j.peak_mb for j in job_curve], "MB"),
+            ("next job after adding 1 file", datum_sizes, [j.next_job for j in job_curve], "s"),
+        ]
+    )
     for name, sizes, values, unit in series:
-        figures = " | ".join(f"{s:,}: {v:.3g} {unit}" for s, v in zip(sizes, values))
+        figures = " | ".join(f"{s:,}: {v:.3g} {unit}" for s, v in zip(sizes, values, strict=True))
         rows.append(Row(name, figures, "-", exponent(sizes, values), "report", True))
     return rows
 
@@ -162,7 +166,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print_table("dataver at scale (issue 26)", rows)
     if file_curve or job_curve:
-        print_table("growth: each figure at three sizes; the ratio column is the curve's exponent", growth_table(file_curve, job_curve))
+        print_table(
+            "growth: each figure at three sizes; the ratio column is the curve's exponent",
+            growth_table(file_curve, job_curve),
+        )
 
 
 if __name__ == "__main__":

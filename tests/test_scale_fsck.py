@@ -8,12 +8,10 @@ hold 32 bytes an id; a Python set of hex ids, as before, cost ~350 bytes an obje
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from peaks import dataver_peak
 
 from dataver import Client
 
@@ -32,30 +30,12 @@ def _write_folders(base: Path, first: int, count: int) -> None:
             (path / f"f{i:04d}.txt").write_text(f"{folder:03d}{i:04d}" + "x" * 92)
 
 
-_MEASURED = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.executable, [sys.executable, "-m", "dataver", *sys.argv[1:]])
-_, status, usage = os.wait4(pid, 0)
-print(f"maxrss={usage.ru_maxrss}", file=sys.stderr)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-"""Runs the command from a small process: a child's ru_maxrss starts at the RSS of whatever it was
-forked from (Linux keeps the high-water mark across exec), and this test's own process is large."""
-
-
 def _peak_mb(root: Path, *args: str) -> float:
     """Run one dataver command on `root` to completion; its peak resident memory in MB."""
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURED, *args],
-        env={**os.environ, "DATAVER_ROOT": str(root)},
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = dataver_peak(*args, root=root)
+    assert done.exit_code == 0, done.stdout + done.stderr
     assert "no problems" in done.stdout or "removed 0 objects" in done.stdout, done.stdout
-    return int(done.stderr.strip().splitlines()[-1].removeprefix("maxrss=")) / 1024
+    return done.peak_mb
 
 
 def test_fsck_and_gc_memory_stays_flat_as_the_store_grows(tmp_path):

@@ -6,12 +6,10 @@ processes of their own; the peak RSS of each (wait4) is bounded, and so is its g
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from peaks import dataver_peak
 
 pytestmark = pytest.mark.serial  # a peak of memory, and the machine's time for 12,000 datums
 
@@ -24,15 +22,9 @@ KB_PER_DATUM = 1.8
 
 def _dataver(root: Path, *args: str) -> tuple[float, str]:
     """Run `dataver ARGS` in a process of its own: (its peak RSS in MB, its stdout)."""
-    env = {**os.environ, "DATAVER_ROOT": str(root), "DATAVER_SANDBOX": "none"}
-    with open(root.parent / "stderr", "w+b") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "dataver", *args], env=env, stdout=subprocess.PIPE, stderr=err)
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)  # not proc.wait(): wait4 gives the peak too
-        err.seek(0)
-        assert os.waitstatus_to_exitcode(status) == 0, err.read().decode()
-    return usage.ru_maxrss / 1024, out.decode()
+    done = dataver_peak(*args, root=root, env={"DATAVER_SANDBOX": "none"})
+    assert done.exit_code == 0, done.stderr
+    return done.peak_mb, done.stdout
 
 
 def _job_peak(base: Path, datums: int) -> float:

@@ -5,11 +5,8 @@ batched, nothing kept per file for the whole put), so a regression fails here, n
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+from peaks import dataver_peak
 
 from bench.scale_put import generate
 
@@ -23,15 +20,13 @@ GROWTH_MB = 8
 
 def _put_peak_mb(tmp_path, files: int) -> float:
     data = generate(tmp_path / f"data{files}", files)
-    env = {**os.environ, "DATAVER_ROOT": str(tmp_path / f"store{files}")}
-    dataver = [sys.executable, "-m", "dataver"]
-    subprocess.run([*dataver, "create-repo", "big"], env=env, check=True, capture_output=True)
-    proc = subprocess.Popen([*dataver, "put-file", "big", "master", "/", "-r", "-f", str(data), "-q"], env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    listed = subprocess.run([*dataver, "list-file", "big", "master", "/d0001"], env=env, capture_output=True, text=True)
+    root = tmp_path / f"store{files}"
+    assert dataver_peak("create-repo", "big", root=root).exit_code == 0
+    put = dataver_peak("put-file", "big", "master", "/", "-r", "-f", str(data), "-q", root=root)
+    assert put.exit_code == 0, put.stderr
+    listed = dataver_peak("list-file", "big", "master", "/d0001", root=root)
     assert listed.stdout.count("f0") == 1000
-    return usage.ru_maxrss / 1024
+    return put.peak_mb
 
 
 def test_put_file_memory_is_bounded_and_flat_as_files_grow(tmp_path):

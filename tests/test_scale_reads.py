@@ -5,12 +5,10 @@ depth into entries (365 MB for a million files)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from peaks import dataver_peak
 
 from dataver import Client
 from dataver.names import CommitRef
@@ -43,32 +41,12 @@ def _commit(root: Path, folders: int) -> None:
     client.close()
 
 
-LAUNCH = """
-import os, subprocess, sys
-with open(sys.argv[1], "w") as out:
-    proc = subprocess.Popen(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
-"""
-"""Runs a command from a small process and prints its exit code and peak memory (KB): a child's
-ru_maxrss counts the memory of the process it was forked from, so the test's own would hide it."""
-
-
 def _peak_mb(root: Path, *args: str) -> tuple[float, list[str]]:
     """Run `dataver ARGS` in the store at `root`: its own peak resident memory (MB) and its lines."""
-    out = root.parent / "out.txt"
-    launched = subprocess.run(
-        [sys.executable, "-c", LAUNCH, str(out), sys.executable, "-m", "dataver", *args],
-        env={**os.environ, "DATAVER_ROOT": str(root)},
-        cwd=root.parent,  # not the checkout: `python -m` puts the working folder first on the path
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    code, peak = map(int, launched.stdout.split())
-    lines = out.read_text().splitlines()
-    assert code == 0, lines[-5:]
-    return peak / 1024, lines
+    done = dataver_peak(*args, root=root)
+    lines = done.stdout.splitlines()
+    assert done.exit_code == 0, done.stderr
+    return done.peak_mb, lines
 
 
 @pytest.fixture(scope="module")
