@@ -34,24 +34,52 @@ class Run:
     """User and system CPU time of the command's own process (not its children's)."""
 
 
+LAUNCH = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - start
+with open(sys.argv[1], "w") as record:
+    record.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime} {elapsed}")
+"""
+"""Runs a command (argv[2:]) from a small process and writes its exit code, peak memory (KB), CPU
+and wall seconds to argv[1]. Linux keeps a process's RSS high-water mark across exec, so a command
+forked from a big process (a benchmark that started servers, pytest) would report that process's
+peak instead of its own; a bare Python launcher is ~10 MB, below anything measured."""
+
+
 def run(
     cmd: Sequence[str] | str, *, env: dict[str, str] | None = None, cwd: Path | None = None, shell: bool = False
 ) -> Run:
-    """Run one command to completion; its wall time and its own peak memory (wait4's rusage).
+    """Run one command to completion; its wall time and its own peak memory (wait4's rusage),
+    measured by a small launcher (`LAUNCH`) so that this process's size does not count.
 
     Dirty pages are flushed first, so no command pays for writing back the data an earlier
     step generated (dataver's syncfs would otherwise flush the benchmark's own input).
     """
+    argv = ["/bin/sh", "-c", cmd] if shell else list(cmd)
     os.sync()
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env={**os.environ, **(env or {})}, cwd=cwd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark command failed: {cmd}\n{proc.stderr.read().decode() if proc.stderr else ''}")
-    return Run(elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    with tempfile.TemporaryDirectory(prefix="dataver-bench-run-") as tmp:
+        record, errors = Path(tmp) / "record", Path(tmp) / "stderr"
+        with open(errors, "wb") as err:
+            subprocess.run(
+                [sys.executable, "-I", "-c", LAUNCH, str(record), *argv],
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                check=True,
+            )
+        code, kb, cpu, elapsed = record.read_text().split()
+        if int(code) != 0:
+            raise SystemExit(f"benchmark command failed: {cmd}\n{errors.read_text(errors='replace')}")
+    return Run(float(elapsed), int(kb) / 1024, float(cpu))
 
 
 def best(times: int, fn: Callable[[], Run]) -> Run:

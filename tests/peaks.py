@@ -1,9 +1,9 @@
 """The peak memory of one whole `dataver` process, as the memory-bound tests of issue 26 assert it.
 
-The command is started by a small launcher, not by the test: Linux keeps a process's RSS
-high-water mark across exec, so a child forked from pytest (hundreds of MB) would report pytest's
-peak, not its own, and a bound would hide every regression below it. The launcher (a bare Python,
-~10 MB) forks, execs the command and reports its exit status and its own ru_maxrss.
+The command is started by the benchmarks' small launcher (`bench.common.LAUNCH`), not by the
+test: Linux keeps a process's RSS high-water mark across exec, so a child forked from pytest
+(hundreds of MB) would report pytest's peak, not its own, and a bound would hide every regression
+below it.
 """
 
 from __future__ import annotations
@@ -15,15 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-LAUNCH = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.argv[2], sys.argv[2:])
-_, status, usage = os.wait4(pid, 0)
-with open(sys.argv[1], "w") as record:
-    record.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
-"""
+from bench.common import LAUNCH
 
 
 @dataclass(frozen=True)
@@ -45,5 +37,5 @@ def dataver_peak(*args: str, root: Path, env: dict[str, str] | None = None) -> M
             capture_output=True,
             text=True,
         )
-        code, kb = map(int, Path(record.name).read_text().split())
-    return Measured(kb / 1024, code, done.stdout, done.stderr)
+        code, kb, _, _ = Path(record.name).read_text().split()
+    return Measured(int(kb) / 1024, int(code), done.stdout, done.stderr)
