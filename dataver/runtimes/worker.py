@@ -24,6 +24,7 @@ import resource
 import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -55,8 +56,14 @@ class _BoundedLog:
             keep = chunk[: self.limit - self.written]
             try:
                 if self.file is None:
-                    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-                    self.file = os.fdopen(os.open(self.path, flags, 0o644), "wb", buffering=0)
+                    # non-blocking: the command may have put a FIFO there, whose open would wait
+                    # for a reader for ever (ENXIO instead); anything but a plain file is refused
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+                    fd = os.open(self.path, flags, 0o644)
+                    if not stat.S_ISREG(os.fstat(fd).st_mode):
+                        os.close(fd)
+                        raise OSError(f"{self.path} is not a plain file")
+                    self.file = os.fdopen(fd, "wb", buffering=0)
                 self.file.write(keep)
                 self.written += len(keep)
                 if self.written >= self.limit:
@@ -227,6 +234,25 @@ class _Command:
         return self.returncode
 
 
+def _executable(name, env):
+    """The file `name` runs, looked up in the command's own PATH as Popen looked it up (glibc's
+    posix_spawnp searches the agent's PATH, not the one the command is given): the first
+    executable file found, else the first file found (its start then fails as not executable).
+    FileNotFoundError where there is none: a bare name is never run from the working directory."""
+    if "/" in name:
+        return name
+    found = None
+    for folder in os.get_exec_path(env):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return path
+            found = found or path
+    if found is None:
+        raise FileNotFoundError(2, "No such file or directory", name)
+    return found
+
+
 def _start(request, env=None):
     """Start a request's command in a session of its own, stdout and stderr on one pipe, its stdin
     lines fed by a thread: (command, None), or (None, the reply) when it cannot start. The
@@ -249,10 +275,11 @@ def _start(request, env=None):
         actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
     cmd = request["cmd"]
     try:
-        pid = os.posix_spawnp(
-            cmd[0],
+        env = request["env"] if env is None else env
+        pid = os.posix_spawn(
+            _executable(cmd[0], env),
             cmd,
-            request["env"] if env is None else env,
+            env,
             file_actions=actions,
             setsid=True,
             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),

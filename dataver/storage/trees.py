@@ -270,6 +270,8 @@ class TreeBuilder:
         self.root: Built = {}
         self._open: list[Built] = [self.root]
         self._names: list[str] = []
+        self._finished: list[tuple[Built, str]] = []
+        """Folders the walk has left, not written yet: (their parent, their name)."""
         self._held = 0
 
     def add(self, path: str, entry: Entry) -> None:
@@ -279,6 +281,8 @@ class TreeBuilder:
         same = 0
         while same < len(folder) and same < len(self._names) and folder[same] == self._names[same]:
             same += 1
+        if len(self._open) > same + 1:  # the walk leaves this folder (and the ones open below it)
+            self._finished.append((self._open[same], self._names[same]))
         del self._open[same + 1 :], self._names[same:]
         for depth, name in enumerate(folder[same:], start=same):
             parent = self._open[-1]
@@ -298,12 +302,14 @@ class TreeBuilder:
             self._spill()
 
     def _spill(self) -> None:
-        """Write every finished folder held (an open one is still being filled)."""
-        still_open = {id(folder) for folder in self._open}
-        for folder in self._open:
-            for name, child in folder.items():
-                if isinstance(child, dict) and id(child) not in still_open:
-                    folder[name] = self._write(child)
+        """Write every finished folder held (an open one is still being filled). Only those the
+        walk left since the last spill are looked at: a folder of more than `hold` files keeps
+        the count at `hold` or more, so this runs at each of its files."""
+        for parent, name in self._finished:
+            child = parent[name]
+            if isinstance(child, dict):
+                parent[name] = self._write(child)
+        self._finished.clear()
         self._held = sum(len(folder) for folder in self._open)
 
     def _write(self, folder: Built) -> Entry:
