@@ -47,3 +47,23 @@ def test_a_cache_that_cannot_be_written_is_not_used(tmp_path):
     oid, raw = _tree(1)
     cache.put(oid, raw)
     assert cache.get(oid) is None
+
+
+def test_a_kept_copy_damaged_on_disk_is_dropped_not_answered(tmp_path):
+    cache = TreeCache(tmp_path)
+    oid, raw = _tree(3)
+    cache.put(oid, raw)
+    kept = tmp_path / oid[:2] / oid[2:]
+    kept.write_bytes(raw[:-10])  # cut short, as by a crash
+    assert cache.get(oid) is None
+    assert not kept.exists()
+
+
+def test_a_tree_bigger_than_a_fan_folders_share_is_not_kept(tmp_path):
+    cache = TreeCache(tmp_path, limit=FANS * 250)
+    small, small_raw = _tree(4)
+    cache.put(small, small_raw)
+    big, big_raw = _tree(5, size=300)
+    cache.put(big, big_raw)
+    assert cache.get(big) is None
+    assert cache.get(small) == small_raw

@@ -6,8 +6,9 @@ tree nor PostgreSQL for where it is packed, and a command that reads only trees 
 S3 client at all (a few hundred milliseconds of boto3 at every command).
 
 Verified: bytes are kept only if they hash to their id, so a damaged answer is never kept (it is
-handed back as the store gave it, as without a cache). A kept file is trusted as the local
-store's own tree files are: hashing every tree read would cost more than reading it.
+handed back as the store gave it, as without a cache), and a kept copy is hashed again when it is
+read (~0.1 ms for a 1,000-file folder's tree): a copy cut short by a crash or damaged on disk is
+dropped and the bucket asked, never answered from (a glob would otherwise silently miss names).
 
 Bounded: the folder fans out by the id's first two hex digits, and each of the 256 fan folders
 keeps at most its share of `limit` bytes, dropping its least recently used files when a new one
@@ -40,11 +41,15 @@ class TreeCache:
         return self.folder / oid[:2] / oid[2:]
 
     def get(self, oid: str) -> bytes | None:
-        """The kept bytes of tree `oid`, or None; a hit is marked as recently used."""
+        """The kept bytes of tree `oid`, or None (none kept, or a damaged copy, which is dropped);
+        a hit is marked as recently used."""
         path = self._path(oid)
         try:
             with open(path, "rb") as f:
                 raw = f.read()
+            if hash_bytes(raw) != oid:
+                os.unlink(path)
+                return None
             os.utime(path)
         except OSError:
             return None
@@ -53,7 +58,7 @@ class TreeCache:
     def put(self, oid: str, raw: bytes) -> None:
         """Keep `raw` as tree `oid` if it hashes to it, making room in its fan folder first. A
         cache that cannot be written (a full disk, a read-only root) is simply not used."""
-        if hash_bytes(raw) != oid:
+        if len(raw) > self.share or hash_bytes(raw) != oid:  # one huge folder must not empty a fan folder
             return
         fan = self.folder / oid[:2]
         tmp = fan / f".{uuid.uuid4().hex}.part"
