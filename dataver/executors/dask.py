@@ -19,6 +19,7 @@ it), and records the results of every batch that finished meanwhile in one trans
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -132,18 +133,19 @@ class DaskExecutor(Executor):
             shipped = client.scatter(RemoteJob(job, self.store, code), broadcast=True, hash=False)
         except Exception as exc:
             raise self._lost(exc, job.pipeline) from None
-        queue = deque(t for t in tasks if t.datum_id not in adopted)
+        queue = _Queue(tasks, adopted)
         # Batches in flight at once: `parallelism` (a batch runs its datums one after another),
         # else two per worker thread, so that a thread finishing a batch has the next one waiting.
         window = job.parallelism or 2 * slots
         batches: dict[str, tuple[list[DatumTask], Any]] = {}  # in flight, by key (published: `_publish`)
-        by_id = {t.datum_id: t for t in tasks}
-        for datum_id, future in adopted.items():
-            batches.setdefault(future.key, ([], future))[0].append(by_id[datum_id])
+        for task in tasks if adopted else ():
+            future = adopted.get(task.datum_id)
+            if future is not None:
+                batches.setdefault(future.key, ([], future))[0].append(task)
         unchecked = set(batches)
 
         def submit() -> Any:
-            batch = [queue.popleft() for _ in range(sizer.size(len(queue)))]
+            batch = queue.take(sizer.size(len(queue)))
             future = client.submit(
                 run_batch,
                 shipped,
@@ -173,7 +175,7 @@ class DaskExecutor(Executor):
                     batch, _ = batches.pop(future.key)
                     done = self._results(future, outcome, batch, job.pipeline, writer.store)
                     if future.key in unchecked and not _still_stored(done, writer.store):
-                        queue.extend(batch)  # its outputs were collected while no coordinator held the store
+                        queue.again(batch)  # its outputs were collected while no coordinator held the store
                         continue
                     sizer.observe(done)
                     results += done
@@ -239,9 +241,10 @@ class DaskExecutor(Executor):
         from distributed.scheduler import KilledWorker
 
         if future.status == "finished":
-            wanted = {t.datum_id for t in batch}
+            wanted = {t.datum_id: t for t in batch}
             results = [r for r in outcome if r.datum_id in wanted]
             for result in results:
+                result.inputs = list(wanted[result.datum_id].inputs)  # not sent back: `remote.run_batch`
                 if result.damaged_input is not None:  # the worker may not set it aside: done here
                     oid, actual = result.damaged_input
                     result.reason = f"a damaged input: {objects.corrupt(oid, actual)}"
@@ -315,6 +318,28 @@ def _still_stored(results: list[DatumResult], objects: ObjectStore) -> bool:
     except FileNotFoundError:
         return False
     return objects.present(named - packed) == named - packed
+
+
+class _Queue:
+    """The datums still to submit, in order: each task is made as it is taken (a job's tasks are
+    made lazily, `planner.DatumTasks`), and a batch to run again goes first."""
+
+    def __init__(self, tasks: Sequence[DatumTask], adopted: dict[str, Any]) -> None:
+        self._fresh = (t for t in tasks if t.datum_id not in adopted)
+        self._left = len(tasks) - len(adopted)
+        self._again: deque[DatumTask] = deque()
+
+    def __len__(self) -> int:
+        return self._left + len(self._again)
+
+    def take(self, n: int) -> list[DatumTask]:
+        batch = [self._again.popleft() for _ in range(min(n, len(self._again)))]
+        fresh = list(itertools.islice(self._fresh, n - len(batch)))
+        self._left -= len(fresh)
+        return batch + fresh
+
+    def again(self, tasks: list[DatumTask]) -> None:
+        self._again.extend(tasks)
 
 
 class _BatchSizer:

@@ -207,7 +207,9 @@ def run_batch(remote: RemoteJob, tasks: list[DatumTask]) -> list[DatumResult]:
     """Run a batch of datums one after another on this Dask worker (the function the coordinator
     submits): one started runtime worker and one pack of outputs for the batch, and each datum's
     outputs stored while the next one runs. The pack rows ride on the last result (the batch's
-    results are recorded together). A batch of a job that ended stops before its next datum."""
+    results are recorded together). The results leave out their datums' inputs, which the
+    coordinator has (they were half of what a tiny datum sends back). A batch of a job that
+    ended stops before its next datum."""
     host = _this_host()
     objects = host.objects(remote.store)
     session = host.checkout(remote, objects)
@@ -235,6 +237,8 @@ def run_batch(remote: RemoteJob, tasks: list[DatumTask]) -> list[DatumResult]:
         session.close()  # a worker that failed mid-datum is not handed to the next one
         raise
     host.checkin(session)
+    for result in results:
+        result.inputs = []
     if results:
         results[-1].placed = placed
     return results
