@@ -99,10 +99,10 @@ def _changed(trees: TreeStore, old: str | None, new: str | None, depth: int, pre
         return
     before = trees.load(old) if old else {}
     after = trees.load(new) if new else {}
-    for name in sorted(before.keys() | after.keys()):
+    differ = [name for name, entry in after.items() if before.get(name) != entry]
+    differ += [name for name in before if name not in after]
+    for name in sorted(differ):  # only the few that differ sorted, not a 100,000-entry folder
         a, b = before.get(name), after.get(name)
-        if a == b:
-            continue
         path = join_path(prefix, name)
         if depth == 1:
             yield path
