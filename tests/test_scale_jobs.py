@@ -1,6 +1,8 @@
 """A job's memory is bounded: what it holds per datum for the whole job is small, so that a
 100,000-datum job stays under 300 MB (issue 26). Two sizes of the same trivial job run in
 processes of their own; the peak RSS of each (wait4) is bounded, and so is its growth per datum.
+The job after adding one file (incremental: one datum planned, the rest carried) holds next to
+nothing per datum.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ PEAK_MB = 150
 """A job process's peak at either size (about 60 MB of it is Python, the CLI and the store)."""
 KB_PER_DATUM = 1.8
 """Growth of the peak per datum: 100,000 datums at this rate stay under the 300 MB target."""
+NEXT_KB_PER_DATUM = 0.6
+"""Growth per datum of the peak of the job after adding one file (the input's and output's root
+folders are read whole: a few hundred bytes an entry)."""
 
 
 def _dataver(root: Path, *args: str) -> tuple[float, str]:
@@ -27,7 +32,8 @@ def _dataver(root: Path, *args: str) -> tuple[float, str]:
     return done.peak_mb, done.stdout
 
 
-def _job_peak(base: Path, datums: int) -> float:
+def _job_peaks(base: Path, datums: int) -> tuple[float, float]:
+    """The peaks of the job over `datums` files and of the one after adding a file."""
     src = base / "files"
     src.mkdir(parents=True)
     for i in range(datums):
@@ -49,12 +55,18 @@ def _job_peak(base: Path, datums: int) -> float:
     _, listing = _dataver(root, "list-job", "--json")
     job = json.loads(listing)[0]
     assert (job["state"], job["processed"]) == ("success", datums), job
-    return peak
+    (base / "extra").write_text("one more\n")
+    next_peak, _ = _dataver(root, "put-file", "in", "master", "-f", str(base / "extra"))
+    _, listing = _dataver(root, "list-job", "--json")
+    job = json.loads(listing)[0]
+    assert (job["state"], job["processed"], job["skipped"]) == ("success", 1, datums), job
+    return peak, next_peak
 
 
 def test_a_jobs_peak_memory_is_bounded_and_grows_little_per_datum(tmp_path: Path) -> None:
-    small = _job_peak(tmp_path / "small", SMALL)
-    large = _job_peak(tmp_path / "large", LARGE)
-    assert max(small, large) <= PEAK_MB, (small, large)
+    (small, small_next), (large, large_next) = (_job_peaks(tmp_path / n, d) for n, d in (("s", SMALL), ("l", LARGE)))
+    assert max(small, large, small_next, large_next) <= PEAK_MB, (small, large, small_next, large_next)
     per_datum_kb = (large - small) * 1024 / (LARGE - SMALL)
     assert per_datum_kb <= KB_PER_DATUM, f"{small:.0f} MB at {SMALL} datums, {large:.0f} MB at {LARGE}"
+    next_kb = (large_next - small_next) * 1024 / (LARGE - SMALL)
+    assert next_kb <= NEXT_KB_PER_DATUM, f"next job: {small_next:.0f} MB at {SMALL}, {large_next:.0f} MB at {LARGE}"

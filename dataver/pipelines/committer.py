@@ -118,6 +118,30 @@ class Committer:
         self.writer.publish()
         return root
 
+    def edit(self, base: str, gone: list[Datum], live: list[Datum]) -> Entry | None:
+        """The output tree as an edit of the last successful job's (`base`, the merge of its
+        datums): the outputs of its `gone` datums out, those of the changed datums `live` now in.
+        The same tree as `merge` of every live datum; None where a path in would be written by
+        two datums (or collide with another's), which `merge` then says as it always does."""
+        outputs = self.records.datum_outputs(self.job.pipeline, [d.id for d in gone + live])
+        editor = TreeEditor(self.store.trees, base)
+        written: set[str] = set()
+        try:
+            for datum in gone:
+                for path, _, _ in outputs[datum.id]:
+                    editor.delete(path)
+            for datum in live:
+                for path, oid, size in outputs[datum.id]:
+                    if path in written or editor.get(path) is not None:
+                        return None
+                    written.add(path)
+                    editor.set(path, Entry(FILE, oid, size))
+        except Conflict:
+            return None
+        root = editor.write(self.writer)
+        self.writer.publish()
+        return root
+
     def commit(self, tree: Entry, output_branch: str, inputs: list[InputCommit], global_id: str) -> None:
         """The output lands, in the job's commit set, only while the job (so its pipeline) exists,
         and its lease is ours."""

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, replace
 
 from ..globs import compile_glob
-from ..storage.trees import TreeStore
+from ..storage.trees import Entry, TreeStore
 from .spec import Input, PfsInput
 
 
@@ -87,16 +87,24 @@ def _pfs_parts(pfs: PfsInput, commit: InputCommit, trees: TreeStore) -> list[Dat
     parts = []
     for path, entry in trees.walk(commit.tree, max_depth=glob.max_depth):
         match = glob.match(path)
-        if match is None:
-            continue
-        if entry.is_dir:
-            files = tuple(DatumFile(p, e.oid, e.size) for p, e in trees.files(entry.oid, path))
-        else:
-            files = (DatumFile(path, entry.oid, entry.size),)
-        if files:
-            groups = tuple(g or "" for g in match.groups())
-            parts.append(DatumPart(commit.name, commit.repo, commit.commit, path, files, groups, empty=pfs.empty_files))
+        if match is not None and (part := matched_part(pfs, commit, trees, path, entry, match)) is not None:
+            parts.append(part)
     return parts
+
+
+def matched_part(
+    pfs: PfsInput, commit: InputCommit, trees: TreeStore, path: str, entry: Entry, match: re.Match[str]
+) -> DatumPart | None:
+    """The part one glob match makes (a file, or a folder with every file below it); None for a
+    folder with no file below it, which makes no datum."""
+    if entry.is_dir:
+        files = tuple(DatumFile(p, e.oid, e.size) for p, e in trees.files(entry.oid, path))
+    else:
+        files = (DatumFile(path, entry.oid, entry.size),)
+    if not files:
+        return None
+    groups = tuple(g or "" for g in match.groups())
+    return DatumPart(commit.name, commit.repo, commit.commit, path, files, groups, empty=pfs.empty_files)
 
 
 def _key(template: str, part: DatumPart) -> str:

@@ -24,6 +24,7 @@ from . import planner
 from .committer import Committer, holding
 from .datums import InputCommit, compute_datums
 from .egress import egress
+from .increments import increment
 from .models import JobInfo, JobInput
 from .records import STOPPED, JobGone, JobStopped, PipelineRecord, Records
 from .spec import PipelineSpec, parse_duration
@@ -129,13 +130,19 @@ class JobRunner:
             wanted = [(s.name, s.key, s.env_var) for s in spec.transform.secrets]
             job = replace(job, env={**job.env, **secret_env(self.store.root, wanted)})
         assert spec.input is not None  # spouts run no jobs
-        datums = compute_datums(spec.input, {i.name: i for i in inputs}, self.store.trees, row.salt)
+        every_job = spec.reprocess_spec == "every_job"
+        change = increment(spec, row, inputs, self.records, self.repos.refs, self.store.trees)
+        if change is None:
+            datums = compute_datums(spec.input, {i.name: i for i in inputs}, self.store.trees, row.salt)
+            total = len(datums)
+            seen = set() if every_job else self.records.successful_datums(job.pipeline)
+        else:  # only the changed datums are planned, the others' records carried (see `increments`)
+            datums, total = change.fresh, change.total
+            seen = self.records.succeeded_among(job.pipeline, [d.id for d in datums])
         with holding(self.store, job.pipeline):
-            self.records.start_job(job.job_id, len(datums))
+            self.records.start_job(job.job_id, total)
         if spec.job_timeout:  # counted from the start, as Pachyderm's worker does
             job = replace(job, deadline=time.time() + parse_duration(spec.job_timeout))
-        every_job = spec.reprocess_spec == "every_job"
-        seen = set() if every_job else self.records.successful_datums(job.pipeline)
         todo, skipped = planner.plan(datums, seen)
         if any(p.empty_files for p in spec.pfs_inputs()):
             with self.store.objects.writer() as empty:  # stored before any datum lays it out
@@ -147,6 +154,9 @@ class JobRunner:
 
         with self.store.objects.writer() as writer:
             committer = Committer(self.store, self.repos, self.records, job, writer)
+            if change is not None:
+                with holding(self.store, job.pipeline):
+                    self.records.carry_skipped(job.job_id, change.base.id, [d.id for d in change.gone])
             for batch in planner.skipped_results(skipped):
                 committer.record(batch)
             results = executor.run(job, runtime, todo, folder, writer)
@@ -159,14 +169,21 @@ class JobRunner:
                 if job.deadline is not None and time.time() >= job.deadline:
                     return "failure", (
                         f"the job timed out after {spec.job_timeout} (job_timeout): {len(committer.failures)} of "
-                        f"{len(datums)} datum(s) did not finish; the output commit was not made"
+                        f"{total} datum(s) did not finish; the output commit was not made"
                     )
                 return "failure", (
-                    f"{len(committer.failures)} of {len(datums)} datum(s) failed; datum {first.datum_id[:12]} "
+                    f"{len(committer.failures)} of {total} datum(s) failed; datum {first.datum_id[:12]} "
                     f"({todo.describe(first.datum_id)}): {first.reason} "
                     f"(see `dataver logs -j {job.job_id} --datum {first.datum_id[:12]}`)"
                 )
-            tree = committer.merge([d for d in datums if d.id in seen or d.id in committer.succeeded])
+            live = [d for d in datums if d.id in seen or d.id in committer.succeeded]
+            tree = None if change is None else committer.edit(change.base_output, change.gone, live)
+            if tree is None:  # a full plan's merge (an edit's paths collided: the merge names the datums)
+                if change is not None:
+                    datums = compute_datums(spec.input, {i.name: i for i in inputs}, self.store.trees, row.salt)
+                    done = self.records.successful_datums(job.pipeline)
+                    live = [d for d in datums if d.id in done]
+                tree = committer.merge(live)
         if self.records.stopped(job.job_id):  # stopped as its last datum finished: no output commit
             raise JobStopped(STOPPED)
         committer.commit(tree, spec.output_branch, inputs, global_id)

@@ -150,6 +150,11 @@ class JobStopped(DataverError):
     """The job was stopped by a user (`stop-job`) while it ran."""
 
 
+CHUNK = 500
+"""Ids asked for in one `IN (...)`: within every backend's limit on parameters."""
+LOOKUP_AT_MOST = 5_000
+"""`datum_outputs` of at most this many datums are looked up by id; more read every output."""
+
 STOPPED = "stopped by the user (stop-job)"
 """The reason of a job `stop-job` killed: unlike a job killed by a crash, it is not run again."""
 
@@ -418,6 +423,15 @@ class Records:
         )
         return JobRecord(*row) if row is not None else None
 
+    def last_success(self, pipeline: str) -> JobRecord | None:
+        """The pipeline's newest successful job: what an incremental job starts from."""
+        row = self.db.query_one(
+            f"SELECT {_JOB} FROM jobs WHERE pipeline = ? AND state = 'success'"
+            " ORDER BY created DESC, rowid DESC LIMIT 1",
+            (pipeline,),
+        )
+        return JobRecord(*row) if row is not None else None
+
     def job_for_commit(self, commit_id: str) -> JobRecord | None:
         row = self.db.query_one(f"SELECT {_JOB} FROM jobs WHERE output_commit = ? AND state = 'success'", (commit_id,))
         return JobRecord(*row) if row is not None else None
@@ -483,13 +497,21 @@ class Records:
         rows = self.db.query("SELECT id FROM datums WHERE pipeline = ?", (pipeline,))
         return {r[0] for r in rows}
 
+    def succeeded_among(self, pipeline: str, datum_ids: list[str]) -> set[str]:
+        """Which of `datum_ids` succeeded before (`successful_datums`, asked of these only)."""
+        return {r[0] for r in self._chunked("SELECT id FROM datums WHERE pipeline = ? AND id IN", pipeline, datum_ids)}
+
     def datum_outputs(self, pipeline: str, datum_ids: list[str]) -> dict[str, list[tuple[str, str, int]]]:
         """Each datum's (path, oid, size) outputs, sorted by path. Sorted here, not by the query:
-        a database sorting every output of a 100,000-datum pipeline took longer than reading them."""
+        a database sorting every output of a 100,000-datum pipeline took longer than reading them.
+        A few datums' are looked up by id, many read with the pipeline's every output."""
         out: dict[str, list[tuple[str, str, int]]] = {d: [] for d in datum_ids}
-        for datum_id, path, oid, size in self.db.query(
-            "SELECT datum_id, path, oid, size FROM datum_outputs WHERE pipeline = ?", (pipeline,)
-        ):
+        if len(datum_ids) <= LOOKUP_AT_MOST:
+            select = "SELECT datum_id, path, oid, size FROM datum_outputs WHERE pipeline = ? AND datum_id IN"
+            rows = self._chunked(select, pipeline, datum_ids)
+        else:
+            rows = self.db.query("SELECT datum_id, path, oid, size FROM datum_outputs WHERE pipeline = ?", (pipeline,))
+        for datum_id, path, oid, size in rows:
             if datum_id in out:
                 out[datum_id].append((path, oid, size))
         for files in out.values():
@@ -551,20 +573,37 @@ class Records:
                 (counts["success"], counts["skipped"], counts["failed"], counts["recovered"], job_id),
             )
 
+    def carry_skipped(self, job_id: str, previous: str, dropped: list[str]) -> None:
+        """Record as skipped in job `job_id` every datum job `previous` succeeded on or skipped,
+        but those `dropped`, and count them: one statement, not a row each (an incremental job
+        over 100,000 datums keeps all but a few of its predecessor's)."""
+        with self.db.write():
+            self.require_job(job_id)
+            carried = self.db.execute(
+                "INSERT INTO job_datums (job_id, datum_id, state) SELECT ?, datum_id, 'skipped' FROM job_datums"
+                " WHERE job_id = ? AND state IN ('success', 'skipped') ORDER BY datum_id",  # the rest as a skip's
+                (job_id, previous),
+            )
+            for start in range(0, len(dropped), CHUNK):
+                chunk = dropped[start : start + CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                carried -= self.db.execute(
+                    f"DELETE FROM job_datums WHERE job_id = ? AND datum_id IN ({marks})", (job_id, *chunk)
+                )
+            self.db.execute("UPDATE jobs SET skipped = skipped + ? WHERE id = ?", (carried, job_id))
+
     def _datums_with_inputs(self, pipeline: str, datum_ids: list[str]) -> set[str]:
         """Which of these datums already have their input files recorded (by an earlier job)."""
-        known: set[str] = set()
-        for start in range(0, len(datum_ids), 500):  # within every backend's limit on parameters
-            chunk = datum_ids[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            known.update(
-                row[0]
-                for row in self.db.query(
-                    f"SELECT DISTINCT datum_id FROM datum_inputs WHERE pipeline = ? AND datum_id IN ({marks})",
-                    (pipeline, *chunk),
-                )
-            )
-        return known
+        select = "SELECT DISTINCT datum_id FROM datum_inputs WHERE pipeline = ? AND datum_id IN"
+        return {r[0] for r in self._chunked(select, pipeline, datum_ids)}
+
+    def _chunked(self, select: str, pipeline: str, ids: list[str]) -> list:
+        """The rows of `select` (ending `... IN`) for `pipeline` and `ids`, asked `CHUNK` ids at a time."""
+        rows = []
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows += self.db.query(f"{select} ({', '.join('?' * len(chunk))})", (pipeline, *chunk))
+        return rows
 
     def datum_infos(self, job_id: str, pipeline: str) -> list[DatumInfo]:
         files: dict[str, list[DatumFileRef]] = {}
