@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Corruption
-from .objects import CHUNK, ObjectStore, check_oid
+from .objects import CHUNK, ObjectStore, check_oid, hash_stream
 
 
 @dataclass
@@ -221,12 +221,9 @@ def _link(source: str, dest: str) -> bool:
 
 
 def _check(path: str, oid: str) -> None:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    if digest.hexdigest() != oid:
-        raise _CachedDamaged(oid)
+        if hash_stream(f) != oid:
+            raise _CachedDamaged(oid)
 
 
 def _copy_checked(source: str, dest: str, oid: str) -> None:

@@ -83,6 +83,16 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def hash_stream(f: BinaryIO) -> str:
+    """The object id of what is left to read in `f`, read a chunk at a time into one buffer."""
+    digest = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := f.readinto(buf):
+        digest.update(view[:n])
+    return digest.hexdigest()
+
+
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
@@ -367,24 +377,14 @@ class ObjectStore(ABC):
 
     def hash_of_stored(self, oid: str) -> str:
         """Rehash the stored bytes of `oid` (what fsck and verified reads compare against)."""
-        digest = hashlib.sha256()
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
         with self.open(oid) as f:
-            while n := f.readinto(buf):
-                digest.update(view[:n])
-        return digest.hexdigest()
+            return hash_stream(f)
 
     def hash_of_loose(self, oid: str) -> str:
         """Rehash the loose copy of `oid` (the one `loose` lists, even where a pack holds it too);
         OSError when it cannot be read."""
-        digest = hashlib.sha256()
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
         with self.open_loose(oid) as f:
-            while n := f.readinto(buf):
-                digest.update(view[:n])
-        return digest.hexdigest()
+            return hash_stream(f)
 
     def verify(self, oid: str) -> None:
         """Raise Corruption (and set the object aside) unless the stored bytes of `oid` hash to `oid`."""
