@@ -89,3 +89,26 @@ def test_a_cached_object_removed_by_gc_is_stored_again(client, tmp_path):
     client.put_file("r", "master", source=f)
     assert client.get_file("r", "master", "f.txt") == b"lonely"
     assert client.fsck().ok
+
+
+def test_lookups_search_the_tables_key(client, tmp_path):
+    """Each look-up is a search of the (dev, inode) key, never a scan of the table: asked by inode
+    alone, every batch of a put read the whole cache, and a put of a million new files spent two
+    thirds of its time there."""
+    client.create_repo("r")
+    src = tmp_path / "d"
+    src.mkdir()
+    for i in range(3):
+        (src / f"{i}.txt").write_text(str(i))
+    conn = client.store.local_db.conn
+    asked: list[str] = []
+    conn.set_trace_callback(asked.append)
+    try:
+        client.put_file("r", "master", source=src, recursive=True)
+    finally:
+        conn.set_trace_callback(None)
+    lookups = [q for q in asked if q.lstrip().upper().startswith("SELECT") and "hash_cache" in q]
+    assert lookups
+    for query in lookups:
+        plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+        assert "SEARCH hash_cache USING" in plan and "SCAN" not in plan, plan
