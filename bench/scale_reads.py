@@ -88,7 +88,7 @@ def read_rows(
 def _median(cmd: list[str], env: dict[str, str], times: int) -> tuple[float, float, float]:
     """The median wall and CPU time of `times` runs of `cmd` (CPU time tells more on a busy
     machine), and the highest peak memory (MB) of any, after one run not counted: a shared
-    store's host reads the trees from the bucket once, and keeps them (`storage.treecache`)."""
+    store's host reads the trees from the bucket once, and keeps them (`storage.hostcache`)."""
     run(cmd, env=env)
     runs = [run(cmd, env=env) for _ in range(times)]
     median = statistics.median

@@ -21,12 +21,12 @@ from ..credentials import WHERE_IT_BELONGS, has_password, masked, read_password_
 from ..errors import AlreadyExists, DataverError, InvalidArgument, NotFound, not_writable
 from . import registry
 from .coordination import Coordination, store_lock
+from .hostcache import HostCache
 from .metadata import Database
 from .objects import ObjectStore
 from .packs import PackIndex
 from .registry import DATABASE, LOCAL_DATABASE, MetadataAt, ObjectsAt
 from .settings import StoreSettings
-from .treecache import TreeCache
 from .trees import TreeStore
 
 if TYPE_CHECKING:
@@ -313,6 +313,9 @@ class Store:
     SQLite file, the store's own `meta.db` when the metadata is there."""
 
     coordination: Coordination
+    host_cache: HostCache | None = None
+    """This host's copies of small objects read from a bucket (None where the objects are on
+    this host already)."""
 
     @staticmethod
     def exists(root: Path | str | None = None) -> bool:
@@ -360,8 +363,8 @@ class Store:
             raise DataverError(
                 f"cannot open the store at {path}: {exc.strerror}; set --root or ${ROOT_ENV} to a writable folder"
             ) from None
-        cache = None if registry.is_local(objects_url) else TreeCache(path / "cache" / "trees")
-        return cls(path.resolve(), objects, TreeStore(objects, cache), db, local_db, coordination)
+        cache = None if registry.is_local(objects_url) else HostCache(path / "cache" / "objects")
+        return cls(path.resolve(), objects, TreeStore(objects, cache), db, local_db, coordination, cache)
 
     @classmethod
     def in_memory(cls, root: Path | str | None = None, *, space: MemorySpace | None = None) -> Store:

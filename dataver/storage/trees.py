@@ -16,8 +16,8 @@ from functools import lru_cache
 from ..errors import Conflict, Corruption
 from ..globs import Glob
 from ..names import OBJECT_ID_RE, is_component
+from .hostcache import HostCache
 from .objects import ObjectStore, ObjectWriter, hash_bytes
-from .treecache import TreeCache
 
 FILE = "file"
 DIR = "dir"
@@ -103,9 +103,9 @@ def join_path(parent: str, name: str) -> str:
 
 class TreeStore:
     """Reads trees out of an ObjectStore, with a cache (trees never change once written), and for
-    a store whose objects are not on this host, this host's copies of them (`TreeCache`)."""
+    a store whose objects are not on this host, this host's copies of them (`HostCache`)."""
 
-    def __init__(self, objects: ObjectStore, cache: TreeCache | None = None) -> None:
+    def __init__(self, objects: ObjectStore, cache: HostCache | None = None) -> None:
         self.objects = objects
         self.cache = cache
         self.load = lru_cache(maxsize=4096)(self._load)
@@ -114,11 +114,7 @@ class TreeStore:
         """A tree object's bytes: this host's copy if it has one, else the store's (then copied)."""
         if self.cache is None:
             return self.objects.read_bytes(oid)
-        raw = self.cache.get(oid)
-        if raw is None:
-            raw = self.objects.read_bytes(oid)
-            self.cache.put(oid, raw)
-        return raw
+        return self.cache.read(oid, self.objects.read_bytes)
 
     def _load(self, oid: str) -> dict[str, Entry]:
         """This store's own tree, trusted as it was written: every tree that arrives from elsewhere

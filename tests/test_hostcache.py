@@ -1,11 +1,11 @@
-"""This host's cache of a shared store's trees (`storage.treecache`): verified, bounded, LRU."""
+"""This host's cache of a shared store's small objects (`storage.hostcache`): verified, bounded, LRU."""
 
 from __future__ import annotations
 
 import os
 
+from dataver.storage.hostcache import FANS, HostCache
 from dataver.storage.objects import hash_bytes
-from dataver.storage.treecache import FANS, TreeCache
 
 
 def _tree(n: int, size: int = 100) -> tuple[str, bytes]:
@@ -14,7 +14,7 @@ def _tree(n: int, size: int = 100) -> tuple[str, bytes]:
 
 
 def test_kept_bytes_come_back_and_wrong_bytes_are_never_kept(tmp_path):
-    cache = TreeCache(tmp_path)
+    cache = HostCache(tmp_path)
     oid, raw = _tree(1)
     assert cache.get(oid) is None
     cache.put(oid, raw)
@@ -25,7 +25,7 @@ def test_kept_bytes_come_back_and_wrong_bytes_are_never_kept(tmp_path):
 
 
 def test_each_fan_folder_keeps_its_share_dropping_the_least_recently_used(tmp_path):
-    cache = TreeCache(tmp_path, limit=FANS * 250)  # 250 bytes a fan folder: two 100-byte trees
+    cache = HostCache(tmp_path, limit=FANS * 250)  # 250 bytes a fan folder: two 100-byte trees
     trees = [_tree(n) for n in range(3000)]
     fan = trees[0][0][:2]
     same = [(oid, raw) for oid, raw in trees if oid[:2] == fan][:3]
@@ -43,14 +43,14 @@ def test_each_fan_folder_keeps_its_share_dropping_the_least_recently_used(tmp_pa
 
 def test_a_cache_that_cannot_be_written_is_not_used(tmp_path):
     (tmp_path / "file").write_text("in the way")
-    cache = TreeCache(tmp_path / "file" / "trees")
+    cache = HostCache(tmp_path / "file" / "trees")
     oid, raw = _tree(1)
     cache.put(oid, raw)
     assert cache.get(oid) is None
 
 
 def test_a_kept_copy_damaged_on_disk_is_dropped_not_answered(tmp_path):
-    cache = TreeCache(tmp_path)
+    cache = HostCache(tmp_path)
     oid, raw = _tree(3)
     cache.put(oid, raw)
     kept = tmp_path / oid[:2] / oid[2:]
@@ -60,7 +60,7 @@ def test_a_kept_copy_damaged_on_disk_is_dropped_not_answered(tmp_path):
 
 
 def test_a_tree_bigger_than_a_fan_folders_share_is_not_kept(tmp_path):
-    cache = TreeCache(tmp_path, limit=FANS * 250)
+    cache = HostCache(tmp_path, limit=FANS * 250)
     small, small_raw = _tree(4)
     cache.put(small, small_raw)
     big, big_raw = _tree(5, size=300)
