@@ -145,6 +145,16 @@ def datum_env(job: JobTask, task: DatumTask) -> dict[str, str]:
     }
 
 
+def write_env_file(workspace: Workspace, text: str) -> None:
+    """Write /pfs/.env (staging just removed the previous one). By descriptor, not through a text
+    file object: it is written between two datums, while the agent waits for the next one."""
+    fd = os.open(workspace.pfs / ".env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def request(
     job: JobTask, runtime: Runtime, task: DatumTask, cmd: list[str], stdin: list[str], batch: bool = False
 ) -> Request:
@@ -209,12 +219,14 @@ class DatumRunner:
         deliver: Callable[[DatumResult], None],
         prefetch: Callable[[DatumTask], None] = lambda task: None,
     ) -> None:
-        """Run datums until `next_task` has none left, handing each result to `deliver`. Each
-        datum's outputs are stored while the next one runs, and the one after that is taken
-        meanwhile (`prefetch` writes its inputs out ahead); a datum whose outputs then turn out
-        not to be committable runs its next attempt after the datum that was running."""
+        """Run datums until `next_task` has none left, handing each result to `deliver`. While a
+        datum runs, the previous one's outputs are stored and the next one is taken (`prefetch`
+        writes its inputs out ahead), so that between two commands the host only moves outputs
+        aside and stages inputs. A datum whose outputs then turn out not to be committable runs
+        its next attempt after the datum that was running."""
         finishing: list[Finishing] = []
         again: list[Retry] = []
+        taken: list[DatumTask | Retry | None] = []
 
         def take() -> DatumTask | Retry | None:
             return again.pop(0) if again else next_task()
@@ -227,27 +239,27 @@ class DatumRunner:
                 else:
                     deliver(done)
 
-        item = take()
-        while item is not None or finishing:
-            if item is None:  # the last datum's outputs: they may still ask for another attempt
-                finish_previous()
-                item = take()
-                continue
-            upcoming = take()
-
-            def while_running(upcoming: DatumTask | Retry | None = upcoming) -> None:
-                finish_previous()
+        def while_running() -> None:  # called at each attempt: the next datum is taken once
+            finish_previous()
+            if not taken:
+                taken.append(upcoming := take())
                 if upcoming is not None:
                     prefetch(upcoming.task if isinstance(upcoming, Retry) else upcoming)
 
+        item = take()
+        while item is not None or finishing:
+            if item is None:  # none left but the last outputs, which may ask for another attempt
+                finish_previous()
+                item = take()
+                continue
             task, resume = (item.task, item) if isinstance(item, Retry) else (item, None)
             result = self.run(task, writer, while_running, resume)
-            finish_previous()  # when the datum ended before its command started
+            finish_previous()  # if the datum ended before its command started
             if isinstance(result, Finishing):
                 finishing.append(result)
             else:
                 deliver(result)
-            item = upcoming if upcoming is not None else take()
+            item = taken.pop() if taken else take()
 
     def run(
         self,
@@ -272,8 +284,7 @@ class DatumRunner:
                 return self._result(
                     task, "failed", started, attempt, reason=f"a damaged input: {exc}", damaged_input=left
                 )
-            env_file = "".join(f"{k}={worker.translate(v)}\n" for k, v in datum_env(job, task).items())
-            (workspace.pfs / ".env").write_text(env_file)
+            write_env_file(workspace, "".join(f"{k}={worker.translate(v)}\n" for k, v in datum_env(job, task).items()))
             worker.send(
                 request(job, self.runtime, task, job.cmd, job.stdin, job.datum_batching), f"{task.datum_id}.log"
             )
