@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import posixpath
 import signal
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,11 +23,12 @@ from ..storage.objects import ObjectStore, ObjectWriter
 from .base import DatumResult, DatumTask, JobTask
 
 
-def list_outputs(out: Path, limit: int) -> list[JobFile]:
-    """Every regular file below `out`, with its repo path: links, special files, hard links and
-    files at the size `limit` are refused, never followed (see `jobfiles`)."""
+def list_outputs(out: Path, limit: int, prefix: str = "") -> list[JobFile]:
+    """Every regular file below `out` (or its entries named `prefix...`: see `jobfiles`), with its
+    repo path: links, special files, hard links and files at the size `limit` are refused, never
+    followed."""
     found = []
-    for file in jobfiles.list_outputs(out, limit):
+    for file in jobfiles.list_outputs(out, limit, prefix):
         try:
             found.append(replace(file, path=normalize_path(file.path, allow_root=False)))
         except InvalidArgument as exc:
@@ -65,23 +67,30 @@ def linked_inputs(task: DatumTask, links: list[JobFile]) -> list[tuple[str, str,
 
 @dataclass
 class Finishing:
-    """A datum that succeeded, whose outputs (moved aside) are stored while the next one runs."""
+    """A datum whose command succeeded, its /pfs/out entries moved aside (as `<prefix><name>` in
+    `aside`): they are listed, checked and stored while the next datum runs, which is then
+    already started (no host work but the move and the next datum's staging lies between two
+    commands)."""
 
     result: DatumResult
-    files: list[JobFile]
+    task: DatumTask
     log: Path
+    aside: Path
+    prefix: str
     moved: list[str]
-    """The top-level entries moved aside, removed once stored."""
-    linked: list[tuple[str, str, int]]
-    """(path, oid, size) of outputs that are links to input files: stored already."""
+    """The entries moved aside, removed once stored (or refused)."""
 
-    def finish(self, writer: ObjectWriter) -> DatumResult:
-        stored = [(f.path, *_store_output(f, writer)) for f in self.files]
-        self.result.outputs = sorted(stored + self.linked)
-        self.result.log_oid = store_log(self.log, writer)
-        for entry in self.moved:
-            jobfiles.remove_tree(entry) if os.path.isdir(entry) else os.unlink(entry)
-        return self.result
+
+@dataclass
+class Retry:
+    """A datum to run again, from attempt `attempt`: what its command wrote could not be committed
+    (found while the next datum ran, so it runs again after that one)."""
+
+    task: DatumTask
+    attempt: int
+    started: float
+    exit_code: int | None
+    reason: str
 
 
 def _store_output(file: JobFile, writer: ObjectWriter) -> tuple[str, int]:
@@ -89,23 +98,6 @@ def _store_output(file: JobFile, writer: ObjectWriter) -> tuple[str, int]:
     be the very file listed (so no link in the path can have led elsewhere since)."""
     with os.fdopen(jobfiles.open_job_file(file.host, f"/pfs/out/{file.path}", identity=file.identity), "rb") as f:
         return writer.add_open(f)
-
-
-def _move_aside(out: Path, files: list[JobFile], aside: Path, tag: str) -> tuple[list[JobFile], list[str]]:
-    """Rename /pfs/out's top-level entries into the flat folder `aside` as `<tag>.<name>`, so the
-    next datum starts with an empty out. No folder is made per datum: on the filesystems we
-    measured, making and removing one cost more than running `cp`."""
-    aside.mkdir(exist_ok=True)
-    moved: dict[str, str] = {}
-    for entry in os.listdir(out):
-        moved[f"{out}/{entry}"] = target = f"{aside}/{tag}.{entry}"
-        os.rename(f"{out}/{entry}", target)
-    relocated = []
-    for file in files:
-        top, _, rest = file.host[len(str(out)) + 1 :].partition("/")
-        base = moved[f"{out}/{top}"]
-        relocated.append(replace(file, host=f"{base}/{rest}" if rest else base))
-    return relocated, list(moved.values())
 
 
 def store_log(path: Path, writer: ObjectWriter) -> str:
@@ -153,6 +145,16 @@ def datum_env(job: JobTask, task: DatumTask) -> dict[str, str]:
     }
 
 
+def write_env_file(workspace: Workspace, text: str) -> None:
+    """Write /pfs/.env (staging just removed the previous one). By descriptor, not through a text
+    file object: it is written between two datums, while the agent waits for the next one."""
+    fd = os.open(workspace.pfs / ".env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def request(
     job: JobTask, runtime: Runtime, task: DatumTask, cmd: list[str], stdin: list[str], batch: bool = False
 ) -> Request:
@@ -191,6 +193,10 @@ class DatumRunner:
         self.workspace = workspace
         self.objects = objects
         self.who = who
+        self.aside = workspace.base / "done"
+        """Where succeeded datums' outputs wait to be stored: one flat folder, no folder per datum
+        (on the filesystems we measured, making and removing one cost more than running `cp`)."""
+        self.aside.mkdir(exist_ok=True)
 
     def _result(self, task: DatumTask, state: str, started: float, attempts: int, **rest: object) -> DatumResult:
         fields = {"exit_code": None, "reason": "", "log_oid": None, **rest}
@@ -206,15 +212,69 @@ class DatumRunner:
             **fields,  # type: ignore[arg-type]
         )
 
+    def run_all(
+        self,
+        next_task: Callable[[], DatumTask | None],
+        writer: ObjectWriter,
+        deliver: Callable[[DatumResult], None],
+        prefetch: Callable[[DatumTask], None] = lambda task: None,
+    ) -> None:
+        """Run datums until `next_task` has none left, handing each result to `deliver`. While a
+        datum runs, the previous one's outputs are stored and the next one is taken (`prefetch`
+        writes its inputs out ahead), so that between two commands the host only moves outputs
+        aside and stages inputs. A datum whose outputs then turn out not to be committable runs
+        its next attempt after the datum that was running."""
+        finishing: list[Finishing] = []
+        again: list[Retry] = []
+        taken: list[DatumTask | Retry | None] = []
+
+        def take() -> DatumTask | Retry | None:
+            return again.pop(0) if again else next_task()
+
+        def finish_previous() -> None:
+            while finishing:
+                done = self.finish(finishing.pop(), writer)
+                if isinstance(done, Retry):
+                    again.append(done)
+                else:
+                    deliver(done)
+
+        def while_running() -> None:  # called at each attempt: the next datum is taken once
+            finish_previous()
+            if not taken:
+                taken.append(upcoming := take())
+                if upcoming is not None:
+                    prefetch(upcoming.task if isinstance(upcoming, Retry) else upcoming)
+
+        item = take()
+        while item is not None or finishing:
+            if item is None:  # none left but the last outputs, which may ask for another attempt
+                finish_previous()
+                item = take()
+                continue
+            task, resume = (item.task, item) if isinstance(item, Retry) else (item, None)
+            result = self.run(task, writer, while_running, resume)
+            finish_previous()  # if the datum ended before its command started
+            if isinstance(result, Finishing):
+                finishing.append(result)
+            else:
+                deliver(result)
+            item = taken.pop() if taken else take()
+
     def run(
-        self, task: DatumTask, writer: ObjectWriter, while_running: Callable[[], None] = lambda: None
+        self,
+        task: DatumTask,
+        writer: ObjectWriter,
+        while_running: Callable[[], None] = lambda: None,
+        resume: Retry | None = None,
     ) -> DatumResult | Finishing:
-        """Run one datum, with retries and err_cmd. `while_running` is called once the first
-        attempt has started: the previous datum's outputs are stored meanwhile."""
+        """Run one datum, with retries and err_cmd (from `resume`'s attempt on). `while_running`
+        is called once the first attempt has started: the previous datum's outputs are stored
+        meanwhile. A success is returned as `Finishing`: see `finish`."""
         job, worker, workspace = self.job, self.worker, self.workspace
-        started = time.time()
-        reason, exit_code, outcome = "", None, None
-        for attempt in range(1, job.datum_tries + 1):
+        started = resume.started if resume else time.time()
+        reason, exit_code, outcome = (resume.reason, resume.exit_code, None) if resume else ("", None, None)
+        for attempt in range(resume.attempt if resume else 1, job.datum_tries + 1):
             if late := job_timed_out(job):
                 return self._result(task, "failed", started, attempt - 1, exit_code=exit_code, reason=late)
             try:
@@ -224,8 +284,7 @@ class DatumRunner:
                 return self._result(
                     task, "failed", started, attempt, reason=f"a damaged input: {exc}", damaged_input=left
                 )
-            env_file = "".join(f"{k}={worker.translate(v)}\n" for k, v in datum_env(job, task).items())
-            (workspace.pfs / ".env").write_text(env_file)
+            write_env_file(workspace, "".join(f"{k}={worker.translate(v)}\n" for k, v in datum_env(job, task).items()))
             worker.send(
                 request(job, self.runtime, task, job.cmd, job.stdin, job.datum_batching), f"{task.datum_id}.log"
             )
@@ -233,16 +292,12 @@ class DatumRunner:
             outcome = worker.receive()
             exit_code = outcome.exit_code
             if _accepted(outcome, job.accept_return_code):
-                try:
-                    listing = list_outputs(workspace.out, job.ctx.max_file_bytes)
-                    linked = linked_inputs(task, [f for f in listing if f.link is not None])
-                except OutputError as exc:
-                    reason = str(exc)
-                    continue
+                # No process of the command is left (the agent killed them all before replying):
+                # out's entries are moved aside as they are, and read once the next datum started.
                 result = self._result(task, "success", started, attempt, exit_code=exit_code)
-                plain = [f for f in listing if f.link is None]
-                files, moved = _move_aside(workspace.out, plain, workspace.base / "done", task.datum_id[:16])
-                return Finishing(result, files, outcome.log, moved, linked)
+                prefix = f"{task.datum_id[:16]}."
+                moved = jobfiles.move_entries(workspace.out, self.aside, prefix)
+                return Finishing(result, task, outcome.log, self.aside, prefix, moved)
             reason = job_timed_out(job) or outcome.error or exit_reason(exit_code, job.ctx.memory)
             if job.err_cmd and not job_timed_out(job):
                 log_oid = store_log(outcome.log, writer)
@@ -259,13 +314,48 @@ class DatumRunner:
                         reason=f"{reason}; err_cmd succeeded",
                         log_oid=log_oid,
                     )
-        log_oid = store_log(outcome.log, writer) if outcome is not None else None
+        return self._failed(task, started, exit_code, reason, outcome.log if outcome else None, writer)
+
+    def _failed(
+        self,
+        task: DatumTask,
+        started: float,
+        exit_code: int | None,
+        reason: str,
+        log: Path | None,
+        writer: ObjectWriter,
+    ) -> DatumResult:
         return self._result(
             task,
             "failed",
             started,
-            job.datum_tries,
+            self.job.datum_tries,
             exit_code=exit_code,
-            reason=f"{reason} (after {job.datum_tries} attempt(s))",
-            log_oid=log_oid,
+            reason=f"{reason} (after {self.job.datum_tries} attempt(s))",
+            log_oid=store_log(log, writer) if log is not None else None,
         )
+
+    def finish(self, done: Finishing, writer: ObjectWriter) -> DatumResult | Retry:
+        """Store a succeeded datum's outputs (and its log): its result, or, when something in
+        /pfs/out cannot be committed (a link out of the inputs, a FIFO, a hard link...), the
+        datum's next attempt (`Retry`), or its failure after the last one."""
+        result = done.result
+        try:
+            listing = list_outputs(done.aside, self.job.ctx.max_file_bytes, done.prefix)
+            linked = linked_inputs(done.task, [f for f in listing if f.link is not None])
+            stored = [(f.path, *_store_output(f, writer)) for f in listing if f.link is None]
+        except OutputError as exc:
+            _discard(done.moved)
+            if result.attempts < self.job.datum_tries:
+                return Retry(done.task, result.attempts + 1, result.started or time.time(), result.exit_code, str(exc))
+            return self._failed(done.task, result.started or time.time(), result.exit_code, str(exc), done.log, writer)
+        result.outputs = sorted(stored + linked)
+        result.log_oid = store_log(done.log, writer)
+        _discard(done.moved)
+        return result
+
+
+def _discard(entries: list[str]) -> None:
+    """Remove moved-aside outputs (a link is removed, never followed)."""
+    for entry in entries:
+        jobfiles.remove_tree(entry) if stat.S_ISDIR(os.lstat(entry).st_mode) else os.unlink(entry)

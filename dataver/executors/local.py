@@ -19,7 +19,7 @@ from ..runtimes import procs
 from ..runtimes.base import Runtime, Workspace
 from ..storage.objects import ObjectStore, ObjectWriter
 from .base import DatumResult, DatumTask, Executor, JobTask
-from .datum import DatumRunner, Finishing
+from .datum import DatumRunner
 
 
 class LocalExecutor(Executor):
@@ -79,33 +79,17 @@ class LocalExecutor(Executor):
         writer: ObjectWriter,
     ) -> None:
         workspace = Workspace(base)
-        previous: list[Finishing] = []
-
-        def finish_previous() -> None:
-            while previous:
-                results.put(previous.pop().finish(writer))
-
-        task: DatumTask | None = first
+        dealt = [first] if first is not None else []
         try:
             worker = runtime.start(job.ctx, workspace)
             try:
                 runner = DatumRunner(job, runtime, worker, workspace, self.objects, self.host)
-                while task is not None:
-                    upcoming = pending.take()
-
-                    def while_running(upcoming: DatumTask | None = upcoming) -> None:
-                        finish_previous()
-                        if upcoming is not None:
-                            workspace.prefetch(list(upcoming.layout), self.objects)
-
-                    result = runner.run(task, writer, while_running)
-                    finish_previous()
-                    if isinstance(result, Finishing):
-                        previous.append(result)
-                    else:
-                        results.put(result)
-                    task = upcoming
-                finish_previous()
+                runner.run_all(
+                    lambda: dealt.pop() if dealt else pending.take(),
+                    writer,
+                    results.put,
+                    lambda upcoming: workspace.prefetch(list(upcoming.layout), self.objects),
+                )
             finally:
                 worker.close()
         except BaseException as exc:  # the consuming thread re-raises it

@@ -32,7 +32,7 @@ from ..storage.objectcache import CachedObjects, ObjectCache
 from ..storage.objects import ObjectStore
 from ..storage.store import StoreAddress
 from .base import DatumResult, DatumTask, JobTask
-from .datum import DatumRunner, Finishing
+from .datum import DatumRunner
 
 IDLE_SECONDS = 60.0
 """A started runtime worker unused for this long is closed (its job's coordinator is gone)."""
@@ -215,24 +215,12 @@ def run_batch(remote: RemoteJob, tasks: list[DatumTask]) -> list[DatumResult]:
     session = host.checkout(remote, objects)
     placed: list[tuple[str, str, int, int]] = []
     results: list[DatumResult] = []
-    finishing: list[Finishing] = []
+    remaining = iter(tasks)
     try:
         with objects.writer(placed) as writer:
-
-            def finish_previous() -> None:
-                while finishing:
-                    results.append(finishing.pop().finish(writer))
-
-            for task in tasks:
-                if host.ended(remote.job.job_id):
-                    break
-                result = session.runner.run(task, writer, finish_previous)
-                finish_previous()
-                if isinstance(result, Finishing):
-                    finishing.append(result)
-                else:
-                    results.append(result)
-            finish_previous()
+            session.runner.run_all(
+                lambda: None if host.ended(remote.job.job_id) else next(remaining, None), writer, results.append
+            )
     except BaseException:
         session.close()  # a worker that failed mid-datum is not handed to the next one
         raise

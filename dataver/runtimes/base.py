@@ -207,7 +207,9 @@ class Workspace:
         for dest, oid in wanted.items():
             if dest in self._staged:
                 continue
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            folder = os.path.dirname(dest)
+            if not os.path.isdir(folder):  # one stat where makedirs makes three calls
+                os.makedirs(folder, exist_ok=True)
             ready = self._prefetched.pop(oid, None)
             if ready is not None:
                 os.rename(ready, dest)

@@ -92,9 +92,11 @@ def open_job_file(
     return fd
 
 
-def list_outputs(out: Path, limit: int) -> list[JobFile]:
+def list_outputs(out: Path | str, limit: int, prefix: str = "") -> list[JobFile]:
     """Every file below `out`, sorted by path. Symbolic links are listed with their target, never
-    followed; special files, hard links and files at the size limit are refused (OutputError)."""
+    followed; special files, hard links and files at the size limit are refused (OutputError).
+    With a `prefix`, only `out`'s entries named `<prefix><name>` are listed, as /pfs/out/<name>:
+    a datum's outputs moved aside (see `move_entries`)."""
     found: list[JobFile] = []
     stack = [(str(out), "")]
     while stack:
@@ -108,21 +110,45 @@ def list_outputs(out: Path, limit: int) -> list[JobFile]:
             _owner_may(dfd, os.fstat(dfd), stat.S_IRWXU)
             names = os.listdir(f"/proc/self/fd/{dfd}")
             for name in names:
+                shown_name = name
+                if prefix and not rel:
+                    if not name.startswith(prefix):
+                        continue
+                    shown_name = name[len(prefix) :]
                 st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
-                    stack.append((f"{folder}/{name}", f"{rel}{name}/"))
+                    stack.append((f"{folder}/{name}", f"{rel}{shown_name}/"))
                     continue
                 host = f"{folder}/{name}"
+                path = f"{rel}{shown_name}"
                 if stat.S_ISLNK(st.st_mode):
-                    found.append(JobFile(f"{rel}{name}", host, (st.st_dev, st.st_ino), os.readlink(name, dir_fd=dfd)))
+                    found.append(JobFile(path, host, (st.st_dev, st.st_ino), os.readlink(name, dir_fd=dfd)))
                     continue
-                fd = open_job_file(host, f"/pfs/out/{rel}{name}", limit)
+                fd = open_job_file(host, f"/pfs/out/{path}", limit)
                 st = os.fstat(fd)
                 os.close(fd)
-                found.append(JobFile(f"{rel}{name}", host, (st.st_dev, st.st_ino)))
+                found.append(JobFile(path, host, (st.st_dev, st.st_ino)))
         finally:
             os.close(dfd)
     return sorted(found, key=lambda f: f.path)
+
+
+def move_entries(folder: Path, aside: Path, prefix: str) -> list[str]:
+    """Rename every entry of `folder` (a job's /pfs/out, whose processes are all dead) to
+    `aside/<prefix><name>`, and return the new paths: the next datum starts with an empty out
+    while this one's outputs are listed and stored. A folder the job made unwritable is given
+    back to its owner first (moving a folder to another parent rewrites its `..`)."""
+    _give_back(folder, stat.S_IRWXU)
+    moved = []
+    for name in os.listdir(folder):
+        source, target = f"{folder}/{name}", f"{aside}/{prefix}{name}"
+        try:
+            os.rename(source, target)
+        except PermissionError:
+            _give_back(source, stat.S_IRWXU)
+            os.rename(source, target)
+        moved.append(target)
+    return moved
 
 
 def _give_back(folder: str | Path, bits: int) -> None:

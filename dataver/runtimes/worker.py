@@ -188,7 +188,10 @@ def kill_descendants():
                 if os.waitpid(-1, os.WNOHANG)[0] == 0:
                     break
             except ChildProcessError:
-                break
+                # No child at all, so no descendant either: the agent is a subreaper, and a process
+                # whose parent died is made its child before that parent can be reaped. (The
+                # common case, a datum whose command left nothing behind, needs no /proc scan.)
+                return
         pids = _descendants()
         if not pids:
             return

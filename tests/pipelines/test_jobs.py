@@ -102,6 +102,42 @@ def test_links_into_an_input_are_committed_as_that_input(repo):
     assert repo.get_file("p", "master", "sub/everything/b") == b"B"
 
 
+def test_a_datum_whose_outputs_are_refused_runs_again_after_the_next_one(repo):
+    """A datum's outputs are read once the next datum has started: one that cannot be committed
+    (a link out of the inputs) sends the datum back for its next attempt, which runs after the
+    datum that was running, and each datum keeps its own outputs and attempts."""
+    repo.put_file("in", "master", "c", source=b"C")
+    repo.put_file("in", "master", "d", source=b"D")
+    mark = '/tmp/tried-$PACH_JOB_ID-$(basename "$in")'
+    copy = f'case "$in" in */a|*/c) test -e {mark} || {{ touch {mark}; ln -s /etc/passwd /pfs/out/x; }};; esac; '
+    copy += 'cp "$in" /pfs/out/'
+    repo.create_pipeline(spec("p", copy, pfs("in"), datum_tries=2))
+    job = repo.list_jobs("p")[0]
+    assert job.state == "success" and job.processed == 4
+    attempts = {d.files[0].path: d.attempts for d in repo.list_datums(job.id)}
+    assert attempts == {"/a": 2, "/b": 1, "/c": 2, "/d": 1}
+    assert {f.path: repo.get_file("p", "master", f.path) for f in repo.list_files("p", "master")} == {
+        "/a": b"A",
+        "/b": b"B",
+        "/c": b"C",
+        "/d": b"D",
+    }
+    always_c = 'case "$in" in */c) ln -s /etc/passwd /pfs/out/x;; esac; echo "ran $in"; cp "$in" /pfs/out/'
+    repo.update_pipeline(spec("p", always_c, pfs("in"), datum_tries=2), reprocess=True)
+    job = repo.list_jobs("p")[0]
+    assert job.state == "failure" and "after 2 attempt(s)" in job.reason
+    assert "/pfs/out/x is a symbolic link to /etc/passwd" in job.reason
+    datums = {d.files[0].path: d for d in repo.list_datums(job.id)}
+    assert {p: (d.state, d.attempts) for p, d in datums.items()} == {
+        "/a": ("success", 1),
+        "/b": ("success", 1),
+        "/c": ("failed", 2),
+        "/d": ("success", 1),
+    }
+    failed = datums["/c"]
+    assert repo.logs(job=job.id, datum=failed.id[:12])[0][2].strip() == "ran /pfs/in/c"
+
+
 @pytest.mark.parametrize("target", ["/pfs/in/../../etc/passwd", "/pfs/in/nothing", "/pfs/out", "/pfs/other/a"])
 def test_links_anywhere_else_are_refused(repo, target):
     repo.create_pipeline(spec("p", f"ln -s {target} /pfs/out/x", pfs("in", "/"), datum_tries=1))
