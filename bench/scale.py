@@ -8,7 +8,8 @@ Everything side by side in one run, whole CLI processes, as a user runs them:
   (median of 5); at N, fsck and gc beside `git fsck`;
 - the same reads in a commit of `--shared-files` files on a shared store (PostgreSQL + moto's S3);
 - datums: a `/*` cp pipeline over D/100, D/10 and D files beside a shell loop of `cp`, its peak
-  memory, and the job that follows adding one file;
+  memory, and the job that follows adding one file; the 1,000-datum job against its floor
+  (`scale_plumb`, best of 3);
 - Dask: the coordinator's datums per second, tiny datums on Dask against the local executor, and
   a model read by every datum downloaded once per worker;
 - start-up: `--version` and `--help`.
@@ -29,6 +30,7 @@ from .common import AWS, DATAVER, Row, print_table, run, shared_servers, workdir
 from .scale_cli import startup_rows
 from .scale_fsck import maintenance_rows
 from .scale_jobs import JobFigures, growth, rows_of_figures
+from .scale_plumb import floor_rows
 from .scale_put import PutFigures, generate, put_figures
 from .scale_put import rows_of as put_rows_of
 from .scale_reads import read_rows
@@ -162,9 +164,7 @@ def main() -> None:
             rows += shared_case(work, args.shared_files)
         if "jobs" in only:
             job_curve = growth(work / "jobs", tuple(_sizes(args.datums)))
-            thousand = next((j for j in job_curve if j.datums == 1_000), job_curve[0])
-            rows += (rows_of_figures(thousand)[:1] if thousand is not job_curve[-1] else [])
-            rows += rows_of_figures(job_curve[-1])
+            rows += floor_rows(work / "floor") + rows_of_figures(job_curve[-1])
         if "dask" in only:
             rows += dask_case(work, args.dask_datums)
     finally:
