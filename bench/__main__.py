@@ -8,7 +8,7 @@ import sys
 
 SUITES = ["store", "pipelines", "daemon", "docker", "shared", "dask", "remotes", "serving", "console", "scale"]
 DEFAULT = [name for name in SUITES if name != "scale"]
-"""`scale` runs for about 15 minutes and makes a million files: only when asked for by name."""
+"""`scale` runs for about 13 minutes and makes a million files: only when asked for by name."""
 
 names = []
 for i, arg in enumerate(sys.argv[1:]):

@@ -32,6 +32,7 @@ def latency(work: Path) -> list[Row]:
             commit = client.put_file("in", "master", f"f{i}", source=f"{i}\n".encode())
             while (
                 not (jobs := [j for j in client.list_jobs("copy") if j.inputs[0].commit == commit.id])
+                or jobs[0].started is None  # listed, not started yet
                 or jobs[0].state == "running"
             ):
                 time.sleep(0.01)

@@ -45,7 +45,7 @@ TIERS = ("unit", "contract", "e2e", "torture")
 FOLDER_TIERS = {"unit": "unit", "contracts": "contract", "e2e": "e2e", "torture": "torture"}
 PROCESS_FIXTURES = frozenset(
     {"dv", "hosts", "docker_engine", "browser", "registry", "auth_registry", "postgres_server", "s3_server"}
-    | {"dask_local_cluster", "dask_cluster", "fuse"}
+    | {"dask_local_cluster", "dask_cluster", "fuse", "pachd"}
 )
 """Fixtures that bring real `dataver` processes, Docker, a browser, a FUSE mount or a server: their
 tests are not unit tests."""

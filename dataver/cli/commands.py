@@ -24,6 +24,7 @@ MODULES: dict[str, tuple[tuple[str, str], ...]] = {
     "service": (("app", ""),),
     "job": (("app", ""),),
     "console": (("app", ""),),
+    "api": (("app", ""),),
     "admin": (("app", ""), ("admin_app", "admin")),
     "remote": (("app", ""), ("remote_app", "remote")),
     "secret": (("app", ""),),
@@ -175,6 +176,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "console",
         "Open the web console: the DAG, repos, files, pipelines, jobs, logs and provenance in a browser, "
         "read-only. Prints the URL (with the token, when bound beyond 127.0.0.1); Ctrl-C stops it.",
+    ),
+    "serve-api": (
+        "api",
+        "Serve Pachyderm's 2.x gRPC API (pachd's services) over the store, in the foreground, running the jobs "
+        "commits trigger; Ctrl-C stops it.",
     ),
     "fsck": (
         "admin",
