@@ -113,3 +113,14 @@ def test_the_index_names_every_command_its_module_and_summary():
     for name, (module, summary) in COMMANDS.items():
         built = build(name)
         assert summary == built.short_help, f"commands.COMMANDS[{name!r}] = ({module!r}, {built.short_help!r})"
+
+
+def test_a_commit_on_a_store_without_pipelines_loads_no_pipeline_layer(tmp_path):
+    """Every commit asks whether a job is to run; on a store with no pipeline the answer must not
+    import the pipeline layer's records, models and executors (a fifth of an unchanged put)."""
+    root = str(tmp_path / "store")
+    (tmp_path / "f.txt").write_text("x\n")
+    _run(tmp_path, "--root", root, "create-repo", "r")
+    done, imported = _run(tmp_path, "--root", root, "put-file", "r", "master", "-f", str(tmp_path / "f.txt"))
+    assert "1 file" in done.stdout + done.stderr
+    assert not imported & {"dataver.pipelines.records", "dataver.pipelines.models", "dataver.executors.base"}

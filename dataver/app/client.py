@@ -177,9 +177,9 @@ class Client:
 
     def has_pipelines(self) -> bool:
         """Whether the store has any pipeline (without loading the pipeline layer)."""
-        from ..pipelines.records import Records
+        from ..pipelines.exists import any_pipeline
 
-        return Records(self.store.db).any_pipeline()
+        return any_pipeline(self.store.db)
 
     def _landed(self, result: Any) -> Any:
         """After a commit lands: run what it triggers (when asked to, and no daemon does), then

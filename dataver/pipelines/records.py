@@ -17,6 +17,7 @@ from ..versioning.refs import columns
 
 if TYPE_CHECKING:  # records are read where pydantic is not loaded (does the store have pipelines?)
     from .spec import PipelineSpec
+from .exists import any_pipeline
 from .models import DatumFileRef, DatumInfo, JobInfo, JobInput, PipelineInfo, PipelineVersion
 
 
@@ -178,7 +179,7 @@ class Records:
         return [PipelineRecord(*r) for r in self.db.query(f"SELECT {_PIPELINE} FROM pipelines ORDER BY created")]
 
     def any_pipeline(self) -> bool:
-        return self.db.query_one("SELECT 1 FROM pipelines LIMIT 1") is not None
+        return any_pipeline(self.db)
 
     def exists(self, name: str) -> bool:
         return self.db.query_one("SELECT 1 FROM pipelines WHERE name = ?", (name,)) is not None
