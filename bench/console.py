@@ -45,7 +45,7 @@ def _big(root: Path, work: Path) -> None:
     with Client(root) as client:
         client.create_repo("big")
         client.put_file("big", "master", "/", source=[str(folder)], recursive=True)
-        records = client._pipes.records
+        records = client.pipeline_layer.records
         pipeline = records.pipeline("inference")
         real = client.last_job("inference")
         assert real is not None
