@@ -57,6 +57,16 @@ def test_rewriting_the_same_content_gives_the_same_tree(trees):
     assert again.oid == first.oid
 
 
+def test_setting_what_is_there_already_writes_no_folder(trees, monkeypatch):
+    """A re-put of unchanged files re-encodes no folder: a 10,000-file folder's tree took a
+    fifth of putting those files again."""
+    first = write(trees, None, {"a/1": blob(1), "top": blob(2)})
+    encoded = []
+    monkeypatch.setattr("dataver.storage.trees.encode_tree", lambda entries: encoded.append(entries) or b"")
+    again = write(trees, first.oid, {"a/1": blob(1), "top": blob(2)})
+    assert again.oid == first.oid and encoded == []
+
+
 def test_deleting_the_last_file_removes_empty_directories(trees):
     root = write(trees, None, {"a/b/c": blob(1)})
     emptied = write(trees, root.oid, {"a/b/c": None})

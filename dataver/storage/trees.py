@@ -391,6 +391,8 @@ class TreeEditor:
         is_dir = isinstance(existing, _Dir) or (isinstance(existing, Entry) and existing.is_dir)
         if is_dir and not entry.is_dir:
             raise Conflict(f"/{path} is a directory, so a file cannot be written there")
+        if existing == entry:  # the same bytes again: no folder needs writing (a re-put of unchanged files)
+            return
         children[parts[-1]] = entry
         self._mark_dirty(parts)
 
