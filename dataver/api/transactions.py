@@ -24,7 +24,7 @@ from betterproto.lib.google.protobuf import Empty
 from pachyderm_sdk.api import pfs, pps
 from pachyderm_sdk.api import transaction as txn_pb
 
-from ..names import DEFAULT_PROJECT
+from ..names import COMMIT_ID_RE, DEFAULT_PROJECT
 from ..versioning.transactions import Request, TransactionInfo
 from . import convert, requests
 from .clients import Clients
@@ -143,6 +143,13 @@ def transaction_response(txn_id: str, request: Request) -> txn_pb.TransactionRes
     return txn_pb.TransactionResponse()
 
 
+def _commit(repo: str, ref: str) -> pfs.Commit:
+    """A queued reference as pachd's Commit: an id, else a branch (`master`, `master^2`)."""
+    if COMMIT_ID_RE.fullmatch(ref):
+        return convert.commit(repo, ref)
+    return pfs.Commit(repo=convert.repo(repo), branch=convert.branch(repo, ref))
+
+
 def transaction_request(request: Request) -> txn_pb.TransactionRequest:
     """A queued request as pachd's message (dataver keeps the names it was given, not the message)."""
     a = request.args
@@ -156,7 +163,7 @@ def transaction_request(request: Request) -> txn_pb.TransactionRequest:
             delete_repo=pfs.DeleteRepoRequest(repo=convert.repo(a["name"]), force=a["force"])
         )
     if op == "start_commit":
-        parent = convert.commit(a["repo"], a["parent"]) if a["parent"] else None
+        parent = _commit(a["repo"], a["parent"]) if a["parent"] else None
         return txn_pb.TransactionRequest(
             start_commit=pfs.StartCommitRequest(
                 branch=convert.branch(a["repo"], a["branch"]), parent=parent, description=a["description"]
@@ -165,11 +172,11 @@ def transaction_request(request: Request) -> txn_pb.TransactionRequest:
     if op == "finish_commit":
         return txn_pb.TransactionRequest(
             finish_commit=pfs.FinishCommitRequest(
-                commit=convert.commit(a["repo"], a["ref"]), description=a["description"] or ""
+                commit=_commit(a["repo"], a["ref"]), description=a["description"] or ""
             )
         )
     if op == "create_branch":
-        head = convert.commit(a["repo"], a["head"]) if a["head"] else None
+        head = _commit(a["repo"], a["head"]) if a["head"] else None
         return txn_pb.TransactionRequest(
             create_branch=pfs.CreateBranchRequest(branch=convert.branch(a["repo"], a["name"]), head=head)
         )

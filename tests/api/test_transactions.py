@@ -171,3 +171,31 @@ def test_delete_all_drops_every_transaction(pachd) -> None:
     assert len(client.transaction.list_transaction().transaction_info) == 2
     client.transaction.delete_all()
     assert client.transaction.list_transaction().transaction_info == []
+
+
+def test_a_transaction_the_cli_queued_is_described_and_finished_as_pachds(pachd) -> None:
+    for command in (
+        ("create-repo", "data"),
+        ("start-transaction",),
+        ("create-repo", "more", "-d", "more data"),
+        ("start-commit", "data@master"),
+        ("finish-commit", "data@master"),
+        ("create-branch", "data@dev", "--head", "master"),
+        ("delete-branch", "data@dev"),
+    ):
+        done = pachd.dataver(*command)
+        assert done.returncode == 0, done.stderr
+    client = pachd.client
+    [info] = client.transaction.list_transaction().transaction_info
+    create, start, finish, branch, delete = info.requests
+    assert (create.create_repo.repo.name, create.create_repo.description) == ("more", "more data")
+    assert (start.start_commit.branch.repo.name, start.start_commit.branch.name) == ("data", "master")
+    assert (finish.finish_commit.commit.branch.name, finish.finish_commit.commit.id) == ("master", "")
+    assert (branch.create_branch.branch.name, branch.create_branch.head.branch.name) == ("dev", "master")
+    assert delete.delete_branch.branch.name == "dev"
+    assert info.responses[1].commit.id == info.transaction.id  # the commit it opens has its id
+    assert [bool(r.commit) for r in info.responses] == [False, True, False, False, False]
+    done = client.transaction.finish_transaction(transaction=info.transaction)
+    assert len(done.requests) == 5 and done.started is not None
+    assert repos(client) == ["data", "more"]
+    assert client.transaction.list_transaction().transaction_info == []
