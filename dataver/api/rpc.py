@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from betterproto import Message
 
+from .requests import header, not_queued, scope
 from .status import reply_error
 
 log = logging.getLogger("dataver.api")
@@ -77,13 +78,15 @@ def _serialize(message: Message) -> bytes:
 
 
 def _guarded(method: Method, fn: Callable, observe: Callable[[Method, grpc.StatusCode], None]) -> Callable:
-    """`fn` with its errors turned into one status each, and each call's outcome observed."""
+    """`fn` with its errors turned into one status each, each call's outcome observed, and the
+    call run in the transaction it names (`requests`)."""
     if method.kind is Kind.SERVER_STREAM:
 
         def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Message]:
             code = grpc.StatusCode.OK
             try:
-                yield from fn(request, context)
+                with scope(method.path, context):
+                    yield from fn(request, context)
             except BaseException as exc:  # noqa: BLE001 (every failure becomes a status)
                 code = reply_error(context, exc, method.path)
             finally:
@@ -94,7 +97,8 @@ def _guarded(method: Method, fn: Callable, observe: Callable[[Method, grpc.Statu
     def answering(request: Any, context: grpc.ServicerContext) -> Message | None:
         code = grpc.StatusCode.OK
         try:
-            return fn(request, context)
+            with scope(method.path, context):
+                return fn(request, context)
         except BaseException as exc:  # noqa: BLE001 (every failure becomes a status)
             code = reply_error(context, exc, method.path)
             return None
@@ -149,10 +153,12 @@ def refusal(path: str) -> str:
 class _Unimplemented(grpc.GenericRpcHandler):
     """Every method no service answers: pachd's administration (auth, enterprise, license,
     identity, PJS, debug) has no meaning over a dataver store. Answered whatever the call's
-    streaming, without reading its request."""
+    streaming, without reading its request; in a transaction, a request pachd would queue there
+    says that dataver cannot (`requests.NOT_QUEUED`), served outside one or not."""
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        why = refusal(handler_call_details.method)
+        path = handler_call_details.method
+        why = not_queued(path, header(handler_call_details.invocation_metadata)) or refusal(path)
 
         def refuse(requests: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, why)

@@ -23,6 +23,7 @@ from .clients import Clients
 from .misc import VersionService
 from .pfs import PfsService
 from .rpc import handlers
+from .transactions import TransactionService
 
 DEFAULT_ADDRESS = "127.0.0.1:30650"
 """pachd's port, on loopback: reachable from other hosts only when asked (`--address`)."""
@@ -58,7 +59,7 @@ def start(root: Path, address: str = DEFAULT_ADDRESS) -> Served:
     clients = Clients(root)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="api"),
-        handlers=handlers([VersionService(), PfsService(clients)]),
+        handlers=handlers(_with_transactions(clients, [VersionService(), PfsService(clients)])),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
     )
     try:
@@ -69,6 +70,11 @@ def start(root: Path, address: str = DEFAULT_ADDRESS) -> Served:
         raise AlreadyExists(f"cannot listen on {address}: the port is taken or the address is not this host's")
     server.start()
     return Served(server, bound, clients)
+
+
+def _with_transactions(clients: Clients, services: list[object]) -> list[object]:
+    """`services` and the transaction service, whose BatchTransaction answers through theirs."""
+    return [*services, TransactionService(clients, services)]
 
 
 def serve(root: Path, address: str, on_ready: Callable[[Served], None] = lambda s: None) -> None:

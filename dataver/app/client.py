@@ -69,6 +69,8 @@ SUBSCRIBE_POLL = 0.2
 Progress = Callable[["JobInfo"], None]
 _NOT_QUEUED = object()
 """What `Client._queue` says when no transaction is active: run the command now."""
+_STORE_ACTIVE = object()
+"""Where a Client queues unless told otherwise (`use_transaction`): the store's active transaction."""
 
 
 def _ref(ref: Ref) -> CommitRef:
@@ -125,6 +127,7 @@ class Client:
         self.notice = notice
         self.on_commit = on_commit
         self.pulls = pulls
+        self._queue_into: str | None | object = _STORE_ACTIVE
 
     @classmethod
     def existing(cls, root: str | Path | None = None, *, project: str | None = None) -> Client | None:
@@ -163,7 +166,10 @@ class Client:
         """While a transaction is active, add this command to it instead of running it, and return
         what it will give (the whole transaction is tried with it first, so a command that could
         not apply is refused now, in one line); `_NOT_QUEUED` when no transaction is active."""
-        txn = self._transactions.active()
+        if self._queue_into is _STORE_ACTIVE:
+            txn = self._transactions.active()
+        else:
+            txn = self._transactions.get(self._queue_into) if self._queue_into is not None else None
         if txn is None:
             return _NOT_QUEUED
         from ..versioning.transactions import Request
@@ -781,13 +787,22 @@ class Client:
 
     # ---- transactions ------------------------------------------------------------------
 
-    def start_transaction(self) -> TransactionInfo:
+    def start_transaction(self, *, activate: bool = True) -> TransactionInfo:
         """Start a transaction and make it the active one: from now on, on this store, create/delete
         repo, start/finish/delete commit, create/delete branch and create/update pipeline are
         queued in it (each returns what it will give) until `finish_transaction` applies them all
         at once, as one change: its commits share its id as their global id, and a pipeline
-        reading several of them runs one job over all of them."""
-        return self._transactions.start()
+        reading several of them runs one job over all of them. With `activate` False the
+        transaction is only made, for callers that name it (`use_transaction`), and the store's
+        active transaction, if any, stays the active one."""
+        return self._transactions.start(activate)
+
+    def use_transaction(self, txn_id: str | None) -> None:
+        """From now on, queue into transaction `txn_id` (None: into none, running every command at
+        once) instead of the store's active transaction: for a caller that names the transaction
+        with each request, as pachd's API does (the `pach-transaction` header), where the store's
+        active transaction is a CLI user's."""
+        self._queue_into = txn_id
 
     def finish_transaction(self, txn_id: str | None = None) -> TransactionInfo:
         """Apply a transaction's requests (the active transaction's by default) together, then
@@ -813,6 +828,10 @@ class Client:
 
     def list_transactions(self) -> list[TransactionInfo]:
         return self._transactions.list()
+
+    def delete_all_transactions(self) -> int:
+        """Drop every transaction, applying nothing; how many there were."""
+        return self._transactions.remove_all()
 
     # ---- maintenance -------------------------------------------------------------------
 

@@ -129,15 +129,29 @@ class Transactions:
         return TransactionInfo(txn_id, started, requests, txn_id == self.active_id())
 
     def list(self) -> list[TransactionInfo]:
-        """Every transaction not finished or deleted, oldest first."""
+        """Every transaction not finished or deleted, oldest first (one finished while they are
+        read is left out, not an error: the API's clients finish theirs at any moment)."""
         names = [p.stem for p in self.folder.glob("*.json")] if self.folder.is_dir() else []
-        return sorted((self.get(n) for n in names if COMMIT_ID_RE.fullmatch(n)), key=lambda t: (t.started, t.id))
+        found = []
+        for name in names:
+            if COMMIT_ID_RE.fullmatch(name):
+                try:
+                    found.append(self.get(name))
+                except NotFound:
+                    continue
+        return sorted(found, key=lambda t: (t.started, t.id))
 
     # ---- writing -----------------------------------------------------------------------
 
-    def start(self) -> TransactionInfo:
-        """A new transaction, made the active one (refused while another is active, as pachctl does)."""
+    def start(self, activate: bool = True) -> TransactionInfo:
+        """A new transaction, made the active one (refused while another is active, as pachctl does).
+        With `activate` False it is only made: requests name it by id (pachd's API, where each
+        request carries its transaction), and the store's active transaction is left alone."""
         with self._locked():
+            if not activate:
+                info = TransactionInfo(uuid.uuid4().hex, time.time(), [], False)
+                self._write(info)
+                return info
             if (current := self.active_id()) is not None:
                 raise Conflict(
                     f"transaction {current} is active: finish it (`dataver finish-transaction`), set it aside "
@@ -184,11 +198,16 @@ class Transactions:
             return info
 
     def remove_all(self) -> int:
-        """Forget every transaction (`delete-all`, as Pachyderm's deletes them too)."""
-        found = self.list()
-        for info in found:
-            self.remove(info.id)
-        return len(found)
+        """Forget every transaction (`delete-all`, as Pachyderm's deletes them too); how many
+        were (one removed meanwhile by someone else is not counted)."""
+        removed = 0
+        for info in self.list():
+            try:
+                self.remove(info.id)
+                removed += 1
+            except NotFound:
+                continue
+        return removed
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
