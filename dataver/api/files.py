@@ -35,13 +35,23 @@ MAX_PAGE = 100_000
 """The most entries one ListFile or WalkFile answers (pachd's limit)."""
 
 
+class _InPlace(pfs.ModifyFileRequest):
+    """ModifyFileRequest parsed in place: a chunk's bytes stay a view of the received message
+    rather than being copied once per nesting level (four copies of each 19 MiB chunk the SDK
+    sends, which made a 1 GiB upload's peak three times what it is)."""
+
+    @classmethod
+    def FromString(cls, data: bytes) -> pfs.ModifyFileRequest:  # type: ignore[override]
+        return pfs.ModifyFileRequest().parse(memoryview(data))
+
+
 class FilesService:
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
 
     # ---- writing -------------------------------------------------------------------------
 
-    @client_stream(SERVICE, "ModifyFile", pfs.ModifyFileRequest)
+    @client_stream(SERVICE, "ModifyFile", _InPlace)
     def modify_file(self, requests: Iterator[pfs.ModifyFileRequest], context: grpc.ServicerContext) -> Empty:
         messages = _Messages(requests)
         first = messages.next()
@@ -180,7 +190,7 @@ class _Messages:
         return self._ahead
 
 
-def _raw(message: pfs.ModifyFileRequest, path: str) -> bytes | None:
+def _raw(message: pfs.ModifyFileRequest, path: str) -> memoryview | None:
     """The bytes of an add_file message with raw bytes for `path`, else None."""
     kind, body = betterproto.which_one_of(message, "body")
     if kind != "add_file" or body.path != path:
@@ -194,7 +204,7 @@ class _Chunks(io.RawIOBase):
     add_file message's, then those of each following add_file for the same path (the SDK sends
     a big file in chunks of 19 MiB). One chunk is held at a time."""
 
-    def __init__(self, first: bytes, messages: _Messages, path: str) -> None:
+    def __init__(self, first: memoryview | bytes, messages: _Messages, path: str) -> None:
         self._chunk = memoryview(first)
         self._messages = messages
         self._path = path

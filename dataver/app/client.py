@@ -557,7 +557,10 @@ class Client:
         commit, in one edit: pachd's ModifyFile."""
         from ..versioning.changes import CopyFile, apply_changes
 
-        named = (replace(c, src_repo=self._repo(c.src_repo)) if isinstance(c, CopyFile) else c for c in changes)
+        named = (
+            replace(c, src_repo=self._repo(c.src_repo), src_ref=_ref(c.src_ref)) if isinstance(c, CopyFile) else c
+            for c in changes
+        )
         return self._landed(apply_changes(self.files, self._repo(repo), _ref(ref), named))
 
     def list_files(self, repo: str, ref: Ref, path: str = "") -> list[FileInfo]:

@@ -58,7 +58,8 @@ class CopyFile:
     byte is copied); with `append`, a file's bytes go after those of a file already there."""
 
     src_repo: str
-    src_ref: CommitRef
+    src_ref: CommitRef | str
+    """A ref (`Client.modify_files` parses a string)."""
     src_path: str
     path: str
     append: bool = False
