@@ -78,13 +78,24 @@ def commit_info(info: CommitInfo) -> pfs.CommitInfo:
     )
 
 
-def file_info(info: FileInfo, branch_name: str | None = None) -> pfs.FileInfo:
+def file_info(info: FileInfo, branch_name: str | None = None, commit_id: str | None = None) -> pfs.FileInfo:
+    """A file or directory as pachd describes it: a directory's path ends in '/' ('/' for the
+    root), and its commit is `commit_id` where given (the global id the user sees)."""
+    is_dir = info.type == "dir"
+    path = info.path if not is_dir or info.path.endswith("/") else info.path + "/"
     return pfs.FileInfo(
-        file=pfs.File(commit=commit(info.repo, info.commit, branch_name), path=info.path),
-        file_type=pfs.FileType.DIR if info.type == "dir" else pfs.FileType.FILE,
+        file=pfs.File(commit=commit(info.repo, commit_id or info.commit, branch_name), path=path),
+        file_type=pfs.FileType.DIR if is_dir else pfs.FileType.FILE,
         size_bytes=info.size,
         hash=bytes.fromhex(info.hash) if info.hash else b"",
     )
+
+
+def diff_side(repo_name: str, commit_id: str, path: str, size: int | None, digest: str | None) -> pfs.FileInfo | None:
+    """One side of a changed file in a DiffFile answer (None where the file is absent)."""
+    if size is None:
+        return None
+    return file_info(FileInfo(repo_name, commit_id, path, "file", size, digest or ""))
 
 
 def project_info(info: ProjectInfo) -> pfs.ProjectInfo:

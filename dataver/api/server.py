@@ -20,6 +20,7 @@ import grpc
 
 from ..errors import AlreadyExists, InvalidArgument
 from .clients import Clients
+from .files import FilesService
 from .misc import VersionService
 from .pfs import PfsService
 from .rpc import handlers
@@ -59,7 +60,7 @@ def start(root: Path, address: str = DEFAULT_ADDRESS) -> Served:
     clients = Clients(root)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="api"),
-        handlers=handlers(_with_transactions(clients, [VersionService(), PfsService(clients)])),
+        handlers=handlers(_with_transactions(clients, [VersionService(), PfsService(clients), FilesService(clients)])),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
     )
     try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from ..serving.status import ServiceInfo
     from ..storage.presence import DaemonInfo
     from ..storage.repair import SalvagedTable
+    from ..versioning.changes import Change
     from ..versioning.maintenance import OuterReferences
     from ..versioning.mounts import MountedRepo
     from ..versioning.sources import Given
@@ -545,6 +547,27 @@ class Client:
         return self.files.get_to_path(
             self._repo(repo), _ref(ref), path, Path(dest), recursive=recursive, progress=progress
         )
+
+    def open_file(self, repo: str, ref: Ref, path: str) -> tuple[FileInfo, BinaryIO]:
+        """A file's description and its bytes to read once, in chunks (checked against its hash
+        at the end: a damaged file fails the last read)."""
+        return self.files.open_file(self._repo(repo), _ref(ref), path)
+
+    def walk_files(self, repo: str, ref: Ref, path: str = "") -> Iterator[FileInfo]:
+        """The file or directory at `path` and everything below it, folders too, in path order."""
+        return self.files.walk(self._repo(repo), _ref(ref), path)
+
+    def modify_files(self, repo: str, ref: Ref, changes: Iterable[Change]) -> CommitInfo:
+        """Apply a stream of file changes (`dataver.versioning.changes`: add bytes, delete, copy),
+        each file's bytes stored as `changes` yields it, to a branch (one new commit) or an open
+        commit, in one edit: pachd's ModifyFile."""
+        from ..versioning.changes import CopyFile, apply_changes
+
+        named = (
+            replace(c, src_repo=self._repo(c.src_repo), src_ref=_ref(c.src_ref)) if isinstance(c, CopyFile) else c
+            for c in changes
+        )
+        return self._landed(apply_changes(self.files, self._repo(repo), _ref(ref), named))
 
     def list_files(self, repo: str, ref: Ref, path: str = "") -> list[FileInfo]:
         return self.files.list_files(self._repo(repo), _ref(ref), path)

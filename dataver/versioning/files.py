@@ -453,6 +453,27 @@ class FileStore:
             shutil.copyfileobj(f, out, 1 << 20)
         return self._info(repo, commit, path, entry)
 
+    def open_file(self, repo: str, ref: CommitRef, path: str) -> tuple[FileInfo, BinaryIO]:
+        """A file's description and its bytes, opened for one pass of reading that fails
+        (Corruption) at its end if they are not what was stored: a server streaming a file of
+        any size holds one chunk of it at a time, and its client never takes a damaged file
+        for a whole one."""
+        path = normalize_path(path, allow_root=False)
+        commit, entry = self._commit_and_entry(repo, ref, path)
+        if entry.is_dir:
+            raise InvalidArgument(f"/{path} is a directory: fetch it as a tar archive, or list it")
+        return self._info(repo, commit, path, entry), self.store.objects.open_verified(entry.oid)
+
+    def walk(self, repo: str, ref: CommitRef, path: str = "") -> Iterator[FileInfo]:
+        """The file or directory at `path` and, for a directory, everything below it (folders
+        too), depth first in path order, as Pachyderm's walk-file shows them."""
+        path = normalize_path(path)
+        commit, entry = self._commit_and_entry(repo, ref, path)
+        yield self._info(repo, commit, path, entry)
+        if entry.is_dir:
+            for below, child in self.trees.walk(entry.oid, path):
+                yield self._info(repo, commit, below, child)
+
     def _read_verified(self, oid: str) -> bytes:
         """A small object's bytes, checked against its id (Corruption, the object set aside, if not)."""
         with self.store.objects.open_verified(oid) as f:

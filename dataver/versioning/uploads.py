@@ -16,6 +16,7 @@ import os
 import posixpath
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -181,9 +182,7 @@ def fetch(url: str, folder: Path) -> Path:
     """Download `url` (http or https) into `folder`, under the name its path ends with (a URL
     given to `put-file -f`, stored as that file)."""
     import shutil
-    import urllib.error
     import urllib.parse
-    import urllib.request
 
     name = Path(urllib.parse.urlsplit(url).path).name
     if not name:
@@ -191,15 +190,29 @@ def fetch(url: str, folder: Path) -> Path:
     _check_name(name, f"{url[:100]}{'...' if len(url) > 100 else ''} (the file it names):")  # before a byte is fetched
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
+    with open_url(url) as response, open(target, "wb") as out:
+        shutil.copyfileobj(response, out)
+    return target
+
+
+@contextmanager
+def open_url(url: str) -> Iterator[BinaryIO]:
+    """The body of an http(s) URL, to read as it arrives; any other scheme (file://, ftp://...) is
+    refused: a URL can come from a remote client, and must not read this host's files. A URL
+    that cannot be fetched, or fails mid-way, is one InvalidArgument line."""
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        raise InvalidArgument(f"cannot fetch {url[:100]}: only http:// and https:// URLs are fetched")
     try:
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response, open(target, "wb") as out:  # noqa: S310
-            shutil.copyfileobj(response, out)
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response:  # noqa: S310 (scheme checked above)
+            yield response
     except urllib.error.HTTPError as exc:
         raise InvalidArgument(f"cannot fetch {url}: the server answered {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise InvalidArgument(f"cannot fetch {url}: {reason}: check the address and your network") from None
-    return target
 
 
 def untar(archive: str | BinaryIO, folder: Path) -> Path:
