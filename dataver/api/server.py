@@ -22,6 +22,7 @@ from ..errors import AlreadyExists, InvalidArgument
 from .clients import Clients
 from .misc import VersionService
 from .pfs import PfsService
+from .pps import PpsService
 from .rpc import handlers
 
 DEFAULT_ADDRESS = "127.0.0.1:30650"
@@ -58,7 +59,7 @@ def start(root: Path, address: str = DEFAULT_ADDRESS) -> Served:
     clients = Clients(root)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="api"),
-        handlers=handlers([VersionService(), PfsService(clients)]),
+        handlers=handlers([VersionService(), PfsService(clients), PpsService(clients)]),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
     )
     try:
