@@ -76,6 +76,9 @@ def test_iris_through_the_sdk(pachd) -> None:
     assert sorted(p.pipeline.name for p in client.pps.list_pipeline()) == ["inference", "model"]
     job_set = list(client.pps.inspect_job_set(job_set=pps.JobSet(id=predicted), wait=True))
     assert [j.job.pipeline.name for j in job_set] == ["inference"]
+    assert [s.job_set.id for s in client.pps.list_job_set()] == [predicted, trained]
+    detailed = client.pps.inspect_job(job=_job("model", trained), details=True)
+    assert detailed.details.transform.image == "dataver/pytrain-svm:latest"
 
 
 def test_a_job_and_its_logs(pachd, tmp_path) -> None:
@@ -174,3 +177,52 @@ def test_secrets_round_trip(pachd) -> None:
     with pytest.raises(grpc.RpcError) as bad:
         client.pps.create_secret(name="empty", data={})
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no key" in bad.value.details()
+
+
+def test_waiting_ends_with_the_callers_deadline_and_a_stopped_job(pachd, tmp_path) -> None:
+    client = pachd.client
+    (tmp_path / "x").write_text("x")
+    client.pfs.create_repo(repo=pfs.Repo(name="in"))
+    client.pps.create_pipeline(
+        pipeline=pps.Pipeline(name="slow"),
+        transform=pps.Transform(cmd=["sleep", "600"]),
+        input=pps.Input(pfs=pps.PfsInput(repo="in", glob="/")),
+    )
+    started = _put(pachd, "in", "/x", "-f", str(tmp_path / "x"))
+    inspect = client.pps._ApiStub__rpc_inspect_job  # the SDK's call, given a deadline as grpc takes one
+    with pytest.raises(grpc.RpcError) as late:
+        inspect(pps.InspectJobRequest(job=_job("slow", started), wait=True), timeout=1.5)
+    assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    running = client.pps.inspect_job(job=_job("slow", started))
+    assert running.state in (pps.JobState.JOB_CREATED, pps.JobState.JOB_RUNNING)
+
+    client.pps.stop_job(job=_job("slow", started))
+    stopped = client.pps.inspect_job(job=_job("slow", started), wait=True)
+    assert stopped.state == pps.JobState.JOB_KILLED
+    assert [j.state for j in client.pps.list_job(pipeline=pps.Pipeline(name="slow"))] == [pps.JobState.JOB_KILLED]
+
+
+def test_subscribe_rerun_and_delete_all(pachd, tmp_path) -> None:
+    client = pachd.client
+    (tmp_path / "x").write_text("x")
+    client.pfs.create_repo(repo=pfs.Repo(name="in"))
+    copy = pps.Pipeline(name="copy")
+    client.pps.create_pipeline(
+        pipeline=copy,
+        transform=pps.Transform(cmd=["sh", "-c", "cp -r /pfs/in/. /pfs/out/"]),
+        input=pps.Input(pfs=pps.PfsInput(repo="in", glob="/")),
+    )
+    subscribed = client.pps._ApiStub__rpc_subscribe_job(pps.SubscribeJobRequest(pipeline=copy), timeout=120)
+    put = _put(pachd, "in", "/x", "-f", str(tmp_path / "x"))
+    assert next(subscribed).job.id == put  # the job the put caused, as it starts
+    client.pps.inspect_job(job=_job("copy", put), wait=True)
+    client.pps.rerun_pipeline(pipeline=copy)
+    rerun = next(subscribed)
+    assert rerun.job.id != put
+    subscribed.cancel()
+    assert [j.job.id for j in client.pps.list_job(pipeline=copy)] == [rerun.job.id, put]
+
+    client.pps.create_secret(name="creds", data={"k": "v"})
+    client.pps.delete_all()
+    assert list(client.pps.list_pipeline()) == [] and client.pps.list_secret().secret_info == []
+    assert "in" in pachd.dataver("list-repo").stdout  # input repos are pfs's to delete
