@@ -23,6 +23,7 @@ from .clients import Clients
 from .files import FilesService
 from .misc import VersionService
 from .pfs import PfsService
+from .pps import PpsService
 from .rpc import handlers
 from .transactions import TransactionService
 
@@ -60,7 +61,11 @@ def start(root: Path, address: str = DEFAULT_ADDRESS) -> Served:
     clients = Clients(root)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="api"),
-        handlers=handlers(_with_transactions(clients, [VersionService(), PfsService(clients), FilesService(clients)])),
+        handlers=handlers(
+            _with_transactions(
+                clients, [VersionService(), PfsService(clients), FilesService(clients), PpsService(clients)]
+            )
+        ),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
     )
     try:

@@ -1109,6 +1109,12 @@ class Client:
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
         self.pipeline_layer.service.delete(self._pipeline(name), keep_repo=keep_repo)
 
+    def delete_pipelines(self, names: list[str]) -> None:
+        """Delete these pipelines with their jobs and output repos, downstream first (so that none
+        is refused for a reader about to go too)."""
+        if names:
+            self.pipeline_layer.delete_pipelines([self._pipeline(n) for n in names])
+
     def delete_all(self) -> tuple[int, int]:
         """Delete every pipeline (with its jobs and output repo), every repo, every project but
         `default` and every transaction, as `pachctl delete all` does; objects are freed by `gc`.
