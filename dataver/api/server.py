@@ -20,8 +20,9 @@ import grpc
 
 from ..errors import AlreadyExists, InvalidArgument
 from .clients import Clients
+from .commits import CommitsService
 from .misc import VersionService
-from .pfs import PfsService
+from .projects import ProjectsService
 from .rpc import handlers
 
 DEFAULT_ADDRESS = "127.0.0.1:30650"
@@ -58,7 +59,7 @@ def start(root: Path, address: str = DEFAULT_ADDRESS) -> Served:
     clients = Clients(root)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="api"),
-        handlers=handlers([VersionService(), PfsService(clients)]),
+        handlers=handlers([VersionService(), CommitsService(clients), ProjectsService(clients)]),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
     )
     try:
