@@ -87,7 +87,8 @@ def test_subscriber_sees_new_commits_and_is_cancelled_cleanly(pachd, tmp_path) -
     _put(pachd, tmp_path, "test", "/old.txt", "old")
     subscribe = _raw(pachd, "SubscribeCommit", pfs.CommitInfo, stream=True)
     call = subscribe(
-        pfs.SubscribeCommitRequest(repo=pfs.Repo(name="test"), branch="master", state=pfs.CommitState.FINISHED)
+        pfs.SubscribeCommitRequest(repo=pfs.Repo(name="test"), branch="master", state=pfs.CommitState.FINISHED),
+        timeout=120,  # a broken stream fails the test instead of hanging it
     )
     existing = next(call)
     _put(pachd, tmp_path, "test", "/new.txt", "new")
