@@ -60,7 +60,9 @@ def branch_info(info: BranchInfo, head: CommitInfo | None = None) -> pfs.BranchI
     )
 
 
-ORIGINS = {"user": pfs.OriginKind.USER, "auto": pfs.OriginKind.AUTO, "job": pfs.OriginKind.AUTO}
+ORIGINS = {"user": pfs.OriginKind.USER, "auto": pfs.OriginKind.USER, "job": pfs.OriginKind.AUTO}
+"""A put outside an open commit is a user's commit in Pachyderm too (its own commit, made for the
+put); AUTO is what pachd makes itself: a job's output."""
 
 
 def commit_info(info: CommitInfo) -> pfs.CommitInfo:

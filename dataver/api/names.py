@@ -7,6 +7,7 @@ ref (a commit id, or a branch when the commit has none), a path.
 
 from __future__ import annotations
 
+import betterproto
 from pachyderm_sdk.api import pfs
 
 from ..names import DEFAULT_PROJECT, qualify
@@ -58,3 +59,27 @@ def file_ref(file: pfs.File | None) -> tuple[str, str, str]:
         raise invalid("the request names no file")
     repo, ref = commit_ref(file.commit)
     return repo, ref, file.path or "/"
+
+
+def picked_repo(picker: pfs.RepoPicker | None) -> str:
+    """The repo a RepoPicker names (pachd's newer way to name one, in the Walk RPCs)."""
+    if picker is None or not picker.name.name:
+        raise invalid("the request picks no repo: set repo.name.name")
+    named = picker.name
+    return repo_name(pfs.Repo(name=named.name, type=named.type, project=pfs.Project(name=named.project.name)))
+
+
+def picked_commit(picker: pfs.CommitPicker | None) -> tuple[str, str]:
+    """(repo, ref) of a CommitPicker: a branch's head, a (global) id in a repo, or N back from
+    another pick (`ref^N`). A branch's root is not told apart from other ancestors: refused."""
+    kind, picked = betterproto.which_one_of(picker, "picker") if picker is not None else ("", None)
+    if kind == "branch_head":
+        return picked_repo(picked.name.repo), picked.name.name
+    if kind == "id":
+        return picked_repo(picked.repo), picked.id
+    if kind == "ancestor":
+        repo, ref = picked_commit(picked.start)
+        return repo, f"{ref}^{picked.offset}" if picked.offset else ref
+    if kind == "branch_root":
+        raise invalid("a commit picked by its branch's root is not supported by dataver: pick it by id")
+    raise invalid("the request picks no commit: set branch_head, id or ancestor")

@@ -20,10 +20,11 @@ import grpc
 
 from ..errors import AlreadyExists, InvalidArgument
 from .clients import Clients
+from .commits import CommitsService
 from .files import FilesService
 from .misc import VersionService
-from .pfs import PfsService
 from .pps import PpsService
+from .projects import ProjectsService
 from .rpc import handlers
 from .transactions import TransactionService
 
@@ -63,7 +64,14 @@ def start(root: Path, address: str = DEFAULT_ADDRESS) -> Served:
         futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="api"),
         handlers=handlers(
             _with_transactions(
-                clients, [VersionService(), PfsService(clients), FilesService(clients), PpsService(clients)]
+                clients,
+                [
+                    VersionService(),
+                    CommitsService(clients),
+                    ProjectsService(clients),
+                    FilesService(clients),
+                    PpsService(clients),
+                ],
             )
         ),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],

@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # the pipeline layer imports pydantic: loaded only when pipel
     from ..runtimes.pulls import PullProgress
     from ..runtimes.secrets import SecretInfo
     from ..serving.status import ServiceInfo
+    from ..storage.coordination import Watch
     from ..storage.presence import DaemonInfo
     from ..storage.repair import SalvagedTable
     from ..versioning.changes import Change
@@ -360,6 +361,10 @@ class Client:
 
     def inspect_repo(self, name: str) -> RepoInfo:
         return self.repos.inspect_repo(self._repo(name))
+
+    def update_repo(self, name: str, description: str) -> RepoInfo:
+        """Change a repo's description (pachctl's `update repo --description`)."""
+        return self.repos.update_repo(self._repo(name), description)
 
     def delete_repo(self, name: str, *, force: bool = False) -> None:
         """Refused while a pipeline reads the repo (or writes it), unless `force`."""
@@ -1274,6 +1279,19 @@ class Client:
         return self.pipeline_layer.wait_commit(
             self._repo(repo), _ref(ref), timeout, served=self.serving_daemon() is not None, progress=self.progress
         )
+
+    def busy_downstream(self, repo: str) -> list[str]:
+        """The pipelines downstream of `repo` (or writing it, or feeding those) still behind their
+        inputs or running a job: empty once everything a commit to `repo` causes has landed
+        (`wait_commit` waits for that; a server waiting on its own terms asks this instead)."""
+        if not self.has_pipelines():
+            return []
+        return sorted(self.pipeline_layer.busy_downstream(self._repo(repo)))
+
+    def watch(self, on_event: Callable[[str], None]) -> Watch:
+        """Call `on_event(topic)` whenever the store changes (a commit lands, a job moves on), from
+        another thread, until the returned watch is stopped: what the daemon sleeps on."""
+        return self.store.coordination.watch(on_event)
 
     def file_provenance(self, repo: str, ref: Ref, path: str) -> ProvenanceNode:
         """Where a file came from: its job and datum, and theirs, back to the data users put in."""

@@ -377,9 +377,7 @@ class PipelineLayer:
         if not served:
             self.scheduler.run_pending(progress)
         else:
-            downstream = self.service.downstream(repo)
-            upstream = self.scheduler.upstream()
-            self._wait_idle(downstream.union(*(upstream.get(p, set()) for p in downstream)), timeout)
+            self._wait_idle(self._feeding(repo), timeout)
         self._check_downstream(repo, start.id)
         found: list[CommitInfo] = []
         frontier = [start.id]
@@ -403,14 +401,32 @@ class PipelineLayer:
         if failed:
             raise JobFailed(f"downstream of {repo}@{commit}, pipeline(s) failed: {'; '.join(failed)}")
 
+    def _feeding(self, repo: str, *, writer: bool = False) -> set[str]:
+        """The pipelines downstream of `repo`, and those upstream of them (which feed them too);
+        with `writer`, also the pipeline writing `repo` (and what feeds it), if one does."""
+        downstream = self.service.downstream(repo)
+        upstream = self.scheduler.upstream()
+        if writer and repo in upstream:
+            downstream = downstream | {repo}
+        return downstream.union(*(upstream.get(p, set()) for p in downstream))
+
+    def _busy(self, pipelines: set[str]) -> set[str]:
+        """Those of `pipelines` behind their inputs or running a job."""
+        with self.store.db.read():  # one snapshot: a job between "pending" and "running" is seen once
+            running = self.records.active_pipelines()
+            return (set(self.scheduler.pending()) | running) & pipelines
+
+    def busy_downstream(self, repo: str) -> set[str]:
+        """What `wait_commit` waits for, asked once: the pipelines a commit to `repo` still has to
+        go through (behind their inputs or running), the one writing `repo` included (its next
+        commit to `repo` is on its way)."""
+        return self._busy(self._feeding(repo, writer=True))
+
     def _wait_idle(self, pipelines: set[str], timeout: float | None) -> None:
         """Block until none of `pipelines` is behind its inputs or running a job."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self.store.db.read():  # one snapshot: a job between "pending" and "running" is seen once
-                running = self.records.active_pipelines()
-                busy = set(self.scheduler.pending()) | running
-            if not busy & pipelines:
+            if not self._busy(pipelines):
                 return
             if deadline is not None and time.monotonic() > deadline:
                 raise Conflict(f"still waiting for pipeline(s) {', '.join(sorted(pipelines))} after {timeout} s")

@@ -126,6 +126,9 @@ class RefsTable:
             == 1
         )
 
+    def set_repo_description(self, name: str, description: str) -> None:
+        self.db.execute("UPDATE repos SET description = ? WHERE name = ?", (description, name))
+
     def delete_repo(self, name: str) -> None:
         """The repo with its branches and commits (provenance rows cascade)."""
         self.db.execute("DELETE FROM branches WHERE repo = ?", (name,))

@@ -91,6 +91,13 @@ class RepoStore:
             size = head.size if head is not None else 0
         return RepoInfo(row.name, row.description, row.created, size, branches)
 
+    def update_repo(self, name: str, description: str) -> RepoInfo:
+        """Pachyderm's `update repo --description`: a repo's description is all that changes."""
+        with self.db.write():
+            self.require_repo(name)
+            self.refs.set_repo_description(name, description)
+        return self.inspect_repo(name)
+
     def delete_repo(self, name: str) -> None:
         """Delete a repo's branches and commits; its objects go at the next `gc`."""
         with self.db.write():
