@@ -22,7 +22,7 @@ from ..app.client import Client
 from ..errors import NotFound
 from ..models import CommitInfo
 from ..names import split_qualified
-from . import convert
+from . import convert, requests
 from .clients import Clients
 from .names import branch_ref, commit_ref, picked_commit, project_of, repo_name
 from .rpc import server_stream, unary
@@ -139,8 +139,8 @@ class CommitsService:
             if head_repo != repo:
                 raise invalid(f"CreateBranch: the head commit is in repo {head_repo}, the branch in repo {repo}")
             client.create_branch(repo, name, ref)
-        elif name not in {b.name for b in client.list_branches(repo)}:
-            client.create_branch(repo, name)
+        elif requests.transaction() is not None or name not in {b.name for b in client.list_branches(repo)}:
+            client.create_branch(repo, name)  # in a transaction: queued (its repo may be queued too)
         return Empty()
 
     @unary(SERVICE, "InspectBranch", pfs.InspectBranchRequest)

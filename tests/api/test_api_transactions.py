@@ -15,14 +15,6 @@ def repos(client) -> list[str]:
     return sorted(r.repo.name for r in client.pfs.list_repo())
 
 
-def served(path: str) -> bool:
-    """Whether the server answers `path` (the pfs part serves branches and commits)."""
-    from dataver.api import pfs as pfs_service
-    from dataver.api.rpc import methods
-
-    return any(m.path == path for m, _ in methods(pfs_service.PfsService(None)))
-
-
 def test_the_sdks_transaction_creates_repos_together(pachd) -> None:
     client = pachd.client
     with client.transaction.transaction() as txn:
@@ -40,7 +32,6 @@ def test_the_sdks_transaction_creates_repos_together(pachd) -> None:
     assert not client.transaction.transaction_exists(txn)
 
 
-@pytest.mark.skipif(not served("/pfs_v2.API/CreateBranch"), reason="CreateBranch is the pfs part's (issue 30)")
 def test_the_sdks_transaction_creates_repos_and_a_branch_together(pachd) -> None:
     client = pachd.client
     with client.transaction.transaction():
@@ -50,7 +41,6 @@ def test_the_sdks_transaction_creates_repos_and_a_branch_together(pachd) -> None
     assert [b.branch.name for b in client.pfs.list_branch(repo=pfs.Repo(name="data"))] == ["staging"]
 
 
-@pytest.mark.skipif(not served("/pfs_v2.API/StartCommit"), reason="StartCommit is the pfs part's (issue 30)")
 def test_a_commit_started_in_a_transaction_has_its_id(pachd) -> None:
     client = pachd.client
     client.pfs.create_repo(repo=pfs.Repo(name="data"))
