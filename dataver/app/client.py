@@ -27,7 +27,6 @@ from ..names import (
     split_qualified,
 )
 from ..storage import registry
-from ..storage.tokens import ApiToken, ApiTokens
 from ..storage.store import (
     SchemaUpgrade,
     SettingsAt,
@@ -37,6 +36,7 @@ from ..storage.store import (
     init_store,
     migrate_store,
 )
+from ..storage.tokens import ApiToken, ApiTokens
 from ..versioning.files import FileStore, Transfer
 from ..versioning.projects import ProjectStore, check_project
 from ..versioning.refs import RefsTable
