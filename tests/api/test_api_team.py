@@ -256,3 +256,28 @@ def test_health_metrics_and_json_log(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert {"time", "rpc", "code", "duration_ms", "peer"} <= set(lines[0])
     assert {"rpc": "/pfs_v2.API/CreateRepo", "code": "ALREADY_EXISTS"}.items() <= lines[-1].items()
+
+
+def test_the_daemon_serves_the_api_with_its_metrics(tmp_path: Path) -> None:
+    import re
+
+    root = tmp_path / "store"
+    _init(root)
+    started = _dataver(
+        root, "daemon", "start", "--api", "--api-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"
+    )
+    assert started.returncode == 0, started.stderr
+    assert "Pachyderm's API at 127.0.0.1:0" in started.stdout
+    try:
+        logged = _dataver(root, "daemon", "logs").stdout
+        found = re.search(r"API at 127\.0\.0\.1:(\d+) .*http://127\.0\.0\.1:(\d+)/", logged)
+        assert found is not None, logged
+        client = sdk.Client(host="localhost", port=int(found[1]))
+        client.pfs.create_repo(repo=pfs.Repo(name="data"))
+        assert "data" in _dataver(root, "list-repo").stdout
+        metrics = _http(int(found[2]), "/metrics")[1]
+        assert _sample(metrics, "dataver_api_requests_total", method="CreateRepo", code="OK") == 1
+    finally:
+        assert _dataver(root, "daemon", "stop").returncode == 0
+    unasked = _dataver(root, "daemon", "start", "--http-address", "127.0.0.1:0")
+    assert unasked.returncode == 2 and "add --api" in unasked.stderr
