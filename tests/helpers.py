@@ -109,6 +109,7 @@ def plant_object(folder: Path, data: bytes) -> str:
 
 
 _SQLITE_UNDO = {
+    12: ["DROP TABLE api_tokens"],
     11: ["DROP INDEX commit_provenance_upstream"],
     10: ["DROP TABLE settings"],
     9: ["ALTER TABLE pipeline_versions DROP COLUMN user_spec"],
@@ -151,6 +152,7 @@ def as_an_older_dataver_left_it(root: Path, version: int | None = None) -> int:
 
 
 _POSTGRES_UNDO = {
+    9: "DROP TABLE api_tokens",
     8: "DROP TABLE settings",
     7: "ALTER TABLE pipeline_versions DROP COLUMN user_spec",
 }

@@ -37,6 +37,7 @@ from ..storage.store import (
     init_store,
     migrate_store,
 )
+from ..storage.tokens import ApiToken, ApiTokens
 from ..versioning.files import FileStore, Transfer
 from ..versioning.projects import ProjectStore, check_project
 from ..versioning.refs import RefsTable
@@ -692,6 +693,42 @@ class Client:
         from ..runtimes.secrets import delete_secret
 
         delete_secret(self.root, name)
+
+    # ---- API tokens --------------------------------------------------------------------
+
+    @cached_property
+    def _tokens(self) -> ApiTokens:
+        return ApiTokens(self.store.db)
+
+    def create_api_token(self, name: str) -> tuple[ApiToken, str]:
+        """A token for `dataver serve-api` beyond loopback: its record and the token itself,
+        which is shown this once (the store keeps only its SHA-256)."""
+        return self._tokens.create(name)
+
+    def list_api_tokens(self) -> list[ApiToken]:
+        """Every token's name, creation and last use (to the minute); never the token."""
+        return self._tokens.list()
+
+    def revoke_api_token(self, name: str) -> None:
+        """Refuse the token from the next request on, on every server over the store."""
+        self._tokens.revoke(name)
+
+    def has_api_tokens(self) -> bool:
+        return self._tokens.any()
+
+    def api_token_holder(self, token: str) -> str | None:
+        """The name of the token `token`, or None if it is none (or was revoked)."""
+        return self._tokens.holder(token)
+
+    # ---- operations --------------------------------------------------------------------
+
+    def job_states(self) -> dict[str, int]:
+        """How many jobs are in each state (created, running, success, failure, killed)."""
+        return self.pipeline_layer.records.job_states() if self.has_pipelines() else {}
+
+    def datum_states(self) -> dict[str, int]:
+        """How many datums jobs processed end in each state (success, skipped, failed, recovered)."""
+        return self.pipeline_layer.records.datum_states() if self.has_pipelines() else {}
 
     # ---- remotes -----------------------------------------------------------------------
 

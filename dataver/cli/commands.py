@@ -30,6 +30,7 @@ MODULES: dict[str, tuple[tuple[str, str], ...]] = {
     "secret": (("app", ""),),
     "transaction": (("app", ""),),
     "daemon": (("app", "daemon"),),
+    "api_token": (("app", "api-token"),),
     "config": (("app", "config"), ("init_app", "")),
 }
 """Each command module's typer apps, as (attribute, group name): '' adds the app's commands at the
@@ -223,6 +224,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "List the transactions not finished or deleted, oldest first (* marks the active one).",
     ),
     "daemon": ("daemon", "The watcher: runs jobs as commits land (start, stop, status, logs, run)."),
+    "api-token": ("api_token", "Tokens that callers of serve-api beyond loopback must present (create, list, revoke)."),
     "admin": ("admin", "What the store's administrator runs: migrate (upgrade the store's schema)."),
     "remote": ("remote", "Name the stores, folders and buckets to push to and pull from."),
     "config": (

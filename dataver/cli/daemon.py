@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..errors import Conflict, DataverError, NotFound
+from ..errors import Conflict, DataverError, InvalidArgument, NotFound
 from . import output
+from .api import HttpAddressOpt, TlsCertOpt, TlsKeyOpt, describe, tls_of
 from .repo import JsonOpt
 from .session import client
 
@@ -24,16 +26,57 @@ ConsoleAddressOpt = Annotated[
     str | None,
     typer.Option("--console-address", help="HOST:PORT of the console (default: the console.address setting)."),
 ]
+ApiOpt = Annotated[
+    bool, typer.Option("--api", help="Serve Pachyderm's gRPC API too, with /health and /metrics (see `serve-api`).")
+]
+ApiAddressOpt = Annotated[
+    str,
+    typer.Option(
+        "--api-address",
+        help="HOST:PORT of the API (beyond loopback, calls must carry a token from `dataver api-token create`).",
+    ),
+]
+
+
+def _check_api_options(api: bool, *given: str | None) -> None:
+    if not api and any(value is not None for value in given):
+        raise InvalidArgument("--tls-cert, --tls-key and --http-address serve the API: add --api")
+
+
+def _api_argv(address: str, tls_cert: str | None, tls_key: str | None, http_address: str | None) -> list[str]:
+    """`daemon run`'s options that serve the API as `daemon start` was given them."""
+    argv = ["--api", "--api-address", address]
+    for option, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--http-address", http_address)):
+        if value is not None:
+            argv += [option, str(Path(value).resolve()) if option != "--http-address" else value]
+    return argv
 
 
 @app.command("run")
-def run(ctx: typer.Context, console: ConsoleOpt = False, console_address: ConsoleAddressOpt = None) -> None:
+def run(
+    ctx: typer.Context,
+    console: ConsoleOpt = False,
+    console_address: ConsoleAddressOpt = None,
+    api: ApiOpt = False,
+    api_address: ApiAddressOpt = "127.0.0.1:30650",
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    http_address: HttpAddressOpt = None,
+) -> None:
     """Run the daemon in the foreground (Ctrl-C stops it after running jobs finish)."""
     from ..app.daemon import Daemon, daemon_logger
 
+    _check_api_options(api, tls_cert, tls_key, http_address)
     c = client(ctx)
     c.run_jobs = False
     log = daemon_logger(c.root, echo=sys.stderr.isatty())
+    served = None
+    if api:
+        from ..api.server import start as start_api
+
+        tls = tls_of(tls_cert, tls_key)
+        served = start_api(c.root, api_address, tls=tls, http_address=http_address)
+        log.info(describe(api_address.rpartition(":")[0], served, tls))
     server = None
     if console:
         from ..console.server import ConsoleServer, console_binding
@@ -47,14 +90,26 @@ def run(ctx: typer.Context, console: ConsoleOpt = False, console_address: Consol
     finally:
         if server is not None:
             server.stop()
+        if served is not None:
+            served.stop()
 
 
 @app.command("start")
-def start(ctx: typer.Context, console: ConsoleOpt = False, console_address: ConsoleAddressOpt = None) -> None:
-    """Start the daemon in the background (with --console, the web console too); returns once it
-    is watching, printing the console's URL."""
+def start(
+    ctx: typer.Context,
+    console: ConsoleOpt = False,
+    console_address: ConsoleAddressOpt = None,
+    api: ApiOpt = False,
+    api_address: ApiAddressOpt = "127.0.0.1:30650",
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    http_address: HttpAddressOpt = None,
+) -> None:
+    """Start the daemon in the background (with --console, the web console too; with --api,
+    Pachyderm's gRPC API); returns once it is watching, printing where they answer."""
     from ..app.daemon import LOG, OUTPUT
 
+    _check_api_options(api, tls_cert, tls_key, http_address)
     c = client(ctx)
     if (existing := c.daemon()) is not None:
         raise Conflict(f"a daemon is already running for the store {c.root} (pid {existing.pid})")
@@ -69,6 +124,9 @@ def start(ctx: typer.Context, console: ConsoleOpt = False, console_address: Cons
         if token:  # handed over in the environment, not the command line others can read
             env["DATAVER_CONSOLE_TOKEN"] = token
         url = binding.url(token)
+    if api:
+        tls_of(tls_cert, tls_key)  # both or neither, said here rather than by a daemon that exits
+        argv += _api_argv(api_address, tls_cert, tls_key, http_address)
     with open(c.root / OUTPUT, "wb") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env)
     deadline = time.monotonic() + 30
@@ -78,6 +136,8 @@ def start(ctx: typer.Context, console: ConsoleOpt = False, console_address: Cons
             typer.echo(f"daemon started (pid {proc.pid}), logging to {c.root / LOG}")
             if url:
                 typer.echo(f"console at {url}")
+            if api:
+                typer.echo(f"Pachyderm's API at {api_address} (see `dataver daemon logs` for its ports)")
             return
         if proc.poll() is not None:
             raise DataverError(f"the daemon exited at once: {_last_line(c.root / OUTPUT)}")

@@ -4,7 +4,6 @@ every request for its token, so no one else on the network reads the store's dat
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import socket
 import threading
@@ -13,18 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..app.addresses import is_loopback as is_loopback
 from ..errors import Conflict, InvalidArgument
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (a name or an address, without brackets or port) is this host's loopback:
-    localhost, any of 127.0.0.0/8, or ::1."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

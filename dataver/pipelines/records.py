@@ -413,6 +413,13 @@ class Records:
             return int(self.db.query_one("SELECT count(*) FROM jobs")[0])
         return int(self.db.query_one("SELECT count(*) FROM jobs WHERE pipeline = ?", (pipeline,))[0])
 
+    def job_states(self) -> dict[str, int]:
+        return {state: int(n) for state, n in self.db.query("SELECT state, count(*) FROM jobs GROUP BY state")}
+
+    def datum_states(self) -> dict[str, int]:
+        rows = self.db.query("SELECT state, count(*) FROM job_datums GROUP BY state")
+        return {state: int(n) for state, n in rows}
+
     def active_pipelines(self) -> set[str]:
         """Pipelines with a job created or running."""
         rows = self.db.query("SELECT DISTINCT pipeline FROM jobs WHERE state IN ('created', 'running')")

@@ -344,6 +344,12 @@ TABLES: tuple[Table, ...] = (
         (_text("name"), _text("value")),
         primary_key=("name",),
     ),
+    Table(
+        "api_tokens",
+        (_text("name"), _text("digest"), _real("created"), _real("last_used", nullable=True)),
+        primary_key=("name",),
+        indexes=(Index("api_tokens_digest", ("digest",)),),
+    ),
 )
 
 

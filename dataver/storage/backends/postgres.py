@@ -264,6 +264,16 @@ MIGRATIONS: list[str] = [
         value {_T} NOT NULL
     )
     """,
+    # 9: SQLite's migration 12: the API's tokens, by name; only their SHA-256.
+    f"""
+    CREATE TABLE api_tokens (
+        name      {_T} PRIMARY KEY,
+        digest    {_T} NOT NULL,
+        created   DOUBLE PRECISION NOT NULL,
+        last_used DOUBLE PRECISION
+    );
+    CREATE INDEX api_tokens_digest ON api_tokens(digest)
+    """,
 ]
 
 

@@ -248,6 +248,16 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX commit_provenance_upstream ON commit_provenance(upstream_id);
     """,
+    # 12: the tokens `dataver serve-api` asks for beyond loopback, by name; only their SHA-256.
+    """
+    CREATE TABLE api_tokens (
+        name      TEXT PRIMARY KEY,
+        digest    TEXT NOT NULL,
+        created   REAL NOT NULL,
+        last_used REAL
+    );
+    CREATE INDEX api_tokens_digest ON api_tokens(digest);
+    """,
 ]
 
 
