@@ -16,7 +16,7 @@ from betterproto.lib.google.protobuf import Empty
 from pachyderm_sdk.api import pfs, pps
 
 from ..app.client import Client
-from ..errors import JobFailed, NotFound, SpecError
+from ..errors import JobFailed, NotFound
 from ..names import DEFAULT_PROJECT
 from ..pipelines.models import JobInfo
 from . import convert
@@ -25,7 +25,7 @@ from .clients import Clients
 from .names import commit_ref
 from .rpc import server_stream, unary
 from .status import ApiError, invalid
-from .waits import Caller
+from .waiting import Caller
 
 SERVICE = "pps_v2.API"
 
@@ -61,10 +61,7 @@ class PpsService:
         """Create (or with `update`, create or update) the pipeline of a Pachyderm spec, checked
         by dataver's spec parser as `create-pipeline -f` is; the spec as dataver runs it."""
         client = self.clients.get()
-        try:
-            parsed = client.parse_spec(spec)
-        except SpecError as exc:  # a spec the CLI refuses is a malformed request here
-            raise invalid(str(exc)) from None
+        parsed = client.parse_spec(spec)  # a spec the CLI refuses: INVALID_ARGUMENT (`status`)
         if not dry_run:
             exists = self._exists(client, parsed.name)
             if update and exists:

@@ -77,45 +77,37 @@ def _serialize(message: Message) -> bytes:
     return bytes(message)
 
 
-def _guarded(method: Method, fn: Callable, observe: Callable[[Method, grpc.StatusCode], None]) -> Callable:
-    """`fn` with its errors turned into one status each, each call's outcome observed, and the
-    call run in the transaction it names (`requests`)."""
+def _guarded(method: Method, fn: Callable) -> Callable:
+    """`fn` with its errors turned into one status each, run in the transaction the call names
+    (`requests`). (Each call's outcome is counted by the server's interceptor, `gate`.)"""
     if method.kind is Kind.SERVER_STREAM:
 
         def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Message]:
-            code = grpc.StatusCode.OK
             try:
                 with scope(method.path, context):
                     yield from fn(request, context)
             except BaseException as exc:  # noqa: BLE001 (every failure becomes a status)
-                code = reply_error(context, exc, method.path)
-            finally:
-                observe(method, code)
+                reply_error(context, exc, method.path)
 
         return streaming
 
     def answering(request: Any, context: grpc.ServicerContext) -> Message | None:
-        code = grpc.StatusCode.OK
         try:
             with scope(method.path, context):
                 return fn(request, context)
         except BaseException as exc:  # noqa: BLE001 (every failure becomes a status)
-            code = reply_error(context, exc, method.path)
+            reply_error(context, exc, method.path)
             return None
-        finally:
-            observe(method, code)
 
     return answering
 
 
-def handlers(
-    services: Iterable[object], observe: Callable[[Method, grpc.StatusCode], None] = lambda m, c: None
-) -> list[grpc.GenericRpcHandler]:
+def handlers(services: Iterable[object]) -> list[grpc.GenericRpcHandler]:
     """One generic handler per gRPC service name, then the one answering every other method."""
     by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for service in services:
         for method, fn in methods(service):
-            guarded = _guarded(method, fn, observe)
+            guarded = _guarded(method, fn)
             parse = method.request.FromString
             if method.kind is Kind.UNARY:
                 handler = grpc.unary_unary_rpc_method_handler(

@@ -21,6 +21,7 @@ from ..errors import (
     InvalidArgument,
     NoSpace,
     NotFound,
+    SpecError,
     Unreachable,
 )
 
@@ -30,6 +31,7 @@ CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (SpecError, grpc.StatusCode.INVALID_ARGUMENT),
     (Ambiguous, grpc.StatusCode.INVALID_ARGUMENT),
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (Unreachable, grpc.StatusCode.UNAVAILABLE),
