@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["store", "pipelines", "daemon", "docker", "shared", "dask", "remotes", "serving", "console", "scale"]
+SUITES = ["store", "pipelines", "daemon", "docker", "shared", "dask", "remotes", "serving", "console", "api", "scale"]
 DEFAULT = [name for name in SUITES if name != "scale"]
 """`scale` runs for about 13 minutes and makes a million files: only when asked for by name."""
 
