@@ -1,6 +1,7 @@
-"""pps_v2.API through Pachyderm's own SDK: the iris example's pipelines created, run by the
-serve-api process's daemon, and inspected as a Pachyderm user's code does (jobs under their
-global ids, waited on with `inspect_job(wait=True)`), with pachd's statuses for what is wrong."""
+"""pps_v2.API through Pachyderm's own SDK: the iris tutorial end to end as a Pachyderm user's code
+runs it (repos, commits and files through the SDK, both pipelines run by the serve-api process's
+daemon, jobs under their global ids waited on with `inspect_job(wait=True)` and
+`wait_commit_set`, predictions read with `pfs_file`), with pachd's statuses for what is wrong."""
 
 from __future__ import annotations
 
@@ -45,17 +46,26 @@ def test_iris_through_the_sdk(pachd) -> None:
     infer = json.loads((PROJECT / "pipelines" / "infer.json").read_text())
     client.pps.create_pipeline_v2(create_pipeline_request_json=json.dumps(infer))
 
-    trained = _put(pachd, "training", "-f", str(PROJECT / "pipelines/data/iris.csv"))
+    with client.pfs.commit(branch=pfs.Branch.from_uri("training@master")) as commit:
+        with open(PROJECT / "pipelines/data/iris.csv", "rb") as data:
+            commit.put_file_from_file(path="/iris.csv", file=data)
+    trained = commit.id
     job = client.pps.inspect_job(job=_job("model", trained), wait=True)
     assert job.state == pps.JobState.JOB_SUCCESS, job.reason
     assert (job.job.id, job.job.pipeline.name, job.data_processed, job.data_total) == (trained, "model", 1, 1)
     assert job.output_commit.repo.name == "model" and job.output_commit.id == trained
 
-    predicted = _put(pachd, "attributes", "/", "-r", "-f", str(PROJECT / "pipelines/data/test/"))
+    with client.pfs.commit(branch=pfs.Branch.from_uri("attributes@master")) as commit:
+        for name in ("1.csv", "2.csv"):
+            commit.put_file_from_bytes(path=f"/{name}", data=(PROJECT / "pipelines/data/test" / name).read_bytes())
+    predicted = commit.id
+    caused = client.pfs.wait_commit_set(pfs.CommitSet(id=predicted))  # the put, and the job's output
+    assert {c.commit.repo.name for c in caused} == {"attributes", "inference"}
     job = client.pps.inspect_job(job=_job("inference", predicted), wait=True)
     assert job.state == pps.JobState.JOB_SUCCESS, job.reason
     assert job.data_total == 2
-    assert pachd.dataver("get-file", "inference", "master", "2").stdout.split() == EXPECTED_2
+    with client.pfs.pfs_file(pfs.File.from_uri("inference@master:/2")) as predictions:
+        assert predictions.readall().decode().split() == EXPECTED_2
 
     jobs = list(client.pps.list_job(pipeline=pps.Pipeline(name="inference")))
     assert [(j.job.id, j.state) for j in jobs] == [(predicted, pps.JobState.JOB_SUCCESS)]
