@@ -181,3 +181,22 @@ def postgres_schema_version(url: str) -> int:
 
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute("SELECT max(version) FROM dataver_schema").fetchone()[0]
+
+
+def serve_api(root: Path, *args: str) -> tuple[subprocess.Popen, int, str]:
+    """`dataver serve-api ARGS` over the store at `root`, once it says where it listens: the
+    process, its gRPC port, and the line it said it in (which names its HTTP port too)."""
+    import re
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataver", "--root", str(root), "serve-api", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()  # type: ignore[union-attr]
+    found = re.search(r":(\d+) ", line)
+    if found is None:
+        process.kill()
+        raise AssertionError(f"serve-api did not start: {line}{process.communicate()[1]}")
+    return process, int(found.group(1)), line

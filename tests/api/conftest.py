@@ -4,7 +4,6 @@ connected to it (the code a Pachyderm user already has, unchanged)."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import serve_api
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -41,20 +41,8 @@ def start_pachd(root: Path, *extra: str) -> tuple[subprocess.Popen, int]:
     subprocess.run(
         [sys.executable, "-m", "dataver", "init", "--root", str(root)], check=True, capture_output=True, timeout=60
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataver", "serve-api", "--address", "127.0.0.1:0", *extra],
-        env={**os.environ, "DATAVER_ROOT": str(root)},
-        cwd=PROJECT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()  # type: ignore[union-attr]
-    found = re.search(r":(\d+) ", line)
-    if found is None:
-        process.kill()
-        raise AssertionError(f"serve-api did not start: {line}{process.stderr.read()}")  # type: ignore[union-attr]
-    return process, int(found.group(1))
+    process, port, _ = serve_api(root, "--address", "127.0.0.1:0", *extra)
+    return process, port
 
 
 @pytest.fixture

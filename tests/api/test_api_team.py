@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from helpers import serve_api
 
 sdk = pytest.importorskip("pachyderm_sdk", reason="pachyderm-sdk is not installed (pip install -e .[test])")
 pfs = pytest.importorskip("pachyderm_sdk.api.pfs")
@@ -200,18 +201,9 @@ def _start(root: Path, *args: str) -> tuple[subprocess.Popen, int]:
     """`serve-api` over an existing store, once it says where it listens (its HTTP port too)."""
     import re
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataver", "--root", str(root), "serve-api", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()  # type: ignore[union-attr]
-    found = re.search(r":(\d+) ", line)
-    if found is None:
-        raise AssertionError(f"serve-api did not start: {line}{_stop(process)}")
+    process, port, line = serve_api(root, *args)
     process.http_port = int(m[1]) if (m := re.search(r"http://[^:]+:(\d+)/", line)) else None  # type: ignore[attr-defined]
-    return process, int(found.group(1))
+    return process, port
 
 
 def _sample(metrics: str, name: str, **labels: str) -> float:
