@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import betterproto
 import grpc
@@ -122,19 +122,22 @@ class FilesService:
 
     @server_stream(SERVICE, "ListFile", pfs.ListFileRequest)
     def list_file(self, request: pfs.ListFileRequest, context: grpc.ServicerContext) -> Iterator[pfs.FileInfo]:
-        client = self.clients.get()
-        repo, ref, path = file_ref(request.file)
-        _default_datum(request.file.datum)
-        listed = client.list_files(repo, ref, path)
-        yield from _shown(client, repo, _page(listed, request.pagination_marker, request.number, request.reverse))
+        return self._paged(request, Client.list_files)
 
     @server_stream(SERVICE, "WalkFile", pfs.WalkFileRequest)
     def walk_file(self, request: pfs.WalkFileRequest, context: grpc.ServicerContext) -> Iterator[pfs.FileInfo]:
+        return self._paged(request, Client.walk_files)
+
+    def _paged(
+        self, request: pfs.ListFileRequest | pfs.WalkFileRequest, lister: Callable[..., list[FileInfo]]
+    ) -> Iterator[pfs.FileInfo]:
+        """What `lister` (list or walk) finds at the request's file, one page of it (pachd's
+        pagination_marker, number, reverse)."""
         client = self.clients.get()
         repo, ref, path = file_ref(request.file)
         _default_datum(request.file.datum)
-        walked = client.walk_files(repo, ref, path)
-        yield from _shown(client, repo, _page(walked, request.pagination_marker, request.number, request.reverse))
+        found = lister(client, repo, ref, path)
+        yield from _shown(client, repo, _page(found, request.pagination_marker, request.number, request.reverse))
 
     @server_stream(SERVICE, "GlobFile", pfs.GlobFileRequest)
     def glob_file(self, request: pfs.GlobFileRequest, context: grpc.ServicerContext) -> Iterator[pfs.FileInfo]:
