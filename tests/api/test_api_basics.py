@@ -47,3 +47,22 @@ def test_what_has_no_meaning_here_is_unimplemented_in_one_sentence(pachd) -> Non
         pachd.client.license.get_activation_code()
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "not served by dataver" in refused.value.details()
+
+
+def test_hostile_bytes_get_a_status_and_the_server_stays_up(pachd) -> None:
+    """Requests that are not what the SDK sends: bytes that are no protobuf message, a field of
+    the wrong wire type, names that try to climb out of the store. Each gets one status; nothing
+    is made; the server answers the next call."""
+    channel = grpc.insecure_channel(f"localhost:{pachd.port}")
+    create = channel.unary_unary("/pfs_v2.API/CreateRepo")
+    for junk in (b"\xff\xff\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f", b"\x0d" + b"\x00" * 3):
+        with pytest.raises(grpc.RpcError) as refused:
+            create(junk, timeout=10)
+        assert refused.value.code() not in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED)
+    for name in ("../escape", "a/b/c", "", "x" * 10_000):
+        with pytest.raises(grpc.RpcError) as bad:
+            pachd.client.pfs.create_repo(repo=pfs.Repo(name=name))
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+        assert "\n" not in bad.value.details()
+    assert list(pachd.client.pfs.list_repo()) == []
+    assert pachd.client.get_version().major == 2
