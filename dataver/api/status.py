@@ -73,5 +73,16 @@ def reply_error(context: grpc.ServicerContext, exc: BaseException, path: str) ->
     else:
         message = str(exc)
     context.set_code(code)
-    context.set_details(" ".join(message.split()) or code.name)
+    context.set_details(_bounded(" ".join(message.split()) or code.name))
     return code
+
+
+DETAILS_LIMIT = 1000
+"""The most characters of a status's details: a message echoes what the request named (a
+10,000-character repo name, say), and details past grpc's 8 KiB metadata limit turned the answer
+into RESOURCE_EXHAUSTED instead of the refusal."""
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= DETAILS_LIMIT else message[: DETAILS_LIMIT - 1] + "…"
+
