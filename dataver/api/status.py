@@ -85,4 +85,3 @@ into RESOURCE_EXHAUSTED instead of the refusal."""
 
 def _bounded(message: str) -> str:
     return message if len(message) <= DETAILS_LIMIT else message[: DETAILS_LIMIT - 1] + "…"
-
